@@ -1,0 +1,41 @@
+# Two commands matter: `make run` and `make test`. Both create .venv and install what they need.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+
+.PHONY: run test lint bench clean-venv paper
+
+run: $(VENV)/.runtime
+	@if [ -f ui.py ]; then $(PY) ui.py; else $(PY) -m bot paper; fi
+
+paper: $(VENV)/.runtime
+	$(PY) -m bot paper
+
+test: $(VENV)/.test
+	$(PY) -m pytest self_test
+
+lint: $(VENV)/.test
+	$(VENV)/bin/ruff check bot self_test bench config.py $(wildcard ui.py)
+
+bench: $(VENV)/.bench
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+
+$(VENV)/.runtime: requirements.txt | $(VENV)/bin/python
+	$(PIP) install -r requirements.txt
+	touch $@
+
+$(VENV)/.test: requirements-test.txt $(VENV)/.runtime
+	$(PIP) install -r requirements-test.txt
+	touch $@
+
+$(VENV)/.bench: requirements-bench.txt $(VENV)/.test
+	$(PIP) install -r requirements-bench.txt
+	touch $@
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,298 @@
+"""A fake Bybit V5 REST server on 127.0.0.1 for tests: the real pybit client talks to it.
+
+It follows the real protocol where the client can tell: the response envelope
+(`retCode`, `retMsg`, `result`, `retExtInfo`, `time`), string numbers, newest-first klines, and for
+private endpoints the HMAC-SHA256 signature over `timestamp + key + recv_window + payload`
+checked against the raw query string or body, with the recv_window rule (10002) and a wrong
+signature answered with 10004, as Bybit does (../shared/bybit_v5_reference.md, sections 1-2).
+
+Routes are a table `(METHOD, path) -> handler(params) -> result`; a handler raises `BybitReject`
+for a business error. Faults can be injected per path (see `inject`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["FakeBybit", "BybitReject", "Fault"]
+
+Handler = Callable[[dict[str, Any]], Any]
+
+
+class BybitReject(Exception):
+    """A business error the fake answers with HTTP 200 and a non-zero retCode."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class Fault:
+    """An injected failure for the next `count` requests to `path`.
+
+    kind: "retcode" (answer `code`/`message`), "http" (HTTP `status`, non-JSON body),
+    "slow" (sleep `delay` s before answering normally), "lost" (do the work, then drop the
+    connection without an answer), "rate_limit" (retCode 10006 with a reset header in the future).
+    """
+
+    kind: str
+    count: int = 1
+    code: int = 10016
+    message: str = "Server error"
+    status: int = 502
+    delay: float = 0.0
+
+
+def _fmt(x: float) -> str:
+    return format(float(x), "f").rstrip("0").rstrip(".") if x == x else ""
+
+
+class FakeBybit:
+    """Start with `with FakeBybit() as fake:`; point pybit at `fake.url`."""
+
+    def __init__(self, *, api_key: str = "testkey", api_secret: str = "testsecret",
+                 clock: Callable[[], float] = time.time) -> None:
+        self.api_key = api_key
+        self.api_secret = api_secret
+        self.clock = clock
+        self.lock = threading.RLock()
+        self.requests: list[tuple[str, str, dict[str, Any]]] = []  # (method, path, params)
+        self.klines: dict[tuple[str, str], pd.DataFrame] = {}
+        self.tickers: dict[str, list[dict[str, str]]] = {"linear": [], "spot": []}
+        self.instruments: dict[str, list[dict[str, Any]]] = {"linear": [], "spot": []}
+        self.faults: dict[str, list[Fault]] = {}
+        self.routes: dict[tuple[str, str], tuple[Handler, bool]] = {}
+        self.route("GET", "/v5/market/time", self._time, auth=False)
+        self.route("GET", "/v5/market/kline", self._kline, auth=False)
+        self.route("GET", "/v5/market/tickers", self._tickers, auth=False)
+        self.route("GET", "/v5/market/instruments-info", self._instruments, auth=False)
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- life ----------------------------------------------------------------------------------
+    def start(self) -> "FakeBybit":
+        fake = self
+
+        class _H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a: Any) -> None:  # quiet
+                pass
+
+            def do_GET(self) -> None:
+                fake._handle(self, "GET")
+
+            def do_POST(self) -> None:
+                fake._handle(self, "POST")
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _H)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-bybit", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> "FakeBybit":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "start() the fake first"
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    # -- configuration -------------------------------------------------------------------------
+    def route(self, method: str, path: str, handler: Handler, *, auth: bool = True) -> None:
+        self.routes[(method, path)] = (handler, auth)
+
+    def inject(self, path: str, fault: Fault) -> None:
+        with self.lock:
+            self.faults.setdefault(path, []).append(fault)
+
+    def set_klines(self, symbol: str, interval: str, frame: pd.DataFrame) -> None:
+        """Serve these candles (canonical frame) for symbol/interval."""
+        self.klines[(symbol.upper(), str(interval))] = frame
+
+    def calls(self, path: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [p for (_, pth, p) in self.requests if pth == path]
+
+    # -- HTTP ----------------------------------------------------------------------------------
+    def _take_fault(self, path: str) -> Fault | None:
+        with self.lock:
+            lst = self.faults.get(path) or []
+            if not lst:
+                return None
+            f = lst[0]
+            f.count -= 1
+            if f.count <= 0:
+                lst.pop(0)
+            return f
+
+    def _send(self, h: BaseHTTPRequestHandler, status: int, body: bytes, headers: dict[str, str] | None = None,
+              ctype: str = "application/json") -> None:
+        h.send_response(status)
+        h.send_header("Content-Type", ctype)
+        h.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            h.send_header(k, v)
+        h.end_headers()
+        h.wfile.write(body)
+
+    def envelope(self, code: int = 0, msg: str = "OK", result: Any = None) -> bytes:
+        return json.dumps({"retCode": code, "retMsg": msg, "result": {} if result is None else result,
+                           "retExtInfo": {}, "time": self.now_ms()}).encode()
+
+    def _check_auth(self, h: BaseHTTPRequestHandler, payload: str) -> BybitReject | None:
+        key = h.headers.get("X-BAPI-API-KEY")
+        ts = h.headers.get("X-BAPI-TIMESTAMP")
+        sign = h.headers.get("X-BAPI-SIGN")
+        recv = h.headers.get("X-BAPI-RECV-WINDOW") or "5000"
+        if not key or not ts or not sign:
+            return BybitReject(10003, "API key is invalid.")  # missing headers
+        if key != self.api_key:
+            return BybitReject(10003, "API key is invalid.")
+        expected = hmac.new(self.api_secret.encode(), f"{ts}{key}{recv}{payload}".encode(),
+                            hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, sign):
+            return BybitReject(10004, f"error sign! origin_string[{ts}{key}{recv}{payload}]")
+        server = int(time.time() * 1000)  # recv_window is checked against wall time, as Bybit does
+        try:
+            t, w = int(ts), int(recv)
+        except ValueError:
+            return BybitReject(10002, "invalid timestamp")
+        if not (server - w <= t < server + 1000):
+            return BybitReject(10002, "invalid request, please check your server timestamp or recv_window param. "
+                                      f"req_timestamp[{t}],server_timestamp[{server}],recv_window[{w}]")
+        return None
+
+    def _handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
+        path, _, query = h.path.partition("?")
+        length = int(h.headers.get("Content-Length") or 0)
+        body = h.rfile.read(length).decode() if length else ""
+        if method == "GET":
+            params: dict[str, Any] = dict(parse_qsl(query, keep_blank_values=True))
+            payload = query
+        else:
+            try:
+                params = json.loads(body) if body else {}
+            except json.JSONDecodeError:
+                self._send(h, 200, self.envelope(10001, "params error: body is not JSON"))
+                return
+            payload = body
+        with self.lock:
+            self.requests.append((method, path, params))
+        entry = self.routes.get((method, path))
+        if entry is None:
+            self._send(h, 404, b"Not Found", ctype="text/plain")
+            return
+        handler, auth = entry
+        if auth:
+            rej = self._check_auth(h, payload)
+            if rej is not None:
+                self._send(h, 200, self.envelope(rej.code, rej.message))
+                return
+        fault = self._take_fault(path)
+        if fault is not None:
+            if fault.kind == "http":
+                self._send(h, fault.status, b"<html>Bad Gateway</html>", ctype="text/html")
+                return
+            if fault.kind == "retcode":
+                self._send(h, 200, self.envelope(fault.code, fault.message))
+                return
+            if fault.kind == "rate_limit":
+                reset = self.now_ms() + 200
+                self._send(h, 200, self.envelope(10006, "Too many visits!"),
+                           {"X-Bapi-Limit-Reset-Timestamp": str(reset), "X-Bapi-Limit-Status": "0",
+                            "X-Bapi-Limit": "10"})
+                return
+            if fault.kind == "slow":
+                time.sleep(fault.delay)
+        try:
+            result = handler(params)
+            reply = self.envelope(0, "OK", result)
+        except BybitReject as rej:
+            reply = self.envelope(rej.code, rej.message)
+        if fault is not None and fault.kind == "lost":
+            # The work is done (order placed ...) but the answer never reaches the client.
+            h.close_connection = True
+            try:
+                h.connection.shutdown(2)
+            except OSError:
+                pass
+            return
+        self._send(h, 200, reply, {"X-Bapi-Limit": "10", "X-Bapi-Limit-Status": "9",
+                                   "X-Bapi-Limit-Reset-Timestamp": str(self.now_ms())})
+
+    # -- market endpoints ----------------------------------------------------------------------
+    def _time(self, params: dict[str, Any]) -> dict[str, str]:
+        ms = self.now_ms()
+        return {"timeSecond": str(ms // 1000), "timeNano": str(ms * 1_000_000)}
+
+    def _kline(self, params: dict[str, Any]) -> dict[str, Any]:
+        symbol = str(params.get("symbol", "")).upper()
+        interval = str(params.get("interval", ""))
+        if not symbol or not interval:
+            raise BybitReject(10001, "params error: symbol and interval are required")
+        category = params.get("category", "linear")
+        try:
+            limit = int(params.get("limit", 200))
+        except ValueError:
+            raise BybitReject(10001, "params error: limit") from None
+        if not 1 <= limit <= 1000:
+            raise BybitReject(10001, "params error: limit must be 1..1000")
+        frame = self.klines.get((symbol, interval))
+        if frame is None:
+            raise BybitReject(10001, "Not supported symbols")
+        now = self.now_ms()
+        idx = np.asarray(frame.index, dtype=np.int64)
+        start = int(params.get("start", 0))
+        end = int(params.get("end", now))
+        sel = np.flatnonzero((idx >= start) & (idx <= min(end, now)))
+        sel = sel[-limit:][::-1]  # the newest `limit` candles, newest first
+        vals = frame[["open", "high", "low", "close", "volume", "turnover"]].to_numpy()
+        rows = [[str(int(idx[i]))] + [_fmt(v) for v in vals[i]] for i in sel]
+        return {"category": category, "symbol": symbol, "list": rows}
+
+    def _tickers(self, params: dict[str, Any]) -> dict[str, Any]:
+        category = params.get("category")
+        if category not in ("linear", "spot", "inverse", "option"):
+            raise BybitReject(10001, "params error: category")
+        rows = self.tickers.get(category, [])
+        if params.get("symbol"):
+            rows = [r for r in rows if r.get("symbol") == params["symbol"]]
+        return {"category": category, "list": rows}
+
+    def _instruments(self, params: dict[str, Any]) -> dict[str, Any]:
+        category = params.get("category")
+        if category not in ("linear", "spot", "inverse", "option"):
+            raise BybitReject(10001, "params error: category")
+        rows = self.instruments.get(category, [])
+        if params.get("symbol"):
+            rows = [r for r in rows if r.get("symbol") == params["symbol"]]
+        return {"category": category, "list": rows, "nextPageCursor": ""}
