@@ -121,7 +121,7 @@ def read_ohlcv_file(path: str | Path, *, symbol: str = "DATA") -> pd.DataFrame:
     if missing:
         raise DataError(f"data file {path} lacks column(s) {', '.join(missing)} (have {', '.join(cols)})")
     t = raw[found["time"]]
-    if np.issubdtype(t.dtype, np.number):
+    if pd.api.types.is_numeric_dtype(t.dtype):
         v = np.asarray(t, dtype=np.float64)
         # seconds or milliseconds since the epoch
         ms = np.where(v < 1e11, v * 1000, v).astype(np.int64)
