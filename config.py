@@ -164,6 +164,12 @@ class Settings:
     ANALYST_REVIEWER: str = _s("rules", "who reviews proposals for setup quality", choices=("rules", "llm"))
     RISK_REVIEWER: str = _s("rules", "who reviews proposals for risk", choices=("rules", "llm"))
     LESSON_MIN_SAMPLES: int = _s(20, "trades needed before a journal pattern becomes a lesson", lo=1)
+    LESSON_CONFIDENCE_STEP: float = _s(10.0, "points a losing-pattern lesson adds to the analyst's minimum confidence",
+                                       lo=0, hi=100)
+    LESSON_MAX_CONFIDENCE_RAISE: float = _s(25.0, "bound: lessons never raise the minimum confidence by more", lo=0, hi=100)
+    LESSON_MAX_MIN_ADX: float = _s(35.0, "bound: lessons never require an ADX above this", lo=0, hi=100)
+    LESSON_COUNTERFACTUAL_DAYS: float = _s(30.0, "days a vetoed proposal is replayed to find its outcome", lo=1, hi=365)
+    LLM_ATTACH_CHART: bool = _s(False, "attach a PNG candlestick chart to LLM reviews (for models that take images)")
 
     # --- optimisation -----------------------------------------------------------------------
     OPTIMIZER_JOBS: int = _s(2, "worker processes for the parameter optimiser", lo=1, hi=256)
