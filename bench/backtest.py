@@ -1,0 +1,130 @@
+"""Backtester speed against backtesting.py, on the real BTC hourly seed candles, in the same run.
+
+Reference strategy: SMA(10)/SMA(30) crossover, long and short, all-in (99.99 % of equity per
+position, commission included, as backtesting.py's buy() sizes it), 0.1 % commission per fill, no slippage, orders filled at the close of the signal
+candle (backtesting.py: trade_on_close=True; open trades closed at the end: finalize_trades=True).
+Both tools must agree on the number of trades (within one) and the return (within 0.5 points);
+the script fails otherwise. Then it times the DQN agent's backtest when that strategy exists.
+
+    .venv/bin/python bench/backtest.py [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+os.environ.setdefault("TQDM_DISABLE", "1")  # backtesting.py's own progress bar would garble the table
+import sys
+import time
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from bot.backtest import CostModel, run_fast  # noqa: E402
+from bot.data_manager import load_seed  # noqa: E402
+from bot.strategies.sma import SMACrossStrategy  # noqa: E402
+from config import load_settings  # noqa: E402
+
+CASH = 10_000.0
+COMMISSION = 0.001
+
+
+def ours(frame: pd.DataFrame, settings) -> tuple[float, int, float]:
+    strat = SMACrossStrategy(settings, fast=10, slow=30)
+    # backtesting.py's buy() spends 99.99 % of the margin on price plus commission: size alike
+    costs = CostModel(start_balance=CASH, fee_rate=COMMISSION, slippage_bps=0.0,
+                      size_pct=0.9999 / (1 + COMMISSION), min_notional=0.0)
+    t0 = time.perf_counter()
+    res = run_fast(strat, frame, costs)
+    dt = time.perf_counter() - t0
+    return dt, len(res.trades), (res.equity[-1] / CASH - 1) * 100
+
+
+def peer(frame: pd.DataFrame) -> tuple[float, int, float]:
+    from backtesting import Strategy
+    from backtesting.lib import FractionalBacktest, crossover
+
+    def sma(values, n):
+        return pd.Series(values).rolling(n).mean()
+
+    class SmaCross(Strategy):
+        n1, n2 = 10, 30
+
+        def init(self):
+            self.sma1 = self.I(sma, self.data.Close, self.n1)
+            self.sma2 = self.I(sma, self.data.Close, self.n2)
+
+        def next(self):
+            if crossover(self.sma1, self.sma2):
+                self.position.close()
+                self.buy()
+            elif crossover(self.sma2, self.sma1):
+                self.position.close()
+                self.sell()
+
+    data = pd.DataFrame({"Open": frame["open"].to_numpy(), "High": frame["high"].to_numpy(),
+                         "Low": frame["low"].to_numpy(), "Close": frame["close"].to_numpy(),
+                         "Volume": frame["volume"].to_numpy()},
+                        index=pd.to_datetime(frame.index, unit="ms", utc=True).tz_localize(None))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bt = FractionalBacktest(data, SmaCross, cash=CASH, commission=COMMISSION, trade_on_close=True,
+                                finalize_trades=True, fractional_unit=1e-6)
+        t0 = time.perf_counter()
+        stats = bt.run()
+        dt = time.perf_counter() - t0
+    return dt, int(stats["# Trades"]), float(stats["Return [%]"])
+
+
+def dqn_speed(frame: pd.DataFrame, settings) -> str:
+    try:
+        from bot.backtest import run_backtest
+        from bot.strategies import get_strategy
+        strat = get_strategy("dqn", settings)
+    except Exception as exc:  # the agent is optional here: say why it was not timed
+        return f"DQN backtest not timed: {type(exc).__name__}: {exc}"
+    t0 = time.perf_counter()
+    res = run_backtest(settings, strat, frame, path="auto")
+    dt = time.perf_counter() - t0
+    return (f"DQN agent backtest ({res.path} path): {len(frame)} candles in {dt:.2f} s = "
+            f"{len(frame) / dt:,.0f} candles/s, {len(res.trades)} trades")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeat", type=int, default=3, help="timed runs of each tool; the best counts (default 3)")
+    args = ap.parse_args()
+    settings = load_settings(None, environ={}, SIMULATION_ORDER_DELAY=0.0)
+    frame = load_seed("BTCUSDT", "60")
+    n = len(frame)
+    print(f"data: {n} real BTC hourly candles (Coinbase BTC-USD) "
+          f"{pd.Timestamp(frame.index[0], unit='ms')} .. {pd.Timestamp(frame.index[-1], unit='ms')}")
+    print(f"machine: {os.cpu_count()} CPU(s); command: .venv/bin/python bench/backtest.py --repeat {args.repeat}")
+    # backtesting.py's last candle only calls next(); finalize_trades then closes at the close of
+    # the candle before it. Ours closes at the last close, so it gets the frame without that
+    # final candle: both then end on the same price.
+    o = min((ours(frame.iloc[:-1], settings) for _ in range(args.repeat)), key=lambda r: r[0])
+    p = min((peer(frame) for _ in range(args.repeat)), key=lambda r: r[0])
+    print(f"{'':18}{'seconds':>10}{'candles/s':>14}{'trades':>8}{'return %':>12}")
+    print(f"{'ours (fast path)':18}{o[0]:>10.3f}{(n - 1) / o[0]:>14,.0f}{o[1]:>8}{o[2]:>12.2f}")
+    print(f"{'backtesting.py':18}{p[0]:>10.3f}{n / p[0]:>14,.0f}{p[1]:>8}{p[2]:>12.2f}")
+    ratio = ((n - 1) / o[0]) / (n / p[0])
+    agree_trades = abs(o[1] - p[1]) <= 1
+    agree_ret = abs(o[2] - p[2]) <= 0.5
+    print(f"speed ratio (ours / backtesting.py candles/s): {ratio:.1f}x (target >= 2x)")
+    print(f"agreement: trades {o[1]} vs {p[1]} ({'ok' if agree_trades else 'MISMATCH'}), "
+          f"return {o[2]:.2f} % vs {p[2]:.2f} % (diff {abs(o[2] - p[2]):.3f} points, "
+          f"{'ok' if agree_ret else 'MISMATCH'})")
+    print(dqn_speed(frame, settings))
+    return 0 if agree_trades and agree_ret else 1
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    raise SystemExit(main())

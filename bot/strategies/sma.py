@@ -1,0 +1,147 @@
+"""The baseline: a simple moving-average crossover, long and short, with an optional ATR stop.
+
+It is the reference the backtester is benchmarked with (against backtesting.py) and the
+strategy the optimiser tunes in its examples. Rules, stated once so both entry points agree:
+
+- `fast` and `slow` are simple moving averages of the close (pandas rolling mean).
+- A cross up (`fast[i-1] < slow[i-1]` and `fast[i] > slow[i]`) targets long; a cross down
+  targets short (flat when shorts are not allowed). Between crosses the strategy keeps whatever
+  position it has: after a stop-loss it stays flat until the next cross instead of re-entering.
+- With `atr_stop`, each entry suggests a stop `atr_stop` ATRs from the price, where ATR is the
+  simple mean of the true range over `atr_period` candles (a fixed window, so the value at a
+  candle does not depend on how much history the caller passes in).
+
+`decide(context)` is the per-candle entry point the engine calls. `signals(frame)` computes the
+same decisions for every candle at once: an (n, 3) array whose row i holds the target for each
+position state the strategy might be in when candle i closes (columns: flat, long, short; see
+`state_column`). The backtester's fast path runs on it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bot.strategies.base import FLAT, LONG, SHORT, Decision, StrategyContext
+
+__all__ = ["SMACrossStrategy", "sma", "true_range_atr", "state_column"]
+
+
+def state_column(position: int) -> int:
+    """Column of a signals array for a position state: flat 0, long 1, short 2."""
+    return position % 3
+
+
+def sma(values: np.ndarray, period: int) -> np.ndarray:
+    """Simple moving average; NaN until `period` values exist (same arithmetic as backtesting.py)."""
+    return pd.Series(np.asarray(values, dtype=np.float64)).rolling(period).mean().to_numpy()
+
+
+def true_range_atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int) -> np.ndarray:
+    """Mean true range over `period` candles; NaN until it is defined."""
+    h, lo, c = (np.asarray(a, dtype=np.float64) for a in (high, low, close))
+    prev = np.concatenate(([np.nan], c[:-1]))
+    tr = np.fmax(h - lo, np.fmax(np.abs(h - prev), np.abs(lo - prev)))
+    tr[0] = np.nan  # the first candle has no previous close
+    return sma(tr, period)
+
+
+class SMACrossStrategy:
+    """SMA(fast)/SMA(slow) crossover, long and short, optional ATR stop-loss and take-profit.
+
+    Options (keyword-only): `fast`, `slow` (candles), `atr_stop` (stop distance in ATRs, None =
+    no stop from the strategy), `take_profit` (take-profit distance in ATRs, None = none),
+    `atr_period` (default ATR_PERIOD), `allow_short` (default: the market allows it).
+    """
+
+    name = "sma"
+
+    def __init__(self, settings: Any, *, fast: int = 10, slow: int = 30, atr_stop: float | None = None,
+                 take_profit: float | None = None, atr_period: int | None = None,
+                 allow_short: bool | None = None) -> None:
+        fast, slow = int(fast), int(slow)
+        if fast < 1 or slow < 2:
+            raise ValueError(f"SMA periods must be positive (fast >= 1, slow >= 2), got fast={fast}, slow={slow}")
+        if fast >= slow:
+            raise ValueError(f"SMA fast period must be shorter than slow, got fast={fast}, slow={slow}")
+        if atr_stop is not None and atr_stop <= 0:
+            raise ValueError(f"atr_stop must be positive or None, got {atr_stop}")
+        if take_profit is not None and take_profit <= 0:
+            raise ValueError(f"take_profit must be positive or None, got {take_profit}")
+        self.settings = settings
+        self.fast, self.slow = fast, slow
+        self.atr_stop = None if atr_stop is None else float(atr_stop)
+        self.take_profit = None if take_profit is None else float(take_profit)
+        self.atr_period = int(atr_period or getattr(settings, "ATR_PERIOD", 14))
+        if allow_short is None:
+            allow_short = bool(getattr(settings, "allows_short", True))
+        self.allow_short = allow_short
+
+    def __repr__(self) -> str:
+        return (f"SMACrossStrategy(fast={self.fast}, slow={self.slow}, atr_stop={self.atr_stop}, "
+                f"take_profit={self.take_profit}, allow_short={self.allow_short})")
+
+    @property
+    def warmup(self) -> int:
+        """Candles needed before the first decision can be a cross."""
+        return max(self.slow, self.atr_period + 1 if self.atr_stop or self.take_profit else 0) + 1
+
+    # -- vectorised: every candle at once --------------------------------------------------------
+    def crosses(self, close: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Boolean arrays: where fast crosses above slow, and where it crosses below."""
+        f, s = sma(close, self.fast), sma(close, self.slow)
+        up = np.zeros(len(f), dtype=bool)
+        down = np.zeros(len(f), dtype=bool)
+        with np.errstate(invalid="ignore"):  # NaN during warm-up compares False: no cross
+            up[1:] = (f[:-1] < s[:-1]) & (f[1:] > s[1:])
+            down[1:] = (f[:-1] > s[:-1]) & (f[1:] < s[1:])
+        return up, down
+
+    def signals(self, frame: pd.DataFrame) -> np.ndarray:
+        """Targets for every candle and every position state: int8 array of shape (n, 3)."""
+        up, down = self.crosses(frame["close"].to_numpy(dtype=np.float64))
+        out = np.empty((len(up), 3), dtype=np.int8)
+        out[:] = (FLAT, LONG, SHORT if self.allow_short else FLAT)   # no cross: keep what we have
+        out[up] = LONG
+        out[down] = SHORT if self.allow_short else FLAT
+        return out
+
+    def stop_distances(self, frame: pd.DataFrame) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Per-candle stop-loss and take-profit distances in price (None when not used)."""
+        if self.atr_stop is None and self.take_profit is None:
+            return None, None
+        atr = true_range_atr(frame["high"].to_numpy(), frame["low"].to_numpy(), frame["close"].to_numpy(),
+                             self.atr_period)
+        return (None if self.atr_stop is None else atr * self.atr_stop,
+                None if self.take_profit is None else atr * self.take_profit)
+
+    # -- per candle: what the engine calls -------------------------------------------------------
+    def decide(self, context: StrategyContext) -> Decision:
+        """The target after the candle at `context.time_ms` closed."""
+        frame = context.candles[context.interval]
+        need = max(self.slow, self.atr_period + 1) + 1
+        tail = frame.iloc[-need:]
+        up, down = self.crosses(tail["close"].to_numpy(dtype=np.float64))
+        current = context.position_target
+        allow_short = self.allow_short and context.allow_short
+        if up[-1]:
+            target, why = LONG, f"SMA{self.fast} crossed above SMA{self.slow}"
+        elif down[-1]:
+            target = SHORT if allow_short else FLAT
+            why = f"SMA{self.fast} crossed below SMA{self.slow}"
+        else:
+            if current == SHORT and not allow_short:
+                return Decision(FLAT, reason="shorts are not allowed here: close it", source=self.name)
+            return Decision(current, confidence=50.0, reason="no crossover: keep the position", source=self.name)
+        stop = take = None
+        if target != FLAT and target != current:
+            sl_dist, tp_dist = self.stop_distances(tail)
+            price = context.price
+            if sl_dist is not None and np.isfinite(sl_dist[-1]):
+                stop = price - target * float(sl_dist[-1])
+            if tp_dist is not None and np.isfinite(tp_dist[-1]):
+                take = price + target * float(tp_dist[-1])
+        return Decision(target, confidence=60.0, setup="breakout" if target != FLAT else "none",
+                        stop_loss=stop, take_profit=take, reason=why, source=self.name)

@@ -1,0 +1,95 @@
+"""The SMA baseline: its crosses against a plain hand loop, and decide() against signals()."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bot.strategies import get_strategy
+from bot.strategies.base import FLAT, LONG, SHORT, StrategyContext
+from bot.strategies.sma import SMACrossStrategy, state_column, true_range_atr
+
+# 2019-03-01 00:00 UTC .. 400 real hourly candles
+START_MS = 1551398400000
+
+
+@pytest.fixture(scope="module")
+def slice_(btc_hourly):
+    i = int(np.searchsorted(btc_hourly.index, START_MS))
+    return btc_hourly.iloc[i:i + 400]
+
+
+def hand_crosses(close: list[float], fast: int, slow: int) -> list[tuple[int, int]]:
+    """(index, +1 up / -1 down) by the textbook definition, with plain sums."""
+    out = []
+    for i in range(slow, len(close)):
+        f0 = sum(close[i - fast:i]) / fast
+        s0 = sum(close[i - slow:i]) / slow
+        f1 = sum(close[i - fast + 1:i + 1]) / fast
+        s1 = sum(close[i - slow + 1:i + 1]) / slow
+        if f0 < s0 and f1 > s1:
+            out.append((i, 1))
+        elif f0 > s0 and f1 < s1:
+            out.append((i, -1))
+    return out
+
+
+def test_registry_builds_it_by_name(settings):
+    s = get_strategy("sma", settings, fast=5, slow=20)
+    assert isinstance(s, SMACrossStrategy) and (s.fast, s.slow) == (5, 20)
+
+
+def test_bad_periods_are_refused(settings):
+    with pytest.raises(ValueError, match="shorter than slow"):
+        SMACrossStrategy(settings, fast=30, slow=10)
+    with pytest.raises(ValueError, match="atr_stop"):
+        SMACrossStrategy(settings, atr_stop=-1)
+
+
+def test_signals_match_hand_crosses(settings, slice_):
+    strat = SMACrossStrategy(settings, fast=5, slow=20)
+    sig = strat.signals(slice_)
+    crosses = hand_crosses(slice_["close"].tolist(), 5, 20)
+    assert len(crosses) >= 10  # a real slice with real crosses, not an empty comparison
+    events = {i: d for i, d in crosses}
+    for i in range(len(slice_)):
+        if i in events:
+            assert list(sig[i]) == [events[i]] * 3, i
+        else:
+            assert list(sig[i]) == [FLAT, LONG, SHORT], i  # keep the position
+
+
+def test_long_only_turns_cross_down_into_flat(tmp_path, slice_):
+    from self_test.conftest import make_settings
+    spot = make_settings(tmp_path, EXCHANGE_CATEGORY="spot")
+    sig = SMACrossStrategy(spot, fast=5, slow=20).signals(slice_)
+    assert (sig != SHORT).all()
+    assert (sig[:, 0] == FLAT).any() and (sig[:, 0] == LONG).any()
+
+
+def test_decide_agrees_with_signals_for_every_state(settings, slice_):
+    strat = SMACrossStrategy(settings, fast=5, slow=20, atr_stop=2.0, take_profit=4.0)
+    sig = strat.signals(slice_)
+    sl_d, tp_d = strat.stop_distances(slice_)
+    from bot.exchange.base import Position
+    for i in range(40, len(slice_)):
+        window = slice_.iloc[max(0, i - 60):i + 1]   # the engine passes a window, not all history
+        price = float(window["close"].iloc[-1])
+        for pos in (FLAT, LONG, SHORT):
+            position = None if pos == FLAT else Position("BTCUSDT", "long" if pos == LONG else "short", 0.01, price)
+            ctx = StrategyContext(symbol="BTCUSDT", interval="60", time_ms=int(window.index[-1]), price=price,
+                                  candles={"60": window}, position=position)
+            d = strat.decide(ctx)
+            assert d.target == sig[i, state_column(pos)], (i, pos)
+            if d.target != FLAT and d.target != pos:
+                assert d.stop_loss == pytest.approx(price - d.target * sl_d[i])
+                assert d.take_profit == pytest.approx(price + d.target * tp_d[i])
+
+
+def test_atr_is_the_mean_true_range(slice_):
+    h, lo, c = (slice_[k].to_numpy() for k in ("high", "low", "close"))
+    atr = true_range_atr(h, lo, c, 14)
+    i = 100
+    trs = [max(h[j] - lo[j], abs(h[j] - c[j - 1]), abs(lo[j] - c[j - 1])) for j in range(i - 13, i + 1)]
+    assert atr[i] == pytest.approx(sum(trs) / 14)
+    assert np.isnan(atr[13]) and np.isfinite(atr[14])
