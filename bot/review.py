@@ -1,0 +1,313 @@
+"""The review pipeline in front of the risk manager: proposal -> analyst review -> risk review.
+
+A strategy proposes; two reviewers may veto before the risk manager sizes and the executor
+sends. By default both reviewers are deterministic rules. Either can be an LLM behind any
+OpenAI-compatible endpoint (ANALYST_REVIEWER / RISK_REVIEWER = "llm", see bot/llm_reviewer.py);
+when the model is slow, down or answers garbage the rules decide instead and the verdict says
+so. Every verdict is journaled with who decided and why, and published as an event for the
+UI's log (a veto as EventKind.VETO).
+
+Only proposals that add exposure are reviewed (flat -> long/short, or a reversal). Closing or
+holding a position reduces or keeps risk and passes straight through.
+
+    pipeline = ReviewPipeline(settings, journal=journal, bus=bus)
+    outcome = pipeline.review(decision, context)
+    if outcome.approved: ...  # hand outcome.decision to the risk manager
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from bot.events import EventKind
+from bot.journal_insights import Lesson, effective_limits, parse_lessons
+from bot.strategies.base import FLAT, LONG, Decision, StrategyContext
+
+__all__ = ["Verdict", "ReviewOutcome", "ReviewPipeline", "RuleAnalystReviewer", "RuleRiskReviewer",
+           "Reviewer", "proposal_record", "needs_review", "reward_risk"]
+
+log = logging.getLogger(__name__)
+STAGES = ("analyst", "risk")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One reviewer's answer. `reviewer` says who: "rules", "llm:<model>", or
+    "rules (llm <why>)" when the LLM could not answer and the rules decided."""
+
+    stage: str
+    reviewer: str
+    approved: bool
+    reason: str
+    confidence: float | None = None
+    fallback: str = ""      # why the LLM was not used: timeout / down / garbage / http 500 ...
+
+    @property
+    def verdict(self) -> str:
+        return "approve" if self.approved else "veto"
+
+
+@dataclass(frozen=True)
+class ReviewOutcome:
+    """What the pipeline decided: the decision to act on and every verdict on the way."""
+
+    approved: bool
+    decision: Decision
+    verdicts: tuple[Verdict, ...] = ()
+    reviewed: bool = True
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(f"{v.stage} ({v.reviewer}): {v.verdict}: {v.reason}" for v in self.verdicts)
+
+
+class Reviewer(Protocol):
+    stage: str
+
+    def review(self, proposal: Decision, context: StrategyContext, lessons: Sequence[Lesson]) -> Verdict: ...
+
+
+class ReviewJournal(Protocol):
+    """The part of bot.store.Journal the pipeline writes to."""
+
+    def record_review(self, time_ms: int, symbol: str, stage: str, reviewer: str, verdict: str,
+                      reason: str, proposal: dict) -> Any: ...
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers shared by the reviewers
+
+def side_name(target: int) -> str:
+    return "long" if target == LONG else "short" if target != FLAT else "flat"
+
+
+def reward_risk(proposal: Decision, price: float) -> float | None:
+    """Take-profit distance / stop distance, or None when either is missing."""
+    if proposal.stop_loss is None or proposal.take_profit is None:
+        return None
+    risk = abs(price - proposal.stop_loss)
+    return abs(proposal.take_profit - price) / risk if risk > 0 else None
+
+
+def last(context: StrategyContext, name: str) -> float | None:
+    """The newest finite value of indicator `name` in the context, if present."""
+    arr = context.indicators.get(name)
+    if arr is None or len(arr) == 0:
+        return None
+    v = float(np.asarray(arr, dtype=float)[-1])
+    return v if np.isfinite(v) else None
+
+
+def needs_review(proposal: Decision, context: StrategyContext) -> bool:
+    """Reviews guard new exposure only: opening a position or reversing one."""
+    return proposal.target != FLAT and proposal.target != context.position_target
+
+
+def proposal_record(proposal: Decision, context: StrategyContext) -> dict[str, Any]:
+    """The proposal as a plain dict for the journal and the lessons (JSON-safe)."""
+    rec = {"time_ms": int(context.time_ms), "symbol": context.symbol, "interval": context.interval,
+           "price": float(context.price), "side": side_name(proposal.target), "target": proposal.target,
+           "setup": proposal.setup, "regime": context.regime, "confidence": float(proposal.confidence),
+           "entry_zone": list(proposal.entry_zone) if proposal.entry_zone else None,
+           "stop_loss": proposal.stop_loss, "take_profit": proposal.take_profit,
+           "reward_risk": reward_risk(proposal, context.price), "reason": proposal.reason,
+           "source": proposal.source}
+    adx = last(context, "adx_14")
+    if adx is not None:
+        rec["adx"] = adx
+    return rec
+
+
+def _geometry_problem(proposal: Decision, price: float) -> str | None:
+    """Stop on the losing side and target on the winning side of the price, or what is wrong."""
+    sign = 1 if proposal.target == LONG else -1
+    if proposal.stop_loss is not None and sign * (price - proposal.stop_loss) <= 0:
+        return f"stop {proposal.stop_loss:.2f} is not on the losing side of the price {price:.2f}"
+    if proposal.take_profit is not None and sign * (proposal.take_profit - price) <= 0:
+        return f"take-profit {proposal.take_profit:.2f} is not on the winning side of the price {price:.2f}"
+    return None
+
+
+# ----------------------------------------------------------------------------------------------
+# the deterministic reviewers
+
+class RuleAnalystReviewer:
+    """Setup quality: a known setup, enough confidence (raised by lessons), sane stop and target,
+    reward/risk, and the ADX floor a lesson may have added."""
+
+    stage = "analyst"
+    name = "rules"
+
+    def __init__(self, settings: Any) -> None:
+        self.settings = settings
+
+    def review(self, proposal: Decision, context: StrategyContext, lessons: Sequence[Lesson] = ()) -> Verdict:
+        s = self.settings
+        side = side_name(proposal.target)
+
+        def veto(reason: str) -> Verdict:
+            return Verdict(self.stage, self.name, False, reason, proposal.confidence)
+
+        explains_itself = proposal.setup != "none" or proposal.stop_loss is not None
+        if not explains_itself:
+            # Opaque strategies (the DQN agent, the SMA baseline) propose no setup or stop; the
+            # risk manager sets their stop. Only lesson rules can apply to them.
+            limits = effective_limits(lessons, s, regime=context.regime, setup="none", side=side)
+            if proposal.confidence < limits.min_confidence and limits.sources:
+                return veto(f"confidence {proposal.confidence:.0f} < {limits.min_confidence:.0f} "
+                            f"required by a lesson for {side} trades in a {context.regime} regime")
+            return Verdict(self.stage, self.name, True,
+                           f"{proposal.source or 'strategy'} gives no setup or stop; left to the risk rules",
+                           proposal.confidence)
+        if proposal.setup == "none":
+            return veto("no recognised setup (pullback, breakout or consolidation)")
+        limits = effective_limits(lessons, s, regime=context.regime, setup=proposal.setup, side=side)
+        if proposal.confidence < limits.min_confidence:
+            why = " (raised by a lesson)" if limits.min_confidence > s.ANALYST_MIN_CONFIDENCE else ""
+            return veto(f"confidence {proposal.confidence:.0f} below the minimum {limits.min_confidence:.0f}{why}")
+        if limits.min_adx is not None:
+            adx = last(context, "adx_14")
+            if adx is None or adx <= limits.min_adx:
+                shown = "unknown" if adx is None else f"{adx:.1f}"
+                return veto(f"lesson: {side} {proposal.setup}s in a {context.regime} regime need "
+                            f"ADX > {limits.min_adx:.0f}, ADX is {shown}")
+        if proposal.stop_loss is None or proposal.take_profit is None:
+            return veto("a setup without stop-loss and take-profit")
+        problem = _geometry_problem(proposal, context.price)
+        if problem:
+            return veto(problem)
+        rr = reward_risk(proposal, context.price)
+        if rr is None or rr < s.MIN_REWARD_RISK - 1e-9:
+            return veto(f"reward/risk {rr or 0:.2f} below {s.MIN_REWARD_RISK:.2f}")
+        return Verdict(self.stage, self.name, True,
+                       f"{side} {proposal.setup}, confidence {proposal.confidence:.0f} >= "
+                       f"{limits.min_confidence:.0f}, reward/risk {rr:.2f}", proposal.confidence)
+
+
+class RuleRiskReviewer:
+    """Risk: shorts allowed, a margin to trade with, no entry into a volatility spike, a sane stop,
+    and extra confidence demanded in a volatile regime."""
+
+    stage = "risk"
+    name = "rules"
+    VOLATILE_EXTRA_CONFIDENCE = 15.0  # a volatile market must be more convincing
+
+    def __init__(self, settings: Any) -> None:
+        self.settings = settings
+
+    def review(self, proposal: Decision, context: StrategyContext, lessons: Sequence[Lesson] = ()) -> Verdict:
+        s = self.settings
+
+        def veto(reason: str) -> Verdict:
+            return Verdict(self.stage, self.name, False, reason, proposal.confidence)
+
+        if proposal.target < 0 and not (context.allow_short and s.allows_short):
+            return veto("short positions are not possible on this market (spot)")
+        if context.balance is not None and context.balance.available < s.MIN_ORDER_USDT:
+            return veto(f"available margin {context.balance.available:.2f} {context.balance.coin} is below "
+                        f"the minimum order {s.MIN_ORDER_USDT:.2f}")
+        atr = context.indicators.get("atr_14")
+        if atr is not None and len(atr) >= 20:
+            window = np.asarray(atr[-100:], dtype=float)
+            window = window[np.isfinite(window)]
+            if len(window) and window[-1] > s.VOLATILITY_SPIKE_RATIO * float(np.median(window)):
+                return veto(f"volatility spike: ATR is {window[-1] / np.median(window):.1f}x its median")
+        if context.regime == "volatile":
+            need = s.ANALYST_MIN_CONFIDENCE + self.VOLATILE_EXTRA_CONFIDENCE
+            if proposal.confidence < need:
+                return veto(f"volatile regime needs confidence >= {need:.0f}, got {proposal.confidence:.0f}")
+        if proposal.stop_loss is not None:
+            problem = _geometry_problem(proposal, context.price)
+            if problem:
+                return veto(problem)
+            dist = abs(context.price - proposal.stop_loss) / context.price
+            exposure = s.POSITION_SIZE_PCT * s.LEVERAGE
+            if dist * exposure > s.MAX_RISK_PER_TRADE:
+                return veto(f"stop {dist:.1%} away risks {dist * exposure:.2%} of equity at the standard size, "
+                            f"above MAX_RISK_PER_TRADE {s.MAX_RISK_PER_TRADE:.2%}")
+            rr = reward_risk(proposal, context.price)
+            if rr is not None and rr < s.MIN_REWARD_RISK - 1e-9:
+                return veto(f"reward/risk {rr:.2f} below {s.MIN_REWARD_RISK:.2f}")
+            return Verdict(self.stage, self.name, True,
+                           f"stop {dist:.1%} away, within the risk limits", proposal.confidence)
+        return Verdict(self.stage, self.name, True, "within the risk limits; the risk manager sets the stop",
+                       proposal.confidence)
+
+
+# ----------------------------------------------------------------------------------------------
+# the pipeline
+
+class ReviewPipeline:
+    """proposal -> analyst review -> risk review; the first veto ends it.
+
+    - `journal`: where verdicts go (`record_review`) and lessons come from (`lessons()`).
+    - `bus`: EventBus for the UI's log.
+    - `client`: an `openai.OpenAI`-like client for the LLM reviewers (built from settings if None).
+    - `lessons`: a callable returning the lessons to apply; default: the journal's active ones.
+    """
+
+    def __init__(self, settings: Any, *, journal: ReviewJournal | None = None, bus: Any = None,
+                 client: Any = None, lessons: Callable[[], Sequence[Lesson]] | None = None) -> None:
+        self.settings = settings
+        self.journal = journal
+        self.bus = bus
+        self._lessons = lessons
+        self.reviewers: list[Reviewer] = [self._make("analyst", settings.ANALYST_REVIEWER, client),
+                                          self._make("risk", settings.RISK_REVIEWER, client)]
+
+    def _make(self, stage: str, kind: str, client: Any) -> Reviewer:
+        rules: Reviewer = RuleAnalystReviewer(self.settings) if stage == "analyst" else RuleRiskReviewer(self.settings)
+        if kind != "llm":
+            return rules
+        from bot.llm_reviewer import LLMReviewer  # local: the openai client loads only when used
+        return LLMReviewer(self.settings, stage=stage, fallback=rules, client=client)
+
+    def current_lessons(self) -> list[Lesson]:
+        if self._lessons is not None:
+            return list(self._lessons())
+        if self.journal is not None and hasattr(self.journal, "lessons"):
+            try:
+                return parse_lessons(self.journal.lessons(active_only=True))
+            except Exception:  # lessons are advice: a journal hiccup must not block the review
+                log.exception("could not read lessons from the journal; reviewing without them")
+        return []
+
+    def review(self, proposal: Decision, context: StrategyContext) -> ReviewOutcome:
+        """Review `proposal`; the outcome's decision is the proposal, or flat when vetoed."""
+        if not needs_review(proposal, context):
+            return ReviewOutcome(approved=True, decision=proposal, reviewed=False)
+        lessons = self.current_lessons()
+        record = proposal_record(proposal, context)
+        verdicts: list[Verdict] = []
+        for reviewer in self.reviewers:
+            verdict = reviewer.review(proposal, context, lessons)
+            verdicts.append(verdict)
+            self._record(verdict, proposal, context, record)
+            if not verdict.approved:
+                vetoed = dataclasses.replace(
+                    proposal, target=FLAT, reason=f"vetoed by the {verdict.stage} review "
+                                                  f"({verdict.reviewer}): {verdict.reason}")
+                return ReviewOutcome(approved=False, decision=vetoed, verdicts=tuple(verdicts))
+        return ReviewOutcome(approved=True, decision=proposal, verdicts=tuple(verdicts))
+
+    def _record(self, verdict: Verdict, proposal: Decision, context: StrategyContext,
+                record: dict[str, Any]) -> None:
+        entry = dict(record, verdict_confidence=verdict.confidence, fallback=verdict.fallback)
+        if self.journal is not None:
+            self.journal.record_review(int(context.time_ms), context.symbol, verdict.stage, verdict.reviewer,
+                                       verdict.verdict, verdict.reason, entry)
+            if not verdict.approved and hasattr(self.journal, "record_veto"):
+                self.journal.record_veto(context.symbol, f"{verdict.stage} review ({verdict.reviewer})",
+                                         verdict.reason, entry)
+        if self.bus is not None:
+            text = (f"{context.symbol} {record['side']} {proposal.setup}: {verdict.stage} review "
+                    f"({verdict.reviewer}) {'approved' if verdict.approved else 'VETOED'}: {verdict.reason}")
+            self.bus.emit(EventKind.INFO if verdict.approved else EventKind.VETO, text,
+                          level="INFO" if verdict.approved else "WARNING", symbol=context.symbol,
+                          stage=verdict.stage, reviewer=verdict.reviewer, verdict=verdict.verdict)

@@ -1,0 +1,148 @@
+"""A fake OpenAI-compatible chat server on 127.0.0.1: the real `openai` client talks to it.
+
+It answers `POST /v1/chat/completions` in the shape the OpenAI API uses (`choices[0].message
+.content`, `usage`, `model`), checks the `Authorization: Bearer <key>` header (401 otherwise),
+and records every request body so tests can read the prompt, the schema and the attached image.
+
+Modes (`fake.mode = ...`):
+- "valid":   the assistant content is `json.dumps(fake.answer)`
+- "garbage": the content is prose, not JSON
+- "slow":    waits `fake.delay` seconds before answering (past the client's timeout)
+- "error":   HTTP 500 with an OpenAI-style error body
+- "down":    nothing listens on the port any more (connection refused); `stop()` does the same
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+__all__ = ["FakeOpenAI"]
+
+MODES = ("valid", "garbage", "slow", "error", "down")
+
+
+class FakeOpenAI:
+    """Start with `with FakeOpenAI() as fake:`; point the client at `fake.base_url`."""
+
+    def __init__(self, *, api_key: str = "sk-test-fake", model: str = "fake-reviewer-1") -> None:
+        self.api_key = api_key
+        self.model = model
+        self.answer: dict[str, Any] = {"verdict": "approve", "reason": "trend and setup agree", "confidence": 70}
+        self.garbage = "Sure! I think this trade looks great, go for it :)"
+        self.delay = 5.0
+        self.requests: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        self._mode = "valid"
+        self._stopping = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+        self._address: tuple[str, int] | None = None
+
+    # -- life ----------------------------------------------------------------------------------
+    def start(self) -> "FakeOpenAI":
+        fake = self
+
+        class _H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a: Any) -> None:  # quiet
+                pass
+
+            def do_POST(self) -> None:
+                fake._handle(self)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _H)
+        self._server.daemon_threads = True
+        self._address = self._server.server_address[:2]
+        threading.Thread(target=self._server.serve_forever, name="fake-openai", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        """Stop listening; the port stays reserved in `base_url` so clients get 'connection refused'."""
+        self._stopping.set()
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> "FakeOpenAI":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        assert self._address is not None, "start() the fake first"
+        return f"http://{self._address[0]}:{self._address[1]}/v1"
+
+    @property
+    def mode(self) -> str:
+        return self._mode
+
+    @mode.setter
+    def mode(self, value: str) -> None:
+        if value not in MODES:
+            raise ValueError(f"FakeOpenAI mode {value!r} is unknown; allowed: {', '.join(MODES)}")
+        self._mode = value
+        if value == "down":
+            self.stop()
+
+    def is_refusing(self) -> bool:
+        """True when a TCP connect to the address is refused (the 'down' mode took effect)."""
+        assert self._address is not None
+        with socket.socket() as s:
+            s.settimeout(1.0)
+            return s.connect_ex(self._address) != 0
+
+    # -- serving -------------------------------------------------------------------------------
+    def _send(self, h: BaseHTTPRequestHandler, status: int, payload: dict[str, Any]) -> None:
+        body = json.dumps(payload).encode()
+        try:
+            h.send_response(status)
+            h.send_header("Content-Type", "application/json")
+            h.send_header("Content-Length", str(len(body)))
+            h.end_headers()
+            h.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (timeout); nothing to tell it
+
+    def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        length = int(h.headers.get("Content-Length") or 0)
+        raw = h.rfile.read(length) if length else b""
+        if h.path.rstrip("/") != "/v1/chat/completions":
+            self._send(h, 404, {"error": {"message": f"no route {h.path}", "type": "invalid_request_error"}})
+            return
+        if h.headers.get("Authorization") != f"Bearer {self.api_key}":
+            self._send(h, 401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error",
+                                          "code": "invalid_api_key"}})
+            return
+        try:
+            request = json.loads(raw or b"{}")
+        except json.JSONDecodeError:
+            self._send(h, 400, {"error": {"message": "body is not JSON", "type": "invalid_request_error"}})
+            return
+        with self.lock:
+            self.requests.append(request)
+        mode = self._mode
+        if mode == "slow":
+            # Interruptible, so stop() never waits for a sleeping handler.
+            if self._stopping.wait(self.delay):
+                return
+        if mode == "error":
+            self._send(h, 500, {"error": {"message": "The server had an error", "type": "server_error"}})
+            return
+        content = self.garbage if mode == "garbage" else json.dumps(self.answer)
+        self._send(h, 200, {
+            "id": f"chatcmpl-fake-{len(self.requests)}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": request.get("model", self.model),
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": content}}],
+            "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
+        })
