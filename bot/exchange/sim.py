@@ -1,0 +1,517 @@
+"""The paper wallet: `SimExchange` fills orders at the real market price it is fed, with Bybit's rules.
+
+Model (Bybit linear USDT perpetual, one-way mode): margin = notional / leverage; adds average the
+entry price; reduces realise P&L against that average; an order larger than the position flips
+it. Every fill pays the taker fee (resting limit orders the maker fee); market orders slip
+SLIPPAGE_BPS against the taker. Stop-loss / take-profit live on the position and trigger from each
+candle's low/high (`on_candle`): when both are inside one candle the stop is assumed first (worst
+case); the fill is at the stop/TP price, or at the candle's open when the candle gapped through it.
+Spot: the same book with leverage 1 and no shorts (a sell can only reduce a holding).
+
+Instrument rules (tick, qty step, min qty, min notional) are Bybit's recorded values for the
+common pairs (`KNOWN_INSTRUMENTS`), or come from a live `instrument_source` (a `BybitExchange`);
+an unknown symbol gets a generic rule derived from its price, with a warning.
+
+State (wallet, positions, orders, fills, closed trades, equity history) is saved atomically to
+`state_path` after every fill and reloaded on construction, so paper trading survives restarts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bot.errors import (DataError, DuplicateOrderError, InsufficientFundsError, InvalidOrderError)
+from bot.exchange.base import (Balance, ClosedTrade, Fill, Instrument, Order, OrderStatus, Position, floor_to_step,
+                               round_to_tick)
+
+__all__ = ["SimExchange", "KNOWN_INSTRUMENTS", "generic_instrument", "check_client_order_id"]
+
+log = logging.getLogger(__name__)
+
+EPS = 1e-12
+_CID_RE = re.compile(r"^[A-Za-z0-9_-]{1,36}$")
+_KEEP_ORDERS, _KEEP_FILLS, _KEEP_EQUITY = 2000, 5000, 20000
+
+# Bybit instruments-info values, copied from self_test/fixtures/bybit/market_instruments_info_rows.json
+# (real rows recorded by ccxt). linear: (tick, qtyStep, minOrderQty, minNotionalValue, maxMktOrderQty,
+# maxLeverage); spot: (tick, basePrecision, minOrderQty, minOrderAmt, maxOrderQty, 1).
+KNOWN_INSTRUMENTS: dict[str, dict[str, tuple[float, float, float, float, float, float]]] = {
+    "linear": {
+        "BTCUSDT": (0.10, 0.001, 0.001, 5, 119.0, 100), "ETHUSDT": (0.01, 0.01, 0.01, 5, 724.0, 100),
+        "LTCUSDT": (0.01, 0.1, 0.1, 5, 6160.0, 50), "ADAUSDT": (0.0001, 1, 1, 5, 1109600, 75),
+        "XRPUSDT": (0.0001, 1, 1, 5, 2467800, 75), "DOGEUSDT": (0.00001, 1, 1, 5, 5991100, 75),
+        "TRXUSDT": (0.00001, 1, 1, 5, 1356000, 75), "ZRXUSDT": (0.00001, 1, 1, 5, 320000, 25),
+    },
+    "spot": {
+        "BTCUSDT": (0.1, 0.000001, 0.000011, 5, 83, 1), "ETHUSDT": (0.01, 0.00001, 0.00029, 5, 4616.1353715, 1),
+        "ADAUSDT": (0.0001, 0.01, 1.07, 5, 7591573.353578, 1), "LTCUSDT": (0.01, 0.00001, 0.00923, 5, 22975.3015508, 1),
+        "XRPUSDT": (0.0001, 0.01, 0.44, 5, 2390343.014223, 1), "DOGEUSDT": (0.00001, 0.1, 3, 5, 22340128.455739, 1),
+        "TRXUSDT": (0.0001, 0.01, 3.91, 5, 11125945.705385, 1),
+    },
+}
+
+
+def check_client_order_id(cid: str) -> None:
+    """Bybit's orderLinkId rule: 1-36 characters of letters, digits, '-' and '_'."""
+    if not isinstance(cid, str) or not _CID_RE.match(cid):
+        raise InvalidOrderError(f"client order id {cid!r} is not valid: use 1-36 characters of A-Z a-z 0-9 - _",
+                                client_order_id=str(cid))
+
+
+def generic_instrument(symbol: str, price: float, category: str = "linear") -> Instrument:
+    """A sane rule for a symbol we have no recorded row for: about 5 significant price digits,
+    a qty step worth 0.1-1 USDT, Bybit's usual 5 USDT minimum order value."""
+    if price <= 0:
+        raise DataError(f"{symbol}: cannot derive instrument rules without a positive price")
+    tick = 10.0 ** (math.floor(math.log10(price)) - 4)
+    step = 10.0 ** math.floor(math.log10(1.0 / price))
+    return Instrument(symbol=symbol, tick_size=float(f"{tick:.12g}"), qty_step=float(f"{step:.12g}"),
+                      min_qty=float(f"{step:.12g}"), min_notional=5.0, max_leverage=1 if category == "spot" else 10,
+                      base_coin=symbol.removesuffix("USDT"), category=category)
+
+
+def _known(symbol: str, category: str) -> Instrument | None:
+    row = KNOWN_INSTRUMENTS.get(category, {}).get(symbol)
+    if row is None:
+        return None
+    tick, step, min_qty, min_notional, max_mkt, max_lev = row
+    return Instrument(symbol=symbol, tick_size=tick, qty_step=step, min_qty=min_qty, min_notional=min_notional,
+                      max_market_qty=max_mkt, max_leverage=max_lev, base_coin=symbol.removesuffix("USDT"),
+                      category=category)
+
+
+@dataclass
+class _Book:
+    """One open position's running totals (mutable, private; `Position` is the public view)."""
+
+    side: str                 # long / short
+    size: float
+    entry: float
+    opened_ms: int
+    leverage: float
+    stop_loss: float | None = None
+    take_profit: float | None = None
+    realised: float = 0.0     # before fees
+    fees: float = 0.0
+    max_size: float = 0.0
+    exit_qty: float = 0.0
+    exit_value: float = 0.0
+    reason: str = "signal"    # why it was last reduced (the closed trade's reason)
+
+
+@dataclass
+class _State:
+    wallet: float
+    positions: dict[str, _Book] = field(default_factory=dict)
+    orders: dict[str, Order] = field(default_factory=dict)
+    fills: list[Fill] = field(default_factory=list)
+    closed: list[ClosedTrade] = field(default_factory=list)
+    equity: list[tuple[int, float]] = field(default_factory=list)
+    prices: dict[str, float] = field(default_factory=dict)
+
+
+class SimExchange:
+    """Paper `Exchange`: fills at the price it is fed (candles or `set_price`), Bybit's rules and costs."""
+
+    name = "paper"
+    mode = "PAPER"
+
+    def __init__(self, settings: Any, *, state_path: Path | None = None, clock: Callable[[], float] = time.time,
+                 instrument_source: Any | None = None, price_source: Callable[[str], float] | None = None) -> None:
+        self.settings = settings
+        self.category = settings.EXCHANGE_CATEGORY
+        self.leverage = 1.0 if self.category == "spot" else float(settings.LEVERAGE)
+        self.taker_fee = float(settings.FEE_RATE)
+        self.maker_fee = float(settings.MAKER_FEE_RATE)
+        self.slippage = float(settings.SLIPPAGE_BPS) / 10_000.0
+        self.delay = float(settings.SIMULATION_ORDER_DELAY)
+        self.clock = clock
+        self.state_path = Path(state_path) if state_path else None
+        self.instrument_source = instrument_source
+        self.price_source = price_source
+        self._instruments: dict[str, Instrument] = {}
+        self._lock = threading.RLock()
+        self._state = _State(wallet=float(settings.PAPER_START_BALANCE))
+        if self.state_path and self.state_path.exists():
+            self._load()
+
+    # -- market ------------------------------------------------------------------------------
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    def set_price(self, symbol: str, price: float) -> list[Fill]:
+        """Set the current price; resting limit orders that it crosses fill. Returns those fills."""
+        if not price > 0:
+            raise DataError(f"{symbol}: price {price!r} is not positive")
+        with self._lock:
+            self._state.prices[symbol] = float(price)
+            return self._fill_resting(symbol, price, price, price)
+
+    def update_market(self, symbol: str, candle_or_price: Any) -> list[Fill]:
+        """Feed a candle (`on_candle`) or a bare price (`set_price`)."""
+        if isinstance(candle_or_price, (int, float)):
+            return self.set_price(symbol, float(candle_or_price))
+        return self.on_candle(candle_or_price)
+
+    def on_candle(self, candle: Any) -> list[Fill]:
+        """A closed candle: trigger stops/TPs and limit orders from its range, then price = close.
+
+        Returns the fills it produced (reason "stop-loss" / "take-profit" / "limit");
+        `closed_trades()` has the round trips they completed.
+        """
+        sym = candle.symbol
+        o, h, lo, c = float(candle.open), float(candle.high), float(candle.low), float(candle.close)
+        with self._lock:
+            fills = self._trigger_stops(sym, o, h, lo)
+            fills += self._fill_resting(sym, o, h, lo)
+            self._state.prices[sym] = c
+            self._state.equity.append((int(getattr(candle, "close_ms", self.now_ms())), self._balance().equity))
+            del self._state.equity[:-_KEEP_EQUITY]
+            if fills:
+                self._save()
+            return fills
+
+    def get_price(self, symbol: str) -> float:
+        with self._lock:
+            price = self._state.prices.get(symbol)
+        if price is None and self.price_source is not None:
+            price = float(self.price_source(symbol))
+            with self._lock:
+                self._state.prices[symbol] = price
+        if price is None:
+            raise DataError(f"paper exchange has no price for {symbol} yet: feed it a candle or set_price first")
+        return price
+
+    def get_instrument(self, symbol: str) -> Instrument:
+        inst = self._instruments.get(symbol)
+        if inst is not None:
+            return inst
+        if self.instrument_source is not None:
+            inst = self.instrument_source.get_instrument(symbol)
+        else:
+            inst = _known(symbol, self.category)
+            if inst is None:
+                inst = generic_instrument(symbol, self.get_price(symbol), self.category)
+                log.warning("paper: no recorded Bybit rules for %s; using a generic rule (tick %s, qty step %s, "
+                            "min order 5 USDT)", symbol, inst.tick_size, inst.qty_step)
+        self._instruments[symbol] = inst
+        return inst
+
+    # -- account -----------------------------------------------------------------------------
+    def _position_view(self, symbol: str, b: _Book) -> Position:
+        mark = self._state.prices.get(symbol, b.entry)
+        d = 1 if b.side == "long" else -1
+        return Position(symbol=symbol, side=b.side, size=b.size, entry_price=b.entry, mark_price=mark,  # type: ignore[arg-type]
+                        unrealised_pnl=d * (mark - b.entry) * b.size, realised_pnl=b.realised,
+                        stop_loss=b.stop_loss, take_profit=b.take_profit, leverage=b.leverage,
+                        opened_ms=b.opened_ms, fees=b.fees)
+
+    def _balance(self) -> Balance:
+        st = self._state
+        upl = sum(self._position_view(s, b).unrealised_pnl for s, b in st.positions.items())
+        margin = sum(b.size * b.entry / b.leverage for b in st.positions.values())
+        margin += sum((o.qty - o.filled_qty) * (o.price or 0) / self.leverage for o in st.orders.values()
+                      if o.status in OrderStatus.OPEN and not o.reduce_only)
+        equity = st.wallet + upl
+        return Balance(equity=equity, available=max(0.0, equity - margin), wallet_balance=st.wallet,
+                       unrealised_pnl=upl)
+
+    def get_balance(self) -> Balance:
+        with self._lock:
+            return self._balance()
+
+    def get_positions(self) -> list[Position]:
+        with self._lock:
+            return [self._position_view(s, b) for s, b in sorted(self._state.positions.items())]
+
+    def get_open_orders(self, symbol: str | None = None) -> list[Order]:
+        with self._lock:
+            return [o for o in self._state.orders.values()
+                    if o.status in OrderStatus.OPEN and (symbol is None or o.symbol == symbol)]
+
+    def get_order(self, client_order_id: str, symbol: str | None = None) -> Order | None:
+        with self._lock:
+            return self._state.orders.get(client_order_id)
+
+    def get_fills(self, client_order_id: str, symbol: str | None = None) -> list[Fill]:
+        with self._lock:
+            return [f for f in self._state.fills if f.client_order_id == client_order_id]
+
+    def closed_trades(self) -> list[ClosedTrade]:
+        with self._lock:
+            return list(self._state.closed)
+
+    def equity_history(self) -> list[tuple[int, float]]:
+        """(time ms, equity) after each candle fed to `on_candle`."""
+        with self._lock:
+            return list(self._state.equity)
+
+    # -- orders ------------------------------------------------------------------------------
+    def create_order(self, symbol: str, side: str, qty: float, order_type: str = "Market",
+                     price: float | None = None, reduce_only: bool = False, stop_loss: float | None = None,
+                     take_profit: float | None = None, *, client_order_id: str) -> Order:
+        """Check the order as Bybit would, wait SIMULATION_ORDER_DELAY, then fill it (or rest a limit)."""
+        check_client_order_id(client_order_id)
+        if side not in ("Buy", "Sell") or order_type not in ("Market", "Limit"):
+            raise InvalidOrderError(f"{symbol}: side {side!r} / order type {order_type!r} not allowed; "
+                                    "use Buy/Sell and Market/Limit", client_order_id=client_order_id)
+        if order_type == "Limit" and not (price and price > 0):
+            raise InvalidOrderError(f"{symbol}: a limit order needs a positive price", client_order_id=client_order_id)
+        inst = self.get_instrument(symbol)
+        last = self.get_price(symbol)
+        with self._lock:
+            if client_order_id in self._state.orders:
+                raise DuplicateOrderError(f"client order id {client_order_id} was already used",
+                                          client_order_id=client_order_id)
+            qty = self._precheck(symbol, side, qty, order_type, price, reduce_only, inst, last, client_order_id)
+            order = Order(client_order_id=client_order_id, symbol=symbol, side=side, qty=qty,  # type: ignore[arg-type]
+                          order_type=order_type, status=OrderStatus.NEW,  # type: ignore[arg-type]
+                          price=round_to_tick(price, inst.tick_size) if price else None,
+                          reduce_only=reduce_only, stop_loss=stop_loss, take_profit=take_profit,
+                          exchange_order_id=f"paper-{client_order_id}", created_ms=self.now_ms(),
+                          updated_ms=self.now_ms())
+            self._state.orders[client_order_id] = order
+            self._save()
+        if self.delay > 0:
+            time.sleep(self.delay)  # mimic the exchange's latency, outside the lock
+        with self._lock:
+            last = self._state.prices.get(symbol, last)
+            marketable = order_type == "Market" or (side == "Buy" and order.price >= last) or (
+                side == "Sell" and order.price <= last)
+            if marketable:
+                slip = last * self.slippage * (1 if side == "Buy" else -1)
+                fill_px = round_to_tick(last + slip, inst.tick_size)
+                if order_type == "Limit":
+                    fill_px = min(fill_px, order.price) if side == "Buy" else max(fill_px, order.price)
+                self._execute(order, fill_px, maker=False, reason="signal")
+            self._trim()
+            self._save()
+            return self._state.orders[client_order_id]
+
+    def _precheck(self, symbol: str, side: str, qty: float, order_type: str, price: float | None,
+                  reduce_only: bool, inst: Instrument, last: float, cid: str) -> float:
+        ref = price if order_type == "Limit" else last
+        b = self._state.positions.get(symbol)
+        against = b is not None and ((b.side == "long") == (side == "Sell"))
+        if reduce_only:
+            if not against:
+                raise InvalidOrderError(f"{symbol}: reduce-only {side} with no {'long' if side == 'Sell' else 'short'} "
+                                        "position to reduce (Bybit 110017)", client_order_id=cid)
+            qty = min(qty, b.size)  # type: ignore[union-attr]
+        why = inst.check_order(qty, ref, reduce_only=reduce_only)
+        if why:
+            raise InvalidOrderError(why, client_order_id=cid)
+        if order_type == "Market" and qty > inst.max_market_qty:
+            raise InvalidOrderError(f"{symbol}: market quantity {qty} is above the maximum {inst.max_market_qty}",
+                                    client_order_id=cid)
+        if self.category == "spot" and side == "Sell" and not reduce_only:
+            held = b.size if b is not None and b.side == "long" else 0.0
+            if qty > held + EPS:
+                raise InsufficientFundsError(f"{symbol}: spot sell of {qty} but only {held} held (spot cannot short)",
+                                             code=170131)
+        if not reduce_only:
+            opening = max(0.0, qty - b.size) if against else qty  # type: ignore[union-attr]
+            need = opening * ref / self.leverage + qty * ref * self.taker_fee
+            avail = self._balance().available
+            if need > avail + 1e-9:
+                raise InsufficientFundsError(f"{symbol}: order needs {need:.2f} USDT margin+fee but only "
+                                             f"{avail:.2f} USDT is available", code=110007)
+        return qty
+
+    def cancel_order(self, symbol: str, client_order_id: str) -> None:
+        with self._lock:
+            o = self._state.orders.get(client_order_id)
+            if o is None or o.status not in OrderStatus.OPEN:
+                return  # like Bybit's 110001 "order does not exist": nothing left to cancel
+            self._state.orders[client_order_id] = _replace(o, status=OrderStatus.CANCELLED, updated_ms=self.now_ms())
+            self._save()
+
+    def set_trading_stop(self, symbol: str, stop_loss: float | None = None,
+                         take_profit: float | None = None) -> None:
+        with self._lock:
+            b = self._state.positions.get(symbol)
+            if b is None:
+                raise InvalidOrderError(f"{symbol}: no position to set a stop-loss / take-profit on")
+            tick = self.get_instrument(symbol).tick_size
+            if stop_loss is not None:
+                b.stop_loss = round_to_tick(stop_loss, tick) if stop_loss > 0 else None
+            if take_profit is not None:
+                b.take_profit = round_to_tick(take_profit, tick) if take_profit > 0 else None
+            self._save()
+
+    def close_position(self, symbol: str, *, client_order_id: str) -> Order | None:
+        with self._lock:
+            b = self._state.positions.get(symbol)
+            if b is None:
+                return None
+            side, size = ("Sell" if b.side == "long" else "Buy"), b.size
+        return self.create_order(symbol, side, size, reduce_only=True, client_order_id=client_order_id)
+
+    # -- fills and accounting ----------------------------------------------------------------
+    def _execute(self, order: Order, price: float, *, maker: bool, reason: str) -> Fill:
+        qty = order.qty - order.filled_qty
+        fee = qty * price * (self.maker_fee if maker else self.taker_fee)
+        realised = self._apply(order.symbol, order.side, qty, price, fee, order, reason)
+        fill = Fill(client_order_id=order.client_order_id, symbol=order.symbol, side=order.side, qty=qty, price=price,
+                    fee=fee, time_ms=self.now_ms(), exchange_order_id=order.exchange_order_id,
+                    exec_id=f"paper-{order.client_order_id}-{len(self._state.fills)}", is_maker=maker,
+                    realised_pnl=realised, reason=reason)
+        self._state.fills.append(fill)
+        filled = order.filled_qty + qty
+        avg = (order.avg_price * order.filled_qty + price * qty) / filled
+        self._state.orders[order.client_order_id] = _replace(
+            order, status=OrderStatus.FILLED, filled_qty=filled, avg_price=avg, fee=order.fee + fee,
+            updated_ms=self.now_ms())
+        return fill
+
+    def _apply(self, symbol: str, side: str, qty: float, price: float, fee: float, order: Order | None,
+               reason: str) -> float:
+        """Book one fill into the position and wallet; returns the P&L it realised (before fees)."""
+        st = self._state
+        b = st.positions.get(symbol)
+        st.wallet -= fee
+        want = "long" if side == "Buy" else "short"
+        if b is None or b.side == want:
+            if b is None:
+                b = st.positions[symbol] = _Book(side=want, size=0.0, entry=price, opened_ms=self.now_ms(),
+                                                 leverage=self.leverage)
+            b.entry = (b.size * b.entry + qty * price) / (b.size + qty)
+            b.size = round(b.size + qty, 12)
+            b.max_size = max(b.max_size, b.size)
+            b.fees += fee
+            if order is not None and (order.stop_loss or order.take_profit):
+                tick = self.get_instrument(symbol).tick_size
+                b.stop_loss = round_to_tick(order.stop_loss, tick) if order.stop_loss else b.stop_loss
+                b.take_profit = round_to_tick(order.take_profit, tick) if order.take_profit else b.take_profit
+            return 0.0
+        closing = min(qty, b.size)
+        d = 1 if b.side == "long" else -1
+        realised = d * (price - b.entry) * closing
+        st.wallet += realised
+        b.realised += realised
+        b.fees += fee * closing / qty
+        b.exit_qty += closing
+        b.exit_value += closing * price
+        b.size = round(b.size - closing, 12)
+        b.reason = reason
+        rest = round(qty - closing, 12)
+        if b.size <= EPS:
+            del st.positions[symbol]
+            st.closed.append(ClosedTrade(
+                symbol=symbol, side=b.side, qty=b.max_size, entry_price=b.entry,  # type: ignore[arg-type]
+                exit_price=b.exit_value / b.exit_qty, entry_ms=b.opened_ms, exit_ms=self.now_ms(),
+                pnl=b.realised - b.fees, fees=b.fees, reason=reason, mode=self.mode))
+            if rest > EPS:  # flip: the rest opens the other side
+                if self.category == "spot":
+                    raise AssertionError("spot flip slipped past the pre-check")
+                nb = st.positions[symbol] = _Book(side=want, size=rest, entry=price, opened_ms=self.now_ms(),
+                                                  leverage=self.leverage, max_size=rest, fees=fee * rest / qty)
+                if order is not None:
+                    nb.stop_loss, nb.take_profit = order.stop_loss, order.take_profit
+        return realised
+
+    def _trigger_stops(self, symbol: str, o: float, h: float, lo: float) -> list[Fill]:
+        b = self._state.positions.get(symbol)
+        if b is None or (b.stop_loss is None and b.take_profit is None):
+            return []
+        sl, tp = b.stop_loss, b.take_profit
+        long = b.side == "long"
+        price = reason = None
+        if sl is not None and (o <= sl if long else o >= sl):
+            price, reason = o, "stop-loss"          # gapped through the stop: filled at the open
+        elif tp is not None and (o >= tp if long else o <= tp):
+            price, reason = o, "take-profit"
+        elif sl is not None and (lo <= sl if long else h >= sl):
+            price, reason = sl, "stop-loss"         # stop first when both are inside the candle (worst case)
+        elif tp is not None and (h >= tp if long else lo <= tp):
+            price, reason = tp, "take-profit"
+        if price is None:
+            return []
+        cid = f"{'sl' if reason == 'stop-loss' else 'tp'}-{symbol}-{self.now_ms()}-{len(self._state.fills)}"[:36]
+        order = Order(client_order_id=cid, symbol=symbol, side="Sell" if long else "Buy", qty=b.size,
+                      reduce_only=True, exchange_order_id=f"paper-{cid}", created_ms=self.now_ms())
+        self._state.orders[cid] = order
+        return [self._execute(order, price, maker=False, reason=reason)]
+
+    def _fill_resting(self, symbol: str, o: float, h: float, lo: float) -> list[Fill]:
+        fills = []
+        for order in list(self._state.orders.values()):
+            if order.symbol != symbol or order.status not in OrderStatus.OPEN or order.price is None:
+                continue
+            lim = order.price
+            if order.side == "Buy" and lo <= lim:
+                fills.append(self._execute(order, min(o, lim), maker=o > lim, reason="limit"))
+            elif order.side == "Sell" and h >= lim:
+                fills.append(self._execute(order, max(o, lim), maker=o < lim, reason="limit"))
+        if fills:
+            self._save()
+        return fills
+
+    # -- persistence -------------------------------------------------------------------------
+    def _trim(self) -> None:
+        st = self._state
+        if len(st.orders) > _KEEP_ORDERS:
+            for cid in [c for c, o in st.orders.items() if o.status in OrderStatus.FINAL][: len(st.orders) - _KEEP_ORDERS]:
+                del st.orders[cid]
+        del st.fills[:-_KEEP_FILLS]
+
+    def save(self) -> None:
+        """Write the state now (it is also written after every fill)."""
+        with self._lock:
+            self._save()
+
+    def _save(self) -> None:
+        if self.state_path is None:
+            return
+        st = self._state
+        data = {"version": 1, "category": self.category, "wallet": st.wallet, "prices": st.prices,
+                "positions": {s: asdict(b) for s, b in st.positions.items()},
+                "orders": [asdict(o) for o in st.orders.values()], "fills": [asdict(f) for f in st.fills],
+                "closed": [asdict(t) for t in st.closed], "equity": st.equity}
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".paper-", suffix=".json", dir=self.state_path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(data, fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.state_path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def _load(self) -> None:
+        assert self.state_path is not None
+        try:
+            data = json.loads(self.state_path.read_text(encoding="utf-8"))
+            st = _State(wallet=float(data["wallet"]))
+            st.prices = {k: float(v) for k, v in data.get("prices", {}).items()}
+            st.positions = {s: _Book(**b) for s, b in data.get("positions", {}).items()}
+            st.orders = {o["client_order_id"]: Order(**o) for o in data.get("orders", [])}
+            st.fills = [Fill(**f) for f in data.get("fills", [])]
+            st.closed = [ClosedTrade(**t) for t in data.get("closed", [])]
+            st.equity = [(int(t), float(e)) for t, e in data.get("equity", [])]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise DataError(f"paper wallet file {self.state_path} is unreadable ({exc}); move it away to start a "
+                            "fresh wallet, or restore it from a backup") from exc
+        if data.get("category", self.category) != self.category:
+            raise DataError(f"paper wallet file {self.state_path} is for category {data.get('category')!r} but "
+                            f"EXCHANGE_CATEGORY is {self.category!r}; use another HISTORICAL_DATA_PATH or move it away")
+        self._state = st
+
+
+def _replace(order: Order, **changes: Any) -> Order:
+    from dataclasses import replace
+
+    return replace(order, **changes)
