@@ -31,9 +31,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.errors import (DataError, DuplicateOrderError, InsufficientFundsError, InvalidOrderError)
-from bot.exchange.base import (Balance, ClosedTrade, Fill, Instrument, Order, OrderStatus, Position, floor_to_step,
-                               round_to_tick)
+from bot.errors import DataError, DuplicateOrderError, InsufficientFundsError, InvalidOrderError
+from bot.exchange.base import (
+    Balance,
+    ClosedTrade,
+    Fill,
+    Instrument,
+    Order,
+    OrderStatus,
+    Position,
+    round_to_tick,
+)
 
 __all__ = ["SimExchange", "KNOWN_INSTRUMENTS", "generic_instrument", "check_client_order_id"]
 

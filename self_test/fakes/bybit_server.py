@@ -19,7 +19,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -27,6 +29,9 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["FakeBybit", "BybitReject", "Fault"]
+
+_INSTRUMENTS_FIXTURE = (Path(__file__).resolve().parent.parent / "fixtures" / "bybit"
+                        / "market_instruments_info_rows.json")
 
 Handler = Callable[[dict[str, Any]], Any]
 
@@ -58,7 +63,12 @@ class Fault:
 
 
 def _fmt(x: float) -> str:
-    return format(float(x), "f").rstrip("0").rstrip(".") if x == x else ""
+    """A float as Bybit writes numbers: a plain decimal string, no exponent, no trailing zeros."""
+    x = float(x)
+    if x != x:
+        return ""
+    text = format(Decimal(repr(x)), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 class FakeBybit:
@@ -71,6 +81,7 @@ class FakeBybit:
         self.clock = clock
         self.lock = threading.RLock()
         self.requests: list[tuple[str, str, dict[str, Any]]] = []  # (method, path, params)
+        self.answered: list[tuple[str, int | None]] = []  # (path, retCode or None if dropped/HTTP error)
         self.klines: dict[tuple[str, str], pd.DataFrame] = {}
         self.tickers: dict[str, list[dict[str, str]]] = {"linear": [], "spot": []}
         self.instruments: dict[str, list[dict[str, Any]]] = {"linear": [], "spot": []}
@@ -80,11 +91,26 @@ class FakeBybit:
         self.route("GET", "/v5/market/kline", self._kline, auth=False)
         self.route("GET", "/v5/market/tickers", self._tickers, auth=False)
         self.route("GET", "/v5/market/instruments-info", self._instruments, auth=False)
+        self._load_recorded_instruments()
+        from self_test.fakes.bybit_book import FakeBook  # the account behind the private endpoints
+
+        self.book = FakeBook(self, clock=clock)
+        b = self.book
+        self.route("POST", "/v5/order/create", b.create)
+        self.route("POST", "/v5/order/cancel", b.cancel)
+        self.route("GET", "/v5/order/realtime", lambda p: b.query_orders(p, history=False))
+        self.route("GET", "/v5/order/history", lambda p: b.query_orders(p, history=True))
+        self.route("GET", "/v5/execution/list", b.query_executions)
+        self.route("GET", "/v5/position/list", b.position_rows)
+        self.route("POST", "/v5/position/trading-stop", b.trading_stop)
+        self.route("POST", "/v5/position/set-leverage", b.set_leverage)
+        self.route("GET", "/v5/account/wallet-balance", b.wallet_rows)
+        self.route("GET", "/v5/account/fee-rate", b.fee_rates)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     # -- life ----------------------------------------------------------------------------------
-    def start(self) -> "FakeBybit":
+    def start(self, port: int = 0) -> "FakeBybit":
         fake = self
 
         class _H(BaseHTTPRequestHandler):
@@ -99,9 +125,10 @@ class FakeBybit:
             def do_POST(self) -> None:
                 fake._handle(self, "POST")
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _H)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), _H)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-bybit", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),  # quick stop()
+                                        name="fake-bybit", daemon=True)
         self._thread.start()
         return self
 
@@ -137,6 +164,35 @@ class FakeBybit:
     def set_klines(self, symbol: str, interval: str, frame: pd.DataFrame) -> None:
         """Serve these candles (canonical frame) for symbol/interval."""
         self.klines[(symbol.upper(), str(interval))] = frame
+
+    def _load_recorded_instruments(self) -> None:
+        """Serve the real instruments-info rows recorded by ccxt (BTCUSDT tick 0.10, step 0.001 ...)."""
+        if _INSTRUMENTS_FIXTURE.exists():
+            rows = json.loads(_INSTRUMENTS_FIXTURE.read_text())["rows"]
+            self.instruments = {"linear": list(rows.get("linear", [])), "spot": list(rows.get("spot", []))}
+
+    def set_price(self, symbol: str, price: float) -> None:
+        """Set the last price of `symbol` (tickers, order fills) and let resting orders and stops react."""
+        with self.lock:
+            for category in ("linear", "spot"):
+                rows = [r for r in self.tickers.setdefault(category, []) if r.get("symbol") != symbol]
+                px = _fmt(price)
+                rows.append({"symbol": symbol, "lastPrice": px, "markPrice": px, "indexPrice": px,
+                             "bid1Price": px, "ask1Price": px, "bid1Size": "1", "ask1Size": "1",
+                             "prevPrice24h": px, "price24hPcnt": "0", "highPrice24h": px, "lowPrice24h": px,
+                             "turnover24h": "0", "volume24h": "0"})
+                self.tickers[category] = rows
+            self.book.set_price(symbol, float(price))
+
+    def orders_with_link(self, order_link_id: str) -> list[dict[str, Any]]:
+        """Every order the fake holds with this orderLinkId (the tests' "exactly one" check)."""
+        with self.lock:
+            return [o for o in self.book.orders.values() if o["orderLinkId"] == order_link_id]
+
+    def answers(self, path: str) -> list[int | None]:
+        """retCodes of the requests to `path` the handler finished (None: processed, answer dropped)."""
+        with self.lock:
+            return [code for (pth, code) in self.answered if pth == path]
 
     def calls(self, path: str) -> list[dict[str, Any]]:
         with self.lock:
@@ -234,10 +290,14 @@ class FakeBybit:
             if fault.kind == "slow":
                 time.sleep(fault.delay)
         try:
-            result = handler(params)
+            with self.lock:
+                result = handler(params)
             reply = self.envelope(0, "OK", result)
         except BybitReject as rej:
             reply = self.envelope(rej.code, rej.message)
+        with self.lock:
+            self.answered.append((path, None if fault is not None and fault.kind == "lost"
+                                  else json.loads(reply)["retCode"]))
         if fault is not None and fault.kind == "lost":
             # The work is done (order placed ...) but the answer never reaches the client.
             h.close_connection = True
@@ -296,3 +356,38 @@ class FakeBybit:
         if params.get("symbol"):
             rows = [r for r in rows if r.get("symbol") == params["symbol"]]
         return {"category": category, "list": rows, "nextPageCursor": ""}
+
+
+def _serve_by_hand(argv: list[str] | None = None) -> int:
+    """`python -m self_test.fakes.bybit_server --port 8765`: a fake to point BYBIT_BASE_URL at by hand."""
+    import argparse
+
+    from bot.data_manager import load_seed
+
+    ap = argparse.ArgumentParser(description="Fake Bybit V5 REST server on 127.0.0.1 (for trying the bot "
+                                 "in LIVE mode without real money). Prices: the last recorded real seed candle.")
+    ap.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765)")
+    ap.add_argument("--key", default="testkey", help="API key the fake accepts (default testkey)")
+    ap.add_argument("--secret", default="testsecret", help="API secret the fake accepts (default testsecret)")
+    ap.add_argument("--balance", type=float, default=1000.0, help="USDT in the fake UNIFIED wallet")
+    args = ap.parse_args(argv)
+    fake = FakeBybit(api_key=args.key, api_secret=args.secret)
+    fake.book.wallet = args.balance
+    for symbol, interval in (("BTCUSDT", "60"), ("BTCUSDT", "D"), ("ETHUSDT", "D"), ("LTCUSDT", "D")):
+        frame = load_seed(symbol, interval)
+        fake.set_klines(symbol, interval, frame)
+        fake.set_price(symbol, float(frame["close"].iloc[-1]))
+    fake.start(args.port)
+    print(f"fake Bybit on {fake.url}  key={args.key}  (prices: last recorded seed candles)")
+    print(f"try:  BYBIT_BASE_URL={fake.url} BYBIT_API_KEY={args.key} BYBIT_API_SECRET=... python -m bot status --live")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        fake.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_serve_by_hand())
