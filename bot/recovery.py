@@ -1,0 +1,361 @@
+"""Restart protection: before the first trade, make the journal and the exchange agree.
+
+`recover()` runs once per start, paper or live alike (paper recovers from the persisted paper
+wallet, which is its "exchange"):
+
+1. reload the agent checkpoint when there is one (a corrupt one raises `CheckpointError`: the
+   bot must not trade on a half-loaded state);
+2. resolve every unresolved order intent by its client order id: found on the exchange ->
+   its status and fills are journaled; not found and never marked sent -> FAILED (it never
+   left); marked sent but not found -> asked again after a moment, then tracked as LOST and
+   polled by the `Reconciler` until it is known (after `lost_timeout_s` unseen it is declared
+   never accepted);
+3. reconcile positions: a position on the exchange that the journal lacks is *restored* when
+   the journal's own fills explain it (a crash between fill and bookkeeping), otherwise
+   *adopted* (ADOPTED_POSITIONS=manage; it gets a stop-loss at STOP_LOSS_PCT if it has none) or
+   closed (ADOPTED_POSITIONS=close, through a journaled intent like any order); a journal
+   position the exchange no longer has is closed in the journal with reason 'reconcile' and
+   the P&L of the fills when they are known; sizes that differ follow the exchange;
+4. open orders the journal knows are updated; unknown ones are reported and left alone.
+
+Everything reconciled is logged and published as `Event(kind=EventKind.RECONCILE)`.
+`Reconciler` runs the same steps (not the agent) every RECONCILE_INTERVAL_SECONDS while live,
+because positions closed outside the bot (by hand, liquidation, a server-side stop) are the
+usual way bots lose track of reality.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from bot.errors import BotError
+from bot.events import Event, EventBus, EventKind
+from bot.exchange.base import ClosedTrade, Fill, OrderIntent, OrderStatus, Position, round_to_tick
+
+__all__ = ["recover", "Reconciler", "RecoveryReport", "ReconcileItem"]
+
+log = logging.getLogger(__name__)
+
+_WARN_KINDS = frozenset({"adopted", "closed", "lost", "resized", "foreign-order", "closed-adopted"})
+
+
+@dataclass(frozen=True)
+class ReconcileItem:
+    """One thing recovery changed or found. kind: resolved / failed / lost / restored / adopted /
+    closed-adopted / closed / resized / stop / foreign-order."""
+
+    kind: str
+    symbol: str
+    message: str
+    client_order_id: str = ""
+
+
+@dataclass(frozen=True)
+class RecoveryReport:
+    mode: str
+    items: tuple[ReconcileItem, ...] = ()
+    errors: tuple[str, ...] = ()
+    agent_checkpoint: str | None = None
+    positions: tuple[Position, ...] = ()          # the exchange's positions after reconciliation
+    time_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+
+    def of(self, kind: str) -> list[ReconcileItem]:
+        return [i for i in self.items if i.kind == kind]
+
+    @property
+    def ok(self) -> bool:
+        """True when everything could be checked and nothing is still unknown."""
+        return not self.errors and not self.of("lost")
+
+    def summary(self) -> str:
+        if not self.items and not self.errors:
+            return (f"{self.mode}: journal and exchange agree ({len(self.positions)} open position(s), "
+                    "no pending orders)")
+        counts: dict[str, int] = {}
+        for i in self.items:
+            counts[i.kind] = counts.get(i.kind, 0) + 1
+        parts = [f"{n} {k}" for k, n in counts.items()] + [f"{len(self.errors)} check(s) failed"] * bool(self.errors)
+        return f"{self.mode}: reconciled with the exchange: " + ", ".join(parts)
+
+
+def _new_cid() -> str:
+    return f"rcn-{uuid.uuid4().hex[:24]}"
+
+
+class _Run:
+    """One reconciliation pass; collects items and publishes them."""
+
+    def __init__(self, settings: Any, exchange: Any, journal: Any, bus: EventBus | None, *, strict: bool,
+                 sleep: Callable[[float], None], recheck_delay: float, lost_timeout_s: float,
+                 wall: Callable[[], float]) -> None:
+        self.s, self.ex, self.j, self.bus = settings, exchange, journal, bus
+        self.mode = str(exchange.mode)
+        self.strict = strict
+        self.sleep, self.recheck_delay, self.lost_timeout_s, self.wall = sleep, recheck_delay, lost_timeout_s, wall
+        self.items: list[ReconcileItem] = []
+        self.errors: list[str] = []
+
+    def note(self, kind: str, symbol: str, message: str, cid: str = "") -> None:
+        item = ReconcileItem(kind, symbol, message, cid)
+        self.items.append(item)
+        level = "WARNING" if kind in _WARN_KINDS else "INFO"
+        log.log(logging.WARNING if level == "WARNING" else logging.INFO, "reconcile: %s", message)
+        if self.bus is not None:
+            self.bus.publish(Event(kind=EventKind.RECONCILE, level=level, message=message,
+                                   data={"item": kind, "symbol": symbol, "client_order_id": cid, "mode": self.mode}))
+
+    def guarded(self, what: str, fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except BotError as exc:
+            if self.strict:
+                raise
+            self.errors.append(f"{what}: {exc}")
+            log.warning("reconcile: %s failed: %s", what, exc)
+            return None
+
+    def price(self, symbol: str) -> float | None:
+        """The current price, or None: a missing price never stops recovery (entry is the fallback)."""
+        try:
+            return float(self.ex.get_price(symbol))
+        except BotError as exc:
+            log.warning("reconcile: no price for %s (%s); using the entry price", symbol, exc)
+            return None
+
+    # -- intents ---------------------------------------------------------------------------------
+    def intents(self) -> None:
+        for intent in self.j.unresolved_intents():
+            if intent.mode != self.mode:
+                continue  # the other world's intents are resolved when that world starts
+            self.guarded(f"{intent.client_order_id}: resolve", lambda i=intent: self.resolve(i))
+
+    def resolve(self, intent: OrderIntent) -> None:
+        cid, sym = intent.client_order_id, intent.symbol
+        order = self.ex.get_order(cid, sym)
+        if order is None and intent.status != OrderStatus.PENDING and self.recheck_delay > 0:
+            self.sleep(self.recheck_delay)  # an order in flight at the crash can appear a moment later
+            order = self.ex.get_order(cid, sym)
+        if order is None:
+            if intent.status == OrderStatus.PENDING:
+                self.j.update_intent(cid, OrderStatus.FAILED, error="never sent: not on the exchange after restart")
+                self.note("failed", sym, f"{sym} {intent.side} {intent.qty} ({cid}) was journaled but never sent; "
+                                         "marked failed", cid)
+                return
+            age_s = (self.wall() * 1000 - intent.created_ms) / 1000
+            if age_s > self.lost_timeout_s:
+                self.j.update_intent(cid, OrderStatus.FAILED,
+                                     error=f"not found on the exchange for {age_s:.0f} s: never accepted")
+                self.note("failed", sym, f"{sym} {intent.side} {intent.qty} ({cid}) unseen on the exchange for "
+                                         f"{age_s:.0f} s; marked failed (never accepted)", cid)
+                return
+            if intent.status != OrderStatus.LOST:
+                self.j.update_intent(cid, OrderStatus.LOST, error="sent, but the exchange does not know it yet")
+            self.note("lost", sym, f"{sym} {intent.side} {intent.qty} ({cid}) was sent but its fate is unknown; "
+                                   "tracked as LOST and polled until known", cid)
+            return
+        self.j.record_order(order, self.mode)
+        for f in self.ex.get_fills(cid, sym) if order.filled_qty > 0 else []:
+            self.j.record_fill(f, mode=self.mode)
+        if order.status != intent.status:
+            self.j.update_intent(cid, order.status, exchange_order_id=order.exchange_order_id)
+        filled = f", filled {order.filled_qty:g} @ {order.avg_price:.6g}" if order.filled_qty else ""
+        self.note("resolved", sym, f"{sym} {intent.side} {intent.qty:g} ({cid}): {intent.status} -> "
+                                   f"{order.status}{filled}", cid)
+
+    # -- positions -------------------------------------------------------------------------------
+    def positions(self) -> list[Position]:
+        ex_pos = self.guarded("read positions", self.ex.get_positions)
+        if ex_pos is None or not hasattr(self.j, "positions"):
+            return list(ex_pos or [])
+        theirs = {p.symbol: p for p in ex_pos}
+        ours = {p.symbol: p for p in self.j.positions(self.mode)}
+        for sym, p in theirs.items():
+            self.guarded(f"{sym}: reconcile position", lambda p=p: self.exchange_position(p, ours.get(p.symbol)))
+        for sym, jp in ours.items():
+            if sym not in theirs:
+                self.guarded(f"{sym}: close in journal", lambda jp=jp: self.close_in_journal(jp))
+        return list(self.guarded("read positions", self.ex.get_positions) or ex_pos)
+
+    def _net_from_fills(self, symbol: str) -> float:
+        return sum(f.qty if f.side == "Buy" else -f.qty for f in self.j.fills(symbol=symbol, mode=self.mode))
+
+    def exchange_position(self, p: Position, jp: Position | None) -> None:
+        signed = p.size * p.direction
+        tol = max(1e-9, 1e-6 * p.size)
+        if jp is None:
+            if abs(self._net_from_fills(p.symbol) - signed) <= tol:
+                self.j.upsert_position(p, mode=self.mode)
+                self.note("restored", p.symbol, f"{p.symbol} {p.side} {p.size:g} @ {p.entry_price:.6g} restored into "
+                                                "the journal from its own fills")
+                self.ensure_stop(p)
+            elif self.s.ADOPTED_POSITIONS == "close":
+                self.close_adopted(p)
+            else:
+                self.j.upsert_position(p, mode=self.mode)
+                self.note("adopted", p.symbol, f"{p.symbol} {p.side} {p.size:g} @ {p.entry_price:.6g} found on the "
+                                               "exchange but not in the journal; adopted and managed")
+                self.ensure_stop(p)
+            return
+        if jp.side != p.side or abs(jp.size - p.size) > tol:
+            self.j.upsert_position(p, mode=self.mode)
+            self.note("resized", p.symbol, f"{p.symbol}: journal had {jp.side} {jp.size:g}, the exchange has "
+                                           f"{p.side} {p.size:g}; the journal follows the exchange")
+            self.ensure_stop(p)
+        elif p.stop_loss is None:
+            self.ensure_stop(p, wanted=jp.stop_loss)
+
+    def ensure_stop(self, p: Position, *, wanted: float | None = None) -> None:
+        """A position without a stop-loss gets one (the journal's, else STOP_LOSS_PCT from the worse of
+        entry and the current price, so the stop is on the right side of the market)."""
+        if p.stop_loss is not None:
+            return
+        pct = float(self.s.STOP_LOSS_PCT)
+        price = self.price(p.symbol) or p.entry_price
+        if wanted is None or (p.side == "long" and wanted >= price) or (p.side == "short" and wanted <= price):
+            ref = min(p.entry_price, price) if p.side == "long" else max(p.entry_price, price)
+            wanted = ref * (1 - pct) if p.side == "long" else ref * (1 + pct)
+        tick = self.ex.get_instrument(p.symbol).tick_size
+        stop = round_to_tick(wanted, tick)
+        self.ex.set_trading_stop(p.symbol, stop_loss=stop)
+        self.j.upsert_position(replace(p, stop_loss=stop), mode=self.mode)
+        self.note("stop", p.symbol, f"{p.symbol} {p.side} had no stop-loss; set at {stop:.6g}")
+
+    def close_adopted(self, p: Position) -> None:
+        cid = _new_cid()
+        self.j.record_intent(OrderIntent(client_order_id=cid, symbol=p.symbol, side="Sell" if p.side == "long" else "Buy", qty=p.size, reduce_only=True, mode=self.mode,
+                                         reason="reconcile"))  # journaled before it is sent, like every order
+        self.j.update_intent(cid, OrderStatus.SENT)
+        order = self.ex.close_position(p.symbol, client_order_id=cid)
+        if order is None:
+            self.j.update_intent(cid, OrderStatus.CANCELLED, error="position already flat")
+            return
+        self.j.record_order(order, self.mode)
+        fills = self.ex.get_fills(cid, p.symbol)
+        for f in fills:
+            self.j.record_fill(f, mode=self.mode)
+        exit_px = order.avg_price or p.mark_price or p.entry_price
+        fees = sum(f.fee for f in fills) or order.fee
+        pnl = p.direction * (exit_px - p.entry_price) * order.filled_qty - fees
+        self.j.record_closed_trade(ClosedTrade(p.symbol, p.side, order.filled_qty, p.entry_price, exit_px,
+                                               p.opened_ms or int(self.wall() * 1000), int(self.wall() * 1000), pnl,
+                                               fees, reason="reconcile", mode=self.mode))
+        self.note("closed-adopted", p.symbol, f"{p.symbol} {p.side} {p.size:g} found on the exchange but not in the "
+                                              f"journal; closed (ADOPTED_POSITIONS=close) @ {exit_px:.6g}", cid)
+
+    def close_in_journal(self, jp: Position) -> None:
+        now_ms = int(self.wall() * 1000)
+        trade, source = self._trade_from_exchange(jp), "the exchange's record"
+        if trade is None:
+            trade, source = self._trade_from_fills(jp), "its fills"
+        if trade is None:
+            price = self.price(jp.symbol) or jp.entry_price
+            pnl = jp.direction * (price - jp.entry_price) * jp.size - jp.fees
+            trade = ClosedTrade(jp.symbol, jp.side, jp.size, jp.entry_price, price, jp.opened_ms, now_ms, pnl,
+                                jp.fees, reason="reconcile", mode=self.mode)
+            source = "the current price (estimate: the closing fills are unknown)"
+        self.j.close_position(trade)
+        self.note("closed", jp.symbol, f"{jp.symbol} {jp.side} {jp.size:g} is no longer on the exchange; closed in "
+                                       f"the journal @ {trade.exit_price:.6g}, P&L {trade.pnl:+.2f} from {source}")
+
+    def _trade_from_exchange(self, jp: Position) -> ClosedTrade | None:
+        getter = getattr(self.ex, "closed_trades", None)  # the paper wallet keeps its round trips
+        if not callable(getter):
+            return None
+        done = [t for t in getter() if t.symbol == jp.symbol and t.exit_ms >= jp.opened_ms]
+        if not done:
+            return None
+        t = done[-1]
+        return ClosedTrade(t.symbol, t.side, t.qty, t.entry_price, t.exit_price, t.entry_ms, t.exit_ms, t.pnl, t.fees,
+                           reason="reconcile", mode=self.mode)
+
+    def _trade_from_fills(self, jp: Position) -> ClosedTrade | None:
+        closing_side = "Sell" if jp.side == "long" else "Buy"
+        fills: list[Fill] = [f for f in self.j.fills(symbol=jp.symbol, mode=self.mode)
+                             if f.time_ms >= jp.opened_ms and f.side == closing_side]
+        qty = sum(f.qty for f in fills)
+        if qty + 1e-12 < jp.size:
+            return None
+        exit_px = sum(f.qty * f.price for f in fills) / qty
+        fees = jp.fees + sum(f.fee for f in fills)
+        pnl = jp.direction * (exit_px - jp.entry_price) * jp.size - fees
+        return ClosedTrade(jp.symbol, jp.side, jp.size, jp.entry_price, exit_px, jp.opened_ms,
+                           max(f.time_ms for f in fills), pnl, fees, reason="reconcile", mode=self.mode)
+
+    # -- open orders -----------------------------------------------------------------------------
+    def open_orders(self) -> None:
+        orders = self.guarded("read open orders", self.ex.get_open_orders) or []
+        for o in orders:
+            if o.client_order_id and self.j.get_intent(o.client_order_id) is not None:
+                self.j.record_order(o, self.mode)
+            else:
+                self.note("foreign-order", o.symbol, f"{o.symbol}: open {o.side} order {o.qty:g} "
+                                                     f"({o.client_order_id or o.exchange_order_id}) was not placed by "
+                                                     "this bot; left alone", o.client_order_id)
+
+
+def _reconcile(settings: Any, exchange: Any, journal: Any, bus: EventBus | None, *, strict: bool,
+               sleep: Callable[[float], None], recheck_delay: float, lost_timeout_s: float,
+               wall: Callable[[], float], agent_checkpoint: str | None = None) -> RecoveryReport:
+    run = _Run(settings, exchange, journal, bus, strict=strict, sleep=sleep, recheck_delay=recheck_delay,
+               lost_timeout_s=lost_timeout_s, wall=wall)
+    run.intents()
+    positions = run.positions()
+    run.open_orders()
+    return RecoveryReport(mode=run.mode, items=tuple(run.items), errors=tuple(run.errors),
+                          agent_checkpoint=agent_checkpoint, positions=tuple(positions))
+
+
+def recover(settings: Any, *, exchange: Any, journal: Any, bus: EventBus | None, agent: Any = None,
+            sleep: Callable[[float], None] = time.sleep, recheck_delay: float = 1.0, lost_timeout_s: float = 600.0,
+            wall: Callable[[], float] = time.time) -> RecoveryReport:
+    """Run before the first trade of every start. Raises what the exchange or the checkpoint raised:
+    if recovery cannot finish, the bot must not trade."""
+    checkpoint = None
+    if agent is not None:
+        store = getattr(agent, "store", None)
+        latest = store.latest() if store is not None and hasattr(store, "latest") else None
+        if latest is not None:
+            checkpoint = str(agent.load())   # CheckpointError on a corrupt file: no trading half-loaded
+            log.info("agent restored from %s", checkpoint)
+    report = _reconcile(settings, exchange, journal, bus, strict=True, sleep=sleep, recheck_delay=recheck_delay,
+                        lost_timeout_s=lost_timeout_s, wall=wall, agent_checkpoint=checkpoint)
+    log.info("recovery: %s", report.summary())
+    if bus is not None:
+        bus.publish(Event(kind=EventKind.RECONCILE, level="WARNING" if report.items else "INFO",
+                          message=f"Recovery after start · {report.summary()}",
+                          data={"item": "summary", "mode": report.mode, "changes": len(report.items)}))
+    return report
+
+
+class Reconciler:
+    """The periodic check while live: same steps as `recover` (without the agent), errors logged."""
+
+    def __init__(self, settings: Any, *, exchange: Any, journal: Any, bus: EventBus | None = None,
+                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
+                 lost_timeout_s: float = 600.0) -> None:
+        self.settings, self.exchange, self.journal, self.bus = settings, exchange, journal, bus
+        self.interval_s = float(settings.RECONCILE_INTERVAL_SECONDS)
+        self.clock, self.wall, self.lost_timeout_s = clock, wall, lost_timeout_s
+        self._last: float | None = None
+        self.last_report: RecoveryReport | None = None
+
+    def due(self) -> bool:
+        return self._last is None or self.clock() - self._last >= self.interval_s
+
+    def maybe_run(self) -> RecoveryReport | None:
+        """Run if RECONCILE_INTERVAL_SECONDS passed since the last run; the engine calls this each loop."""
+        return self.run() if self.due() else None
+
+    def run(self) -> RecoveryReport:
+        self._last = self.clock()
+        report = _reconcile(self.settings, self.exchange, self.journal, self.bus, strict=False, sleep=time.sleep,
+                            recheck_delay=0.0, lost_timeout_s=self.lost_timeout_s, wall=self.wall)
+        self.last_report = report
+        if report.items or report.errors:
+            log.info("periodic reconcile: %s", report.summary())
+        return report
