@@ -1,0 +1,121 @@
+"""Training speed against the tools people use today, in the same run, as ratios.
+
+    .venv/bin/pip install -r requirements-bench.txt
+    .venv/bin/python bench/train.py [--env-steps 200000] [--train-steps 60000] [--sb3-steps 20000]
+
+Measures, on the real BTC hourly seed candles:
+1. environment throughput: our TradingEnv with 64 parallel episodes (random actions) vs
+   gym-anytrading's `stocks-v0` (one env, random actions) over the same closes;
+2. training throughput: our SelfLearningBot.train (64 episodes, one gradient step per 4
+   environment steps) vs stable-baselines3 DQN (`MlpPolicy`, train_freq=4, gradient_steps=1)
+   on `stocks-v0`, both counted in environment steps per second, learning_starts equal.
+Both learners get one torch thread (the best setting for small nets on 2 cores, for both).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def ours_env(frame, settings, steps: int) -> float:
+    import numpy as np
+
+    from bot.environment import MarketData, TradingEnv
+
+    env = TradingEnv(MarketData.from_frames(frame, settings=settings), settings=settings, n_envs=64, seed=1)
+    env.reset()
+    rng = np.random.default_rng(0)
+    actions = rng.integers(0, env.n_actions, (steps // 64 + 1, 64))
+    t0 = time.perf_counter()
+    for a in actions:
+        env.step(a)
+    return len(actions) * 64 / (time.perf_counter() - t0)
+
+
+def anytrading_env(frame, window: int, steps: int) -> float:
+    import gym_anytrading  # noqa: F401  (registers stocks-v0)
+    import gymnasium as gym
+
+    env = gym.make("stocks-v0", df=_anytrading_frame(frame), window_size=window,
+                   frame_bound=(window, len(frame)))
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        _, _, term, trunc, _ = env.step(env.action_space.sample())
+        if term or trunc:
+            env.reset()
+    return steps / (time.perf_counter() - t0)
+
+
+def ours_train(frame, settings, steps: int, learning_starts: int) -> tuple[float, int]:
+    from bot.self_learning import DQNConfig, SelfLearningBot
+
+    agent = SelfLearningBot(settings, config=DQNConfig(seed=1, learning_starts=learning_starts))
+    env = agent.make_env(frame)
+    res = agent.train(env, steps, progress=False)
+    return res.steps_per_second, res.gradient_steps
+
+
+def sb3_train(frame, window: int, steps: int, learning_starts: int) -> tuple[float, int]:
+    import gym_anytrading  # noqa: F401
+    import gymnasium as gym
+    import torch
+    from stable_baselines3 import DQN
+
+    torch.set_num_threads(1)
+    env = gym.make("stocks-v0", df=_anytrading_frame(frame), window_size=window, frame_bound=(window, len(frame)))
+    model = DQN("MlpPolicy", env, learning_starts=learning_starts, train_freq=4, gradient_steps=1, seed=1,
+                verbose=0, device="cpu")
+    t0 = time.perf_counter()
+    model.learn(total_timesteps=steps)
+    return steps / (time.perf_counter() - t0), int(model._n_updates)
+
+
+def _anytrading_frame(frame):
+    df = frame.rename(columns=str.capitalize).reset_index(drop=True)
+    return df[["Open", "High", "Low", "Close", "Volume"]]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--env-steps", type=int, default=200_000, help="environment steps per env benchmark")
+    p.add_argument("--anytrading-steps", type=int, default=50_000, help="gym-anytrading steps")
+    p.add_argument("--train-steps", type=int, default=60_000, help="environment steps of our training")
+    p.add_argument("--sb3-steps", type=int, default=20_000, help="environment steps of SB3 DQN training")
+    p.add_argument("--learning-starts", type=int, default=2_000, help="steps before learning, both learners")
+    args = p.parse_args(argv)
+
+    from bot.data_manager import load_seed
+    from config import load_settings
+
+    settings = load_settings(None, environ={}, HISTORICAL_DATA_PATH=str(ROOT / "historical_data" / "bench"))
+    frame = load_seed("BTCUSDT", "60")
+    window = settings.STATE_WINDOW
+    print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cpu(s); "
+          f"{len(frame)} real BTC hourly candles")
+    print("command: .venv/bin/python bench/train.py " + " ".join(argv if argv is not None else sys.argv[1:]))
+
+    ours = ours_env(frame, settings, args.env_steps)
+    peer = anytrading_env(frame, window, args.anytrading_steps)
+    print(f"environment: ours {ours:,.0f} steps/s (64 episodes) | gym-anytrading stocks-v0 {peer:,.0f} steps/s "
+          f"(1 env) | ratio {ours / peer:.1f}x (target >= 10x)")
+
+    ours_t, ours_g = ours_train(frame, settings, args.train_steps, args.learning_starts)
+    peer_t, peer_g = sb3_train(frame, window, args.sb3_steps, args.learning_starts)
+    print(f"training:    ours {ours_t:,.0f} env steps/s ({ours_g} gradient steps, batch 64, 128x128 dueling) | "
+          f"SB3 DQN {peer_t:,.0f} env steps/s ({peer_g} gradient steps, batch 32, 64x64) | "
+          f"ratio {ours_t / peer_t:.1f}x (target >= 5x)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
