@@ -195,7 +195,7 @@ class FakeBook:
                 pos["cur_realised"] = 0.0
                 pos["sl"], pos["tp"] = 0.0, 0.0
             if pos["size"] == 0 or (pos["size"] > 0) == (signed > 0):
-                new = pos["size"] + signed
+                new = round(pos["size"] + signed, 12)
                 pos["avg"] = (abs(pos["size"]) * pos["avg"] + qty * price) / abs(new)
                 pos["size"] = new
                 if o["sl"] or o["tp"]:
@@ -206,7 +206,7 @@ class FakeBook:
                 pos["cur_realised"] += pnl
                 pos["cum_realised"] += pnl
                 self.wallet += pnl
-                rest = qty - closed
+                rest = round(qty - closed, 12)  # Bybit sizes are exact decimals
                 pos["size"] = round(pos["size"] + (closed if pos["size"] < 0 else -closed), 12)
                 if rest > EPS:  # flip
                     pos["size"], pos["avg"] = (rest if signed > 0 else -rest), price

@@ -81,7 +81,8 @@ class FakeBybit:
         self.clock = clock
         self.lock = threading.RLock()
         self.requests: list[tuple[str, str, dict[str, Any]]] = []  # (method, path, params)
-        self.answered: list[tuple[str, int | None]] = []  # (path, retCode or None if dropped/HTTP error)
+        # (path, retCode; the HTTP status for an injected HTTP error; None when the answer was dropped)
+        self.answered: list[tuple[str, int | None]] = []
         self.klines: dict[tuple[str, str], pd.DataFrame] = {}
         self.tickers: dict[str, list[dict[str, str]]] = {"linear": [], "spot": []}
         self.instruments: dict[str, list[dict[str, Any]]] = {"linear": [], "spot": []}
@@ -115,6 +116,7 @@ class FakeBybit:
 
         class _H(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms stall
 
             def log_message(self, *a: Any) -> None:  # quiet
                 pass
@@ -190,7 +192,8 @@ class FakeBybit:
             return [o for o in self.book.orders.values() if o["orderLinkId"] == order_link_id]
 
     def answers(self, path: str) -> list[int | None]:
-        """retCodes of the requests to `path` the handler finished (None: processed, answer dropped)."""
+        """How each finished request to `path` was answered: retCode, HTTP status of an injected
+        HTTP error, or None (processed, answer dropped). A slow request counts once it is done."""
         with self.lock:
             return [code for (pth, code) in self.answered if pth == path]
 
@@ -275,6 +278,9 @@ class FakeBybit:
                 return
         fault = self._take_fault(path)
         if fault is not None:
+            if fault.kind in ("http", "retcode", "rate_limit"):
+                with self.lock:
+                    self.answered.append((path, {"http": fault.status, "retcode": fault.code}.get(fault.kind, 10006)))
             if fault.kind == "http":
                 self._send(h, fault.status, b"<html>Bad Gateway</html>", ctype="text/html")
                 return

@@ -1,0 +1,463 @@
+"""Live Bybit through the real `pybit.unified_trading.HTTP`: the same `Exchange` as the paper wallet.
+
+Facts and pitfalls: ../shared/bybit_v5_reference.md. The adapter owns every retry. pybit is built
+with `max_retries=1` and a dummy `retry_codes={-1}`, so it never resends on its own (its retry of
+10002/10006 resends the same order body, its `force_retry` resent a slow order three times, and a
+stale rate-limit reset header makes it call `time.sleep` with a negative number). Reads are
+retried with bounded exponential backoff on transient failures (timeouts, 5xx, 10006, 10016).
+An order is never sent twice: before any re-send of `create_order` the `orderLinkId` is looked up
+(realtime, then history) and an order found there is adopted; a re-send carries the same id, so
+if the first attempt landed after all Bybit answers 110072/170141, which is also resolved by a
+lookup. Errors become the bot's exceptions (`bot.errors`), with secrets redacted from the text.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from bot.errors import (
+    AuthError,
+    DuplicateOrderError,
+    ExchangeAPIError,
+    InsufficientFundsError,
+    InvalidOrderError,
+    NetworkError,
+    OrderExecutionError,
+    RateLimitError,
+)
+from bot.exchange.base import (
+    Balance,
+    Fill,
+    Instrument,
+    Order,
+    OrderStatus,
+    Position,
+    floor_to_step,
+    round_to_tick,
+)
+from bot.exchange.sim import check_client_order_id
+from bot.log_setup import add_secrets, redact
+
+__all__ = ["BybitExchange", "parse_instrument", "map_error"]
+
+log = logging.getLogger(__name__)
+
+AUTH_CODES = {10003, 10004, 10005, 10010, 33004}
+RATE_CODES = {10006, 10018}
+FUNDS_CODES = {110004, 110007, 110012, 110044, 110045, 170131}
+INVALID_CODES = {10001, 110003, 110017, 110020, 110094, 170136, 170137, 170134, 170140, 170148}
+DUPLICATE_CODES = {110072, 170141, 12141}
+TRANSIENT_CODES = {10000, 10002, 10016} | RATE_CODES
+NOT_FOUND_CODES = {110001, 110008, 110010, 170213}
+_STATUS = {"New": OrderStatus.NEW, "Untriggered": OrderStatus.NEW, "Triggered": OrderStatus.NEW,
+           "PartiallyFilled": OrderStatus.PARTIALLY_FILLED, "Filled": OrderStatus.FILLED,
+           "Cancelled": OrderStatus.CANCELLED, "PartiallyFilledCanceled": OrderStatus.CANCELLED,
+           "Deactivated": OrderStatus.CANCELLED, "Rejected": OrderStatus.REJECTED}
+
+
+def _f(text: Any, default: float = 0.0) -> float:
+    try:
+        return float(text) if text not in (None, "") else default
+    except (TypeError, ValueError):
+        return default
+
+
+def _opt(text: Any) -> float | None:
+    """Bybit writes an unset price as "", "0" or "0.00"."""
+    v = _f(text)
+    return v if v > 0 else None
+
+
+def _num(x: float, step: float) -> str:
+    """A quantity or price as the plain decimal string Bybit expects, at the step's precision."""
+    decimals = max(0, -int(f"{step:e}".split("e")[1])) if step > 0 else 8
+    return f"{x:.{decimals}f}"
+
+
+def parse_instrument(row: dict[str, Any], category: str) -> Instrument:
+    """An instruments-info row (linear or spot) -> `Instrument`."""
+    lot, pf = row.get("lotSizeFilter", {}), row.get("priceFilter", {})
+    if category == "spot":
+        step = _f(lot.get("basePrecision"))
+        return Instrument(symbol=row["symbol"], tick_size=_f(pf.get("tickSize")), qty_step=step,
+                          min_qty=max(step, _f(lot.get("minOrderQty"))), min_notional=_f(lot.get("minOrderAmt")),
+                          max_qty=_f(lot.get("maxOrderQty"), float("inf")),
+                          max_market_qty=_f(lot.get("maxMarketOrderQty") or lot.get("maxOrderQty"), float("inf")),
+                          max_leverage=1.0, base_coin=row.get("baseCoin", ""), quote_coin=row.get("quoteCoin", "USDT"),
+                          category=category, status=row.get("status", "Trading"))
+    return Instrument(symbol=row["symbol"], tick_size=_f(pf.get("tickSize")), qty_step=_f(lot.get("qtyStep")),
+                      min_qty=_f(lot.get("minOrderQty")), min_notional=_f(lot.get("minNotionalValue")),
+                      max_qty=_f(lot.get("maxOrderQty"), float("inf")),
+                      max_market_qty=_f(lot.get("maxMktOrderQty") or lot.get("maxOrderQty"), float("inf")),
+                      max_leverage=_f(row.get("leverageFilter", {}).get("maxLeverage"), 1.0),
+                      base_coin=row.get("baseCoin", ""), quote_coin=row.get("quoteCoin", "USDT"),
+                      category=category, status=row.get("status", "Trading"))
+
+
+def map_error(exc: BaseException, what: str, *, client_order_id: str | None = None) -> Exception:
+    """pybit / requests exception -> the bot's exception, with a redacted message."""
+    import requests
+    from pybit.exceptions import FailedRequestError, InvalidRequestError
+
+    if isinstance(exc, InvalidRequestError):
+        code = int(exc.status_code)
+        text = redact(f"Bybit {what}: {exc.message} (retCode {code})")
+        if code in AUTH_CODES:
+            return AuthError(text, code=code)
+        if code in RATE_CODES:
+            return RateLimitError(text, code=code)
+        if code in FUNDS_CODES:
+            return InsufficientFundsError(text, code=code)
+        if code in DUPLICATE_CODES:
+            return DuplicateOrderError(text, client_order_id=client_order_id)
+        if code in INVALID_CODES:
+            err = InvalidOrderError(text, client_order_id=client_order_id)
+            err.code = code  # type: ignore[attr-defined]
+            return err
+        return ExchangeAPIError(text, code=code)
+    if isinstance(exc, FailedRequestError):
+        status = int(exc.status_code or 0)
+        text = redact(f"Bybit {what}: HTTP {status} {exc.message}")
+        if status == 401:
+            return AuthError(text, code=401)
+        if status in (403, 429):
+            return RateLimitError(text, code=status)
+        return NetworkError(text)  # 5xx, non-JSON body (409), pybit's own "retries exceeded" (400)
+    if isinstance(exc, requests.exceptions.RequestException):
+        return NetworkError(redact(f"Bybit {what}: {type(exc).__name__}: {exc}"))
+    if isinstance(exc, ValueError):  # pybit's negative sleep on a stale rate-limit reset header
+        return RateLimitError(redact(f"Bybit {what}: rate limited ({exc})"), code=10006)
+    return exc if isinstance(exc, Exception) else RuntimeError(str(exc))
+
+
+def is_transient(err: BaseException) -> bool:
+    """Worth retrying after a pause (the request may or may not have been processed)."""
+    if isinstance(err, (NetworkError, RateLimitError)):
+        return True
+    return type(err) is ExchangeAPIError and err.code in TRANSIENT_CODES
+
+
+class BybitExchange:
+    """Live `Exchange` on Bybit V5 (UNIFIED account, linear USDT perpetuals or spot)."""
+
+    name = "bybit"
+    mode = "LIVE"
+
+    def __init__(self, settings: Any, *, http: Any | None = None, retries: int = 4, retry_delay: float = 0.5,
+                 max_retry_delay: float = 8.0, fill_wait: float = 2.0,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.settings = settings
+        self.category = settings.EXCHANGE_CATEGORY
+        self.leverage = float(settings.LEVERAGE)
+        self.retries = max(1, retries)
+        self.retry_delay = retry_delay
+        self.max_retry_delay = max_retry_delay
+        self.fill_wait = fill_wait
+        self._sleep = sleep
+        self.has_keys = bool(settings.has_bybit_keys)
+        add_secrets(settings.secret_values())
+        if http is None:
+            from pybit.unified_trading import HTTP
+
+            http = HTTP(testnet=settings.USE_TESTNET, api_key=settings.BYBIT_API_KEY or None,
+                        api_secret=settings.BYBIT_API_SECRET or None, timeout=settings.BYBIT_TIMEOUT,
+                        max_retries=1, retry_codes={-1}, retry_delay=0, log_requests=False)
+            if settings.BYBIT_BASE_URL:
+                http.endpoint = settings.BYBIT_BASE_URL.rstrip("/")
+        self.http = http
+        self._instruments: dict[str, Instrument] = {}
+        self._leverage_done: set[str] = set()
+        self.hedge_mode = False
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> "BybitExchange":
+        return cls(settings)
+
+    # -- plumbing ----------------------------------------------------------------------------
+    def _backoff(self, attempt: int) -> float:
+        return min(self.max_retry_delay, self.retry_delay * (2 ** attempt))
+
+    def _once(self, method: str, **params: Any) -> dict[str, Any]:
+        """One pybit call; the reply's `result`, or the mapped bot exception."""
+        try:
+            reply = getattr(self.http, method)(**params)
+        except Exception as exc:
+            mapped = map_error(exc, method, client_order_id=params.get("orderLinkId"))
+            if mapped is exc:
+                raise
+            # `from None`: pybit's exception text can echo what Bybit echoed (a 10004 reply quotes
+            # the signed string with the API key); the mapped message is redacted, the original is not.
+            raise mapped from None
+        return reply.get("result") or {}
+
+    def _call(self, method: str, *, private: bool = True, **params: Any) -> dict[str, Any]:
+        """An idempotent call (read, cancel, leverage, trading-stop), retried on transient failures."""
+        if private and not self.has_keys:
+            raise AuthError("Bybit API keys are not set: put BYBIT_API_KEY and BYBIT_API_SECRET in .env", code=10003)
+        for attempt in range(self.retries):
+            try:
+                return self._once(method, **params)
+            except Exception as err:
+                if not is_transient(err) or attempt == self.retries - 1:
+                    raise
+                log.warning("%s (attempt %d of %d); retrying in %.1fs", err, attempt + 1, self.retries,
+                            self._backoff(attempt))
+                self._sleep(self._backoff(attempt))
+        raise AssertionError("unreachable")
+
+    # -- market ------------------------------------------------------------------------------
+    def get_price(self, symbol: str) -> float:
+        rows = self._call("get_tickers", private=False, category=self.category, symbol=symbol).get("list") or []
+        if not rows or _f(rows[0].get("lastPrice")) <= 0:
+            raise ExchangeAPIError(f"Bybit has no last price for {symbol} ({self.category})")
+        return _f(rows[0]["lastPrice"])
+
+    def get_instrument(self, symbol: str) -> Instrument:
+        inst = self._instruments.get(symbol)
+        if inst is None:
+            rows = self._call("get_instruments_info", private=False, category=self.category,
+                              symbol=symbol).get("list") or []
+            if not rows:
+                raise InvalidOrderError(f"{symbol} is not a Bybit {self.category} instrument")
+            inst = self._instruments[symbol] = parse_instrument(rows[0], self.category)
+        return inst
+
+    def get_fee_rate(self, symbol: str) -> tuple[float, float]:
+        """(taker, maker) fee rate of this account for `symbol`."""
+        rows = self._call("get_fee_rates", category=self.category, symbol=symbol).get("list") or []
+        if not rows:
+            raise ExchangeAPIError(f"Bybit returned no fee rate for {symbol}")
+        return _f(rows[0].get("takerFeeRate")), _f(rows[0].get("makerFeeRate"))
+
+    # -- account -----------------------------------------------------------------------------
+    def get_balance(self) -> Balance:
+        quote = self.settings.QUOTE_COIN
+        acct = (self._call("get_wallet_balance", accountType="UNIFIED").get("list") or [{}])[0]
+        coin = next((c for c in acct.get("coin", []) if c.get("coin") == quote), {})
+        wallet, upl = _f(coin.get("walletBalance")), _f(coin.get("unrealisedPnl"))
+        equity = _f(acct.get("totalEquity"), wallet + upl) if self.category == "spot" else _f(coin.get("equity"),
+                                                                                                wallet + upl)
+        return Balance(equity=equity, available=_f(acct.get("totalAvailableBalance")), wallet_balance=wallet,
+                       unrealised_pnl=upl, coin=quote)
+
+    def get_positions(self) -> list[Position]:
+        if self.category == "spot":
+            return self._spot_holdings()
+        rows = self._call("get_positions", category="linear", settleCoin=self.settings.QUOTE_COIN).get("list") or []
+        out = []
+        for r in rows:
+            size = _f(r.get("size"))
+            if size <= 0 or r.get("side") not in ("Buy", "Sell"):
+                continue
+            out.append(Position(symbol=r["symbol"], side="long" if r["side"] == "Buy" else "short", size=size,
+                                entry_price=_f(r.get("avgPrice")), mark_price=_f(r.get("markPrice")),
+                                unrealised_pnl=_f(r.get("unrealisedPnl")), realised_pnl=_f(r.get("curRealisedPnl")),
+                                stop_loss=_opt(r.get("stopLoss")), take_profit=_opt(r.get("takeProfit")),
+                                trailing_stop=_opt(r.get("trailingStop")), leverage=_f(r.get("leverage"), 1.0),
+                                opened_ms=int(_f(r.get("createdTime")))))
+            if int(r.get("positionIdx") or 0) in (1, 2):
+                self.hedge_mode = True
+        return out
+
+    def _spot_holdings(self) -> list[Position]:
+        """Spot has no positions: non-quote coins held are shown as longs at their current value
+        (Bybit does not report an entry price for spot holdings; the journal knows it)."""
+        acct = (self._call("get_wallet_balance", accountType="UNIFIED").get("list") or [{}])[0]
+        out = []
+        for c in acct.get("coin", []):
+            qty = _f(c.get("walletBalance"))
+            if c.get("coin") == self.settings.QUOTE_COIN or qty <= 0:
+                continue
+            mark = _f(c.get("usdValue")) / qty
+            out.append(Position(symbol=f"{c['coin']}{self.settings.QUOTE_COIN}", side="long", size=qty,
+                                entry_price=mark, mark_price=mark))
+        return out
+
+    def _order(self, r: dict[str, Any]) -> Order:
+        fee = _f(r.get("cumExecFee")) or sum(_f(v) for v in (r.get("cumFeeDetail") or {}).values())
+        return Order(client_order_id=r.get("orderLinkId", ""), symbol=r["symbol"], side=r["side"], qty=_f(r.get("qty")),
+                     order_type=r.get("orderType", "Market"), status=_STATUS.get(r.get("orderStatus", ""), OrderStatus.NEW),
+                     price=_opt(r.get("price")) if r.get("orderType") == "Limit" else None,
+                     avg_price=_f(r.get("avgPrice")), filled_qty=_f(r.get("cumExecQty")), fee=fee,
+                     reduce_only=bool(r.get("reduceOnly")), stop_loss=_opt(r.get("stopLoss")),
+                     take_profit=_opt(r.get("takeProfit")), exchange_order_id=r.get("orderId", ""),
+                     created_ms=int(_f(r.get("createdTime"))), updated_ms=int(_f(r.get("updatedTime"))),
+                     reject_reason="" if r.get("rejectReason") in (None, "", "EC_NoError") else r["rejectReason"])
+
+    def get_open_orders(self, symbol: str | None = None) -> list[Order]:
+        where = {"symbol": symbol} if symbol else ({"settleCoin": self.settings.QUOTE_COIN}
+                                                   if self.category == "linear" else {})
+        rows = self._call("get_open_orders", category=self.category, **where).get("list") or []
+        return [self._order(r) for r in rows]
+
+    def get_order(self, client_order_id: str, symbol: str | None = None) -> Order | None:
+        """Find an order by its orderLinkId: realtime first (open and recent), then history."""
+        where = {"symbol": symbol} if symbol else {}
+        for method in ("get_open_orders", "get_order_history"):
+            rows = self._call(method, category=self.category, orderLinkId=client_order_id, **where).get("list") or []
+            if rows:
+                return self._order(rows[0])
+        return None
+
+    def get_fills(self, client_order_id: str, symbol: str | None = None) -> list[Fill]:
+        where = {"symbol": symbol} if symbol else {}
+        rows = self._call("get_executions", category=self.category, orderLinkId=client_order_id,
+                          **where).get("list") or []
+        return [Fill(client_order_id=r.get("orderLinkId", client_order_id), symbol=r["symbol"], side=r["side"],
+                     qty=_f(r.get("execQty")), price=_f(r.get("execPrice")), fee=_f(r.get("execFee")),
+                     time_ms=int(_f(r.get("execTime"))), exchange_order_id=r.get("orderId", ""),
+                     exec_id=r.get("execId", ""), is_maker=bool(r.get("isMaker")))
+                for r in reversed(rows) if r.get("execType", "Trade") == "Trade"]
+
+    # -- orders ------------------------------------------------------------------------------
+    def _position_idx(self, side: str, reduce_only: bool) -> int:
+        if not self.hedge_mode:
+            return 0
+        if reduce_only:  # a Sell reduces the long leg (1), a Buy the short leg (2)
+            return 1 if side == "Sell" else 2
+        return 1 if side == "Buy" else 2
+
+    def _ensure_leverage(self, symbol: str) -> None:
+        if self.category != "linear" or symbol in self._leverage_done:
+            return
+        lev = f"{self.leverage:g}"
+        try:
+            self._call("set_leverage", category="linear", symbol=symbol, buyLeverage=lev, sellLeverage=lev)
+        except ExchangeAPIError as err:
+            if err.code != 110043:  # "leverage not modified" = already what we want
+                raise
+        self._leverage_done.add(symbol)
+
+    def create_order(self, symbol: str, side: str, qty: float, order_type: str = "Market",
+                     price: float | None = None, reduce_only: bool = False, stop_loss: float | None = None,
+                     take_profit: float | None = None, *, client_order_id: str) -> Order:
+        """Place an order at most once, whatever the network does; returns it as Bybit knows it."""
+        check_client_order_id(client_order_id)
+        if not self.has_keys:
+            raise AuthError("Bybit API keys are not set: put BYBIT_API_KEY and BYBIT_API_SECRET in .env", code=10003)
+        inst = self.get_instrument(symbol)
+        q = floor_to_step(qty, inst.qty_step)
+        params: dict[str, Any] = {"category": self.category, "symbol": symbol, "side": side, "orderType": order_type,
+                                  "qty": _num(q, inst.qty_step), "orderLinkId": client_order_id}
+        if order_type == "Limit":
+            if not price:
+                raise InvalidOrderError(f"{symbol}: a limit order needs a price", client_order_id=client_order_id)
+            params.update(price=_num(round_to_tick(price, inst.tick_size), inst.tick_size), timeInForce="GTC")
+        if self.category == "linear":
+            self._ensure_leverage(symbol)
+            if reduce_only:
+                params["reduceOnly"] = True
+        elif order_type == "Market":
+            params["marketUnit"] = "baseCoin"  # spot market buys are in quote coin unless told otherwise
+        if not reduce_only:  # Bybit refuses TP/SL together with reduceOnly
+            if stop_loss:
+                params["stopLoss"] = _num(round_to_tick(stop_loss, inst.tick_size), inst.tick_size)
+            if take_profit:
+                params["takeProfit"] = _num(round_to_tick(take_profit, inst.tick_size), inst.tick_size)
+        last_err: Exception | None = None
+        for attempt in range(self.retries + 1):
+            if self.category == "linear":
+                params["positionIdx"] = self._position_idx(side, reduce_only)
+            if attempt > 0:
+                found = self._lookup(symbol, client_order_id)
+                if found is not None:
+                    log.warning("order %s was placed after all (found on Bybit after %s); adopting it",
+                                client_order_id, last_err)
+                    return self._settle(found, symbol)
+                if last_err is not None and is_transient(last_err):
+                    self._sleep(self._backoff(attempt - 1))
+            try:
+                self._once("place_order", **params)
+                return self._settle(None, symbol, client_order_id)
+            except DuplicateOrderError as err:  # an earlier attempt landed
+                last_err = err
+                found = self._lookup(symbol, client_order_id, tries=self.retries)
+                if found is not None:
+                    return self._settle(found, symbol)
+            except InvalidOrderError as err:
+                if (getattr(err, "code", None) == 10001 and "position idx" in str(err).lower()
+                        and self.category == "linear"):
+                    self.hedge_mode = not self.hedge_mode  # the account is in the other position mode
+                    log.warning("Bybit account position mode differs; switching to %s mode",
+                                "hedge" if self.hedge_mode else "one-way")
+                    last_err = None
+                    continue
+                raise
+            except Exception as err:
+                if not is_transient(err):
+                    raise
+                last_err = err
+                log.warning("placing %s: %s (attempt %d)", client_order_id, err, attempt + 1)
+        found = self._lookup(symbol, client_order_id, tries=self.retries)
+        if found is not None:
+            return self._settle(found, symbol)
+        raise OrderExecutionError(f"order {client_order_id} ({side} {q} {symbol}) not confirmed after "
+                                  f"{self.retries + 1} attempts: {last_err}; reconcile it by its orderLinkId",
+                                  client_order_id=client_order_id)
+
+    def _lookup(self, symbol: str, cid: str, *, tries: int = 1) -> Order | None:
+        """The order with this orderLinkId, or None; lookup failures count as "not seen yet"."""
+        for i in range(tries):
+            try:
+                return self.get_order(cid, symbol)
+            except Exception as err:
+                if not is_transient(err) or i == tries - 1:
+                    log.warning("looking up order %s failed: %s", cid, err)
+                    return None
+                self._sleep(self._backoff(i))
+        return None
+
+    def _settle(self, order: Order | None, symbol: str, cid: str | None = None) -> Order:
+        """Bybit acknowledges orders before matching: poll a market order until it is final."""
+        deadline = time.monotonic() + self.fill_wait
+        while True:
+            if order is None or (order.order_type == "Market" and order.status not in OrderStatus.FINAL):
+                found = self._lookup(symbol, cid or order.client_order_id)  # type: ignore[union-attr]
+                order = found or order
+            if order is not None and (order.order_type != "Market" or order.status in OrderStatus.FINAL):
+                return order
+            if time.monotonic() > deadline:
+                if order is None:
+                    raise OrderExecutionError(f"order {cid} acknowledged but not visible on Bybit yet",
+                                              client_order_id=cid)
+                return order
+            self._sleep(0.05)
+
+    def cancel_order(self, symbol: str, client_order_id: str) -> None:
+        try:
+            self._call("cancel_order", category=self.category, symbol=symbol, orderLinkId=client_order_id)
+        except ExchangeAPIError as err:
+            if err.code not in NOT_FOUND_CODES:
+                raise
+            log.info("cancel %s: already gone (%s)", client_order_id, err)
+
+    def set_trading_stop(self, symbol: str, stop_loss: float | None = None,
+                         take_profit: float | None = None) -> None:
+        if self.category != "linear":
+            raise InvalidOrderError(f"{symbol}: position stop-loss / take-profit exist only on linear perpetuals")
+        pos = next((p for p in self.get_positions() if p.symbol == symbol), None)
+        if pos is None:
+            raise InvalidOrderError(f"{symbol}: no position to set a stop-loss / take-profit on")
+        tick = self.get_instrument(symbol).tick_size
+        params: dict[str, Any] = {"category": "linear", "symbol": symbol, "tpslMode": "Full",
+                                  "positionIdx": (1 if pos.side == "long" else 2) if self.hedge_mode else 0}
+        if stop_loss is not None:
+            params["stopLoss"] = _num(round_to_tick(stop_loss, tick), tick) if stop_loss > 0 else "0"
+        if take_profit is not None:
+            params["takeProfit"] = _num(round_to_tick(take_profit, tick), tick) if take_profit > 0 else "0"
+        try:
+            self._call("set_trading_stop", **params)
+        except ExchangeAPIError as err:
+            if err.code != 34040:  # "not modified": already set to these values
+                raise
+
+    def close_position(self, symbol: str, *, client_order_id: str) -> Order | None:
+        pos = next((p for p in self.get_positions() if p.symbol == symbol), None)
+        if pos is None:
+            return None
+        side = "Sell" if pos.side == "long" else "Buy"
+        return self.create_order(symbol, side, pos.size, reduce_only=self.category == "linear",
+                                 client_order_id=client_order_id)
