@@ -377,7 +377,7 @@ class SimExchange:
                     realised_pnl=realised, reason=reason)
         self._state.fills.append(fill)
         filled = order.filled_qty + qty
-        avg = (order.avg_price * order.filled_qty + price * qty) / filled
+        avg = price if order.filled_qty == 0 else (order.avg_price * order.filled_qty + price * qty) / filled
         self._state.orders[order.client_order_id] = _replace(
             order, status=OrderStatus.FILLED, filled_qty=filled, avg_price=avg, fee=order.fee + fee,
             updated_ms=self.now_ms())

@@ -1,0 +1,260 @@
+"""Turns targets ("go long BTCUSDT", "flat") into orders on any `Exchange`, paper or live alike.
+
+Sizing: POSITION_SIZE_PCT of equity, at least MIN_ORDER_USDT (seed rule: equity 2,000 -> 100 USDT,
+equity 150 -> 10 USDT), floored to the instrument's qty step; an order below the exchange's
+minimum is refused here with the reason, never sent. Prices (stop-loss, take-profit) are rounded
+to the tick size.
+
+Money safety: every order gets a fresh client order id (<= 36 chars, [A-Za-z0-9_-]) that is
+journaled with the intent *before* the exchange is called, then updated with the outcome
+(filled / rejected / failed / lost). Every execution publishes a TRADE event; every failure an
+ORDER_FAILED event, and the result says `ok=False` with the reason. Errors that must stop trading
+(auth, rate limit, network after the adapter's retries, unknown exchange errors) are re-raised
+after they are journaled and published, so the error handler sees them.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from bot.errors import (
+    BotError,
+    DuplicateOrderError,
+    ExchangeAPIError,
+    InsufficientFundsError,
+    InvalidOrderError,
+    NetworkError,
+    OrderExecutionError,
+)
+from bot.events import EventBus, EventKind
+from bot.exchange.base import (
+    Exchange,
+    Fill,
+    Instrument,
+    Order,
+    OrderIntent,
+    OrderJournal,
+    OrderStatus,
+    floor_to_step,
+    round_to_tick,
+)
+
+__all__ = ["TradeExecutor", "ExecutionResult", "new_client_order_id"]
+
+log = logging.getLogger(__name__)
+
+
+def new_client_order_id(prefix: str = "ord") -> str:
+    """A unique Bybit-valid orderLinkId: `<prefix>-<24 hex>` (prefix cut to 11 characters)."""
+    clean = "".join(ch for ch in prefix if ch.isalnum() or ch in "-_")[:11] or "ord"
+    return f"{clean}-{uuid.uuid4().hex[:24]}"
+
+
+@dataclass(frozen=True)
+class ExecutionResult:
+    """What became of one order. `ok` is True when the exchange accepted it (filled or resting)."""
+
+    ok: bool
+    client_order_id: str
+    order: Order | None = None
+    fills: tuple[Fill, ...] = ()
+    error: str = ""
+
+
+def _qty_text(qty: float) -> str:
+    return f"{qty:.10f}".rstrip("0").rstrip(".")
+
+
+def _price_text(price: float) -> str:
+    decimals = 2 if price >= 10 else 4 if price >= 0.1 else 6
+    return f"{price:,.{decimals}f}"
+
+
+class TradeExecutor:
+    """Sizes, rounds, journals and places orders; the one way the bot trades."""
+
+    def __init__(self, exchange: Exchange, journal: OrderJournal, *, settings: Any,
+                 bus: EventBus | None = None) -> None:
+        self.exchange = exchange
+        self.journal = journal
+        self.settings = settings
+        self.bus = bus
+
+    # -- sizing ------------------------------------------------------------------------------
+    def notional_for(self, equity: float) -> float:
+        """Order value in USDT for this equity: POSITION_SIZE_PCT of it, at least MIN_ORDER_USDT."""
+        return max(equity * self.settings.POSITION_SIZE_PCT, self.settings.MIN_ORDER_USDT)
+
+    def size_for(self, equity: float, price: float, instrument: Instrument) -> float:
+        """Quantity for a new position, floored to the qty step; InvalidOrderError if below the minimum."""
+        if price <= 0:
+            raise InvalidOrderError(f"{instrument.symbol}: cannot size an order at price {price}")
+        return self.qty_for_notional(self.notional_for(equity), price, instrument)
+
+    def qty_for_notional(self, notional: float, price: float, instrument: Instrument) -> float:
+        qty = floor_to_step(notional / price, instrument.qty_step)
+        why = instrument.check_order(qty, price) if qty > 0 else (
+            f"{instrument.symbol}: {notional:.2f} USDT at {_price_text(price)} is {notional / price:.8g}, which "
+            f"rounds down to 0 at the qty step {instrument.qty_step}; the minimum order is {instrument.min_qty} "
+            f"({instrument.min_qty * price:.2f} USDT)")
+        if why:
+            raise InvalidOrderError(f"order too small, not sent: {why}")
+        return qty
+
+    # -- targets -----------------------------------------------------------------------------
+    def _position(self, symbol: str) -> Any:
+        return next((p for p in self.exchange.get_positions() if p.symbol == symbol), None)
+
+    def open_position(self, symbol: str, side: str, *, notional: float | None = None, qty: float | None = None,
+                      stop_loss: float | None = None, take_profit: float | None = None,
+                      reason: str = "signal") -> ExecutionResult:
+        """Open (or add to) a long or short with a market order; size from equity unless given."""
+        if side not in ("long", "short"):
+            return self._refuse(symbol, f"side {side!r} is not long or short", reason)
+        if side == "short" and not getattr(self.settings, "allows_short", True):
+            return self._refuse(symbol, f"{symbol}: cannot open a short on {self.settings.EXCHANGE_CATEGORY} "
+                                        "(spot is long only)", reason)
+        try:
+            inst = self.exchange.get_instrument(symbol)
+            price = self.exchange.get_price(symbol)
+            if qty is not None:
+                q = floor_to_step(qty, inst.qty_step)
+                why = inst.check_order(q, price)
+                if why:
+                    raise InvalidOrderError(f"order too small, not sent: {why}")
+            elif notional is not None:
+                q = self.qty_for_notional(notional, price, inst)
+            else:
+                q = self.size_for(self.exchange.get_balance().equity, price, inst)
+        except InvalidOrderError as exc:
+            return self._refuse(symbol, str(exc), reason)
+        sl = round_to_tick(stop_loss, inst.tick_size) if stop_loss else None
+        tp = round_to_tick(take_profit, inst.tick_size) if take_profit else None
+        order_side = "Buy" if side == "long" else "Sell"
+        return self._send(symbol, order_side, q, reason=reason, stop_loss=sl, take_profit=tp, prefix="open")
+
+    def close_position(self, symbol: str, *, reason: str = "signal") -> ExecutionResult | None:
+        """Close the whole position in `symbol` with a reduce-only market order; None if flat."""
+        pos = self._position(symbol)
+        if pos is None:
+            return None
+        side = "Sell" if pos.side == "long" else "Buy"
+        return self._send(symbol, side, pos.size, reason=reason, reduce_only=True, prefix="close",
+                          closer=lambda cid: self.exchange.close_position(symbol, client_order_id=cid))
+
+    def set_target(self, symbol: str, target: int, *, notional: float | None = None,
+                   stop_loss: float | None = None, take_profit: float | None = None,
+                   reason: str = "signal") -> list[ExecutionResult]:
+        """Move to target -1 (short), 0 (flat) or +1 (long): nothing, open, close, or close-then-open."""
+        if target not in (-1, 0, 1):
+            raise ValueError(f"target must be -1, 0 or 1, not {target!r}")
+        pos = self._position(symbol)
+        current = 0 if pos is None else pos.direction
+        if current == target:
+            return []
+        results: list[ExecutionResult] = []
+        if current != 0:
+            closed = self.close_position(symbol, reason=reason)
+            if closed is not None:
+                results.append(closed)
+                if not closed.ok:
+                    return results  # never open the other side while the old one may still be there
+        if target != 0:
+            results.append(self.open_position(symbol, "long" if target > 0 else "short", notional=notional,
+                                              stop_loss=stop_loss, take_profit=take_profit, reason=reason))
+        return results
+
+    def manual_order(self, symbol: str, side: str, usdt: float) -> ExecutionResult:
+        """A market order for `usdt` worth of `symbol` (the `python -m bot order` command)."""
+        if side not in ("Buy", "Sell"):
+            return self._refuse(symbol, f"side {side!r} is not Buy or Sell", "manual")
+        try:
+            inst = self.exchange.get_instrument(symbol)
+            price = self.exchange.get_price(symbol)
+            q = self.qty_for_notional(usdt, price, inst)
+        except InvalidOrderError as exc:
+            return self._refuse(symbol, str(exc), "manual")
+        return self._send(symbol, side, q, reason="manual", prefix="manual")
+
+    # -- the one path to the exchange --------------------------------------------------------
+    def _refuse(self, symbol: str, why: str, reason: str) -> ExecutionResult:
+        self._emit(EventKind.ORDER_FAILED, f"⚠️ order refused · {why}", level="WARNING", symbol=symbol,
+                   error=why, reason=reason, mode=self.exchange.mode, client_order_id="")
+        return ExecutionResult(ok=False, client_order_id="", error=why)
+
+    def _send(self, symbol: str, side: str, qty: float, *, reason: str, prefix: str, reduce_only: bool = False,
+              stop_loss: float | None = None, take_profit: float | None = None,
+              closer: Any = None) -> ExecutionResult:
+        cid = new_client_order_id(prefix)
+        intent = OrderIntent(client_order_id=cid, symbol=symbol, side=side, qty=qty,  # type: ignore[arg-type]
+                             reduce_only=reduce_only, stop_loss=stop_loss, take_profit=take_profit,
+                             mode=self.exchange.mode, reason=reason)
+        self.journal.record_intent(intent)  # before the exchange hears of it: the crash-safety contract
+        self.journal.update_intent(cid, OrderStatus.SENT)
+        try:
+            if closer is not None:
+                order = closer(cid)
+                if order is None:
+                    self.journal.update_intent(cid, OrderStatus.CANCELLED, error="position already flat")
+                    return ExecutionResult(ok=True, client_order_id=cid, error="position already flat")
+            else:
+                order = self.exchange.create_order(symbol, side, qty, "Market", reduce_only=reduce_only,  # type: ignore[arg-type]
+                                                   stop_loss=stop_loss, take_profit=take_profit,
+                                                   client_order_id=cid)
+        except (InvalidOrderError, InsufficientFundsError) as exc:
+            return self._failed(cid, symbol, side, qty, OrderStatus.REJECTED, exc, reason)
+        except DuplicateOrderError as exc:  # the adapter could not find the order it says exists
+            return self._failed(cid, symbol, side, qty, OrderStatus.LOST, exc, reason)
+        except (OrderExecutionError, NetworkError) as exc:
+            # Sent, fate unknown: stays LOST in the journal until reconciliation finds it.
+            self._failed(cid, symbol, side, qty, OrderStatus.LOST, exc, reason)
+            raise
+        except BotError as exc:  # auth, rate limit, other exchange errors: the error handler decides
+            status = OrderStatus.REJECTED if isinstance(exc, ExchangeAPIError) else OrderStatus.FAILED
+            self._failed(cid, symbol, side, qty, status, exc, reason)
+            raise
+        self.journal.update_intent(cid, order.status, exchange_order_id=order.exchange_order_id)
+        try:
+            fills = tuple(self.exchange.get_fills(cid, symbol))
+        except BotError as exc:  # the order stands; its fills are reconciled later
+            log.warning("order %s placed but its fills could not be read: %s", cid, exc)
+            fills = ()
+        for f in fills:
+            self.journal.record_fill(f, mode=self.exchange.mode)
+        if order.filled_qty > 0:
+            self._trade_event(order, fills, reason)
+        return ExecutionResult(ok=order.status not in (OrderStatus.REJECTED, OrderStatus.FAILED),
+                               client_order_id=cid, order=order, fills=fills, error=order.reject_reason)
+
+    def _failed(self, cid: str, symbol: str, side: str, qty: float, status: str, exc: Exception,
+                reason: str) -> ExecutionResult:
+        text = str(exc)
+        self.journal.update_intent(cid, status, error=text)
+        self._emit(EventKind.ORDER_FAILED, f"⚠️ {side.upper()} {symbol} {_qty_text(qty)} failed · {text}",
+                   level="ERROR" if status == OrderStatus.LOST else "WARNING", symbol=symbol, side=side,
+                   qty=qty, error=text, status=status, reason=reason, mode=self.exchange.mode,
+                   client_order_id=cid)
+        return ExecutionResult(ok=False, client_order_id=cid, error=text)
+
+    def _trade_event(self, order: Order, fills: tuple[Fill, ...], reason: str) -> None:
+        qty = order.filled_qty
+        price = order.avg_price
+        fee = order.fee or sum(f.fee for f in fills)
+        notional = qty * price
+        icon = "🟢" if order.side == "Buy" else "🔴"
+        extra = "" if reason == "signal" else f" · {reason}"
+        pnl = sum(f.realised_pnl for f in fills)
+        msg = (f"{icon} {order.side.upper()} {order.symbol} {_qty_text(qty)} @ {_price_text(price)} · "
+               f"{notional:,.2f} USDT · {self.exchange.mode}{extra}")
+        self._emit(EventKind.TRADE, msg, symbol=order.symbol, side=order.side, qty=qty, price=price, fee=fee,
+                   notional=notional, mode=self.exchange.mode, reason=reason, client_order_id=order.client_order_id,
+                   reduce_only=order.reduce_only, realised_pnl=pnl)
+
+    def _emit(self, kind: str, message: str, *, level: str = "INFO", **data: Any) -> None:
+        if self.bus is not None:
+            self.bus.emit(kind, message, level=level, **data)
+        else:
+            log.log(logging.WARNING if level != "INFO" else logging.INFO, "%s", message)
