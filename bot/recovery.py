@@ -251,6 +251,7 @@ class _Run:
         now_ms = int(self.wall() * 1000)
         trade, source = self._trade_from_exchange(jp), "the exchange's record"
         if trade is None:
+            self._learn_executions(jp)
             trade, source = self._trade_from_fills(jp), "its fills"
         if trade is None:
             price = self.price(jp.symbol) or jp.entry_price
@@ -272,6 +273,14 @@ class _Run:
         t = done[-1]
         return ClosedTrade(t.symbol, t.side, t.qty, t.entry_price, t.exit_price, t.entry_ms, t.exit_ms, t.pnl, t.fees,
                            reason="reconcile", mode=self.mode)
+
+    def _learn_executions(self, jp: Position) -> None:
+        """Journal the symbol's executions since the position opened, when the exchange can list them
+        (`get_executions(symbol, since_ms=...)`, optional): a server-side stop's fill has no id of ours."""
+        getter = getattr(self.ex, "get_executions", None)
+        if callable(getter):
+            for f in self.guarded(f"{jp.symbol}: executions", lambda: getter(jp.symbol, since_ms=jp.opened_ms)) or []:
+                self.j.record_fill(f, mode=self.mode)
 
     def _trade_from_fills(self, jp: Position) -> ClosedTrade | None:
         closing_side = "Sell" if jp.side == "long" else "Buy"

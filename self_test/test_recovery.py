@@ -227,3 +227,117 @@ def test_corrupt_checkpoint_stops_recovery(rig) -> None:
     with pytest.raises(CheckpointError, match="dqn-000000000100.pt"):
         rig.recover(agent=agent)
     assert (models / "dqn-000000000100.pt").exists()
+
+
+# -- live: BybitExchange (real pybit) against the fake Bybit V5 server -----------------------------
+
+KEYS = {"BYBIT_API_KEY": "testkey", "BYBIT_API_SECRET": "testsecret"}
+
+
+class LiveRig:
+    def __init__(self, tmp_path: Path, fake, price: float, **overrides) -> None:
+        from bot.exchange.bybit import BybitExchange
+
+        self.make = lambda: BybitExchange(self.settings, retries=3, retry_delay=0.01, fill_wait=1.0)
+        self.settings = make_settings(tmp_path, environ=dict(KEYS), BYBIT_BASE_URL=fake.url, BYBIT_TIMEOUT=2.0,
+                                      **overrides)
+        self.fake = fake
+        fake.set_price(SYM, price)
+        self.ex = self.make()
+        self.journal = Journal.for_settings(self.settings)
+        self.bus = EventBus()
+
+    def place(self, cid: str, side: str, qty: float, *, complete: bool, stop_loss: float | None = None) -> None:
+        self.journal.record_intent(OrderIntent(cid, SYM, side, qty, stop_loss=stop_loss, mode="LIVE"))  # type: ignore[arg-type]
+        self.journal.update_intent(cid, OrderStatus.SENT)
+        order = self.ex.create_order(SYM, side, qty, stop_loss=stop_loss, client_order_id=cid)  # type: ignore[arg-type]
+        if not complete:
+            return  # the process died before the answer was journaled
+        self.journal.record_order(order, "LIVE")
+        for f in self.ex.get_fills(cid, SYM):
+            self.journal.record_fill(f, mode="LIVE")
+        self.journal.upsert_position(self.ex.get_positions()[0], mode="LIVE")
+
+    def restart(self) -> None:
+        self.journal.close()
+        self.ex = self.make()
+        self.journal = Journal.for_settings(self.settings)
+
+    def recover(self):
+        return recover(self.settings, exchange=self.ex, journal=self.journal, bus=self.bus, sleep=lambda s: None)
+
+
+@pytest.fixture
+def live_price(btc_hourly) -> float:
+    return round(float(btc_hourly["close"].iloc[-1]), 1)  # the last real recorded close
+
+
+def test_live_answer_lost_is_resolved_from_bybit(tmp_path, fake_bybit, live_price) -> None:
+    rig = LiveRig(tmp_path, fake_bybit, live_price)
+    try:
+        rig.place("live-sent-1", "Buy", 0.004, complete=False)
+        rig.restart()
+        rep = rig.recover()
+        assert [i.kind for i in rep.items] == ["resolved", "restored", "stop"]
+        intent = rig.journal.get_intent("live-sent-1")
+        assert intent.status == OrderStatus.FILLED and intent.exchange_order_id
+        fills = rig.journal.fills(client_order_id="live-sent-1", mode="LIVE")
+        assert sum(f.qty for f in fills) == pytest.approx(0.004) and all(f.exec_id for f in fills)
+        assert fills[0].price == live_price
+        assert list(fake_bybit.book.links) == ["live-sent-1"]  # exactly one order on the exchange
+        sl = fake_bybit.book.positions[(SYM, 0)]["sl"]
+        assert sl == pytest.approx(round(live_price * (1 - rig.settings.STOP_LOSS_PCT), 1))
+        assert rig.journal.positions("LIVE")[0].stop_loss == sl
+        assert rig.recover().items == ()  # a second start finds nothing to do
+    finally:
+        rig.journal.close()
+
+
+def test_live_manual_position_is_adopted_with_a_stop(tmp_path, fake_bybit, live_price) -> None:
+    rig = LiveRig(tmp_path, fake_bybit, live_price)
+    try:
+        rig.make().create_order(SYM, "Sell", 0.003, client_order_id="phone-app-1")  # by hand, outside the bot
+        rep = rig.recover()
+        assert [i.kind for i in rep.items] == ["adopted", "stop"]
+        (pos,) = rig.journal.positions("LIVE")
+        assert pos.side == "short" and pos.size == pytest.approx(0.003)
+        assert fake_bybit.book.positions[(SYM, 0)]["sl"] > live_price  # a short's stop is above the market
+    finally:
+        rig.journal.close()
+
+
+def test_live_server_side_stop_while_down_closes_in_journal(tmp_path, fake_bybit, btc_hourly) -> None:
+    entry = round(float(btc_hourly["close"].iloc[-500]), 1)
+    low = round(float(btc_hourly["low"].iloc[-499:].min()), 1)  # a real later low below the entry
+    stop = round((entry + low) / 2, 1)
+    assert low < stop < entry
+    rig = LiveRig(tmp_path, fake_bybit, entry)
+    try:
+        rig.place("live-open-1", "Buy", 0.002, complete=True, stop_loss=stop)
+        rig.journal.close()
+        fake_bybit.set_price(SYM, low)  # Bybit's own stop closes the position while the bot is down
+        rig.journal = Journal.for_settings(rig.settings)
+        rig.ex = rig.make()
+        rep = rig.recover()
+        assert [i.kind for i in rep.items] == ["closed"]
+        assert rig.journal.positions("LIVE") == []
+        (trade,) = rig.journal.closed_trades("LIVE")
+        assert trade.reason == "reconcile" and trade.exit_price == low and trade.entry_price == entry
+        assert trade.pnl < 0
+    finally:
+        rig.journal.close()
+
+
+def test_unreachable_exchange_stops_recovery_but_not_the_periodic_check(tmp_path, fake_bybit, live_price) -> None:
+    from bot.errors import NetworkError
+    from self_test.fakes.bybit_server import Fault
+
+    rig = LiveRig(tmp_path, fake_bybit, live_price)
+    try:
+        fake_bybit.inject("/v5/position/list", Fault("http", count=100, status=502))
+        with pytest.raises(NetworkError):  # no trading on a half-checked state
+            rig.recover()
+        rep = Reconciler(rig.settings, exchange=rig.ex, journal=rig.journal).run()
+        assert not rep.ok and "read positions" in rep.errors[0]
+    finally:
+        rig.journal.close()
