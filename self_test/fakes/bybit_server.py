@@ -301,6 +301,11 @@ class FakeBybit:
             reply = self.envelope(0, "OK", result)
         except BybitReject as rej:
             reply = self.envelope(rej.code, rej.message)
+        except Exception as exc:  # a bug in the fake: answer like Bybit's generic server error
+            import traceback
+
+            traceback.print_exc()
+            reply = self.envelope(10016, f"fake server error: {type(exc).__name__}: {exc}")
         with self.lock:
             self.answered.append((path, None if fault is not None and fault.kind == "lost"
                                   else json.loads(reply)["retCode"]))
@@ -396,4 +401,7 @@ def _serve_by_hand(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(_serve_by_hand())
+    # Run the copy imported under its package name: the book raises *that* module's BybitReject.
+    from self_test.fakes.bybit_server import _serve_by_hand as _serve
+
+    raise SystemExit(_serve())

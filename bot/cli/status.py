@@ -1,0 +1,116 @@
+"""Show the account: balance, positions and open orders.
+
+Paper (default): the paper wallet in HISTORICAL_DATA_PATH/paper_wallet.json, marked at Bybit's
+public last price when Bybit can be reached, else at the close of the last recorded candle (the
+source is printed next to every price). Live (`--live`): the Bybit account of BYBIT_API_KEY, at
+BYBIT_BASE_URL if set (e.g. a fake started with `python -m self_test.fakes.bybit_server`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+COMMAND = "status"
+HELP = "balance, positions and open orders of the paper wallet (or of Bybit with --live)"
+
+log = logging.getLogger("bot.cli.status")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--live", action="store_true", help="show the live Bybit account (needs BYBIT_API_KEY/SECRET)")
+
+
+class PriceSource:
+    """Prices for the paper wallet: Bybit's public ticker, else the last recorded candle; remembers
+    where each price came from so the output can say so."""
+
+    def __init__(self, settings: Any) -> None:
+        self.settings = settings
+        self.labels: dict[str, str] = {}
+        self._bybit: Any = None
+        self._bybit_down = False
+
+    def __call__(self, symbol: str) -> float:
+        from bot.errors import BotError
+
+        if not self._bybit_down:
+            try:
+                if self._bybit is None:
+                    from bot.exchange.bybit import BybitExchange
+
+                    quick = self.settings.replace(BYBIT_TIMEOUT=min(self.settings.BYBIT_TIMEOUT, 5.0))
+                    self._bybit = BybitExchange(quick, retries=1)
+                price = self._bybit.get_price(symbol)
+                self.labels[symbol] = "Bybit last price"
+                return price
+            except BotError as exc:
+                log.info("Bybit ticker unavailable (%s); using the last recorded candle", exc)
+                self._bybit_down = True
+        from bot.data_manager import DataManager, ms_to_iso
+        from bot.errors import DataError
+
+        frame = DataManager(self.settings).candles(symbol, self.settings.CANDLE_INTERVAL)
+        if len(frame) == 0:
+            raise DataError(f"no price for {symbol}: Bybit is unreachable and no candles are recorded; run "
+                            f"`python -m bot download --symbols {symbol}` once online")
+        self.labels[symbol] = (f"last recorded candle {ms_to_iso(int(frame.index[-1]))} "
+                               f"({self.settings.CANDLE_INTERVAL}), Bybit unreachable")
+        return float(frame["close"].iloc[-1])
+
+
+def open_exchange(settings: Any, *, live: bool) -> tuple[Any, PriceSource | None]:
+    """The live Bybit exchange, or the persisted paper wallet with its price source."""
+    if live:
+        from bot.errors import AuthError
+        from bot.exchange.bybit import BybitExchange
+
+        if not settings.has_bybit_keys:
+            raise AuthError("live mode needs BYBIT_API_KEY and BYBIT_API_SECRET in .env or the environment")
+        return BybitExchange(settings), None
+    from bot.exchange.sim import SimExchange
+
+    prices = PriceSource(settings)
+    return SimExchange(settings, state_path=paper_wallet_path(settings), price_source=prices), prices
+
+
+def paper_wallet_path(settings: Any) -> Path:
+    return Path(settings.data_dir) / "paper_wallet.json"
+
+
+def where(settings: Any, live: bool) -> str:
+    if not live:
+        return f"PAPER wallet {paper_wallet_path(settings)}"
+    url = settings.BYBIT_BASE_URL or ("Bybit testnet" if settings.USE_TESTNET else "Bybit mainnet")
+    return f"LIVE {settings.EXCHANGE_CATEGORY} account at {url}"
+
+
+def run(args: argparse.Namespace, settings: Any) -> int:
+    ex, prices = open_exchange(settings, live=args.live)
+    if prices is not None:  # paper: mark open positions at a fresh price
+        for pos in ex.get_positions():
+            ex.set_price(pos.symbol, prices(pos.symbol))
+    bal = ex.get_balance()
+    print(where(settings, args.live))
+    print(f"balance  equity {bal.equity:,.2f} {bal.coin} · available {bal.available:,.2f} · "
+          f"wallet {bal.wallet_balance:,.2f} · unrealised {bal.unrealised_pnl:+,.2f}")
+    positions = ex.get_positions()
+    print(f"positions ({len(positions)})")
+    for p in positions:
+        src = f"  [{prices.labels.get(p.symbol, 'saved price')}]" if prices is not None else ""
+        stops = "".join([f" · SL {p.stop_loss:,.2f}" if p.stop_loss else "",
+                         f" · TP {p.take_profit:,.2f}" if p.take_profit else ""])
+        print(f"  {p.symbol} {p.side.upper()} {p.size:g} @ {p.entry_price:,.2f} · mark {p.mark_price:,.2f} · "
+              f"P&L {p.unrealised_pnl:+,.2f}{stops}{src}")
+    orders = ex.get_open_orders()
+    print(f"open orders ({len(orders)})")
+    for o in orders:
+        print(f"  {o.client_order_id} {o.side.upper()} {o.symbol} {o.qty:g} {o.order_type}"
+              f"{f' @ {o.price:,.2f}' if o.price else ''} · {o.status}")
+    if prices is not None and hasattr(ex, "closed_trades"):
+        trades = ex.closed_trades()
+        if trades:
+            print(f"closed trades ({len(trades)}): net P&L {sum(t.pnl for t in trades):+,.2f} USDT after fees")
+    return 0
