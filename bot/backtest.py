@@ -25,13 +25,14 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from dataclasses import replace as _replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from bot.data_manager import interval_ms
-from bot.exchange.base import ClosedTrade
+from bot.exchange.base import ClosedTrade, round_to_tick
 
 __all__ = ["CostModel", "BacktestResult", "fast_backtest", "engine_backtest", "run_backtest",
            "buy_and_hold", "strategy_has_fast_path"]
@@ -47,13 +48,19 @@ class CostModel:
     size_pct: float = 0.05             # entry notional as a fraction of equity
     min_notional: float = 10.0         # entries are at least this much, USDT
     qty_step: float = 0.0              # quantity step of the instrument (0 = any quantity)
+    tick_size: float = 0.0             # price step of the instrument (0 = any price)
+    min_qty: float = 0.0               # the instrument's smallest order quantity
+    min_order_value: float = 0.0       # the instrument's smallest order value, USDT
     leverage: float = 1.0
 
     @classmethod
-    def from_settings(cls, settings: Any, *, qty_step: float = 0.0) -> "CostModel":
+    def from_settings(cls, settings: Any, *, instrument: Any = None) -> "CostModel":
+        rules = {} if instrument is None else {
+            "qty_step": instrument.qty_step, "tick_size": instrument.tick_size, "min_qty": instrument.min_qty,
+            "min_order_value": instrument.min_notional}
         return cls(start_balance=settings.PAPER_START_BALANCE, fee_rate=settings.FEE_RATE,
                    slippage_bps=settings.SLIPPAGE_BPS, size_pct=settings.POSITION_SIZE_PCT,
-                   min_notional=settings.MIN_ORDER_USDT, qty_step=qty_step, leverage=settings.LEVERAGE)
+                   min_notional=settings.MIN_ORDER_USDT, leverage=settings.LEVERAGE, **rules)
 
     def notional_for(self, equity: float) -> float:
         """Entry notional: POSITION_SIZE_PCT of equity, at least MIN_ORDER_USDT."""
@@ -116,6 +123,10 @@ def strategy_has_fast_path(strategy: Any) -> bool:
     return callable(getattr(strategy, "signals", None))
 
 
+def _tick(price: float, tick: float) -> float:
+    return round_to_tick(price, tick) if tick > 0 else price
+
+
 def _floor(qty: float, step: float) -> float:
     if step <= 0:
         return qty
@@ -125,13 +136,14 @@ def _floor(qty: float, step: float) -> float:
 def fast_backtest(frame: pd.DataFrame, targets: np.ndarray, costs: CostModel, *,
                   stop_dist: np.ndarray | None = None, tp_dist: np.ndarray | None = None,
                   symbol: str = "BTCUSDT", interval: str = "60", strategy: str = "",
-                  params: dict[str, Any] | None = None, start: int = 0) -> BacktestResult:
+                  params: dict[str, Any] | None = None, start: int = 0, end: int | None = None) -> BacktestResult:
     """The lean sequential loop over precomputed targets (see the module docstring for the rules).
 
     `targets`: (n, 3) int array, row i = target when candle i closes for each position state
     (column 0 flat, 1 long, 2 short), or (n,) when the target does not depend on the position.
     `stop_dist` / `tp_dist`: per-candle distances in price from the decision close (NaN = none).
-    `start`: candles before this index only warm indicators up (no trading, not in the result).
+    `start` / `end`: trade candles [start, end) only; earlier candles just warmed the indicators
+    up (the targets were computed over the whole frame, causally, so nothing leaks backwards).
     """
     t0 = time.perf_counter()
     o = frame["open"].to_numpy(dtype=np.float64)
@@ -152,8 +164,12 @@ def fast_backtest(frame: pd.DataFrame, targets: np.ndarray, costs: CostModel, *,
     slip = costs.slippage_bps / 1e4
     fee_rate = costs.fee_rate
     qty_step = costs.qty_step
+    tick = costs.tick_size
+    min_qty, min_value = costs.min_qty, costs.min_order_value
 
-    n = len(c)
+    n = len(c) if end is None else min(int(end), len(c))
+    if not 0 <= start < n:
+        raise ValueError(f"backtest window [{start}, {n}) is empty (frame has {len(c)} candles)")
     equity = np.empty(n - start)
     held = np.zeros(n - start, dtype=np.int8)
     trades: list[ClosedTrade] = []
@@ -165,55 +181,64 @@ def fast_backtest(frame: pd.DataFrame, targets: np.ndarray, costs: CostModel, *,
     entry_fee = 0.0
     fees = 0.0
 
-    def close_out(i: int, price: float, reason: str, at_ms: int) -> None:
+    def close_out(price: float, reason: str, at_ms: int) -> None:
         nonlocal cash, pos, qty, entry, fees
-        fill = price * (1 - slip) if pos > 0 else price * (1 + slip)
-        fee = qty * fill * fee_rate
-        gross = pos * (fill - entry) * qty
+        fee = qty * price * fee_rate
+        gross = pos * (price - entry) * qty
         cash += gross - fee
         fees += fee
-        trades.append(ClosedTrade(symbol, "long" if pos > 0 else "short", qty, entry, fill, entry_ms, at_ms,
+        trades.append(ClosedTrade(symbol, "long" if pos > 0 else "short", qty, entry, price, entry_ms, at_ms,
                                   gross - fee - entry_fee, fee + entry_fee, reason, "BACKTEST"))
         pos, qty, entry = 0, 0.0, 0.0
 
     for i in range(start, n):
-        if pos != 0:
-            # stops act on candles after the entry candle
+        if pos != 0 and (sl == sl or tp == tp):
+            # SimExchange._trigger_stops, same order: a gap through the stop, a gap through the
+            # take-profit, the stop inside the candle, the take-profit inside it. No slippage.
+            op = ol[i]
+            at = int(t_open[i]) + step_ms
             if pos > 0:
-                if sl == sl and ll[i] <= sl:
-                    close_out(i, min(ol[i], sl), "stop-loss", t_open[i] + step_ms)
+                if sl == sl and op <= sl:
+                    close_out(op, "stop-loss", at)
+                elif tp == tp and op >= tp:
+                    close_out(op, "take-profit", at)
+                elif sl == sl and ll[i] <= sl:
+                    close_out(sl, "stop-loss", at)
                 elif tp == tp and hl[i] >= tp:
-                    close_out(i, max(ol[i], tp), "take-profit", t_open[i] + step_ms)
+                    close_out(tp, "take-profit", at)
             else:
-                if sl == sl and hl[i] >= sl:
-                    close_out(i, max(ol[i], sl), "stop-loss", t_open[i] + step_ms)
+                if sl == sl and op >= sl:
+                    close_out(op, "stop-loss", at)
+                elif tp == tp and op <= tp:
+                    close_out(op, "take-profit", at)
+                elif sl == sl and hl[i] >= sl:
+                    close_out(sl, "stop-loss", at)
                 elif tp == tp and ll[i] <= tp:
-                    close_out(i, min(ol[i], tp), "take-profit", t_open[i] + step_ms)
+                    close_out(tp, "take-profit", at)
         want = tgl[i][pos % 3]
         if want != pos:
             px = cl[i]
             at = int(t_open[i]) + step_ms
             if pos != 0:
-                close_out(i, px, "signal", at)
+                close_out(_tick(px - pos * px * slip, tick), "signal", at)
             if want != 0:
-                eq_now = cash
-                fill = px * (1 + slip) if want > 0 else px * (1 - slip)
-                q = _floor(costs.notional_for(eq_now) / fill, qty_step)
-                if q > 0:
+                q = _floor(costs.notional_for(cash) / px, qty_step)
+                if q > 0 and q >= min_qty - 1e-12 and q * px >= min_value - 1e-9:  # else the executor refuses
+                    fill = _tick(px + want * px * slip, tick)
                     pos, qty, entry, entry_ms = want, q, fill, at
                     entry_fee = q * fill * fee_rate
                     cash -= entry_fee
                     fees += entry_fee
                     d = sl_l[i] if sl_l is not None else math.nan
-                    sl = px - want * d if d == d else math.nan
+                    sl = _tick(px - want * d, tick) if d == d else math.nan
                     d = tp_l[i] if tp_l is not None else math.nan
-                    tp = px + want * d if d == d else math.nan
+                    tp = _tick(px + want * d, tick) if d == d else math.nan
         equity[i - start] = cash + (pos * (cl[i] - entry) * qty if pos else 0.0)
         held[i - start] = pos
     if pos != 0:
-        close_out(n - 1, cl[n - 1], "end-of-data", int(t_open[n - 1]) + step_ms)
+        close_out(_tick(cl[n - 1] - pos * cl[n - 1] * slip, tick), "end-of-data", int(t_open[n - 1]) + step_ms)
         equity[-1] = cash
-    return BacktestResult(symbol, str(interval), strategy, t_open[start:], c[start:], equity, held, tuple(trades),
+    return BacktestResult(symbol, str(interval), strategy, t_open[start:n], c[start:n], equity, held, tuple(trades),
                           fees, costs.start_balance, "fast", time.perf_counter() - t0, dict(params or {}))
 
 
@@ -235,18 +260,63 @@ def _params_of(strategy: Any) -> dict[str, Any]:
 
 
 def _with_elapsed(res: BacktestResult, elapsed: float) -> BacktestResult:
-    from dataclasses import replace
-    return replace(res, elapsed_s=elapsed)
+    return _replace(res, elapsed_s=elapsed)
 
 
 def engine_backtest(settings: Any, strategy: Any, frame: pd.DataFrame, *, symbol: str = "BTCUSDT",
                     interval: str = "60", start: int = 0,
                     progress: Callable[[int], None] | None = None) -> BacktestResult:
-    """The engine path: TradingEngine.process_candle over SimExchange, candle by candle."""
-    from bot.backtest_engine import run_engine  # the engine is heavy: import it only when used
+    """The engine path: `TradingEngine.process_candle` over a `SimExchange`, candle by candle.
 
-    return run_engine(settings, strategy, frame, symbol=symbol, interval=interval, start=start,
-                      progress=progress)
+    Candles before `start` are fed too (the engine needs them to warm its indicators up), but
+    the result and the account start at `start`: the engine is built only after that.
+    """
+    from bot.data_manager import Candle
+    from bot.engine import TradingEngine
+    from bot.exchange.base import MemoryJournal
+    from bot.exchange.sim import SimExchange
+
+    t0 = time.perf_counter()
+    settings = settings.replace(SIMULATION_ORDER_DELAY=0.0, CANDLE_INTERVAL=str(interval))
+    step_ms = interval_ms(interval)
+    now = [0.0]
+    clock = lambda: now[0]  # noqa: E731  (the exchange's time is the replayed candle's close)
+    sim = SimExchange(settings, clock=clock)
+    engine = TradingEngine(settings, strategy=strategy, exchange=sim, journal=MemoryJournal(), clock=clock)
+    engine.prepare("BACKTEST")
+    idx = np.asarray(frame.index, dtype=np.int64)
+    vals = frame[["open", "high", "low", "close", "volume", "turnover"]].to_numpy(dtype=np.float64)
+    n = len(idx)
+    equity = np.empty(n - start)
+    held = np.zeros(n - start, dtype=np.int8)
+    if start > 0:
+        engine.pause()   # warm-up candles: the engine takes them in but decides nothing
+    for i in range(n):
+        o, h, lo, c, v, t = vals[i]
+        now[0] = (int(idx[i]) + step_ms) / 1000.0
+        candle = Candle(symbol, str(interval), int(idx[i]), o, h, lo, c, v, t)
+        if i == start and start > 0:
+            engine.resume()
+        engine.process_candle(candle)
+        if i < start:
+            continue
+        pos = next((p for p in sim.get_positions() if p.symbol == symbol and p.size > 0), None)
+        equity[i - start] = sim.get_balance().equity
+        held[i - start] = 0 if pos is None else pos.direction
+        if progress is not None:
+            progress(1)
+    trades = list(sim.closed_trades())
+    if held[-1] != 0:
+        engine.c.broker.close(symbol, reason="end-of-data")
+        last = sim.closed_trades()[-1]
+        trades.append(_replace(last, reason="end-of-data"))
+        equity[-1] = sim.get_balance().equity
+    fees = sum(t.fees for t in trades)
+    return BacktestResult(symbol, str(interval), getattr(strategy, "name", str(strategy)), idx[start:],
+                          vals[start:, 3].copy(), equity, held,
+                          tuple(_replace(t, mode="BACKTEST") for t in trades), float(fees),
+                          float(settings.PAPER_START_BALANCE), "engine", time.perf_counter() - t0,
+                          _params_of(strategy))
 
 
 def run_backtest(settings: Any, strategy: Any, frame: pd.DataFrame, *, symbol: str = "BTCUSDT",
@@ -260,19 +330,17 @@ def run_backtest(settings: Any, strategy: Any, frame: pd.DataFrame, *, symbol: s
         raise ValueError(f"strategy {getattr(strategy, 'name', strategy)!r} has no batched signals(); "
                          "use the engine path")
     if path == "fast" or (path == "auto" and strategy_has_fast_path(strategy)):
-        return run_fast(strategy, frame, CostModel.from_settings(settings, qty_step=_qty_step(settings, symbol)),
-                        symbol=symbol, interval=interval, start=start)
+        return run_fast(strategy, frame, costs_for(settings, symbol, frame), symbol=symbol, interval=interval,
+                        start=start)
     return engine_backtest(settings, strategy, frame, symbol=symbol, interval=interval, start=start,
                            progress=progress)
 
 
-def _qty_step(settings: Any, symbol: str) -> float:
-    """The instrument's quantity step as the paper exchange knows it (0 when it cannot say)."""
-    try:
-        from bot.exchange.sim import SimExchange
-    except ImportError:
-        return 0.0
-    try:
-        return float(SimExchange(settings).get_instrument(symbol).qty_step)
-    except Exception:  # an unknown symbol in the paper exchange: trade any quantity
-        return 0.0
+def costs_for(settings: Any, symbol: str, frame: pd.DataFrame | None = None) -> CostModel:
+    """The cost model of `settings` with the instrument rules the paper exchange uses for `symbol`."""
+    from bot.exchange.sim import SimExchange
+
+    sim = SimExchange(settings)
+    if frame is not None and len(frame):
+        sim.set_price(symbol, float(frame["close"].iloc[0]))  # an unknown symbol's rules follow its price
+    return CostModel.from_settings(settings, instrument=sim.get_instrument(symbol))

@@ -33,14 +33,10 @@ REGIMES = ("trending", "choppy", "volatile")
 def regime_labels(frame: pd.DataFrame, settings: Any) -> np.ndarray | None:
     """The regime of every candle from `bot.features`, or None when it cannot be computed."""
     try:
-        from bot import features
+        from bot.features import regime
     except ImportError:
         return None
-    fn = getattr(features, "regime_series", None) or getattr(features, "regimes", None)
-    if fn is None:
-        return None
-    labels = fn(frame, settings)
-    return np.asarray(labels, dtype=object)
+    return np.asarray(regime(frame, settings=settings), dtype=object)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,101 @@
+"""Tune a strategy's parameters: grid, random or genetic search, in parallel, resumable.
+
+The space file (YAML, see examples/space_sma.yaml) names the strategy, the data span, the
+parameters and their ranges. Each parameter set is backtested on consecutive folds of the
+search span and scored by the mean of their Sharpe ratios; the last part of the span (the
+holdout) is never searched and judges the winner. The search checkpoints after every
+generation / batch: run the same command again after an interruption and it resumes.
+
+Output (in --out): results.csv (every trial, best first), best_params.json (load it with
+`python -m bot backtest --params ...`), checkpoint.pkl, summary.json.
+
+Example:
+  python -m bot optimize --space examples/space_sma.yaml --method ga --generations 20 --population 50 --jobs 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+COMMAND = "optimize"
+HELP = "search strategy parameters (grid / random / DEAP genetic), parallel, resumable, walk-forward scored"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--space", required=True, help="search space YAML (e.g. examples/space_sma.yaml)")
+    p.add_argument("--method", choices=("ga", "grid", "random"), default="ga", help="search method (default: ga)")
+    p.add_argument("--generations", type=int, default=20, help="GA generations (default: 20)")
+    p.add_argument("--population", type=int, default=50, help="GA population (default: 50)")
+    p.add_argument("--samples", type=int, default=200, help="random-search trials (default: 200)")
+    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: OPTIMIZER_JOBS)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: SEED)")
+    p.add_argument("--data", default=None, help="an OHLCV .csv or .parquet file instead of the space's symbol")
+    p.add_argument("--out", default=None, help="output folder (default: <data dir>/optimize/<space name>-<method>)")
+    p.add_argument("--fresh", action="store_true", help="ignore (delete) an existing checkpoint and start over")
+    p.add_argument("--top", type=int, default=10, help="rows of the results table to print (default: 10)")
+    p.add_argument("--stop-after", type=int, default=None,
+                   help="stop after N generations / batches in total (resume later with the same command)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace, settings: Any) -> int:
+    import json
+
+    from bot.cli.backtest import load_frame
+    from bot.optimization_objective import FoldObjective, holdout_report, split_holdout
+    from bot.parameter_optimization import ParameterOptimizer, load_space, save_best_params
+
+    logging.getLogger("bot").setLevel(logging.WARNING)
+    space = load_space(args.space)
+    interval = space.interval
+    frame, first = load_frame(settings, space.symbol, interval, data=args.data or space.data, start=space.start,
+                              end=space.end)
+    search, holdout = split_holdout(frame.iloc[first:], space.holdout)
+    objective = FoldObjective(settings, space.strategy, search, folds=space.folds, symbol=space.symbol,
+                              interval=interval, fixed=space.fixed)
+    out = Path(args.out) if args.out else Path(settings.data_dir) / "optimize" / f"{Path(args.space).stem}-{args.method}"
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt = out / "checkpoint.pkl"
+    if args.fresh:
+        ckpt.unlink(missing_ok=True)
+    jobs = args.jobs or settings.OPTIMIZER_JOBS
+    opt = ParameterOptimizer(space.params, objective, method=args.method, jobs=jobs,
+                             seed=settings.SEED if args.seed is None else args.seed, checkpoint=ckpt,
+                             progress=not args.no_progress, samples=args.samples, population=args.population,
+                             generations=args.generations)
+    resumed = ckpt.exists()
+    print(f"{space.strategy} on {space.symbol}/{interval}: {len(search)} candles searched in {space.folds} folds, "
+          f"{len(holdout)} held out; {args.method}, {jobs} worker(s){' (resuming)' if resumed else ''}")
+    result = opt.run(stop_after=args.stop_after)
+    result.to_csv(out / "results.csv")
+    print(result.table(args.top))
+    if not result.completed:
+        print(f"stopped after {args.stop_after} generation(s)/batch(es); run the same command to resume ({ckpt})")
+        return 0
+    best = result.best
+    judged = holdout_report(settings, space.strategy, best.params, search, holdout, n_trials=result.n_trials,
+                            sharpe_variance=result.sharpe_variance(), symbol=space.symbol, interval=interval,
+                            fixed=space.fixed)
+    params = {**space.fixed, **best.params}
+    save_best_params(out / "best_params.json", strategy=space.strategy, params=params, score=best.score,
+                     n_trials=result.n_trials, deflated_sharpe=judged["deflated_sharpe"],
+                     holdout=judged.get("holdout"), symbol=space.symbol, interval=interval)
+    summary = {"method": args.method, "evaluations": result.evaluations, "generations": result.generations,
+               "best": {"params": params, "score": best.score, "info": best.info}, **judged,
+               "history": list(result.history)}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+    ins = judged["in_sample"]
+    print(f"winner {params}: fold score {best.score:.3f}; search span Sharpe {ins['sharpe']:.2f}, "
+          f"return {ins['return_pct']:+.2f} %, {ins['trades']} trades")
+    print(f"deflated Sharpe ratio {judged['deflated_sharpe']:.3f} (probability the winner beats the best of "
+          f"{result.n_trials} skill-less trials)")
+    h = judged.get("holdout")
+    if h:
+        print(f"holdout (never searched, {h['candles']} candles): return {h['return_pct']:+.2f} % vs buy-and-hold "
+              f"{h['buy_hold_return_pct']:+.2f} %, Sharpe {h['sharpe']:.2f} vs {h['buy_hold_sharpe']:.2f}, "
+              f"{h['trades']} trades, max drawdown {h['max_drawdown_pct']:.2f} %")
+    print(f"files: {out / 'results.csv'}, {out / 'best_params.json'}, {out / 'summary.json'}")
+    return 0
