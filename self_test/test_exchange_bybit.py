@@ -228,3 +228,32 @@ def test_keys_never_reach_logs_or_exception_text(tmp_path, fake_bybit, price, ca
     for text in texts:
         assert SENTINEL_KEY not in text and SENTINEL_SECRET not in text
     setup_logging(log_file=None, console=False)
+
+
+def test_spot_orders_are_in_base_coin_and_holdings_show_as_longs(tmp_path, fake_bybit, price):
+    ex = live(tmp_path, fake_bybit, EXCHANGE_CATEGORY="spot")
+    inst = ex.get_instrument("BTCUSDT")
+    assert (inst.qty_step, inst.min_notional, inst.category) == (0.000001, 5.0, "spot")
+    order = ex.create_order("BTCUSDT", "Buy", 0.0025, client_order_id="spot-1")
+    assert order.status == OrderStatus.FILLED and order.filled_qty == 0.0025
+    assert fake_bybit.calls("/v5/order/create")[-1]["marketUnit"] == "baseCoin"
+    assert fake_bybit.calls("/v5/position/set-leverage") == []  # no leverage on spot
+    (pos,) = ex.get_positions()
+    assert (pos.symbol, pos.side, pos.size) == ("BTCUSDT", "long", 0.0025)
+    with pytest.raises(InsufficientFundsError) as e:
+        ex.create_order("BTCUSDT", "Sell", 0.01, client_order_id="spot-2")  # more than held: spot cannot short
+    assert e.value.code == 170131
+    ex.close_position("BTCUSDT", client_order_id="spot-3")
+    assert ex.get_positions() == []
+    spent = 0.0025 * price * 0.001 * 2  # spot fee, both ways
+    assert ex.get_balance().wallet_balance == pytest.approx(1000 - spent)
+
+
+def test_paper_wallet_can_take_its_rules_from_bybit(tmp_path, fake_bybit, price):
+    bybit = live(tmp_path, fake_bybit)
+    paper = SimExchange(make_settings(tmp_path / "paper"), instrument_source=bybit)
+    fake_bybit.instruments["linear"][0]["lotSizeFilter"]["qtyStep"] = "0.01"  # a rule change on the venue
+    assert paper.get_instrument("BTCUSDT").qty_step == 0.01 == bybit.get_instrument("BTCUSDT").qty_step
+    paper.set_price("BTCUSDT", price)
+    with pytest.raises(InvalidOrderError, match="step 0.01"):
+        paper.create_order("BTCUSDT", "Buy", 0.005, client_order_id="rule-1")
