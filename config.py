@@ -142,6 +142,8 @@ class Settings:
     RECONCILE_INTERVAL_SECONDS: float = _s(180.0, "seconds between live reconciliations with the exchange", lo=5)
     ADOPTED_POSITIONS: str = _s("manage", "positions found on the exchange but not in the journal",
                                 choices=("manage", "close"))
+    CRASH_AT: str = _s("", "crash-safety tests only: kill the process (SIGKILL) at this point of the first order; "
+                           "empty = never", choices=("", "after_intent", "after_send", "after_fill"))
 
     # --- secrets and endpoints (secrets only from the environment or .env) --------------------
     BYBIT_API_KEY: str = _s("", "Bybit API key", secret=True)

@@ -1,0 +1,74 @@
+"""Crash points for the crash-safety tests: kill the process at a chosen moment of an order.
+
+`Journal.for_settings` wraps the journal in `CrashingJournal` when the setting `CRASH_AT` is
+set (it is empty in normal use, so nothing here runs on the hot path). Because the executor
+writes the journal at each step of an order, the journal is where "after the intent",
+"after the send" and "after the fill" can be caught without touching the executor:
+
+- `after_intent`: right after the intent is committed, before anything is sent;
+- `after_send`:   the exchange accepted the order, but the process dies before its answer is
+                  journaled (the first write that carries the exchange's answer is never made);
+- `after_fill`:   right after the first fill is committed, before the rest of the bookkeeping.
+
+The kill is SIGKILL: no `finally`, no `atexit`, no flush, exactly like a power cut of the
+process (the OS still has what SQLite committed).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from typing import Any
+
+from bot.exchange.base import Fill, OrderIntent, OrderStatus
+
+__all__ = ["CrashingJournal", "CRASH_POINTS"]
+
+log = logging.getLogger(__name__)
+
+CRASH_POINTS = ("after_intent", "after_send", "after_fill")
+_BEFORE_ANSWER = frozenset({OrderStatus.PENDING, OrderStatus.SENT})
+
+
+def _die(point: str) -> None:
+    log.critical("CRASH_AT=%s: killing the process now (test hook)", point)
+    for h in logging.getLogger().handlers:  # the test reads the log to see where it died
+        h.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+class CrashingJournal:
+    """A journal that kills the process at `point`; everything else is passed to the real journal."""
+
+    def __init__(self, journal: Any, point: str) -> None:
+        if point not in CRASH_POINTS:
+            raise ValueError(f"crash point {point!r} is not one of {', '.join(CRASH_POINTS)}")
+        self._journal = journal
+        self.point = point
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._journal, name)
+
+    def record_intent(self, intent: OrderIntent) -> None:
+        self._journal.record_intent(intent)
+        if self.point == "after_intent":
+            _die(self.point)
+
+    def update_intent(self, client_order_id: str, status: str, *, exchange_order_id: str = "",
+                      error: str = "") -> None:
+        if self.point == "after_send" and status not in _BEFORE_ANSWER:
+            _die(self.point)
+        self._journal.update_intent(client_order_id, status, exchange_order_id=exchange_order_id, error=error)
+
+    def record_order(self, order: Any, mode: str) -> None:
+        if self.point == "after_send":
+            _die(self.point)
+        self._journal.record_order(order, mode)
+
+    def record_fill(self, fill: Fill, *, mode: str) -> None:
+        if self.point == "after_send":
+            _die(self.point)
+        self._journal.record_fill(fill, mode=mode)
+        if self.point == "after_fill":
+            _die(self.point)
