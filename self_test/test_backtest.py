@@ -1,0 +1,192 @@
+"""The backtester: hand-computed trades on real candles, costs, fast path == engine path, report, CLI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bot.backtest import CostModel, costs_for, engine_backtest, fast_backtest, run_fast
+from bot.backtest_report import build_report, regime_labels
+from bot.errors import DataError
+from bot.strategies.sma import SMACrossStrategy
+from self_test.conftest import make_settings
+
+START_MS = 1551398400000  # 2019-03-01 00:00 UTC
+
+
+@pytest.fixture(scope="module")
+def slice_(btc_hourly):
+    i = int(np.searchsorted(btc_hourly.index, START_MS))
+    return btc_hourly.iloc[i:i + 300]
+
+
+def fixed_costs(fee: float, slip_bps: float) -> CostModel:
+    # notional = max(equity * 1e-6, 100): a fixed 100 USDT per entry keeps the hand arithmetic exact
+    return CostModel(start_balance=1000.0, fee_rate=fee, slippage_bps=slip_bps, size_pct=1e-6, min_notional=100.0)
+
+
+def hand_trades(frame: pd.DataFrame, fast: int, slow: int, fee: float, slip: float) -> list[tuple]:
+    """The textbook crossover, by hand: (side, entry, exit, qty, pnl) per round trip."""
+    c = frame["close"].tolist()
+    events = []
+    for i in range(slow, len(c)):
+        f0, s0 = sum(c[i - fast:i]) / fast, sum(c[i - slow:i]) / slow
+        f1, s1 = sum(c[i - fast + 1:i + 1]) / fast, sum(c[i - slow + 1:i + 1]) / slow
+        if f0 < s0 and f1 > s1:
+            events.append((i, 1))
+        elif f0 > s0 and f1 < s1:
+            events.append((i, -1))
+    out = []
+    for k, (i, d) in enumerate(events):
+        j = events[k + 1][0] if k + 1 < len(events) else len(c) - 1
+        qty = 100.0 / c[i]
+        entry = c[i] * (1 + d * slip)
+        exit_ = c[j] * (1 - d * slip)
+        pnl = d * (exit_ - entry) * qty - fee * qty * (entry + exit_)
+        out.append(("long" if d > 0 else "short", entry, exit_, qty, pnl))
+    return out
+
+
+def test_sma_reference_matches_hand_computed_trades(settings, slice_):
+    res = run_fast(SMACrossStrategy(settings, fast=5, slow=20), slice_, fixed_costs(0.001, 5.0))
+    want = hand_trades(slice_, 5, 20, 0.001, 5e-4)
+    assert len(want) >= 10
+    got = [(t.side, t.entry_price, t.exit_price, t.qty, t.pnl) for t in res.trades]
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert g[0] == w[0]
+        assert g[1:] == pytest.approx(w[1:], rel=1e-12, abs=1e-12)
+    assert res.trades[-1].reason == "end-of-data" and all(t.reason == "signal" for t in res.trades[:-1])
+    assert res.equity[-1] == pytest.approx(1000.0 + sum(w[4] for w in want), abs=1e-9)
+
+
+def test_fees_and_slippage_cost_exactly_what_they_should(settings, slice_):
+    strat = SMACrossStrategy(settings, fast=5, slow=20)
+    free = run_fast(strat, slice_, fixed_costs(0.0, 0.0))
+    fee = run_fast(strat, slice_, fixed_costs(0.00055, 0.0))
+    slip = run_fast(strat, slice_, fixed_costs(0.0, 10.0))
+    assert len(free.trades) == len(fee.trades) == len(slip.trades) >= 10
+    expected_fees = sum(0.00055 * t.qty * (t.entry_price + t.exit_price) for t in free.trades)
+    assert fee.fees == pytest.approx(expected_fees, rel=1e-12)
+    assert free.equity[-1] - fee.equity[-1] == pytest.approx(expected_fees, rel=1e-9)
+    expected_slip = sum(t.qty * 1e-3 * (t.entry_price + t.exit_price) for t in free.trades)
+    assert free.equity[-1] - slip.equity[-1] == pytest.approx(expected_slip, rel=1e-9)
+    for a, b in zip(free.trades, slip.trades):
+        d = 1 if a.side == "long" else -1
+        assert b.entry_price == pytest.approx(a.entry_price * (1 + d * 1e-3), rel=1e-12)
+
+
+def neutral_settings(tmp_path):
+    # the risk manager's size adjustments off, so its notional is the executor's 5 % rule
+    return make_settings(tmp_path, REGIME_SIZE_TRENDING=1.0, REGIME_SIZE_CHOPPY=1.0, REGIME_SIZE_VOLATILE=1.0,
+                         VOLATILITY_SPIKE_RATIO=20.0, MAX_RISK_PER_TRADE=1.0, MAX_TOTAL_RISK=1.0,
+                         DAILY_LOSS_LIMIT=1.0, MAX_DRAWDOWN=1.0)
+
+
+def test_fast_path_equals_engine_path_on_real_candles(tmp_path, btc_hourly):
+    s = neutral_settings(tmp_path)
+    i = int(np.searchsorted(btc_hourly.index, START_MS))
+    frame = btc_hourly.iloc[i:i + 700]
+    strat = SMACrossStrategy(s, fast=5, slow=20, atr_stop=2.0, take_profit=4.0)
+    start = 100
+    fast = fast_backtest(frame, strat.signals(frame), costs_for(s, "BTCUSDT", frame),
+                         stop_dist=strat.stop_distances(frame)[0], tp_dist=strat.stop_distances(frame)[1],
+                         start=start)
+    eng = engine_backtest(s, strat, frame, start=start)
+    reasons = {t.reason for t in fast.trades}
+    assert {"signal", "stop-loss", "take-profit"} <= reasons  # every rule is exercised
+    assert len(fast.trades) == len(eng.trades) >= 20
+    for a, b in zip(fast.trades, eng.trades):
+        assert (a.side, a.entry_ms, a.exit_ms, a.reason) == (b.side, b.entry_ms, b.exit_ms, b.reason)
+        assert (a.qty, a.entry_price, a.exit_price) == pytest.approx((b.qty, b.entry_price, b.exit_price), rel=1e-12)
+        assert a.pnl == pytest.approx(b.pnl, abs=1e-9)
+    np.testing.assert_allclose(fast.equity, eng.equity, rtol=1e-10)
+    assert (fast.position == eng.position).all()
+
+
+def test_report_numbers_and_files(tmp_path, settings, btc_hourly):
+    frame = btc_hourly.iloc[-2000:]
+    res = run_fast(SMACrossStrategy(settings, fast=10, slow=30, atr_stop=2.5), frame,
+                   costs_for(settings, "BTCUSDT", frame), start=100)
+    labels = regime_labels(frame, settings)
+    rep = build_report(res, costs_for(settings, "BTCUSDT", frame), regimes=labels[100:])
+    m = rep.metrics
+    assert m["net_pnl_usdt"] == pytest.approx(sum(t.pnl for t in res.trades), abs=1e-6)
+    assert m["fees"] == pytest.approx(sum(t.fees for t in res.trades), rel=1e-9)
+    close = frame["close"].to_numpy()[100:]
+    assert m["buy_hold_return_pct"] == pytest.approx((close[-1] / close[0] - 1) * 100, abs=0.2)
+    assert sum(r["trades"] for r in rep.regimes) <= m["trades"]
+    assert abs(sum(r["net_pnl_usdt"] for r in rep.regimes) - m["net_pnl_usdt"]) < abs(m["net_pnl_usdt"]) + 5
+    paths = rep.write(tmp_path / "rep")
+    trades = pd.read_csv(paths["trades"])
+    assert len(trades) == m["trades"] and set(trades["side"]) <= {"long", "short"}
+    saved = json.loads(paths["metrics"].read_text())
+    assert saved["trades"] == m["trades"] and saved["sharpe"] == pytest.approx(m["sharpe"])
+    assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "buy-and-hold" in rep.table() and "volatile" in rep.table()
+
+
+def cli_args(**kw):
+    from bot.cli import backtest as cli
+    p = argparse.ArgumentParser()
+    cli.add_arguments(p)
+    argv = []
+    for k, v in kw.items():
+        if v is True:
+            argv.append(f"--{k.replace('_', '-')}")
+        else:
+            argv += [f"--{k.replace('_', '-')}", str(v)]
+    return p.parse_args(argv)
+
+
+def test_cli_backtest_on_seed_candles(tmp_path, settings, capsys):
+    from bot.cli import backtest as cli
+    out = tmp_path / "out"
+    assert cli.run(cli_args(strategy="sma", symbols="BTCUSDT", interval="60", start="2019-09-01",
+                            end="2019-10-01", out=out, no_plot=True), settings) == 0
+    text = capsys.readouterr().out
+    assert "engine path" in text and "buy-and-hold" in text
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["start"].startswith("2019-09-01") and m["candles"] == 30 * 24
+
+
+def write_csv(path, frame):
+    df = frame.reset_index()
+    df.insert(0, "Timestamp", pd.to_datetime(df.pop("open_time"), unit="ms", utc=True).astype(str))
+    df.columns = [c.capitalize() for c in df.columns]
+    df.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("drop_close", "lacks column(s) close"),
+    ("unsorted", "not sorted by time"),
+    ("nan", "NaN"),
+])
+def test_bad_data_files_get_clear_errors(tmp_path, settings, btc_hourly, damage, message):
+    from bot.cli import backtest as cli
+    frame = btc_hourly.iloc[:200]
+    path = write_csv(tmp_path / "candles.csv", frame)
+    df = pd.read_csv(path)
+    if damage == "drop_close":
+        df = df.drop(columns=["Close"])
+    elif damage == "unsorted":
+        df.iloc[[50, 51]] = df.iloc[[51, 50]].to_numpy()
+    else:
+        df.loc[60, "High"] = np.nan
+    df.to_csv(path, index=False)
+    with pytest.raises(DataError, match=re.escape(message)) as err:
+        cli.run(cli_args(strategy="sma", data=path, path="fast", out=tmp_path / "o", no_plot=True), settings)
+    assert "candles.csv" in str(err.value)
+
+
+def test_good_csv_with_other_column_names_runs(tmp_path, settings, btc_hourly, capsys):
+    from bot.cli import backtest as cli
+    path = write_csv(tmp_path / "candles.csv", btc_hourly.iloc[:600])
+    assert cli.run(cli_args(strategy="sma", data=path, path="fast", out=tmp_path / "o", no_plot=True), settings) == 0
+    assert "fast path" in capsys.readouterr().out
