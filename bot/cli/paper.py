@@ -1,35 +1,116 @@
-"""Paper trading, headless. Until the engine lands this replays real recorded candles and logs
-them, so `make run` shows real data flowing with no network."""
+"""Paper trading, headless: the trading engine with the paper wallet.
+
+Market data comes from Bybit's public endpoints (no keys); when Bybit cannot be reached the
+engine says so and replays recorded real candles instead, labelled REPLAY in every line about
+market data. Trades, stops and vetoes appear in the log and the journal (historical_data/state.db).
+Ctrl-C stops the bot and leaves positions open (with their stops) unless --close-on-exit.
+
+Exit codes: 0 stopped normally, 1 failed, 2 bad usage or settings, 3 critical error (the
+supervisor restarts the bot).
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import signal
+import threading
 from typing import Any
 
 COMMAND = "paper"
-HELP = "run the bot in the paper wallet (replays recorded real candles when Bybit is unreachable)"
+HELP = "run the bot with the paper wallet (Bybit data, or replayed real candles when offline)"
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CRITICAL = 0, 1, 2, 3
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--symbol", default="BTCUSDT", help="symbol to replay (default: BTCUSDT)")
-    p.add_argument("--candles", type=int, default=0, help="stop after N candles (default: run to the end)")
-    p.add_argument("--pace", type=float, default=None, help="seconds between candles (default: REPLAY_CANDLE_SECONDS)")
+    p.add_argument("--strategy", default=None, help="dqn, analyst or sma (default: STRATEGY setting)")
+    p.add_argument("--symbols", default=None, help="comma-separated pairs to trade instead of the hot-pair ranking "
+                                                   "(e.g. BTCUSDT,ETHUSDT)")
+    p.add_argument("--interval", default=None, help="candle interval (default: CANDLE_INTERVAL)")
+    p.add_argument("--replay", action="store_true", help="do not try Bybit: replay recorded real candles")
+    p.add_argument("--pace", type=float, default=None,
+                   help="seconds between replayed candles (default: REPLAY_CANDLE_SECONDS)")
+    p.add_argument("--candles", type=int, default=0, help="stop after N candles (default: run until stopped)")
+    p.add_argument("--close-on-exit", action="store_true", help="market-close all positions when stopping")
+    p.add_argument("--no-training", action="store_true", help="do not learn online (the agent only acts)")
+    p.add_argument("--no-supervisor", action="store_true",
+                   help="run in this process without the auto-restarting supervisor (the supervisor's child uses it)")
+
+
+def _settings_for(args: argparse.Namespace, settings: Any) -> Any:
+    changes: dict[str, Any] = {}
+    if args.symbols:
+        syms = tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip())
+        changes.update(FALLBACK_SYMBOLS=syms, TOP_PAIRS_COUNT=len(syms))
+    if args.interval:
+        changes["CANDLE_INTERVAL"] = args.interval
+    if args.pace is not None:
+        changes["REPLAY_CANDLE_SECONDS"] = args.pace
+    if args.no_training:
+        changes["TRAINING_ENABLED"] = False
+    return settings.replace(**changes) if changes else settings
+
+
+def run_engine(args: argparse.Namespace, settings: Any, *, mode: str) -> int:
+    """Run the engine in `mode` until Ctrl-C, SIGTERM, --candles, or the end of a replay."""
+    from bot.engine import TradingEngine
+    from bot.snapshot import EngineStatus
+    from bot.telegram_notifier import TelegramNotifier
+
+    log = logging.getLogger(f"bot.{mode.lower()}")
+    settings = _settings_for(args, settings)
+    engine = TradingEngine(settings, strategy=args.strategy)
+    engine.force_replay = bool(getattr(args, "replay", False))
+    if args.symbols:
+        from bot.top_pairs import PairManager
+
+        class _Fixed(PairManager):  # the user chose the pairs: no ranking, no network
+            def fetch(self) -> Any:
+                from bot.errors import DataError
+                raise DataError("pairs fixed by --symbols")
+        engine._pairs_arg = _Fixed(settings, cache_path=settings.data_dir / "fixed_pairs.json")
+    notifier = TelegramNotifier(settings, bus=engine.bus).start()
+    done = threading.Event()
+
+    def _on_signal(signum: int, _frame: Any) -> None:
+        log.warning("signal %d: stopping", signum)
+        done.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_signal)
+    engine.start(mode)
+    try:
+        while engine.running and not done.wait(0.5):
+            if args.candles and engine.candles_processed >= args.candles:
+                log.info("%d candles processed: stopping as asked (--candles)", engine.candles_processed)
+                break
+    except KeyboardInterrupt:
+        log.warning("interrupted: stopping")
+    engine.stop(close_positions=args.close_on_exit)
+    snap = engine.snapshot()
+    log.info("%s session over: equity %.2f USDT, %d open position(s), %d closed trade(s) this session, %s data",
+             mode, snap.equity, len(snap.positions), len(engine.recent_trades), snap.data_source)
+    notifier.stop()
+    if snap.status == EngineStatus.ERROR:
+        return EXIT_CRITICAL
+    return EXIT_OK
 
 
 def run(args: argparse.Namespace, settings: Any) -> int:
-    from bot.data_manager import DataManager, ReplayFeed, ms_to_iso
+    if not args.no_supervisor:
+        try:
+            from bot.supervisor import supervise
+        except ImportError:
+            supervise = None
+        if supervise is not None:
+            return int(supervise(settings, command=COMMAND, argv=_child_argv(args)))
+    return run_engine(args, settings, mode="PAPER")
 
-    log = logging.getLogger("bot.paper")
-    dm = DataManager(settings)
-    frame = dm.replay_frame(args.symbol, settings.CANDLE_INTERVAL)
-    pace = settings.REPLAY_CANDLE_SECONDS if args.pace is None else args.pace
-    feed = ReplayFeed(frame, args.symbol, settings.CANDLE_INTERVAL, pace_seconds=pace)
-    log.info("REPLAY: %d recorded real %s/%s candles from %s to %s", len(frame), args.symbol,
-             settings.CANDLE_INTERVAL, ms_to_iso(frame.index[0]), ms_to_iso(frame.index[-1]))
-    for n, c in enumerate(feed, 1):
-        log.info("REPLAY %s %s O %.2f H %.2f L %.2f C %.2f V %.2f", c.symbol, ms_to_iso(c.open_ms),
-                 c.open, c.high, c.low, c.close, c.volume)
-        if args.candles and n >= args.candles:
-            break
-    return 0
+
+def _child_argv(args: argparse.Namespace) -> list[str]:
+    """The same command for the supervised child, with --no-supervisor added."""
+    import sys
+
+    argv = [a for a in sys.argv[1:]]
+    return argv + ["--no-supervisor"]
