@@ -257,3 +257,16 @@ def test_paper_wallet_can_take_its_rules_from_bybit(tmp_path, fake_bybit, price)
     paper.set_price("BTCUSDT", price)
     with pytest.raises(InvalidOrderError, match="step 0.01"):
         paper.create_order("BTCUSDT", "Buy", 0.005, client_order_id="rule-1")
+
+
+def test_a_server_side_stop_fill_is_visible_through_get_executions(tmp_path, fake_bybit, feed, price):
+    ex = live(tmp_path, fake_bybit)
+    opened = ex.create_order("BTCUSDT", "Buy", 0.003, stop_loss=price * 0.98, client_order_id="exe-1")
+    stop = round_to_tick(price * 0.98, 0.1)
+    fake_bybit.set_price("BTCUSDT", round_to_tick(price * 0.97, 0.1))  # the market falls through the stop
+    assert ex.get_positions() == []
+    entry, exit_ = ex.get_executions("BTCUSDT", since_ms=opened.created_ms)
+    assert (entry.client_order_id, entry.reason) == ("exe-1", "signal")
+    assert (exit_.side, exit_.qty, exit_.reason, exit_.client_order_id) == ("Sell", 0.003, "stop-loss", "")
+    assert exit_.price == round_to_tick(price * 0.97, 0.1) < stop  # a stop-market fills at the market
+    assert ex.get_executions("BTCUSDT", since_ms=exit_.time_ms + 1) == []

@@ -155,6 +155,7 @@ def test_stop_loss_and_take_profit_trigger_on_candle_extremes(tmp_path, feed, si
         assert fill.reason == ("stop-loss" if kind == "sl" else "take-profit")
         assert fill.price == pytest.approx(sl if kind == "sl" else tp)
         assert ex.get_positions() == []
+        assert [f.reason for f in ex.get_executions("BTCUSDT")] == ["signal", fill.reason]
         (trade,) = ex.closed_trades()
         entry = round_to_tick(prev.close, 0.1)
         expected = (1 if long else -1) * (fill.price - entry) * 0.01

@@ -306,11 +306,23 @@ class BybitExchange:
         where = {"symbol": symbol} if symbol else {}
         rows = self._call("get_executions", category=self.category, orderLinkId=client_order_id,
                           **where).get("list") or []
-        return [Fill(client_order_id=r.get("orderLinkId", client_order_id), symbol=r["symbol"], side=r["side"],
-                     qty=_f(r.get("execQty")), price=_f(r.get("execPrice")), fee=_f(r.get("execFee")),
-                     time_ms=int(_f(r.get("execTime"))), exchange_order_id=r.get("orderId", ""),
-                     exec_id=r.get("execId", ""), is_maker=bool(r.get("isMaker")))
-                for r in reversed(rows) if r.get("execType", "Trade") == "Trade"]
+        return [self._fill(r, client_order_id) for r in reversed(rows) if r.get("execType", "Trade") == "Trade"]
+
+    def get_executions(self, symbol: str, *, since_ms: int | None = None) -> list[Fill]:
+        """Trade executions of `symbol`, oldest first, including those with no id of ours (a
+        server-side stop). Bybit serves at most 7 days from `since_ms` (default: the last 7 days)."""
+        where = {"startTime": int(since_ms)} if since_ms else {}
+        rows = self._call("get_executions", category=self.category, symbol=symbol, limit=100, **where).get("list") or []
+        return [self._fill(r, r.get("orderLinkId", "")) for r in reversed(rows) if r.get("execType", "Trade") == "Trade"]
+
+    @staticmethod
+    def _fill(r: dict[str, Any], cid: str) -> Fill:
+        reason = "signal" if r.get("orderLinkId") else {"StopLoss": "stop-loss", "TakeProfit": "take-profit"}.get(
+            r.get("stopOrderType", ""), "reconcile")
+        return Fill(client_order_id=r.get("orderLinkId") or cid, symbol=r["symbol"], side=r["side"],
+                    qty=_f(r.get("execQty")), price=_f(r.get("execPrice")), fee=_f(r.get("execFee")),
+                    time_ms=int(_f(r.get("execTime"))), exchange_order_id=r.get("orderId", ""),
+                    exec_id=r.get("execId", ""), is_maker=bool(r.get("isMaker")), reason=reason)
 
     # -- orders ------------------------------------------------------------------------------
     def _position_idx(self, side: str, reduce_only: bool) -> int:

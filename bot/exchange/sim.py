@@ -256,6 +256,11 @@ class SimExchange:
         with self._lock:
             return [f for f in self._state.fills if f.client_order_id == client_order_id]
 
+    def get_executions(self, symbol: str, *, since_ms: int | None = None) -> list[Fill]:
+        """Every fill of `symbol` (stops and limits included), oldest first, since `since_ms`."""
+        with self._lock:
+            return [f for f in self._state.fills if f.symbol == symbol and (since_ms is None or f.time_ms >= since_ms)]
+
     def closed_trades(self) -> list[ClosedTrade]:
         with self._lock:
             return list(self._state.closed)

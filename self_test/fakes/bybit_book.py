@@ -230,6 +230,7 @@ class FakeBook:
             "execPrice": _fmt(price), "execQty": _fmt(qty), "execType": "Trade", "execValue": _fmt(qty * price),
             "execTime": str(self.ms()), "feeCurrency": "USDT", "isMaker": maker, "feeRate": _fmt(rate),
             "markPrice": _fmt(price), "closedSize": _fmt(closed), "seq": len(self.executions) + 1,
+            "stopOrderType": o.get("stop_type", ""),
             "category": o["category"]})
 
     def set_price(self, symbol: str, price: float) -> None:
@@ -246,12 +247,13 @@ class FakeBook:
             hit = ((pos["sl"] and (price <= pos["sl"] if long else price >= pos["sl"]))
                    or (pos["tp"] and (price >= pos["tp"] if long else price <= pos["tp"])))
             if hit:
+                stop_hit = pos["sl"] and (price <= pos["sl"] if long else price >= pos["sl"])
                 oid = str(uuid.uuid4())
                 o = {"orderId": oid, "orderLinkId": "", "category": "linear", "symbol": s,
                      "side": "Sell" if long else "Buy", "orderType": "Market", "qty": abs(pos["size"]),
                      "price": price, "limit": None, "status": "New", "leaves": abs(pos["size"]), "cum_qty": 0.0,
                      "cum_value": 0.0, "cum_fee": 0.0, "reduce": True, "idx": idx, "sl": 0.0, "tp": 0.0,
-                     "created": self.ms(), "updated": self.ms()}
+                     "created": self.ms(), "updated": self.ms(), "stop_type": "StopLoss" if stop_hit else "TakeProfit"}
                 self.orders[oid] = o
                 self._fill(o, price, maker=False)
 
@@ -313,6 +315,8 @@ class FakeBook:
         for key in ("symbol", "orderId", "orderLinkId"):
             if p.get(key):
                 rows = [e for e in rows if e[key] == p[key]]
+        if p.get("startTime"):
+            rows = [e for e in rows if int(e["execTime"]) >= int(p["startTime"])]
         out = [{k: v for k, v in e.items() if k != "category"} for e in reversed(rows)]
         return {"category": category, "nextPageCursor": "", "list": out}
 
