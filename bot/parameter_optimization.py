@@ -525,9 +525,20 @@ def load_space(path: str | Path) -> SpaceFile:
 def save_best_params(path: str | Path, *, strategy: str, params: dict[str, Any], **extra: Any) -> Path:
     """The winner as JSON the bot loads with `load_best_params` (strategy name + options)."""
     path = Path(path)
-    body = {"strategy": strategy, "params": params, **extra}
+    body = _finite_only({"strategy": strategy, "params": params, **extra})
     _atomic_bytes(path, json.dumps(body, indent=2, default=_json_safe).encode())
     return path
+
+
+def _finite_only(o: Any) -> Any:
+    """JSON has no infinity or NaN: they become null (e.g. a profit factor without losses)."""
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: _finite_only(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_finite_only(v) for v in o]
+    return o
 
 
 def _json_safe(o: Any) -> Any:
