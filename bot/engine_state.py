@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bot.data_manager import CANDLE_COLUMNS, Candle, make_frame
+from bot.data_manager import CANDLE_COLUMNS, Candle
 from bot.exchange.base import ClosedTrade, Fill
 
 __all__ = ["ChartData", "TradeMarker", "PairState", "TradeBook", "compute_indicators", "regime_of", "TAIL"]
@@ -129,8 +129,9 @@ class PairState:
     def frame(self, n: int | None = None) -> pd.DataFrame:
         """A canonical frame copy of the last `n` candles (all kept ones by default)."""
         sl = slice(-n, None) if n else slice(None)
-        v = self.v[sl]
-        return make_frame(self.t[sl].copy(), v[:, 0], v[:, 1], v[:, 2], v[:, 3], v[:, 4], v[:, 5])
+        # One float64 block, already sorted and unique: the canonical frame without make_frame's sort.
+        return pd.DataFrame(self.v[sl].copy(), index=pd.Index(self.t[sl].copy(), name="open_time"),
+                            columns=list(CANDLE_COLUMNS))
 
     def atr(self) -> float:
         a = self.indicators.get("atr")
