@@ -120,6 +120,10 @@ def test_every_fault_leaves_exactly_one_order_and_the_journal_agrees(tmp_path, f
     sent = 1 if name == "accepted_response_lost" else 2  # lost: the lookup finds it, nothing is re-sent
     wait_for(lambda: len(fake_bybit.answers("/v5/order/create")) >= sent, timeout=5,
              message="the fake to finish the create requests")
+    assert len(fake_bybit.calls("/v5/order/create")) == sent  # pybit resent nothing; we resent once, after a lookup
+    paths = [(pth, prm.get("orderLinkId")) for (_, pth, prm) in fake_bybit.requests]
+    first = paths.index(("/v5/order/create", cid))
+    assert paths[first + 1] == ("/v5/order/realtime", cid)  # the first thing after a failed create: look it up
     # ... then: one order on the exchange, and the journal says the same thing about it.
     (order,) = fake_bybit.orders_with_link(cid)
     assert len(fake_bybit.book.orders) == 1 and order["status"] == "Filled"
