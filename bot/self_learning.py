@@ -331,7 +331,8 @@ class SelfLearningBot:
         """A training environment over `frames` with this agent's settings."""
         data = frames if isinstance(frames, MarketData) else MarketData.from_frames(
             frames, settings=self.settings)
-        opts = {"n_envs": self.config.n_envs, "min_hold": self.config.min_hold, "seed": self.config.seed,
+        opts = {"n_envs": self.config.n_envs, "min_hold": self.config.min_hold,
+                "seed": self.config.seed + self.env_steps,   # fresh episode starts on every call
                 "allow_short": self.n_actions == 3}
         opts.update(options)
         env = TradingEnv(data, settings=self.settings, **opts)
@@ -428,7 +429,7 @@ class SelfLearningBot:
             "feature_names": list(self.feature_names), "state_dim": self.state_dim, "n_actions": self.n_actions,
             "env_steps": self.env_steps, "gradient_steps": self.gradient_steps,
             "eps_schedule": [self._eps_from, self._eps_len], "config_hash": self.config_hash(),
-            "rng": self.rng.bit_generator.state["state"]["state"] % (2**62),
+            "rng": json.dumps(self.rng.bit_generator.state),
         }
         return self.store.save(payload, self.env_steps, path=path)
 
@@ -458,5 +459,6 @@ class SelfLearningBot:
             raise CheckpointError(f"checkpoint {p} does not fit the network: {exc}") from exc
         self.env_steps, self.gradient_steps = int(payload["env_steps"]), int(payload["gradient_steps"])
         self._eps_from, self._eps_len = (int(x) for x in payload["eps_schedule"])
-        self.rng = np.random.default_rng(int(payload["rng"]))
+        self.rng = np.random.default_rng()
+        self.rng.bit_generator.state = json.loads(payload["rng"])
         return p

@@ -1,0 +1,189 @@
+"""SelfLearningBot: n-step replay on a hand-worked buffer, learning on real candles, determinism,
+checkpoints (round trip, incompatible features, corruption, rotation), online experience log,
+and the DQN strategy wrapper."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from bot.checkpoints import load_experience
+from bot.environment import MarketData, TradingEnv
+from bot.errors import CheckpointError, StrategyError
+from bot.self_learning import DQNConfig, ReplayBuffer, SelfLearningBot
+from bot.strategies import get_strategy
+from bot.strategies.base import Decision, StrategyContext
+from self_test.conftest import make_settings
+
+SMALL = DQNConfig(seed=1, learning_starts=1_000, n_envs=16, buffer_size=20_000)
+
+
+@pytest.fixture(scope="module")
+def frame(btc_hourly):
+    return btc_hourly.iloc[6000:9000]     # Mar-Jul 2018: a falling market (buy-and-hold -26 %)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, frame):
+    """One small agent trained for a few seconds, shared by the tests that only read it."""
+    s = make_settings(tmp_path_factory.mktemp("agent"))
+    agent = SelfLearningBot(s, config=SMALL)
+    data = MarketData.from_frames(frame, settings=s)
+    result = agent.train(data, 16_000, progress=False)
+    return s, agent, data, result
+
+
+def _greedy_return(policy, data, settings, seed=0):
+    env = TradingEnv(data, settings=settings, n_envs=1, min_hold=SMALL.min_hold)
+    first, last = data.segments[0]
+    state = env.reset(starts=np.array([first]), ends=np.array([last]))
+    rng = np.random.default_rng(seed)
+    while True:
+        state, _, term, trunc, info = env.step(np.atleast_1d(policy(state, rng)))
+        if (term | trunc).all():
+            return float(info["equity"][0])
+
+
+def test_n_step_returns_stop_at_the_episode_end_hand_worked():
+    buf = ReplayBuffer(8, 1, 2, n_step=3, gamma=0.5)
+    s = np.zeros((1, 2), np.float32)
+    # rewards 1, 2, 4 (episode truncated after the third), then 8, 16 (terminal)
+    for r, term, trunc in [(1, False, False), (2, False, False), (4, False, True), (8, False, False),
+                           (16, True, False), (32, False, False), (64, False, False)]:
+        buf.add(s + r, np.array([0]), np.array([r], np.float32), s + 100 + r, np.array([term]), np.array([trunc]))
+    rng = np.random.default_rng(0)
+    st, a, ret, nxt, disc = buf.sample(400, rng)
+    got = {float(x[0]): (float(R), float(n[0]), float(d)) for x, R, n, d in zip(st, ret, nxt, disc, strict=True)}
+    assert got[1.0] == (1 + 0.5 * 2 + 0.25 * 4, 104.0, 0.125)   # 3 steps, bootstraps from the cut
+    assert got[2.0] == (2 + 0.5 * 4, 104.0, 0.25)                # stops at the truncation, still bootstraps
+    assert got[4.0] == (4.0, 104.0, 0.5)
+    assert got[8.0] == (8 + 0.5 * 16, 116.0, 0.0)                # terminal: no bootstrap
+    assert 32.0 not in got and 64.0 not in got                   # their 3-step future is not written yet
+
+
+def test_training_on_real_candles_beats_random_policies(trained, frame):
+    s, agent, data, result = trained
+    assert result.env_steps >= 16_000 and result.gradient_steps > 2_000
+    assert np.isfinite(result.last_loss)
+    agent_eq = _greedy_return(lambda st, rng: agent.act(st, epsilon=0.0), data, s)
+    random_eq = [_greedy_return(lambda st, rng: rng.integers(0, 3), data, s, seed=k) for k in range(5)]
+    untrained = SelfLearningBot(s, config=SMALL)
+    untrained_eq = _greedy_return(lambda st, rng: untrained.act(st, epsilon=0.0), data, s)
+    assert agent_eq > np.mean(random_eq), (agent_eq, random_eq)
+    assert agent_eq > max(random_eq) and agent_eq > untrained_eq
+    assert agent_eq > 1.0, "in sample, after fees, it has learned to make money where buy-and-hold lost"
+
+
+def test_same_seed_same_agent(tmp_path, frame):
+    s = make_settings(tmp_path)
+    data = MarketData.from_frames(frame.iloc[:1200], settings=s)
+    cfg = SMALL.replace(learning_starts=500)
+    a, b = SelfLearningBot(s, config=cfg), SelfLearningBot(s, config=cfg)
+    a.train(data, 2_000, progress=False)
+    b.train(data, 2_000, progress=False)
+    states = data.features[400:420]
+    states = np.concatenate([states, np.zeros((20, a.state_dim - states.shape[1]), np.float32)], axis=1)
+    np.testing.assert_array_equal(a.q_values(states), b.q_values(states))
+
+
+def test_epsilon_decays_and_is_zero_out_of_training(trained):
+    s, agent, _, result = trained
+    assert agent.training is True                      # TRAINING_ENABLED default
+    assert agent.epsilon == pytest.approx(SMALL.epsilon_end)   # decayed by the end of train()
+    agent.training = False
+    try:
+        assert agent.epsilon == 0.0
+    finally:
+        agent.training = True
+
+
+def test_checkpoint_round_trip_gives_identical_actions(trained, tmp_path):
+    s, agent, data, _ = trained
+    path = agent.save(tmp_path / "models" / "dqn-000000000001.pt")
+    clone = SelfLearningBot(s, config=DQNConfig(seed=99))      # different seed and config: load wins
+    clone.load(path)
+    env = TradingEnv(data, settings=s, n_envs=64, seed=4)
+    states = np.concatenate([env.reset() for _ in range(4)])
+    np.testing.assert_array_equal(agent.act(states, epsilon=0.0), clone.act(states, epsilon=0.0))
+    np.testing.assert_array_equal(agent.q_values(states), clone.q_values(states))
+    assert clone.config == agent.config and clone.env_steps == agent.env_steps
+    assert clone.epsilon == pytest.approx(agent.epsilon)
+    for k, v in agent.optimizer.state_dict()["state"].items():
+        assert torch.equal(v["exp_avg"], clone.optimizer.state_dict()["state"][k]["exp_avg"])
+
+
+def test_checkpoints_rotate_and_the_newest_loads(tmp_path):
+    s = make_settings(tmp_path, CHECKPOINTS_KEPT=2)
+    agent = SelfLearningBot(s, config=SMALL)
+    for steps in (10, 20, 30):
+        agent.env_steps = steps
+        agent.save()
+    names = [p.name for p in agent.store.checkpoints()]
+    assert names == ["dqn-000000000020.pt", "dqn-000000000030.pt"]
+    other = SelfLearningBot(s, config=SMALL)
+    assert other.load().name == "dqn-000000000030.pt" and other.env_steps == 30
+    assert not list((s.data_dir / "models").glob(".tmp-*")), "no temporary files left behind"
+
+
+def test_incompatible_or_corrupt_checkpoint_is_a_clear_error(tmp_path):
+    s = make_settings(tmp_path)
+    agent = SelfLearningBot(s, config=SMALL)
+    names = list(agent.feature_names)
+    names[0] = "ret_something_else"
+    other = SelfLearningBot(s, config=SMALL, feature_names=names)
+    path = other.save()
+    with pytest.raises(CheckpointError, match="incompatible with the current features.*ret_something_else"):
+        agent.load(path)
+    spot = SelfLearningBot(make_settings(tmp_path, EXCHANGE_CATEGORY="spot"), config=SMALL)
+    with pytest.raises(CheckpointError, match="2 actions"):
+        spot.load(agent.save(tmp_path / "three_actions.pt"))
+    bad = s.data_dir / "models" / "dqn-000000000099.pt"
+    bad.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        agent.load(bad)
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        SelfLearningBot(make_settings(tmp_path / "empty"), config=SMALL).load()
+
+
+def test_online_observe_learn_and_experience_log(trained, tmp_path):
+    s = make_settings(tmp_path)
+    agent = SelfLearningBot(s, config=SMALL.replace(batch_size=8))
+    data = trained[2]
+    env = TradingEnv(data, settings=s, n_envs=1, seed=2)
+    state = env.reset()
+    losses = []
+    for _ in range(60):
+        a = agent.act(state[0])
+        nxt, r, term, trunc, _ = env.step(np.array([a]))
+        agent.observe(state[0], a, float(r[0]), nxt[0], bool(term[0] or trunc[0]), symbol="BTCUSDT",
+                      time_ms=int(data.time_ms[env.t[0]]))
+        losses.append(agent.learn())
+        state = nxt
+    assert losses[0] is None and losses[-1] is not None and np.isfinite(losses[-1])
+    agent.save()                                  # flushes the experience log
+    df = load_experience(s.data_dir / "training", "BTCUSDT")
+    assert len(df) == 60 and list(df.columns[:5]) == ["state", "action", "reward", "next_state", "done"]
+    assert len(df["state"].iloc[0]) == agent.state_dim
+    assert df["time_ms"].is_monotonic_increasing
+
+
+def test_dqn_strategy_decides_from_candles_or_state(trained, frame):
+    s, agent, data, _ = trained
+    strat = get_strategy("dqn", s, agent=agent)
+    assert strat.name == "dqn"
+    ctx = StrategyContext(symbol="BTCUSDT", interval="60", time_ms=int(frame.index[-1]),
+                          price=float(frame["close"].iloc[-1]), candles={"60": frame.iloc[:-1]})
+    strat.training = False
+    d = strat.decide(ctx)
+    assert isinstance(d, Decision) and d.source == "dqn" and d.target in (-1, 0, 1)
+    state = strat.state_for(ctx)
+    expected = {0: 0, 1: 1, 2: -1}[int(agent.act(state, epsilon=0.0))]
+    assert d.target == expected and len(d.q_values) == 3
+    spot_ctx = StrategyContext(symbol="BTCUSDT", interval="60", time_ms=0, price=1.0, candles={},
+                               state=state, allow_short=False)
+    assert strat.decide(spot_ctx).target in (0, 1)
+    with pytest.raises(StrategyError, match="needs .* closed 60 candles"):
+        strat.decide(StrategyContext(symbol="BTCUSDT", interval="60", time_ms=0, price=1.0,
+                                     candles={"60": frame.iloc[:50]}))
+    strat.training = True
