@@ -38,7 +38,7 @@ from bot.exchange.base import (
     floor_to_step,
     round_to_tick,
 )
-from bot.exchange.sim import check_client_order_id
+from bot.exchange.instruments import check_client_order_id, parse_instrument
 from bot.log_setup import add_secrets, redact
 
 __all__ = ["BybitExchange", "parse_instrument", "map_error"]
@@ -75,26 +75,6 @@ def _num(x: float, step: float) -> str:
     """A quantity or price as the plain decimal string Bybit expects, at the step's precision."""
     decimals = max(0, -int(f"{step:e}".split("e")[1])) if step > 0 else 8
     return f"{x:.{decimals}f}"
-
-
-def parse_instrument(row: dict[str, Any], category: str) -> Instrument:
-    """An instruments-info row (linear or spot) -> `Instrument`."""
-    lot, pf = row.get("lotSizeFilter", {}), row.get("priceFilter", {})
-    if category == "spot":
-        step = _f(lot.get("basePrecision"))
-        return Instrument(symbol=row["symbol"], tick_size=_f(pf.get("tickSize")), qty_step=step,
-                          min_qty=max(step, _f(lot.get("minOrderQty"))), min_notional=_f(lot.get("minOrderAmt")),
-                          max_qty=_f(lot.get("maxOrderQty"), float("inf")),
-                          max_market_qty=_f(lot.get("maxMarketOrderQty") or lot.get("maxOrderQty"), float("inf")),
-                          max_leverage=1.0, base_coin=row.get("baseCoin", ""), quote_coin=row.get("quoteCoin", "USDT"),
-                          category=category, status=row.get("status", "Trading"))
-    return Instrument(symbol=row["symbol"], tick_size=_f(pf.get("tickSize")), qty_step=_f(lot.get("qtyStep")),
-                      min_qty=_f(lot.get("minOrderQty")), min_notional=_f(lot.get("minNotionalValue")),
-                      max_qty=_f(lot.get("maxOrderQty"), float("inf")),
-                      max_market_qty=_f(lot.get("maxMktOrderQty") or lot.get("maxOrderQty"), float("inf")),
-                      max_leverage=_f(row.get("leverageFilter", {}).get("maxLeverage"), 1.0),
-                      base_coin=row.get("baseCoin", ""), quote_coin=row.get("quoteCoin", "USDT"),
-                      category=category, status=row.get("status", "Trading"))
 
 
 def map_error(exc: BaseException, what: str, *, client_order_id: str | None = None) -> Exception:
