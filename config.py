@@ -370,5 +370,17 @@ def settings_table() -> str:
     return "\n".join(rows)
 
 
-if __name__ == "__main__":  # python config.py prints the settings table
-    print(settings_table())
+def env_example() -> str:
+    """The text of `.env.example`: every setting, commented out at its default."""
+    lines = ["# Copy to .env and edit. Every setting with its default; secrets (keys, tokens) belong ONLY",
+             "# here or in the environment. Lines left commented keep the default.",
+             "# Regenerate with: python config.py --env-example > .env.example"]
+    for name, value, doc in Settings().describe():
+        lines += [f"# {doc}", f"# {name}={value}"]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # python config.py [--env-example]: the settings table or .env.example
+    import sys
+
+    print(env_example() if "--env-example" in sys.argv else settings_table(), end="" if "--env-example" in sys.argv else "\n")
