@@ -246,3 +246,17 @@ def test_wallet_file_of_another_category_is_refused(tmp_path, feed):
     assert data["category"] == "linear"
     with pytest.raises(DataError, match="EXCHANGE_CATEGORY"):
         sim(tmp_path, EXCHANGE_CATEGORY="spot")
+
+
+def test_the_built_in_rules_are_the_recorded_bybit_rows():
+    from bot.exchange.instruments import KNOWN_INSTRUMENTS, known_instrument, parse_instrument
+    from self_test.conftest import FIXTURES
+
+    rows = json.loads((FIXTURES / "bybit" / "market_instruments_info_rows.json").read_text())["rows"]
+    for category in ("linear", "spot"):
+        recorded = {r["symbol"]: parse_instrument(r, category) for r in rows[category] if r["symbol"].endswith("USDT")}
+        assert set(KNOWN_INSTRUMENTS[category]) <= set(recorded)
+        for symbol in KNOWN_INSTRUMENTS[category]:
+            ours, theirs = known_instrument(symbol, category), recorded[symbol]
+            assert (ours.tick_size, ours.qty_step, ours.min_qty, ours.min_notional) == (
+                theirs.tick_size, theirs.qty_step, theirs.min_qty, theirs.min_notional), symbol
