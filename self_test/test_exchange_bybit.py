@@ -27,7 +27,7 @@ KEYS = {"BYBIT_API_KEY": "testkey", "BYBIT_API_SECRET": "testsecret"}
 
 
 def live(tmp_path, fake, environ=KEYS, **over):
-    s = make_settings(tmp_path, environ=dict(environ), BYBIT_BASE_URL=fake.url, BYBIT_TIMEOUT=0.3, **over)
+    s = make_settings(tmp_path, environ=dict(environ), BYBIT_BASE_URL=fake.url, BYBIT_TIMEOUT=0.5, **over)
     return BybitExchange(s, retries=4, retry_delay=0.01, fill_wait=1.0)
 
 
@@ -101,7 +101,7 @@ FAULTS = {
     "rate_limit": Fault("rate_limit"),
     "server_error_10016": Fault("retcode", code=10016, message="Server error"),
     "http_502": Fault("http", status=502),
-    "slow_past_timeout": Fault("slow", delay=0.8),
+    "slow_past_timeout": Fault("slow", delay=1.2),  # past the 0.5 s client timeout
     "accepted_response_lost": Fault("lost"),
 }
 
