@@ -11,7 +11,9 @@ writes the journal at each step of an order, the journal is where "after the int
 - `after_fill`:   right after the first fill is committed, before the rest of the bookkeeping.
 
 The kill is SIGKILL: no `finally`, no `atexit`, no flush, exactly like a power cut of the
-process (the OS still has what SQLite committed).
+process (the OS still has what SQLite committed). It happens once per data folder: a marker
+file `.crashed-<point>` next to the journal is written first, so the restarted process (which
+inherits the environment, e.g. under the supervisor) runs on and shows that it recovers.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+from pathlib import Path
 from typing import Any
 
 from bot.exchange.base import Fill, OrderIntent, OrderStatus
@@ -31,7 +34,14 @@ CRASH_POINTS = ("after_intent", "after_send", "after_fill")
 _BEFORE_ANSWER = frozenset({OrderStatus.PENDING, OrderStatus.SENT})
 
 
-def _die(point: str) -> None:
+def _die(point: str, marker: Path | None) -> None:
+    if marker is not None:
+        if marker.exists():
+            return  # crashed here once already: this is the restarted process
+        with open(marker, "w") as fh:
+            fh.write(point)
+            fh.flush()
+            os.fsync(fh.fileno())
     log.critical("CRASH_AT=%s: killing the process now (test hook)", point)
     for h in logging.getLogger().handlers:  # the test reads the log to see where it died
         h.flush()
@@ -46,6 +56,8 @@ class CrashingJournal:
             raise ValueError(f"crash point {point!r} is not one of {', '.join(CRASH_POINTS)}")
         self._journal = journal
         self.point = point
+        path = getattr(journal, "path", None)
+        self.marker = Path(path).parent / f".crashed-{point}" if path is not None else None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._journal, name)
@@ -53,22 +65,22 @@ class CrashingJournal:
     def record_intent(self, intent: OrderIntent) -> None:
         self._journal.record_intent(intent)
         if self.point == "after_intent":
-            _die(self.point)
+            _die(self.point, self.marker)
 
     def update_intent(self, client_order_id: str, status: str, *, exchange_order_id: str = "",
                       error: str = "") -> None:
         if self.point == "after_send" and status not in _BEFORE_ANSWER:
-            _die(self.point)
+            _die(self.point, self.marker)
         self._journal.update_intent(client_order_id, status, exchange_order_id=exchange_order_id, error=error)
 
     def record_order(self, order: Any, mode: str) -> None:
         if self.point == "after_send":
-            _die(self.point)
+            _die(self.point, self.marker)
         self._journal.record_order(order, mode)
 
     def record_fill(self, fill: Fill, *, mode: str) -> None:
         if self.point == "after_send":
-            _die(self.point)
+            _die(self.point, self.marker)
         self._journal.record_fill(fill, mode=mode)
         if self.point == "after_fill":
-            _die(self.point)
+            _die(self.point, self.marker)

@@ -107,7 +107,7 @@ def build_components(engine: Any, mode: str) -> Components:
             # Replayed history gets its own journal and wallet: it must never mix with, or count as,
             # the paper record on live data (the promotion gate reads that one).
             from bot.store import Journal
-            journal = Journal(Path(s.data_dir) / "replay_state.db")
+            journal = Journal.for_settings(s, name="replay_state.db")
         else:
             from bot.store import Journal
             journal = Journal.for_settings(s)

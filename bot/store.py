@@ -151,13 +151,13 @@ class Journal:
                                "Move it aside to start a new journal, or restore a backup.") from exc
 
     @classmethod
-    def for_settings(cls, settings: Any) -> Any:
-        """The journal at `settings.data_dir / "state.db"`.
+    def for_settings(cls, settings: Any, *, name: str = "state.db") -> Any:
+        """The journal at `settings.data_dir / name` (replayed history uses its own file).
 
         With the test hook `CRASH_AT` set, it comes wrapped in `bot.crashpoints.CrashingJournal`,
         which kills the process at that point; this is the one place the hook is read.
         """
-        journal = cls(Path(settings.data_dir) / "state.db")
+        journal = cls(Path(settings.data_dir) / name)
         crash_at = getattr(settings, "CRASH_AT", "")
         if crash_at:
             from bot.crashpoints import CrashingJournal

@@ -178,11 +178,17 @@ class Supervisor:
                 return EXIT_OK
 
 
-def supervise(argv: Sequence[str], settings: Any, *, bus: EventBus | None = None,
+def supervise(argv: Sequence[str] | Any, settings: Any = None, /, *, bus: EventBus | None = None,
               **options: Any) -> int:
     """Run `python -m bot <argv> --no-supervisor` and restart it after critical exits; returns the
     final exit code. Without a `bus`, restart alerts go to Telegram through a notifier of its own.
-    `options` go to `Supervisor` (policy, child_cmd, cwd, env, clock)."""
+    `options` go to `Supervisor` (policy, child_cmd, cwd, env, clock).
+
+    Also accepted, as bot/cli/paper.py calls it: `supervise(settings, command="paper", argv=[...])`.
+    """
+    if settings is None and "argv" in options:
+        settings, argv = argv, options.pop("argv")
+        options.pop("command", None)
     notifier = None
     if bus is None:
         from bot.telegram_notifier import TelegramNotifier

@@ -117,3 +117,37 @@ def test_sigkill_while_closing(tmp_path, fake) -> None:
         assert len(fake.book.links) == 2  # one open, one close: nothing sent twice
     finally:
         j.close()
+
+
+@pytest.mark.slow
+def test_headless_paper_bot_killed_after_a_fill_is_restarted_and_recovers(tmp_path) -> None:
+    """The real `python -m bot paper` (supervisor -> child -> engine) on replayed real candles:
+    SIGKILL right after the first fill is journaled; the supervisor restarts the child, recovery
+    puts the position back from its own fills, the session runs on; journal and paper wallet agree."""
+    data = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if k not in ("CRASH_AT",)}
+    env.update(HISTORICAL_DATA_PATH=str(data), LOG_FILE=str(tmp_path / "bot.log"), CRASH_AT="after_fill",
+               RESTART_BACKOFF_SECONDS="0", TELEGRAM_BOT_TOKEN="")
+    proc = subprocess.run([sys.executable, "-m", "bot", "paper", "--replay", "--candles", "150", "--pace", "0",
+                           "--strategy", "sma", "--symbols", SYM], env=env, capture_output=True, text=True,
+                          timeout=240, cwd=str(ROOT))
+    log = (tmp_path / "bot.log").read_text()
+    assert proc.returncode == 0, log[-3000:]
+    assert "CRASH_AT=after_fill: killing the process now" in log
+    assert "killed by SIGKILL" in log and "(pid" in log and "run 2)" in log  # the supervisor restarted it
+    assert "restored into the journal from its own fills" in log
+
+    j = Journal(data / "replay_state.db")
+    try:
+        wallet = json.loads((data / "replay_wallet.json").read_text())
+        assert j.unresolved_intents() == []
+        ours = {(f.client_order_id, f.exec_id) for f in j.fills()}
+        theirs = {(f["client_order_id"], f["exec_id"]) for f in wallet["fills"]}
+        assert ours == theirs and len(ours) >= 2
+        for o in wallet["orders"]:  # every order the bot placed was journaled first and is final
+            if not o["client_order_id"].startswith(("sl-", "tp-")):  # the wallet's own stop / TP orders
+                assert j.get_intent(o["client_order_id"]).status == OrderStatus.FILLED
+        assert {(p.symbol, p.side, round(p.size, 9)) for p in j.positions("PAPER")} == {
+            (s, b["side"], round(b["size"], 9)) for s, b in wallet["positions"].items()}
+    finally:
+        j.close()
