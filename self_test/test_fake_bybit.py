@@ -152,7 +152,7 @@ def test_leverage_and_trading_stop_not_modified_codes(fake_bybit, btc_price):
 
 def test_faults(fake_bybit, btc_price):
     fake_bybit.set_price("BTCUSDT", btc_price)
-    http = client(fake_bybit, timeout=0.3)
+    http = client(fake_bybit, timeout=0.5)
     order = {"category": "linear", "symbol": "BTCUSDT", "side": "Buy", "orderType": "Market", "qty": "0.001"}
     fake_bybit.inject("/v5/order/create", Fault("rate_limit"))
     with pytest.raises(InvalidRequestError) as e:
@@ -167,7 +167,7 @@ def test_faults(fake_bybit, btc_price):
     with pytest.raises(FailedRequestError) as e:
         http.place_order(**order, orderLinkId="f3")
     assert e.value.status_code == 502
-    fake_bybit.inject("/v5/order/create", Fault("slow", delay=0.8))
+    fake_bybit.inject("/v5/order/create", Fault("slow", delay=1.2))
     with pytest.raises(requests.exceptions.ReadTimeout):
         http.place_order(**order, orderLinkId="f4")
     fake_bybit.inject("/v5/order/create", Fault("lost"))
