@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["Outcome", "GroupStats", "Lesson", "Limits", "group_outcomes", "counterfactual_r",
+__all__ = ["Outcome", "GroupStats", "Lesson", "Limits", "group_outcomes", "counterfactual_r", "replay_trade",
            "trade_outcomes", "veto_outcomes", "propose_lessons", "effective_limits", "parse_lessons",
            "refresh_lessons", "lessons_text", "TREND_SETUPS"]
 
@@ -95,22 +95,19 @@ def _side_sign(side: str) -> int:
     return 1 if str(side).lower() in ("long", "buy", "1") else -1
 
 
-def counterfactual_r(candles: pd.DataFrame, *, time_ms: int, side: str, entry: float, stop: float,
-                     take_profit: float, fee_rate: float = 0.0, horizon_ms: int = 30 * DAY_MS) -> float | None:
-    """What a proposal made at `time_ms` would have earned, in R after fees, from later candles.
+def replay_trade(candles: pd.DataFrame, *, time_ms: int, side: str, entry: float, stop: float,
+                 take_profit: float, horizon_ms: int = 30 * DAY_MS) -> tuple[float, int, str] | None:
+    """Where a trade entered at `time_ms` would have ended: (exit price, exit time ms, why).
 
-    Entry at `entry` (the decision price); then candle by candle, stop first when a candle
-    touches both. Without stop or target within `horizon_ms` it closes at the last close then.
-    Returns None when the candles do not yet reach the outcome (not decided, horizon not passed).
+    Candle by candle from the first one opening at or after `time_ms`: the stop when a candle
+    touches it (first, when a candle touches both: the conservative reading), else the target;
+    without either within `horizon_ms`, the last close then ("horizon"). None when the recorded
+    candles do not reach the outcome yet.
     """
-    risk = abs(entry - stop)
-    if risk <= 0 or not math.isfinite(risk):
-        return None
     sign = _side_sign(side)
     idx = candles.index.to_numpy(dtype=np.int64)
     start = int(np.searchsorted(idx, int(time_ms), side="left"))
     end = int(np.searchsorted(idx, int(time_ms) + horizon_ms, side="left"))
-    fee_r = 2 * fee_rate * entry / risk
     highs = candles["high"].to_numpy()[start:end]
     lows = candles["low"].to_numpy()[start:end]
     if sign > 0:
@@ -120,13 +117,26 @@ def counterfactual_r(candles: pd.DataFrame, *, time_ms: int, side: str, entry: f
     first_stop = int(np.argmax(hit_stop)) if hit_stop.any() else None
     first_tp = int(np.argmax(hit_tp)) if hit_tp.any() else None
     if first_stop is not None and (first_tp is None or first_stop <= first_tp):
-        return sign * (stop - entry) / risk - fee_r
+        return float(stop), int(idx[start + first_stop]), "stop-loss"
     if first_tp is not None:
-        return sign * (take_profit - entry) / risk - fee_r
-    if end >= len(idx):
+        return float(take_profit), int(idx[start + first_tp]), "take-profit"
+    if end >= len(idx) or end <= start:
         return None  # the horizon has not passed in the recorded candles yet
-    last_close = float(candles["close"].to_numpy()[end - 1]) if end > start else entry
-    return sign * (last_close - entry) / risk - fee_r
+    return float(candles["close"].to_numpy()[end - 1]), int(idx[end - 1]), "horizon"
+
+
+def counterfactual_r(candles: pd.DataFrame, *, time_ms: int, side: str, entry: float, stop: float,
+                     take_profit: float, fee_rate: float = 0.0, horizon_ms: int = 30 * DAY_MS) -> float | None:
+    """What a proposal made at `time_ms` would have earned, in R after fees (see `replay_trade`);
+    None when the outcome is not decided in the recorded candles yet."""
+    risk = abs(entry - stop)
+    if risk <= 0 or not math.isfinite(risk):
+        return None
+    end = replay_trade(candles, time_ms=time_ms, side=side, entry=entry, stop=stop, take_profit=take_profit,
+                       horizon_ms=horizon_ms)
+    if end is None:
+        return None
+    return _side_sign(side) * (end[0] - entry) / risk - 2 * fee_rate * entry / risk
 
 
 def trade_outcomes(trades: Iterable[Any], proposals: Sequence[Mapping[str, Any]], *,

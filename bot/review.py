@@ -139,7 +139,8 @@ def _geometry_problem(proposal: Decision, price: float) -> str | None:
 
 class RuleAnalystReviewer:
     """Setup quality: a known setup, enough confidence (raised by lessons), sane stop and target,
-    reward/risk, and the ADX floor a lesson may have added."""
+    reward/risk. A lesson's ADX floor concerns the analyst's entry timeframe, which only the
+    analyst reads; the reviewer enforces the lesson's confidence floor."""
 
     stage = "analyst"
     name = "rules"
@@ -171,12 +172,6 @@ class RuleAnalystReviewer:
         if proposal.confidence < limits.min_confidence:
             why = " (raised by a lesson)" if limits.min_confidence > s.ANALYST_MIN_CONFIDENCE else ""
             return veto(f"confidence {proposal.confidence:.0f} below the minimum {limits.min_confidence:.0f}{why}")
-        if limits.min_adx is not None:
-            adx = last(context, "adx_14")
-            if adx is None or adx <= limits.min_adx:
-                shown = "unknown" if adx is None else f"{adx:.1f}"
-                return veto(f"lesson: {side} {proposal.setup}s in a {context.regime} regime need "
-                            f"ADX > {limits.min_adx:.0f}, ADX is {shown}")
         if proposal.stop_loss is None or proposal.take_profit is None:
             return veto("a setup without stop-loss and take-profit")
         problem = _geometry_problem(proposal, context.price)
