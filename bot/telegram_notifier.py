@@ -289,7 +289,14 @@ class TelegramNotifier:
         return self._bot
 
     async def _deliver(self, text: str) -> None:
-        from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
+        from telegram.error import (
+            BadRequest,
+            Forbidden,
+            InvalidToken,
+            NetworkError,
+            RetryAfter,
+            TelegramError,
+        )
 
         if self._bad_token:
             self.failed += 1

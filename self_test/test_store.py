@@ -11,7 +11,15 @@ import pytest
 
 from bot.errors import JournalError
 from bot.events import Event, EventBus, EventKind
-from bot.exchange.base import ClosedTrade, Fill, Order, OrderIntent, OrderJournal, OrderStatus, Position
+from bot.exchange.base import (
+    ClosedTrade,
+    Fill,
+    Order,
+    OrderIntent,
+    OrderJournal,
+    OrderStatus,
+    Position,
+)
 from bot.store import MIGRATIONS, SCHEMA_VERSION, DuplicateIntentError, Journal, UnknownIntentError
 
 # Real prices: the first hourly closes of the seed file (Coinbase BTC-USD, 2017-07).
@@ -118,7 +126,7 @@ def test_positions_trades_equity_events_state(journal: Journal, btc_hourly) -> N
     assert journal.closed_trades("PAPER") == [trade]
     assert journal.closed_trades("LIVE") == []
     assert journal.closed_trades(since_ms=times[2] + 1) == []
-    for t, c in zip(times, closes):
+    for t, c in zip(times, closes, strict=True):
         journal.record_equity(t, 1000 + c / 100, 1000.0, "PAPER")
     hist = journal.equity_history("PAPER")
     assert [h[0] for h in hist] == times and hist[1][1] == pytest.approx(1000 + closes[1] / 100)
