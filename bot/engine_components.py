@@ -124,6 +124,8 @@ def build_components(engine: Any, mode: str) -> Components:
             wallet = None if mode != "PAPER" else Path(s.data_dir) / ("replay_wallet.json" if replay
                                                                        else "paper_wallet.json")
             exchange = SimExchange(s, clock=engine.market_clock, state_path=wallet)
+    elif getattr(exchange, "name", "") == "paper" and hasattr(exchange, "clock") and (mode == "BACKTEST" or replay):
+        exchange.clock = engine.market_clock   # a given paper exchange also fills at candle times
     executor = TradeExecutor(exchange, journal, settings=s, bus=engine.bus)
     broker = Broker(exchange, executor)
     strategy, note = resolve_strategy(engine._strategy_arg, s)

@@ -128,8 +128,16 @@ def record_equity(e: Any) -> None:
     j = e.c.journal
     if hasattr(j, "record_equity"):
         j.record_equity(t, bal.equity, bal.wallet_balance, e.book.mode)
-        if e.replay:
-            j.set_state(REPLAY_CURSOR_KEY + e.c.market.interval, e.last_candle_ms + 1)
+        e._equity_writes = getattr(e, "_equity_writes", 0) + 1
+        if e.replay and e._equity_writes % 10 == 0:
+            save_replay_cursor(e)
+
+
+def save_replay_cursor(e: Any) -> None:
+    """Where a restarted replay continues (every few candles and at the finish)."""
+    j = e.c.journal
+    if e.replay and e.last_candle_ms and hasattr(j, "set_state"):
+        j.set_state(REPLAY_CURSOR_KEY + e.c.market.interval, e.last_candle_ms + 1)
 
 
 def seed_book(e: Any) -> None:
@@ -248,6 +256,8 @@ def finish(e: Any, close_positions: bool) -> None:
         e.bus.emit(EventKind.MODE, "engine stopped; no open positions")
     if hasattr(c.exchange, "save"):
         c.exchange.save()
+    if c.market is not None:
+        save_replay_cursor(e)
     if e.learner_stats.get("steps"):
         e._checkpoint()     # what was learned this session survives the stop
     e._publish_snapshot()

@@ -87,7 +87,7 @@ class ReplayMarket:
         self.start_ms = int(start_ms)
         self.end_ms = end_ms
         self._cursor = self.start_ms      # next open time to hand out
-        self._last_step = 0.0
+        self._last_step: float | None = None     # monotonic time of the last step; None: none yet
         self._idx: dict[str, np.ndarray] = {}
         self._vals: dict[str, np.ndarray] = {}
         for sym in self._frames:
@@ -148,7 +148,7 @@ class ReplayMarket:
 
     def next_candles(self, symbols: Iterable[str], timeout: float) -> list[Candle]:
         """The candles of the next recorded timestamp for `symbols`, after the pace has elapsed."""
-        if self.pace > 0:
+        if self.pace > 0 and self._last_step is not None:
             wait = self._last_step + self.pace - time.monotonic()
             if wait > 0:
                 if self._stop.wait(min(wait, timeout)) or wait > timeout:

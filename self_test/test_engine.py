@@ -1,0 +1,279 @@
+"""The trading engine on replayed real candles: a full paper session over three pairs, stops,
+manual orders, stop with and without closing, Bybit down -> REPLAY, Bybit up -> LIVE through
+pybit and the fake, the circuit breaker, and the in-process restart after a critical error.
+
+Daily candles are used for three pairs because the project ships real daily BTC, ETH and LTC
+(only BTC has hourly candles). Every replay here runs at pace 0.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from bot.data_manager import BybitKlineSource, Candle, load_seed
+from bot.engine import TradingEngine
+from bot.engine_step import ManualOrderResult
+from bot.errors import AuthError, NetworkError
+from bot.events import EventKind
+from bot.exchange.sim import SimExchange
+from bot.market_feed import BybitMarket, ReplayMarket
+from bot.snapshot import Connection, DataSource, EngineStatus
+from bot.store import Journal
+from bot.strategies.sma import SMACrossStrategy
+from self_test.conftest import make_settings, wait_for
+
+PAIRS = ["BTCUSDT", "ETHUSDT", "LTCUSDT"]
+DAY = 86_400_000
+
+
+def ms(day: str) -> int:
+    return pd.Timestamp(day, tz="UTC").value // 1_000_000
+
+
+def daily_settings(tmp_path, **kw):
+    base = dict(CANDLE_INTERVAL="D", FALLBACK_SYMBOLS=",".join(PAIRS), TOP_PAIRS_COUNT=3, STRATEGY="sma",
+                BYBIT_BASE_URL="http://127.0.0.1:1", STOP_ATR_MULT=1.5, TRAINING_ENABLED=False)
+    base.update(kw)
+    return make_settings(tmp_path, **base)
+
+
+def drain(q) -> list:
+    return [q.get_nowait() for _ in range(q.qsize())]
+
+
+def replay(settings, start: str, end: str, symbols=PAIRS, pace: float = 0.0) -> ReplayMarket:
+    return ReplayMarket(settings, symbols=symbols, pace=pace, start_ms=ms(start), end_ms=ms(end))
+
+
+def test_paper_session_over_three_pairs_agrees_at_the_end(tmp_path):
+    s = daily_settings(tmp_path)
+    journal = Journal(tmp_path / "journal.db")
+    sim = SimExchange(s)
+    engine = TradingEngine(s, market=replay(s, "2018-01-15", "2018-05-15"), journal=journal, exchange=sim)
+    q = engine.subscribe()
+    engine.start("PAPER")
+    wait_for(lambda: not engine.running, timeout=60, message="the replay to finish")
+    snap = engine.snapshot()
+    assert snap.data_source == DataSource.REPLAY and snap.connection == Connection.OFFLINE_REPLAY
+    assert set(snap.active_pairs) == set(PAIRS)
+    assert engine.candles_processed == 3 * 121                    # 121 real days of each pair (end inclusive)
+    engine.stop(close_positions=True)
+    trades = list(engine.recent_trades)
+    reasons = {t.reason for t in trades}
+    assert len(trades) >= 6 and {t.symbol for t in trades} == set(PAIRS)
+    assert "stop-loss" in reasons                                  # stops triggered from candle lows/highs
+    # journal, wallet and positions agree
+    assert sim.get_positions() == [] and journal.positions("PAPER") == []
+    jt = journal.closed_trades("PAPER")
+    assert len(jt) == len(trades) and sum(t.pnl for t in jt) == pytest.approx(sum(t.pnl for t in trades))
+    assert len(sim.closed_trades()) == len(trades)
+    assert sum(t.pnl for t in sim.closed_trades()) == pytest.approx(sum(t.pnl for t in trades), abs=1e-6)
+    bal = sim.get_balance()
+    assert bal.wallet_balance == pytest.approx(s.PAPER_START_BALANCE + sum(t.pnl for t in trades), abs=1e-6)
+    assert engine.snapshot().equity == pytest.approx(bal.equity)
+    # every exit came at a real price of the candle it happened in (paper fills carry candle times)
+    for t in trades:
+        day = load_seed(t.symbol, "D").loc[t.exit_ms - DAY]
+        assert day.low * (1 - 1e-3) <= t.exit_price <= day.high * (1 + 1e-3), t
+    kinds = {e.kind for e in drain(q)}
+    assert {EventKind.TRADE, EventKind.STOP_LOSS, EventKind.MODE} <= kinds
+    journal.close()
+
+
+def test_process_candle_without_a_thread_gives_the_same_trades(tmp_path):
+    """The backtester drives `process_candle` directly: same code path, same trades as the thread."""
+    s = daily_settings(tmp_path, FALLBACK_SYMBOLS="BTCUSDT", TOP_PAIRS_COUNT=1)
+    threaded = TradingEngine(s, market=replay(s, "2018-01-15", "2018-07-01", ["BTCUSDT"]),
+                             journal=Journal(tmp_path / "a.db"), exchange=SimExchange(s))
+    threaded.start("PAPER")
+    wait_for(lambda: not threaded.running, timeout=60, message="the threaded replay")
+    market = replay(s, "2018-01-15", "2018-07-01", ["BTCUSDT"])
+    sync = TradingEngine(s, market=market, exchange=SimExchange(s))
+    sync.prepare("BACKTEST")
+    while not market.exhausted:
+        for c in market.next_candles(["BTCUSDT"], 0):
+            sync.process_candle(c)
+    key = [(t.side, t.entry_price, t.exit_price, t.reason) for t in threaded.recent_trades]
+    assert len(key) >= 3 and key == [(t.side, t.entry_price, t.exit_price, t.reason) for t in sync.recent_trades]
+    threaded.stop(close_positions=False)
+
+
+def run_until_open(engine: TradingEngine, market: ReplayMarket, symbols) -> None:
+    while not market.exhausted and not engine.c.exchange.get_positions():
+        for c in market.next_candles(symbols, 0):
+            engine.process_candle(c)
+    assert engine.c.exchange.get_positions(), "no position opened on the span"
+
+
+@pytest.mark.parametrize("close", [False, True])
+def test_stop_with_and_without_closing_positions(tmp_path, close):
+    s = daily_settings(tmp_path)
+    journal = Journal(tmp_path / "j.db")
+    market = replay(s, "2018-02-01", "2018-06-01")
+    engine = TradingEngine(s, market=market, journal=journal, exchange=SimExchange(s))
+    engine.replay = True          # set before prepare: the paper exchange then fills at candle times
+    engine.prepare("PAPER")
+    q = engine.subscribe()
+    run_until_open(engine, market, PAIRS)
+    held = [p.symbol for p in engine.c.exchange.get_positions()]
+    engine.stop(close_positions=close)
+    events = drain(q)
+    if close:
+        assert engine.c.exchange.get_positions() == [] and journal.positions("PAPER") == []
+        assert [t.reason for t in journal.closed_trades("PAPER")][-len(held):] == ["close-all"] * len(held)
+        assert any("closed" in e.message and e.kind == EventKind.MODE for e in events)
+    else:
+        assert [p.symbol for p in engine.c.exchange.get_positions()] == held
+        assert [p.symbol for p in journal.positions("PAPER")] == held
+        assert journal.get_state("positions_left_open")["positions"] == held
+        left = [e for e in events if e.kind == EventKind.MODE and "left open" in e.message]
+        assert left and left[0].data["left_open"] == held
+        assert all(p.stop_loss is not None for p in engine.c.exchange.get_positions())   # they keep their stops
+    journal.close()
+
+
+def test_manual_orders_go_through_the_same_risk_checks(tmp_path):
+    s = daily_settings(tmp_path, FALLBACK_SYMBOLS="BTCUSDT", TOP_PAIRS_COUNT=1)
+    market = replay(s, "2018-03-01", "2018-04-01", ["BTCUSDT"], pace=3600)   # one candle, then it waits
+    engine = TradingEngine(s, market=market, journal=Journal(tmp_path / "j.db"), exchange=SimExchange(s))
+    engine.start("PAPER")
+    wait_for(lambda: engine.candles_processed >= 1, timeout=30, message="the first candle")
+    bought = engine.submit_manual_order("BTCUSDT", "buy", 30).result(timeout=10)
+    assert isinstance(bought, ManualOrderResult) and bought.ok, bought.message
+    assert bought.side == "Buy" and bought.qty > 0 and bought.client_order_id
+    pos = engine.c.exchange.get_positions()[0]
+    assert pos.side == "long" and pos.stop_loss is not None        # the risk manager's stop came with it
+    flip = engine.submit_manual_order("BTCUSDT", "sell", 30).result(timeout=10)
+    assert not flip.ok and "close it first" in flip.message
+    too_big = engine.submit_manual_order("ETHUSDT", "buy", 900).result(timeout=10)
+    assert not too_big.ok and "risk per trade" in too_big.message   # 900 USDT at a 1.5 ATR stop > 2 % of equity
+    closed = engine.submit_close_position("BTCUSDT").result(timeout=10)
+    assert closed.ok and engine.c.exchange.get_positions() == []
+    assert engine.recent_trades[-1].reason == "manual"
+    assert engine.submit_close_position("BTCUSDT").result(timeout=10).ok is False
+    engine.stop(close_positions=False)
+    assert not engine.running
+
+
+def test_bybit_unreachable_means_replay_and_the_engine_says_so(tmp_path):
+    s = daily_settings(tmp_path, FALLBACK_SYMBOLS="BTCUSDT", TOP_PAIRS_COUNT=1, REPLAY_CANDLE_SECONDS=0)
+    engine = TradingEngine(s)                     # no market given: it probes Bybit (port 1 refuses)
+    q = engine.subscribe()
+    engine.start("PAPER")
+    wait_for(lambda: engine.candles_processed >= 5, timeout=30, message="replayed candles")
+    snap = engine.snapshot()
+    assert snap.data_source == DataSource.REPLAY and snap.connection == Connection.OFFLINE_REPLAY
+    engine.stop(close_positions=False)
+    data = [e for e in drain(q) if e.kind == EventKind.DATA]
+    assert data and "cannot be reached" in data[0].message and "REPLAY" in data[0].message
+    assert (tmp_path / "data" / "replay_state.db").exists()          # replay never writes the paper journal
+    assert not (tmp_path / "data" / "state.db").exists()
+
+
+def test_live_market_data_from_bybit_through_pybit(tmp_path, fake_bybit):
+    """Bybit answers: LIVE candles, polled as they close (the fake's clock walks through real days)."""
+    frame = load_seed("BTCUSDT", "D")
+    now = [ms("2019-03-01") / 1000 + 60]
+    fake_bybit.clock = lambda: now[0]
+    fake_bybit.set_klines("BTCUSDT", "D", frame)
+    s = daily_settings(tmp_path, FALLBACK_SYMBOLS="BTCUSDT", TOP_PAIRS_COUNT=1, BYBIT_BASE_URL=fake_bybit.url,
+                       MARKET_POLL_SECONDS=0.1)
+    src = BybitKlineSource.from_settings(s)
+    src.clock = lambda: now[0]
+    market = BybitMarket(s, source=src, clock=lambda: now[0])
+    engine = TradingEngine(s, market=market, journal=Journal(tmp_path / "j.db"), exchange=SimExchange(s))
+    engine.start("PAPER")
+    wait_for(lambda: engine.snapshot().status == EngineStatus.RUNNING, timeout=30, message="running")
+    assert engine.snapshot().data_source == DataSource.LIVE
+    assert engine.pairs["BTCUSDT"].last_ms == ms("2019-02-28")       # warm-up: the last closed day
+    now[0] += 2 * 86_400                                              # two more days close
+    wait_for(lambda: engine.pairs["BTCUSDT"].last_ms == ms("2019-03-02"), timeout=30, message="new candles")
+    assert engine.candles_processed == 2
+    assert fake_bybit.calls("/v5/market/kline")
+    engine.stop(close_positions=False)
+
+
+def test_circuit_breaker_open_vetoes_entries(tmp_path):
+    s = daily_settings(tmp_path, ERROR_RATE_THRESHOLD=1, CIRCUIT_COOLDOWN_SECONDS=10_000)
+    journal = Journal(tmp_path / "j.db")
+    market = replay(s, "2018-02-01", "2018-04-01")
+    engine = TradingEngine(s, market=market, journal=journal, exchange=SimExchange(s))
+    engine.replay = True          # set before prepare: the paper exchange then fills at candle times
+    engine.prepare("PAPER")
+    engine.c.errors.handle(NetworkError("Bybit timed out"), "test: a network error")
+    assert engine.c.errors.state == "open"
+    while not market.exhausted:
+        for c in market.next_candles(PAIRS, 0):
+            engine.process_candle(c)
+    assert engine.c.exchange.get_positions() == [] and not engine.recent_trades
+    vetoes = journal.vetoes()
+    assert vetoes and all("circuit" in v["reason"] for v in vetoes)
+    assert engine.snapshot().circuit in ("open", "closed")   # snapshot reads the handler's state
+    journal.close()
+
+
+class FlakyAuth:
+    """The SMA baseline, except that its first decision hits an expired API key (critical)."""
+
+    name = "sma"
+
+    def __init__(self, settings) -> None:
+        self.inner = SMACrossStrategy(settings)
+        self.warmup = self.inner.warmup
+        self.calls = 0
+
+    def decide(self, ctx):
+        self.calls += 1
+        if self.calls == 1:
+            raise AuthError("API key expired", code=10003)
+        return self.inner.decide(ctx)
+
+
+def test_critical_error_restarts_the_engine_in_process(tmp_path):
+    s = daily_settings(tmp_path, RESTART_BACKOFF_SECONDS=0, FALLBACK_SYMBOLS="BTCUSDT", TOP_PAIRS_COUNT=1)
+    strat = FlakyAuth(s)
+    engine = TradingEngine(s, strategy=strat, market=replay(s, "2018-02-01", "2018-04-01", ["BTCUSDT"]),
+                           journal=Journal(tmp_path / "j.db"), exchange=SimExchange(s))
+    q = engine.subscribe()
+    engine.start("PAPER")
+    wait_for(lambda: not engine.running, timeout=60, message="the replay after the restart")
+    events = drain(q)
+    crit = [e for e in events if e.kind == EventKind.CRITICAL]
+    restart = [e for e in events if e.kind == EventKind.RESTART]
+    assert crit and "API key expired" in crit[0].message
+    assert restart and "AuthError" in restart[0].message
+    assert engine.restarts == 1 and engine.snapshot().restarts == 1
+    assert strat.calls > 30                                   # it went on deciding after the restart
+    assert any("AuthError" in e for e in engine.snapshot().errors)
+    engine.stop(close_positions=True)
+
+
+def test_chart_data_is_a_frozen_aligned_copy(tmp_path):
+    s = daily_settings(tmp_path, FALLBACK_SYMBOLS="BTCUSDT", TOP_PAIRS_COUNT=1)
+    market = replay(s, "2018-02-01", "2018-06-01", ["BTCUSDT"])
+    engine = TradingEngine(s, market=market, exchange=SimExchange(s))
+    engine.prepare("BACKTEST")
+    run_until_open(engine, market, ["BTCUSDT"])
+    cd = engine.chart_data("BTCUSDT", 120)
+    assert len(cd.candles) == 120 and len(cd.ema21) == len(cd.ema50) == len(cd.bb_upper) == 120
+    assert cd.candles.index[-1] == engine.pairs["BTCUSDT"].last_ms
+    assert cd.markers and cd.markers[-1].time_ms >= cd.candles.index[0]
+    engine._publish_snapshot()
+    assert engine.chart_data("BTCUSDT").stop_loss == engine.c.exchange.get_positions()[0].stop_loss
+    cd.candles.iloc[-1, 3] = -1.0                                 # a copy: the engine's data is untouched
+    assert engine.pairs["BTCUSDT"].price > 0
+    assert engine.chart_data("NOPEUSDT") is None
+
+
+def test_replayed_candles_are_the_recorded_ones(tmp_path):
+    s = daily_settings(tmp_path)
+    m = replay(s, "2018-01-15", "2018-01-17")           # end inclusive: three days
+    got: list[Candle] = []
+    while not m.exhausted:
+        got += m.next_candles(PAIRS, 0)
+    assert len(got) == 9 and [c.open_ms for c in got][::3] == [ms("2018-01-15"), ms("2018-01-16"), ms("2018-01-17")]
+    eth = load_seed("ETHUSDT", "D").loc[ms("2018-01-16")]
+    c = next(c for c in got if c.symbol == "ETHUSDT" and c.open_ms == ms("2018-01-16"))
+    assert (c.open, c.high, c.low, c.close) == (eth.open, eth.high, eth.low, eth.close)
+    assert len(m.history("BTCUSDT", 10)) == 10 and m.history("BTCUSDT", 10).index[-1] == ms("2018-01-17")
