@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bot.errors import BotError
+from bot.errors import BotError, InvalidOrderError
 from bot.events import Event, EventBus, EventKind
 from bot.exchange.base import ClosedTrade, Fill, OrderIntent, OrderStatus, Position, round_to_tick
 
@@ -221,14 +221,23 @@ class _Run:
             wanted = ref * (1 - pct) if p.side == "long" else ref * (1 + pct)
         tick = self.ex.get_instrument(p.symbol).tick_size
         stop = round_to_tick(wanted, tick)
-        self.ex.set_trading_stop(p.symbol, stop_loss=stop)
+        where = "on the exchange"
+        if getattr(self.s, "EXCHANGE_CATEGORY", "linear") != "linear":
+            where = "in the journal (spot has no server-side stop: the bot watches it)"
+        else:
+            try:
+                self.ex.set_trading_stop(p.symbol, stop_loss=stop)
+            except InvalidOrderError as exc:
+                # Not a reason to refuse the start: the journal keeps the stop and the bot watches it.
+                where = f"in the journal only (the exchange refused it: {exc}; the bot watches it)"
         self.j.upsert_position(replace(p, stop_loss=stop), mode=self.mode)
-        self.note("stop", p.symbol, f"{p.symbol} {p.side} had no stop-loss; set at {stop:.6g}")
+        self.note("stop", p.symbol, f"{p.symbol} {p.side} had no stop-loss; set at {stop:.6g} {where}")
 
     def close_adopted(self, p: Position) -> None:
         cid = _new_cid()
-        self.j.record_intent(OrderIntent(client_order_id=cid, symbol=p.symbol, side="Sell" if p.side == "long" else "Buy", qty=p.size, reduce_only=True, mode=self.mode,
-                                         reason="reconcile"))  # journaled before it is sent, like every order
+        side = "Sell" if p.side == "long" else "Buy"
+        self.j.record_intent(OrderIntent(client_order_id=cid, symbol=p.symbol, side=side, qty=p.size,  # type: ignore[arg-type]
+                                         reduce_only=True, mode=self.mode, reason="reconcile"))  # before it is sent
         self.j.update_intent(cid, OrderStatus.SENT)
         order = self.ex.close_position(p.symbol, client_order_id=cid)
         if order is None:

@@ -156,6 +156,19 @@ def test_unknown_position_is_adopted_with_a_stop(rig) -> None:
     assert {e.data["item"] for e in rig.reconcile_events()} >= {"adopted", "stop", "summary"}
 
 
+def test_spot_holding_gets_its_stop_in_the_journal(tmp_path, btc_hourly) -> None:
+    rig = Rig(tmp_path, btc_hourly, EXCHANGE_CATEGORY="spot")
+    try:
+        rig.ex.create_order(SYM, "Buy", 0.02, client_order_id="bought-by-hand")
+        rep = rig.recover()
+        assert [i.kind for i in rep.items] == ["adopted", "stop"]
+        assert "spot has no server-side stop" in rep.items[1].message
+        assert rig.ex.get_positions()[0].stop_loss is None      # nothing was asked of the exchange
+        assert rig.journal.positions("PAPER")[0].stop_loss is not None  # the bot watches it
+    finally:
+        rig.close()
+
+
 def test_unknown_position_closed_when_configured(tmp_path, btc_hourly) -> None:
     rig = Rig(tmp_path, btc_hourly, ADOPTED_POSITIONS="close")
     try:
