@@ -252,6 +252,10 @@ class Journal:
         with self._readers_lock:
             conn = self._readers.get(tid)
             if conn is None:
+                # Threads come and go (worker pools): drop the connections of those that are gone.
+                alive = {t.ident for t in threading.enumerate()}
+                for gone in [t for t in self._readers if t not in alive]:
+                    self._readers.pop(gone).close()
                 try:
                     conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
                     conn.execute("PRAGMA query_only=1")

@@ -185,6 +185,15 @@ def test_wal_mode_and_reader_thread_sees_commits(tmp_path: Path) -> None:
         assert len(j.closed_trades()) == 50
 
 
+def test_reader_connections_of_finished_threads_are_closed(journal: Journal) -> None:
+    for _ in range(5):
+        t = threading.Thread(target=journal.closed_trades)
+        t.start()
+        t.join()
+    journal.closed_trades()
+    assert len(journal._readers) == 1  # only this thread's: the workers' were closed
+
+
 def test_migrations_run_in_order_and_keep_data(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     # A journal written by version 1 of the schema.
