@@ -99,18 +99,11 @@ def run_engine(args: argparse.Namespace, settings: Any, *, mode: str) -> int:
 
 def run(args: argparse.Namespace, settings: Any) -> int:
     if not args.no_supervisor:
-        try:
-            from bot.supervisor import supervise
-        except ImportError:
-            supervise = None
-        if supervise is not None:
-            return int(supervise(settings, command=COMMAND, argv=_child_argv(args)))
+        import sys
+
+        from bot.supervisor import supervise
+
+        # The same command line runs again as the child (with --no-supervisor), restarted after
+        # a critical exit (code 3) with backoff and an hourly cap.
+        return int(supervise(sys.argv[1:], settings))
     return run_engine(args, settings, mode="PAPER")
-
-
-def _child_argv(args: argparse.Namespace) -> list[str]:
-    """The same command for the supervised child, with --no-supervisor added."""
-    import sys
-
-    argv = [a for a in sys.argv[1:]]
-    return argv + ["--no-supervisor"]

@@ -1,0 +1,82 @@
+"""Live trading with real money on Bybit, headless.
+
+Needs BYBIT_API_KEY and BYBIT_API_SECRET (in .env or the environment; never on the command line)
+and your typed confirmation, which is stored in the journal as your consent (`--yes` confirms
+without asking, e.g. for a service). Sizing: POSITION_SIZE_PCT of the real equity per trade
+(at least MIN_ORDER_USDT), capped by the risk limits (MAX_RISK_PER_TRADE, MAX_TOTAL_RISK,
+DAILY_LOSS_LIMIT, MAX_DRAWDOWN). Runs under the auto-restarting supervisor unless --no-supervisor.
+Ctrl-C stops the bot and leaves positions open with their server-side stops unless --close-on-exit.
+
+Exit codes: 0 stopped normally, 1 not confirmed or failed, 2 no keys or bad settings,
+3 critical error (the supervisor restarts the bot).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from bot.cli import paper
+
+COMMAND = "live"
+HELP = "trade real money on Bybit (needs keys and your typed confirmation)"
+
+CONFIRM_WORD = "LIVE"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--yes", action="store_true", help="confirm without asking (stores your consent)")
+    p.add_argument("--strategy", default=None, help="dqn, analyst or sma (default: STRATEGY setting)")
+    p.add_argument("--symbols", default=None, help="comma-separated pairs instead of the hot-pair ranking")
+    p.add_argument("--interval", default=None, help="candle interval (default: CANDLE_INTERVAL)")
+    p.add_argument("--candles", type=int, default=0, help="stop after N candles (default: run until stopped)")
+    p.add_argument("--close-on-exit", action="store_true", help="market-close all positions when stopping")
+    p.add_argument("--no-training", action="store_true", help="do not learn online")
+    p.add_argument("--no-supervisor", action="store_true", help="run in this process (the supervisor's child uses it)")
+
+
+def confirm(settings: Any, *, ask: Any = input) -> bool:
+    """Show what is at risk and ask for the typed word; True when the user typed it."""
+    from bot.errors import BotError
+    from bot.exchange.bybit import BybitExchange
+
+    try:
+        bal = BybitExchange(settings).get_balance()
+        at_risk = f"equity {bal.equity:,.2f} {bal.coin} (available {bal.available:,.2f})"
+    except BotError as exc:
+        at_risk = f"balance unknown ({exc})"
+    s = settings
+    print(f"LIVE TRADING on Bybit {s.EXCHANGE_CATEGORY}{' TESTNET' if s.USE_TESTNET else ''}: {at_risk}.\n"
+          f"Each trade uses {s.POSITION_SIZE_PCT:.0%} of equity (at least {s.MIN_ORDER_USDT:g} USDT), at most "
+          f"{s.MAX_RISK_PER_TRADE:.0%} of equity at risk per trade and {s.MAX_TOTAL_RISK:.0%} across positions; "
+          f"new entries stop after a {s.DAILY_LOSS_LIMIT:.0%} daily loss or a {s.MAX_DRAWDOWN:.0%} drawdown.")
+    answer = ask(f"Type {CONFIRM_WORD} to trade real money: ")
+    return answer.strip() == CONFIRM_WORD
+
+
+def run(args: argparse.Namespace, settings: Any) -> int:
+    from bot.engine import TradingEngine
+
+    if not settings.has_bybit_keys:
+        print("live trading needs BYBIT_API_KEY and BYBIT_API_SECRET in .env or the environment; "
+              "refusing to start", file=sys.stderr)
+        return 2
+    if not args.yes:
+        if not sys.stdin.isatty() and not args.no_supervisor:
+            print("no terminal to confirm on: run interactively, or pass --yes", file=sys.stderr)
+            return 1
+        if not confirm(settings):
+            print("not confirmed; nothing was traded")
+            return 1
+    TradingEngine(settings).give_live_consent()   # journaled: the engine refuses LIVE without it
+    if not args.no_supervisor:
+        try:
+            from bot.supervisor import supervise
+        except ImportError:
+            supervise = None
+        if supervise is not None:
+            argv = [a for a in sys.argv[1:]] + ([] if args.yes else ["--yes"])
+            return int(supervise(argv, settings))
+    args.replay = False
+    return paper.run_engine(args, settings, mode="LIVE")
