@@ -264,12 +264,13 @@ def _with_elapsed(res: BacktestResult, elapsed: float) -> BacktestResult:
 
 
 def engine_backtest(settings: Any, strategy: Any, frame: pd.DataFrame, *, symbol: str = "BTCUSDT",
-                    interval: str = "60", start: int = 0,
+                    interval: str = "60", start: int = 0, training: bool = False,
                     progress: Callable[[int], None] | None = None) -> BacktestResult:
     """The engine path: `TradingEngine.process_candle` over a `SimExchange`, candle by candle.
 
-    Candles before `start` are fed too (the engine needs them to warm its indicators up), but
-    the result and the account start at `start`: the engine is built only after that.
+    Candles before `start` are fed too (the engine needs them to warm its indicators up) while
+    the engine is paused, so it decides nothing before `start`. `training`: let a learning
+    agent learn online during the run (off by default: a backtest judges the agent as it is).
     """
     from bot.data_manager import Candle
     from bot.engine import TradingEngine
@@ -277,7 +278,8 @@ def engine_backtest(settings: Any, strategy: Any, frame: pd.DataFrame, *, symbol
     from bot.exchange.sim import SimExchange
 
     t0 = time.perf_counter()
-    settings = settings.replace(SIMULATION_ORDER_DELAY=0.0, CANDLE_INTERVAL=str(interval))
+    settings = settings.replace(SIMULATION_ORDER_DELAY=0.0, CANDLE_INTERVAL=str(interval),
+                                TRAINING_ENABLED=bool(training))
     step_ms = interval_ms(interval)
     now = [0.0]
     clock = lambda: now[0]  # noqa: E731  (the exchange's time is the replayed candle's close)

@@ -136,6 +136,7 @@ class BacktestReport:
         os.close(fd)
         try:
             fig.savefig(tmp, dpi=90)
+            os.chmod(tmp, 0o644)   # mkstemp makes it private; a report is for reading
             os.replace(tmp, path)
         finally:
             plt.close(fig)
@@ -158,6 +159,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
