@@ -5,6 +5,12 @@ engine writes. There is exactly one writer connection, guarded by a lock; every 
 one transaction (`BEGIN IMMEDIATE` ... `COMMIT`), so a crash leaves either all of it or none.
 Reads go through per-thread read-only connections and never wait for the writer.
 
+Durability: every commit survives a crash of the process (WAL, `synchronous=NORMAL`). The one
+write that must also survive a power cut, the order intent that is journaled before the
+exchange hears of the order, is committed with `synchronous=FULL` (an fsync). Everything else
+after a power cut is rebuilt by recovery from the exchange. (Measured on the 2-core test machine
+under load: intent + "sent" update p50 10.6 ms with FULL on both, 0.04 ms with NORMAL on both.)
+
 The schema is versioned: `MIGRATIONS` is an ordered list applied in order, each in its own
 transaction, and a database written by a newer version is refused rather than guessed at.
 A corrupt or unreadable file gives a `JournalError` naming the file; it is never reset,
@@ -138,8 +144,8 @@ class Journal:
             if existed:
                 self._check_integrity()
             self._w.execute("PRAGMA journal_mode=WAL")
-            # FULL: a committed transaction survives a power cut, not only a process crash.
-            self._w.execute("PRAGMA synchronous=FULL")
+            # NORMAL in WAL mode: a commit survives a process crash; intents add an fsync (_tx(durable)).
+            self._w.execute("PRAGMA synchronous=NORMAL")
             self._w.execute("PRAGMA foreign_keys=ON")
             self._migrate()
         except JournalError:
@@ -223,12 +229,13 @@ class Journal:
         self.close()
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction on the single writer connection."""
+    def _tx(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
+        """One write transaction on the single writer connection; `durable` fsyncs it (power cut safe)."""
         with self._lock:
             if self._closed:
                 raise JournalError(f"journal {self.path} is closed")
             try:
+                self._w.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
                 self._w.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise JournalError(f"journal {self.path} cannot be written: {exc}") from exc
@@ -273,8 +280,8 @@ class Journal:
 
     # -- OrderJournal protocol -------------------------------------------------------------------
     def record_intent(self, intent: OrderIntent) -> None:
-        """Journal an order before it is sent; a client order id can be journaled only once."""
-        with self._tx() as c:
+        """Journal an order before it is sent (fsynced); a client order id can be journaled only once."""
+        with self._tx(durable=True) as c:
             try:
                 c.execute("INSERT INTO intents VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                           (intent.client_order_id, intent.symbol, intent.side, intent.qty, intent.order_type,
