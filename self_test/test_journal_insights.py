@@ -77,7 +77,7 @@ def journaled(btc_hourly, tmp_path_factory):
     """Two real months: analyst -> review pipeline -> journal; trades closed where the candles went."""
     tmp = tmp_path_factory.mktemp("journal")
     settings = make_settings(tmp)
-    journal = Journal(tmp / "state.db")
+    journal = Journal.for_settings(settings)
     analyst, pipeline = AnalystStrategy(settings), ReviewPipeline(settings, journal=journal)
     proposals = []
     for t in range(_ms("2018-05-01"), _ms("2018-07-01"), 4 * HOUR):
@@ -153,3 +153,21 @@ def test_vetoed_proposals_get_their_counterfactual(btc_hourly, journaled):
         btc_hourly, time_ms=ctx.time_ms, side=veto["side"], entry=ctx.price, stop=d.stop_loss,
         take_profit=d.take_profit))
     assert np.isfinite(out.r)
+
+
+def test_lessons_command_lists_and_reverses(journaled, capsys):
+    import argparse
+
+    from bot.cli import lessons as cli
+
+    settings, journal, _ = journaled
+    if not journal.lessons(active_only=False):
+        refresh_lessons(journal, settings)
+    first = parse_lessons(journal.lessons(active_only=False))[0]
+    args = argparse.Namespace(refresh=False, all=True, off=first.id, on=None, replay=False)
+    assert cli.run(args, settings) == 0
+    out = capsys.readouterr().out
+    assert f"lesson #{first.id} switched off" in out and f"#{first.id} [off] {first.text}" in out
+    assert not parse_lessons(journal.lessons(active_only=False))[0].active
+    cli.run(argparse.Namespace(refresh=False, all=False, off=None, on=first.id, replay=False), settings)
+    assert f"#{first.id} [active]" in capsys.readouterr().out
