@@ -31,6 +31,7 @@ __all__ = ["TradingEnv", "MarketData", "ACTION_TARGETS", "FLAT_ACTION", "LONG_AC
 FLAT_ACTION, LONG_ACTION, SHORT_ACTION = 0, 1, 2
 ACTION_TARGETS = np.array([0, 1, -1], dtype=np.int8)   # action index -> target position
 RUIN_FRACTION = 0.05   # an episode whose equity falls below 5 % of its start ends (terminal)
+_TARGETS64 = ACTION_TARGETS.astype(np.int64)
 
 
 def action_to_target(action: Any) -> Any:
@@ -109,7 +110,7 @@ class TradingEnv:
     """
 
     def __init__(self, data: MarketData, *, settings: Any, n_envs: int = 64, episode_length: int | None = None,
-                 allow_short: bool | None = None, use_stops: bool = False, min_hold: int = 0,
+                 allow_short: bool | None = None, use_stops: bool = False, min_hold: int | np.ndarray = 0,
                  reward: RewardSystem | None = None, seed: int | None = None) -> None:
         if n_envs < 1:
             raise ValueError(f"n_envs must be >= 1, got {n_envs}")
@@ -119,7 +120,8 @@ class TradingEnv:
         self.allow_short = settings.allows_short if allow_short is None else bool(allow_short)
         self.n_actions = 3 if self.allow_short else 2
         self.use_stops = bool(use_stops)
-        self.min_hold = int(min_hold)
+        self.min_hold = np.asarray(min_hold, np.int64)   # a number, or one per episode
+        self._holds = bool(np.any(self.min_hold > 0))
         self.fee = float(settings.FEE_RATE)
         self.slip = float(settings.SLIPPAGE_BPS) / 10_000.0
         self.reward_system = reward or RewardSystem.from_settings(settings)
@@ -133,7 +135,7 @@ class TradingEnv:
         n = self.n_envs
         self.t = np.zeros(n, np.int64)
         self.end = np.zeros(n, np.int64)
-        self.pos = np.zeros(n, np.int8)
+        self.pos = np.zeros(n, np.int64)
         self.cash = np.ones(n)             # equity while flat
         self.entry_px = np.ones(n)
         self.entry_eq = np.ones(n)         # equity right after the entry fee
@@ -145,6 +147,9 @@ class TradingEnv:
         self.held = np.zeros(n, np.int64)
         self.fees = np.zeros(n)            # fees + slippage paid in this episode, equity units
         self.trades = np.zeros(n, np.int64)
+        self._no_stop = np.zeros(n, bool)
+        self._no_return = np.full(n, np.nan)
+        self._no_stop.flags.writeable = self._no_return.flags.writeable = False
 
     # -- episodes -------------------------------------------------------------------------------
     def _random_starts(self, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -197,18 +202,20 @@ class TradingEnv:
         else NaN), `stopped`, `episode_return` (growth of a finished episode, else NaN).
         """
         a = np.asarray(actions, dtype=np.int64).reshape(self.n_envs)
-        if np.any((a < 0) | (a >= self.n_actions)):
+        if a.min() < 0 or a.max() >= self.n_actions:
             raise ValueError(f"actions must be in 0..{self.n_actions - 1} "
                              f"({'flat, long, short' if self.allow_short else 'flat, long; shorts are off'})")
-        d, fee, slip = self.data, self.fee, self.slip
+        # Written for few numpy calls per step: arrays are replaced, never edited in place
+        # (except by a reset), so results can be handed out without copies.
+        d, fee, slip, w = self.data, self.fee, self.slip, self.reward_system.weights
         t1 = self.t + 1
-        o, hi, lo, c = d.open[t1], d.high[t1], d.low[t1], d.close[t1]
-        old = self.pos.astype(np.int64)
-        target = ACTION_TARGETS[a].astype(np.int64)
-        if self.min_hold > 0:  # action persistence: a young position cannot be changed by the agent
+        o, c = d.open[t1], d.close[t1]
+        old = self.pos
+        target = _TARGETS64[a]
+        if self._holds:  # action persistence: a young position cannot be changed by the agent
             target = np.where((old != 0) & (self.held < self.min_hold), old, target)
-        eq_before = self.equity.copy()
-        dd_before = 1.0 - self.equity / self.peak
+        eq_before = self.equity
+        dd_before = 1.0 - eq_before / self.peak if w.drawdown_penalty else 0.0
         fee_paid = np.zeros(self.n_envs)
         closed_pnl = np.full(self.n_envs, np.nan)
         change = target != old
@@ -216,8 +223,7 @@ class TradingEnv:
         # 1. close the old position at the next open (slippage against us, fee on the notional)
         closing = change & (old != 0)
         if closing.any():
-            px = o * (1.0 - old * slip)
-            self._exit(closing, px, fee_paid, closed_pnl)
+            self._exit(closing, o * (1.0 - old * slip), fee_paid, closed_pnl)
         # 2. open the new one at the same open
         opening = change & (target != 0)
         if opening.any():
@@ -228,60 +234,68 @@ class TradingEnv:
             self.entry_eq = np.where(opening, e0 - f, self.entry_eq)
             self.entry_px = np.where(opening, px, self.entry_px)
             fee_paid += np.where(opening, f + e0 * slip, 0.0)
-            self.pos = np.where(opening, target, self.pos).astype(np.int8)
+            self.pos = np.where(opening, target, self.pos)
             self.held = np.where(opening, 0, self.held)
-            self.trades += opening
+            self.trades = self.trades + opening
             if self.use_stops:
                 self._place_stops(opening, px, target)
         # 3. stop-loss / take-profit inside candle t+1 (stop first when both were touched)
-        stopped = np.zeros(self.n_envs, bool)
+        stopped = self._no_stop
         if self.use_stops:
-            side = self.pos.astype(np.int64)
-            live = side != 0
-            hit_sl = live & np.where(side > 0, lo <= self.stop_px, hi >= self.stop_px)
-            hit_tp = live & ~hit_sl & np.where(side > 0, hi >= self.tp_px, lo <= self.tp_px)
-            hit = hit_sl | hit_tp
-            if hit.any():
-                level = np.where(hit_sl, self.stop_px, self.tp_px)
-                # a gap through the level fills at the open, not at the level
-                raw = np.where(hit_sl, np.where(side > 0, np.minimum(o, level), np.maximum(o, level)),
-                               np.where(side > 0, np.maximum(o, level), np.minimum(o, level)))
-                pnl_before = closed_pnl.copy()
-                self._exit(hit, raw * (1.0 - side * slip), fee_paid, closed_pnl)
-                # a flip that was stopped in the same candle: report both trades' P&L summed
-                closed_pnl = np.where(hit & np.isfinite(pnl_before), closed_pnl + pnl_before, closed_pnl)
-                stopped = hit_sl
+            stopped = self._check_stops(o, d.high[t1], d.low[t1], fee_paid, closed_pnl)
         # 4. mark to market at the close of candle t+1
-        side = self.pos.astype(np.float64)
-        self.equity = np.where(side != 0, self.entry_eq * (1.0 + side * (c / self.entry_px - 1.0)), self.cash)
+        side = self.pos
+        self.equity = np.maximum(np.where(side != 0, self.entry_eq * (1.0 + side * (c / self.entry_px - 1.0)),
+                                          self.cash), 1e-6)
         ruined = self.equity < RUIN_FRACTION
-        self.equity = np.maximum(self.equity, 1e-6)
         self.peak = np.maximum(self.peak, self.equity)
         self.held = np.where(side != 0, self.held + 1, 0)
-        self.fees += fee_paid
+        self.fees = self.fees + fee_paid
         self.t = t1
-        reward = self.reward_system.compute(
-            eq_before, self.equity, position_changes=np.abs(target - old),
-            drawdown_before=dd_before, drawdown_after=1.0 - self.equity / self.peak,
-            losing=(side != 0) & (self.equity < self.trade_eq),
-            closed_without_stop=closing)
+        shaping = {}
+        if w.trade_penalty:
+            shaping["position_changes"] = np.abs(target - old)
+        if w.drawdown_penalty:
+            shaping["drawdown_before"], shaping["drawdown_after"] = dd_before, 1.0 - self.equity / self.peak
+        if w.losing_time_penalty:
+            shaping["losing"] = (side != 0) & (self.equity < self.trade_eq)
+        if w.no_stop_bonus:
+            shaping["closed_without_stop"] = closing
+        reward = self.reward_system.compute(eq_before, self.equity, validate=False, **shaping)
         terminated = ruined
-        truncated = ~ruined & (self.t >= self.end)
+        truncated = (t1 >= self.end) & ~ruined
         done = terminated | truncated
-        info = {"action": target_to_action(target), "equity": self.equity.copy(), "fee": fee_paid,
-                "closed_pnl": closed_pnl, "stopped": stopped, "position": self.pos.copy(),
-                "time_ms": d.time_ms[self.t], "trade_equity": self.trade_eq.copy(),
-                "episode_return": np.full(self.n_envs, np.nan)}
+        info = {"action": target_to_action(target) if self._holds else a, "equity": self.equity, "fee": fee_paid,
+                "closed_pnl": closed_pnl, "stopped": stopped, "position": self.pos, "time_ms": d.time_ms[t1],
+                "trade_equity": self.trade_eq, "episode_return": self._no_return}
         if done.any():
-            info["final_state"] = self.observe()
-            info["episode_return"] = np.where(done, self.equity - 1.0, np.nan)
+            info.update(equity=self.equity.copy(), position=self.pos.copy(), trade_equity=self.trade_eq.copy(),
+                        final_state=self.observe(), episode_return=np.where(done, self.equity - 1.0, np.nan))
             rows = np.flatnonzero(done)
             s, e = self._random_starts(len(rows))
             self._reset_rows(rows, s, e)
-        return self.observe(), np.asarray(reward, np.float32), terminated, truncated, info
+        return self.observe(), reward.astype(np.float32), terminated, truncated, info
+
+    def _check_stops(self, o: np.ndarray, hi: np.ndarray, lo: np.ndarray, fee_paid: np.ndarray,
+                     closed_pnl: np.ndarray) -> np.ndarray:
+        side = self.pos
+        live = side != 0
+        hit_sl = live & np.where(side > 0, lo <= self.stop_px, hi >= self.stop_px)
+        hit_tp = live & ~hit_sl & np.where(side > 0, hi >= self.tp_px, lo <= self.tp_px)
+        hit = hit_sl | hit_tp
+        if hit.any():
+            level = np.where(hit_sl, self.stop_px, self.tp_px)
+            # a gap through the level fills at the open, not at the level
+            raw = np.where(hit_sl, np.where(side > 0, np.minimum(o, level), np.maximum(o, level)),
+                           np.where(side > 0, np.maximum(o, level), np.minimum(o, level)))
+            pnl_before = closed_pnl.copy()
+            self._exit(hit, raw * (1.0 - side * self.slip), fee_paid, closed_pnl)
+            # a flip that was stopped in the same candle: report both trades' P&L summed
+            closed_pnl[:] = np.where(hit & np.isfinite(pnl_before), closed_pnl + pnl_before, closed_pnl)
+        return hit_sl
 
     def _exit(self, mask: np.ndarray, px: np.ndarray, fee_paid: np.ndarray, closed_pnl: np.ndarray) -> None:
-        side = self.pos.astype(np.float64)
+        side = self.pos
         qty = self.entry_eq / self.entry_px                     # units of the coin per unit equity
         gross = self.entry_eq + side * qty * (px - self.entry_px)
         f = self.fee * qty * px
@@ -291,7 +305,7 @@ class TradingEnv:
         self.cash = np.where(mask, after, self.cash)
         closed_pnl[mask] = (after - self.trade_eq)[mask]
         fee_paid += np.where(mask, f + slip_cost, 0.0)
-        self.pos = np.where(mask, 0, self.pos).astype(np.int8)
+        self.pos = np.where(mask, 0, self.pos)
         self.held = np.where(mask, 0, self.held)
 
     def _place_stops(self, mask: np.ndarray, px: np.ndarray, side: np.ndarray) -> None:

@@ -62,7 +62,7 @@ class RewardSystem:
 
     def compute(self, equity_before: Any, equity_after: Any, *, position_changes: Any = 0,
                 drawdown_before: Any = 0.0, drawdown_after: Any = 0.0, losing: Any = False,
-                closed_without_stop: Any = False) -> Any:
+                closed_without_stop: Any = False, validate: bool = True) -> Any:
         """The reward of one step. Every argument may be a scalar or an array of the same shape.
 
         - `equity_before` / `equity_after`: marked-to-market equity, after fees and slippage.
@@ -70,10 +70,11 @@ class RewardSystem:
         - `drawdown_before` / `drawdown_after`: fraction below the running peak.
         - `losing`: a trade is open and its unrealised P&L is negative after the step.
         - `closed_without_stop`: a trade was closed this step by the agent's own decision.
+        - `validate`: check that equity is positive (the environment guarantees it and skips this).
         """
         eb = np.asarray(equity_before, dtype=np.float64)
         ea = np.asarray(equity_after, dtype=np.float64)
-        if np.any(eb <= 0) or np.any(ea <= 0):
+        if validate and (np.any(eb <= 0) or np.any(ea <= 0)):
             raise ValueError("equity must stay positive to take its log; got "
                              f"before={np.min(eb)!r}, after={np.min(ea)!r}")
         w = self.weights

@@ -91,6 +91,8 @@ class DQNConfig:
     """parallel episodes in offline training"""
     min_hold: int = 4
     """candles a position is held before the agent may change it (against overtrading)"""
+    switch_margin: float = 0.0
+    """Q advantage (scaled reward units) a new position needs over the current one to be taken"""
     torch_threads: int = 1
     """torch CPU threads: small nets run fastest on one (the machine has 2 shared cores)"""
 
@@ -219,6 +221,10 @@ class SelfLearningBot:
         self.feature_names = tuple(feature_names)
         self.state_dim = int(state_dim or len(self.feature_names))
         self.n_actions = int(n_actions or (3 if settings.allows_short else 2))
+        # one-hot position columns of the state, in action order (flat, long, short)
+        cols = [self.feature_names.index(n) for n in ("pos_flat", "pos_long", "pos_short")
+                if n in self.feature_names]
+        self._position_cols = cols if len(cols) == 3 else None
         self.q = QNetwork(self.state_dim, self.n_actions, cfg.hidden)
         self.q_target = QNetwork(self.state_dim, self.n_actions, cfg.hidden)
         self.q_target.load_state_dict(self.q.state_dict())
@@ -265,13 +271,24 @@ class SelfLearningBot:
             q = self.q(torch.from_numpy(s.reshape(-1, self.state_dim))).numpy()
         return q[0] if s.ndim == 1 else q
 
+    def greedy(self, q: np.ndarray, states: np.ndarray) -> np.ndarray:
+        """argmax Q, except that the current position is kept unless another beats it by
+        `switch_margin` (hysteresis: small, noisy Q differences must not pay a fee)."""
+        best = q.argmax(axis=1)
+        if self.config.switch_margin <= 0 or self._position_cols is None:
+            return best
+        current = states[:, self._position_cols].argmax(axis=1)[:, None].clip(max=q.shape[1] - 1)
+        q_cur = np.take_along_axis(q, current, axis=1)[:, 0]
+        keep = q.max(axis=1) - q_cur < self.config.switch_margin
+        return np.where(keep, current[:, 0], best)
+
     def act(self, state: np.ndarray, *, epsilon: float | None = None) -> Any:
         """Action index (0 flat, 1 long, 2 short) for one state, or an array for a batch;
         epsilon-greedy while training, greedy otherwise."""
         s = np.asarray(state, np.float32)
         batch = s.reshape(-1, self.state_dim)
         eps = self.epsilon if epsilon is None else epsilon
-        greedy = self.q_values(batch).argmax(axis=1)
+        greedy = self.greedy(self.q_values(batch), batch)
         if eps > 0:
             explore = self.rng.random(len(batch)) < eps
             greedy = np.where(explore, self.rng.integers(0, self.n_actions, len(batch)), greedy)

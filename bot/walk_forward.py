@@ -83,7 +83,8 @@ def evaluate_window(data: MarketData, fold: Fold, *, settings: Any, agent: Any |
     """Trade one test window with the agent (greedy), buy-and-hold and the SMA crossover.
 
     The three run side by side as three episodes of one environment: same fills, same fees."""
-    env = TradingEnv(data, settings=settings, n_envs=3, use_stops=False, min_hold=min_hold,
+    # the agent's min_hold binds the agent only; the baselines trade on their own signals
+    env = TradingEnv(data, settings=settings, n_envs=3, use_stops=False, min_hold=np.array([min_hold, 0, 0]),
                      allow_short=None if agent is None else agent.n_actions == 3)
     start, end = fold.test_start - 1, fold.test_end     # decide at the close before the window
     state = env.reset(starts=np.full(3, start), ends=np.full(3, end))

@@ -33,6 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--envs", type=int, default=64, help="parallel training episodes (default: 64)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: SEED)")
     p.add_argument("--min-hold", type=int, default=None, help="candles a position is held before it may change")
+    p.add_argument("--switch-margin", type=float, default=None,
+                   help="Q advantage a new position needs over the current one (hysteresis; default 0)")
     p.add_argument("--trade-penalty", type=float, default=None,
                    help="extra reward penalty per position change (default: REWARD_TRADE_PENALTY)")
     p.add_argument("--long-only", action="store_true", help="no shorts (as on spot)")
@@ -79,6 +81,8 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     cfg_changes: dict[str, Any] = {"seed": settings.SEED, "n_envs": args.envs}
     if args.min_hold is not None:
         cfg_changes["min_hold"] = args.min_hold
+    if args.switch_margin is not None:
+        cfg_changes["switch_margin"] = args.switch_margin
     config = DQNConfig().replace(**cfg_changes)
     env_options: dict[str, Any] = {}
     if args.trade_penalty is not None:

@@ -91,7 +91,7 @@ class DQNStrategy:
         if not context.allow_short and len(q) > SHORT_ACTION:
             q = q.copy()
             q[SHORT_ACTION] = -np.inf
-        action = int(np.argmax(q))
+        action = int(self.agent.greedy(q[None], state[None])[0])
         explored = False
         if self.agent.training and self.agent.rng.random() < self.agent.epsilon:
             allowed = len(q) if context.allow_short else min(len(q), SHORT_ACTION)
