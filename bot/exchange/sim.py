@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,7 @@ __all__ = ["SimExchange", "KNOWN_INSTRUMENTS", "generic_instrument", "check_clie
 log = logging.getLogger(__name__)
 
 EPS = 1e-12
-_KEEP_ORDERS, _KEEP_FILLS, _KEEP_EQUITY = 2000, 5000, 20000
+_KEEP_ORDERS, _KEEP_FILLS, _KEEP_EQUITY = 500, 500, 2000  # the journal keeps the full record
 
 @dataclass
 class _Book:
@@ -119,7 +119,10 @@ class SimExchange:
             raise DataError(f"{symbol}: price {price!r} is not positive")
         with self._lock:
             self._state.prices[symbol] = float(price)
-            return self._fill_resting(symbol, price, price, price)
+            fills = self._fill_resting(symbol, price, price, price)
+            if fills:
+                self._save()
+            return fills
 
     def update_market(self, symbol: str, candle_or_price: Any) -> list[Fill]:
         """Feed a candle (`on_candle`) or a bare price (`set_price`)."""
@@ -249,8 +252,9 @@ class SimExchange:
                           reduce_only=reduce_only, stop_loss=stop_loss, take_profit=take_profit,
                           exchange_order_id=f"paper-{client_order_id}", created_ms=self.now_ms(),
                           updated_ms=self.now_ms())
+            # Not saved yet: a crash during the delay means the order never reached the "exchange",
+            # which is what the journal's recovery will conclude from its absence.
             self._state.orders[client_order_id] = order
-            self._save()
         if self.delay > 0:
             time.sleep(self.delay)  # mimic the exchange's latency, outside the lock
         with self._lock:
@@ -263,7 +267,6 @@ class SimExchange:
                 if order_type == "Limit":
                     fill_px = min(fill_px, order.price) if side == "Buy" else max(fill_px, order.price)
                 self._execute(order, fill_px, maker=False, reason="signal")
-            self._trim()
             self._save()
             return self._state.orders[client_order_id]
 
@@ -422,8 +425,6 @@ class SimExchange:
                 fills.append(self._execute(order, min(o, lim), maker=o > lim, reason="limit"))
             elif order.side == "Sell" and h >= lim:
                 fills.append(self._execute(order, max(o, lim), maker=o < lim, reason="limit"))
-        if fills:
-            self._save()
         return fills
 
     # -- persistence -------------------------------------------------------------------------
@@ -440,18 +441,20 @@ class SimExchange:
             self._save()
 
     def _save(self) -> None:
+        self._trim()
         if self.state_path is None:
             return
         st = self._state
         data = {"version": 1, "category": self.category, "wallet": st.wallet, "prices": st.prices,
-                "positions": {s: asdict(b) for s, b in st.positions.items()},
-                "orders": [asdict(o) for o in st.orders.values()], "fills": [asdict(f) for f in st.fills],
-                "closed": [asdict(t) for t in st.closed], "equity": st.equity}
+                "positions": {s: dict(vars(b)) for s, b in st.positions.items()},  # flat records: no asdict
+                "orders": [vars(o) for o in st.orders.values()], "fills": [vars(f) for f in st.fills],
+                "closed": [vars(t) for t in st.closed], "equity": st.equity}
+        text = json.dumps(data)  # one string, one write: json.dump's many small writes are slow
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".paper-", suffix=".json", dir=self.state_path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(data, fh)
+                fh.write(text)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, self.state_path)
