@@ -69,6 +69,24 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, interval: flo
 
 
 @pytest.fixture(autouse=True)
+def _reset_logger_levels() -> Iterator[None]:
+    """CLI commands run in-process may quiet the `bot` logger or install handlers; no test
+    inherits that."""
+    import logging
+
+    root = logging.getLogger()
+    levels = {name: logging.getLogger(name).level for name in ("bot", "")}
+    handlers = list(root.handlers)
+    yield
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+    for h in list(root.handlers):  # handlers a test installed point at its tmp dir / captured stderr
+        if h not in handlers and getattr(h, "_bot_handler", False):
+            root.removeHandler(h)
+            h.close()
+
+
+@pytest.fixture(autouse=True)
 def _no_thread_leaks() -> Iterator[None]:
     """Fail a test that leaves a non-daemon thread running (it would hang the suite)."""
     before = set(threading.enumerate())
