@@ -84,7 +84,7 @@ class ErrorHandler:
     """Classifies errors and runs the circuit breaker. Thread-safe; one per engine."""
 
     def __init__(self, settings: Any, *, bus: EventBus | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, probe_timeout_s: float = 60.0) -> None:
         self.bus = bus
         self.clock = clock
         self.threshold = int(settings.ERROR_RATE_THRESHOLD)
@@ -98,6 +98,10 @@ class ErrorHandler:
         self._state = CLOSED
         self._opened_at = 0.0
         self._probe_out = False
+        self._probe_at = 0.0
+        # A probe entry that was allowed but never tried (the risk manager vetoed it, the strategy
+        # changed its mind) is forgotten after this long, so half-open never blocks entries for good.
+        self.probe_timeout_s = probe_timeout_s
         self.last_error: Verdict | None = None
         self.reason = ""           # why the circuit is not closed, for the UI
 
@@ -167,8 +171,9 @@ class ErrorHandler:
             state = self._advance(self.clock())
             if state == CLOSED:
                 return True
-            if state == HALF_OPEN and not self._probe_out:
-                self._probe_out = True  # one probe entry at a time
+            now = self.clock()
+            if state == HALF_OPEN and (not self._probe_out or now - self._probe_at >= self.probe_timeout_s):
+                self._probe_out, self._probe_at = True, now  # one probe entry at a time
                 return True
             return False
 

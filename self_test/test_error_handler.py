@@ -107,6 +107,18 @@ def test_circuit_opens_at_threshold_and_closes_after_cooldown(rig) -> None:
     assert [e.data["state"] for e in drain(q) if e.kind == EventKind.CIRCUIT] == ["half-open", "closed"]
 
 
+def test_an_unused_probe_is_forgotten(rig) -> None:
+    h, clock, _ = rig
+    for _ in range(3):
+        h.handle(eh.NetworkError("a"), "x")
+    clock.t += 120
+    assert h.allows_entries()        # the probe is granted, then vetoed by the risk manager: no outcome
+    clock.t += 30
+    assert not h.allows_entries()
+    clock.t += 30                    # probe_timeout_s = 60: another probe may go
+    assert h.allows_entries() and h.state == "half-open"
+
+
 def test_old_errors_leave_the_window(rig) -> None:
     h, clock, _ = rig
     for _ in range(2):
