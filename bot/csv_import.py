@@ -131,7 +131,7 @@ def read_ohlcv_file(path: str | Path, *, symbol: str = "DATA") -> pd.DataFrame:
         try:
             ms = _to_ms(pd.to_datetime(s, format=fmt, utc=True))
         except (ValueError, TypeError) as exc:
-            raise DataError(f"data file {path}: column {found['time']!r} has a value that is not a time ({exc})")
+            raise DataError(f"data file {path}: column {found['time']!r} has a value that is not a time ({exc})") from exc
     idx = np.asarray(ms, dtype=np.int64)
     order = np.diff(idx)
     if len(order) and (order < 0).all():

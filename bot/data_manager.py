@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,6 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from bot.atomic import atomic_file
 from bot.errors import DataError, NetworkError
 
 __all__ = [
@@ -204,22 +204,12 @@ _SCHEMA = pa.schema([("open_time", pa.int64())] + [(c, pa.float64()) for c in CA
 
 
 def write_parquet_atomic(df: pd.DataFrame, path: Path) -> None:
-    """Write a canonical frame to `path` atomically: temp file in the same folder, fsync, rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write a canonical frame to `path` atomically (see bot/atomic.py)."""
     table = pa.Table.from_arrays(
         [pa.array(np.asarray(df.index, dtype=np.int64))] +
         [pa.array(df[c].to_numpy(dtype=np.float64)) for c in CANDLE_COLUMNS], schema=_SCHEMA)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            pq.write_table(table, fh, compression="zstd")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as fh:
+        pq.write_table(table, fh, compression="zstd")
 
 
 def read_parquet(path: Path) -> pd.DataFrame:
