@@ -1,0 +1,323 @@
+"""The four chart figures. Each is built once and updated in place (set_data, set_verts), never
+cleared and re-plotted, so a redraw costs one Agg render. Used only from the chart thread.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import matplotlib.dates as mdates
+import numpy as np
+from matplotlib.collections import LineCollection, PolyCollection
+from matplotlib.figure import Figure
+from matplotlib.ticker import AutoLocator, ScalarFormatter
+
+from bot.ui.history import HistoryCopy
+
+__all__ = ["PriceFigure", "EquityFigure", "PnlFigure", "TrainingFigure", "ms_to_num"]
+
+UP, DOWN = "#26a69a", "#ef5350"
+DAY_MS = 86_400_000.0
+
+
+def ms_to_num(ms: Any) -> np.ndarray:
+    """UTC milliseconds -> matplotlib date numbers (days since 1970-01-01)."""
+    return np.asarray(ms, dtype=float) / DAY_MS
+
+
+def _new_figure() -> Figure:
+    fig = Figure(figsize=(8, 5), dpi=100, facecolor="white")
+    return fig
+
+
+def _date_axis(ax: Any) -> None:
+    loc = mdates.AutoDateLocator(minticks=3, maxticks=8)
+    ax.xaxis.set_major_locator(loc)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc))
+
+
+def _style(ax: Any) -> None:
+    ax.grid(True, color="#e6e8eb", linewidth=0.8)
+    ax.tick_params(labelsize=8)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+
+
+class _Base:
+    def __init__(self) -> None:
+        self.figure = _new_figure()
+        self.empty = None
+
+    def _empty_text(self, ax: Any, text: str) -> None:
+        self.empty = ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center",
+                             fontsize=12, color="#8a8f98")
+
+    def _show_empty(self, on: bool) -> None:
+        if self.empty is not None:
+            self.empty.set_visible(on)
+
+
+def _get(obj: Any, *names: str, default: Any = None) -> Any:
+    for n in names:
+        if isinstance(obj, dict) and n in obj:
+            return obj[n]
+        if hasattr(obj, n):
+            return getattr(obj, n)
+    return default
+
+
+def _levels_of(value: Any) -> list[float]:
+    """A price level or a list of them (None and 0 mean none)."""
+    if value is None:
+        return []
+    values = value if isinstance(value, (list, tuple, np.ndarray)) else [value]
+    return [float(v) for v in values if v and math.isfinite(float(v))]
+
+
+class PriceFigure(_Base):
+    """Candlesticks of one pair with EMA 21/50, Bollinger bands, trade markers, stop and TP lines."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        ax = self.ax = self.figure.add_subplot(111)
+        self.figure.subplots_adjust(left=0.07, right=0.98, top=0.91, bottom=0.08)
+        _style(ax)
+        _date_axis(ax)
+        self.wicks = LineCollection([], linewidths=0.8, zorder=2)
+        self.bodies = PolyCollection([], linewidths=0.4, zorder=3)
+        ax.add_collection(self.wicks)
+        ax.add_collection(self.bodies)
+        (self.ema21,) = ax.plot([], [], color="#1f77b4", lw=1.2, label="EMA 21", zorder=4)
+        (self.ema50,) = ax.plot([], [], color="#ff7f0e", lw=1.2, label="EMA 50", zorder=4)
+        (self.bb_up,) = ax.plot([], [], color="#9467bd", lw=0.8, ls="--", label="Bollinger", zorder=4)
+        (self.bb_lo,) = ax.plot([], [], color="#9467bd", lw=0.8, ls="--", zorder=4)
+        self.entries_long = ax.scatter([], [], marker="^", s=70, color="#0a7d32", edgecolor="black",
+                                       linewidths=0.5, zorder=6, label="buy")
+        self.entries_short = ax.scatter([], [], marker="v", s=70, color="#b00020", edgecolor="black",
+                                        linewidths=0.5, zorder=6, label="sell")
+        self.exits = ax.scatter([], [], marker="X", s=60, color="#333333", zorder=6, label="stop / TP / close")
+        self.stops = LineCollection([], colors="#d62728", linestyles="--", linewidths=1.1, zorder=5,
+                                    label="stop")
+        self.tps = LineCollection([], colors="#2ca02c", linestyles="--", linewidths=1.1, zorder=5,
+                                  label="take-profit")
+        ax.add_collection(self.stops)
+        ax.add_collection(self.tps)
+        self.figure.legend(loc="upper right", fontsize=7.5, ncol=7, frameon=False, handlelength=1.6,
+                           columnspacing=1.0, borderaxespad=0.3)
+        self.title = self.figure.text(0.07, 0.955, "", fontsize=10, ha="left", va="center")
+        self._empty_text(ax, "No candles yet - press Start Bot")
+
+    def update(self, symbol: str, data: Any) -> bool:
+        """Show `data` (the engine's ChartData, or None); returns False when there is nothing to show."""
+        frame = _get(data, "candles", "frame") if data is not None else None
+        if frame is None or len(frame) == 0:
+            self._show_empty(True)
+            self.title.set_text(symbol)
+            return False
+        self._show_empty(False)
+        t = ms_to_num(np.asarray(frame.index, dtype=np.int64))
+        o, h, lo, c = (frame[k].to_numpy(dtype=float) for k in ("open", "high", "low", "close"))
+        width = float(np.median(np.diff(t))) * 0.7 if len(t) > 1 else 1 / 24 * 0.7
+        up = c >= o
+        colours = np.where(up, UP, DOWN)
+        self.wicks.set_segments(np.stack([np.column_stack([t, lo]), np.column_stack([t, h])], axis=1))
+        self.wicks.set_color(colours)
+        bottom, top = np.minimum(o, c), np.maximum(o, c)
+        top = np.where(top - bottom == 0, bottom + (h - lo) * 0.01 + 1e-9, top)
+        x0, x1 = t - width / 2, t + width / 2
+        self.bodies.set_verts(np.stack([np.column_stack([x0, bottom]), np.column_stack([x0, top]),
+                                        np.column_stack([x1, top]), np.column_stack([x1, bottom])], axis=1))
+        self.bodies.set_facecolor(colours)
+        self.bodies.set_edgecolor(colours)
+        for line, names in ((self.ema21, ("ema21", "ema_21")), (self.ema50, ("ema50", "ema_50")),
+                            (self.bb_up, ("bb_upper", "bb_up")), (self.bb_lo, ("bb_lower", "bb_low"))):
+            y = _get(data, *names)
+            if y is not None and len(y) == len(t):
+                line.set_data(t, np.asarray(y, dtype=float))
+            else:
+                line.set_data([], [])
+        self._markers(data, t[0])
+        lo_y, hi_y = float(np.nanmin(lo)), float(np.nanmax(h))
+        for line in (self.bb_up, self.bb_lo):  # the bands stay in view too
+            y = np.asarray(line.get_ydata(), dtype=float)
+            y = y[np.isfinite(y)]
+            if len(y):
+                lo_y, hi_y = min(lo_y, float(y.min())), max(hi_y, float(y.max()))
+        levels = self._levels(data, t)
+        span = hi_y - lo_y or hi_y * 0.01 or 1.0
+        for y in levels:  # stops and targets near the price stay in view; far ones do not squash the chart
+            if lo_y - span <= y <= hi_y + span:
+                lo_y, hi_y = min(lo_y, y), max(hi_y, y)
+        pad = (hi_y - lo_y) * 0.05 or 1.0
+        self.ax.set_xlim(t[0] - width, t[-1] + width * 3)
+        self.ax.set_ylim(lo_y - pad, hi_y + pad)
+        self.title.set_text(f"{symbol}  last {c[-1]:,.2f}")
+        return True
+
+    def _markers(self, data: Any, t0: float) -> None:
+        longs, shorts, exits = [], [], []
+        for m in _get(data, "markers", "trades", default=()) or ():
+            t = _get(m, "time_ms", "ms", "t")
+            price = _get(m, "price")
+            if t is None or price is None:
+                continue
+            x = float(t) / DAY_MS
+            if x < t0:
+                continue
+            kind = str(_get(m, "kind", "action", "reason", default="entry")).lower()
+            side = str(_get(m, "side", default="Buy")).lower()
+            if any(word in kind for word in ("exit", "close", "stop", "take", "flat", "reduce")):
+                exits.append((x, price))
+            elif side in ("buy", "long"):
+                longs.append((x, price))
+            else:
+                shorts.append((x, price))
+        for coll, pts in ((self.entries_long, longs), (self.entries_short, shorts), (self.exits, exits)):
+            coll.set_offsets(np.asarray(pts, dtype=float).reshape(-1, 2))
+
+    def _levels(self, data: Any, t: np.ndarray) -> list[float]:
+        """Draw stop / take-profit lines over the last part of the chart; returns their prices."""
+        x0, x1 = t[max(0, len(t) - 60)], t[-1]
+        stops = _levels_of(_get(data, "stop_loss", "stop_lines", "stops"))
+        tps = _levels_of(_get(data, "take_profit", "tp_lines", "take_profits"))
+        self.stops.set_segments([[(x0, y), (x1, y)] for y in stops])
+        self.tps.set_segments([[(x0, y), (x1, y)] for y in tps])
+        return stops + tps
+
+
+class EquityFigure(_Base):
+    """Equity and balance over time, next to buy-and-hold of the traded pairs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        ax = self.ax = self.figure.add_subplot(111)
+        self.figure.subplots_adjust(left=0.08, right=0.98, top=0.93, bottom=0.08)
+        _style(ax)
+        _date_axis(ax)
+        (self.equity,) = ax.plot([], [], color="#1f77b4", lw=1.6, label="equity")
+        (self.balance,) = ax.plot([], [], color="#7f7f7f", lw=1.0, label="balance")
+        (self.bh,) = ax.plot([], [], color="#ff7f0e", lw=1.2, ls="--", label="buy & hold")
+        ax.legend(loc="upper left", fontsize=8, frameon=False)
+        self.title = ax.set_title("Equity (USDT)", fontsize=10, loc="left")
+        self._empty_text(ax, "No equity record yet")
+
+    def update(self, h: HistoryCopy) -> bool:
+        if not h.time_ms:
+            self._show_empty(True)
+            return False
+        self._show_empty(False)
+        t = ms_to_num(h.time_ms)
+        for line, y in ((self.equity, h.equity), (self.balance, h.balance), (self.bh, h.buy_hold)):
+            line.set_data(t, np.asarray(y, dtype=float))
+        ys = np.concatenate([h.equity, h.balance, h.buy_hold])
+        lo, hi = float(ys.min()), float(ys.max())
+        pad = (hi - lo) * 0.08 or max(abs(hi) * 0.01, 1.0)
+        span = (t[-1] - t[0]) or 1 / 24
+        self.ax.set_xlim(t[0] - span * 0.01, t[-1] + span * 0.02)
+        self.ax.set_ylim(lo - pad, hi + pad)
+        eq0 = h.equity[0] or 1.0
+        self.title.set_text(f"Equity {h.equity[-1]:,.2f} USDT ({100 * (h.equity[-1] / eq0 - 1):+.2f} %)   "
+                            f"buy & hold {100 * (h.buy_hold[-1] / eq0 - 1):+.2f} %")
+        return True
+
+
+class PnlFigure(_Base):
+    """Net P&L of each closed trade (bars) and the running total."""
+
+    MAX_BARS = 200
+
+    def __init__(self) -> None:
+        super().__init__()
+        ax = self.ax = self.figure.add_subplot(111)
+        self.figure.subplots_adjust(left=0.08, right=0.92, top=0.93, bottom=0.09)
+        _style(ax)
+        self.ax2 = ax.twinx()
+        self.ax2.tick_params(labelsize=8)
+        self.bars = PolyCollection([], linewidths=0)
+        ax.add_collection(self.bars)
+        ax.axhline(0, color="#555555", lw=0.8)
+        (self.cum,) = self.ax2.plot([], [], color="#1f77b4", lw=1.6, label="cumulative")
+        ax.set_xlabel("closed trade #", fontsize=8)
+        ax.set_ylabel("P&L per trade (USDT)", fontsize=8)
+        self.ax2.set_ylabel("cumulative (USDT)", fontsize=8)
+        self.title = ax.set_title("P&L per trade, after fees", fontsize=10, loc="left")
+        self._empty_text(ax, "No closed trades yet")
+
+    def update(self, h: HistoryCopy) -> bool:
+        pnl = np.asarray([t.pnl for t in h.trades], dtype=float)
+        if len(pnl) == 0:
+            self._show_empty(True)
+            return False
+        self._show_empty(False)
+        n = np.arange(1, len(pnl) + 1, dtype=float)
+        cum = np.cumsum(pnl)
+        shown = slice(max(0, len(pnl) - self.MAX_BARS), len(pnl))
+        x, y = n[shown], pnl[shown]
+        self.bars.set_verts([[(xi - 0.4, 0), (xi - 0.4, yi), (xi + 0.4, yi), (xi + 0.4, 0)] for xi, yi in zip(x, y, strict=False)])
+        self.bars.set_facecolor(np.where(y >= 0, UP, DOWN))
+        self.cum.set_data(n[shown], cum[shown])
+        self.ax.set_xlim(x[0] - 1, x[-1] + 1)
+        self.ax2.set_xlim(x[0] - 1, x[-1] + 1)
+        lim = float(np.abs(y).max()) * 1.15 or 1.0
+        self.ax.set_ylim(-lim, lim)
+        clo, chi = float(cum[shown].min()), float(cum[shown].max())
+        pad = (chi - clo) * 0.1 or max(abs(chi) * 0.1, 1.0)
+        self.ax2.set_ylim(clo - pad, chi + pad)
+        wins = int((pnl > 0).sum())
+        self.title.set_text(f"P&L per trade, after fees: {len(pnl)} trades, {wins} won, total {cum[-1]:+,.2f} USDT")
+        return True
+
+
+class TrainingFigure(_Base):
+    """The learner: loss, reward and exploration (epsilon) against learner steps."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        axes = self.figure.subplots(3, 1, sharex=True)
+        self.figure.subplots_adjust(left=0.08, right=0.98, top=0.95, bottom=0.08, hspace=0.12)
+        self.axes = axes
+        self.lines = []
+        for ax, name, colour in zip(axes, ("loss", "reward", "epsilon"), ("#d62728", "#2ca02c", "#1f77b4"), strict=False):
+            _style(ax)
+            ax.set_ylabel(name, fontsize=8)
+            (line,) = ax.plot([], [], color=colour, lw=1.2)
+            self.lines.append(line)
+        axes[-1].set_xlabel("learner steps", fontsize=8)
+        self._counts = True
+        self._empty_text(axes[0], "The learner has not stepped yet")
+
+    def update(self, h: HistoryCopy) -> bool:
+        if not h.steps:
+            self._show_empty(True)
+            return False
+        self._show_empty(False)
+        x = np.asarray(h.steps, dtype=float)
+        if not h.steps_are_counts:
+            x = ms_to_num(x)
+        for ax, line, y in zip(self.axes, self.lines, (h.loss, h.reward, h.epsilon), strict=False):
+            y = np.asarray(y, dtype=float)
+            line.set_data(x, y)
+            finite = y[np.isfinite(y)]
+            if len(finite):
+                lo, hi = float(finite.min()), float(finite.max())
+                pad = (hi - lo) * 0.08 or max(abs(hi) * 0.1, 1e-3)
+                ax.set_ylim(lo - pad, hi + pad)
+        span = (x[-1] - x[0]) or 1.0
+        self.axes[-1].set_xlim(x[0] - span * 0.01, x[-1] + span * 0.02)
+        if h.steps_are_counts != self._counts:
+            self._counts = h.steps_are_counts
+            axis = self.axes[-1]
+            if self._counts:
+                axis.set_xlabel("learner steps", fontsize=8)
+                axis.xaxis.set_major_locator(AutoLocator())
+                axis.xaxis.set_major_formatter(ScalarFormatter())
+            else:  # no step count from the learner: each sample sits at its candle's time
+                axis.set_xlabel("candle time (UTC)", fontsize=8)
+                _date_axis(axis)
+        parts = [f"{name} {v:.4g}" for name, v in (("loss", h.loss[-1]), ("reward", h.reward[-1]),
+                                                    ("epsilon", h.epsilon[-1])) if math.isfinite(v)]
+        if h.steps_are_counts:
+            parts.append(f"steps {int(h.steps[-1])}")
+        self.axes[0].set_title("   ".join(parts), fontsize=10, loc="left")
+        return True

@@ -1,0 +1,128 @@
+"""What the charts plot over time, collected from the snapshots the window polls.
+
+The engine's snapshot is an instant; the Equity, P&L and Training charts need a past. The Tk
+thread records each new snapshot here (cheap appends), and the chart thread takes a copy under
+the lock when it draws. One point per candle (the latest value wins), capped in length.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass
+
+from bot.exchange.base import ClosedTrade
+from bot.snapshot import EngineSnapshot
+
+__all__ = ["SessionHistory", "HistoryCopy"]
+
+
+@dataclass(frozen=True)
+class HistoryCopy:
+    """A consistent copy of the history for one redraw."""
+
+    time_ms: tuple[int, ...]
+    equity: tuple[float, ...]
+    balance: tuple[float, ...]
+    buy_hold: tuple[float, ...]
+    trades: tuple[ClosedTrade, ...]
+    steps: tuple[float, ...]
+    loss: tuple[float, ...]
+    reward: tuple[float, ...]
+    epsilon: tuple[float, ...]
+    steps_are_counts: bool
+    version: int
+
+
+def _same(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    """Equal, counting NaN == NaN (a missing loss is not a change)."""
+    return all(x == y or (x != x and y != y) for x, y in zip(a, b, strict=True))
+
+
+class SessionHistory:
+    """Equity, balance, buy-and-hold, closed trades and learner curves of this session."""
+
+    def __init__(self, *, max_points: int = 5000, max_trades: int = 2000) -> None:
+        self._lock = threading.Lock()
+        self._max_points = max_points
+        self._t: deque[int] = deque(maxlen=max_points)
+        self._equity: deque[float] = deque(maxlen=max_points)
+        self._balance: deque[float] = deque(maxlen=max_points)
+        self._bh: deque[float] = deque(maxlen=max_points)
+        self._trades: dict[tuple, ClosedTrade] = {}
+        self._max_trades = max_trades
+        self._learn: deque[tuple[float, float, float, float]] = deque(maxlen=max_points)
+        self._start_prices: dict[str, float] = {}
+        self._start_equity = 0.0
+        self._steps_are_counts = False
+        self.version = 0  # bumps on every change so a chart can skip a redraw with nothing new
+
+    def reset(self) -> None:
+        with self._lock:
+            for d in (self._t, self._equity, self._balance, self._bh, self._learn):
+                d.clear()
+            self._trades.clear()
+            self._start_prices.clear()
+            self._start_equity = 0.0
+            self.version += 1
+
+    def _buy_hold(self, snap: EngineSnapshot) -> float:
+        """Start equity moved like an equal-weight holding of the pairs traded this session."""
+        for sym, price in snap.last_prices.items():
+            if price > 0:
+                self._start_prices.setdefault(sym, price)
+        ratios = [snap.last_prices[s] / p0 for s, p0 in self._start_prices.items()
+                  if snap.last_prices.get(s, 0) > 0]
+        return self._start_equity * (sum(ratios) / len(ratios)) if ratios else self._start_equity
+
+    def record(self, snap: EngineSnapshot) -> bool:
+        """Add what is new in `snap`; returns True when anything changed."""
+        changed = False
+        with self._lock:
+            if snap.equity > 0:
+                if not self._t:
+                    self._start_equity = snap.equity
+                t = snap.last_candle_ms or snap.time_ms
+                bh = self._buy_hold(snap)
+                if self._t and self._t[-1] == t:
+                    if (self._equity[-1], self._balance[-1], self._bh[-1]) != (snap.equity, snap.balance, bh):
+                        self._equity[-1], self._balance[-1], self._bh[-1] = snap.equity, snap.balance, bh
+                        changed = True
+                elif not self._t or t > self._t[-1]:
+                    self._t.append(t)
+                    self._equity.append(snap.equity)
+                    self._balance.append(snap.balance)
+                    self._bh.append(bh)
+                    changed = True
+            for tr in snap.recent_trades:
+                key = (tr.symbol, tr.entry_ms, tr.exit_ms, tr.side, tr.qty)
+                if key not in self._trades:
+                    self._trades[key] = tr
+                    changed = True
+            while len(self._trades) > self._max_trades:
+                self._trades.pop(next(iter(self._trades)))
+            if snap.learner or snap.training:
+                # x is the learner's step count when it reports one, else the candle the sample is from
+                x = float(snap.learner.get("steps") or 0.0) or float(snap.last_candle_ms or snap.time_ms)
+                point = (x, float(snap.learner.get("loss", float("nan"))),
+                         float(snap.learner.get("reward", float("nan"))), float(snap.epsilon))
+                if not self._learn or x > self._learn[-1][0]:
+                    self._learn.append(point)
+                    changed = True
+                elif x == self._learn[-1][0] and not _same(point, self._learn[-1]):
+                    self._learn[-1] = point
+                    changed = True
+            self._steps_are_counts = bool(snap.learner.get("steps")) if snap.learner else False
+            if changed:
+                self.version += 1
+        return changed
+
+    def copy(self) -> HistoryCopy:
+        with self._lock:
+            learn = list(self._learn)
+            trades = sorted(self._trades.values(), key=lambda t: t.exit_ms)
+            return HistoryCopy(time_ms=tuple(self._t), equity=tuple(self._equity),
+                               balance=tuple(self._balance), buy_hold=tuple(self._bh), trades=tuple(trades),
+                               steps=tuple(x[0] for x in learn), loss=tuple(x[1] for x in learn),
+                               reward=tuple(x[2] for x in learn), epsilon=tuple(x[3] for x in learn),
+                               steps_are_counts=self._steps_are_counts, version=self.version)

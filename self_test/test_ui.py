@@ -1,0 +1,307 @@
+"""The desktop window under a real X server (Xvfb), driving the real engine on replayed real candles.
+
+No stand-ins: the window builds `TradingEngine(settings)`; Bybit is a closed loopback port (the
+engine falls back to REPLAY of the seed candles at once) or the loopback fake Bybit (the live
+balance in the confirmation). Dialogs are answered by `ScriptedDialogs`.
+
+Set UI_SCREENSHOT=path to also keep the running window's screenshot there (docs/screenshot.png).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bot.log_setup import setup_logging
+from bot.ui.dialogs import CLOSE_ALL, ScriptedDialogs
+from bot.ui.log_panel import QueueLogHandler
+from bot.ui.prefs import UiPrefs, load_prefs, save_prefs
+from self_test.conftest import make_settings
+from self_test.xserver import VirtualDisplay, screenshot_png
+
+pytestmark = pytest.mark.gui
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers
+
+@pytest.fixture(scope="module")
+def display() -> Iterator[str]:
+    """An X display: our own Xvfb when installed, else the session's display, else skip."""
+    old = os.environ.get("DISPLAY")
+    if shutil.which("Xvfb"):
+        with VirtualDisplay(1440, 900) as vd:
+            os.environ["DISPLAY"] = vd.display
+            try:
+                yield vd.display
+            finally:
+                if old is None:
+                    os.environ.pop("DISPLAY", None)
+                else:
+                    os.environ["DISPLAY"] = old
+    elif old:
+        yield old
+    else:
+        pytest.skip("window tests need an X display: none is set and Xvfb is not installed "
+                    "(Debian/Ubuntu: apt-get install xvfb x11-apps xdotool)")
+
+
+def closed_port() -> int:
+    """A loopback port nobody listens on: Bybit 'fails' at once, the engine falls back to REPLAY."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def session_settings(tmp_path: Path, **overrides):
+    base = dict(REPLAY_CANDLE_SECONDS=0.05, BYBIT_BASE_URL=f"http://127.0.0.1:{closed_port()}",
+                BYBIT_TIMEOUT=1.0, FALLBACK_SYMBOLS=("BTCUSDT",), TOP_PAIRS_COUNT=1, CANDLE_INTERVAL="60")
+    base.update(overrides)
+    settings = make_settings(tmp_path, **base)
+    setup_logging(log_file=settings.log_path, level="INFO", console=False)
+    return settings
+
+
+def pump_until(root, predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    """Run the Tk loop until `predicate()` holds; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        root.update()
+        if predicate():
+            return
+        time.sleep(0.005)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def pump_for(root, seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        root.update()
+        time.sleep(0.005)
+
+
+def close_window(ctl) -> None:
+    ctl.request_close()
+    pump_until(ctl.root, lambda: ctl._destroyed, 60, "the window to close")
+
+
+def click(widget) -> None:
+    """A real mouse click through the X server when xdotool exists, else Tk's invoke()."""
+    if shutil.which("xdotool") is None:
+        widget.invoke()
+        return
+    widget.update_idletasks()
+    x = widget.winfo_rootx() + widget.winfo_width() // 2
+    y = widget.winfo_rooty() + widget.winfo_height() // 2
+    subprocess.run(["xdotool", "mousemove", "--sync", str(x), str(y), "click", "1"], check=True, timeout=20,
+                   env={**os.environ})
+
+
+# ----------------------------------------------------------------------------------------------
+# no display needed
+
+def test_prefs_are_written_atomically_and_a_damaged_file_is_set_aside(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "ui_prefs.json"
+    assert load_prefs(path) == UiPrefs()
+    save_prefs(path, UiPrefs(geometry="1300x820+15+30", pair="ETHUSDT", tab="Training"))
+    assert load_prefs(path) == UiPrefs(geometry="1300x820+15+30", pair="ETHUSDT", tab="Training")
+    assert [p.name for p in path.parent.iterdir()] == ["ui_prefs.json"]  # no temp file left behind
+    path.write_text('{"geometry": "huge", "pair": "eth/usdt", "tab": "Nope"}')
+    assert load_prefs(path) == UiPrefs()  # each bad value falls back to its default
+    path.write_text('{"geometry": "1300x8')  # torn write from some other tool
+    assert load_prefs(path) == UiPrefs()
+    assert path.with_suffix(".json.bad").read_text() == '{"geometry": "1300x8'
+
+
+def test_log_handler_redacts_secrets_and_counts_what_it_drops() -> None:
+    from bot.log_setup import add_secrets
+
+    add_secrets(["sup3r-s3cret-value"])
+    handler = QueueLogHandler(maxsize=2)
+    logger = logging.getLogger("test_ui.redact")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        logger.warning("key is %s", "sup3r-s3cret-value")
+        logger.info("second")
+        logger.info("third, dropped: the queue holds two")
+    finally:
+        logger.removeHandler(handler)
+    first = handler.queue.get_nowait()
+    assert first[0] == logging.WARNING and "sup3r" not in first[1] and "***" in first[1]
+    assert handler.dropped == 1
+
+
+# ----------------------------------------------------------------------------------------------
+# the window
+
+def test_window_builds_and_live_needs_keys_then_a_confirmation(display: str, tmp_path: Path, fake_bybit) -> None:
+    from bot.engine import TradingEngine
+    from bot.ui import TITLE, build_app
+
+    # Without keys: live is refused with a clear message and the mode stays PAPER.
+    settings = session_settings(tmp_path / "nokeys")
+    dialogs = ScriptedDialogs()
+    ctl = build_app(settings, engine_factory=lambda: TradingEngine(settings), dialogs=dialogs)
+    root = ctl.root
+    try:
+        assert root.title() == TITLE == "AI Trading Terminal"
+        pump_until(root, lambda: ctl.engine is not None, 30, "the engine to load")
+        assert [ctl.view.charts.tab(t, "text") for t in ctl.view.charts.tabs()] == ["Price", "Equity", "P&L",
+                                                                                    "Training"]
+        assert ctl.view.status.values["mode"].cget("text") == "PAPER"
+        ctl.view.controls.live_radio.invoke()
+        pump_for(root, 0.2)
+        assert dialogs.asked and dialogs.asked[-1][0] == "error" and "BYBIT_API_KEY" in dialogs.asked[-1][1]
+        assert ctl.selected_mode == "PAPER" and ctl.view.controls.mode.get() == "PAPER"
+
+        # An exception inside a Tk callback is logged and the window carries on.
+        def broken() -> None:
+            raise ValueError("a deliberately broken callback")
+        root.after(0, broken)
+        pump_until(root, lambda: "a deliberately broken callback" in ctl.view.log_panel.contents(), 10,
+                   "the callback error in the log panel")
+        beats = ctl.stall.beats
+        pump_until(root, lambda: ctl.stall.beats > beats + 5, 5, "the heartbeat after the error")
+    finally:
+        close_window(ctl)
+
+    # With keys (the loopback fake Bybit's): the confirmation states the balance and the sizing rule;
+    # "no" keeps paper, "yes" stores the consent and selects LIVE.
+    fake_bybit.book.wallet = 2345.67
+    keys = {"BYBIT_API_KEY": fake_bybit.api_key, "BYBIT_API_SECRET": fake_bybit.api_secret}
+    settings = make_settings(tmp_path / "keys", environ=keys, BYBIT_BASE_URL=fake_bybit.url,
+                             FALLBACK_SYMBOLS=("BTCUSDT",))
+    dialogs = ScriptedDialogs(live=[False, True])
+    engine = TradingEngine(settings)
+    ctl = build_app(settings, engine_factory=lambda: engine, dialogs=dialogs)
+    root = ctl.root
+    try:
+        pump_until(root, lambda: ctl.engine is not None, 30, "the engine to load")
+        ctl.view.controls.live_radio.invoke()
+        pump_until(root, lambda: any(k == "confirm_live" for k, _ in dialogs.asked), 30, "the live confirmation")
+        message = dialogs.asked[-1][1]
+        assert "2,345.67 USDT" in message, message
+        assert "5 % of equity" in message and "at least 10 USDT" in message
+        assert ctl.selected_mode == "PAPER" and not engine.has_live_consent()
+        ctl.view.controls.live_radio.invoke()
+        pump_until(root, lambda: ctl.selected_mode == "LIVE", 30, "LIVE to be selected after consent")
+        assert engine.has_live_consent()
+        assert ctl.view.status.values["mode"].cget("text") == "LIVE"
+        assert ctl.view.status.values["mode"].cget("foreground") == "#ff4d4f"  # LIVE in red
+    finally:
+        close_window(ctl)
+
+
+def test_paper_session_trades_draws_and_stops_without_freezing(display: str, tmp_path: Path, capsys) -> None:
+    from bot.engine import TradingEngine
+    from bot.ui import build_app
+
+    settings = session_settings(tmp_path)
+    dialogs = ScriptedDialogs(stop=[CLOSE_ALL])
+    ctl = build_app(settings, engine_factory=lambda: TradingEngine(settings), dialogs=dialogs)
+    root, v = ctl.root, ctl.view
+    pump_until(root, lambda: ctl.engine is not None and str(v.controls.start_button.cget("state")) == "normal",
+               30, "the engine to load")
+    pump_for(root, 0.5)  # let the window map before a real click lands on it
+    painted_before = ctl.renderer.canvases["Price"].painted
+
+    click(v.controls.start_button)
+    pump_until(root, lambda: ctl.engine.running, 30, "the engine to start")
+    price = ctl.renderer.figures["Price"]
+    pump_until(root, lambda: len(price.wicks.get_segments()) >= 50
+               and ctl.renderer.canvases["Price"].painted > painted_before, 60,
+               "the price chart to show replayed candles")
+    pump_until(root, lambda: "REPLAY" in v.log_panel.contents(), 30, "REPLAY lines in the log panel")
+    pump_until(root, lambda: v.status.values["connection"].cget("text") == "Offline-REPLAY", 30,
+               "the status bar to say Offline-REPLAY")
+    pump_until(root, lambda: v.orders.rows_seen > 0, 60, "the bot's positions in the table")
+    # the candles on screen are the seed's real candles (same closes, same times)
+    from bot.data_manager import load_seed
+    seed = load_seed("BTCUSDT", "60")
+    cd = ctl.engine.chart_data("BTCUSDT", n=20)
+    assert np.allclose(seed.loc[cd.candles.index, "close"].to_numpy(), cd.candles["close"].to_numpy())
+
+    # A busy session: 20 replayed candles a second, the agent learning, charts redrawing. The
+    # heartbeat measures the Tk thread's longest stall over it.
+    ctl.stall.reset()
+    candles_before = ctl.engine.snapshot().last_candle_ms
+    frames_before = ctl.renderer.frames
+    for tab in ("Equity", "P&L", "Training", "Price"):
+        v.charts.select_tab(tab)
+        pump_for(root, 1.5)
+    assert ctl.engine.snapshot().last_candle_ms > candles_before, "the replay did not advance"
+    assert ctl.renderer.frames >= frames_before + 4, "the visible charts were not redrawn"
+    longest, beats = ctl.stall.longest_ms, ctl.stall.beats
+    render = np.median(ctl.renderer.render_ms)
+    with capsys.disabled():
+        print(f"\nUI longest stall over a busy 6 s session: {longest:.1f} ms "
+              f"({beats} heartbeats, {ctl.stall.stalls_over_50ms} stalls > 50 ms; "
+              f"median chart render off the Tk thread {render:.0f} ms)")
+    assert beats > 100
+    assert longest < 100, f"the window froze for {longest:.0f} ms"
+
+    # Pause (no new decisions), then a manual Buy through the same executor: a position in the table.
+    v.controls.pause_button.invoke()
+    pump_until(root, lambda: ctl.engine.snapshot().status == "Paused", 30, "the engine to pause")
+    pump_until(root, lambda: str(v.orders.buy_button.cget("state")) == "normal", 10, "the order buttons")
+    for sym in list(v.orders.position_symbols()):
+        v.orders.symbol.set(sym)
+        v.orders.close_button.invoke()
+        pump_until(root, lambda s=sym: s not in v.orders.position_symbols(), 30, f"{sym} to close")
+    v.orders.symbol.set("BTCUSDT")
+    v.orders.amount.set("50")
+    click(v.orders.buy_button)
+    pump_until(root, lambda: "BTCUSDT" in v.orders.position_symbols(), 30, "the manual position in the table")
+    row = v.orders.positions.item("BTCUSDT")
+    assert row["values"][0] == "long"
+    assert "filled" in v.orders.result.cget("text")
+
+    shot = tmp_path / "ui_running.png"
+    rgb = screenshot_png(display, shot)
+    assert rgb.shape[:2] == (900, 1440)
+    assert rgb.std() > 20 and len(np.unique(rgb.reshape(-1, 3), axis=0)) > 200, "the screenshot is blank"
+    if os.environ.get("UI_SCREENSHOT"):
+        shutil.copy(shot, os.environ["UI_SCREENSHOT"])
+
+    # Stop -> "close all": nothing stays open, in the engine or in the table. (Paused, the replay
+    # still runs and a stop-loss may have closed the manual position: then buy again first.)
+    if not ctl.engine.snapshot().positions:
+        v.orders.buy_button.invoke()
+        pump_until(root, lambda: "BTCUSDT" in v.orders.position_symbols(), 30, "a position before the stop")
+    n_open = len(ctl.poller.latest.positions)
+    assert n_open >= 1
+    v.controls.start_button.invoke()
+    assert dialogs.asked[-1][0] == "ask_stop" and f"{n_open} position(s)" in dialogs.asked[-1][1]
+    pump_until(root, lambda: not ctl.engine.running, 60, "the engine to stop")
+    pump_until(root, lambda: not v.orders.position_symbols(), 10, "the positions table to empty")
+    assert ctl.engine.snapshot().positions == ()
+    assert "Start Bot" == v.controls.start_button.cget("text")
+
+    v.charts.select_tab("Training")
+    ctl.choose_pair("BTCUSDT")
+    root.geometry("1300x820+10+20")
+    pump_for(root, 0.3)
+    close_window(ctl)
+    saved = json.loads((settings.data_dir / "ui_prefs.json").read_text())
+    assert saved["tab"] == "Training" and saved["pair"] == "BTCUSDT" and saved["geometry"].startswith("1300x820")
+
+    # The next window comes back where the last one was.
+    ctl = build_app(settings, engine_factory=lambda: TradingEngine(settings), dialogs=ScriptedDialogs())
+    try:
+        pump_for(ctl.root, 0.5)
+        assert ctl.view.charts.current_tab() == "Training"
+        assert ctl.pair == "BTCUSDT"
+        assert ctl.root.geometry().startswith("1300x820")
+    finally:
+        close_window(ctl)

@@ -1,0 +1,42 @@
+"""AI Trading Terminal: the desktop window. Double-click a launcher, or run `make run`.
+
+Thin on purpose: load the settings, set up logging, build the window (bot/ui/), run Tk's loop.
+The engine starts in paper trading; live needs keys in .env and a confirmation in the window.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> int:
+    from bot.errors import ConfigError
+    from bot.log_setup import setup_logging
+    from config import load_settings
+
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        # A double-clicked window has no terminal: say it in a dialog too.
+        print(f"settings error: {exc}", file=sys.stderr)
+        try:
+            import tkinter as tk
+            from tkinter import messagebox
+            root = tk.Tk()
+            root.withdraw()
+            messagebox.showerror("AI Trading Terminal: settings error", str(exc))
+            root.destroy()
+        except Exception:
+            pass
+        return 2
+    setup_logging(log_file=settings.log_path, level=settings.LOG_LEVEL, secrets=settings.secret_values(),
+                  max_bytes=settings.LOG_MAX_BYTES, backup_count=settings.LOG_BACKUP_COUNT)
+    from bot.ui import build_app
+
+    controller = build_app(settings)
+    controller.root.mainloop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
