@@ -151,3 +151,26 @@ def test_headless_paper_bot_killed_after_a_fill_is_restarted_and_recovers(tmp_pa
             (s, b["side"], round(b["size"], 9)) for s, b in wallet["positions"].items()}
     finally:
         j.close()
+
+
+def test_headless_bot_with_a_corrupt_journal_does_not_trade_and_keeps_the_file(tmp_path) -> None:
+    """A safe start: the real `python -m bot paper` refuses to run on a corrupt journal (exit 3,
+    critical), names the file, trades nothing, and leaves the file byte for byte as it was."""
+    data = tmp_path / "data"
+    path = data / "replay_state.db"
+    with Journal(path) as j:
+        j.set_state("mode", "PAPER")
+    with open(path, "r+b") as fh:
+        fh.write(b"this is not the journal any more " * 4)
+    before = path.read_bytes()
+    env = {k: v for k, v in os.environ.items() if k not in ("CRASH_AT",)}
+    env.update(HISTORICAL_DATA_PATH=str(data), LOG_FILE=str(tmp_path / "bot.log"), RESTART_MAX_PER_HOUR="0",
+               TELEGRAM_BOT_TOKEN="")
+    proc = subprocess.run([sys.executable, "-m", "bot", "paper", "--no-supervisor", "--replay", "--candles", "5",
+                           "--pace", "0", "--strategy", "sma", "--symbols", SYM], env=env, capture_output=True,
+                          text=True, timeout=120, cwd=str(ROOT))
+    log = (tmp_path / "bot.log").read_text()
+    assert proc.returncode == 3, log[-3000:]
+    assert f"JournalError: journal {path} is not a readable SQLite database" in log
+    assert path.read_bytes() == before
+    assert not (data / "replay_wallet.json").exists()  # nothing was traded
