@@ -8,8 +8,8 @@ row (a child that ran stably for `stable_seconds` starts the doubling afresh); a
 RESTART_MAX_PER_HOUR restarts happen within any hour, after which the supervisor gives up with
 exit code 3 and a `🚨 CRITICAL ERROR 🚨` alert. Every restart is published as an
 `EventKind.RESTART` event (Telegram). Exit codes 0 (done), 1 (failed) and 2 (usage) are passed
-through without a restart: a restart would not fix them. SIGINT / SIGTERM to the supervisor are
-forwarded to the child, and nothing is restarted after them.
+through without a restart: a restart would not fix them. SIGINT / SIGTERM to the supervisor
+reach the child as SIGTERM (its graceful stop), and nothing is restarted after them.
 
 The child recovers on its own start (`bot.recovery.recover`), so a restart is safe at any point.
 `RestartPolicy` is the reusable part (backoff + hourly cap) for the desktop app's in-process
@@ -199,7 +199,9 @@ def supervise(argv: Sequence[str] | Any, settings: Any = None, /, *, bus: EventB
     previous: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, lambda s, _f: sup.stop(s))
+            # Always SIGTERM: on Ctrl-C the child got its own SIGINT from the terminal already, and a
+            # second SIGINT would interrupt its graceful stop (closing positions, flushing alerts).
+            previous[sig] = signal.signal(sig, lambda _s, _f: sup.stop(signal.SIGTERM))
     try:
         return sup.run()
     finally:

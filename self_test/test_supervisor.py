@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import textwrap
 import threading
@@ -144,3 +145,45 @@ def test_restart_alert_reaches_telegram(tmp_path) -> None:
         assert rc == 0
         texts = tg.texts()  # stop() flushed the queue before supervise returned
     assert len(texts) == 1 and texts[0].startswith("♻️ RESTART: the bot ended with exit code 3 (critical error)")
+
+
+SIGNAL_CHILD = textwrap.dedent("""
+    import signal, sys, time
+    log = sys.argv[1]
+    def note(sig, _f):
+        with open(log, "a") as fh:
+            fh.write(signal.Signals(sig).name + "\\n")
+        sys.exit(0)
+    signal.signal(signal.SIGTERM, note)
+    signal.signal(signal.SIGINT, note)
+    with open(log, "a") as fh:
+        fh.write("started\\n")
+    time.sleep(60)
+""")
+
+SUPERVISOR = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, sys.argv[1])
+    from bot.events import EventBus
+    from bot.supervisor import supervise
+    from config import load_settings
+    s = load_settings(None, environ={}, HISTORICAL_DATA_PATH=sys.argv[2], LOG_FILE=sys.argv[2] + "/bot.log")
+    sys.exit(supervise([], s, bus=EventBus(), child_cmd=[sys.executable, sys.argv[3], sys.argv[4]]))
+""")
+
+
+def test_ctrl_c_to_the_supervisor_stops_the_child_gracefully(tmp_path) -> None:
+    from self_test.conftest import ROOT
+
+    child = tmp_path / "child.py"
+    child.write_text(SIGNAL_CHILD)
+    log = tmp_path / "signals.log"
+    proc = subprocess.Popen([sys.executable, "-c", SUPERVISOR, str(ROOT), str(tmp_path), str(child), str(log)])
+    try:
+        wait_for(lambda: log.exists() and "started" in log.read_text(), 20, message="the child to start")
+        proc.send_signal(signal.SIGINT)  # to the supervisor only
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert log.read_text().split() == ["started", "SIGTERM"]  # a graceful stop, once, and no restart
