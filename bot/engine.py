@@ -83,6 +83,8 @@ class TradingEngine(CandleSteps):
         self.promotion: tuple = ()
         self.metrics: dict[str, Any] = {}
         self.learner_stats: dict[str, float] = {}
+        self.defer_learning = False      # the loop learns after each batch's orders (flush_learning)
+        self._pending_learn: list = []
         self.hooks: list[Callable[[str, Any], None]] = []   # ("order", symbol) before an order is sent
         self._snap_lock = threading.Lock()
         self._snapshot = EngineSnapshot(strategy=str(strategy if isinstance(strategy, str) else

@@ -94,6 +94,7 @@ def loop(e: Any, symbols: list[str]) -> None:
             e._handle_error(exc, "market data")
             e._stop_evt.wait(min(60.0, 2.0 ** min(failures, 6)))
             continue
+        e.defer_learning = True
         for candle in candles:
             if candle.symbol not in e.pairs:
                 continue
@@ -101,6 +102,7 @@ def loop(e: Any, symbols: list[str]) -> None:
                 e.process_candle(candle)
             except BotError as exc:
                 e._handle_error(exc, f"{c.market.source} {candle.symbol} {ms_to_iso(candle.open_ms)}")
+        e.flush_learning()
         now = time.monotonic()
         if candles:
             record_equity(e)

@@ -24,6 +24,7 @@ __all__ = ["ChartData", "TradeMarker", "PairState", "TradeBook", "compute_indica
 # candle costs a pass over hundreds of values, never over years of history.
 TAIL = 2000
 INDICATOR_TAIL = 400
+_COLUMNS = pd.Index(list(CANDLE_COLUMNS))   # built once: a column index per frame costs more than the frame
 
 
 @dataclass(frozen=True)
@@ -51,47 +52,48 @@ class ChartData:
     source: str = "REPLAY"
 
 
-def _ema(x: np.ndarray, period: int) -> np.ndarray:
-    from bot import indicators as ind
-    return np.asarray(ind.ema(x, period), dtype=np.float64)
-
-
 def compute_indicators(frame_arrays: dict[str, np.ndarray], settings: Any) -> dict[str, np.ndarray]:
-    """Indicators over the bounded tail, through `bot.indicators` (the exact TA-Lib twins)."""
+    """What each candle's decision needs, over the bounded tail (bot.indicators, TA-Lib exact):
+    ATR (stops, sizing), ADX and Bollinger bandwidth (regime). Chart overlays are computed only
+    when a chart asks (`PairState.chart_copy`), not on every candle."""
     from bot import indicators as ind
 
     h, lo, c = (frame_arrays[k][-INDICATOR_TAIL:] for k in ("high", "low", "close"))
-    out: dict[str, np.ndarray] = {"atr": np.asarray(ind.atr(h, lo, c, settings.ATR_PERIOD), dtype=np.float64)}
-    out["ema21"] = _ema(c, 21)
-    out["ema50"] = _ema(c, 50)
-    bb = ind.bollinger(c, settings.BB_PERIOD, settings.BB_STD)
-    out["bb_upper"], out["bb_lower"], out["bb_bandwidth"] = bb[0], bb[2], bb[3]
-    out["adx"] = ind.adx(h, lo, c, settings.ADX_PERIOD)[0]
-    return out
+    return {"atr": ind.atr(h, lo, c, settings.ATR_PERIOD), "adx": ind.adx(h, lo, c, settings.ADX_PERIOD)[0],
+            "bb_bandwidth": ind.bollinger(c, settings.BB_PERIOD, settings.BB_STD)[3]}
 
 
 def regime_of(indicators: dict[str, np.ndarray], settings: Any) -> str:
-    """The regime of the last candle (bot.features: ADX -> trending, Bollinger bandwidth above its
-    rolling percentile -> volatile, else choppy; 'choppy' while the indicators warm up)."""
-    from bot.features import regime_codes
-
-    if "adx" not in indicators or not len(indicators["adx"]):
+    """The regime of the last candle, as `bot.features.regime_codes` defines it (ADX above
+    ADX_TREND_THRESHOLD -> trending; Bollinger bandwidth above its rolling BB_VOLATILE_PERCENTILE
+    over REGIME_LOOKBACK candles, current included, linear interpolation -> volatile, which wins;
+    else choppy; 'choppy' during warm-up), computed for the last candle only: one percentile of
+    one window instead of a rolling quantile over the whole tail (tested equal)."""
+    adx, bw = indicators.get("adx"), indicators.get("bb_bandwidth")
+    look = int(settings.REGIME_LOOKBACK)
+    if adx is None or bw is None or len(bw) < look:
         return "choppy"
-    code = int(regime_codes(None, settings=settings, indicators=indicators)[-1])
-    return {0: "trending", 1: "choppy", 2: "volatile"}.get(code, "choppy")
+    window = bw[-look:]
+    if np.isnan(adx[-1]) or np.isnan(window).any():
+        return "choppy"
+    if bw[-1] > np.percentile(window, settings.BB_VOLATILE_PERCENTILE):
+        return "volatile"
+    return "trending" if adx[-1] > settings.ADX_TREND_THRESHOLD else "choppy"
 
 
 class PairState:
     """One traded pair: the bounded candle tail (numpy, appended in O(tail)), its latest
     indicators, and the markers of the trades made on it."""
 
-    def __init__(self, symbol: str, interval: str, history: pd.DataFrame, *, tail: int = TAIL) -> None:
+    def __init__(self, symbol: str, interval: str, history: pd.DataFrame, *, tail: int = TAIL,
+                 bollinger: tuple[int, float] = (20, 2.0)) -> None:
         self.symbol = symbol
+        self.settings_bb = bollinger
         self.interval = interval
         self.tail = tail
         h = history.iloc[-tail:]
-        self.t = np.asarray(h.index, dtype=np.int64)
-        self.v = h[list(CANDLE_COLUMNS)].to_numpy(dtype=np.float64).copy()
+        # (open times, values) swapped as one object, so another thread never pairs new times with old values.
+        self._tv = (np.asarray(h.index, dtype=np.int64), h[list(CANDLE_COLUMNS)].to_numpy(dtype=np.float64).copy())
         self.indicators: dict[str, np.ndarray] = {}
         self.regime = "choppy"
         self.markers: deque[TradeMarker] = deque(maxlen=200)
@@ -99,8 +101,16 @@ class PairState:
         self.held_candles = 0
         self.learn_prev: tuple | None = None     # (state, position taken, equity, pair value) for the learner
 
+    @property
+    def t(self) -> np.ndarray:
+        return self._tv[0]
+
+    @property
+    def v(self) -> np.ndarray:
+        return self._tv[1]
+
     def __len__(self) -> int:
-        return len(self.t)
+        return len(self._tv[0])
 
     @property
     def last_ms(self) -> int:
@@ -115,42 +125,40 @@ class PairState:
         if c.open_ms <= self.last_ms:
             return False
         row = np.array([[c.open, c.high, c.low, c.close, c.volume, c.turnover]], dtype=np.float64)
-        if len(self.t) >= self.tail:
-            self.t = np.concatenate((self.t[1:], [c.open_ms]))
-            self.v = np.concatenate((self.v[1:], row))
-        else:
-            self.t = np.concatenate((self.t, [c.open_ms]))
-            self.v = np.concatenate((self.v, row))
+        t, v = self._tv
+        drop = 1 if len(t) >= self.tail else 0
+        self._tv = (np.concatenate((t[drop:], [c.open_ms])), np.concatenate((v[drop:], row)))
         return True
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {name: self.v[:, i] for i, name in enumerate(CANDLE_COLUMNS)}
+        v = self._tv[1]
+        return {name: v[:, i] for i, name in enumerate(CANDLE_COLUMNS)}
 
     def frame(self, n: int | None = None) -> pd.DataFrame:
         """A canonical frame copy of the last `n` candles (all kept ones by default)."""
         sl = slice(-n, None) if n else slice(None)
+        t, v = self._tv
         # One float64 block, already sorted and unique: the canonical frame without make_frame's sort.
-        return pd.DataFrame(self.v[sl].copy(), index=pd.Index(self.t[sl].copy(), name="open_time"),
-                            columns=list(CANDLE_COLUMNS))
+        return pd.DataFrame(v[sl].copy(), index=pd.Index(t[sl].copy(), name="open_time"), columns=_COLUMNS)
 
     def atr(self) -> float:
         a = self.indicators.get("atr")
         return float(a[-1]) if a is not None and len(a) and np.isfinite(a[-1]) else 0.0
 
     def chart_copy(self, n: int, position: Any, source: str) -> ChartData:
-        ind = self.indicators
-        k = min(n, len(self.t))
+        """The chart's data for the last `n` candles, overlays computed here (any thread: the
+        candle arrays are read once, as the engine thread swaps them whole)."""
+        from bot import indicators as ind
 
-        def tail(name: str) -> np.ndarray:
-            arr = ind.get(name)
-            if arr is None:
-                return np.full(k, np.nan)
-            arr = arr[-k:]
-            return np.concatenate((np.full(k - len(arr), np.nan), arr))  # pad where no indicator was computed
-
-        first = int(self.t[-k]) if k else 0
-        return ChartData(self.symbol, self.interval, self.frame(k), tail("ema21"), tail("ema50"), tail("bb_upper"),
-                         tail("bb_lower"), tuple(m for m in self.markers if m.time_ms >= first),
+        t, v = self._tv
+        k = min(n, len(t))
+        w = min(len(t), k + INDICATOR_TAIL)   # overlays warmed up on the candles before the window
+        c = v[-w:, 3]
+        bb = ind.bollinger(c, self.settings_bb[0], self.settings_bb[1])
+        first = int(t[-k]) if k else 0
+        frame = pd.DataFrame(v[-k:].copy(), index=pd.Index(t[-k:].copy(), name="open_time"), columns=_COLUMNS)
+        return ChartData(self.symbol, self.interval, frame, ind.ema(c, 21)[-k:], ind.ema(c, 50)[-k:],
+                         bb[0][-k:], bb[2][-k:], tuple(m for m in list(self.markers) if m.time_ms >= first),
                          getattr(position, "stop_loss", None), getattr(position, "take_profit", None), source)
 
     def atr_median(self, window: int = 100) -> float:

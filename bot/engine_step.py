@@ -75,7 +75,7 @@ class CandleSteps:
             c.risk.check_limits(balance.equity, candle.close_ms)
         except RiskViolationError as exc:
             self.bus.emit(EventKind.CRITICAL, f"RISK LIMIT: {exc}", level="ERROR", symbol=candle.symbol)
-        position = self._position(candle.symbol)
+        position = next((p for p in c.exchange.get_positions() if p.symbol == candle.symbol and p.size > 0), None)
         if position is not None:
             ps.held_candles += 1
             self._trail(ps, position)
@@ -98,7 +98,17 @@ class CandleSteps:
         ps.last_decision = decision
         before = (balance.equity, self.book.value(candle.symbol, candle.close))
         self._act(ps, ctx, decision)
-        self._learn(ps, ctx, before)
+        if self.defer_learning:
+            self._pending_learn.append((ps, ctx, before))   # after the batch's orders (see flush_learning)
+        else:
+            self._learn(ps, ctx, before)
+
+    def flush_learning(self) -> None:
+        """Learn from the steps of the last batch of candles. The loop calls it after every pair's
+        order went out, so a gradient step never delays another pair's order."""
+        pending, self._pending_learn = self._pending_learn, []
+        for ps, ctx, before in pending:
+            self._learn(ps, ctx, before)
 
     @property
     def warmup(self) -> int:
@@ -120,7 +130,8 @@ class CandleSteps:
                 history = market.history(symbol, TAIL)
             except BotError as exc:
                 log.warning("%s %s: no warm-up history (%s)", self._source(), symbol, exc)
-        ps = PairState(symbol, self.settings.CANDLE_INTERVAL, history)
+        ps = PairState(symbol, self.settings.CANDLE_INTERVAL, history,
+                       bollinger=(self.settings.BB_PERIOD, self.settings.BB_STD))
         if len(ps) > self.settings.ATR_PERIOD + 1:
             ps.indicators = compute_indicators(ps.arrays(), self.settings)
             ps.regime = regime_of(ps.indicators, self.settings)

@@ -1,0 +1,133 @@
+"""Latency of the trading engine: from a candle close to the order handed to the exchange.
+
+20 active pairs close a candle at the same moment; the engine processes them one after the
+other (data -> indicators -> strategy -> risk -> executor -> journal intent -> exchange), so the
+latency of pair k includes the work for the pairs before it in the batch. We time from the moment
+the batch arrives to each `create_order` call on the paper exchange (no network, no simulated
+order delay). Target: p99 < 20 ms.
+
+The 20 pairs are 20 consecutive slices of the real Coinbase BTC-USD hourly seed candles, each
+replayed as its own symbol (the project ships one hourly series; prices stay real, only the
+names are made up). Each configuration is measured in the same run:
+
+- sma + in-memory journal: the engine's own cost,
+- sma + SQLite journal (WAL, synchronous=FULL): what paper/live pay to journal the intent
+  before sending (an fsync per transaction, so this figure is the disk's),
+- dqn (greedy, training off) + in-memory journal: the agent's state and forward pass.
+
+Run: .venv/bin/python bench/latency.py [--pairs 20] [--candles 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tqdm import tqdm  # noqa: E402
+
+from bot.data_manager import load_seed  # noqa: E402
+from bot.engine import TradingEngine  # noqa: E402
+from bot.exchange.base import MemoryJournal  # noqa: E402
+from bot.exchange.sim import SimExchange  # noqa: E402
+from bot.market_feed import ReplayMarket  # noqa: E402
+from bot.store import Journal  # noqa: E402
+from config import load_settings  # noqa: E402
+
+WARMUP = 700    # warm-up history per pair (20 slices of 1,000 fit in the 20,111 hourly candles)
+
+
+class TimedSim(SimExchange):
+    """The paper exchange, noting when each order reaches it."""
+
+    def __init__(self, *a, **kw) -> None:
+        super().__init__(*a, **kw)
+        self.order_times: list[float] = []
+
+    def create_order(self, *a, **kw):
+        self.order_times.append(time.perf_counter())
+        return super().create_order(*a, **kw)
+
+
+def measure(name: str, strategy: str, journal_kind: str, pairs: int, candles: int, tmp: Path) -> np.ndarray:
+    s = load_settings(None, environ={}, HISTORICAL_DATA_PATH=str(tmp / name), LOG_FILE=str(tmp / "bench.log"),
+                      SIMULATION_ORDER_DELAY=0.0, CANDLE_INTERVAL="60", MAX_OPEN_POSITIONS=pairs,
+                      MAX_TOTAL_RISK=1.0, TRAINING_ENABLED=False, STRATEGY=strategy,
+                      FALLBACK_SYMBOLS=",".join(f"BTC{i:02d}USDT" for i in range(pairs)))
+    btc = load_seed("BTCUSDT", "60")
+    span = WARMUP + candles
+    if span * pairs > len(btc):
+        raise SystemExit(f"{pairs} pairs x {span} candles need more than the {len(btc)} real hourly candles; "
+                         f"use fewer --pairs or --candles")
+    frames = {}
+    for i in range(pairs):
+        part = btc.iloc[i * span:(i + 1) * span]
+        # Every slice replays on the same clock so all pairs close together, like live pairs do.
+        part = part.set_axis(btc.index[:span], axis=0)
+        frames[f"BTC{i:02d}USDT"] = part
+    market = ReplayMarket(s, frames=frames, pace=0, warmup=WARMUP)
+    journal = MemoryJournal() if journal_kind == "memory" else Journal(tmp / name / "state.db")
+    sim = TimedSim(s)
+    engine = TradingEngine(s, market=market, exchange=sim, journal=journal)
+    engine.replay = True
+    engine.prepare("PAPER")
+    if hasattr(engine.c.strategy, "training"):
+        engine.c.strategy.training = False
+    symbols = list(frames)
+    for sym in symbols:
+        engine._new_pair(sym)
+    lat: list[float] = []
+    bar = tqdm(total=candles, desc=f"{name:<22}", unit="batch", leave=False)
+    while not market.exhausted:
+        batch = market.next_candles(symbols, 0)
+        if not batch:
+            continue
+        sim.order_times.clear()
+        engine.defer_learning = True          # as the engine loop does: learn after the batch's orders
+        t0 = time.perf_counter()
+        for c in batch:
+            engine.process_candle(c)
+        lat.extend((t - t0) * 1000 for t in sim.order_times)
+        engine.flush_learning()
+        bar.update(1)
+    bar.close()
+    if hasattr(journal, "close"):
+        journal.close()
+    return np.array(lat)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--pairs", type=int, default=20)
+    ap.add_argument("--candles", type=int, default=300, help="candle closes (batches) per configuration (max 300 "
+                                                             "with 20 pairs)")
+    args = ap.parse_args()
+    logging.disable(logging.WARNING)     # the engine logs every trade; not what we time
+    print(f"command: .venv/bin/python bench/latency.py --pairs {args.pairs} --candles {args.candles}")
+    print(f"{args.pairs} pairs, {args.candles} candle closes each; latency = batch arrival -> create_order (ms)")
+    print(f"{'configuration':<26}{'orders':>8}{'p50':>9}{'p90':>9}{'p99':>9}{'max':>9}   target p99 < 20 ms")
+    with tempfile.TemporaryDirectory() as d:
+        for name, strat, jk in (("sma + memory journal", "sma", "memory"), ("sma + SQLite journal", "sma", "sqlite"),
+                                ("dqn + memory journal", "dqn", "memory")):
+            t = time.perf_counter()
+            lat = measure(name.replace(" ", "_").replace("+", ""), strat, jk, args.pairs, args.candles, Path(d))
+            if not len(lat):
+                print(f"{name:<26}{0:>8}   (no orders)")
+                continue
+            p50, p90, p99 = np.percentile(lat, [50, 90, 99])
+            ok = "yes" if p99 < 20 else "NO"
+            print(f"{name:<26}{len(lat):>8}{p50:>9.2f}{p90:>9.2f}{p99:>9.2f}{lat.max():>9.2f}   {ok}  "
+                  f"({time.perf_counter() - t:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
