@@ -62,6 +62,7 @@ class RecoveryReport:
     errors: tuple[str, ...] = ()
     agent_checkpoint: str | None = None
     positions: tuple[Position, ...] = ()          # the exchange's positions after reconciliation
+    lost: tuple[str, ...] = ()                    # client order ids still LOST (sent, fate unknown)
     time_ms: int = field(default_factory=lambda: int(time.time() * 1000))
 
     def of(self, kind: str) -> list[ReconcileItem]:
@@ -70,7 +71,7 @@ class RecoveryReport:
     @property
     def ok(self) -> bool:
         """True when everything could be checked and nothing is still unknown."""
-        return not self.errors and not self.of("lost")
+        return not self.errors and not self.lost
 
     def summary(self) -> str:
         if not self.items and not self.errors:
@@ -99,6 +100,7 @@ class _Run:
         self.sleep, self.recheck_delay, self.lost_timeout_s, self.wall = sleep, recheck_delay, lost_timeout_s, wall
         self.items: list[ReconcileItem] = []
         self.errors: list[str] = []
+        self.still_lost: list[str] = []
 
     def note(self, kind: str, symbol: str, message: str, cid: str = "") -> None:
         item = ReconcileItem(kind, symbol, message, cid)
@@ -153,6 +155,10 @@ class _Run:
                 self.note("failed", sym, f"{sym} {intent.side} {intent.qty} ({cid}) unseen on the exchange for "
                                          f"{age_s:.0f} s; marked failed (never accepted)", cid)
                 return
+            self.still_lost.append(cid)
+            if intent.status == OrderStatus.LOST and not self.strict:
+                log.info("reconcile: %s is still unknown to the exchange (%.0f s old)", cid, age_s)
+                return  # said once already; the periodic poll does not repeat the alert every run
             if intent.status != OrderStatus.LOST:
                 self.j.update_intent(cid, OrderStatus.LOST, error="sent, but the exchange does not know it yet")
             self.note("lost", sym, f"{sym} {intent.side} {intent.qty} ({cid}) was sent but its fate is unknown; "
@@ -325,7 +331,7 @@ def _reconcile(settings: Any, exchange: Any, journal: Any, bus: EventBus | None,
     positions = run.positions()
     run.open_orders()
     return RecoveryReport(mode=run.mode, items=tuple(run.items), errors=tuple(run.errors),
-                          agent_checkpoint=agent_checkpoint, positions=tuple(positions))
+                          agent_checkpoint=agent_checkpoint, positions=tuple(positions), lost=tuple(run.still_lost))
 
 
 def recover(settings: Any, *, exchange: Any, journal: Any, bus: EventBus | None, agent: Any = None,

@@ -125,6 +125,10 @@ def test_sent_and_not_found_is_lost_then_polled_until_known(rig) -> None:
     assert not rep.ok and [i.kind for i in rep.items] == ["lost"]
     ev = [e for e in rig.reconcile_events() if e.data["item"] == "lost"]
     assert ev and ev[0].level == "WARNING"
+    # The periodic poll asks again but does not repeat the alert every few minutes.
+    rep = Reconciler(rig.settings, exchange=rig.ex, journal=rig.journal, bus=rig.bus).run()
+    assert rep.items == () and rep.lost == ("c-lost",) and not rep.ok
+    assert rig.reconcile_events() == []
     # The order turns up on the exchange later (a slow matching engine): the poll resolves it.
     rig.ex.on_candle(candle(rig.frame, 1))
     rig.ex.create_order(SYM, "Buy", 0.01, client_order_id="c-lost")
