@@ -7,8 +7,10 @@
 - **Fast path** (`fast_backtest`): for strategies that can say what they would do on every
   candle at once (`strategy.signals(frame)`, an (n, 3) array of targets per position state), a
   lean sequential loop applies the *same* fill, fee, slippage, sizing and stop rules as
-  `SimExchange` and `TradeExecutor`. It exists for the optimiser and the benchmark; a test
-  checks that it produces the same trades as the engine path on real candles.
+  `SimExchange` and `TradeExecutor`, and asks the bot's own `RiskManager` about every entry
+  (`bot.backtest_risk.RiskGate`: regime sizing, volatility cut, risk caps, default stops, loss
+  halts). A test checks that it produces the same trades and equity as the engine path on real
+  candles with the default settings. Trailing stops are only modelled by the engine path.
 
 The fill rules both paths follow (those of `SimExchange`, with SIMULATION_ORDER_DELAY = 0):
 a decision taken when candle i closes fills at candle i's close, moved against us by
@@ -32,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from bot.data_manager import interval_ms
-from bot.exchange.base import ClosedTrade, round_to_tick
+from bot.exchange.base import ClosedTrade, floor_to_step, round_to_tick
 
 __all__ = ["CostModel", "BacktestResult", "fast_backtest", "engine_backtest", "run_backtest",
            "buy_and_hold", "strategy_has_fast_path"]
@@ -127,16 +129,11 @@ def _tick(price: float, tick: float) -> float:
     return round_to_tick(price, tick) if tick > 0 else price
 
 
-def _floor(qty: float, step: float) -> float:
-    if step <= 0:
-        return qty
-    return math.floor(qty / step + 1e-9) * step
-
-
 def fast_backtest(frame: pd.DataFrame, targets: np.ndarray, costs: CostModel, *,
                   stop_dist: np.ndarray | None = None, tp_dist: np.ndarray | None = None,
                   symbol: str = "BTCUSDT", interval: str = "60", strategy: str = "",
-                  params: dict[str, Any] | None = None, start: int = 0, end: int | None = None) -> BacktestResult:
+                  params: dict[str, Any] | None = None, start: int = 0, end: int | None = None,
+                  risk: Any = None) -> BacktestResult:
     """The lean sequential loop over precomputed targets (see the module docstring for the rules).
 
     `targets`: (n, 3) int array, row i = target when candle i closes for each position state
@@ -144,6 +141,9 @@ def fast_backtest(frame: pd.DataFrame, targets: np.ndarray, costs: CostModel, *,
     `stop_dist` / `tp_dist`: per-candle distances in price from the decision close (NaN = none).
     `start` / `end`: trade candles [start, end) only; earlier candles just warmed the indicators
     up (the targets were computed over the whole frame, causally, so nothing leaks backwards).
+    `risk`: a `bot.backtest_risk.RiskGate` -- the bot's RiskManager sizes, stops and vetoes every
+    entry and watches the account limits, as in the engine. None: size by POSITION_SIZE_PCT only,
+    stops only from the strategy.
     """
     t0 = time.perf_counter()
     o = frame["open"].to_numpy(dtype=np.float64)
@@ -215,6 +215,8 @@ def fast_backtest(frame: pd.DataFrame, targets: np.ndarray, costs: CostModel, *,
                     close_out(sl, "stop-loss", at)
                 elif tp == tp and ll[i] <= tp:
                     close_out(tp, "take-profit", at)
+        if risk is not None:
+            risk.check(cash + (pos * (cl[i] - entry) * qty if pos else 0.0), int(t_open[i]) + step_ms)
         want = tgl[i][pos % 3]
         if want != pos:
             px = cl[i]
@@ -222,17 +224,23 @@ def fast_backtest(frame: pd.DataFrame, targets: np.ndarray, costs: CostModel, *,
             if pos != 0:
                 close_out(_tick(px - pos * px * slip, tick), "signal", at)
             if want != 0:
-                q = _floor(costs.notional_for(cash) / px, qty_step)
+                d = sl_l[i] if sl_l is not None else math.nan
+                want_sl = px - want * d if d == d else None
+                d = tp_l[i] if tp_l is not None else math.nan
+                want_tp = px + want * d if d == d else None
+                if risk is None:
+                    verdict = (costs.notional_for(cash), want_sl, want_tp)
+                else:
+                    verdict = risk.entry(i, want, px, cash, want_sl, want_tp, at)
+                q = floor_to_step(verdict[0] / px, qty_step) if verdict is not None else 0.0
                 if q > 0 and q >= min_qty - 1e-12 and q * px >= min_value - 1e-9:  # else the executor refuses
                     fill = _tick(px + want * px * slip, tick)
                     pos, qty, entry, entry_ms = want, q, fill, at
                     entry_fee = q * fill * fee_rate
                     cash -= entry_fee
                     fees += entry_fee
-                    d = sl_l[i] if sl_l is not None else math.nan
-                    sl = _tick(px - want * d, tick) if d == d else math.nan
-                    d = tp_l[i] if tp_l is not None else math.nan
-                    tp = _tick(px + want * d, tick) if d == d else math.nan
+                    sl = _tick(verdict[1], tick) if verdict[1] else math.nan
+                    tp = _tick(verdict[2], tick) if verdict[2] else math.nan
         equity[i - start] = cash + (pos * (cl[i] - entry) * qty if pos else 0.0)
         held[i - start] = pos
     if pos != 0:
@@ -243,14 +251,19 @@ def fast_backtest(frame: pd.DataFrame, targets: np.ndarray, costs: CostModel, *,
 
 
 def run_fast(strategy: Any, frame: pd.DataFrame, costs: CostModel, *, symbol: str = "BTCUSDT",
-             interval: str = "60", start: int = 0) -> BacktestResult:
-    """Fast path for a strategy with `signals()`: its batched pass, then the lean loop."""
+             interval: str = "60", start: int = 0, settings: Any = None) -> BacktestResult:
+    """Fast path for a strategy with `signals()`: its batched pass, then the lean loop.
+    With `settings`, the bot's risk manager judges every entry (`bot.backtest_risk.RiskGate`)."""
     t0 = time.perf_counter()
     targets = strategy.signals(frame)
     stops = strategy.stop_distances(frame) if hasattr(strategy, "stop_distances") else (None, None)
+    gate = None
+    if settings is not None:
+        from bot.backtest_risk import RiskGate
+        gate = RiskGate(settings, frame, symbol=symbol)
     res = fast_backtest(frame, targets, costs, stop_dist=stops[0], tp_dist=stops[1], symbol=symbol,
                         interval=interval, strategy=getattr(strategy, "name", ""),
-                        params=_params_of(strategy), start=start)
+                        params=_params_of(strategy), start=start, risk=gate)
     return _with_elapsed(res, time.perf_counter() - t0)
 
 
@@ -325,15 +338,16 @@ def run_backtest(settings: Any, strategy: Any, frame: pd.DataFrame, *, symbol: s
                  interval: str = "60", path: str = "auto", start: int = 0,
                  progress: Callable[[int], None] | None = None) -> BacktestResult:
     """Backtest `strategy` over `frame`: `path` "engine", "fast", or "auto" (fast when the strategy
-    has a batched `signals()`, else the engine)."""
+    has a batched `signals()` and no trailing stop is configured, else the engine)."""
     if path not in ("auto", "fast", "engine"):
         raise ValueError(f"backtest path {path!r} is not known; allowed: auto, fast, engine")
     if path == "fast" and not strategy_has_fast_path(strategy):
         raise ValueError(f"strategy {getattr(strategy, 'name', strategy)!r} has no batched signals(); "
                          "use the engine path")
-    if path == "fast" or (path == "auto" and strategy_has_fast_path(strategy)):
+    fast_ok = strategy_has_fast_path(strategy) and not getattr(settings, "TRAILING_STOP", False)
+    if path == "fast" or (path == "auto" and fast_ok):
         return run_fast(strategy, frame, costs_for(settings, symbol, frame), symbol=symbol, interval=interval,
-                        start=start)
+                        start=start, settings=settings)
     return engine_backtest(settings, strategy, frame, symbol=symbol, interval=interval, start=start,
                            progress=progress)
 

@@ -1,7 +1,8 @@
 """The optimiser's default objective: a backtest scored on consecutive folds of history.
 
 The search span is cut into `folds` consecutive stretches. Each parameter set is backtested on
-every fold (indicators warmed up on the candles before it, so each fold trades from its first
+every fold -- the fast path with the bot's own risk manager judging every entry, or the engine
+path for strategies without batched signals -- (indicators warmed up on the candles before it, so each fold trades from its first
 candle) and scored by the mean of the folds' annualised Sharpe ratios. A setting that only fits
 one stretch of history scores poorly on the others. The candles after the search span (the
 holdout, see `split_holdout`) are never seen by the search; `holdout_report` judges the winner
@@ -33,7 +34,7 @@ class FoldObjective:
 
     def __init__(self, settings: Any, strategy: str, frame: pd.DataFrame, *, folds: int = 4,
                  symbol: str = "BTCUSDT", interval: str = "60", fixed: dict[str, Any] | None = None,
-                 costs: CostModel | None = None) -> None:
+                 costs: CostModel | None = None, risk: bool = True) -> None:
         if folds < 1:
             raise ValueError(f"folds must be >= 1, got {folds}")
         if len(frame) < folds * 50:
@@ -45,6 +46,10 @@ class FoldObjective:
         self.fixed = dict(fixed or {})
         self.costs = costs or costs_for(settings, symbol, frame)
         self.edges = np.linspace(0, len(frame), folds + 1).astype(int)
+        self._gate = None
+        if risk:  # the bot's risk manager judges entries, as in paper and live (indicators precomputed once)
+            from bot.backtest_risk import RiskGate
+            self._gate = RiskGate(settings, frame, symbol=symbol)
         self.ppy = periods_per_year(self.interval)
 
     def build(self, params: dict[str, Any]) -> Any:
@@ -60,7 +65,8 @@ class FoldObjective:
             sl, tp = strat.stop_distances(self.frame) if hasattr(strat, "stop_distances") else (None, None)
             for a, b in zip(self.edges[:-1], self.edges[1:]):
                 out.append(fast_backtest(self.frame, targets, self.costs, stop_dist=sl, tp_dist=tp,
-                                         symbol=self.symbol, interval=self.interval, start=int(a), end=int(b)))
+                                         symbol=self.symbol, interval=self.interval, start=int(a), end=int(b),
+                                         risk=None if self._gate is None else self._gate.fresh()))
         else:
             for a, b in zip(self.edges[:-1], self.edges[1:]):
                 out.append(run_backtest(self.settings, strat, self.frame.iloc[:b], symbol=self.symbol,
@@ -105,7 +111,7 @@ def holdout_report(settings: Any, strategy: str, params: dict[str, Any], search:
         if strategy_has_fast_path(strat):
             sl, tp = strat.stop_distances(both) if hasattr(strat, "stop_distances") else (None, None)
             res = fast_backtest(both, strat.signals(both), obj2.costs, stop_dist=sl, tp_dist=tp, symbol=symbol,
-                                interval=interval, start=start)
+                                interval=interval, start=start, risk=obj2._gate)
         else:
             res = run_backtest(settings, strat, both, symbol=symbol, interval=interval, path="engine", start=start)
         bh = buy_and_hold(res.close, obj2.costs)

@@ -81,29 +81,22 @@ def test_fees_and_slippage_cost_exactly_what_they_should(settings, slice_):
         assert b.entry_price == pytest.approx(a.entry_price * (1 + d * 1e-3), rel=1e-12)
 
 
-def neutral_settings(tmp_path):
-    # the risk manager's size adjustments off, so its notional is the executor's 5 % rule
-    return make_settings(tmp_path, REGIME_SIZE_TRENDING=1.0, REGIME_SIZE_CHOPPY=1.0, REGIME_SIZE_VOLATILE=1.0,
-                         VOLATILITY_SPIKE_RATIO=20.0, MAX_RISK_PER_TRADE=1.0, MAX_TOTAL_RISK=1.0,
-                         DAILY_LOSS_LIMIT=1.0, MAX_DRAWDOWN=1.0)
-
-
-def test_fast_path_equals_engine_path_on_real_candles(tmp_path, btc_hourly):
-    s = neutral_settings(tmp_path)
+@pytest.mark.parametrize("options", [{"atr_stop": 2.0, "take_profit": 4.0}, {}],
+                         ids=["strategy-stops", "risk-manager-stops"])
+def test_fast_path_equals_engine_path_on_real_candles(settings, btc_hourly, options):
+    """Default settings: regime sizing, volatility cut, risk caps and stops of the real RiskManager."""
     i = int(np.searchsorted(btc_hourly.index, START_MS))
-    frame = btc_hourly.iloc[i:i + 700]
-    strat = SMACrossStrategy(s, fast=5, slow=20, atr_stop=2.0, take_profit=4.0)
-    start = 100
-    fast = fast_backtest(frame, strat.signals(frame), costs_for(s, "BTCUSDT", frame),
-                         stop_dist=strat.stop_distances(frame)[0], tp_dist=strat.stop_distances(frame)[1],
-                         start=start)
-    eng = engine_backtest(s, strat, frame, start=start)
-    reasons = {t.reason for t in fast.trades}
-    assert {"signal", "stop-loss", "take-profit"} <= reasons  # every rule is exercised
+    frame = btc_hourly.iloc[i:i + 1100]
+    strat = SMACrossStrategy(settings, fast=5, slow=20, **options)
+    start = 400
+    fast = run_fast(strat, frame, costs_for(settings, "BTCUSDT", frame), start=start, settings=settings)
+    eng = engine_backtest(settings, strat, frame, start=start)
+    assert {"signal", "stop-loss", "take-profit"} <= {t.reason for t in fast.trades}  # every rule is exercised
+    assert len({round(t.qty * t.entry_price, -1) for t in fast.trades}) > 1  # sizes vary with equity and regime
     assert len(fast.trades) == len(eng.trades) >= 20
     for a, b in zip(fast.trades, eng.trades):
-        assert (a.side, a.entry_ms, a.exit_ms, a.reason) == (b.side, b.entry_ms, b.exit_ms, b.reason)
-        assert (a.qty, a.entry_price, a.exit_price) == pytest.approx((b.qty, b.entry_price, b.exit_price), rel=1e-12)
+        assert (a.side, a.entry_ms, a.exit_ms, a.reason, a.qty) == (b.side, b.entry_ms, b.exit_ms, b.reason, b.qty)
+        assert (a.entry_price, a.exit_price) == pytest.approx((b.entry_price, b.exit_price), rel=1e-12)
         assert a.pnl == pytest.approx(b.pnl, abs=1e-9)
     np.testing.assert_allclose(fast.equity, eng.equity, rtol=1e-10)
     assert (fast.position == eng.position).all()
@@ -144,15 +137,23 @@ def cli_args(**kw):
     return p.parse_args(argv)
 
 
-def test_cli_backtest_on_seed_candles(tmp_path, settings, capsys):
+def test_cli_backtest_on_seed_candles_both_paths_agree(tmp_path, settings, capsys):
     from bot.cli import backtest as cli
-    out = tmp_path / "out"
-    assert cli.run(cli_args(strategy="sma", symbols="BTCUSDT", interval="60", start="2019-09-01",
-                            end="2019-10-01", out=out, no_plot=True), settings) == 0
+    common = dict(strategy="sma", symbols="BTCUSDT", interval="60", start="2019-09-01", end="2019-10-01")
+    assert cli.run(cli_args(**common, path="engine", out=tmp_path / "engine", no_plot=True), settings) == 0
     text = capsys.readouterr().out
     assert "engine path" in text and "buy-and-hold" in text
-    m = json.loads((out / "metrics.json").read_text())
-    assert m["start"].startswith("2019-09-01") and m["candles"] == 30 * 24
+    assert cli.run(cli_args(**common, out=tmp_path / "auto"), settings) == 0   # default: auto -> fast
+    assert "fast path" in capsys.readouterr().out
+    m_engine = json.loads((tmp_path / "engine" / "metrics.json").read_text())
+    m_fast = json.loads((tmp_path / "auto" / "metrics.json").read_text())
+    assert m_engine["start"].startswith("2019-09-01") and m_engine["candles"] == 30 * 24
+    assert m_engine["trades"] == m_fast["trades"] > 5
+    for key in ("net_pnl_usdt", "fees", "sharpe", "max_drawdown_pct", "exposure_pct"):
+        assert m_engine[key] == pytest.approx(m_fast[key], rel=1e-9, abs=1e-9), key
+    assert (tmp_path / "auto" / "report.png").stat().st_size > 10_000
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "engine" / "trades.csv"),
+                                  pd.read_csv(tmp_path / "auto" / "trades.csv"), rtol=1e-9)
 
 
 def write_csv(path, frame):

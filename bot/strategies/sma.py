@@ -118,17 +118,25 @@ class SMACrossStrategy:
                 None if self.take_profit is None else atr * self.take_profit)
 
     # -- per candle: what the engine calls -------------------------------------------------------
+    def _last_cross(self, close: np.ndarray) -> tuple[bool, bool]:
+        """Did the last candle cross up / down? Plain means of the last windows: the engine calls
+        this every candle, and a pandas rolling window per call would cost more than the rest."""
+        f, s = self.fast, self.slow
+        if len(close) < s + 1:
+            return False, False
+        f0, f1 = close[-f - 1:-1].mean(), close[-f:].mean()
+        s0, s1 = close[-s - 1:-1].mean(), close[-s:].mean()
+        return bool(f0 < s0 and f1 > s1), bool(f0 > s0 and f1 < s1)
+
     def decide(self, context: StrategyContext) -> Decision:
         """The target after the candle at `context.time_ms` closed."""
         frame = context.candles[context.interval]
-        need = max(self.slow, self.atr_period + 1) + 1
-        tail = frame.iloc[-need:]
-        up, down = self.crosses(tail["close"].to_numpy(dtype=np.float64))
+        up, down = self._last_cross(frame["close"].to_numpy(dtype=np.float64))
         current = context.position_target
         allow_short = self.allow_short and context.allow_short
-        if up[-1]:
+        if up:
             target, why = LONG, f"SMA{self.fast} crossed above SMA{self.slow}"
-        elif down[-1]:
+        elif down:
             target = SHORT if allow_short else FLAT
             why = f"SMA{self.fast} crossed below SMA{self.slow}"
         else:
@@ -137,7 +145,7 @@ class SMACrossStrategy:
             return Decision(current, confidence=50.0, reason="no crossover: keep the position", source=self.name)
         stop = take = None
         if target != FLAT and target != current:
-            sl_dist, tp_dist = self.stop_distances(tail)
+            sl_dist, tp_dist = self.stop_distances(frame.iloc[-(self.atr_period + 2):])
             price = context.price
             if sl_dist is not None and np.isfinite(sl_dist[-1]):
                 stop = price - target * float(sl_dist[-1])
