@@ -61,7 +61,9 @@ class TradingEngine(CandleSteps):
         self._strategy_arg = strategy
         self._market_arg = market
         self._exchange_arg = exchange
-        self._journal_arg = journal
+        self._journal_arg = journal          # given by the caller: used for every mode
+        self._own_journal: Any = None        # historical_data/state.db, opened when first needed
+        self._replay_journal: Any = None     # historical_data/replay_state.db for REPLAY sessions
         self._pairs_arg = pairs
         self.notifier = notifier
         self.c: Components | None = None
@@ -191,20 +193,21 @@ class TradingEngine(CandleSteps):
     # -- live consent ----------------------------------------------------------------------------
     def give_live_consent(self) -> None:
         """The user agreed, once, that the bot may trade real money; stored in the journal."""
-        self._journal().set_state(self.CONSENT_KEY, {"given_ms": int(self.clock() * 1000)})
+        self._main_journal().set_state(self.CONSENT_KEY, {"given_ms": int(self.clock() * 1000)})
         self.bus.emit(EventKind.PROMOTION, "live-trading consent stored in the journal")
 
     def has_live_consent(self) -> bool:
-        j = self._journal()
+        j = self._main_journal()
         return bool(hasattr(j, "get_state") and j.get_state(self.CONSENT_KEY))
 
-    def _journal(self) -> Any:
-        if self.c is not None:
-            return self.c.journal
-        if self._journal_arg is None:
+    def _main_journal(self) -> Any:
+        """The journal of the real paper/live record (consent lives here, never in a replay's)."""
+        if self._journal_arg is not None:
+            return self._journal_arg
+        if self._own_journal is None:
             from bot.store import Journal
-            self._journal_arg = Journal.for_settings(self.settings)
-        return self._journal_arg
+            self._own_journal = Journal.for_settings(self.settings)
+        return self._own_journal
 
     def _check_live_allowed(self) -> None:
         if not self.settings.has_bybit_keys:

@@ -106,12 +106,12 @@ def build_components(engine: Any, mode: str) -> Components:
         elif replay:
             # Replayed history gets its own journal and wallet: it must never mix with, or count as,
             # the paper record on live data (the promotion gate reads that one).
-            from bot.store import Journal
-            journal = Journal.for_settings(s, name="replay_state.db")
+            if engine._replay_journal is None:
+                from bot.store import Journal
+                engine._replay_journal = Journal(Path(s.data_dir) / "replay_state.db")
+            journal = engine._replay_journal
         else:
-            from bot.store import Journal
-            journal = Journal.for_settings(s)
-        engine._journal_arg = journal
+            journal = engine._main_journal()
     exchange = engine._exchange_arg
     if exchange is None or (mode == "LIVE" and getattr(exchange, "mode", "PAPER") != "LIVE"):
         if mode == "LIVE":
