@@ -41,6 +41,8 @@ __all__ = ["recover", "Reconciler", "RecoveryReport", "ReconcileItem"]
 
 log = logging.getLogger(__name__)
 
+# Findings that stay true from one periodic check to the next: reported once per Reconciler.
+_ONCE = frozenset({"foreign-order", "stop"})
 _WARN_KINDS = frozenset({"adopted", "closed", "lost", "resized", "foreign-order", "closed-adopted"})
 
 
@@ -93,8 +95,9 @@ class _Run:
 
     def __init__(self, settings: Any, exchange: Any, journal: Any, bus: EventBus | None, *, strict: bool,
                  sleep: Callable[[float], None], recheck_delay: float, lost_timeout_s: float,
-                 wall: Callable[[], float]) -> None:
+                 wall: Callable[[], float], seen: set[tuple[str, str, str]] | None = None) -> None:
         self.s, self.ex, self.j, self.bus = settings, exchange, journal, bus
+        self.seen = set() if seen is None else seen
         self.mode = str(exchange.mode)
         self.strict = strict
         self.sleep, self.recheck_delay, self.lost_timeout_s, self.wall = sleep, recheck_delay, lost_timeout_s, wall
@@ -103,6 +106,11 @@ class _Run:
         self.still_lost: list[str] = []
 
     def note(self, kind: str, symbol: str, message: str, cid: str = "") -> None:
+        key = (kind, symbol, cid)
+        if kind in _ONCE and key in self.seen:
+            log.debug("reconcile (already reported): %s", message)
+            return  # the periodic check does not repeat the same finding every few minutes
+        self.seen.add(key)
         item = ReconcileItem(kind, symbol, message, cid)
         self.items.append(item)
         level = "WARNING" if kind in _WARN_KINDS else "INFO"
@@ -212,8 +220,8 @@ class _Run:
             self.note("resized", p.symbol, f"{p.symbol}: journal had {jp.side} {jp.size:g}, the exchange has "
                                            f"{p.side} {p.size:g}; the journal follows the exchange")
             self.ensure_stop(p)
-        elif p.stop_loss is None:
-            self.ensure_stop(p, wanted=jp.stop_loss)
+        elif p.stop_loss is None and (jp.stop_loss is None or self.s.EXCHANGE_CATEGORY == "linear"):
+            self.ensure_stop(p, wanted=jp.stop_loss)  # spot: the journal's stop is the stop
 
     def ensure_stop(self, p: Position, *, wanted: float | None = None) -> None:
         """A position without a stop-loss gets one (the journal's, else STOP_LOSS_PCT from the worse of
@@ -324,9 +332,10 @@ class _Run:
 
 def _reconcile(settings: Any, exchange: Any, journal: Any, bus: EventBus | None, *, strict: bool,
                sleep: Callable[[float], None], recheck_delay: float, lost_timeout_s: float,
-               wall: Callable[[], float], agent_checkpoint: str | None = None) -> RecoveryReport:
+               wall: Callable[[], float], agent_checkpoint: str | None = None,
+               seen: set[tuple[str, str, str]] | None = None) -> RecoveryReport:
     run = _Run(settings, exchange, journal, bus, strict=strict, sleep=sleep, recheck_delay=recheck_delay,
-               lost_timeout_s=lost_timeout_s, wall=wall)
+               lost_timeout_s=lost_timeout_s, wall=wall, seen=seen)
     run.intents()
     positions = run.positions()
     run.open_orders()
@@ -366,6 +375,7 @@ class Reconciler:
         self.interval_s = float(settings.RECONCILE_INTERVAL_SECONDS)
         self.clock, self.wall, self.lost_timeout_s = clock, wall, lost_timeout_s
         self._last: float | None = None
+        self._seen: set[tuple[str, str, str]] = set()
         self.last_report: RecoveryReport | None = None
 
     def due(self) -> bool:
@@ -378,7 +388,8 @@ class Reconciler:
     def run(self) -> RecoveryReport:
         self._last = self.clock()
         report = _reconcile(self.settings, self.exchange, self.journal, self.bus, strict=False, sleep=time.sleep,
-                            recheck_delay=0.0, lost_timeout_s=self.lost_timeout_s, wall=self.wall)
+                            recheck_delay=0.0, lost_timeout_s=self.lost_timeout_s, wall=self.wall,
+                            seen=self._seen)
         self.last_report = report
         if report.items or report.errors:
             log.info("periodic reconcile: %s", report.summary())

@@ -169,6 +169,8 @@ def test_spot_holding_gets_its_stop_in_the_journal(tmp_path, btc_hourly) -> None
         assert "spot has no server-side stop" in rep.items[1].message
         assert rig.ex.get_positions()[0].stop_loss is None      # nothing was asked of the exchange
         assert rig.journal.positions("PAPER")[0].stop_loss is not None  # the bot watches it
+        rec = Reconciler(rig.settings, exchange=rig.ex, journal=rig.journal, bus=rig.bus)
+        assert rec.run().items == () and rec.run().items == ()  # agreed: nothing to repeat every few minutes
     finally:
         rig.close()
 
@@ -207,6 +209,15 @@ def test_position_closed_while_the_bot_was_down(rig) -> None:
     assert trade.reason == "reconcile" and trade.exit_price == sim_trade.exit_price
     assert trade.pnl == pytest.approx(sim_trade.pnl) and trade.pnl < 0
     assert rig.journal.positions("PAPER") == []
+
+
+def test_foreign_open_order_is_reported_once_by_the_periodic_check(rig) -> None:
+    price = rig.ex.get_price(SYM)
+    rig.ex.create_order(SYM, "Buy", 0.01, "Limit", price=round(price * 0.9, 1), client_order_id="phone-limit")
+    rec = Reconciler(rig.settings, exchange=rig.ex, journal=rig.journal, bus=rig.bus)
+    assert [i.kind for i in rec.run().items] == ["foreign-order"]
+    assert rec.run().items == ()
+    assert rig.ex.get_open_orders()[0].client_order_id == "phone-limit"  # left alone
 
 
 def test_size_mismatch_follows_the_exchange(rig) -> None:
