@@ -9,7 +9,9 @@ Deviations from the DQN paper (Mnih et al. 2015), each named where it happens:
 - Dueling head (Wang 2016): Q = V + A - mean(A) -> `QNetwork.forward`.
 - n-step returns (Sutton 1988; Rainbow): rewards summed over `n_step` steps inside one episode
   -> `ReplayBuffer.sample`.
-- Huber loss and gradient-norm clipping -> `_gradient_step`.
+- Huber loss and gradient-norm clipping -> `_gradient_step`; its backward pass is written out
+  by hand (`QNetwork.huber_grads`, checked against autograd) because autograd dominates the
+  cost of a step at this size.
 - Soft (Polyak) target updates by default; periodic hard copies when `target_period > 0`.
 - Time-limit truncation bootstraps (an episode's end is an arbitrary cut, not a terminal state).
 - Rewards are scaled by `reward_scale` (per-candle log returns are ~1e-3) and states are
@@ -130,6 +132,38 @@ class QNetwork(nn.Module):
         z = self.trunk(((x - self.mean) / self.std).clamp(-10.0, 10.0))
         adv = self.advantage(z)
         return self.value(z) + adv - adv.mean(dim=1, keepdim=True)
+
+    def huber_grads(self, states: torch.Tensor, actions: torch.Tensor, targets: torch.Tensor
+                    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Huber loss of Q(s, a) against `targets`, and its gradient for every parameter (in
+        `parameters()` order), written out by hand.
+
+        Deviation (speed): on batches of 64 through a 64x64 net, autograd's bookkeeping costs
+        more than the arithmetic; this backward pass is the same arithmetic (a test checks it
+        against autograd) at less than half the cost.
+        """
+        with torch.no_grad():
+            linears = [m for m in self.trunk if isinstance(m, nn.Linear)]
+            inputs, pre = [((states - self.mean) / self.std).clamp(-10.0, 10.0)], []
+            for lin in linears:                                   # forward through the trunk
+                pre.append(torch.addmm(lin.bias, inputs[-1], lin.weight.t()))
+                inputs.append(pre[-1].clamp_min(0.0))
+            h = inputs.pop()
+            adv = torch.addmm(self.advantage.bias, h, self.advantage.weight.t())
+            q = torch.addmm(self.value.bias, h, self.value.weight.t()) + adv - adv.mean(1, keepdim=True)
+            err = q.gather(1, actions[:, None]).squeeze(1) - targets
+            loss = F.smooth_l1_loss(err, torch.zeros_like(err))
+            d_q = torch.zeros_like(q).scatter_(1, actions[:, None], (err.clamp(-1.0, 1.0) / len(err))[:, None])
+            d_v = d_q.sum(1, keepdim=True)                        # dueling head, backwards
+            d_adv = d_q - d_q.mean(1, keepdim=True)
+            head = [d_v.t() @ h, d_v.sum(0), d_adv.t() @ h, d_adv.sum(0)]
+            d_h = d_v @ self.value.weight + d_adv @ self.advantage.weight
+            trunk: list[torch.Tensor] = []
+            for lin, z, x in zip(reversed(linears), reversed(pre), reversed(inputs), strict=True):
+                d_z = d_h * (z > 0)                               # ReLU
+                trunk = [d_z.t() @ x, d_z.sum(0)] + trunk
+                d_h = d_z @ lin.weight
+            return loss, trunk + head
 
 
 # ----------------------------------------------------------------------------------------------
@@ -303,15 +337,15 @@ class SelfLearningBot:
             return returns * self.config.reward_scale + discounts * q_next  # discounts = 0 at a terminal
 
     def _gradient_step(self, states: torch.Tensor, actions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        q_sa = self.q(states).gather(1, actions.unsqueeze(1)).squeeze(1)
-        loss = F.smooth_l1_loss(q_sa, targets)                               # Huber
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(self.q.parameters(), self.config.max_grad_norm)
+        loss, grads = self.q.huber_grads(states, actions, targets)            # Huber loss, by hand
+        norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+        torch._foreach_mul_(grads, (self.config.max_grad_norm / (norm + 1e-6)).clamp(max=1.0))  # clip
+        for p, g in zip(self._online_params, grads, strict=True):
+            p.grad = g
         self.optimizer.step()
         self.gradient_steps += 1
         self._update_target()
-        return loss.detach()
+        return loss
 
     def _update_target(self) -> None:
         cfg = self.config

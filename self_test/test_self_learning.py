@@ -187,3 +187,23 @@ def test_dqn_strategy_decides_from_candles_or_state(trained, frame):
         strat.decide(StrategyContext(symbol="BTCUSDT", interval="60", time_ms=0, price=1.0,
                                      candles={"60": frame.iloc[:50]}))
     strat.training = True
+
+
+def test_hand_written_gradients_equal_autograd(trained):
+    s, agent, data, _ = trained
+    env = TradingEnv(data, settings=s, n_envs=64, seed=8)
+    states = torch.from_numpy(env.reset())
+    rng = np.random.default_rng(0)
+    actions = torch.from_numpy(rng.integers(0, 3, 64))
+    with torch.no_grad():   # targets around the current Q, some beyond the Huber kink (|err| > 1)
+        targets = agent.q(states).gather(1, actions[:, None]).squeeze(1) + torch.from_numpy(
+            rng.normal(0.0, 1.5, 64).astype(np.float32))
+    loss, grads = agent.q.huber_grads(states, actions, targets)
+    q_sa = agent.q(states).gather(1, actions[:, None]).squeeze(1)
+    ref_loss = torch.nn.functional.smooth_l1_loss(q_sa, targets)
+    ref = torch.autograd.grad(ref_loss, list(agent.q.parameters()))
+    assert float(loss) == pytest.approx(float(ref_loss.detach()), rel=1e-6)
+    assert len(grads) == len(ref)
+    for g, r in zip(grads, ref, strict=True):
+        assert g.shape == r.shape
+        torch.testing.assert_close(g, r, rtol=1e-5, atol=1e-7)
