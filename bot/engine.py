@@ -85,6 +85,7 @@ class TradingEngine(CandleSteps):
         self.promotion: tuple = ()
         self.metrics: dict[str, Any] = {}
         self.learner_stats: dict[str, float] = {}
+        self.session_stats = {"trades": 0, "wins": 0, "net": 0.0, "fees": 0.0}   # since this engine was built
         self.defer_learning = False      # the loop learns after each batch's orders (flush_learning)
         self._pending_learn: list = []
         self.hooks: list[Callable[[str, Any], None]] = []   # ("order", symbol) before an order is sent

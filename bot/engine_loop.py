@@ -280,7 +280,10 @@ def build_snapshot(e: Any) -> EngineSnapshot:
     bal = c.exchange.get_balance()
     market = c.market
     metrics = dict(e.metrics)
-    metrics.update(candles=e.candles_processed, vetoes=c.risk.vetoes, halted=c.risk.halted_reason)
+    st = e.session_stats
+    metrics.update(candles=e.candles_processed, vetoes=c.risk.vetoes, halted=c.risk.halted_reason,
+                   session_trades=st["trades"], session_net_pnl=st["net"], session_fees=st["fees"],
+                   session_win_rate=st["wins"] / st["trades"] if st["trades"] else 0.0)
     return EngineSnapshot(
         **base, data_source=getattr(market, "source", DataSource.REPLAY),
         connection=getattr(market, "connection", Connection.OFFLINE_REPLAY),

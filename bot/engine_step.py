@@ -282,6 +282,11 @@ class CandleSteps:
         if trade is None:
             return None
         self.recent_trades.append(trade)
+        st = self.session_stats
+        st["trades"] += 1
+        st["wins"] += trade.pnl > 0
+        st["net"] += trade.pnl
+        st["fees"] += trade.fees
         j = self.c.journal
         if hasattr(j, "close_position"):
             j.close_position(trade)

@@ -71,7 +71,10 @@ def test_paper_session_over_three_pairs_agrees_at_the_end(tmp_path):
     assert sum(t.pnl for t in sim.closed_trades()) == pytest.approx(sum(t.pnl for t in trades), abs=1e-6)
     bal = sim.get_balance()
     assert bal.wallet_balance == pytest.approx(s.PAPER_START_BALANCE + sum(t.pnl for t in trades), abs=1e-6)
-    assert engine.snapshot().equity == pytest.approx(bal.equity)
+    final = engine.snapshot()
+    assert final.equity == pytest.approx(bal.equity) and final.positions == ()
+    assert final.metrics["session_trades"] == len(trades)
+    assert final.metrics["session_net_pnl"] == pytest.approx(sum(t.pnl for t in trades))
     # every exit came at a real price of the candle it happened in (paper fills carry candle times)
     for t in trades:
         day = load_seed(t.symbol, "D").loc[t.exit_ms - DAY]
