@@ -9,7 +9,14 @@ from __future__ import annotations
 import sys
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="ui.py", description="Open the AI Trading Terminal window "
+                                     "(paper trading by default; live needs keys in .env and your consent).")
+    parser.add_argument("--check", action="store_true",
+                        help="load the settings and the window's modules, print 'ok' and exit (no window)")
+    args = parser.parse_args(argv)
     from bot.errors import ConfigError
     from bot.log_setup import setup_logging
     from config import load_settings
@@ -33,6 +40,9 @@ def main() -> int:
                   max_bytes=settings.LOG_MAX_BYTES, backup_count=settings.LOG_BACKUP_COUNT)
     from bot.ui import build_app
 
+    if args.check:
+        print(f"ok: settings loaded, window modules import (data in {settings.data_dir})")
+        return 0
     controller = build_app(settings)
     controller.root.mainloop()
     return 0

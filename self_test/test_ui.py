@@ -15,6 +15,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -142,6 +143,50 @@ def test_log_handler_redacts_secrets_and_counts_what_it_drops() -> None:
     assert handler.dropped == 1
 
 
+def test_launchers_run_ui_py_from_the_project_venv(tmp_path: Path) -> None:
+    """The .desktop file -> start.command -> .venv/bin/python ui.py chain, in a copy of the
+    launchers with a recording interpreter (nothing is installed; the chain itself is real)."""
+    root = Path(__file__).resolve().parent.parent
+    project = tmp_path / "My Terminal"   # a space in the path, as on real desktops
+    (project / ".venv" / "bin").mkdir(parents=True)
+    for name in ("start.command", "AI-Trading-Terminal.desktop", "requirements.txt"):
+        shutil.copy2(root / name, project / name)
+    assert os.access(root / "start.command", os.X_OK), "start.command must be executable"
+    (project / "ui.py").write_text("")
+    python = project / ".venv" / "bin" / "python"
+    python.write_text('#!/bin/sh\necho "$PWD" "$@" > launched.txt\n')
+    python.chmod(0o755)
+    time.sleep(0.01)
+    (project / ".venv" / ".runtime").touch()   # the venv is set up and newer than requirements.txt
+
+    entry: dict[str, str] = {}
+    for line in (project / "AI-Trading-Terminal.desktop").read_text().splitlines()[1:]:
+        key, _, value = line.partition("=")
+        entry[key] = value
+    assert entry["Type"] == "Application" and entry["Name"] == "AI Trading Terminal"
+    exec_line = entry["Exec"].replace("%k", f"'{project / 'AI-Trading-Terminal.desktop'}'")
+    subprocess.run(exec_line, shell=True, check=True, timeout=30, cwd=tmp_path)
+    assert (project / "launched.txt").read_text().split() == [*str(project).split(), "ui.py"]
+
+    bat = (root / "start.bat").read_bytes()
+    assert b"\r\n" in bat and b".venv\\Scripts\\pythonw.exe\" ui.py" in bat
+
+
+def test_ui_check_flag_loads_settings_and_modules(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parent.parent
+    env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
+    env["HISTORICAL_DATA_PATH"] = str(tmp_path / "data")
+    env["LOG_FILE"] = str(tmp_path / "bot.log")
+    out = subprocess.run([sys.executable, str(root / "ui.py"), "--check"], capture_output=True, text=True,
+                         timeout=120, cwd=tmp_path, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("ok:") and str(tmp_path / "data") in out.stdout
+    env["LEVERAGE"] = "1000"
+    bad = subprocess.run([sys.executable, str(root / "ui.py"), "--check"], capture_output=True, text=True,
+                         timeout=120, cwd=tmp_path, env=env)
+    assert bad.returncode == 2 and "LEVERAGE" in bad.stderr
+
+
 # ----------------------------------------------------------------------------------------------
 # the window
 
@@ -251,6 +296,14 @@ def test_paper_session_trades_draws_and_stops_without_freezing(display: str, tmp
     assert beats > 100
     assert longest < 100, f"the window froze for {longest:.0f} ms"
 
+    # The running window, as a picture (a test artefact; UI_SCREENSHOT=docs/screenshot.png keeps it).
+    shot = tmp_path / "ui_running.png"
+    rgb = screenshot_png(display, shot)
+    assert rgb.shape[:2] == (900, 1440)
+    assert rgb.std() > 20 and len(np.unique(rgb.reshape(-1, 3), axis=0)) > 200, "the screenshot is blank"
+    if os.environ.get("UI_SCREENSHOT"):
+        shutil.copy(shot, os.environ["UI_SCREENSHOT"])
+
     # Pause (no new decisions), then a manual Buy through the same executor: a position in the table.
     v.controls.pause_button.invoke()
     pump_until(root, lambda: ctl.engine.snapshot().status == "Paused", 30, "the engine to pause")
@@ -267,12 +320,8 @@ def test_paper_session_trades_draws_and_stops_without_freezing(display: str, tmp
     assert row["values"][0] == "long"
     assert "filled" in v.orders.result.cget("text")
 
-    shot = tmp_path / "ui_running.png"
-    rgb = screenshot_png(display, shot)
-    assert rgb.shape[:2] == (900, 1440)
-    assert rgb.std() > 20 and len(np.unique(rgb.reshape(-1, 3), axis=0)) > 200, "the screenshot is blank"
-    if os.environ.get("UI_SCREENSHOT"):
-        shutil.copy(shot, os.environ["UI_SCREENSHOT"])
+    text = v.log_panel.contents()
+    assert "error in the window" not in text and "keeps running" not in text, "a window callback failed"
 
     # Stop -> "close all": nothing stays open, in the engine or in the table. (Paused, the replay
     # still runs and a stop-loss may have closed the manual position: then buy again first.)

@@ -81,31 +81,31 @@ class PriceFigure(_Base):
     def __init__(self) -> None:
         super().__init__()
         ax = self.ax = self.figure.add_subplot(111)
-        self.figure.subplots_adjust(left=0.07, right=0.98, top=0.91, bottom=0.08)
+        self.figure.subplots_adjust(left=0.085, right=0.985, top=0.93, bottom=0.08)
         _style(ax)
         _date_axis(ax)
         self.wicks = LineCollection([], linewidths=0.8, zorder=2)
         self.bodies = PolyCollection([], linewidths=0.4, zorder=3)
         ax.add_collection(self.wicks)
         ax.add_collection(self.bodies)
-        (self.ema21,) = ax.plot([], [], color="#1f77b4", lw=1.2, label="EMA 21", zorder=4)
-        (self.ema50,) = ax.plot([], [], color="#ff7f0e", lw=1.2, label="EMA 50", zorder=4)
-        (self.bb_up,) = ax.plot([], [], color="#9467bd", lw=0.8, ls="--", label="Bollinger", zorder=4)
+        (self.ema21,) = ax.plot([], [], color="#1f77b4", lw=1.2, label="EMA21", zorder=4)
+        (self.ema50,) = ax.plot([], [], color="#ff7f0e", lw=1.2, label="EMA50", zorder=4)
+        (self.bb_up,) = ax.plot([], [], color="#9467bd", lw=0.8, ls="--", label="BB 20/2", zorder=4)
         (self.bb_lo,) = ax.plot([], [], color="#9467bd", lw=0.8, ls="--", zorder=4)
         self.entries_long = ax.scatter([], [], marker="^", s=70, color="#0a7d32", edgecolor="black",
                                        linewidths=0.5, zorder=6, label="buy")
         self.entries_short = ax.scatter([], [], marker="v", s=70, color="#b00020", edgecolor="black",
                                         linewidths=0.5, zorder=6, label="sell")
-        self.exits = ax.scatter([], [], marker="X", s=60, color="#333333", zorder=6, label="stop / TP / close")
+        self.exits = ax.scatter([], [], marker="X", s=60, color="#333333", zorder=6, label="exit")
         self.stops = LineCollection([], colors="#d62728", linestyles="--", linewidths=1.1, zorder=5,
                                     label="stop")
         self.tps = LineCollection([], colors="#2ca02c", linestyles="--", linewidths=1.1, zorder=5,
-                                  label="take-profit")
+                                  label="TP")
         ax.add_collection(self.stops)
         ax.add_collection(self.tps)
-        self.figure.legend(loc="upper right", fontsize=7.5, ncol=7, frameon=False, handlelength=1.6,
-                           columnspacing=1.0, borderaxespad=0.3)
-        self.title = self.figure.text(0.07, 0.955, "", fontsize=10, ha="left", va="center")
+        ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=7.5, ncol=8, frameon=False,
+                  handlelength=1.3, handletextpad=0.4, columnspacing=0.8, borderaxespad=0.1)
+        self.title = ax.set_title("", fontsize=10, loc="left", pad=8)
         self._empty_text(ax, "No candles yet - press Start Bot")
 
     def update(self, symbol: str, data: Any) -> bool:
@@ -130,29 +130,32 @@ class PriceFigure(_Base):
                                         np.column_stack([x1, top]), np.column_stack([x1, bottom])], axis=1))
         self.bodies.set_facecolor(colours)
         self.bodies.set_edgecolor(colours)
+        lo_y, hi_y = float(np.nanmin(lo)), float(np.nanmax(h))
+        span = hi_y - lo_y or hi_y * 0.01 or 1.0
         for line, names in ((self.ema21, ("ema21", "ema_21")), (self.ema50, ("ema50", "ema_50")),
                             (self.bb_up, ("bb_upper", "bb_up")), (self.bb_lo, ("bb_lower", "bb_low"))):
             y = _get(data, *names)
             if y is not None and len(y) == len(t):
-                line.set_data(t, np.asarray(y, dtype=float))
+                y = np.array(y, dtype=float)
+                # warm-up values (NaN, or anything far off the candles) are left out, not drawn as spikes
+                y[~np.isfinite(y) | (y < lo_y - span) | (y > hi_y + span)] = np.nan
+                line.set_data(t, y)
             else:
                 line.set_data([], [])
         self._markers(data, t[0])
-        lo_y, hi_y = float(np.nanmin(lo)), float(np.nanmax(h))
         for line in (self.bb_up, self.bb_lo):  # the bands stay in view too
             y = np.asarray(line.get_ydata(), dtype=float)
             y = y[np.isfinite(y)]
             if len(y):
                 lo_y, hi_y = min(lo_y, float(y.min())), max(hi_y, float(y.max()))
         levels = self._levels(data, t)
-        span = hi_y - lo_y or hi_y * 0.01 or 1.0
         for y in levels:  # stops and targets near the price stay in view; far ones do not squash the chart
             if lo_y - span <= y <= hi_y + span:
                 lo_y, hi_y = min(lo_y, y), max(hi_y, y)
         pad = (hi_y - lo_y) * 0.05 or 1.0
         self.ax.set_xlim(t[0] - width, t[-1] + width * 3)
         self.ax.set_ylim(lo_y - pad, hi_y + pad)
-        self.title.set_text(f"{symbol}  last {c[-1]:,.2f}")
+        self.title.set_text(f"{symbol} {c[-1]:,.2f}")
         return True
 
     def _markers(self, data: Any, t0: float) -> None:

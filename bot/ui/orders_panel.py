@@ -150,24 +150,34 @@ class OrdersPanel(ttk.Frame):
     def show_trades(self, trades: Sequence[ClosedTrade], *, limit: int = 40) -> None:
         """Newest first. Only trades not shown yet are inserted (a full rebuild is ~limit Tcl calls)."""
         newest = sorted(trades, key=lambda t: t.exit_ms, reverse=True)[:limit]
-        keys = [f"{t.symbol}|{t.entry_ms}|{t.exit_ms}|{t.side}" for t in newest]
+        keys, seen = [], {}
+        for t in newest:  # unique row ids even for two round trips with the same times
+            base = f"{t.symbol}|{t.entry_ms}|{t.exit_ms}|{t.side}|{t.qty:g}"
+            seen[base] = seen.get(base, 0) + 1
+            keys.append(f"{base}|{seen[base]}")
         if keys == self._trades_shown:
             return
-        shown = set(self._trades_shown)
-        if not shown.issubset(keys) and self._trades_shown:   # an older trade list: start over
-            self.trades.delete(*self._trades_shown)
-            shown = set()
-        for key, t in reversed(list(zip(keys, newest, strict=True))):
+        try:
+            self._insert_trades(keys, newest)
+        except tk.TclError:  # out of step with the widget somehow: rebuild from scratch
+            self.trades.delete(*self.trades.get_children())
+            self._trades_shown = []
+            self._insert_trades(keys, newest)
+        self._trades_shown = keys
+
+    def _insert_trades(self, keys: list[str], newest: list[ClosedTrade]) -> None:
+        wanted = set(keys)
+        gone = [k for k in self._trades_shown if k not in wanted]
+        if gone:
+            self.trades.delete(*gone)
+        shown = set(self._trades_shown) - set(gone)
+        for i, (key, t) in enumerate(zip(keys, newest, strict=True)):
             if key in shown:
                 continue
             when = time.strftime("%m-%d %H:%M", time.gmtime(t.exit_ms / 1000)) if t.exit_ms else "-"
-            self.trades.insert("", 0, iid=key, text=when, tags=("gain" if t.pnl >= 0 else "loss",),
+            self.trades.insert("", i, iid=key, text=when, tags=("gain" if t.pnl >= 0 else "loss",),
                                values=(t.symbol, t.side, _price(t.entry_price), _price(t.exit_price),
                                        f"{t.pnl:+,.2f}", t.reason))
-        gone = [k for k in self._trades_shown if k not in set(keys)]
-        if gone:
-            self.trades.delete(*gone)
-        self._trades_shown = keys
 
     def position_symbols(self) -> list[str]:
         """The symbols in the positions table, as shown on screen."""
