@@ -108,7 +108,8 @@ def build_components(engine: Any, mode: str) -> Components:
             # the paper record on live data (the promotion gate reads that one).
             if engine._replay_journal is None:
                 from bot.store import Journal
-                engine._replay_journal = Journal(Path(s.data_dir) / "replay_state.db")
+                # for_settings, not Journal(...): it installs the CRASH_AT hook the crash-safety test uses
+                engine._replay_journal = Journal.for_settings(s, name="replay_state.db")
             journal = engine._replay_journal
         else:
             journal = engine._main_journal()
