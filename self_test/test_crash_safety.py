@@ -133,7 +133,9 @@ def test_headless_paper_bot_killed_after_a_fill_is_restarted_and_recovers(tmp_pa
                           timeout=240, cwd=str(ROOT))
     log = (tmp_path / "bot.log").read_text()
     assert proc.returncode == 0, log[-3000:]
-    assert "CRASH_AT=after_fill: killing the process now" in log
+    assert "CRASH_AT=after_fill: killing the process now" in log, (
+        "the crash hook never fired: the engine must open its journals with Journal.for_settings(...), "
+        "which installs it")
     assert "killed by SIGKILL" in log and "(pid" in log and "run 2)" in log  # the supervisor restarted it
     assert "restored into the journal from its own fills" in log
 
