@@ -148,8 +148,9 @@ def position_features(position: Any, unrealised_pnl_pct: Any = 0.0, candles_held
     `unrealised_pnl_pct` is in percent of the entry value (2.0 = +2 %); `candles_held` >= 0.
     """
     pos = np.asarray(position)
-    if not np.all(np.isin(pos, (-1, 0, 1))):
-        bad = np.unique(pos[~np.isin(pos, (-1, 0, 1))])[:5]
+    valid = (pos == 0) | (pos == 1) | (pos == -1)   # np.isin costs 4x more; this runs every env step
+    if not valid.all():
+        bad = np.unique(pos[~valid])[:5]
         raise ValueError(f"position must be -1 (short), 0 (flat) or 1 (long), got {bad.tolist()}")
     upnl = np.asarray(unrealised_pnl_pct, dtype=np.float64)
     held = np.asarray(candles_held, dtype=np.float64)
