@@ -24,16 +24,16 @@ cent; here the true value is returned. `compute_all` lists the keys other parts 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided, sliding_window_view
-from scipy.ndimage import maximum_filter1d, minimum_filter1d
+from numpy.lib.stride_tricks import as_strided
 from scipy.signal import lfilter
 
 __all__ = [
-    "sma", "ema", "wma", "rsi", "macd", "bollinger", "stddev", "true_range", "atr", "adx",
+    "sma", "ema", "wma", "rsi", "macd", "bbands", "bollinger", "stddev", "true_range", "atr", "adx",
     "cci", "williams_r", "stochastic", "obv", "cmf", "volume_ratio", "roc", "logret_std",
     "rolling_max", "rolling_min", "compute_all", "required_history", "tail_window", "obv_step",
     "TechnicalIndicators", "DEFAULT_PERIODS",
@@ -67,86 +67,201 @@ def _nan(n: int) -> np.ndarray:
     return np.full(n, np.nan)
 
 
+def _valid_out(N: int, first: int) -> np.ndarray:
+    """A result array with NaN before index `first` (the warm-up)."""
+    out = np.empty(N)
+    out[: min(first, N)] = np.nan
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # window primitives
 
-def _window_sums(x: np.ndarray, n: int, *, squares: bool = False) -> tuple[np.ndarray, ...]:
-    """Sums over every window of n (valid mode, length len(x)-n+1), without cumsum drift.
+def _rsum(x: np.ndarray, n: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Sums over every window of n along the last axis (valid mode: length L-n+1).
 
-    A plain cumsum over a million prices accumulates rounding into every later window; here the
-    series is cut into overlapping blocks, each cumulated from its own first value (the anchor),
-    so error stays at the size of one block of deviations. With `squares` it also returns the
-    sum of squared deviations from the anchor, which a variance needs without cancellation.
+    A window of n is cut into the power-of-two pieces of n's binary digits; the pieces come
+    from repeated pairwise doubling (sums of 2, 4, 8, ...) in one scratch buffer, so a window
+    costs about log2(n) passes instead of n, the summation is pairwise (accurate), and its order
+    is fixed: a window gives the same bits however much history precedes it.
+    """
+    L = x.shape[-1]
+    m = L - n + 1
+    if out is None:
+        out = np.empty(x.shape[:-1] + (max(m, 0),))
+    if m <= 0:
+        return out
+    piece, size, offset, first = x, 1, 0, True
+    scratch = None
+    for k in range(n.bit_length()):
+        if n >> k & 1:
+            if first:
+                np.copyto(out, piece[..., offset:offset + m])
+                first = False
+            else:
+                out += piece[..., offset:offset + m]
+            offset += size
+        if n >> (k + 1) == 0:
+            break
+        if scratch is None:
+            scratch = np.add(x[..., :-1], x[..., 1:])
+        else:  # in place: element i reads i+size, not yet overwritten
+            np.add(scratch[..., :-size], scratch[..., size:], out=scratch[..., :-size])
+        size *= 2
+        piece = scratch
+    return out
+
+
+def _rext(x: np.ndarray, n: int, op: Any, out: np.ndarray | None = None) -> np.ndarray:
+    """Running extreme (op = np.maximum or np.minimum) over windows of n, valid mode.
+
+    Extremes may overlap, so a window is two overlapping power-of-two pieces: log2(n) passes.
     """
     m = len(x) - n + 1
+    if out is None:
+        out = np.empty(max(m, 0))
     if m <= 0:
-        return (np.empty(0),) * (3 if squares else 1)
-    b = max(256, 4 * n)
-    nb = -(-m // b)
+        return out
+    piece, size = x, 1
+    while 2 * size <= n:
+        if piece is x:
+            piece = op(x[:-1], x[1:])
+        else:
+            op(piece[:-size], piece[size:], out=piece[:-size])
+        size *= 2
+    if size == n:
+        np.copyto(out, piece[:m])
+    else:
+        op(piece[:m], piece[n - size:n - size + m], out=out)
+    return out
+
+
+_VAR_ROW = 256     # windows per anchored row in _rolling_var
+_VAR_ROWS = 256    # rows per chunk: the chunk's temporaries stay in cache
+
+
+def _rolling_var(x: np.ndarray, n: int, ddof: int = 0, out: np.ndarray | None = None) -> np.ndarray:
+    """Variance over each trailing window of n, full length, NaN for the first n-1.
+
+    Sums of squared prices cancel catastrophically (a variance is ~1e-6 of a squared BTC price,
+    and 0 in a flat stretch), so the windows are taken in rows of 256, each row relative to its
+    own first value before squaring; rows are processed a cache-sized chunk at a time.
+    """
+    N = len(x)
+    out = np.empty(N) if out is None else out
+    m = N - n + 1
+    out[: min(n - 1, N)] = np.nan
+    if m <= 0:
+        return out
+    b = _VAR_ROW
+    nb = m // b                            # whole rows; the rest is one short row at the end
     width = b + n - 1
-    xp = np.empty(nb * b + n - 1)
-    xp[: len(x)] = x
-    xp[len(x):] = x[-1]
-    rows = as_strided(xp, shape=(nb, width), strides=(b * 8, 8))
-    anchor = rows[:, :1].copy()
-    d = rows - anchor
-    c = np.zeros((nb, width + 1))
-    np.cumsum(d, axis=1, out=c[:, 1:])
-    s1 = (c[:, n:] - c[:, :-n]).ravel()[:m]
-    a = np.broadcast_to(anchor, (nb, b)).ravel()[:m]
-    if not squares:
-        return (s1 + n * a,)
-    np.multiply(d, d, out=d)
-    np.cumsum(d, axis=1, out=c[:, 1:])
-    s2 = (c[:, n:] - c[:, :-n]).ravel()[:m]
-    return s1 + n * a, s1, s2
-
-
-def _rolling_var(x: np.ndarray, n: int, ddof: int = 0) -> np.ndarray:
-    """Variance over each trailing window of n, full length, NaN for the first n-1."""
-    out = _nan(len(x))
-    if len(x) >= n:
-        _, s1, s2 = _window_sums(x, n, squares=True)
-        mean_d = s1 / n
-        var = (s2 - n * mean_d * mean_d) / (n - ddof)
-        out[n - 1:] = np.maximum(var, 0.0)
+    res = out[n - 1:]
+    for r0 in range(0, nb, _VAR_ROWS):     # chunks of rows, each handled by array operations
+        r1 = min(nb, r0 + _VAR_ROWS)
+        rows = as_strided(x[r0 * b:], shape=(r1 - r0, width), strides=(b * 8, 8),
+                          writeable=False)
+        d = rows - rows[:, :1]
+        s1 = _rsum(d, n)
+        np.multiply(d, d, out=d)
+        var = res[r0 * b:r1 * b].reshape(r1 - r0, b)
+        _rsum(d, n, out=var)
+        s1 *= s1
+        s1 /= n
+        var -= s1
+    if nb * b < m:
+        d = x[nb * b:] - x[nb * b]
+        s1 = _rsum(d, n)
+        d *= d
+        var = res[nb * b:]
+        _rsum(d, n, out=var)
+        s1 *= s1
+        s1 /= n
+        var -= s1
+    res /= n - ddof
+    np.maximum(res, 0.0, out=res)
     return out
 
 
 def rolling_max(x: ArrayLike, period: int) -> np.ndarray:
     """Highest value of each trailing window of `period` (current value included)."""
     x, n = _arr(x), _period(period)
-    out = _nan(len(x))
+    out = _valid_out(len(x), n - 1)
     if len(x) >= n:
-        out[n - 1:] = maximum_filter1d(x, n, origin=(n - 1) // 2)[n - 1:]
+        _rext(x, n, np.maximum, out=out[n - 1:])
     return out
 
 
 def rolling_min(x: ArrayLike, period: int) -> np.ndarray:
     """Lowest value of each trailing window of `period` (current value included)."""
     x, n = _arr(x), _period(period)
-    out = _nan(len(x))
+    out = _valid_out(len(x), n - 1)
     if len(x) >= n:
-        out[n - 1:] = minimum_filter1d(x, n, origin=(n - 1) // 2)[n - 1:]
+        _rext(x, n, np.minimum, out=out[n - 1:])
     return out
 
 
-def _recursive(x: np.ndarray, seed: float, a: float, b: float) -> np.ndarray:
-    """y[0] = seed; y[t] = a*y[t-1] + b*x[t] for t >= 1 (x[0] is ignored)."""
-    y = np.empty(len(x))
-    y[0] = seed
-    if len(x) > 1:
-        y[1:] = lfilter([b], [1.0, -a], x[1:], zi=[a * seed])[0]
-    return y
+_BLOCK = 16
+_CHUNK = 1024  # blocks per matrix product: m*n*k = 262144 is OpenBLAS's single-thread limit,
+# and its worker threads, once woken, stall for milliseconds on a loaded machine
+
+
+@functools.lru_cache(maxsize=64)
+def _block_kernel(a: float, b: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """Matrices that run y[t] = a*y[t-1] + b*x[t] over a block of _BLOCK from a zero start."""
+    i = np.arange(_BLOCK)
+    lag = i[None, :] - i[:, None]
+    kernel = np.where(lag >= 0, b * np.power(a, np.maximum(lag, 0)), 0.0)
+    return kernel, np.power(a, i + 1.0), a ** _BLOCK
+
+
+def _recursive(x: np.ndarray, seed: Any, a: float, b: float,
+               out: np.ndarray | None = None) -> np.ndarray:
+    """y[0] = seed; y[t] = a*y[t-1] + b*x[t] for t >= 1 (x[0] is ignored), along the last axis.
+
+    `x` may be 2-D (several series with the same a, b; `seed` one per row); `out` may be `x`
+    itself. Long inputs run block-wise: each block of 16 is one row of a matrix product from a
+    zero start, the block ends are chained by one short lfilter over the blocks, and each block
+    then adds its carried-in state times a**(i+1). Same numbers as lfilter (1e-15 relative),
+    faster than its strictly serial loop. Non-finite inputs take lfilter, which keeps NaN causal.
+    """
+    x2 = x.reshape(-1, x.shape[-1])
+    rows, N = x2.shape
+    seeds = np.array(np.broadcast_to(np.asarray(seed, dtype=np.float64), (rows,)))
+    y = np.empty_like(x2) if out is None else out.reshape(rows, N)
+    k = 0
+    if N > 4 * _BLOCK and np.isfinite(np.sum(x2[:, 1:])):
+        nb = (N - 1) // _BLOCK
+        k = nb * _BLOCK
+        kernel, powers, a_block = _block_kernel(a, b)
+        for r in range(rows):  # a handful of series; inside, chunks of blocks
+            xb = x2[r, 1:1 + k].reshape(nb, _BLOCK)
+            yb = y[r, 1:1 + k].reshape(nb, _BLOCK)
+            for i in range(0, nb, _CHUNK):
+                np.matmul(xb[i:i + _CHUNK], kernel, out=yb[i:i + _CHUNK])
+            carry = np.empty(nb)
+            carry[0] = seeds[r]
+            if nb > 1:
+                carry[1:] = lfilter([1.0], [1.0, -a_block], yb[:-1, -1],
+                                    zi=[a_block * seeds[r]])[0]
+            for i in range(0, nb, 4 * _CHUNK):
+                yb[i:i + 4 * _CHUNK] += carry[i:i + 4 * _CHUNK, None] * powers
+    y[:, 0] = seeds
+    if k + 1 < N:
+        y[:, k + 1:] = lfilter([b], [1.0, -a], x2[:, k + 1:], axis=1, zi=a * y[:, k:k + 1])[0]
+    return y.reshape(x.shape)
 
 
 def _ema_from(x: np.ndarray, start: int, n: int) -> np.ndarray:
     """TA-Lib EMA whose first value sits at index `start`, seeded by the mean of x[start-n+1:start+1]."""
-    out = _nan(len(x))
+    out = np.empty(len(x))
+    out[:start] = np.nan
     if start < len(x) and start - n + 1 >= 0:
         k = 2.0 / (n + 1)
         seed = float(np.sum(x[start - n + 1:start + 1])) / n
-        out[start:] = _recursive(x[start:], seed, 1.0 - k, k)
+        _recursive(x[start:], seed, 1.0 - k, k, out=out[start:])
+    else:
+        out[start:] = np.nan
     return out
 
 
@@ -156,9 +271,10 @@ def _ema_from(x: np.ndarray, start: int, n: int) -> np.ndarray:
 def sma(x: ArrayLike, period: int = 20) -> np.ndarray:
     """Simple moving average (TA-Lib SMA)."""
     x, n = _arr(x), _period(period)
-    out = _nan(len(x))
+    out = _valid_out(len(x), n - 1)
     if len(x) >= n:
-        out[n - 1:] = _window_sums(x, n)[0] / n
+        _rsum(x, n, out=out[n - 1:])
+        out[n - 1:] /= n
     return out
 
 
@@ -171,27 +287,43 @@ def ema(x: ArrayLike, period: int = 20) -> np.ndarray:
 def wma(x: ArrayLike, period: int = 20) -> np.ndarray:
     """Linearly weighted moving average, newest weight n (TA-Lib WMA)."""
     x, n = _arr(x), _period(period)
-    out = _nan(len(x))
+    out = _valid_out(len(x), n - 1)
     if len(x) >= n:
-        w = np.arange(n, 0, -1, dtype=np.float64)  # convolve flips: newest gets weight n
-        out[n - 1:] = np.convolve(x, w, mode="valid") / (n * (n + 1) / 2.0)
+        w = np.arange(n, 0, -1, dtype=np.float64) / (n * (n + 1) / 2.0)
+        out[n - 1:] = np.convolve(x, w, mode="valid")  # convolve flips: newest gets weight n
     return out
+
+
+def _wilder_inplace(x: np.ndarray, n: int) -> np.ndarray:
+    """Turn x[..., 1:] into Wilder's average in place: mean(x[1:n+1]) at index n, then
+    (prev*(n-1) + x)/n; NaN before index n."""
+    if x.shape[-1] > n:
+        seed = np.sum(x[..., 1:n + 1], axis=-1) / n
+        _recursive(x[..., n:], seed, (n - 1) / n, 1.0 / n, out=x[..., n:])
+        x[..., :n] = np.nan
+    else:
+        x[...] = np.nan
+    return x
 
 
 def rsi(close: ArrayLike, period: int = 14) -> np.ndarray:
     """Relative Strength Index, Wilder smoothing (TA-Lib RSI); 0 where nothing moved."""
     c, n = _arr(close, "close"), _period(period)
-    out = _nan(len(c))
     if len(c) <= n:
-        return out
-    d = np.diff(c)
-    gain = np.maximum(d, 0.0)
-    loss = np.maximum(-d, 0.0)
-    g = _recursive(gain[n - 1:], float(np.sum(gain[:n])) / n, (n - 1) / n, 1.0 / n)
-    lo = _recursive(loss[n - 1:], float(np.sum(loss[:n])) / n, (n - 1) / n, 1.0 / n)
-    tot = g + lo
+        return _nan(len(c))
+    moves = np.empty((2, len(c)))           # row 0: gains, row 1: |change| (gain + loss)
+    moves[:, 0] = 0.0
+    np.subtract(c[1:], c[:-1], out=moves[1, 1:])
+    np.maximum(moves[1, 1:], 0.0, out=moves[0, 1:])
+    np.abs(moves[1, 1:], out=moves[1, 1:])
+    _wilder_inplace(moves, n)
+    out, tot = moves[0], moves[1, n:]
+    r = out[n:]
     ok = np.abs(tot) >= _ZERO
-    out[n:] = np.where(ok, 100.0 * (g / np.where(ok, tot, 1.0)), 0.0)
+    np.divide(r, tot, out=r, where=ok)
+    r *= 100.0
+    if not ok.all():
+        r[~ok] = 0.0
     return out
 
 
@@ -203,159 +335,250 @@ def macd(close: ArrayLike, fast: int = 12, slow: int = 26,
     if slow < fast:
         fast, slow = slow, fast  # TA-Lib swaps them too
     start = slow - 1
-    line = _ema_from(c, start, fast) - _ema_from(c, start, slow)
+    line = _ema_from(c, start, fast)
+    hist = _ema_from(c, start, slow)
+    line -= hist
     sig = _ema_from(line, start + signal - 1, signal) if len(c) > start else _nan(len(c))
     line[: start + signal - 1] = np.nan
-    return line, sig, line - sig
+    return line, sig, np.subtract(line, sig, out=hist)
 
 
 def stddev(x: ArrayLike, period: int = 20, nbdev: float = 1.0, *, ddof: int = 0) -> np.ndarray:
     """Rolling standard deviation times `nbdev` (TA-Lib STDDEV uses ddof=0)."""
     x, n = _arr(x), _period(period)
-    return np.sqrt(_rolling_var(x, n, ddof)) * nbdev
+    out = _rolling_var(x, n, ddof)
+    np.sqrt(out, out=out)
+    if nbdev != 1.0:
+        out *= nbdev
+    return out
+
+
+def bbands(close: ArrayLike, period: int = 20,
+           nbdev: float = 2.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bollinger Bands (upper, middle, lower): SMA +- nbdev population std (TA-Lib BBANDS)."""
+    c, n = _arr(close, "close"), _period(period)
+    mid = sma(c, n)
+    upper = stddev(c, n, nbdev)
+    lower = np.subtract(mid, upper)
+    upper += mid
+    return upper, mid, lower
 
 
 def bollinger(close: ArrayLike, period: int = 20, nbdev: float = 2.0) -> tuple[np.ndarray, ...]:
-    """Bollinger Bands: (upper, middle, lower, bandwidth, percent_b).
+    """Bollinger Bands with their shape: (upper, middle, lower, bandwidth, percent_b).
 
-    Middle is the SMA, bands are +-nbdev population standard deviations (TA-Lib BBANDS).
     bandwidth = (upper - lower) / middle; percent_b = (close - lower) / (upper - lower), 0.5 where
     the bands have collapsed (flat prices: the close sits on the middle).
     """
     c, n = _arr(close, "close"), _period(period)
-    mid = sma(c, n)
-    dev = np.sqrt(_rolling_var(c, n)) * nbdev
-    upper, lower = mid + dev, mid - dev
-    width = upper - lower
+    upper, mid, lower = bbands(c, n, nbdev)
+    width = np.subtract(upper, lower)
+    pct_b = np.subtract(c, lower)
+    ok = width > 0
+    np.divide(pct_b, width, out=pct_b, where=ok)
+    pct_b[~ok] = 0.5
+    pct_b[: n - 1] = np.nan
     with np.errstate(invalid="ignore", divide="ignore"):
-        bandwidth = width / mid
-        pct_b = np.where(width > 0, (c - lower) / np.where(width > 0, width, 1.0), 0.5)
-    pct_b[np.isnan(mid)] = np.nan
-    return upper, mid, lower, bandwidth, pct_b
+        width /= mid
+    return upper, mid, lower, width, pct_b
 
 
 # ---------------------------------------------------------------------------------------------
 # range and trend
 
-def true_range(high: ArrayLike, low: ArrayLike, close: ArrayLike) -> np.ndarray:
-    """True range (TA-Lib TRANGE): NaN at index 0, which has no previous close."""
+def _hlc(high: ArrayLike, low: ArrayLike, close: ArrayLike) -> tuple[np.ndarray, ...]:
     h, lo, c = _arr(high, "high"), _arr(low, "low"), _arr(close, "close")
     _same_len(h, lo, c, names="high, low, close")
-    tr = _nan(len(c))
-    if len(c) > 1:
+    return h, lo, c
+
+
+def _tr(h: np.ndarray, lo: np.ndarray, c: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """True range with 0 at index 0 (never used: every smoothing starts at index 1).
+
+    max(h, prev close) - min(l, prev close) picks the same two numbers TA-Lib's largest of
+    three differences subtracts, so the result is bit-identical, in three passes.
+    """
+    tr = np.empty(len(c)) if out is None else out
+    if len(c):
+        tr[0] = 0.0
         pc = c[:-1]
-        tr[1:] = np.maximum(np.maximum(h[1:] - lo[1:], np.abs(h[1:] - pc)), np.abs(lo[1:] - pc))
+        t = np.maximum(h[1:], pc, out=tr[1:])
+        t -= np.minimum(lo[1:], pc)
     return tr
 
 
-def atr(high: ArrayLike, low: ArrayLike, close: ArrayLike, period: int = 14) -> np.ndarray:
+def true_range(high: ArrayLike, low: ArrayLike, close: ArrayLike) -> np.ndarray:
+    """True range (TA-Lib TRANGE): NaN at index 0, which has no previous close."""
+    tr = _tr(*_hlc(high, low, close))
+    if len(tr):
+        tr[0] = np.nan
+    return tr
+
+
+def atr(high: ArrayLike, low: ArrayLike, close: ArrayLike, period: int = 14, *,
+        tr: np.ndarray | None = None) -> np.ndarray:
     """Average True Range, Wilder smoothing seeded with the mean of the first n true ranges."""
     n = _period(period)
-    tr = true_range(high, low, close)
-    out = _nan(len(tr))
-    if len(tr) > n:
-        seed = float(np.sum(tr[1:n + 1])) / n
-        out[n:] = _recursive(tr[n:], seed, (n - 1) / n, 1.0 / n)
-    return out
+    h, lo, c = _hlc(high, low, close)
+    return _wilder_inplace(_tr(h, lo, c) if tr is None else tr.copy(), n)
 
 
-def adx(high: ArrayLike, low: ArrayLike, close: ArrayLike,
-        period: int = 14) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def adx(high: ArrayLike, low: ArrayLike, close: ArrayLike, period: int = 14, *,
+        tr: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Average Directional Index with +DI and -DI: (adx, plus_di, minus_di), TA-Lib conventions."""
-    h, lo, c = _arr(high, "high"), _arr(low, "low"), _arr(close, "close")
-    _same_len(h, lo, c, names="high, low, close")
+    h, lo, c = _hlc(high, low, close)
     n = _period(period, lo=2)
     N = len(c)
-    adx_out, pdi, mdi = _nan(N), _nan(N), _nan(N)
     if N <= n:
-        return adx_out, pdi, mdi
-    up = np.diff(h)                       # index i-1 holds candle i
-    dn = -np.diff(lo)
-    plus_dm = np.where((up > 0) & (up > dn), up, 0.0)
-    minus_dm = np.where((dn > 0) & (up < dn), dn, 0.0)
-    tr = true_range(h, lo, c)[1:]
+        return _nan(N), _nan(N), _nan(N)
+    # The three outputs double as work space: +DM -> +DI, -DM -> -DI, TR -> DX -> ADX.
+    pdi, mdi, adx_out = np.empty(N), np.empty(N), np.empty(N)
+    up, dn = pdi[1:], mdi[1:]
+    np.subtract(h[1:], h[:-1], out=up)
+    np.subtract(lo[:-1], lo[1:], out=dn)
+    plus = up > dn
+    plus &= up > 0
+    minus = dn > up
+    minus &= dn > 0
+    up *= plus                               # a move that is not the larger one counts 0
+    dn *= minus
+    del plus, minus
+    if tr is None:
+        _tr(h, lo, c, out=adx_out)
+    else:
+        adx_out[:] = tr
     a = 1.0 - 1.0 / n
-    # Wilder sums: seed at candle n-1 with n-1 values, then S = S - S/n + x from candle n
-    sp = _recursive(plus_dm[n - 2:], float(np.sum(plus_dm[: n - 1])), a, 1.0)[1:]
-    sm = _recursive(minus_dm[n - 2:], float(np.sum(minus_dm[: n - 1])), a, 1.0)[1:]
-    st = _recursive(tr[n - 2:], float(np.sum(tr[: n - 1])), a, 1.0)[1:]
+    for x in (pdi, mdi, adx_out):
+        # Wilder sums in place: seed at candle n-1 with the sum of n-1 values, then S - S/n + x
+        _recursive(x[n - 1:], float(np.sum(x[1:n])), a, 1.0, out=x[n - 1:])
+    p, m, st = pdi[n:], mdi[n:], adx_out[n:]
     tr_ok = np.abs(st) >= _ZERO
-    safe_st = np.where(tr_ok, st, 1.0)
-    p = np.where(tr_ok, 100.0 * (sp / safe_st), 0.0)
-    m = np.where(tr_ok, 100.0 * (sm / safe_st), 0.0)
-    pdi[n:], mdi[n:] = p, m
-    s = p + m
-    dx_ok = tr_ok & (np.abs(s) >= _ZERO)
-    dx = np.where(dx_ok, 100.0 * (np.abs(m - p) / np.where(dx_ok, s, 1.0)), 0.0)
+    all_ok = bool(tr_ok.all())
+    if not all_ok:
+        st[~tr_ok] = 1.0
+    p /= st
+    p *= 100.0
+    m /= st
+    m *= 100.0
+    if not all_ok:
+        p[~tr_ok] = 0.0
+        m[~tr_ok] = 0.0
+    pdi[:n] = np.nan
+    mdi[:n] = np.nan
     if N < 2 * n:
+        adx_out[:] = np.nan
         return adx_out, pdi, mdi
+    # DX = 100 |m - p| / (m + p) = 100 |2 m / (m + p) - 1|, computed in place where TR was
+    dx = np.add(p, m, out=st)
+    dx_ok = np.abs(dx) >= _ZERO
+    dx_ok &= tr_ok
+    dx_all = bool(dx_ok.all())
+    if dx_all:
+        np.divide(m, dx, out=dx)
+    else:
+        np.divide(m, dx, out=dx, where=dx_ok)
+    dx *= 2.0
+    dx -= 1.0
+    np.abs(dx, out=dx)
+    dx *= 100.0
+    if not dx_all:
+        dx[~dx_ok] = 0.0
     seed = float(np.sum(dx[:n])) / n        # undefined DX count as 0 in the seed, as in TA-Lib
-    rest_ok = dx_ok[n:]
-    if rest_ok.all():
-        adx_out[2 * n - 1:] = _recursive(np.r_[0.0, dx[n:]], seed, (n - 1) / n, 1.0 / n)
+    rest = adx_out[2 * n - 1:]               # rest[0] becomes the seed; DX from rest[1] on
+    if dx_all or dx_ok[n:].all():
+        _recursive(rest, seed, (n - 1) / n, 1.0 / n, out=rest)
     else:
         # An undefined DX holds the ADX: drop those candles, smooth the rest, carry forward.
-        run = _recursive(np.r_[0.0, dx[n:][rest_ok]], seed, (n - 1) / n, 1.0 / n)
-        adx_out[2 * n - 1:] = run[np.cumsum(np.r_[True, rest_ok]) - 1]
+        rest_ok = dx_ok[n:]
+        run = _recursive(np.r_[0.0, rest[1:][rest_ok]], seed, (n - 1) / n, 1.0 / n)
+        rest[:] = run[np.cumsum(np.r_[True, rest_ok]) - 1]
+    adx_out[: 2 * n - 1] = np.nan
     return adx_out, pdi, mdi
 
 
 def cci(high: ArrayLike, low: ArrayLike, close: ArrayLike, period: int = 20) -> np.ndarray:
     """Commodity Channel Index on the typical price, 0.015 constant (TA-Lib CCI)."""
-    h, lo, c = _arr(high, "high"), _arr(low, "low"), _arr(close, "close")
-    _same_len(h, lo, c, names="high, low, close")
+    h, lo, c = _hlc(high, low, close)
     n = _period(period, lo=2)
-    out = _nan(len(c))
-    if len(c) < n:
+    N = len(c)
+    out = _valid_out(N, n - 1)
+    m = N - n + 1
+    if m <= 0:
         return out
-    tp = (h + lo + c) / 3.0
-    win = sliding_window_view(tp, n)
-    avg, md = np.empty(len(win)), np.empty(len(win))
-    step = max(1, (1 << 20) // n)
+    tp = np.add(h, lo)
+    tp += c
+    tp /= 3.0
     # Direct window sums (as TA-Lib) keep a flat stretch's deviation exactly 0, so CCI is 0 there.
-    for i in range(0, len(win), step):  # chunks of windows bound the temporary's memory
-        w = win[i:i + step]
-        a = w.sum(axis=1) / n
-        avg[i:i + step] = a
-        md[i:i + step] = np.abs(w - a[:, None]).sum(axis=1) / n
-    dev = tp[n - 1:] - avg
-    ok = (dev != 0.0) & (md != 0.0)
-    out[n - 1:] = np.where(ok, dev / (0.015 * np.where(ok, md, 1.0)), 0.0)
+    # Work in cache-sized chunks: the n passes over each chunk stay in L2.
+    step = 1 << 14
+    avg, md, tmp = np.empty(step), np.empty(step), np.empty(step)
+    for i in range(0, m, step):  # chunks of candles, each handled by whole-array operations
+        k = min(step, m - i)
+        a, d, t = avg[:k], md[:k], tmp[:k]
+        np.copyto(a, tp[i:i + k])
+        for j in range(1, n):
+            a += tp[i + j:i + j + k]
+        a /= n
+        np.subtract(tp[i:i + k], a, out=d)
+        np.abs(d, out=d)
+        for j in range(1, n):
+            np.subtract(tp[i + j:i + j + k], a, out=t)
+            np.abs(t, out=t)
+            d += t
+        d /= n
+        dev = np.subtract(tp[i + n - 1:i + n - 1 + k], a, out=out[i + n - 1:i + n - 1 + k])
+        ok = dev != 0.0
+        ok &= d != 0.0
+        d *= 0.015
+        np.divide(dev, d, out=dev, where=ok)
+        dev[~ok] = 0.0
     return out
 
 
 def williams_r(high: ArrayLike, low: ArrayLike, close: ArrayLike, period: int = 14) -> np.ndarray:
     """Williams %R in [-100, 0] (TA-Lib WILLR); 0 when the window has no range."""
-    h, lo, c = _arr(high, "high"), _arr(low, "low"), _arr(close, "close")
-    _same_len(h, lo, c, names="high, low, close")
+    h, lo, c = _hlc(high, low, close)
     n = _period(period, lo=2)
-    hh, ll = rolling_max(h, n), rolling_min(lo, n)
-    diff = (hh - ll) * -0.01
-    with np.errstate(invalid="ignore"):
-        ok = diff != 0.0
-        out = np.where(ok, (hh - c) / np.where(ok, diff, 1.0), 0.0)
-    out[np.isnan(hh)] = np.nan
+    out = _valid_out(len(c), n - 1)
+    if len(c) < n:
+        return out
+    hh = _rext(h, n, np.maximum, out=out[n - 1:])
+    diff = _rext(lo, n, np.minimum)
+    np.subtract(hh, diff, out=diff)
+    diff *= -0.01
+    hh -= c[n - 1:]
+    ok = diff != 0.0
+    np.divide(hh, diff, out=hh, where=ok)
+    hh[~ok] = 0.0
     return out
 
 
 def stochastic(high: ArrayLike, low: ArrayLike, close: ArrayLike, fastk_period: int = 5,
                slowk_period: int = 3, slowd_period: int = 3) -> tuple[np.ndarray, np.ndarray]:
     """Slow stochastic (slow %K, %D) with SMA smoothing (TA-Lib STOCH, matype 0)."""
-    h, lo, c = _arr(high, "high"), _arr(low, "low"), _arr(close, "close")
-    _same_len(h, lo, c, names="high, low, close")
+    h, lo, c = _hlc(high, low, close)
     fk = _period(fastk_period, "fastk_period")
     sk, sd = _period(slowk_period, "slowk_period"), _period(slowd_period, "slowd_period")
-    hh, ll = rolling_max(h, fk), rolling_min(lo, fk)
-    diff = (hh - ll) / 100.0
-    with np.errstate(invalid="ignore"):
-        ok = diff != 0.0
-        fast = np.where(ok, (c - ll) / np.where(ok, diff, 1.0), 0.0)
-    N, start = len(c), fk - 1
-    slow_k, slow_d = _nan(N), _nan(N)
-    if N > start:
-        slow_k[start:] = sma(fast[start:], sk)
-        slow_d[start + sk - 1:] = sma(slow_k[start + sk - 1:], sd)
-    slow_k[: start + sk + sd - 2] = np.nan  # TA-Lib starts both at the full lookback
+    N = len(c)
+    look = fk + sk + sd - 3
+    slow_k, slow_d = _valid_out(N, look), _valid_out(N, look)
+    if N <= look:
+        slow_k[:] = slow_d[:] = np.nan
+        return slow_k, slow_d
+    ll = _rext(lo, fk, np.minimum)
+    diff = _rext(h, fk, np.maximum)
+    diff -= ll
+    diff /= 100.0
+    fast = np.subtract(c[fk - 1:], ll, out=ll)
+    ok = diff != 0.0
+    np.divide(fast, diff, out=fast, where=ok)
+    fast[~ok] = 0.0
+    del diff, ok
+    k = _rsum(fast, sk)
+    k /= sk
+    _rsum(k, sd, out=slow_d[look:])
+    slow_d[look:] /= sd
+    slow_k[look:] = k[sd - 1:]             # TA-Lib starts both at the full lookback
     return slow_k, slow_d
 
 
@@ -370,8 +593,11 @@ def obv(close: ArrayLike, volume: ArrayLike) -> np.ndarray:
         return np.empty(0)
     step = np.empty(len(c))
     step[0] = v[0]
-    step[1:] = np.sign(np.diff(c)) * v[1:]
-    return np.cumsum(step)
+    rest = step[1:]
+    np.subtract(c[1:], c[:-1], out=rest)
+    np.sign(rest, out=rest)
+    rest *= v[1:]
+    return np.cumsum(step, out=step)
 
 
 def cmf(high: ArrayLike, low: ArrayLike, close: ArrayLike, volume: ArrayLike,
@@ -381,49 +607,71 @@ def cmf(high: ArrayLike, low: ArrayLike, close: ArrayLike, volume: ArrayLike,
     Money-flow multiplier ((c - l) - (h - c)) / (h - l) is 0 for a candle without range; the
     result is 0 for a window without volume (no money flowed).
     """
-    h, lo, c, v = _arr(high, "high"), _arr(low, "low"), _arr(close, "close"), _arr(volume, "volume")
-    _same_len(h, lo, c, v, names="high, low, close, volume")
+    h, lo, c = _hlc(high, low, close)
+    v = _arr(volume, "volume")
+    _same_len(c, v, names="close, volume")
     n = _period(period)
-    out = _nan(len(c))
+    out = _valid_out(len(c), n - 1)
     if len(c) < n:
         return out
     rng = h - lo
-    mfm = np.where(rng > 0, ((c - lo) - (h - c)) / np.where(rng > 0, rng, 1.0), 0.0)
-    flow = _window_sums(mfm * v, n)[0]
-    vol = _window_sums(v, n)[0]
-    out[n - 1:] = np.where(vol > 0, flow / np.where(vol > 0, vol, 1.0), 0.0)
+    mfm = (c - lo) - (h - c)
+    ok = rng > 0
+    np.divide(mfm, rng, out=mfm, where=ok)
+    mfm[~ok] = 0.0
+    mfm *= v
+    flow = _rsum(mfm, n, out=out[n - 1:])
+    vol = _rsum(v, n, out=mfm[: len(c) - n + 1])
+    ok = vol > 0
+    np.divide(flow, vol, out=flow, where=ok)
+    flow[~ok] = 0.0
     return out
 
 
 def volume_ratio(volume: ArrayLike, period: int = 20) -> np.ndarray:
     """Volume over its SMA of `period` (current candle included); 1.0 where that SMA is 0."""
     v, n = _arr(volume, "volume"), _period(period)
-    avg = sma(v, n)
-    with np.errstate(invalid="ignore"):
-        ok = avg > 0
-        out = np.where(ok, v / np.where(ok, avg, 1.0), 1.0)
-    out[np.isnan(avg)] = np.nan
+    out = _valid_out(len(v), n - 1)
+    if len(v) < n:
+        return out
+    avg = _rsum(v, n, out=out[n - 1:])
+    avg /= n
+    ok = avg > 0
+    np.divide(v[n - 1:], avg, out=avg, where=ok)
+    avg[~ok] = 1.0
     return out
 
 
 def roc(x: ArrayLike, period: int = 10) -> np.ndarray:
     """Rate of change in percent: (x / x[t-n] - 1) * 100 (TA-Lib ROC); 0 where x[t-n] is 0."""
     x, n = _arr(x), _period(period)
-    out = _nan(len(x))
+    out = _valid_out(len(x), n)
     if len(x) > n:
         prev = x[:-n]
+        r = out[n:]
         ok = prev != 0.0
-        out[n:] = np.where(ok, (x[n:] / np.where(ok, prev, 1.0) - 1.0) * 100.0, 0.0)
+        if ok.all():
+            np.divide(x[n:], prev, out=r)
+        else:
+            np.divide(x[n:], prev, out=r, where=ok)
+        r -= 1.0
+        r *= 100.0
+        if not ok.all():
+            r[~ok] = 0.0
     return out
 
 
 def logret_std(close: ArrayLike, period: int = 20, *, ddof: int = 1) -> np.ndarray:
     """Standard deviation of the last `period` log returns (sample std by default)."""
     c, n = _arr(close, "close"), _period(period, lo=2)
-    out = _nan(len(c))
+    out = _valid_out(len(c), n)
     if len(c) > n:
-        r = np.diff(np.log(c))
-        out[1:] = np.sqrt(_rolling_var(r, n, ddof))
+        r = np.log(c)
+        r = np.subtract(r[1:], r[:-1], out=r[:-1])
+        var = _rolling_var(r, n, ddof, out=out[1:])
+        np.sqrt(var, out=var)
+    else:
+        out[:] = np.nan
     return out
 
 
@@ -477,10 +725,11 @@ def compute_all(frame: Any, settings: Any = None) -> dict[str, np.ndarray]:
     out["macd"], out["macd_signal"], out["macd_hist"] = macd(c, 12, 26, 9)
     (out["bb_upper"], out["bb_middle"], out["bb_lower"], out["bb_bandwidth"],
      out["bb_percent_b"]) = bollinger(c, bb_n, bb_k)
-    out["atr"] = atr(h, lo, c, atr_n)
-    out["atr_14"] = out["atr"] if atr_n == 14 else atr(h, lo, c, 14)
-    out["adx"], out["plus_di"], out["minus_di"] = adx(h, lo, c, adx_n)
-    out["adx_14"] = out["adx"] if adx_n == 14 else adx(h, lo, c, 14)[0]
+    tr = _tr(h, lo, c)                     # shared by ATR and ADX
+    out["atr"] = atr(h, lo, c, atr_n, tr=tr)
+    out["atr_14"] = out["atr"] if atr_n == 14 else atr(h, lo, c, 14, tr=tr)
+    out["adx"], out["plus_di"], out["minus_di"] = adx(h, lo, c, adx_n, tr=tr)
+    out["adx_14"] = out["adx"] if adx_n == 14 else adx(h, lo, c, 14, tr=tr)[0]
     out["cci_20"] = cci(h, lo, c, 20)
     out["willr_14"] = williams_r(h, lo, c, 14)
     out["stoch_k"], out["stoch_d"] = stochastic(h, lo, c, 5, 3, 3)
