@@ -2,8 +2,8 @@
 
 Every function takes 1-D arrays (or lists) and returns float64 arrays of the same length, NaN
 during warm-up. No pandas, no hidden state, no Python loop over candles: recursive smoothing
-(EMA, Wilder) runs through `scipy.signal.lfilter`, windows through block-anchored cumulative
-sums, `np.convolve` or `scipy.ndimage` min/max filters.
+(EMA, Wilder) runs as blocked matrix products chained by `scipy.signal.lfilter`, windows as
+log-step pairwise sums and extremes (see bot/indicator_kernels.py).
 
 Where TA-Lib has the same indicator the values equal TA-Lib 0.6+/0.8 with its default settings
 (no unstable period, default compatibility) to 1e-9 relative, including its seeding:
@@ -24,13 +24,15 @@ cent; here the true value is returned. `compute_all` lists the keys other parts 
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
-from scipy.signal import lfilter
+
+from bot.indicator_kernels import recursive as _recursive
+from bot.indicator_kernels import rolling_var as _rolling_var
+from bot.indicator_kernels import window_extreme as _rext
+from bot.indicator_kernels import window_sums as _rsum
 
 __all__ = [
     "sma", "ema", "wma", "rsi", "macd", "bbands", "bollinger", "stddev", "true_range", "atr", "adx",
@@ -77,112 +79,6 @@ def _valid_out(N: int, first: int) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # window primitives
 
-def _rsum(x: np.ndarray, n: int, out: np.ndarray | None = None) -> np.ndarray:
-    """Sums over every window of n along the last axis (valid mode: length L-n+1).
-
-    A window of n is cut into the power-of-two pieces of n's binary digits; the pieces come
-    from repeated pairwise doubling (sums of 2, 4, 8, ...) in one scratch buffer, so a window
-    costs about log2(n) passes instead of n, the summation is pairwise (accurate), and its order
-    is fixed: a window gives the same bits however much history precedes it.
-    """
-    L = x.shape[-1]
-    m = L - n + 1
-    if out is None:
-        out = np.empty(x.shape[:-1] + (max(m, 0),))
-    if m <= 0:
-        return out
-    piece, size, offset, first = x, 1, 0, True
-    scratch = None
-    for k in range(n.bit_length()):
-        if n >> k & 1:
-            if first:
-                np.copyto(out, piece[..., offset:offset + m])
-                first = False
-            else:
-                out += piece[..., offset:offset + m]
-            offset += size
-        if n >> (k + 1) == 0:
-            break
-        if scratch is None:
-            scratch = np.add(x[..., :-1], x[..., 1:])
-        else:  # in place: element i reads i+size, not yet overwritten
-            np.add(scratch[..., :-size], scratch[..., size:], out=scratch[..., :-size])
-        size *= 2
-        piece = scratch
-    return out
-
-
-def _rext(x: np.ndarray, n: int, op: Any, out: np.ndarray | None = None) -> np.ndarray:
-    """Running extreme (op = np.maximum or np.minimum) over windows of n, valid mode.
-
-    Extremes may overlap, so a window is two overlapping power-of-two pieces: log2(n) passes.
-    """
-    m = len(x) - n + 1
-    if out is None:
-        out = np.empty(max(m, 0))
-    if m <= 0:
-        return out
-    piece, size = x, 1
-    while 2 * size <= n:
-        if piece is x:
-            piece = op(x[:-1], x[1:])
-        else:
-            op(piece[:-size], piece[size:], out=piece[:-size])
-        size *= 2
-    if size == n:
-        np.copyto(out, piece[:m])
-    else:
-        op(piece[:m], piece[n - size:n - size + m], out=out)
-    return out
-
-
-_VAR_ROW = 256     # windows per anchored row in _rolling_var
-_VAR_ROWS = 256    # rows per chunk: the chunk's temporaries stay in cache
-
-
-def _rolling_var(x: np.ndarray, n: int, ddof: int = 0, out: np.ndarray | None = None) -> np.ndarray:
-    """Variance over each trailing window of n, full length, NaN for the first n-1.
-
-    Sums of squared prices cancel catastrophically (a variance is ~1e-6 of a squared BTC price,
-    and 0 in a flat stretch), so the windows are taken in rows of 256, each row relative to its
-    own first value before squaring; rows are processed a cache-sized chunk at a time.
-    """
-    N = len(x)
-    out = np.empty(N) if out is None else out
-    m = N - n + 1
-    out[: min(n - 1, N)] = np.nan
-    if m <= 0:
-        return out
-    b = _VAR_ROW
-    nb = m // b                            # whole rows; the rest is one short row at the end
-    width = b + n - 1
-    res = out[n - 1:]
-    for r0 in range(0, nb, _VAR_ROWS):     # chunks of rows, each handled by array operations
-        r1 = min(nb, r0 + _VAR_ROWS)
-        rows = as_strided(x[r0 * b:], shape=(r1 - r0, width), strides=(b * 8, 8),
-                          writeable=False)
-        d = rows - rows[:, :1]
-        s1 = _rsum(d, n)
-        np.multiply(d, d, out=d)
-        var = res[r0 * b:r1 * b].reshape(r1 - r0, b)
-        _rsum(d, n, out=var)
-        s1 *= s1
-        s1 /= n
-        var -= s1
-    if nb * b < m:
-        d = x[nb * b:] - x[nb * b]
-        s1 = _rsum(d, n)
-        d *= d
-        var = res[nb * b:]
-        _rsum(d, n, out=var)
-        s1 *= s1
-        s1 /= n
-        var -= s1
-    res /= n - ddof
-    np.maximum(res, 0.0, out=res)
-    return out
-
-
 def rolling_max(x: ArrayLike, period: int) -> np.ndarray:
     """Highest value of each trailing window of `period` (current value included)."""
     x, n = _arr(x), _period(period)
@@ -199,57 +95,6 @@ def rolling_min(x: ArrayLike, period: int) -> np.ndarray:
     if len(x) >= n:
         _rext(x, n, np.minimum, out=out[n - 1:])
     return out
-
-
-_BLOCK = 16
-_CHUNK = 1024  # blocks per matrix product: m*n*k = 262144 is OpenBLAS's single-thread limit,
-# and its worker threads, once woken, stall for milliseconds on a loaded machine
-
-
-@functools.lru_cache(maxsize=64)
-def _block_kernel(a: float, b: float) -> tuple[np.ndarray, np.ndarray, float]:
-    """Matrices that run y[t] = a*y[t-1] + b*x[t] over a block of _BLOCK from a zero start."""
-    i = np.arange(_BLOCK)
-    lag = i[None, :] - i[:, None]
-    kernel = np.where(lag >= 0, b * np.power(a, np.maximum(lag, 0)), 0.0)
-    return kernel, np.power(a, i + 1.0), a ** _BLOCK
-
-
-def _recursive(x: np.ndarray, seed: Any, a: float, b: float,
-               out: np.ndarray | None = None) -> np.ndarray:
-    """y[0] = seed; y[t] = a*y[t-1] + b*x[t] for t >= 1 (x[0] is ignored), along the last axis.
-
-    `x` may be 2-D (several series with the same a, b; `seed` one per row); `out` may be `x`
-    itself. Long inputs run block-wise: each block of 16 is one row of a matrix product from a
-    zero start, the block ends are chained by one short lfilter over the blocks, and each block
-    then adds its carried-in state times a**(i+1). Same numbers as lfilter (1e-15 relative),
-    faster than its strictly serial loop. Non-finite inputs take lfilter, which keeps NaN causal.
-    """
-    x2 = x.reshape(-1, x.shape[-1])
-    rows, N = x2.shape
-    seeds = np.array(np.broadcast_to(np.asarray(seed, dtype=np.float64), (rows,)))
-    y = np.empty_like(x2) if out is None else out.reshape(rows, N)
-    k = 0
-    if N > 4 * _BLOCK and np.isfinite(np.sum(x2[:, 1:])):
-        nb = (N - 1) // _BLOCK
-        k = nb * _BLOCK
-        kernel, powers, a_block = _block_kernel(a, b)
-        for r in range(rows):  # a handful of series; inside, chunks of blocks
-            xb = x2[r, 1:1 + k].reshape(nb, _BLOCK)
-            yb = y[r, 1:1 + k].reshape(nb, _BLOCK)
-            for i in range(0, nb, _CHUNK):
-                np.matmul(xb[i:i + _CHUNK], kernel, out=yb[i:i + _CHUNK])
-            carry = np.empty(nb)
-            carry[0] = seeds[r]
-            if nb > 1:
-                carry[1:] = lfilter([1.0], [1.0, -a_block], yb[:-1, -1],
-                                    zi=[a_block * seeds[r]])[0]
-            for i in range(0, nb, 4 * _CHUNK):
-                yb[i:i + 4 * _CHUNK] += carry[i:i + 4 * _CHUNK, None] * powers
-    y[:, 0] = seeds
-    if k + 1 < N:
-        y[:, k + 1:] = lfilter([b], [1.0, -a], x2[:, k + 1:], axis=1, zi=a * y[:, k:k + 1])[0]
-    return y.reshape(x.shape)
 
 
 def _ema_from(x: np.ndarray, start: int, n: int) -> np.ndarray:

@@ -167,3 +167,38 @@ def test_short_input_and_bad_input():
         ind.atr([1, 2], [1], [1, 2])
     with pytest.raises(ValueError, match="1-D"):
         ind.rsi(np.ones((3, 3)))
+
+
+def test_blocked_recursion_equals_lfilter(hlcv):
+    from scipy.signal import lfilter
+
+    from bot.indicator_kernels import recursive
+    c = hlcv[2]
+    for a, b in ((0.9, 0.1), (13 / 14, 1.0), (199 / 201, 2 / 201)):
+        ref = np.r_[c[0], lfilter([b], [1.0, -a], c[1:], zi=[a * c[0]])[0]]
+        np.testing.assert_allclose(recursive(c, c[0], a, b), ref, rtol=1e-13)
+        two = recursive(np.stack([c, c[::-1].copy()]), [c[0], c[-1]], a, b)
+        np.testing.assert_allclose(two[0], ref, rtol=1e-13)
+        inplace = c.copy()
+        recursive(inplace, c[0], a, b, out=inplace)
+        np.testing.assert_allclose(inplace, ref, rtol=1e-13)
+    # a NaN in the input stays causal: everything before it is untouched
+    x = c.copy()
+    x[5000] = np.nan
+    y = recursive(x, x[0], 0.9, 0.1)
+    np.testing.assert_allclose(y[:5000], recursive(c, c[0], 0.9, 0.1)[:5000], rtol=1e-13)
+    assert np.isnan(y[5000:]).all()
+
+
+def test_adx_after_a_trading_halt_matches_talib(hlcv):
+    """A flat stretch (exchange halt: one real price repeated) has no range: DI 0, DX undefined,
+    and TA-Lib holds the ADX there. The real candles follow."""
+    h, lo, c, _ = (a[:3000] for a in hlcv)
+    flat = np.full(40, c[0])
+    H, L, C = (np.r_[flat, a] for a in (h, lo, c))
+    a, p, m = ind.adx(H, L, C, 14)
+    assert_matches(a, talib.ADX(H, L, C, 14))
+    assert_matches(p, talib.PLUS_DI(H, L, C, 14))
+    assert_matches(m, talib.MINUS_DI(H, L, C, 14))
+    assert_matches(ind.rsi(C, 14), talib.RSI(C, 14))
+    assert (p[14:40] == 0).all()
