@@ -91,10 +91,12 @@ class DQNConfig:
     """multiplier of the reward before learning (1 % of equity = reward 1)"""
     n_envs: int = 64
     """parallel episodes in offline training"""
-    min_hold: int = 4
+    min_hold: int = 24
     """candles a position is held before the agent may change it (against overtrading)"""
-    switch_margin: float = 0.0
+    switch_margin: float = 0.5
     """Q advantage (scaled reward units) a new position needs over the current one to be taken"""
+    train_trade_penalty: float = 0.002
+    """offline training only: reward penalty per position change on top of fees (vs overtrading)"""
     torch_threads: int = 1
     """torch CPU threads: small nets run fastest on one (the machine has 2 shared cores)"""
 
@@ -382,6 +384,11 @@ class SelfLearningBot:
         """A training environment over `frames` with this agent's settings."""
         data = frames if isinstance(frames, MarketData) else MarketData.from_frames(
             frames, settings=self.settings)
+        if "reward" not in options:
+            from bot.reward_system import RewardSystem
+
+            options["reward"] = RewardSystem.from_settings(
+                self.settings, trade_penalty=self.settings.REWARD_TRADE_PENALTY + self.config.train_trade_penalty)
         opts = {"n_envs": self.config.n_envs, "min_hold": self.config.min_hold,
                 "seed": self.config.seed + self.env_steps,   # fresh episode starts on every call
                 "allow_short": self.n_actions == 3}

@@ -16,7 +16,10 @@ from bot.strategies import get_strategy
 from bot.strategies.base import Decision, StrategyContext
 from self_test.conftest import make_settings
 
-SMALL = DQNConfig(seed=1, learning_starts=1_000, n_envs=16, buffer_size=20_000)
+# Small and quick; short holds and no hysteresis so that learning (not the anti-overtrading
+# brakes) is what separates the trained agent from random policies.
+SMALL = DQNConfig(seed=1, learning_starts=1_000, n_envs=16, buffer_size=20_000, min_hold=4, switch_margin=0.0,
+                  train_trade_penalty=0.0)
 
 
 @pytest.fixture(scope="module")

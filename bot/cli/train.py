@@ -36,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--switch-margin", type=float, default=None,
                    help="Q advantage a new position needs over the current one (hysteresis; default 0)")
     p.add_argument("--trade-penalty", type=float, default=None,
-                   help="extra reward penalty per position change (default: REWARD_TRADE_PENALTY)")
+                   help="training reward penalty per position change, on top of fees (default: 0.002)")
     p.add_argument("--long-only", action="store_true", help="no shorts (as on spot)")
     p.add_argument("--sma", default="20,100", help="fast,slow SMA periods of the baseline (default: 20,100)")
     p.add_argument("--trials", type=int, default=None,
@@ -51,7 +51,6 @@ def run(args: argparse.Namespace, settings: Any) -> int:
 
     from bot.data_manager import DataManager, interval_ms
     from bot.errors import DataError
-    from bot.reward_system import RewardSystem
     from bot.self_learning import DQNConfig, SelfLearningBot
     from bot.walk_forward import record_trial, walk_forward
     from config import PROJECT_ROOT
@@ -84,9 +83,8 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     if args.switch_margin is not None:
         cfg_changes["switch_margin"] = args.switch_margin
     config = DQNConfig().replace(**cfg_changes)
-    env_options: dict[str, Any] = {}
     if args.trade_penalty is not None:
-        env_options["reward"] = RewardSystem.from_settings(settings, trade_penalty=args.trade_penalty)
+        cfg_changes["train_trade_penalty"] = args.trade_penalty
     steps_per_fold = args.steps_per_fold if args.steps_per_fold is not None else args.steps // 4
 
     agents: list[SelfLearningBot] = []
@@ -95,8 +93,7 @@ def run(args: argparse.Namespace, settings: Any) -> int:
         agents.append(SelfLearningBot(settings, config=config))
         return agents[-1]
 
-    described = {"trade_penalty": args.trade_penalty if args.trade_penalty is not None
-                 else settings.REWARD_TRADE_PENALTY}
+    described = {"reward_trade_penalty": settings.REWARD_TRADE_PENALTY + config.train_trade_penalty}
     trial_key = hashlib.sha256(json.dumps(
         {"config": config.__dict__, "steps": [args.steps, steps_per_fold], "env": described,
          "long_only": args.long_only, "interval": interval}, sort_keys=True, default=str).encode()).hexdigest()[:12]
@@ -107,7 +104,7 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     report = walk_forward(frame, settings=settings, symbol=args.symbol.upper(), interval=interval,
                           train_until=args.train_until, folds=args.folds, agent_factory=factory,
                           steps_first=args.steps, steps_per_fold=steps_per_fold, n_trials=n_trials,
-                          sma=(fast, slow), env_options=env_options)
+                          sma=(fast, slow))
     report.settings["env"] = described
     report.settings["trial_key"] = trial_key
     print()
