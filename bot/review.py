@@ -207,7 +207,8 @@ class RuleRiskReviewer:
         if context.balance is not None and context.balance.available < s.MIN_ORDER_USDT:
             return veto(f"available margin {context.balance.available:.2f} {context.balance.coin} is below "
                         f"the minimum order {s.MIN_ORDER_USDT:.2f}")
-        atr = context.indicators.get("atr_14")
+        # The engine's indicators call it "atr" (ATR_PERIOD), compute_all also "atr_14".
+        atr = context.indicators.get("atr", context.indicators.get("atr_14"))
         if atr is not None and len(atr) >= 20:
             window = np.asarray(atr[-100:], dtype=float)
             window = window[np.isfinite(window)]

@@ -12,8 +12,17 @@ import pytest
 
 from bot.exchange.base import ClosedTrade
 from bot.features import regime
-from bot.journal_insights import (Outcome, counterfactual_r, group_outcomes, lessons_text, parse_lessons,
-                                  propose_lessons, refresh_lessons, replay_trade, veto_outcomes)
+from bot.journal_insights import (
+    Outcome,
+    counterfactual_r,
+    group_outcomes,
+    lessons_text,
+    parse_lessons,
+    propose_lessons,
+    refresh_lessons,
+    replay_trade,
+    veto_outcomes,
+)
 from bot.review import ReviewPipeline
 from bot.store import Journal
 from bot.strategies.analyst import AnalystStrategy

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 
+import numpy as np
+
 import pytest
 
 from bot.events import EventBus, EventKind
@@ -188,3 +190,18 @@ def test_llm_not_configured_uses_rules_and_says_so(tmp_path, btc_hourly, journal
     ctx = _context(btc_hourly, 9000)
     out = ReviewPipeline(s, journal=journal).review(_long(ctx), ctx)
     assert out.approved and out.verdicts[0].reviewer.startswith("rules (llm not configured")
+
+
+def test_risk_review_vetoes_entries_into_a_volatility_spike(settings, btc_hourly, journal):
+    # Find the real hour of the seed where ATR stood highest above its 100-hour median.
+    ctx = None
+    best = 0.0
+    for end in range(1000, len(btc_hourly), 500):
+        c = _context(btc_hourly, end)
+        atr = c.indicators["atr"][-100:]
+        ratio = atr[-1] / np.median(atr)
+        if ratio > best:
+            best, ctx = ratio, c
+    assert best > settings.VOLATILITY_SPIKE_RATIO
+    out = ReviewPipeline(settings, journal=journal).review(_long(ctx), ctx)
+    assert not out.approved and out.verdicts[-1].stage == "risk" and "volatility spike" in out.verdicts[-1].reason
