@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 
 import numpy as np
-
 import pytest
 
 from bot.events import EventBus, EventKind
