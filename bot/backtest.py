@@ -129,11 +129,12 @@ def _tick(price: float, tick: float) -> float:
     return round_to_tick(price, tick) if tick > 0 else price
 
 
-def fast_backtest(frame: pd.DataFrame, targets: np.ndarray, costs: CostModel, *,
+def fast_backtest(frame: pd.DataFrame, targets: np.ndarray | None, costs: CostModel, *,
                   stop_dist: np.ndarray | None = None, tp_dist: np.ndarray | None = None,
                   symbol: str = "BTCUSDT", interval: str = "60", strategy: str = "",
                   params: dict[str, Any] | None = None, start: int = 0, end: int | None = None,
-                  risk: Any = None) -> BacktestResult:
+                  risk: Any = None, policy: Callable[[int, int, float, int], int] | None = None
+                  ) -> BacktestResult:
     """The lean sequential loop over precomputed targets (see the module docstring for the rules).
 
     `targets`: (n, 3) int array, row i = target when candle i closes for each position state
@@ -144,6 +145,8 @@ def fast_backtest(frame: pd.DataFrame, targets: np.ndarray, costs: CostModel, *,
     `risk`: a `bot.backtest_risk.RiskGate` -- the bot's RiskManager sizes, stops and vetoes every
     entry and watches the account limits, as in the engine. None: size by POSITION_SIZE_PCT only,
     stops only from the strategy.
+    `policy(i, position, upnl_pct, held_candles) -> target`: instead of `targets`, for strategies
+    whose decision depends on the open position's P&L and age (the DQN agent, bot/backtest_dqn.py).
     """
     t0 = time.perf_counter()
     o = frame["open"].to_numpy(dtype=np.float64)
@@ -152,12 +155,17 @@ def fast_backtest(frame: pd.DataFrame, targets: np.ndarray, costs: CostModel, *,
     c = frame["close"].to_numpy(dtype=np.float64)
     t_open = np.asarray(frame.index, dtype=np.int64)
     step_ms = interval_ms(interval)
-    tg = np.asarray(targets)
-    if tg.ndim == 1:
-        tg = np.repeat(tg[:, None], 3, axis=1)
-    if tg.shape != (len(c), 3):
-        raise ValueError(f"targets must have shape ({len(c)}, 3) or ({len(c)},), got {tg.shape}")
-    tgl = tg.tolist()  # Python ints: indexing a list is much cheaper than a numpy array in a loop
+    if targets is None:
+        if policy is None:
+            raise ValueError("fast_backtest needs targets or a policy")
+        tgl = None
+    else:
+        tg = np.asarray(targets)
+        if tg.ndim == 1:
+            tg = np.repeat(tg[:, None], 3, axis=1)
+        if tg.shape != (len(c), 3):
+            raise ValueError(f"targets must have shape ({len(c)}, 3) or ({len(c)},), got {tg.shape}")
+        tgl = tg.tolist()  # Python ints: indexing a list is much cheaper than a numpy array in a loop
     sl_l = stop_dist.tolist() if stop_dist is not None else None
     tp_l = tp_dist.tolist() if tp_dist is not None else None
     ol, hl, ll, cl = o.tolist(), h.tolist(), lo.tolist(), c.tolist()
@@ -178,6 +186,7 @@ def fast_backtest(frame: pd.DataFrame, targets: np.ndarray, costs: CostModel, *,
     qty = entry = 0.0
     sl = tp = math.nan
     entry_ms = 0
+    entry_i = 0
     entry_fee = 0.0
     fees = 0.0
 
@@ -217,7 +226,12 @@ def fast_backtest(frame: pd.DataFrame, targets: np.ndarray, costs: CostModel, *,
                     close_out(tp, "take-profit", at)
         if risk is not None:
             risk.check(cash + (pos * (cl[i] - entry) * qty if pos else 0.0), int(t_open[i]) + step_ms)
-        want = tgl[i][pos % 3]
+        if tgl is not None:
+            want = tgl[i][pos % 3]
+        elif pos:
+            want = policy(i, pos, pos * (cl[i] / entry - 1.0) * 100.0, i - entry_i)  # type: ignore[misc]
+        else:
+            want = policy(i, 0, 0.0, 0)  # type: ignore[misc]
         if want != pos:
             px = cl[i]
             at = int(t_open[i]) + step_ms
@@ -235,7 +249,7 @@ def fast_backtest(frame: pd.DataFrame, targets: np.ndarray, costs: CostModel, *,
                 q = floor_to_step(verdict[0] / px, qty_step) if verdict is not None else 0.0
                 if q > 0 and q >= min_qty - 1e-12 and q * px >= min_value - 1e-9:  # else the executor refuses
                     fill = _tick(px + want * px * slip, tick)
-                    pos, qty, entry, entry_ms = want, q, fill, at
+                    pos, qty, entry, entry_ms, entry_i = want, q, fill, at, i
                     entry_fee = q * fill * fee_rate
                     cash -= entry_fee
                     fees += entry_fee
@@ -344,6 +358,10 @@ def run_backtest(settings: Any, strategy: Any, frame: pd.DataFrame, *, symbol: s
     if path == "fast" and not strategy_has_fast_path(strategy):
         raise ValueError(f"strategy {getattr(strategy, 'name', strategy)!r} has no batched signals(); "
                          "use the engine path")
+    if getattr(strategy, "name", "") == "dqn" and hasattr(strategy, "agent") and path in ("auto", "fast") \
+            and not getattr(settings, "TRAILING_STOP", False):
+        from bot.backtest_dqn import dqn_fast_backtest
+        return dqn_fast_backtest(settings, strategy, frame, symbol=symbol, interval=interval, start=start)
     fast_ok = strategy_has_fast_path(strategy) and not getattr(settings, "TRAILING_STOP", False)
     if path == "fast" or (path == "auto" and fast_ok):
         return run_fast(strategy, frame, costs_for(settings, symbol, frame), symbol=symbol, interval=interval,

@@ -191,3 +191,45 @@ def test_good_csv_with_other_column_names_runs(tmp_path, settings, btc_hourly, c
     path = write_csv(tmp_path / "candles.csv", btc_hourly.iloc[:600])
     assert cli.run(cli_args(strategy="sma", data=path, path="fast", out=tmp_path / "o", no_plot=True), settings) == 0
     assert "fast path" in capsys.readouterr().out
+
+
+def test_dqn_fast_policy_decides_like_the_strategy(settings, btc_hourly):
+    """The batched DQN pass (flat states) and the per-candle pass (open positions) give the
+    targets `DQNStrategy.decide` gives, on real candles (an untrained agent: seeded weights)."""
+    from bot.backtest_dqn import DQNPolicy
+    from bot.exchange.base import Position
+    from bot.strategies import get_strategy
+    from bot.strategies.base import StrategyContext
+
+    strat = get_strategy("dqn", settings)
+    strat.training = False
+    frame = btc_hourly.iloc[-450:]
+    policy = DQNPolicy(strat, frame, settings)
+    step = 3_600_000
+    checked = set()
+    for i in range(policy.first, len(frame), 11):
+        window = frame.iloc[: i + 1]
+        price = float(window["close"].iloc[-1])
+        close_ms = int(window.index[-1]) + step
+        for pos in (0, 1, -1):
+            position = None
+            upnl, held = 0.0, 0
+            if pos:
+                entry = float(frame["close"].iloc[i - 5])
+                position = Position("BTCUSDT", "long" if pos > 0 else "short", 0.01, entry,
+                                    opened_ms=close_ms - 5 * step)
+                upnl, held = pos * (price / entry - 1.0) * 100.0, 5
+            ctx = StrategyContext(symbol="BTCUSDT", interval="60", time_ms=close_ms, price=price,
+                                  candles={"60": window}, position=position)
+            want = strat.decide(ctx).target
+            assert policy(i, pos, upnl, held) == want, (i, pos)
+            checked.add(want)
+    assert len(checked) >= 2   # the agent does not answer the same everywhere
+
+
+def test_dqn_backtest_takes_the_fast_path(settings, btc_hourly):
+    from bot.backtest import run_backtest
+    from bot.strategies import get_strategy
+    res = run_backtest(settings, get_strategy("dqn", settings), btc_hourly.iloc[-800:], start=300)
+    assert res.path == "fast" and res.candles == 500
+    assert res.equity[-1] == pytest.approx(1000.0 + sum(t.pnl for t in res.trades), abs=1e-6)
