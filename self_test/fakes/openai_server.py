@@ -146,3 +146,31 @@ class FakeOpenAI:
                          "message": {"role": "assistant", "content": content}}],
             "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
         })
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve the fake by hand: `python -m self_test.fakes.openai_server --mode garbage`; then set
+    LLM_BASE_URL to the printed URL, LLM_MODEL=fake-reviewer-1, LLM_API_KEY to the printed key."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("--mode", choices=[m for m in MODES if m != "down"], default="valid")
+    p.add_argument("--verdict", choices=("approve", "veto"), default="approve")
+    p.add_argument("--delay", type=float, default=30.0, help="seconds the slow mode waits")
+    args = p.parse_args(argv)
+    fake = FakeOpenAI().start()
+    fake.mode, fake.delay = args.mode, args.delay
+    fake.answer = dict(fake.answer, verdict=args.verdict)
+    print(f"fake OpenAI-compatible server ({args.mode}) at {fake.base_url}  key {fake.api_key}  "
+          f"model {fake.model}; Ctrl-C stops it", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        fake.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
