@@ -19,13 +19,16 @@ from scipy.signal import lfilter
 __all__ = ["window_sums", "window_extreme", "rolling_var", "recursive"]
 
 
-def window_sums(x: np.ndarray, n: int, out: np.ndarray | None = None) -> np.ndarray:
+def window_sums(x: np.ndarray, n: int, out: np.ndarray | None = None,
+                scratch: np.ndarray | None = None) -> np.ndarray:
     """Sums over every window of n along the last axis (valid mode: length L-n+1).
 
     A window of n is cut into the power-of-two pieces of n's binary digits; the pieces come
-    from repeated pairwise doubling (sums of 2, 4, 8, ...) in one scratch buffer, so a window
-    costs about log2(n) passes instead of n, the summation is pairwise (accurate), and its order
-    is fixed: a window gives the same bits however much history precedes it.
+    from repeated pairwise doubling (sums of 2, 4, 8, ...), so a window costs about log2(n)
+    passes instead of n, the summation is pairwise (accurate), and its order is fixed: a window
+    gives the same bits however much history precedes it. The doublings ping-pong between two
+    buffers (an in-place overlapping add would make numpy copy); `scratch` of shape
+    (2,) + x.shape, any content, saves allocating them.
     """
     L = x.shape[-1]
     m = L - n + 1
@@ -34,7 +37,7 @@ def window_sums(x: np.ndarray, n: int, out: np.ndarray | None = None) -> np.ndar
     if m <= 0:
         return out
     piece, size, offset, first = x, 1, 0, True
-    scratch = None
+    bufs = scratch
     for k in range(n.bit_length()):
         if n >> k & 1:
             if first:
@@ -45,12 +48,12 @@ def window_sums(x: np.ndarray, n: int, out: np.ndarray | None = None) -> np.ndar
             offset += size
         if n >> (k + 1) == 0:
             break
-        if scratch is None:
-            scratch = np.add(x[..., :-1], x[..., 1:])
-        else:  # in place: element i reads i+size, not yet overwritten
-            np.add(scratch[..., :-size], scratch[..., size:], out=scratch[..., :-size])
+        if bufs is None:
+            bufs = np.empty((2,) + x.shape)
+        nxt = bufs[k % 2][..., : piece.shape[-1] - size]
+        np.add(piece[..., :-size], piece[..., size:], out=nxt)
+        piece = nxt
         size *= 2
-        piece = scratch
     return out
 
 

@@ -507,16 +507,34 @@ def roc(x: ArrayLike, period: int = 10) -> np.ndarray:
 
 
 def logret_std(close: ArrayLike, period: int = 20, *, ddof: int = 1) -> np.ndarray:
-    """Standard deviation of the last `period` log returns (sample std by default)."""
+    """Standard deviation of the last `period` log returns (sample std by default).
+
+    Log returns hover around 0, so the plain sums of r and r**2 do not cancel the way sums of
+    squared prices would: no anchoring needed. Runs in cache-sized chunks of candles (each
+    window's sums are formed the same way whatever the chunking, so results do not depend on it).
+    """
     c, n = _arr(close, "close"), _period(period, lo=2)
-    out = _valid_out(len(c), n)
-    if len(c) > n:
-        r = np.log(c)
-        r = np.subtract(r[1:], r[:-1], out=r[:-1])
-        var = _rolling_var(r, n, ddof, out=out[1:])
-        np.sqrt(var, out=var)
-    else:
+    N = len(c)
+    out = _valid_out(N, n)
+    if N <= n:
         out[:] = np.nan
+        return out
+    step = 1 << 15
+    lc, s1 = np.empty(step + n), np.empty(step)
+    scratch = np.empty((2, step + n - 1))
+    for i in range(n, N, step):  # chunks of candles, each handled by whole-array operations
+        k = min(step, N - i)
+        lg = np.log(c[i - n:i + k], out=lc[:k + n])
+        r = np.subtract(lg[1:], lg[:-1], out=lg[:-1])   # the k + n - 1 returns the windows use
+        a = _rsum(r, n, out=s1[:k], scratch=scratch[:, :k + n - 1])
+        np.multiply(r, r, out=r)
+        var = _rsum(r, n, out=out[i:i + k], scratch=scratch[:, :k + n - 1])
+        a *= a
+        a /= n
+        var -= a
+        var /= n - ddof
+        np.maximum(var, 0.0, out=var)
+        np.sqrt(var, out=var)
     return out
 
 
