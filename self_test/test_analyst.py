@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from bot.data_manager import CandleCache
+from bot.errors import StrategyError
 from bot.exchange.base import Position
 from bot.indicators import compute_all
 from bot.journal_insights import Lesson
@@ -149,3 +150,25 @@ def test_bad_options_are_named(settings):
     with pytest.raises(Exception, match="whole multiple"):
         AnalystStrategy(settings, entry_interval="D", confirm_interval="240")
     assert np.isfinite(AnalystStrategy(settings).min_confidence)
+
+
+def test_on_4h_candles_it_sees_the_same_setup(settings, btc_hourly):
+    """CANDLE_INTERVAL=240: the engine hands over 4 h candles; same moment, same reading."""
+    four = resample(btc_hourly, "60", "240")
+    t = _ms("2018-04-03 20:00")
+    i = four.index.get_loc(t - 4 * HOUR)
+    frame = four.iloc[i - 399:i + 1]
+    ctx = StrategyContext(symbol="BTCUSDT", interval="240", time_ms=t, price=float(frame["close"].iloc[-1]),
+                          candles={"240": frame})
+    d4 = AnalystStrategy(settings).decide(ctx)
+    d1 = AnalystStrategy(settings).decide(_ctx(btc_hourly, t))
+    assert d4.target == d1.target == FLAT
+    assert d4.reason.split(";")[:2] == d1.reason.split(";")[:2]
+
+
+def test_candles_longer_than_the_entry_timeframe_are_refused(settings, btc_daily):
+    frame = btc_daily.iloc[-400:]
+    ctx = StrategyContext(symbol="BTCUSDT", interval="D", time_ms=int(frame.index[-1]) + 86_400_000,
+                          price=float(frame["close"].iloc[-1]), candles={"D": frame})
+    with pytest.raises(StrategyError, match="CANDLE_INTERVAL D must not be longer than ANALYST_ENTRY_INTERVAL 240"):
+        AnalystStrategy(settings).decide(ctx)
