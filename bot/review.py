@@ -295,7 +295,8 @@ class ReviewPipeline:
     def _record(self, verdict: Verdict, proposal: Decision, context: StrategyContext,
                 record: dict[str, Any]) -> None:
         entry = dict(record, verdict_confidence=verdict.confidence, fallback=verdict.fallback)
-        if self.journal is not None:
+        # The backtester's MemoryJournal has no review table: the events still say who decided.
+        if self.journal is not None and hasattr(self.journal, "record_review"):
             self.journal.record_review(int(context.time_ms), context.symbol, verdict.stage, verdict.reviewer,
                                        verdict.verdict, verdict.reason, entry)
             if not verdict.approved and hasattr(self.journal, "record_veto"):

@@ -204,3 +204,13 @@ def test_risk_review_vetoes_entries_into_a_volatility_spike(settings, btc_hourly
     assert best > settings.VOLATILITY_SPIKE_RATIO
     out = ReviewPipeline(settings, journal=journal).review(_long(ctx), ctx)
     assert not out.approved and out.verdicts[-1].stage == "risk" and "volatility spike" in out.verdicts[-1].reason
+
+
+def test_a_journal_without_review_records_still_gets_the_events(settings, btc_hourly):
+    from bot.exchange.base import MemoryJournal
+
+    bus = EventBus()
+    q = bus.subscribe()
+    ctx = _context(btc_hourly, 9000)
+    out = ReviewPipeline(settings, journal=MemoryJournal(), bus=bus).review(_long(ctx, rr=1.2), ctx)
+    assert not out.approved and q.get_nowait().kind == EventKind.VETO
