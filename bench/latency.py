@@ -13,7 +13,10 @@ names are made up). Each configuration is measured in the same run:
 - sma + in-memory journal: the engine's own cost,
 - sma + SQLite journal (WAL, synchronous=FULL): what paper/live pay to journal the intent
   before sending (an fsync per transaction, so this figure is the disk's),
-- dqn (greedy, training off) + in-memory journal: the agent's state and forward pass.
+- dqn + in-memory journal: the agent's state and forward pass. It learns online (as in paper
+  trading) so that it explores and trades; its gradient steps run after the batch's orders and
+  are not in the figure. An untrained agent acting greedily would hold one position and send
+  no orders to time.
 
 Run: .venv/bin/python bench/latency.py [--pairs 20] [--candles 300]
 """
@@ -57,10 +60,11 @@ class TimedSim(SimExchange):
         return super().create_order(*a, **kw)
 
 
-def measure(name: str, strategy: str, journal_kind: str, pairs: int, candles: int, tmp: Path) -> np.ndarray:
+def measure(name: str, strategy: str, journal_kind: str, pairs: int, candles: int, tmp: Path, *,
+            training: bool = False) -> np.ndarray:
     s = load_settings(None, environ={}, HISTORICAL_DATA_PATH=str(tmp / name), LOG_FILE=str(tmp / "bench.log"),
                       SIMULATION_ORDER_DELAY=0.0, CANDLE_INTERVAL="60", MAX_OPEN_POSITIONS=pairs,
-                      MAX_TOTAL_RISK=1.0, TRAINING_ENABLED=False, STRATEGY=strategy,
+                      MAX_TOTAL_RISK=1.0, TRAINING_ENABLED=training, STRATEGY=strategy,
                       FALLBACK_SYMBOLS=",".join(f"BTC{i:02d}USDT" for i in range(pairs)))
     btc = load_seed("BTCUSDT", "60")
     span = WARMUP + candles
@@ -79,8 +83,6 @@ def measure(name: str, strategy: str, journal_kind: str, pairs: int, candles: in
     engine = TradingEngine(s, market=market, exchange=sim, journal=journal)
     engine.replay = True
     engine.prepare("PAPER")
-    if hasattr(engine.c.strategy, "training"):
-        engine.c.strategy.training = False
     symbols = list(frames)
     for sym in symbols:
         engine._new_pair(sym)
@@ -115,10 +117,12 @@ def main() -> int:
     print(f"{args.pairs} pairs, {args.candles} candle closes each; latency = batch arrival -> create_order (ms)")
     print(f"{'configuration':<26}{'orders':>8}{'p50':>9}{'p90':>9}{'p99':>9}{'max':>9}   target p99 < 20 ms")
     with tempfile.TemporaryDirectory() as d:
-        for name, strat, jk in (("sma + memory journal", "sma", "memory"), ("sma + SQLite journal", "sma", "sqlite"),
-                                ("dqn + memory journal", "dqn", "memory")):
+        for name, strat, jk, train in (("sma + memory journal", "sma", "memory", False),
+                                       ("sma + SQLite journal", "sma", "sqlite", False),
+                                       ("dqn + memory journal", "dqn", "memory", True)):
             t = time.perf_counter()
-            lat = measure(name.replace(" ", "_").replace("+", ""), strat, jk, args.pairs, args.candles, Path(d))
+            lat = measure(name.replace(" ", "_").replace("+", ""), strat, jk, args.pairs, args.candles, Path(d),
+                          training=train)
             if not len(lat):
                 print(f"{name:<26}{0:>8}   (no orders)")
                 continue

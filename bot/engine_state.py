@@ -6,6 +6,7 @@ Kept apart from `engine.py` so the loop reads top to bottom there and the bookke
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,22 +54,114 @@ class ChartData:
 
 
 def compute_indicators(frame_arrays: dict[str, np.ndarray], settings: Any) -> dict[str, np.ndarray]:
-    """What each candle's decision needs, over the bounded tail (bot.indicators, TA-Lib exact):
-    ATR (stops, sizing), ADX and Bollinger bandwidth (regime). Chart overlays are computed only
-    when a chart asks (`PairState.chart_copy`), not on every candle."""
+    """ATR, ADX and Bollinger bandwidth over the bounded tail (bot.indicators, TA-Lib exact): the
+    vector pass that seeds `StreamingIndicators` and that the tests compare it with."""
     from bot import indicators as ind
 
     h, lo, c = (frame_arrays[k][-INDICATOR_TAIL:] for k in ("high", "low", "close"))
-    return {"atr": ind.atr(h, lo, c, settings.ATR_PERIOD), "adx": ind.adx(h, lo, c, settings.ADX_PERIOD)[0],
+    adx, pdi, mdi = ind.adx(h, lo, c, settings.ADX_PERIOD)
+    return {"atr": ind.atr(h, lo, c, settings.ATR_PERIOD), "adx": adx, "plus_di": pdi, "minus_di": mdi,
+            "atr_adx": ind.atr(h, lo, c, settings.ADX_PERIOD),
             "bb_bandwidth": ind.bollinger(c, settings.BB_PERIOD, settings.BB_STD)[3]}
 
 
+_ZERO = 1e-8   # TA-Lib's zero threshold, as bot.indicators uses it
+
+
+class StreamingIndicators:
+    """ATR, ADX and the Bollinger bandwidth of the newest candle, updated in O(1) per candle.
+
+    Seeded once from a vector pass (`compute_indicators`) over the warm-up tail, then carried
+    forward with the same recursions TA-Lib uses: Wilder's mean for ATR, Wilder sums of true
+    range and directional movement for +DI/-DI, Wilder's mean of DX for ADX (an undefined DX
+    holds the ADX, as in bot.indicators), and the population standard deviation of the last
+    BB_PERIOD closes for the bandwidth. The Wilder sums are recovered from the seed as
+    n x ATR(n) (their seeds differ, but after INDICATOR_TAIL candles the difference has decayed
+    below 1e-12). Tested equal to the full-history vector computation on real candles.
+    """
+
+    def __init__(self, arrays: dict[str, np.ndarray], settings: Any) -> None:
+        self.s = settings
+        self.n_atr, self.n_adx = int(settings.ATR_PERIOD), int(settings.ADX_PERIOD)
+        self.bb_n, self.bb_k = int(settings.BB_PERIOD), float(settings.BB_STD)
+        look = int(settings.REGIME_LOOKBACK)
+        v = compute_indicators(arrays, settings)
+        h, lo, c = arrays["high"], arrays["low"], arrays["close"]
+        self.prev = (float(h[-1]), float(lo[-1]), float(c[-1])) if len(c) else None
+        self.closes: deque[float] = deque((float(x) for x in c[-self.bb_n:]), maxlen=self.bb_n)
+        self.atr_hist: deque[float] = deque((float(x) for x in v["atr"][-100:]), maxlen=100)
+        self.bw_hist: deque[float] = deque((float(x) for x in v["bb_bandwidth"][-look:]), maxlen=look)
+        self.adx_hist: deque[float] = deque((float(x) for x in v["adx"][-100:]), maxlen=100)
+        self.atr = float(v["atr"][-1]) if len(c) else math.nan
+        self.adx = float(v["adx"][-1]) if len(c) else math.nan
+        st = self.n_adx * float(v["atr_adx"][-1]) if len(c) else math.nan
+        self.st = st
+        self.sp = float(v["plus_di"][-1]) * st / 100.0 if len(c) else math.nan
+        self.sm = float(v["minus_di"][-1]) * st / 100.0 if len(c) else math.nan
+
+    def update(self, h: float, lo: float, c: float) -> None:
+        if self.prev is None:
+            self.prev = (h, lo, c)
+            self.closes.append(c)
+            return
+        ph, pl, pc = self.prev
+        tr = max(h - lo, abs(h - pc), abs(lo - pc))
+        n = self.n_atr
+        self.atr = (self.atr * (n - 1) + tr) / n
+        up, dn = h - ph, pl - lo
+        plus = up if (up > 0 and up > dn) else 0.0
+        minus = dn if (dn > 0 and up < dn) else 0.0
+        m = self.n_adx
+        a = 1.0 - 1.0 / m
+        self.st = self.st * a + tr
+        self.sp = self.sp * a + plus
+        self.sm = self.sm * a + minus
+        if abs(self.st) >= _ZERO:
+            p, q = 100.0 * self.sp / self.st, 100.0 * self.sm / self.st
+            if abs(p + q) >= _ZERO:
+                dx = 100.0 * abs(q - p) / (p + q)
+                self.adx = (self.adx * (m - 1) + dx) / m
+        self.closes.append(c)
+        if len(self.closes) == self.bb_n:
+            arr = np.fromiter(self.closes, dtype=np.float64, count=self.bb_n)
+            mid = arr.mean()
+            dev = math.sqrt(max(float(np.mean(arr * arr)) - mid * mid, 0.0)) * self.bb_k
+            self.bw_hist.append(2.0 * dev / mid)
+        self.atr_hist.append(self.atr)
+        self.adx_hist.append(self.adx)
+        self.prev = (h, lo, c)
+
+    def regime(self) -> str:
+        """The regime of the newest candle, as `bot.features.regime_codes` defines it (ADX above
+        ADX_TREND_THRESHOLD -> trending; bandwidth above its rolling BB_VOLATILE_PERCENTILE over
+        REGIME_LOOKBACK candles, current included, linear interpolation -> volatile, which wins;
+        else choppy; 'choppy' while warming up)."""
+        look = int(self.s.REGIME_LOOKBACK)
+        if len(self.bw_hist) < look or not math.isfinite(self.adx):
+            return "choppy"
+        window = np.fromiter(self.bw_hist, dtype=np.float64, count=look)
+        if np.isnan(window).any():
+            return "choppy"
+        if window[-1] > np.percentile(window, self.s.BB_VOLATILE_PERCENTILE):
+            return "volatile"
+        return "trending" if self.adx > self.s.ADX_TREND_THRESHOLD else "choppy"
+
+    def context(self) -> dict[str, np.ndarray]:
+        """The newest values for a StrategyContext, aligned at the end (newest last), named as
+        `bot.indicators.compute_all` names them."""
+        atr = np.fromiter(self.atr_hist, dtype=np.float64)
+        adx = np.fromiter(self.adx_hist, dtype=np.float64)
+        out = {"atr": atr, "adx": adx, "bb_bandwidth": np.fromiter(self.bw_hist, dtype=np.float64)}
+        if self.n_atr == 14:
+            out["atr_14"] = atr
+        if self.n_adx == 14:
+            out["adx_14"] = adx
+        return out
+
+
 def regime_of(indicators: dict[str, np.ndarray], settings: Any) -> str:
-    """The regime of the last candle, as `bot.features.regime_codes` defines it (ADX above
-    ADX_TREND_THRESHOLD -> trending; Bollinger bandwidth above its rolling BB_VOLATILE_PERCENTILE
-    over REGIME_LOOKBACK candles, current included, linear interpolation -> volatile, which wins;
-    else choppy; 'choppy' during warm-up), computed for the last candle only: one percentile of
-    one window instead of a rolling quantile over the whole tail (tested equal)."""
+    """The regime of the last candle of a `compute_indicators` result (same rule as
+    `StreamingIndicators.regime`; kept for callers that hold a vector pass)."""
     adx, bw = indicators.get("adx"), indicators.get("bb_bandwidth")
     look = int(settings.REGIME_LOOKBACK)
     if adx is None or bw is None or len(bw) < look:
@@ -94,7 +187,7 @@ class PairState:
         h = history.iloc[-tail:]
         # (open times, values) swapped as one object, so another thread never pairs new times with old values.
         self._tv = (np.asarray(h.index, dtype=np.int64), h[list(CANDLE_COLUMNS)].to_numpy(dtype=np.float64).copy())
-        self.indicators: dict[str, np.ndarray] = {}
+        self.stream: StreamingIndicators | None = None   # set by the engine (needs the settings)
         self.regime = "choppy"
         self.markers: deque[TradeMarker] = deque(maxlen=200)
         self.last_decision: Any = None
@@ -142,8 +235,19 @@ class PairState:
         return pd.DataFrame(v[sl].copy(), index=pd.Index(t[sl].copy(), name="open_time"), columns=_COLUMNS)
 
     def atr(self) -> float:
-        a = self.indicators.get("atr")
-        return float(a[-1]) if a is not None and len(a) and np.isfinite(a[-1]) else 0.0
+        a = self.stream.atr if self.stream is not None else math.nan
+        return float(a) if math.isfinite(a) else 0.0
+
+    def atr_median(self) -> float:
+        if self.stream is None:
+            return 0.0
+        a = np.fromiter(self.stream.atr_hist, dtype=np.float64)
+        a = a[np.isfinite(a)]
+        return float(np.median(a)) if len(a) else 0.0
+
+    @property
+    def indicators(self) -> dict[str, np.ndarray]:
+        return self.stream.context() if self.stream is not None else {}
 
     def chart_copy(self, n: int, position: Any, source: str) -> ChartData:
         """The chart's data for the last `n` candles, overlays computed here (any thread: the
@@ -160,14 +264,6 @@ class PairState:
         return ChartData(self.symbol, self.interval, frame, ind.ema(c, 21)[-k:], ind.ema(c, 50)[-k:],
                          bb[0][-k:], bb[2][-k:], tuple(m for m in list(self.markers) if m.time_ms >= first),
                          getattr(position, "stop_loss", None), getattr(position, "take_profit", None), source)
-
-    def atr_median(self, window: int = 100) -> float:
-        a = self.indicators.get("atr")
-        if a is None:
-            return 0.0
-        a = a[-window:]
-        a = a[np.isfinite(a)]
-        return float(np.median(a)) if len(a) else 0.0
 
 
 @dataclass

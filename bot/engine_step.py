@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bot.data_manager import Candle, ms_to_iso
-from bot.engine_state import TAIL, PairState, TradeMarker, compute_indicators, regime_of
+from bot.engine_state import TAIL, PairState, StreamingIndicators, TradeMarker
 from bot.errors import BotError, RiskViolationError
 from bot.events import EventKind
 from bot.exchange.base import ClosedTrade, Fill, Position
@@ -65,10 +65,13 @@ class CandleSteps:
             if hasattr(c.journal, "record_fill"):
                 c.journal.record_fill(f, mode=c.exchange.mode)   # the executor did not see this one
             self._book_fill(f)
-        # 2. indicators over the bounded tail, and the regime
-        if len(ps) > self.settings.ATR_PERIOD + 1:
-            ps.indicators = compute_indicators(ps.arrays(), self.settings)
-            ps.regime = regime_of(ps.indicators, self.settings)
+        # 2. indicators (O(1) per candle) and the regime
+        if ps.stream is None and len(ps) > self._stream_min:
+            ps.stream = StreamingIndicators(ps.arrays(), self.settings)
+        elif ps.stream is not None:
+            ps.stream.update(candle.high, candle.low, candle.close)
+        if ps.stream is not None:
+            ps.regime = ps.stream.regime()
         # 3. the account as a whole
         balance = c.exchange.get_balance()
         try:
@@ -111,6 +114,12 @@ class CandleSteps:
             self._learn(ps, ctx, before)
 
     @property
+    def _stream_min(self) -> int:
+        """Candles before the streaming indicators can be seeded (every one of them defined)."""
+        st = self.settings
+        return max(st.ATR_PERIOD, 2 * st.ADX_PERIOD, st.BB_PERIOD) + 1
+
+    @property
     def warmup(self) -> int:
         """Candles a pair needs before the strategy is asked (the agent's state needs EMA 200)."""
         strat = self.c.strategy if self.c else None
@@ -132,9 +141,9 @@ class CandleSteps:
                 log.warning("%s %s: no warm-up history (%s)", self._source(), symbol, exc)
         ps = PairState(symbol, self.settings.CANDLE_INTERVAL, history,
                        bollinger=(self.settings.BB_PERIOD, self.settings.BB_STD))
-        if len(ps) > self.settings.ATR_PERIOD + 1:
-            ps.indicators = compute_indicators(ps.arrays(), self.settings)
-            ps.regime = regime_of(ps.indicators, self.settings)
+        if len(ps) > self._stream_min:
+            ps.stream = StreamingIndicators(ps.arrays(), self.settings)
+            ps.regime = ps.stream.regime()
         self.pairs[symbol] = ps
         return ps
 

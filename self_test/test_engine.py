@@ -282,22 +282,26 @@ def test_replayed_candles_are_the_recorded_ones(tmp_path):
     assert len(m.history("BTCUSDT", 10)) == 10 and m.history("BTCUSDT", 10).index[-1] == ms("2018-01-17")
 
 
-def test_tail_indicators_and_regime_equal_the_full_history(tmp_path, btc_hourly):
-    """The engine computes ATR and the regime over a bounded tail, for the last candle only; on real
-    hourly candles that equals bot.features / bot.indicators over the whole history."""
+def test_streaming_indicators_and_regime_equal_the_full_history(tmp_path, btc_hourly):
+    """The engine carries ATR, ADX and the regime forward in O(1) per candle; on 5,000 real hourly
+    candles every step equals bot.indicators / bot.features computed over the whole history."""
     from bot import indicators as ind
-    from bot.engine_state import PairState, compute_indicators, regime_of
+    from bot.engine_state import PairState, StreamingIndicators
     from bot.features import regime
 
     s = make_settings(tmp_path)
     full = btc_hourly.iloc[:6000]
+    h, lo, c = (full[k].to_numpy() for k in ("high", "low", "close"))
+    atr = ind.atr(h, lo, c, s.ATR_PERIOD)
+    adx = ind.adx(h, lo, c, s.ADX_PERIOD)[0]
     regimes = regime(full, settings=s)
-    atr = ind.atr(full.high.to_numpy(), full.low.to_numpy(), full.close.to_numpy(), s.ATR_PERIOD)
+    ps = PairState("BTCUSDT", "60", full.iloc[:1000])
+    stream = StreamingIndicators(ps.arrays(), s)
     seen = set()
-    for i in range(1000, 6000, 37):
-        ps = PairState("BTCUSDT", "60", full.iloc[: i + 1])
-        got = compute_indicators(ps.arrays(), s)
-        assert got["atr"][-1] == pytest.approx(atr[i], rel=1e-9)
-        assert regime_of(got, s) == regimes[i], i
+    for i in range(1000, 6000):
+        stream.update(h[i], lo[i], c[i])
+        assert stream.atr == pytest.approx(atr[i], rel=1e-9), i
+        assert stream.adx == pytest.approx(adx[i], rel=1e-9), i
+        assert stream.regime() == regimes[i], i
         seen.add(regimes[i])
     assert seen == {"trending", "choppy", "volatile"}
