@@ -29,7 +29,7 @@ from bot.events import EventKind
 from bot.journal_insights import Lesson, effective_limits, parse_lessons
 from bot.strategies.base import FLAT, LONG, Decision, StrategyContext
 
-__all__ = ["Verdict", "ReviewOutcome", "ReviewPipeline", "RuleAnalystReviewer", "RuleRiskReviewer",
+__all__ = ["Verdict", "ReviewOutcome", "ReviewPipeline", "ReviewedStrategy", "RuleAnalystReviewer", "RuleRiskReviewer",
            "Reviewer", "proposal_record", "needs_review", "reward_risk"]
 
 log = logging.getLogger(__name__)
@@ -308,3 +308,28 @@ class ReviewPipeline:
             self.bus.emit(EventKind.INFO if verdict.approved else EventKind.VETO, text,
                           level="INFO" if verdict.approved else "WARNING", symbol=context.symbol,
                           stage=verdict.stage, reviewer=verdict.reviewer, verdict=verdict.verdict)
+
+
+class ReviewedStrategy:
+    """Any strategy with the review pipeline behind its `decide`: the engine can put reviews in
+    front of its risk manager without a change to its loop,
+
+        strategy = ReviewedStrategy(strategy, ReviewPipeline(settings, journal=journal, bus=bus))
+
+    Everything else (`name`, `warmup`, `observe`, `learn`, ...) is the wrapped strategy's.
+    `last_outcome` keeps the latest review for the UI.
+    """
+
+    def __init__(self, strategy: Any, pipeline: ReviewPipeline) -> None:
+        self.strategy = strategy
+        self.pipeline = pipeline
+        self.last_outcome: ReviewOutcome | None = None
+
+    def __getattr__(self, item: str) -> Any:
+        return getattr(self.strategy, item)
+
+    def decide(self, context: StrategyContext) -> Decision:
+        outcome = self.pipeline.review(self.strategy.decide(context), context)
+        if outcome.reviewed:
+            self.last_outcome = outcome
+        return outcome.decision

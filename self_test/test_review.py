@@ -214,3 +214,25 @@ def test_a_journal_without_review_records_still_gets_the_events(settings, btc_ho
     ctx = _context(btc_hourly, 9000)
     out = ReviewPipeline(settings, journal=MemoryJournal(), bus=bus).review(_long(ctx, rr=1.2), ctx)
     assert not out.approved and q.get_nowait().kind == EventKind.VETO
+
+
+def test_reviewed_strategy_puts_the_pipeline_behind_decide(settings, btc_hourly, journal):
+    from bot.review import ReviewedStrategy
+    from bot.strategies.analyst import AnalystStrategy
+
+    analyst = AnalystStrategy(settings)
+    wrapped = ReviewedStrategy(analyst, ReviewPipeline(settings, journal=journal))
+    assert wrapped.name == "analyst" and wrapped.warmup == analyst.warmup
+    t = int(btc_hourly.index[9000])  # an hour's open time that is a 4 h close: 2018-07-..
+    t -= t % (4 * 3_600_000)
+    seen = []
+    for k in range(0, 24 * 20, 4):  # twenty real days of 4 h closes until a proposal comes
+        ctx = _context(btc_hourly, btc_hourly.index.get_loc(t + k * 3_600_000))
+        d = wrapped.decide(ctx)
+        if wrapped.last_outcome is not None:
+            seen.append((d, wrapped.last_outcome))
+            break
+    assert seen, "no proposal in twenty days"
+    d, outcome = seen[0]
+    assert d == outcome.decision and [r["stage"] for r in journal.reviews()] == (
+        ["analyst", "risk"] if outcome.approved else [v.stage for v in outcome.verdicts])
