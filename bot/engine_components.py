@@ -87,6 +87,7 @@ class Components:
     errors: Any
     pair_manager: Any
     market: Any = None
+    review: Any = None          # bot.review.ReviewPipeline for the analyst strategy, else None
 
 
 def build_components(engine: Any, mode: str) -> Components:
@@ -133,6 +134,10 @@ def build_components(engine: Any, mode: str) -> Components:
     risk = RiskManager(s, sizer=broker.size_for, journal=journal, bus=engine.bus)
     errors = ErrorHandler(s, bus=engine.bus)
     pair_manager = engine._pairs_arg if engine._pairs_arg is not None else PairManager(s)
+    review = None
+    if getattr(strategy, "name", "") == "analyst":
+        from bot.review import ReviewPipeline
+        review = ReviewPipeline(s, journal=journal, bus=engine.bus)
     return Components(exchange=exchange, executor=executor, broker=broker, journal=journal, strategy=strategy,
                       strategy_note=note, risk=risk, errors=errors, pair_manager=pair_manager,
-                      market=engine._market_arg)
+                      market=engine._market_arg, review=review)

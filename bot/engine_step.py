@@ -155,6 +155,13 @@ class CandleSteps:
         current = ctx.position_target
         if target == current:
             return
+        if self.c.review is not None and target != FLAT:
+            # proposal -> analyst review -> risk review (bot/review.py); a veto turns it into flat,
+            # so a vetoed reversal still closes the old side. Journaled and published by the pipeline.
+            decision = self.c.review.review(decision, ctx).decision
+            target = decision.target
+            if target == current:
+                return
         sym = ps.symbol
         if current != FLAT:
             self._close(sym, reason="signal", why=decision.reason)
