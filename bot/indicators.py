@@ -1,7 +1,7 @@
-"""Technical indicators on plain numpy arrays, equal to TA-Lib's and as fast.
+"""Technical indicators on plain numpy arrays, equal to TA-Lib's, in TA-Lib's speed class.
 
 Every function takes 1-D arrays (or lists) and returns float64 arrays of the same length, NaN
-during warm-up. No pandas, no hidden state, no Python loop over candles: recursive smoothing
+during warm-up. Inputs are expected finite (validated candles); a NaN propagates forward. No pandas, no hidden state, no Python loop over candles: recursive smoothing
 (EMA, Wilder) runs as blocked matrix products chained by `scipy.signal.lfilter`, windows as
 log-step pairwise sums and extremes (see bot/indicator_kernels.py).
 
@@ -24,7 +24,7 @@ cent; here the true value is returned. `compute_all` lists the keys other parts 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -38,7 +38,7 @@ __all__ = [
     "sma", "ema", "wma", "rsi", "macd", "bbands", "bollinger", "stddev", "true_range", "atr", "adx",
     "cci", "williams_r", "stochastic", "obv", "cmf", "volume_ratio", "roc", "logret_std",
     "rolling_max", "rolling_min", "compute_all", "required_history", "tail_window", "obv_step",
-    "TechnicalIndicators", "DEFAULT_PERIODS",
+    "TechnicalIndicators",
 ]
 
 ArrayLike = np.ndarray | Sequence[float]
@@ -541,9 +541,6 @@ def logret_std(close: ArrayLike, period: int = 20, *, ddof: int = 1) -> np.ndarr
 # ---------------------------------------------------------------------------------------------
 # the whole suite over a candle frame
 
-DEFAULT_PERIODS: Mapping[str, int] = {
-    "ATR_PERIOD": 14, "ADX_PERIOD": 14, "BB_PERIOD": 20,
-}
 _EMA_PERIODS = (9, 21, 50, 200)
 
 

@@ -152,13 +152,26 @@ def test_support_resistance_on_real_data(hourly):
 
 
 def test_support_resistance_no_look_ahead(hourly):
-    """Levels from candles up to t do not change when later candles exist elsewhere."""
-    t = 3000
+    """Pivots known at t are pivots for good: later candles never remove or move them."""
+    t, span = 3000, 5
+    h, lo = hourly["high"].to_numpy(), hourly["low"].to_numpy()
+    for x, high in ((h, True), (lo, False)):
+        early = F._pivots(x[:t], span, high=high)
+        late = F._pivots(x, span, high=high)
+        assert len(early) > 50
+        assert early.max() <= t - 1 - span, "a pivot without its right span is not confirmed"
+        assert set(early.tolist()) <= set(late.tolist())
     a = F.support_resistance(hourly.iloc[:t], lookback=400)
     b = F.support_resistance(hourly.iloc[:t].copy(), lookback=400)
     assert a == b
     later = F.support_resistance(hourly.iloc[:t + 50], lookback=450)
     assert a != later
+
+
+def test_regime_no_look_ahead(hourly):
+    full = F.regime_codes(hourly)
+    for t in (500, 4000):
+        np.testing.assert_array_equal(F.regime_codes(hourly.iloc[:t + 1]), full[:t + 1])
 
 
 def test_bad_input_names_the_problem(hourly):
