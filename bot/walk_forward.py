@@ -29,7 +29,7 @@ import pandas as pd
 from bot.environment import LONG_ACTION, MarketData, TradingEnv
 from bot.metrics import deflated_sharpe, performance, returns_of
 
-__all__ = ["Fold", "Curve", "WalkForwardReport", "make_folds", "evaluate_window", "walk_forward",
+__all__ = ["Fold", "Curve", "WalkForwardReport", "make_folds", "evaluate_window", "walk_forward", "greedy_return",
            "sma_actions", "record_trial", "STRATEGY_NAMES"]
 
 STRATEGY_NAMES = ("agent", "buy_and_hold", "sma_cross")
@@ -113,6 +113,22 @@ def evaluate_window(data: MarketData, fold: Fold, *, settings: Any, agent: Any |
     times = data.time_ms[start: start + len(eq)]
     return {name: Curve(name, eq[:, j], times, pnls[j], float(fees[j]), pos[:, j])
             for j, name in enumerate(STRATEGY_NAMES)}
+
+
+def greedy_return(agent: Any, data: MarketData, *, candles: int = 2_048, chunks: int = 16) -> float:
+    """Mean growth of the greedy agent over the last `candles` of `data`, cut into `chunks`
+    episodes run side by side: the "eval" figure of the training progress bar (in sample)."""
+    first, last = data.segments[-1]
+    length = max(min(candles, last - first) // chunks, 1)
+    starts = np.maximum(last - length * (np.arange(chunks)[::-1] + 1), first)
+    env = TradingEnv(data, settings=agent.settings, n_envs=chunks, min_hold=agent.config.min_hold,
+                     allow_short=agent.n_actions == 3)
+    state = env.reset(starts=starts, ends=starts + length)
+    for _ in range(length):
+        state, _, term, trunc, info = env.step(agent.act(state, epsilon=0.0))
+        if (term | trunc).all():
+            return float(np.mean(info["equity"]) - 1.0)
+    return float(np.mean(env.equity) - 1.0)
 
 
 def _chain(curves: list[Curve]) -> Curve:
@@ -226,7 +242,8 @@ def walk_forward(frame: pd.DataFrame, *, settings: Any, symbol: str, interval: s
     for fold in fold_list:
         steps = steps_first if fold.index == 1 else steps_per_fold
         train_data = MarketData.from_frames(frame.iloc[: fold.test_start], settings=settings)
-        res = agent.train(train_data, steps, progress=progress, **(env_options or {}))
+        res = agent.train(train_data, steps, progress=progress, evaluate=lambda a, d=train_data: greedy_return(a, d),
+                          eval_every=max(steps // 10, 1), **(env_options or {}))
         training.append({"fold": fold.index, "env_steps": res.env_steps, "seconds": round(res.seconds, 1),
                          "steps_per_s": round(res.steps_per_second), "train_episode_return": res.mean_episode_return})
         curves = evaluate_window(full, fold, settings=settings, agent=agent, sma=sma,
