@@ -305,3 +305,74 @@ def test_streaming_indicators_and_regime_equal_the_full_history(tmp_path, btc_ho
         assert stream.regime() == regimes[i], i
         seen.add(regimes[i])
     assert seen == {"trending", "choppy", "volatile"}
+
+
+# -- the headless commands -------------------------------------------------------------------------
+
+def env_file(tmp_path, **values) -> str:
+    base = {"HISTORICAL_DATA_PATH": str(tmp_path / "data"), "LOG_FILE": str(tmp_path / "logs" / "bot.log"),
+            "BYBIT_BASE_URL": "http://127.0.0.1:1", "SIMULATION_ORDER_DELAY": "0"}
+    base.update(values)
+    p = tmp_path / "test.env"
+    p.write_text("".join(f"{k}={v}\n" for k, v in base.items()))
+    return str(p)
+
+
+def test_live_command_refuses_without_keys(tmp_path, monkeypatch, capsys):
+    from bot.__main__ import main
+
+    for k in ("BYBIT_API_KEY", "BYBIT_API_SECRET"):
+        monkeypatch.delenv(k, raising=False)
+    assert main(["--env-file", env_file(tmp_path), "live", "--yes", "--no-supervisor"]) == 2
+    assert "needs BYBIT_API_KEY" in capsys.readouterr().err
+    assert not (tmp_path / "data" / "state.db").exists()       # no consent, no journal, nothing traded
+
+
+def test_live_confirmation_needs_the_typed_word(tmp_path, fake_bybit, capsys):
+    from bot.cli import live
+
+    s = make_settings(tmp_path, environ={"BYBIT_API_KEY": "testkey", "BYBIT_API_SECRET": "testsecret"},
+                      BYBIT_BASE_URL=fake_bybit.url)
+    assert live.confirm(s, ask=lambda prompt: "LIVE") is True
+    shown = capsys.readouterr().out
+    assert "equity" in shown and "5% of equity" in shown        # the balance at risk and the sizing rule
+    assert live.confirm(s, ask=lambda prompt: "live") is False
+    assert live.confirm(s, ask=lambda prompt: "") is False
+
+
+def test_close_all_command_closes_the_paper_wallet(tmp_path):
+    from bot.__main__ import main
+    from bot.cli.status import paper_wallet_path
+    from bot.trade_executor import TradeExecutor
+
+    env = env_file(tmp_path)
+    s = make_settings(tmp_path)
+    sim = SimExchange(s, state_path=paper_wallet_path(s))
+    last = load_seed("BTCUSDT", "60").iloc[-1]
+    sim.set_price("BTCUSDT", float(last.close))
+    journal = Journal(tmp_path / "data" / "state.db")
+    assert TradeExecutor(sim, journal, settings=s).open_position("BTCUSDT", "long", notional=50.0).ok
+    journal.close()
+    assert main(["--env-file", env, "close-all"]) == 0
+    after = SimExchange(s, state_path=paper_wallet_path(s))
+    assert after.get_positions() == []
+    j = Journal(tmp_path / "data" / "state.db")
+    trades = j.closed_trades("PAPER")
+    assert len(trades) == 1 and trades[0].reason == "close-all" and trades[0].exit_price == pytest.approx(
+        float(last.close), rel=1e-3)                            # Bybit down: the last recorded candle
+    j.close()
+    assert main(["--env-file", env, "close-all"]) == 0          # nothing left: still fine
+
+
+def test_pairs_command_shows_the_ranking(tmp_path, fake_bybit, capsys):
+    from bot.__main__ import main
+    from self_test.test_top_pairs import recorded_instruments, seed_rows
+
+    fake_bybit.tickers["linear"] = seed_rows()
+    fake_bybit.instruments["linear"] = recorded_instruments()
+    env = env_file(tmp_path, BYBIT_BASE_URL=fake_bybit.url, PAIR_MIN_TURNOVER="100000")
+    assert main(["--env-file", env, "pairs", "--top", "2"]) == 0
+    out = capsys.readouterr().out
+    rows = [ln.split()[1] for ln in out.splitlines() if ln[:2].strip().isdigit()]
+    assert "source: bybit" in out and rows == ["ETHUSDT", "BTCUSDT"]   # the 2018-01-16 crash: ETH moved most
+    assert main(["--env-file", env, "pairs", "--top", "0"]) == 2
