@@ -126,6 +126,12 @@ def dqn_speed(frame: pd.DataFrame, settings, candles: int, warmup: int = 400) ->
         dt = time.perf_counter() - t0
         lines.append(f"DQN agent backtest, engine path: {res.candles} candles in {dt:.2f} s = "
                      f"{res.candles / dt:,.0f} candles/s, {len(res.trades)} trades")
+        fast = run_backtest(settings, get_strategy("dqn", settings), part, path="fast", start=warmup)
+        same = [(t.side, t.entry_ms, t.exit_ms, t.qty, t.reason) for t in fast.trades] == \
+            [(t.side, t.entry_ms, t.exit_ms, t.qty, t.reason) for t in res.trades]
+        lines.append(f"DQN fast path on the same {res.candles} candles: {len(fast.trades)} trades, "
+                     f"{'identical to' if same else 'DIFFERENT from'} the engine path's; largest equity "
+                     f"difference {float(abs(fast.equity - res.equity).max()):.2e} USDT")
     finally:
         logging.disable(logging.NOTSET)
     return lines

@@ -355,15 +355,16 @@ def run_backtest(settings: Any, strategy: Any, frame: pd.DataFrame, *, symbol: s
     has a batched `signals()` and no trailing stop is configured, else the engine)."""
     if path not in ("auto", "fast", "engine"):
         raise ValueError(f"backtest path {path!r} is not known; allowed: auto, fast, engine")
-    if path == "fast" and not strategy_has_fast_path(strategy):
-        raise ValueError(f"strategy {getattr(strategy, 'name', strategy)!r} has no batched signals(); "
+    trailing = bool(getattr(settings, "TRAILING_STOP", False))
+    dqn = getattr(strategy, "name", "") == "dqn" and hasattr(strategy, "agent")
+    if path == "fast" and (trailing or not (dqn or strategy_has_fast_path(strategy))):
+        why = "trailing stops are on" if trailing else "it has no batched signals()"
+        raise ValueError(f"strategy {getattr(strategy, 'name', strategy)!r} cannot take the fast path ({why}); "
                          "use the engine path")
-    if getattr(strategy, "name", "") == "dqn" and hasattr(strategy, "agent") and path in ("auto", "fast") \
-            and not getattr(settings, "TRAILING_STOP", False):
+    if dqn and path in ("auto", "fast") and not trailing:
         from bot.backtest_dqn import dqn_fast_backtest
         return dqn_fast_backtest(settings, strategy, frame, symbol=symbol, interval=interval, start=start)
-    fast_ok = strategy_has_fast_path(strategy) and not getattr(settings, "TRAILING_STOP", False)
-    if path == "fast" or (path == "auto" and fast_ok):
+    if path == "fast" or (path == "auto" and strategy_has_fast_path(strategy) and not trailing):
         return run_fast(strategy, frame, costs_for(settings, symbol, frame), symbol=symbol, interval=interval,
                         start=start, settings=settings)
     return engine_backtest(settings, strategy, frame, symbol=symbol, interval=interval, start=start,
