@@ -210,3 +210,23 @@ def test_hand_written_gradients_equal_autograd(trained):
     for g, r in zip(grads, ref, strict=True):
         assert g.shape == r.shape
         torch.testing.assert_close(g, r, rtol=1e-5, atol=1e-7)
+
+
+def test_dqn_strategy_keeps_a_young_position_like_in_training(trained, frame):
+    from bot.exchange.base import Position
+
+    s, agent, _, _ = trained
+    strat = get_strategy("dqn", s, agent=agent)
+    hold = agent.config.min_hold
+    t = int(frame.index[-1])
+    hour = 3_600_000
+    for held, must_hold in ((hold - 1, True), (hold, False)):
+        pos = Position(symbol="BTCUSDT", side="long", size=0.01, entry_price=float(frame["close"].iloc[-2]),
+                       opened_ms=t - held * hour)
+        ctx = StrategyContext(symbol="BTCUSDT", interval="60", time_ms=t, price=float(frame["close"].iloc[-1]),
+                              candles={"60": frame}, position=pos)
+        d = strat.decide(ctx)
+        if must_hold:
+            assert d.target == 1 and "holding" in d.reason
+        else:
+            assert "holding" not in d.reason and d.q_values is not None

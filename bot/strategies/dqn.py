@@ -77,16 +77,30 @@ class DQNStrategy:
                                 f"{context.symbol}, got {have}")
         market = F.market_features(frame.iloc[-FEATURE_HISTORY:], window=window, settings=self.settings)[-1]
         pos = context.position_target
-        upnl_pct, held = 0.0, 0
+        upnl_pct = 0.0
         if context.position is not None and pos != 0 and context.position.entry_price > 0:
             upnl_pct = pos * (context.price / context.position.entry_price - 1.0) * 100.0
-            if context.position.opened_ms:
-                step = int(frame.index[-1] - frame.index[-2]) if len(frame) > 1 else 1
-                held = max(int((context.time_ms - context.position.opened_ms) // max(step, 1)), 0)
+        held = (self._held(context) or 0) if pos != 0 else 0
         return F.state_vector(np.nan_to_num(market), pos, upnl_pct, held)
+
+    def _held(self, context: StrategyContext) -> int | None:
+        """Candles the current position has been held, when the context tells."""
+        if "candles_held" in context.extra:
+            return int(context.extra["candles_held"])
+        p, frame = context.position, context.candles.get(context.interval)
+        if p is None or not p.opened_ms or frame is None or len(frame) < 2:
+            return None
+        step = max(int(frame.index[-1] - frame.index[-2]), 1)
+        return max(int((context.time_ms - p.opened_ms) // step), 0)
 
     def decide(self, context: StrategyContext) -> Decision:
         state = self.state_for(context)
+        held = self._held(context)
+        current = context.position_target
+        if current != 0 and held is not None and held < self.agent.config.min_hold:
+            # the same action persistence the agent was trained with
+            return Decision(target=current, confidence=50.0, source=self.name,
+                            reason=f"holding: {held} of the minimum {self.agent.config.min_hold} candles")
         q = self.agent.q_values(state)
         if not context.allow_short and len(q) > SHORT_ACTION:
             q = q.copy()
