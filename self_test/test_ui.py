@@ -57,6 +57,28 @@ def display() -> Iterator[str]:
                     "(Debian/Ubuntu: apt-get install xvfb x11-apps xdotool)")
 
 
+@pytest.fixture
+def open_window(display: str) -> Iterator[Callable[..., object]]:
+    """`open_window(settings, ...)` builds the window; whatever happens in the test, every window
+    is closed and its engine stopped (positions closed) at the end."""
+    from bot.ui import build_app
+
+    made = []
+
+    def make(settings, **kwargs):
+        ctl = build_app(settings, **kwargs)
+        made.append(ctl)
+        return ctl
+
+    yield make
+    for ctl in made:
+        if ctl._destroyed:
+            continue
+        if ctl.engine is not None and ctl.engine.running:
+            ctl.engine.stop(close_positions=True, timeout=30)
+        ctl._destroy()
+
+
 def closed_port() -> int:
     """A loopback port nobody listens on: Bybit 'fails' at once, the engine falls back to REPLAY."""
     with socket.socket() as s:
@@ -73,7 +95,7 @@ def session_settings(tmp_path: Path, **overrides):
     return settings
 
 
-def pump_until(root, predicate: Callable[[], bool], timeout: float, what: str) -> None:
+def pump_until(root, predicate: Callable[[], bool], timeout: float, what: str | Callable[[], str]) -> None:
     """Run the Tk loop until `predicate()` holds; fail naming `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -81,7 +103,7 @@ def pump_until(root, predicate: Callable[[], bool], timeout: float, what: str) -
         if predicate():
             return
         time.sleep(0.005)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    raise AssertionError(f"timed out after {timeout}s waiting for {what() if callable(what) else what}")
 
 
 def pump_for(root, seconds: float) -> None:
@@ -190,14 +212,14 @@ def test_ui_check_flag_loads_settings_and_modules(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------------------------
 # the window
 
-def test_window_builds_and_live_needs_keys_then_a_confirmation(display: str, tmp_path: Path, fake_bybit) -> None:
+def test_window_builds_and_live_needs_keys_then_a_confirmation(open_window, tmp_path: Path, fake_bybit) -> None:
     from bot.engine import TradingEngine
-    from bot.ui import TITLE, build_app
+    from bot.ui import TITLE
 
     # Without keys: live is refused with a clear message and the mode stays PAPER.
     settings = session_settings(tmp_path / "nokeys")
     dialogs = ScriptedDialogs()
-    ctl = build_app(settings, engine_factory=lambda: TradingEngine(settings), dialogs=dialogs)
+    ctl = open_window(settings, engine_factory=lambda: TradingEngine(settings), dialogs=dialogs)
     root = ctl.root
     try:
         assert root.title() == TITLE == "AI Trading Terminal"
@@ -209,6 +231,22 @@ def test_window_builds_and_live_needs_keys_then_a_confirmation(display: str, tmp
         pump_for(root, 0.2)
         assert dialogs.asked and dialogs.asked[-1][0] == "error" and "BYBIT_API_KEY" in dialogs.asked[-1][1]
         assert ctl.selected_mode == "PAPER" and ctl.view.controls.mode.get() == "PAPER"
+
+        # The log panel: coloured by level, capped in length, newest last.
+        from bot.ui.log_panel import LogPanel
+        panel = LogPanel(root, QueueLogHandler(), max_lines=50)
+        log = logging.getLogger("test_ui.panel")
+        log.addHandler(panel.handler)
+        try:
+            for i in range(120):
+                log.log(logging.WARNING if i % 10 == 0 else logging.INFO, "line %d", i)
+        finally:
+            log.removeHandler(panel.handler)
+        assert panel.drain() == 120
+        lines = panel.contents().splitlines()
+        assert len(lines) == 50 and lines[-1].endswith("line 119") and lines[0].endswith("line 70")
+        assert panel.text.tag_ranges("warning") and panel.text.tag_ranges("info")
+        panel.destroy()
 
         # An exception inside a Tk callback is logged and the window carries on.
         def broken() -> None:
@@ -229,7 +267,7 @@ def test_window_builds_and_live_needs_keys_then_a_confirmation(display: str, tmp
                              FALLBACK_SYMBOLS=("BTCUSDT",))
     dialogs = ScriptedDialogs(live=[False, True])
     engine = TradingEngine(settings)
-    ctl = build_app(settings, engine_factory=lambda: engine, dialogs=dialogs)
+    ctl = open_window(settings, engine_factory=lambda: engine, dialogs=dialogs)
     root = ctl.root
     try:
         pump_until(root, lambda: ctl.engine is not None, 30, "the engine to load")
@@ -248,13 +286,13 @@ def test_window_builds_and_live_needs_keys_then_a_confirmation(display: str, tmp
         close_window(ctl)
 
 
-def test_paper_session_trades_draws_and_stops_without_freezing(display: str, tmp_path: Path, capsys) -> None:
+def test_paper_session_trades_draws_and_stops_without_freezing(display: str, open_window, tmp_path: Path,
+                                                               capsys) -> None:
     from bot.engine import TradingEngine
-    from bot.ui import build_app
 
     settings = session_settings(tmp_path)
     dialogs = ScriptedDialogs(stop=[CLOSE_ALL])
-    ctl = build_app(settings, engine_factory=lambda: TradingEngine(settings), dialogs=dialogs)
+    ctl = open_window(settings, engine_factory=lambda: TradingEngine(settings), dialogs=dialogs)
     root, v = ctl.root, ctl.view
     pump_until(root, lambda: ctl.engine is not None and str(v.controls.start_button.cget("state")) == "normal",
                30, "the engine to load")
@@ -266,7 +304,8 @@ def test_paper_session_trades_draws_and_stops_without_freezing(display: str, tmp
     price = ctl.renderer.figures["Price"]
     pump_until(root, lambda: len(price.wicks.get_segments()) >= 50
                and ctl.renderer.canvases["Price"].painted > painted_before, 60,
-               "the price chart to show replayed candles")
+               lambda: f"the price chart to show replayed candles (engine: {ctl.engine.snapshot().status}, "
+                       f"errors {ctl.engine.snapshot().errors[-3:]}, chart frames {ctl.renderer.frames})")
     pump_until(root, lambda: "REPLAY" in v.log_panel.contents(), 30, "REPLAY lines in the log panel")
     pump_until(root, lambda: v.status.values["connection"].cget("text") == "Offline-REPLAY", 30,
                "the status bar to say Offline-REPLAY")
@@ -314,11 +353,12 @@ def test_paper_session_trades_draws_and_stops_without_freezing(display: str, tmp
         pump_until(root, lambda s=sym: s not in v.orders.position_symbols(), 30, f"{sym} to close")
     v.orders.symbol.set("BTCUSDT")
     v.orders.amount.set("50")
-    click(v.orders.buy_button)
+    v.orders.buy_button.invoke()
+    pump_until(root, lambda: "filled" in v.orders.result.cget("text"), 30,
+               lambda: f"the manual order's result (shown: {v.orders.result.cget('text')!r})")
     pump_until(root, lambda: "BTCUSDT" in v.orders.position_symbols(), 30, "the manual position in the table")
     row = v.orders.positions.item("BTCUSDT")
     assert row["values"][0] == "long"
-    assert "filled" in v.orders.result.cget("text")
 
     text = v.log_panel.contents()
     assert "error in the window" not in text and "keeps running" not in text, "a window callback failed"
@@ -346,7 +386,7 @@ def test_paper_session_trades_draws_and_stops_without_freezing(display: str, tmp
     assert saved["tab"] == "Training" and saved["pair"] == "BTCUSDT" and saved["geometry"].startswith("1300x820")
 
     # The next window comes back where the last one was.
-    ctl = build_app(settings, engine_factory=lambda: TradingEngine(settings), dialogs=ScriptedDialogs())
+    ctl = open_window(settings, engine_factory=lambda: TradingEngine(settings), dialogs=ScriptedDialogs())
     try:
         pump_for(ctl.root, 0.5)
         assert ctl.view.charts.current_tab() == "Training"

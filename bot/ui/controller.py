@@ -21,7 +21,7 @@ from bot.ui.history import SessionHistory
 from bot.ui.orders_panel import parse_usdt
 from bot.ui.prefs import UiPrefs, save_prefs
 from bot.ui.status_bar import RED
-from bot.ui.workers import CommandRunner, SnapshotPoller, StallMeter
+from bot.ui.workers import CommandRunner, SnapshotPoller, StallMeter, TkTimer
 
 __all__ = ["Controller", "sizing_rule", "describe_result"]
 
@@ -79,7 +79,7 @@ class Controller:
         self._was_running = False
         self._closing = False
         self._destroyed = False
-        self._tick_job: str | None = None
+        self._tick_timer = TkTimer(root, self._tick, tick_ms)
         self._close_guard: str | None = None
         self.history = SessionHistory()
         self.commands = CommandRunner()
@@ -149,7 +149,6 @@ class Controller:
     # ------------------------------------------------------------------------------------------
     # the tick: everything the engine said since last time, painted
     def _tick(self) -> None:
-        self._tick_job = None
         if self._destroyed:
             return
         for step in (self.view.log_panel.drain, self.view.charts.paint_results, self._poll_futures,
@@ -161,7 +160,7 @@ class Controller:
             except Exception:
                 log.exception("the window's update step %s failed; it keeps running", step.__name__)
         if not self._destroyed:
-            self._tick_job = self.root.after(self.tick_ms, self._tick)
+            self._tick_timer.schedule()
 
     def _poll_futures(self) -> None:
         if not self._pending:
@@ -458,12 +457,12 @@ class Controller:
                 self.engine.bus.unsubscribe(self.events)
             except Exception:
                 pass
-        for job in (self._tick_job, self._close_guard):
-            if job is not None:
-                try:
-                    self.root.after_cancel(job)
-                except Exception:
-                    pass
+        self._tick_timer.cancel()
+        if self._close_guard is not None:
+            try:
+                self.root.after_cancel(self._close_guard)
+            except Exception:
+                pass
         log.info("window closed")
         try:
             self.root.destroy()

@@ -27,6 +27,21 @@ _COLOURS = {"debug": "#8a8f98", "info": "#d8dee9", "warning": "#f0b429", "error"
             "critical": "#ff3b3b", "dropped": "#f0b429"}
 
 
+# Append text/tag pairs, cap the length, follow the tail unless the user scrolled up to read.
+_APPEND_PROC = "::ai_terminal_log_append"
+_APPEND_TCL = """
+proc %s {w max args} {
+    set bottom [expr {[lindex [$w yview] 1] >= 0.999}]
+    $w configure -state normal
+    $w insert end {*}$args
+    set n [expr {int([$w index end-1c]) - 1}]
+    if {$n > $max} { $w delete 1.0 [expr {$n - $max + 1}].0 }
+    $w configure -state disabled
+    if {$bottom} { $w see end }
+}
+""" % _APPEND_PROC
+
+
 class QueueLogHandler(logging.Handler):
     """A logging handler that hands formatted lines to the UI thread through a queue."""
 
@@ -71,6 +86,7 @@ class LogPanel(ttk.Frame):
         scroll.pack(side="right", fill="y")
         for tag, colour in _COLOURS.items():
             self.text.tag_configure(tag, foreground=colour)
+        self.text.tk.eval(_APPEND_TCL)
 
     def drain(self) -> int:
         """Move up to `lines_per_tick` queued lines into the panel; returns how many."""
@@ -89,19 +105,11 @@ class LogPanel(ttk.Frame):
                           "the log file has them", "dropped"))
         if not batch:
             return 0
-        at_bottom = self.text.yview()[1] >= 0.999
-        self.text.configure(state="normal")
-        # One Tcl call for the whole batch: text, tag, text, tag ... (each call costs a GIL hand-off)
+        # One Tcl call for the whole batch (each call from Python costs a GIL hand-off).
         args: list[str] = []
         for line, tag in batch:
             args += [line + "\n", tag]
-        self.text.insert("end", *args)
-        count = int(self.text.index("end-1c").split(".")[0]) - 1
-        if count > self.max_lines:
-            self.text.delete("1.0", f"{count - self.max_lines + 1}.0")
-        self.text.configure(state="disabled")
-        if at_bottom:  # follow the tail unless the user scrolled up to read
-            self.text.see("end")
+        self.text.tk.call(_APPEND_PROC, self.text._w, self.max_lines, *args)
         self.shown += len(batch)
         return len(batch)
 

@@ -20,7 +20,7 @@ import tkinter as tk
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["CommandRunner", "SnapshotPoller", "StallMeter"]
+__all__ = ["CommandRunner", "SnapshotPoller", "StallMeter", "TkTimer"]
 
 log = logging.getLogger(__name__)
 
@@ -98,18 +98,48 @@ class SnapshotPoller:
         self._thread.join(timeout)
 
 
+class TkTimer:
+    """A repeating `after()` whose Tcl command is registered once.
+
+    `widget.after(ms, fn)` creates and later deletes a Tcl command on every call (three Tcl calls,
+    each a GIL hand-off); a timer that fires 50 times a second should cost one call per firing.
+    """
+
+    def __init__(self, root: tk.Misc, fn: Callable[[], None], interval_ms: int) -> None:
+        self.root = root
+        self.fn = fn
+        self.interval_ms = interval_ms
+        self._name = root.register(self._fire)
+        self._job: str | None = None
+
+    def schedule(self, delay_ms: int | None = None) -> None:
+        self._job = self.root.tk.call("after", self.interval_ms if delay_ms is None else delay_ms, self._name)
+
+    def _fire(self) -> None:
+        self._job = None
+        self.fn()
+
+    def cancel(self) -> None:
+        if self._job is not None:
+            try:
+                self.root.tk.call("after", "cancel", self._job)
+            except tk.TclError:
+                pass
+            self._job = None
+
+
 class StallMeter:
     """Measures how long the Tk thread goes without running its event loop."""
 
     def __init__(self, root: tk.Misc, *, interval_ms: int = 20) -> None:
         self.root = root
         self.interval_ms = interval_ms
-        self._job: str | None = None
+        self._timer = TkTimer(root, self._beat, interval_ms)
         self.reset()
 
     def start(self) -> None:
         self.reset()
-        self._job = self.root.after(self.interval_ms, self._beat)
+        self._timer.schedule()
 
     def reset(self) -> None:
         self.longest_ms = 0.0
@@ -132,12 +162,7 @@ class StallMeter:
             self.longest_ms = stall
         if stall > 50:
             self.stalls_over_50ms += 1
-        self._job = self.root.after(self.interval_ms, self._beat)
+        self._timer.schedule()
 
     def stop(self) -> None:
-        if self._job is not None:
-            try:
-                self.root.after_cancel(self._job)
-            except tk.TclError:
-                pass
-            self._job = None
+        self._timer.cancel()
