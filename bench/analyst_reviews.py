@@ -1,9 +1,10 @@
 """The analyst with and without the rule review pipeline, on the engine path, after fees.
 
-`python -m bot backtest --strategy analyst` runs the bare strategy (the engine does not call the
-reviews yet). This script runs both on the same real BTC hourly seed span through the same
-engine backtest, the reviewed one as `ReviewedStrategy(analyst, ReviewPipeline(settings))`, and
-prints one table with buy-and-hold next to them.
+The engine reviews the analyst's proposals itself (`python -m bot backtest --strategy analyst`
+includes the rule reviews). This script runs the analyst twice on the same real BTC hourly seed
+span through the same engine backtest: once under another name, so the engine does not review
+it, and once as `ReviewedStrategy(analyst, ReviewPipeline(settings, journal=...))` (also renamed,
+so it is reviewed once, into a journal this script can count). One table, buy-and-hold next to it.
 
     .venv/bin/python bench/analyst_reviews.py --start 2019-01-01 --end 2019-10-18
 """
@@ -18,6 +19,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+
+class _NoReview:
+    """A pipeline that approves everything (the strategy's own decisions, unreviewed)."""
+
+    def review(self, proposal, context):  # noqa: ANN001, ANN201
+        from bot.review import ReviewOutcome
+
+        return ReviewOutcome(approved=True, decision=proposal, reviewed=False)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,10 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         frame, first = load_frame(settings, "BTCUSDT", "60", data=None, start=args.start, end=args.end)
         journal = Journal(Path(tmp) / "reviews.db")
         rows = []
-        for label, strategy in (
-                ("analyst", AnalystStrategy(settings)),
-                ("analyst + rule reviews", ReviewedStrategy(AnalystStrategy(settings),
-                                                            ReviewPipeline(settings, journal=journal)))):
+        bare = ReviewedStrategy(AnalystStrategy(settings), _NoReview())
+        reviewed = ReviewedStrategy(AnalystStrategy(settings), ReviewPipeline(settings, journal=journal))
+        bare.name, reviewed.name = "analyst-unreviewed", "analyst-reviewed"  # the engine reviews "analyst"
+        for label, strategy in (("analyst, no reviews", bare), ("analyst + rule reviews", reviewed)):
             t0 = time.perf_counter()
             res = run_backtest(settings, strategy, frame, symbol="BTCUSDT", interval="60", path="engine",
                                start=first)
