@@ -31,6 +31,7 @@ import numpy as np
 
 from bot.indicator_kernels import recursive as _recursive
 from bot.indicator_kernels import rolling_var as _rolling_var
+from bot.indicator_kernels import weighted_window_sums as _wsum
 from bot.indicator_kernels import window_extreme as _rext
 from bot.indicator_kernels import window_sums as _rsum
 
@@ -47,7 +48,7 @@ _ZERO = 1e-8  # TA-Lib's TA_IS_ZERO threshold: |v| below this counts as zero
 
 
 def _arr(x: Any, name: str = "values") -> np.ndarray:
-    a = np.asarray(x, dtype=np.float64)
+    a = np.ascontiguousarray(x, dtype=np.float64)
     if a.ndim != 1:
         raise ValueError(f"{name} must be a 1-D array of numbers, got shape {a.shape}")
     return a
@@ -134,8 +135,8 @@ def wma(x: ArrayLike, period: int = 20) -> np.ndarray:
     x, n = _arr(x), _period(period)
     out = _valid_out(len(x), n - 1)
     if len(x) >= n:
-        w = np.arange(n, 0, -1, dtype=np.float64) / (n * (n + 1) / 2.0)
-        out[n - 1:] = np.convolve(x, w, mode="valid")  # convolve flips: newest gets weight n
+        res = _wsum(x, n, out=out[n - 1:])
+        res /= n * (n + 1) / 2.0
     return out
 
 

@@ -202,3 +202,15 @@ def test_adx_after_a_trading_halt_matches_talib(hlcv):
     assert_matches(m, talib.MINUS_DI(H, L, C, 14))
     assert_matches(ind.rsi(C, 14), talib.RSI(C, 14))
     assert (p[14:40] == 0).all()
+
+
+def test_strided_and_list_inputs(btc_hourly):
+    """A column of a 2-D array (strided) or a plain list gives the same numbers."""
+    block = btc_hourly[["open", "high", "low", "close", "volume"]].to_numpy()
+    c_strided = block[:, 3]
+    assert not c_strided.flags["C_CONTIGUOUS"]
+    c = np.ascontiguousarray(c_strided)
+    for f in (ind.sma, ind.wma, ind.stddev, ind.ema, ind.rsi):
+        np.testing.assert_array_equal(f(c_strided, 20), f(c, 20))
+    np.testing.assert_array_equal(ind.wma(c[:300].tolist(), 20), ind.wma(c[:300], 20))
+    np.testing.assert_array_equal(ind.stddev(c[:300].tolist(), 20), ind.stddev(c[:300], 20))
