@@ -88,7 +88,6 @@ class TradingEngine(CandleSteps):
         self.session_stats = {"trades": 0, "wins": 0, "net": 0.0, "fees": 0.0}   # since this engine was built
         self.defer_learning = False      # the loop learns after each batch's orders (flush_learning)
         self._pending_learn: list = []
-        self.hooks: list[Callable[[str, Any], None]] = []   # ("order", symbol) before an order is sent
         self._snap_lock = threading.Lock()
         self._snapshot = EngineSnapshot(strategy=str(strategy if isinstance(strategy, str) else
                                                      getattr(strategy, "name", None) or settings.STRATEGY))

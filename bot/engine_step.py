@@ -202,8 +202,6 @@ class CandleSteps:
             return False, verdict.reason, []
         if verdict.reason:
             log.info("%s %s: %s", self._source(), ps.symbol, verdict.reason)
-        for fn in self.hooks:
-            fn("order", ps.symbol)
         try:
             ok, msg, fills = c.broker.open(ps.symbol, side, verdict.notional, stop_loss=verdict.stop_loss,
                                            take_profit=verdict.take_profit,

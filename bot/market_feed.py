@@ -56,7 +56,7 @@ def frame_to_candles(frame: pd.DataFrame, symbol: str, interval: str) -> list[Ca
 class ReplayMarket:
     """Recorded real candles of several symbols played in time order, all symbols in step.
 
-    The first `warmup` candles of the replay span are history (handed over at once so the
+    The first `warmup` candles (at most half of a symbol's record) are history (handed over at once so the
     indicators are warm before the first decision); then one timestamp at a time, `pace` seconds
     apart (0 = as fast as asked). Symbols start when their own data starts.
     """
@@ -66,7 +66,7 @@ class ReplayMarket:
 
     def __init__(self, settings: Any, *, symbols: Iterable[str] | None = None,
                  frames: dict[str, pd.DataFrame] | None = None, data: DataManager | None = None,
-                 interval: str | None = None, pace: float | None = None, warmup: int = 300,
+                 interval: str | None = None, pace: float | None = None, warmup: int = 2000,
                  start_ms: int | None = None, end_ms: int | None = None) -> None:
         self.interval = str(interval or settings.CANDLE_INTERVAL)
         self.pace = settings.REPLAY_CANDLE_SECONDS if pace is None else float(pace)
@@ -81,8 +81,9 @@ class ReplayMarket:
         for sym in symbols or ():
             self._load(sym)
         if start_ms is None:
-            # Everyone gets `warmup` candles of history before the first replayed candle.
-            starts = [int(f.index[min(self.warmup, len(f) - 1)]) for f in self._frames.values() if len(f)]
+            # `warmup` candles of history before the first replayed one (the agent's slow features
+            # want 2,000), but never more than half of a symbol's record, so a short one still plays.
+            starts = [int(f.index[min(self.warmup, len(f) // 2)]) for f in self._frames.values() if len(f)]
             start_ms = min(starts) if starts else 0
         self.start_ms = int(start_ms)
         self.end_ms = end_ms
