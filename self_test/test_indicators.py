@@ -206,7 +206,7 @@ def test_adx_after_a_trading_halt_matches_talib(hlcv):
 
 def test_strided_and_list_inputs(btc_hourly):
     """A column of a 2-D array (strided) or a plain list gives the same numbers."""
-    block = btc_hourly[["open", "high", "low", "close", "volume"]].to_numpy()
+    block = np.ascontiguousarray(btc_hourly[["open", "high", "low", "close", "volume"]].to_numpy())
     c_strided = block[:, 3]
     assert not c_strided.flags["C_CONTIGUOUS"]
     c = np.ascontiguousarray(c_strided)
