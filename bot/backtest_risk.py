@@ -23,12 +23,19 @@ __all__ = ["RiskGate"]
 _REGIME_NAMES = {0: "trending", 1: "choppy", 2: "volatile"}
 
 
+class _VetoCounter:
+    """Where the fast path's vetoes go: counted (RiskManager.vetoes), not logged -- an optimiser
+    runs millions of candles, and the engine path is there to see every veto in the log."""
+
+    def emit(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
 class RiskGate:
     """Per-candle account limits and per-entry verdicts of `RiskManager` for one symbol's frame."""
 
     def __init__(self, settings: Any, frame: pd.DataFrame, *, symbol: str = "BTCUSDT") -> None:
         from bot import indicators as ind
-        from bot.events import EventBus
         from bot.features import regime_codes
         from bot.risk_management import RiskManager
         from bot.trade_executor import TradeExecutor
@@ -47,9 +54,9 @@ class RiskGate:
         self.regime = [_REGIME_NAMES.get(int(x), "choppy") for x in codes]
         self.settings = settings
         self._make = lambda: RiskManager(  # noqa: E731
-            # the executor's sizing rule, not a copy; vetoes go to a bus nobody reads, not the log
+            # the executor's sizing rule, not a copy of it
             settings, sizer=TradeExecutor(None, None, settings=settings).notional_for,  # type: ignore[arg-type]
-            bus=EventBus())
+            bus=_VetoCounter())  # type: ignore[arg-type]
         self.risk = self._make()
 
     def fresh(self) -> "RiskGate":

@@ -1,7 +1,7 @@
 """The optimiser's default objective: a backtest scored on consecutive folds of history.
 
 The search span is cut into `folds` consecutive stretches. Each parameter set is backtested on
-every fold -- the fast path with the bot's own risk manager judging every entry, or the engine
+every fold (at least `min_trades` trades in all, else it scores -inf) -- the fast path with the bot's own risk manager judging every entry, or the engine
 path for strategies without batched signals -- (indicators warmed up on the candles before it, so each fold trades from its first
 candle) and scored by the mean of the folds' annualised Sharpe ratios. A setting that only fits
 one stretch of history scores poorly on the others. The candles after the search span (the
@@ -34,7 +34,7 @@ class FoldObjective:
 
     def __init__(self, settings: Any, strategy: str, frame: pd.DataFrame, *, folds: int = 4,
                  symbol: str = "BTCUSDT", interval: str = "60", fixed: dict[str, Any] | None = None,
-                 costs: CostModel | None = None, risk: bool = True) -> None:
+                 costs: CostModel | None = None, risk: bool = True, min_trades: int = 0) -> None:
         if folds < 1:
             raise ValueError(f"folds must be >= 1, got {folds}")
         if len(frame) < folds * 50:
@@ -44,6 +44,7 @@ class FoldObjective:
         self.frame = frame
         self.symbol, self.interval = symbol, str(interval)
         self.fixed = dict(fixed or {})
+        self.min_trades = int(min_trades)
         self.costs = costs or costs_for(settings, symbol, frame)
         self.edges = np.linspace(0, len(frame), folds + 1).astype(int)
         self._gate = None
@@ -86,6 +87,10 @@ class FoldObjective:
             "max_drawdown_pct": max(max_drawdown(r.equity).max_drawdown for r in folds) * 100,
             "sharpe_pp": float(rets.mean() / sd) if sd > 1e-15 else 0.0,   # per-candle, for the DSR
         }
+        if info["trades"] < self.min_trades:
+            # a handful of trades makes a Sharpe ratio of luck: such a setting cannot win
+            info["error"] = f"{info['trades']} trades, fewer than min_trades={self.min_trades}"
+            return float("-inf"), info
         return float(np.mean(sharpes)), info
 
 

@@ -490,6 +490,7 @@ class SpaceFile:
     data: str | None = None
     folds: int = 4
     holdout: float = 0.25
+    min_trades: int = 30
 
 
 def load_space(path: str | Path) -> SpaceFile:
@@ -503,7 +504,8 @@ def load_space(path: str | Path) -> SpaceFile:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"search space file {path} is not valid YAML: {exc}") from exc
-    known = {"strategy", "params", "fixed", "symbol", "interval", "start", "end", "data", "folds", "holdout"}
+    known = {"strategy", "params", "fixed", "symbol", "interval", "start", "end", "data", "folds", "holdout",
+             "min_trades"}
     unknown = set(raw) - known
     if unknown:
         raise ConfigError(f"search space file {path}: unknown key(s) {', '.join(sorted(unknown))}; "
@@ -520,7 +522,8 @@ def load_space(path: str | Path) -> SpaceFile:
                      interval=str(raw.get("interval", "60")),
                      start=None if raw.get("start") is None else str(raw["start"]),
                      end=None if raw.get("end") is None else str(raw["end"]),
-                     data=raw.get("data"), folds=folds, holdout=holdout)
+                     data=raw.get("data"), folds=folds, holdout=holdout,
+                     min_trades=int(raw.get("min_trades", 30)))
 
 
 def save_best_params(path: str | Path, *, strategy: str, params: dict[str, Any], **extra: Any) -> Path:

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace, settings: Any) -> int:
                               end=space.end)
     search, holdout = split_holdout(frame.iloc[first:], space.holdout)
     objective = FoldObjective(settings, space.strategy, search, folds=space.folds, symbol=space.symbol,
-                              interval=interval, fixed=space.fixed)
+                              interval=interval, fixed=space.fixed, min_trades=space.min_trades)
     out = Path(args.out) if args.out else Path(settings.data_dir) / "optimize" / f"{Path(args.space).stem}-{args.method}"
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / "checkpoint.pkl"
