@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from bot.data_manager import SEED_FILES, ms_to_iso
@@ -74,7 +75,7 @@ def run_session(e: Any) -> None:
 
 def loop(e: Any, symbols: list[str]) -> None:
     c = e.c
-    next_promo = time.monotonic() + 5.0
+    next_promo = time.monotonic()          # progress shown from the first loop on
     next_snap = 0.0
     next_reconcile = time.monotonic() + e.settings.RECONCILE_INTERVAL_SECONDS
     failures = 0
@@ -201,16 +202,26 @@ def rotate_pairs(e: Any, symbols: list[str]) -> list[str]:
 
 
 def check_promotion(e: Any) -> None:
-    """Progress toward live; act when every criterion is met (never without keys and consent)."""
-    j = e.c.journal
-    if e.mode != "PAPER" or e.replay or not hasattr(j, "closed_trades"):
-        return   # replayed history is a backtest, not a paper record: it never counts toward live
+    """Progress toward live; act when every criterion is met (never without keys and consent).
+
+    A REPLAY session shows the progress of the real paper record (the main journal) but adds
+    nothing to it and never acts on it: replayed history is a backtest, not a paper record."""
+    if e.mode != "PAPER":
+        return
+    tracker = PerformanceTracker(e.settings)
     prices = {s: ps.frame() for s, ps in e.pairs.items()}
-    record = PerformanceTracker(e.settings).from_journal(j, mode="PAPER", prices=prices)
+    if e.replay:
+        main = Path(e.settings.data_dir) / "state.db"
+        record = (tracker.from_journal(e._main_journal(), mode="PAPER", prices=prices)
+                  if e._journal_arg is not None or main.exists() else tracker.measure([], []))
+    else:
+        if not hasattr(e.c.journal, "closed_trades"):
+            return
+        record = tracker.from_journal(e.c.journal, mode="PAPER", prices=prices)
     result = PromotionGate(e.settings).evaluate(record)
     e.promotion = result.criteria
     e.metrics = {k: v for k, v in record.as_dict().items() if k not in ("start_ms", "end_ms")}
-    if not result.passed:
+    if not result.passed or e.replay:
         return
     action, why = promotion_action(result, auto_live=e.settings.AUTO_LIVE, has_keys=e.settings.has_bybit_keys,
                                    has_consent=e.has_live_consent())

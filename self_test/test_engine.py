@@ -167,6 +167,9 @@ def test_bybit_unreachable_means_replay_and_the_engine_says_so(tmp_path):
     wait_for(lambda: engine.candles_processed >= 5, timeout=30, message="replayed candles")
     snap = engine.snapshot()
     assert snap.data_source == DataSource.REPLAY and snap.connection == Connection.OFFLINE_REPLAY
+    # progress of the real paper record is shown (nothing yet), replayed trades never add to it
+    assert [c.name for c in snap.promotion][:2] == ["closed trades", "days of record"]
+    assert snap.promotion[0].actual == "0" and not snap.promotion[0].met
     engine.stop(close_positions=False)
     data = [e for e in drain(q) if e.kind == EventKind.DATA]
     assert data and "cannot be reached" in data[0].message and "REPLAY" in data[0].message
