@@ -41,7 +41,7 @@ def main() -> int:
     frame = load_seed("BTCUSDT", "60")
     lo, hi = (int(pd.Timestamp(x, tz="UTC").value // 1_000_000) for x in ("2017-10-01", "2019-10-01"))
     frame = frame[(frame.index >= lo) & (frame.index < hi)]
-    objective = FoldObjective(settings, "sma", frame, folds=4)
+    objective = FoldObjective(settings, "sma", frame, folds=4, min_trades=space.min_trades)
     print(f"data: {len(frame)} real BTC hourly candles 2017-10-01 .. 2019-10-01; {os.cpu_count()} CPU(s)")
     print(f"command: .venv/bin/python bench/optimize.py --jobs {args.jobs} --population {args.population} "
           f"--generations {args.generations}")
