@@ -27,7 +27,7 @@ __all__ = [
     "market_features", "market_feature_names", "warmup_length", "market_features_batch",
     "position_features", "position_feature_names", "state_vector", "N_POSITION_FEATURES",
     "regime", "regime_codes", "REGIMES", "TRENDING", "CHOPPY", "VOLATILE", "WARMUP",
-    "support_resistance", "nearest_levels", "Level", "VOL_PERIOD",
+    "support_resistance", "nearest_levels", "Level", "VOL_PERIOD", "plot_regime",
 ]
 
 VOL_PERIOD = 100        # candles of log returns in the trailing volatility that scales returns
@@ -313,3 +313,44 @@ def nearest_levels(levels: Sequence[Level], price: float) -> tuple[Level | None,
     above = [lv for lv in levels if lv.price > price]
     return (max(below, key=lambda lv: lv.price) if below else None,
             min(above, key=lambda lv: lv.price) if above else None)
+
+
+def plot_regime(frame: Any, path: str, *, last: int = 1500, levels: int = 8,
+                settings: Any = None, title: str = "") -> str:
+    """Save a chart of the close shaded by regime, with the `levels` most-touched
+    support/resistance levels of the same candles; returns the path. For eyeballing the
+    thresholds; needs matplotlib."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    view = frame.iloc[-last:] if hasattr(frame, "iloc") else {k: np.asarray(v)[-last:]
+                                                              for k, v in frame.items()}
+    codes = regime_codes(frame, settings=settings)[-last:]
+    close = np.asarray(view["close"], dtype=np.float64)
+    x = np.arange(len(close))
+    colours = {TRENDING: "tab:green", CHOPPY: "tab:gray", VOLATILE: "tab:red", WARMUP: "white"}
+    fig, ax = plt.subplots(figsize=(12, 5))
+    ax.plot(x, close, color="black", linewidth=0.7, label="close")
+    for code, colour in colours.items():
+        if code == WARMUP:
+            continue
+        mask = codes == code
+        ax.fill_between(x, close.min(), close.max(), where=mask, color=colour, alpha=0.15,
+                        step="mid", linewidth=0, label=REGIMES[code])
+    found = support_resistance(view, settings=settings)
+    for lv in sorted(found, key=lambda lv: -lv.touches)[:levels]:
+        colour = "tab:blue" if lv.kind == "support" else "tab:orange"
+        ax.axhline(lv.price, color=colour, linewidth=1.0, alpha=0.8)
+        ax.annotate(f"{lv.kind} {lv.price:,.0f} ({lv.touches} touches)", (len(close), lv.price),
+                    xytext=(3, 0), textcoords="offset points", fontsize=7, color=colour,
+                    va="center")
+    ax.set_xlabel("candles (oldest left)")
+    ax.set_ylabel("close")
+    ax.set_xlim(0, len(close) * 1.2)       # room for the level labels
+    ax.set_title(title or f"regime (shaded) and the {levels} most-touched support/resistance levels")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -179,3 +179,9 @@ def test_bad_input_names_the_problem(hourly):
         F.market_features(hourly.drop(columns=["volume"]))
     with pytest.raises(ValueError, match="window"):
         F.market_features(hourly, window=0)
+
+
+def test_plot_regime_writes_a_png(hourly, tmp_path):
+    path = F.plot_regime(hourly, str(tmp_path / "regime.png"), last=600)
+    data = (tmp_path / "regime.png").read_bytes()
+    assert path.endswith("regime.png") and data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
