@@ -211,7 +211,7 @@ def build_report(result: BacktestResult, costs: CostModel, *, regimes: np.ndarra
         entry_idx = np.clip(entry_idx, 0, len(eq) - 1)
         for name in REGIMES:
             sel = prev == name
-            tr = [t for t, k in zip(result.trades, entry_idx) if regimes[k] == name]
+            tr = [t for t, k in zip(result.trades, entry_idx, strict=False) if regimes[k] == name]
             wins = sum(1 for t in tr if t.pnl > 0)
             rows.append({"regime": name, "candles": int(sel.sum()), "share_pct": float(sel.mean() * 100),
                          "return_pct": float((np.prod(1 + step_ret[sel]) - 1) * 100),

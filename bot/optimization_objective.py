@@ -17,7 +17,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bot.backtest import CostModel, buy_and_hold, costs_for, fast_backtest, run_backtest, strategy_has_fast_path
+from bot.backtest import (
+    CostModel,
+    buy_and_hold,
+    costs_for,
+    fast_backtest,
+    run_backtest,
+    strategy_has_fast_path,
+)
 from bot.metrics import deflated_sharpe, max_drawdown, periods_per_year, returns_of, sharpe
 
 __all__ = ["FoldObjective", "split_holdout", "holdout_report"]
@@ -64,12 +71,12 @@ class FoldObjective:
             # one batched pass over all candles (causal indicators), then one lean loop per fold
             targets = strat.signals(self.frame)
             sl, tp = strat.stop_distances(self.frame) if hasattr(strat, "stop_distances") else (None, None)
-            for a, b in zip(self.edges[:-1], self.edges[1:]):
+            for a, b in zip(self.edges[:-1], self.edges[1:], strict=False):
                 out.append(fast_backtest(self.frame, targets, self.costs, stop_dist=sl, tp_dist=tp,
                                          symbol=self.symbol, interval=self.interval, start=int(a), end=int(b),
                                          risk=None if self._gate is None else self._gate.fresh()))
         else:
-            for a, b in zip(self.edges[:-1], self.edges[1:]):
+            for a, b in zip(self.edges[:-1], self.edges[1:], strict=False):
                 out.append(run_backtest(self.settings, strat, self.frame.iloc[:b], symbol=self.symbol,
                                         interval=self.interval, path="engine", start=int(a)))
         return out

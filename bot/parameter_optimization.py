@@ -167,8 +167,8 @@ class OptimizationResult:
         rows = [[str(i + 1), f"{t.score:.3f}", *(_fmt(t.params.get(n)) for n in names),
                  *(_fmt(t.info.get(k)) for k in extra)] for i, t in enumerate(self.trials[:top])]
         widths = [max(len(r[j]) for r in [head, *rows]) for j in range(len(head))]
-        lines = ["  ".join(h.rjust(w) for h, w in zip(head, widths))]
-        lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
+        lines = ["  ".join(h.rjust(w) for h, w in zip(head, widths, strict=False))]
+        lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=False)) for r in rows]
         return "\n".join(lines)
 
     def to_csv(self, path: str | Path) -> None:
@@ -275,7 +275,7 @@ class ParameterOptimizer:
         return tuple(genes)
 
     def _params(self, genes: list[Any]) -> dict[str, Any]:
-        return {p.name: g for p, g in zip(self.space, genes)}
+        return {p.name: g for p, g in zip(self.space, genes, strict=False)}
 
     def _evaluate(self, genomes: list[list[Any]]) -> list[tuple[float, dict[str, Any]]]:
         """Scores for `genomes` in order; each distinct one is computed once, in parallel."""
@@ -296,7 +296,7 @@ class ParameterOptimizer:
                 for p in params:
                     results.append(_call(self.objective, p))
                     self._tick()
-            self._cache.update(zip(todo, results))
+            self._cache.update(zip(todo, results, strict=False))
         return [self._cache[self._key(g)] for g in genomes]
 
     def _tick(self) -> None:
@@ -441,13 +441,13 @@ class ParameterOptimizer:
                 return self._result(self._all_cached(), gen, completed=False, history=history)
             elite = tools.selBest(pop, self.elite) if self.elite else []
             offspring = [tb.individual(list(i)) for i in tb.select(pop, len(pop) - len(elite))]
-            for a, b in zip(offspring[::2], offspring[1::2]):
+            for a, b in zip(offspring[::2], offspring[1::2], strict=False):
                 if random.random() < self.cx_prob:
                     tb.mate(a, b)
             for ind in offspring:
                 if random.random() < self.mut_prob:
                     tb.mutate(ind)
-                ind[:] = [p.repair(v) for p, v in zip(self.space, ind)]
+                ind[:] = [p.repair(v) for p, v in zip(self.space, ind, strict=False)]
             self._assign(offspring, tb.map(None, offspring))
             pop = [tb.individual(list(i)) for i in elite] + offspring
             self._assign(pop, tb.map(None, pop))
@@ -463,7 +463,7 @@ class ParameterOptimizer:
 
     @staticmethod
     def _assign(pop: list[Any], results: list[tuple[float, dict[str, Any]]]) -> None:
-        for ind, (score, _info) in zip(pop, results):
+        for ind, (score, _info) in zip(pop, results, strict=False):
             ind.fitness.values = (score if math.isfinite(score) else -1e9,)
 
     @staticmethod

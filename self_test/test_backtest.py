@@ -10,11 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bot.backtest import CostModel, costs_for, engine_backtest, fast_backtest, run_fast
+from bot.backtest import CostModel, costs_for, engine_backtest, run_fast
 from bot.backtest_report import build_report, regime_labels
 from bot.errors import DataError
 from bot.strategies.sma import SMACrossStrategy
-from self_test.conftest import make_settings
 
 START_MS = 1551398400000  # 2019-03-01 00:00 UTC
 
@@ -58,7 +57,7 @@ def test_sma_reference_matches_hand_computed_trades(settings, slice_):
     assert len(want) >= 10
     got = [(t.side, t.entry_price, t.exit_price, t.qty, t.pnl) for t in res.trades]
     assert len(got) == len(want)
-    for g, w in zip(got, want):
+    for g, w in zip(got, want, strict=True):
         assert g[0] == w[0]
         assert g[1:] == pytest.approx(w[1:], rel=1e-12, abs=1e-12)
     assert res.trades[-1].reason == "end-of-data" and all(t.reason == "signal" for t in res.trades[:-1])
@@ -76,7 +75,7 @@ def test_fees_and_slippage_cost_exactly_what_they_should(settings, slice_):
     assert free.equity[-1] - fee.equity[-1] == pytest.approx(expected_fees, rel=1e-9)
     expected_slip = sum(t.qty * 1e-3 * (t.entry_price + t.exit_price) for t in free.trades)
     assert free.equity[-1] - slip.equity[-1] == pytest.approx(expected_slip, rel=1e-9)
-    for a, b in zip(free.trades, slip.trades):
+    for a, b in zip(free.trades, slip.trades, strict=True):
         d = 1 if a.side == "long" else -1
         assert b.entry_price == pytest.approx(a.entry_price * (1 + d * 1e-3), rel=1e-12)
 
@@ -94,7 +93,7 @@ def test_fast_path_equals_engine_path_on_real_candles(settings, btc_hourly, opti
     assert {"signal", "stop-loss", "take-profit"} <= {t.reason for t in fast.trades}  # every rule is exercised
     assert len({round(t.qty * t.entry_price, -1) for t in fast.trades}) > 1  # sizes vary with equity and regime
     assert len(fast.trades) == len(eng.trades) >= 20
-    for a, b in zip(fast.trades, eng.trades):
+    for a, b in zip(fast.trades, eng.trades, strict=True):
         assert (a.side, a.entry_ms, a.exit_ms, a.reason, a.qty) == (b.side, b.entry_ms, b.exit_ms, b.reason, b.qty)
         assert (a.entry_price, a.exit_price) == pytest.approx((b.entry_price, b.exit_price), rel=1e-12)
         assert a.pnl == pytest.approx(b.pnl, abs=1e-9)

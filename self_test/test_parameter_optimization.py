@@ -10,7 +10,6 @@ import pickle
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +18,13 @@ import pytest
 
 from bot.errors import ConfigError
 from bot.optimization_objective import FoldObjective
-from bot.parameter_optimization import (Param, ParameterOptimizer, load_best_params, load_space,
-                                        save_best_params)
+from bot.parameter_optimization import (
+    Param,
+    ParameterOptimizer,
+    load_best_params,
+    load_space,
+    save_best_params,
+)
 from self_test.conftest import ROOT, wait_for
 
 SPACE = [Param("fast", "int", low=4, high=16, step=4), Param("slow", "int", low=20, high=60, step=20),

@@ -46,8 +46,13 @@ def run(args: argparse.Namespace, settings: Any) -> int:
 
     from bot.cli.backtest import load_frame
     from bot.optimization_objective import FoldObjective, holdout_report, split_holdout
-    from bot.parameter_optimization import (ParameterOptimizer, _atomic_bytes, _finite_only, load_space,
-                                            save_best_params)
+    from bot.parameter_optimization import (
+        ParameterOptimizer,
+        _atomic_bytes,
+        _finite_only,
+        load_space,
+        save_best_params,
+    )
 
     logging.getLogger("bot").setLevel(logging.WARNING)
     space = load_space(args.space)
