@@ -94,7 +94,8 @@ def test_no_look_ahead_future_candles_do_not_change_past_actions_or_rewards(tmp_
     other = btc_hourly.iloc[12000:13000]
     future = pd.DataFrame(other.to_numpy(), index=real.index[cut:], columns=real.columns)
     edited = pd.concat([real.iloc[:cut], future])
-    agent = SelfLearningBot(s, config=DQNConfig(seed=3, n_envs=1))   # an untrained net: actions vary with the state
+    # an untrained net without hysteresis: its actions vary with the state
+    agent = SelfLearningBot(s, config=DQNConfig(seed=3, n_envs=1, switch_margin=0.0))
     results = []
     for f in (real, edited):
         env = TradingEnv(MarketData.from_frames(f, settings=s), settings=s, n_envs=1)
