@@ -8,6 +8,8 @@ the same way in training, backtest and the live loop (tests shift the future to 
 - `position_features(position, upnl_pct, held)` -> (..., N_POSITION_FEATURES), vectorised.
 - `state_vector(market_row, position, upnl_pct, held)` -> the agent's input, concatenated.
 - `market_features_batch(frames, ...)` -> one array per symbol (or stacked (S, T, M)).
+- `latest_market_features(frame)` -> the newest row from a bounded tail of
+  `feature_history(window)` candles (live loop), equal to the full-history row to 1e-7.
 - `regime(frame)` / `regime_codes(frame)` -> trending / choppy / volatile per candle.
 - `support_resistance(frame)` -> list of `Level(price, touches, kind, last_index)`.
 """
@@ -25,6 +27,7 @@ from bot import indicators as ind
 
 __all__ = [
     "market_features", "market_feature_names", "warmup_length", "market_features_batch",
+    "feature_history", "latest_market_features",
     "position_features", "position_feature_names", "state_vector", "N_POSITION_FEATURES",
     "regime", "regime_codes", "REGIMES", "TRENDING", "CHOPPY", "VOLATILE", "WARMUP",
     "support_resistance", "nearest_levels", "Level", "VOL_PERIOD", "plot_regime",
@@ -112,6 +115,23 @@ def market_features(frame: Any, *, window: int = 32, settings: Any = None,
     out[:, window:] = np.column_stack(cols_ind)
     out[:start] = np.nan
     return out.astype(dtype, copy=False)
+
+
+def feature_history(window: int = 32, settings: Any = None, *, tol: float = 1e-10) -> int:
+    """Candles a tail needs so the last row of `market_features` on it equals the full-history
+    row to 1e-7 (float32 resolution): the indicators' `required_history` at relative `tol`
+    (1e-10, because distances to an EMA in ATRs magnify its relative error by price / ATR, up
+    to ~1000), plus the return window and its volatility window."""
+    return ind.required_history(settings, tol=tol) + VOL_PERIOD + ind._period(window, "window")
+
+
+def latest_market_features(frame: Any, *, window: int = 32, settings: Any = None,
+                           dtype: Any = np.float32) -> np.ndarray:
+    """The market features of the newest candle, computed on a bounded tail (live loop)."""
+    n = feature_history(window, settings)
+    tail = frame.iloc[-n:] if hasattr(frame, "iloc") else {k: np.asarray(v)[-n:]
+                                                           for k, v in frame.items()}
+    return market_features(tail, window=window, settings=settings, dtype=dtype)[-1]
 
 
 def market_features_batch(frames: Sequence[Any], *, window: int = 32, settings: Any = None,

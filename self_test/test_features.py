@@ -185,3 +185,15 @@ def test_plot_regime_writes_a_png(hourly, tmp_path):
     path = F.plot_regime(hourly, str(tmp_path / "regime.png"), last=600)
     data = (tmp_path / "regime.png").read_bytes()
     assert path.endswith("regime.png") and data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+
+
+def test_latest_features_from_a_bounded_tail(btc_hourly):
+    n = F.feature_history(32)
+    assert n < 4000
+    full = F.market_features(btc_hourly, dtype=np.float64)
+    for end in (n + 5, 15_000, len(btc_hourly)):
+        latest = F.latest_market_features(btc_hourly.iloc[:end], dtype=np.float64)
+        np.testing.assert_allclose(latest, full[end - 1], rtol=0, atol=1e-7)
+    # too short a tail is visibly different (EMA 200 still remembers its seed)
+    short = F.market_features(btc_hourly.iloc[-300:], dtype=np.float64)[-1]
+    assert np.max(np.abs(short - full[-1])) > 1e-4
