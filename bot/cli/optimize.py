@@ -46,13 +46,8 @@ def run(args: argparse.Namespace, settings: Any) -> int:
 
     from bot.cli.backtest import load_frame
     from bot.optimization_objective import FoldObjective, holdout_report, split_holdout
-    from bot.parameter_optimization import (
-        ParameterOptimizer,
-        _atomic_bytes,
-        _finite_only,
-        load_space,
-        save_best_params,
-    )
+    from bot.optimization_space import atomic_write_bytes, finite_only, load_space, save_best_params
+    from bot.parameter_optimization import ParameterOptimizer
 
     logging.getLogger("bot").setLevel(logging.WARNING)
     space = load_space(args.space)
@@ -92,7 +87,7 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     summary = {"method": args.method, "evaluations": result.evaluations, "generations": result.generations,
                "best": {"params": params, "score": best.score, "info": best.info}, **judged,
                "history": list(result.history)}
-    _atomic_bytes(out / "summary.json", json.dumps(_finite_only(summary), indent=2, default=str).encode())
+    atomic_write_bytes(out / "summary.json", json.dumps(finite_only(summary), indent=2, default=str).encode())
     ins = judged["in_sample"]
     print(f"winner {params}: fold score {best.score:.3f}; search span Sharpe {ins['sharpe']:.2f}, "
           f"return {ins['return_pct']:+.2f} %, {ins['trades']} trades")
