@@ -11,7 +11,6 @@ import matplotlib.dates as mdates
 import numpy as np
 from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.figure import Figure
-from matplotlib.ticker import AutoLocator, ScalarFormatter
 
 from bot.ui.history import HistoryCopy
 
@@ -54,8 +53,12 @@ class _Base:
                              fontsize=12, color="#8a8f98")
 
     def _show_empty(self, on: bool) -> None:
+        """The 'nothing yet' text instead of the axes' (meaningless) ticks, or the other way round."""
         if self.empty is not None:
             self.empty.set_visible(on)
+        for ax in self.figure.axes:
+            ax.xaxis.set_visible(not on)
+            ax.yaxis.set_visible(not on)
 
 
 def _get(obj: Any, *names: str, default: Any = None) -> Any:
@@ -195,7 +198,7 @@ class EquityFigure(_Base):
     def __init__(self) -> None:
         super().__init__()
         ax = self.ax = self.figure.add_subplot(111)
-        self.figure.subplots_adjust(left=0.08, right=0.98, top=0.93, bottom=0.08)
+        self.figure.subplots_adjust(left=0.09, right=0.98, top=0.93, bottom=0.08)
         _style(ax)
         _date_axis(ax)
         (self.equity,) = ax.plot([], [], color="#1f77b4", lw=1.6, label="equity")
@@ -233,7 +236,7 @@ class PnlFigure(_Base):
     def __init__(self) -> None:
         super().__init__()
         ax = self.ax = self.figure.add_subplot(111)
-        self.figure.subplots_adjust(left=0.08, right=0.92, top=0.93, bottom=0.09)
+        self.figure.subplots_adjust(left=0.09, right=0.91, top=0.93, bottom=0.09)
         _style(ax)
         self.ax2 = ax.twinx()
         self.ax2.tick_params(labelsize=8)
@@ -278,7 +281,7 @@ class TrainingFigure(_Base):
     def __init__(self) -> None:
         super().__init__()
         axes = self.figure.subplots(3, 1, sharex=True)
-        self.figure.subplots_adjust(left=0.08, right=0.98, top=0.95, bottom=0.08, hspace=0.12)
+        self.figure.subplots_adjust(left=0.11, right=0.98, top=0.94, bottom=0.08, hspace=0.12)
         self.axes = axes
         self.lines = []
         for ax, name, colour in zip(axes, ("loss", "reward", "epsilon"), ("#d62728", "#2ca02c", "#1f77b4"), strict=False):
@@ -287,8 +290,7 @@ class TrainingFigure(_Base):
             (line,) = ax.plot([], [], color=colour, lw=1.2)
             self.lines.append(line)
         axes[-1].set_xlabel("learner steps", fontsize=8)
-        self._counts = True
-        self._empty_text(axes[0], "The learner has not stepped yet")
+        self._empty_text(axes[0], "No learner steps yet (the DQN reports them once it trains)")
 
     def update(self, h: HistoryCopy) -> bool:
         if not h.steps:
@@ -296,8 +298,6 @@ class TrainingFigure(_Base):
             return False
         self._show_empty(False)
         x = np.asarray(h.steps, dtype=float)
-        if not h.steps_are_counts:
-            x = ms_to_num(x)
         for ax, line, y in zip(self.axes, self.lines, (h.loss, h.reward, h.epsilon), strict=False):
             y = np.asarray(y, dtype=float)
             line.set_data(x, y)
@@ -308,19 +308,8 @@ class TrainingFigure(_Base):
                 ax.set_ylim(lo - pad, hi + pad)
         span = (x[-1] - x[0]) or 1.0
         self.axes[-1].set_xlim(x[0] - span * 0.01, x[-1] + span * 0.02)
-        if h.steps_are_counts != self._counts:
-            self._counts = h.steps_are_counts
-            axis = self.axes[-1]
-            if self._counts:
-                axis.set_xlabel("learner steps", fontsize=8)
-                axis.xaxis.set_major_locator(AutoLocator())
-                axis.xaxis.set_major_formatter(ScalarFormatter())
-            else:  # no step count from the learner: each sample sits at its candle's time
-                axis.set_xlabel("candle time (UTC)", fontsize=8)
-                _date_axis(axis)
         parts = [f"{name} {v:.4g}" for name, v in (("loss", h.loss[-1]), ("reward", h.reward[-1]),
                                                     ("epsilon", h.epsilon[-1])) if math.isfinite(v)]
-        if h.steps_are_counts:
-            parts.append(f"steps {int(h.steps[-1])}")
+        parts.append(f"steps {int(h.steps[-1])}")
         self.axes[0].set_title("   ".join(parts), fontsize=10, loc="left")
         return True

@@ -106,6 +106,7 @@ class ChartRenderer:
         self.results: queue.Queue[tuple[str, np.ndarray]] = queue.Queue()
         self.render_ms: list[float] = []     # recent render durations, for the docs' figures
         self.frames = 0
+        self.has_data: dict[str, bool] = {}   # did the last frame of each tab show data (tests read it)
         self._signatures: dict[str, Any] = {}
         self._wake = threading.Event()
         self._force = False
@@ -159,13 +160,13 @@ class ChartRenderer:
             signature: Any = (symbol, _price_signature(data))
             if not force and signature == self._signatures.get(key):
                 return False
-            self.figures[key].update(symbol, data)
+            self.has_data[key] = self.figures[key].update(symbol, data)
         else:
             h = self.history.copy()
             signature = h.version
             if not force and signature == self._signatures.get(key):
                 return False
-            self.figures[key].update(h)
+            self.has_data[key] = self.figures[key].update(h)
         started = time.perf_counter()
         pixels = canvas.render()
         self.render_ms = (self.render_ms + [(time.perf_counter() - started) * 1000])[-50:]

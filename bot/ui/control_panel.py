@@ -49,12 +49,12 @@ class ControlPanel(ttk.Frame):
         self.training_check.pack(anchor="w")
         self.epsilon_label = ttk.Label(box, text="epsilon -")
         self.epsilon_label.pack(anchor="w")
-        self.learner_label = ttk.Label(box, text="", foreground="#5c6370")
+        self.learner_label = ttk.Label(box, text="", foreground="#5c6370", wraplength=215)
         self.learner_label.pack(anchor="w")
 
         box = ttk.LabelFrame(self, text="Hot pairs", padding=4)
-        box.pack(fill="both", expand=True, pady=4)
-        self.pairs = ttk.Treeview(box, columns=("score",), height=6, selectmode="browse")
+        box.pack(fill="x", pady=4)
+        self.pairs = ttk.Treeview(box, columns=("score",), height=5, selectmode="browse")
         self.pairs.heading("#0", text="Pair")
         self.pairs.heading("score", text="Score")
         self.pairs.column("#0", width=170, stretch=True)
@@ -65,18 +65,17 @@ class ControlPanel(ttk.Frame):
 
         box = ttk.LabelFrame(self, text="Promotion to live", padding=4)
         box.pack(fill="both", expand=True, pady=4)
-        self.promotion = ttk.Treeview(box, columns=("actual", "required"), height=5, selectmode="none")
-        self.promotion.heading("#0", text="Criterion")
-        self.promotion.heading("actual", text="Now")
-        self.promotion.heading("required", text="Needed")
-        self.promotion.column("#0", width=124, stretch=True)
-        self.promotion.column("actual", width=52, anchor="e", stretch=False)
-        self.promotion.column("required", width=64, anchor="e", stretch=False)
+        # A wrapping text, not a table: criterion names and thresholds are too long for columns.
+        self.promotion = tk.Text(box, height=12, width=30, wrap="word", borderwidth=0, background="#f7f7f7",
+                                 font=("DejaVu Sans", 9), cursor="arrow", state="disabled")
         self.promotion.tag_configure("met", foreground="#0a7d32")
         self.promotion.tag_configure("unmet", foreground="#b00020")
+        self.promotion.tag_configure("detail", foreground="#5c6370")
+        self.promotion.tag_configure("waiting", foreground="#8a8f98")
         self.promotion.pack(fill="both", expand=True)
         self._pairs_shown: tuple = ()
         self._promotion_shown: tuple = ()
+        self._promotion_drawn = False
 
     def _training_clicked(self) -> None:
         self.cache.forget(self.training)  # the user set it; the engine's answer repaints it
@@ -121,12 +120,23 @@ class ControlPanel(ttk.Frame):
                 self.pairs.selection_set(keep)
             self._pairs_shown = rows
         crit = tuple((c.name, c.actual, c.required, c.met) for c in snap.promotion)
-        if crit != self._promotion_shown:
-            self.promotion.delete(*self.promotion.get_children())
+        if crit != self._promotion_shown or not self._promotion_drawn:
+            args: list[str] = []
             for name, actual, required, met in crit:
-                self.promotion.insert("", "end", text=("\u2714 " if met else "\u2718 ") + name,
-                                      values=(actual, required), tags=("met" if met else "unmet",))
+                args += [("\u2714 " if met else "\u2718 ") + name, "met" if met else "unmet",
+                         f"  {actual} (needs {required})\n", "detail"]
+            if not crit:
+                args = ["not checked yet", "waiting"]
+            else:
+                n_met = sum(1 for c in crit if c[3])
+                args += [f"{n_met} of {len(crit)} met" + ("" if n_met < len(crit) else ": ready for live"),
+                         "met" if n_met == len(crit) else "waiting"]
+            self.promotion.configure(state="normal")
+            self.promotion.delete("1.0", "end")
+            self.promotion.insert("end", *args)
+            self.promotion.configure(state="disabled")
             self._promotion_shown = crit
+            self._promotion_drawn = True
 
     def select_pair(self, symbol: str) -> None:
         if self.pairs.exists(symbol) and self.pairs.selection() != (symbol,):

@@ -30,7 +30,6 @@ class HistoryCopy:
     loss: tuple[float, ...]
     reward: tuple[float, ...]
     epsilon: tuple[float, ...]
-    steps_are_counts: bool
     version: int
 
 
@@ -54,7 +53,6 @@ class SessionHistory:
         self._learn: deque[tuple[float, float, float, float]] = deque(maxlen=max_points)
         self._start_prices: dict[str, float] = {}
         self._start_equity = 0.0
-        self._steps_are_counts = False
         self.version = 0  # bumps on every change so a chart can skip a redraw with nothing new
 
     def reset(self) -> None:
@@ -101,18 +99,16 @@ class SessionHistory:
                     changed = True
             while len(self._trades) > self._max_trades:
                 self._trades.pop(next(iter(self._trades)))
-            if snap.learner or snap.training:
-                # x is the learner's step count when it reports one, else the candle the sample is from
-                x = float(snap.learner.get("steps") or 0.0) or float(snap.last_candle_ms or snap.time_ms)
-                point = (x, float(snap.learner.get("loss", float("nan"))),
+            steps = float(snap.learner.get("steps") or 0.0) if snap.learner else 0.0
+            if steps > 0:  # a learner that reports its step count (strategies that do not learn: none)
+                point = (steps, float(snap.learner.get("loss", float("nan"))),
                          float(snap.learner.get("reward", float("nan"))), float(snap.epsilon))
-                if not self._learn or x > self._learn[-1][0]:
+                if not self._learn or steps > self._learn[-1][0]:
                     self._learn.append(point)
                     changed = True
-                elif x == self._learn[-1][0] and not _same(point, self._learn[-1]):
+                elif steps == self._learn[-1][0] and not _same(point, self._learn[-1]):
                     self._learn[-1] = point
                     changed = True
-            self._steps_are_counts = bool(snap.learner.get("steps")) if snap.learner else False
             if changed:
                 self.version += 1
         return changed
@@ -125,4 +121,4 @@ class SessionHistory:
                                balance=tuple(self._balance), buy_hold=tuple(self._bh), trades=tuple(trades),
                                steps=tuple(x[0] for x in learn), loss=tuple(x[1] for x in learn),
                                reward=tuple(x[2] for x in learn), epsilon=tuple(x[3] for x in learn),
-                               steps_are_counts=self._steps_are_counts, version=self.version)
+                               version=self.version)

@@ -83,10 +83,10 @@ class OrdersPanel(ttk.Frame):
         box.pack(fill="both", expand=True, pady=(8, 0))
         cols = ("symbol", "side", "entry", "exit", "pnl", "why")
         self.trades = ttk.Treeview(box, columns=cols, height=6, selectmode="none")
-        self.trades.heading("#0", text="Closed (UTC)")
+        self.trades.heading("#0", text="Closed UTC")
         self.trades.column("#0", width=92, stretch=False)
         for col, title, width in zip(cols, ("Symbol", "Side", "Entry", "Exit", "P&L", "Why"),
-                                     (76, 38, 56, 56, 54, 64), strict=True):
+                                     (70, 38, 54, 54, 52, 76), strict=True):
             self.trades.heading(col, text=title)
             self.trades.column(col, width=width, anchor="e", stretch=True)
         self.trades.tag_configure("gain", foreground=GAIN)

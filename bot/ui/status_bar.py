@@ -12,7 +12,7 @@ __all__ = ["StatusBar"]
 
 BG = "#12151c"
 FG = "#d8dee9"
-MESSAGE_CHARS = 70
+MESSAGE_CHARS = 56
 GREEN, AMBER, RED, GREY = "#3ddc84", "#f0b429", "#ff4d4f", "#8a8f98"
 
 _CONNECTION_COLOURS = {Connection.CONNECTED: GREEN, Connection.RECONNECTING: AMBER,
