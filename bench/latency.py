@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -77,7 +78,7 @@ def measure(name: str, strategy: str, journal_kind: str, pairs: int, candles: in
         # Every slice replays on the same clock so all pairs close together, like live pairs do.
         part = part.set_axis(btc.index[:span], axis=0)
         frames[f"BTC{i:02d}USDT"] = part
-    market = ReplayMarket(s, frames=frames, pace=0, warmup=WARMUP)
+    market = ReplayMarket(s, frames=frames, pace=0, start_ms=int(btc.index[WARMUP]))
     journal = MemoryJournal() if journal_kind == "memory" else Journal(tmp / name / "state.db")
     sim = TimedSim(s)
     engine = TradingEngine(s, market=market, exchange=sim, journal=journal)
@@ -114,7 +115,8 @@ def main() -> int:
     args = ap.parse_args()
     logging.disable(logging.WARNING)     # the engine logs every trade; not what we time
     print(f"command: .venv/bin/python bench/latency.py --pairs {args.pairs} --candles {args.candles}")
-    print(f"{args.pairs} pairs, {args.candles} candle closes each; latency = batch arrival -> create_order (ms)")
+    print(f"{args.pairs} pairs, {args.candles} candle closes each; latency = batch arrival -> create_order (ms); "
+          f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"{'configuration':<26}{'orders':>8}{'p50':>9}{'p90':>9}{'p99':>9}{'max':>9}   target p99 < 20 ms")
     with tempfile.TemporaryDirectory() as d:
         for name, strat, jk, train in (("sma + memory journal", "sma", "memory", False),

@@ -142,7 +142,7 @@ class StreamingIndicators:
         window = np.fromiter(self.bw_hist, dtype=np.float64, count=look)
         if np.isnan(window).any():
             return "choppy"
-        if window[-1] > np.percentile(window, self.s.BB_VOLATILE_PERCENTILE):
+        if window[-1] > percentile_linear(window, self.s.BB_VOLATILE_PERCENTILE):
             return "volatile"
         return "trending" if self.adx > self.s.ADX_TREND_THRESHOLD else "choppy"
 
@@ -157,6 +157,17 @@ class StreamingIndicators:
         if self.n_adx == 14:
             out["adx_14"] = adx
         return out
+
+
+def percentile_linear(values: np.ndarray, q: float) -> float:
+    """numpy's default ('linear') percentile of a small window, without np.percentile's overhead
+    (a sort of REGIME_LOOKBACK values and one interpolation)."""
+    a = np.sort(values)
+    k = (len(a) - 1) * q / 100.0
+    f = int(math.floor(k))
+    if f + 1 >= len(a):
+        return float(a[-1])
+    return float(a[f] + (a[f + 1] - a[f]) * (k - f))
 
 
 def regime_of(indicators: dict[str, np.ndarray], settings: Any) -> str:

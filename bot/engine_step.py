@@ -87,7 +87,7 @@ class CandleSteps:
             return
         ctx = StrategyContext(
             symbol=candle.symbol, interval=candle.interval, time_ms=candle.close_ms, price=candle.close,
-            candles={candle.interval: ps.frame()}, indicators=ps.indicators, regime=ps.regime,
+            candles={candle.interval: ps.frame(self.context_candles)}, indicators=ps.indicators, regime=ps.regime,
             position=position, balance=balance, allow_short=self.settings.allows_short,
             extra={"mode": self.mode, "training": self.training, "t0": t0})
         strat = c.strategy
@@ -112,6 +112,15 @@ class CandleSteps:
         pending, self._pending_learn = self._pending_learn, []
         for ps, ctx, before in pending:
             self._learn(ps, ctx, before)
+
+    @property
+    def context_candles(self) -> int:
+        """Candles handed to the strategy: the whole tail for the agent (its slow features read up
+        to 2,000), a few hundred for rule strategies (they keep longer history themselves)."""
+        strat = self.c.strategy if self.c else None
+        if hasattr(strat, "state_for"):
+            return TAIL
+        return max(500, 4 * int(getattr(strat, "warmup", 0) or 0))
 
     @property
     def _stream_min(self) -> int:
