@@ -18,12 +18,13 @@ from bot.events import EventKind
 from bot.snapshot import EngineSnapshot
 from bot.ui.dialogs import CANCEL, CLOSE_ALL, Dialogs
 from bot.ui.history import SessionHistory
-from bot.ui.orders_panel import parse_usdt
+from bot.ui.live_mode import live_confirmation, read_live_balance
+from bot.ui.orders_panel import describe_result, parse_usdt
 from bot.ui.prefs import UiPrefs, save_prefs
 from bot.ui.status_bar import RED
 from bot.ui.workers import CommandRunner, SnapshotPoller, StallMeter, TkTimer
 
-__all__ = ["Controller", "sizing_rule", "describe_result"]
+__all__ = ["Controller"]
 
 log = logging.getLogger("bot.ui")
 
@@ -31,29 +32,6 @@ STOP_TIMEOUT_S = 30.0  # how long a stop may wait for the engine thread
 
 _ALERT_KINDS = {EventKind.ERROR, EventKind.CRITICAL, EventKind.RESTART, EventKind.CIRCUIT,
                 EventKind.ORDER_FAILED, EventKind.DATA, EventKind.MODE, EventKind.PROMOTION}
-
-
-def sizing_rule(settings: Any) -> str:
-    """The sizing rule in words, for the live-trading confirmation."""
-    return (f"each trade uses {settings.POSITION_SIZE_PCT * 100:g} % of equity (at least "
-            f"{settings.MIN_ORDER_USDT:g} USDT), loses at most {settings.MAX_RISK_PER_TRADE * 100:g} % of equity "
-            f"to its stop-loss, all open positions together at most {settings.MAX_TOTAL_RISK * 100:g} %, "
-            f"at most {settings.MAX_OPEN_POSITIONS} positions at once, leverage {settings.LEVERAGE:g}x; "
-            f"new entries stop after a {settings.DAILY_LOSS_LIMIT * 100:g} % daily loss or a "
-            f"{settings.MAX_DRAWDOWN * 100:g} % drawdown")
-
-
-def describe_result(result: Any) -> tuple[bool, str]:
-    """(ok, text) for a manual order's result (the engine's ManualOrderResult)."""
-    ok = bool(getattr(result, "ok", result is not None))
-    qty, price = getattr(result, "qty", 0) or 0, getattr(result, "price", 0) or 0
-    if ok and qty and price:
-        return ok, f"{getattr(result, 'message', 'filled')} {qty:g} at {price:,.2f}"
-    for name in ("message", "text", "reason", "error"):
-        text = getattr(result, name, "")
-        if text:
-            return ok, str(text)
-    return ok, "done" if ok else str(result)
 
 
 class Controller:
@@ -316,16 +294,14 @@ class Controller:
             except Exception as exc:
                 log.warning("could not read the Bybit balance for the live confirmation: %s", exc)
                 balance = f"your whole Bybit USDT balance (it could not be read just now: {exc})"
-            ok = self.dialogs.confirm_live(
-                f"Live trading sends REAL orders to Bybit.\n\nBalance at risk: {balance}.\n\n"
-                f"Sizing rule: {sizing_rule(self.settings)}.\n\nTrade live with real money?")
+            ok = self.dialogs.confirm_live(live_confirmation(self.settings, balance))
             if not ok:
                 log.info("live trading refused by the user; staying in paper")
                 self.view.status.set_message("live trading refused: staying in paper")
                 return
             self._run(self.engine.give_live_consent, self._consent_stored)
 
-        self._run(self._live_balance, confirm)
+        self._run(lambda: read_live_balance(self.settings), confirm)
 
     def _consent_stored(self, fut: cf.Future) -> None:
         exc = fut.exception()
@@ -336,14 +312,6 @@ class Controller:
         self.view.controls.mode.set("LIVE")
         self.view.status.set_mode("LIVE")
         self.view.status.set_message("LIVE selected: Start Bot trades real money", error=True)
-
-    def _live_balance(self) -> float:
-        """The Bybit account's USDT equity (command thread: this is network)."""
-        from bot.exchange.bybit import BybitExchange  # only when live is chosen
-
-        ex = BybitExchange.from_settings(self.settings) if hasattr(BybitExchange, "from_settings") \
-            else BybitExchange(self.settings)
-        return float(ex.get_balance().equity)
 
     def set_training(self, on: bool) -> None:
         if self.engine is None:

@@ -6,10 +6,11 @@ import time
 import tkinter as tk
 from collections.abc import Callable, Sequence
 from tkinter import ttk
+from typing import Any
 
 from bot.exchange.base import ClosedTrade, Position
 
-__all__ = ["OrdersPanel", "parse_usdt"]
+__all__ = ["OrdersPanel", "parse_usdt", "describe_result"]
 
 GAIN, LOSS = "#0a7d32", "#b00020"
 
@@ -23,6 +24,19 @@ def parse_usdt(text: str) -> float:
     if not value > 0 or value != value or value == float("inf"):
         raise ValueError(f"amount {text!r} must be a positive number of USDT")
     return value
+
+
+def describe_result(result: Any) -> tuple[bool, str]:
+    """(ok, text) for a manual order's result (the engine's ManualOrderResult)."""
+    ok = bool(getattr(result, "ok", result is not None))
+    qty, price = getattr(result, "qty", 0) or 0, getattr(result, "price", 0) or 0
+    if ok and qty and price:
+        return ok, f"{getattr(result, 'message', 'filled')} {qty:g} at {price:,.2f}"
+    for name in ("message", "text", "reason", "error"):
+        text = getattr(result, name, "")
+        if text:
+            return ok, str(text)
+    return ok, "done" if ok else str(result)
 
 
 def _price(x: float | None) -> str:
