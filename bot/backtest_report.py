@@ -209,9 +209,11 @@ def build_report(result: BacktestResult, costs: CostModel, *, regimes: np.ndarra
         entry_idx = np.searchsorted(result.open_ms + interval_ms(result.interval),
                                     [t.entry_ms for t in result.trades])
         entry_idx = np.clip(entry_idx, 0, len(eq) - 1)
-        for name in REGIMES:
+        for name in (*REGIMES, "warmup"):   # warmup: before the regime indicators exist
             sel = prev == name
-            tr = [t for t, k in zip(result.trades, entry_idx, strict=False) if regimes[k] == name]
+            tr = [t for t, k in zip(result.trades, entry_idx, strict=True) if regimes[k] == name]
+            if name == "warmup" and not sel.any() and not tr:
+                continue
             wins = sum(1 for t in tr if t.pnl > 0)
             rows.append({"regime": name, "candles": int(sel.sum()), "share_pct": float(sel.mean() * 100),
                          "return_pct": float((np.prod(1 + step_ret[sel]) - 1) * 100),

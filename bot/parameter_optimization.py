@@ -241,7 +241,7 @@ class ParameterOptimizer:
         from tqdm import tqdm
 
         state = self._load()
-        total = self._planned_evaluations()
+        total = self.planned_evaluations()
         self._bar = tqdm(total=total, desc=f"optimise ({self.method})", unit="eval", disable=not self.progress,
                          initial=min(len(self._cache), total))
         try:
@@ -259,7 +259,8 @@ class ParameterOptimizer:
             self._bar.close()
             self._bar = None
 
-    def _planned_evaluations(self) -> int:
+    def planned_evaluations(self) -> int:
+        """Upper bound on objective calls (repeats are served from the cache)."""
         if self.method == "grid":
             return math.prod(len(p.grid()) for p in self.space)
         if self.method == "random":

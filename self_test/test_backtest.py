@@ -112,8 +112,12 @@ def test_report_numbers_and_files(tmp_path, settings, btc_hourly):
     assert m["fees"] == pytest.approx(sum(t.fees for t in res.trades), rel=1e-9)
     close = frame["close"].to_numpy()[100:]
     assert m["buy_hold_return_pct"] == pytest.approx((close[-1] / close[0] - 1) * 100, abs=0.2)
-    assert sum(r["trades"] for r in rep.regimes) <= m["trades"]
-    assert abs(sum(r["net_pnl_usdt"] for r in rep.regimes) - m["net_pnl_usdt"]) < abs(m["net_pnl_usdt"]) + 5
+    # every candle and every trade lands in exactly one regime row
+    assert sum(r["candles"] for r in rep.regimes) == m["candles"]
+    assert sum(r["trades"] for r in rep.regimes) == m["trades"]
+    assert sum(r["net_pnl_usdt"] for r in rep.regimes) == pytest.approx(m["net_pnl_usdt"], abs=1e-6)
+    assert {r["regime"] for r in rep.regimes} >= {"trending", "choppy", "volatile"}
+    assert all(r["candles"] > 0 for r in rep.regimes if r["regime"] != "warmup")
     paths = rep.write(tmp_path / "rep")
     trades = pd.read_csv(paths["trades"])
     assert len(trades) == m["trades"] and set(trades["side"]) <= {"long", "short"}

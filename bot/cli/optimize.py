@@ -69,7 +69,8 @@ def run(args: argparse.Namespace, settings: Any) -> int:
                              generations=args.generations)
     resumed = ckpt.exists()
     print(f"{space.strategy} on {space.symbol}/{interval}: {len(search)} candles searched in {space.folds} folds, "
-          f"{len(holdout)} held out; {args.method}, {jobs} worker(s){' (resuming)' if resumed else ''}")
+          f"{len(holdout)} held out; {args.method}, up to {opt.planned_evaluations()} backtests, {jobs} worker(s)"
+          f"{' (resuming)' if resumed else ''}")
     result = opt.run(stop_after=args.stop_after)
     result.to_csv(out / "results.csv")
     print(result.table(args.top))
