@@ -7,11 +7,16 @@ candle) and scored by the mean of the folds' annualised Sharpe ratios. A setting
 one stretch of history scores poorly on the others. The candles after the search span (the
 holdout, see `split_holdout`) are never seen by the search; `holdout_report` judges the winner
 there, next to buy-and-hold, and computes its deflated Sharpe ratio given the number of trials.
+
+`walk_forward_search` judges the whole procedure instead of one winner: K searches on growing
+windows, each winner traded on the next block no search of its split has seen; the chained test
+blocks are the out-of-sample record (`python -m bot optimize ... --walk-forward K`).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -27,7 +32,7 @@ from bot.backtest import (
 )
 from bot.metrics import deflated_sharpe, max_drawdown, periods_per_year, returns_of, sharpe
 
-__all__ = ["FoldObjective", "split_holdout", "holdout_report"]
+__all__ = ["FoldObjective", "split_holdout", "holdout_report", "out_of_sample", "walk_forward_search"]
 
 
 def split_holdout(frame: pd.DataFrame, holdout: float) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -101,6 +106,61 @@ class FoldObjective:
         return float(np.mean(sharpes)), info
 
 
+def out_of_sample(settings: Any, strategy: str, params: dict[str, Any], before: pd.DataFrame,
+                  window: pd.DataFrame, *, symbol: str = "BTCUSDT", interval: str = "60",
+                  fixed: dict[str, Any] | None = None) -> tuple[Any, CostModel]:
+    """Backtest `params` on `window` only, its indicators warmed up on the candles `before` it."""
+    both = pd.concat([before, window])
+    obj = FoldObjective(settings, strategy, both, folds=1, symbol=symbol, interval=interval, fixed=fixed)
+    strat = obj.build(params)
+    start = len(before)
+    if strategy_has_fast_path(strat):
+        sl, tp = strat.stop_distances(both) if hasattr(strat, "stop_distances") else (None, None)
+        res = fast_backtest(both, strat.signals(both), obj.costs, stop_dist=sl, tp_dist=tp, symbol=symbol,
+                            interval=interval, start=start, risk=obj._gate)
+    else:
+        res = run_backtest(settings, strat, both, symbol=symbol, interval=interval, path="engine", start=start)
+    return res, obj.costs
+
+
+def walk_forward_search(settings: Any, strategy: str, frame: pd.DataFrame,
+                        make_optimizer: Callable[[FoldObjective, int], Any], *, splits: int = 3, folds: int = 4,
+                        symbol: str = "BTCUSDT", interval: str = "60", fixed: dict[str, Any] | None = None,
+                        min_trades: int = 0) -> dict[str, Any]:
+    """Walk-forward optimisation: the span is cut into `splits` + 1 blocks; for split k the search
+    sees blocks 0..k (anchored, growing) and its winner trades block k+1, which no search of that
+    split has seen. The test blocks chained together are the out-of-sample record of the whole
+    procedure (search + pick), the number to trust over any in-sample score.
+
+    `make_optimizer(objective, k)` builds the `ParameterOptimizer` of split k (its own checkpoint)."""
+    if splits < 1:
+        raise ValueError(f"walk-forward splits must be >= 1, got {splits}")
+    edges = np.linspace(0, len(frame), splits + 2).astype(int)
+    ppy = periods_per_year(interval)
+    rows, oos_returns, bh_returns = [], [], []
+    for k in range(splits):
+        train, test = frame.iloc[: edges[k + 1]], frame.iloc[edges[k + 1]: edges[k + 2]]
+        objective = FoldObjective(settings, strategy, train, folds=folds, symbol=symbol, interval=interval,
+                                  fixed=fixed, min_trades=min_trades)
+        result = make_optimizer(objective, k).run()
+        best = result.best
+        res, costs = out_of_sample(settings, strategy, best.params, train, test, symbol=symbol, interval=interval,
+                                   fixed=fixed)
+        bh = buy_and_hold(res.close, costs)
+        oos_returns.append(returns_of(res.equity))
+        bh_returns.append(returns_of(bh))
+        rows.append({"split": k + 1, "train_candles": len(train), "test_start_ms": int(res.open_ms[0]),
+                     "test_candles": res.candles, "params": best.params, "search_score": best.score,
+                     "test_sharpe": sharpe(returns_of(res.equity), ppy),
+                     "test_return_pct": (res.equity[-1] / res.equity[0] - 1) * 100, "test_trades": len(res.trades),
+                     "buy_hold_return_pct": (bh[-1] / bh[0] - 1) * 100})
+    oos, ref = np.concatenate(oos_returns), np.concatenate(bh_returns)
+    return {"splits": rows,
+            "oos": {"sharpe": sharpe(oos, ppy), "return_pct": float((np.prod(1 + oos) - 1) * 100),
+                    "buy_hold_sharpe": sharpe(ref, ppy), "buy_hold_return_pct": float((np.prod(1 + ref) - 1) * 100),
+                    "trades": int(sum(r["test_trades"] for r in rows))}}
+
+
 def holdout_report(settings: Any, strategy: str, params: dict[str, Any], search: pd.DataFrame,
                    holdout: pd.DataFrame, *, n_trials: int, sharpe_variance: float | None,
                    symbol: str = "BTCUSDT", interval: str = "60", fixed: dict[str, Any] | None = None
@@ -116,17 +176,9 @@ def holdout_report(settings: Any, strategy: str, params: dict[str, Any], search:
         "deflated_sharpe": deflated_sharpe(returns_of(ins.equity), n_trials, sharpe_variance),
     }
     if len(holdout) >= 2:
-        both = pd.concat([search, holdout])
-        obj2 = FoldObjective(settings, strategy, both, folds=1, symbol=symbol, interval=interval, fixed=fixed)
-        strat = obj2.build(params)
-        start = len(search)
-        if strategy_has_fast_path(strat):
-            sl, tp = strat.stop_distances(both) if hasattr(strat, "stop_distances") else (None, None)
-            res = fast_backtest(both, strat.signals(both), obj2.costs, stop_dist=sl, tp_dist=tp, symbol=symbol,
-                                interval=interval, start=start, risk=obj2._gate)
-        else:
-            res = run_backtest(settings, strat, both, symbol=symbol, interval=interval, path="engine", start=start)
-        bh = buy_and_hold(res.close, obj2.costs)
+        res, costs = out_of_sample(settings, strategy, params, search, holdout, symbol=symbol, interval=interval,
+                                   fixed=fixed)
+        bh = buy_and_hold(res.close, costs)
         out["holdout"] = {
             "start_ms": int(res.open_ms[0]), "candles": res.candles,
             "sharpe": sharpe(returns_of(res.equity), ppy), "return_pct": (res.equity[-1] / res.equity[0] - 1) * 100,

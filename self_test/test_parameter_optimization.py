@@ -195,3 +195,30 @@ def test_killed_cli_run_resumes_with_the_same_result(tmp_path):
     assert json.loads((killed_dir / "best_params.json").read_text()) == json.loads(
         (clean_dir / "best_params.json").read_text())
     assert "deflated Sharpe ratio" in out_clean and "holdout" in out_clean
+
+
+def test_walk_forward_trades_each_winner_only_on_unseen_candles(settings, btc_hourly):
+    from bot.optimization_objective import out_of_sample, walk_forward_search
+
+    i = int(np.searchsorted(btc_hourly.index, 1546300800000))
+    frame = btc_hourly.iloc[i:i + 3000]
+    space = SPACE[:3]
+    made = []
+
+    def make(objective, k):
+        made.append(objective)
+        return ParameterOptimizer(space, objective, method="random", samples=6, seed=20 + k, progress=False)
+
+    wf = walk_forward_search(settings, "sma", frame, make, splits=2, folds=2)
+    assert [len(o.frame) for o in made] == [1000, 2000]          # anchored, growing search windows
+    for r, obj in zip(wf["splits"], made, strict=True):
+        assert r["test_start_ms"] == int(frame.index[r["train_candles"]])   # trades start after the search ends
+        assert r["test_candles"] == 1000
+        again = ParameterOptimizer(space, obj, method="random", samples=6, seed=19 + r["split"],
+                                   progress=False).run()
+        assert r["params"] == again.best.params                   # the split's winner, nothing else
+        res, _ = out_of_sample(settings, "sma", r["params"], frame.iloc[:r["train_candles"]],
+                               frame.iloc[r["train_candles"]:r["train_candles"] + 1000])
+        assert r["test_trades"] == len(res.trades)
+        assert r["test_return_pct"] == pytest.approx((res.equity[-1] / res.equity[0] - 1) * 100)
+    assert wf["oos"]["trades"] == sum(r["test_trades"] for r in wf["splits"])

@@ -6,11 +6,16 @@ search span and scored by the mean of their Sharpe ratios; the last part of the 
 holdout) is never searched and judges the winner. The search checkpoints after every
 generation / batch: run the same command again after an interruption and it resumes.
 
+--walk-forward K adds a walk-forward optimisation over the whole span: K searches on growing
+windows, each winner traded on the next block it never saw; the chained blocks are the
+out-of-sample record of tuning itself.
+
 Output (in --out): results.csv (every trial, best first), best_params.json (load it with
 `python -m bot backtest --params ...`), checkpoint.pkl, summary.json.
 
-Example:
+Examples:
   python -m bot optimize --space examples/space_sma.yaml --method ga --generations 20 --population 50 --jobs 2
+  python -m bot optimize --space examples/space_sma.yaml --method ga --generations 8 --population 20 --walk-forward 3
 """
 
 from __future__ import annotations
@@ -39,6 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop-after", type=int, default=None,
                    help="stop after N generations / batches in total (resume later with the same command)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--walk-forward", type=int, default=0, metavar="K",
+                   help="also run a walk-forward optimisation with K splits over the whole span: K searches on "
+                        "growing windows, each winner traded on the next unseen block (default: off)")
 
 
 def run(args: argparse.Namespace, settings: Any) -> int:
@@ -99,5 +107,37 @@ def run(args: argparse.Namespace, settings: Any) -> int:
         print(f"holdout (never searched, {h['candles']} candles): return {h['return_pct']:+.2f} % vs buy-and-hold "
               f"{h['buy_hold_return_pct']:+.2f} %, Sharpe {h['sharpe']:.2f} vs {h['buy_hold_sharpe']:.2f}, "
               f"{h['trades']} trades, max drawdown {h['max_drawdown_pct']:.2f} %")
+    if args.walk_forward:
+        summary["walk_forward"] = _walk_forward(args, settings, space, frame.iloc[first:], out, jobs)
+        atomic_write_bytes(out / "summary.json", json.dumps(finite_only(summary), indent=2, default=str).encode())
     print(f"files: {out / 'results.csv'}, {out / 'best_params.json'}, {out / 'summary.json'}")
     return 0
+
+
+def _walk_forward(args: argparse.Namespace, settings: Any, space: Any, frame: Any, out: Path, jobs: int) -> dict:
+    from bot.data_manager import ms_to_iso
+    from bot.optimization_objective import walk_forward_search
+    from bot.parameter_optimization import ParameterOptimizer
+
+    def make(objective: Any, k: int) -> ParameterOptimizer:
+        ckpt = out / f"walk_forward_{k + 1}.pkl"   # each split resumes on its own
+        if args.fresh:
+            ckpt.unlink(missing_ok=True)
+        return ParameterOptimizer(space.params, objective, method=args.method, jobs=jobs,
+                                  seed=(settings.SEED if args.seed is None else args.seed) + k, checkpoint=ckpt,
+                                  progress=not args.no_progress, samples=args.samples,
+                                  population=args.population, generations=args.generations)
+
+    print(f"walk-forward: {args.walk_forward} searches on growing windows, each winner traded on the next block")
+    wf = walk_forward_search(settings, space.strategy, frame, make, splits=args.walk_forward, folds=space.folds,
+                             symbol=space.symbol, interval=space.interval, fixed=space.fixed,
+                             min_trades=space.min_trades)
+    for r in wf["splits"]:
+        print(f"  split {r['split']}: searched {r['train_candles']} candles -> {r['params']}; traded "
+              f"{r['test_candles']} unseen candles from {ms_to_iso(r['test_start_ms'])}: "
+              f"{r['test_return_pct']:+.2f} % (buy-and-hold {r['buy_hold_return_pct']:+.2f} %), "
+              f"Sharpe {r['test_sharpe']:.2f}, {r['test_trades']} trades")
+    o = wf["oos"]
+    print(f"walk-forward out of sample: {o['return_pct']:+.2f} % vs buy-and-hold {o['buy_hold_return_pct']:+.2f} %, "
+          f"Sharpe {o['sharpe']:.2f} vs {o['buy_hold_sharpe']:.2f}, {o['trades']} trades")
+    return wf
