@@ -53,7 +53,7 @@ class CandleSteps:
         t0 = time.perf_counter()
         ps = self.pairs.get(candle.symbol)
         if ps is None:
-            ps = self._new_pair(candle.symbol)
+            ps = self._new_pair(candle.symbol, before_ms=candle.open_ms)
         if not ps.append(candle):
             return  # already seen: a feed may repeat the last candle after a reconnect
         self.candles_processed += 1
@@ -138,7 +138,7 @@ class CandleSteps:
             need = max(need, warmup_length(self.settings.STATE_WINDOW, self.settings) + 1)
         return max(need, self.settings.ATR_PERIOD + 2, 52)
 
-    def _new_pair(self, symbol: str) -> PairState:
+    def _new_pair(self, symbol: str, *, before_ms: int | None = None) -> PairState:
         from bot.data_manager import make_frame
 
         history = make_frame([], [], [], [], [], [])
@@ -146,6 +146,8 @@ class CandleSteps:
         if market is not None:
             try:
                 history = market.history(symbol, TAIL)
+                if before_ms is not None:        # the candle being processed is not history yet
+                    history = history[history.index < before_ms]
             except BotError as exc:
                 log.warning("%s %s: no warm-up history (%s)", self._source(), symbol, exc)
         ps = PairState(symbol, self.settings.CANDLE_INTERVAL, history,

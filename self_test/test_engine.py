@@ -379,3 +379,85 @@ def test_pairs_command_shows_the_ranking(tmp_path, fake_bybit, capsys):
     rows = [ln.split()[1] for ln in out.splitlines() if ln[:2].strip().isdigit()]
     assert "source: bybit" in out and rows == ["ETHUSDT", "BTCUSDT"]   # the 2018-01-16 crash: ETH moved most
     assert main(["--env-file", env, "pairs", "--top", "0"]) == 2
+
+
+def test_pause_stops_decisions_but_not_candles(tmp_path):
+    s = daily_settings(tmp_path, FALLBACK_SYMBOLS="BTCUSDT", TOP_PAIRS_COUNT=1)
+    market = replay(s, "2018-01-15", "2018-06-01", ["BTCUSDT"])
+    engine = TradingEngine(s, market=market, exchange=SimExchange(s))
+    engine.prepare("BACKTEST")
+    engine.pause()
+    while not market.exhausted:
+        for c in market.next_candles(["BTCUSDT"], 0):
+            engine.process_candle(c)
+    btc = load_seed("BTCUSDT", "D")
+    recorded = int(((btc.index >= ms("2018-01-15")) & (btc.index <= ms("2018-06-01"))).sum())
+    assert engine.candles_processed == recorded and engine.c.exchange.get_positions() == []   # no decisions
+    assert engine.pairs["BTCUSDT"].last_ms == ms("2018-06-01")                           # candles still came
+    assert engine.snapshot().status == EngineStatus.PAUSED
+    engine.resume()
+    more = replay(s, "2018-06-02", "2018-09-01", ["BTCUSDT"])
+    while not more.exhausted:
+        for c in more.next_candles(["BTCUSDT"], 0):
+            engine.process_candle(c)
+    assert engine.recent_trades or engine.c.exchange.get_positions()
+
+
+def test_drawdown_limit_halts_entries_and_alerts(tmp_path):
+    s = daily_settings(tmp_path, MAX_DRAWDOWN=0.005)           # 0.5 % under the peak: broken early on
+    journal = Journal(tmp_path / "j.db")
+    market = replay(s, "2018-01-15", "2018-05-15")
+    engine = TradingEngine(s, market=market, journal=journal, exchange=SimExchange(s))
+    engine.replay = True
+    engine.prepare("PAPER")
+    q = engine.subscribe()
+    while not market.exhausted:
+        for c in market.next_candles(PAIRS, 0):
+            engine.process_candle(c)
+    events = drain(q)
+    alerts = [e for e in events if e.kind == EventKind.CRITICAL and "RISK LIMIT" in e.message]
+    assert len(alerts) == 1 and "drawdown" in alerts[0].message     # alerted once, not every candle
+    halted = [v for v in journal.vetoes() if v["reason"].startswith("halted")]
+    assert halted and all("drawdown" in v["reason"] for v in halted)
+    first_halt = halted[0]["data"]["time_ms"]
+    assert all(t.entry_ms <= first_halt for t in engine.recent_trades)   # nothing opened after the halt
+    journal.close()
+
+
+def test_a_pair_leaving_the_hot_set_is_managed_until_its_position_closes(tmp_path, fake_bybit):
+    from bot.engine_loop import rotate_pairs
+    from bot.top_pairs import PairManager
+    from self_test.test_top_pairs import recorded_instruments, ticker_from_seed
+
+    s = daily_settings(tmp_path, TOP_PAIRS_COUNT=2, BYBIT_BASE_URL=fake_bybit.url, PAIR_MIN_TURNOVER=0,
+                       PAIR_WEIGHT_TURNOVER=1, PAIR_WEIGHT_VOLATILITY=0, PAIR_WEIGHT_MOMENTUM=0)
+    rows = {sym: ticker_from_seed(sym) for sym in PAIRS}
+    fake_bybit.instruments["linear"] = recorded_instruments()
+
+    def set_turnover(order):   # real rows; only the turnover decides the ranking here
+        fake_bybit.tickers["linear"] = [dict(rows[sym], turnover24h=str(10 ** (9 - i))) for i, sym in enumerate(order)]
+
+    set_turnover(["BTCUSDT", "ETHUSDT", "LTCUSDT"])
+    clock = [1_600_000_000.0]
+    pm = PairManager(s, clock=lambda: clock[0])
+    market = replay(s, "2018-01-15", "2018-06-01")
+    engine = TradingEngine(s, market=market, exchange=SimExchange(s), pairs=pm)
+    engine.prepare("BACKTEST")
+    engine.c.market = market
+    pm.refresh()
+    symbols = rotate_pairs(engine, [])
+    assert engine.active_pairs == ("BTCUSDT", "ETHUSDT") and set(symbols) == {"BTCUSDT", "ETHUSDT"}
+    while not market.exhausted and not any(p.symbol == "ETHUSDT" for p in engine.c.exchange.get_positions()):
+        for c in market.next_candles(symbols, 0):
+            engine.process_candle(c)
+    assert any(p.symbol == "ETHUSDT" for p in engine.c.exchange.get_positions())
+    set_turnover(["LTCUSDT", "BTCUSDT", "ETHUSDT"])          # ETH drops out of the top two
+    clock[0] += 3600
+    symbols = rotate_pairs(engine, symbols)
+    assert engine.active_pairs == ("LTCUSDT", "BTCUSDT")
+    assert "ETHUSDT" in symbols and "LTCUSDT" in engine.pairs   # ETH still managed; LTC warmed up
+    assert engine._entries_allowed("ETHUSDT", "long", 0) is False
+    engine.submit_close_position("ETHUSDT").result(timeout=10)
+    clock[0] += 3600
+    symbols = rotate_pairs(engine, symbols)
+    assert "ETHUSDT" not in symbols and "ETHUSDT" not in engine.pairs
