@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bot.atomic import atomic_file, atomic_write_bytes
 from bot.backtest import BacktestResult, CostModel, buy_and_hold
 from bot.data_manager import interval_ms, ms_to_iso
 from bot.metrics import max_drawdown, performance
@@ -88,11 +87,11 @@ class BacktestReport:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = {"trades": out / "trades.csv", "metrics": out / "metrics.json"}
-        _atomic_write(paths["trades"], self.result.trade_frame().to_csv(index=False).encode())
+        atomic_write_bytes(paths["trades"], self.result.trade_frame().to_csv(index=False).encode())
         # JSON has no infinity: a profit factor without losses is written as null
         payload = {k: _finite(v) if isinstance(v, float) else v for k, v in self.metrics.items()}
         payload["regimes"] = list(self.regimes)
-        _atomic_write(paths["metrics"], json.dumps(payload, indent=2, default=_json_default).encode())
+        atomic_write_bytes(paths["metrics"], json.dumps(payload, indent=2, default=_json_default).encode())
         if plot:
             paths["plot"] = out / "report.png"
             self.plot(paths["plot"])
@@ -132,15 +131,11 @@ class BacktestReport:
         ax3.legend(loc="upper left")
         fig.tight_layout()
         path = Path(path)
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".png", dir=path.parent)
-        os.close(fd)
         try:
-            fig.savefig(tmp, dpi=90)
-            os.chmod(tmp, 0o644)   # mkstemp makes it private; a report is for reading
-            os.replace(tmp, path)
+            with atomic_file(path) as fh:
+                fig.savefig(fh, format="png", dpi=90)
         finally:
             plt.close(fig)
-            Path(tmp).unlink(missing_ok=True)
         return path
 
 
@@ -150,20 +145,6 @@ def _json_default(o: Any) -> Any:
     if isinstance(o, (np.floating,)):
         return float(o)
     return str(o)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _finite(x: float) -> float | None:

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bot.atomic import atomic_write_bytes
 from bot.errors import ConfigError
 
 __all__ = ["Param", "SpaceFile", "load_space", "save_best_params", "load_best_params", "atomic_write_bytes",
@@ -99,22 +98,6 @@ class Param:
                        grid_points=int(spec.get("grid_points", 5)), decimals=int(spec.get("decimals", 3)))
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"parameter {name!r}: {exc}") from exc
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` atomically: temp file in the same folder, fsync, rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # ------------------------------------------------------------------------------------------------

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.atomic import atomic_write_text
 from bot.errors import DataError, DuplicateOrderError, InsufficientFundsError, InvalidOrderError
 from bot.exchange.base import (
     Balance,
@@ -450,17 +449,7 @@ class SimExchange:
                 "orders": [vars(o) for o in st.orders.values()], "fills": [vars(f) for f in st.fills],
                 "closed": [vars(t) for t in st.closed], "equity": st.equity}
         text = json.dumps(data)  # one string, one write: json.dump's many small writes are slow
-        self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".paper-", suffix=".json", dir=self.state_path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.state_path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_text(self.state_path, text)
 
     def _load(self) -> None:
         assert self.state_path is not None
