@@ -26,8 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train-until", required=True, metavar="YYYY-MM-DD",
                    help="last day of the first training span; everything after is out of sample")
     p.add_argument("--folds", type=int, default=3, help="walk-forward test windows after the date (default: 3)")
-    p.add_argument("--steps", type=int, default=400_000,
-                   help="environment steps of training before fold 1 (default: 400000)")
+    p.add_argument("--steps", type=int, default=150_000,
+                   help="environment steps of training before fold 1 (default: 150000)")
     p.add_argument("--steps-per-fold", type=int, default=None,
                    help="further training steps before each later fold (default: --steps / 4)")
     p.add_argument("--envs", type=int, default=64, help="parallel training episodes (default: 64)")
