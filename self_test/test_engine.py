@@ -461,3 +461,55 @@ def test_a_pair_leaving_the_hot_set_is_managed_until_its_position_closes(tmp_pat
     clock[0] += 3600
     symbols = rotate_pairs(engine, symbols)
     assert "ETHUSDT" not in symbols and "ETHUSDT" not in engine.pairs
+
+
+def test_live_session_on_bybit_through_pybit_journals_every_order_first(tmp_path, fake_bybit):
+    """LIVE end to end against the fake Bybit (real pybit, signed requests): keys + consent, Bybit
+    candles polled as they close, orders with orderLinkIds journaled before they are sent, and
+    stop(close_positions=True) leaves nothing open on the exchange."""
+    keys = {"BYBIT_API_KEY": "testkey", "BYBIT_API_SECRET": "testsecret"}
+    s = make_settings(tmp_path, environ=keys, CANDLE_INTERVAL="D", FALLBACK_SYMBOLS="BTCUSDT", TOP_PAIRS_COUNT=1,
+                      STRATEGY="sma", BYBIT_BASE_URL=fake_bybit.url, MARKET_POLL_SECONDS=0.1, TRAINING_ENABLED=False,
+                      BYBIT_TIMEOUT=2.0)
+    frame = load_seed("BTCUSDT", "D")
+    fake_bybit.set_klines("BTCUSDT", "D", frame)
+    now = [ms("2018-02-01") / 1000 + 60]            # the market's clock walks through real days
+
+    class PricedMarket(BybitMarket):                 # the fake exchange trades at the candles' closes
+        def next_candles(self, symbols, timeout):
+            out = super().next_candles(symbols, timeout)
+            for c in out:
+                fake_bybit.set_price(c.symbol, c.close)
+            return out
+
+        def history(self, symbol, n):
+            h = super().history(symbol, n)
+            fake_bybit.set_price(symbol, float(h["close"].iloc[-1]))
+            return h
+
+    src = BybitKlineSource.from_settings(s)
+    src.clock = lambda: now[0]
+    journal = Journal(tmp_path / "live.db")
+    engine = TradingEngine(s, market=PricedMarket(s, source=src, clock=lambda: now[0]), journal=journal)
+    with pytest.raises(Exception, match="consent"):
+        engine.start("LIVE")
+    engine.give_live_consent()
+    engine.start("LIVE")
+    wait_for(lambda: engine.snapshot().status == EngineStatus.RUNNING, timeout=30, message="live session")
+    snap = engine.snapshot()
+    assert snap.mode == "LIVE" and snap.data_source == DataSource.LIVE
+    for _ in range(60):                              # 60 real days close, one by one
+        before = engine.candles_processed
+        now[0] += 86_400
+        wait_for(lambda b=before: engine.candles_processed > b, timeout=30, message="the next live candle")
+    assert fake_bybit.book.links, "no order reached Bybit in 60 days of SMA crossings"
+    engine.stop(close_positions=True)
+    assert all(p["size"] == 0 for p in fake_bybit.book.positions.values())
+    intents = {i.client_order_id: i for i in journal.intents()}
+    assert set(fake_bybit.book.links) <= set(intents)          # every order on Bybit was journaled first
+    assert all(i.mode == "LIVE" and i.status == "filled" for cid, i in intents.items() if cid in fake_bybit.book.links)
+    trades = journal.closed_trades("LIVE")
+    assert trades and len(trades) == len(engine.recent_trades)
+    # the journal's round trips, net of fees, are what the Bybit wallet gained or lost
+    assert fake_bybit.book.wallet - 1000.0 == pytest.approx(sum(t.pnl for t in trades), abs=1e-6)
+    journal.close()
