@@ -4,14 +4,15 @@ After trades close we group every outcome by regime x setup x side and compute t
 rate and average R (profit in units of the initial stop distance, after fees). Vetoed proposals
 are replayed over the recorded candles to see what they *would* have done (counterfactual: the
 first of stop or take-profit touched wins; both in one candle counts as the stop, the
-conservative reading). A group with at least LESSON_MIN_SAMPLES outcomes becomes a short dated
-lesson:
+conservative reading). A group with at least LESSON_MIN_SAMPLES outcomes whose average R is off
+zero by more than one standard error (so a -0.01 R group is noise, not a finding) becomes a short
+dated lesson:
 
-- a losing pattern of taken trades (average R below zero) tightens the analyst for that exact
+- a losing pattern of taken trades tightens the analyst for that exact
   regime x setup x side: a higher minimum confidence and, for trend setups in a choppy market,
   an ADX floor. Both are bounded by config (LESSON_MAX_CONFIDENCE_RAISE, LESSON_MAX_MIN_ADX) so
   the journal can never switch the strategy off by itself;
-- vetoes that would have paid become notes for the LLM reviewers' prompts; they never loosen a
+- vetoes that would have paid (average R above zero by over one standard error) become notes for the LLM reviewers' prompts; they never loosen a
   rule by themselves.
 
 Lessons are stored in the journal (`add_lesson(text, rule)`), shown to the user as text, and
@@ -62,6 +63,16 @@ class GroupStats:
     count: int
     win_rate: float    # 0..1
     avg_r: float
+    r_stderr: float = 0.0   # standard error of avg_r (sample std / sqrt(count))
+
+    @property
+    def losing(self) -> bool:
+        """Loses by more than its own noise: average R below zero by over one standard error."""
+        return self.avg_r + self.r_stderr < 0
+
+    @property
+    def winning(self) -> bool:
+        return self.avg_r - self.r_stderr > 0
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -194,7 +205,8 @@ def group_outcomes(outcomes: Iterable[Outcome]) -> list[GroupStats]:
     for o in outcomes:
         groups.setdefault((o.regime, o.setup, o.side, o.vetoed), []).append(o.r)
     stats = [GroupStats(regime=k[0], setup=k[1], side=k[2], vetoed=k[3], count=len(rs),
-                        win_rate=float(np.mean(np.asarray(rs) > 0)), avg_r=float(np.mean(rs)))
+                        win_rate=float(np.mean(np.asarray(rs) > 0)), avg_r=float(np.mean(rs)),
+                        r_stderr=float(np.std(rs, ddof=1) / math.sqrt(len(rs))) if len(rs) > 1 else math.inf)
              for k, rs in groups.items()]
     return sorted(stats, key=lambda s: (s.vetoed, -s.count, s.key))
 
@@ -224,7 +236,7 @@ def propose_lessons(stats: Sequence[GroupStats], settings: Any, *, existing: Seq
             continue
         what = f"{s.side} {_plural(s.setup)} in a {s.regime} regime"
         figures = f"{s.win_rate:.0%} win rate, {s.avg_r:+.2f} R on average over {s.count}"
-        if not s.vetoed and s.avg_r < 0:
+        if not s.vetoed and s.losing:
             if (s.regime, s.setup, s.side, "tighten") in taken_keys:
                 continue
             rule: dict[str, Any] = {"kind": "tighten", "regime": s.regime, "setup": s.setup, "side": s.side,
@@ -235,7 +247,7 @@ def propose_lessons(stats: Sequence[GroupStats], settings: Any, *, existing: Seq
                 needs.insert(0, f"ADX > {rule['min_adx']:.0f}")
             text = f"{_date(now_ms)}: {what}: {figures} trades; require {' and '.join(needs)}"
             out.append(Lesson(id=None, time_ms=now_ms, text=text, rule=rule))
-        elif s.vetoed and s.avg_r > 0 and s.win_rate >= 0.5:
+        elif s.vetoed and s.winning:
             if (s.regime, s.setup, s.side, "note") in taken_keys:
                 continue
             rule = {"kind": "note", "regime": s.regime, "setup": s.setup, "side": s.side}
