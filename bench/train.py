@@ -25,19 +25,19 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def ours_env(frame, settings, steps: int) -> float:
+def ours_env(frame, settings, steps: int, n_envs: int = 64) -> float:
     import numpy as np
 
     from bot.environment import MarketData, TradingEnv
 
-    env = TradingEnv(MarketData.from_frames(frame, settings=settings), settings=settings, n_envs=64, seed=1)
+    env = TradingEnv(MarketData.from_frames(frame, settings=settings), settings=settings, n_envs=n_envs, seed=1)
     env.reset()
     rng = np.random.default_rng(0)
-    actions = rng.integers(0, env.n_actions, (steps // 64 + 1, 64))
+    actions = rng.integers(0, env.n_actions, (steps // n_envs + 1, n_envs))
     t0 = time.perf_counter()
     for a in actions:
         env.step(a)
-    return len(actions) * 64 / (time.perf_counter() - t0)
+    return len(actions) * n_envs / (time.perf_counter() - t0)
 
 
 def anytrading_env(frame, window: int, steps: int) -> float:
@@ -56,13 +56,15 @@ def anytrading_env(frame, window: int, steps: int) -> float:
     return steps / (time.perf_counter() - t0)
 
 
-def ours_train(frame, settings, steps: int, learning_starts: int) -> tuple[float, int]:
+def ours_train(frame, settings, steps: int, learning_starts: int) -> tuple[float, int, str]:
     from bot.self_learning import DQNConfig, SelfLearningBot
 
     agent = SelfLearningBot(settings, config=DQNConfig(seed=1, learning_starts=learning_starts))
     env = agent.make_env(frame)
     res = agent.train(env, steps, progress=False)
-    return res.steps_per_second, res.gradient_steps
+    cfg = agent.config
+    shape = f"batch {cfg.batch_size}, {'x'.join(map(str, cfg.hidden))} dueling, {cfg.n_step}-step double DQN"
+    return res.steps_per_second, res.gradient_steps, shape
 
 
 def sb3_train(frame, window: int, steps: int, learning_starts: int) -> tuple[float, int]:
@@ -108,11 +110,14 @@ def main(argv: list[str] | None = None) -> int:
     peer = anytrading_env(frame, window, args.anytrading_steps)
     print(f"environment: ours {ours:,.0f} steps/s (64 episodes) | gym-anytrading stocks-v0 {peer:,.0f} steps/s "
           f"(1 env) | ratio {ours / peer:.1f}x (target >= 10x)")
+    wide = {n: ours_env(frame, settings, args.env_steps * 2, n) for n in (256, 1024)}
+    print("             (not the target, how it scales: " + ", ".join(
+        f"{n} episodes {v:,.0f} steps/s = {v / peer:.1f}x" for n, v in wide.items()) + ")")
 
-    ours_t, ours_g = ours_train(frame, settings, args.train_steps, args.learning_starts)
+    ours_t, ours_g, shape = ours_train(frame, settings, args.train_steps, args.learning_starts)
     peer_t, peer_g = sb3_train(frame, window, args.sb3_steps, args.learning_starts)
-    print(f"training:    ours {ours_t:,.0f} env steps/s ({ours_g} gradient steps, batch 64, 128x128 dueling) | "
-          f"SB3 DQN {peer_t:,.0f} env steps/s ({peer_g} gradient steps, batch 32, 64x64) | "
+    print(f"training:    ours {ours_t:,.0f} env steps/s ({ours_g} gradient steps; {shape}) | "
+          f"SB3 DQN {peer_t:,.0f} env steps/s ({peer_g} gradient steps; batch 32, 64x64, defaults) | "
           f"ratio {ours_t / peer_t:.1f}x (target >= 5x)")
     return 0
 
