@@ -25,8 +25,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from bot.errors import BotError
 from bot.events import EventKind
-from bot.journal_insights import Lesson, effective_limits, parse_lessons
+from bot.journal_insights import Lesson, effective_limits, parse_lessons, refresh_lessons
 from bot.strategies.base import FLAT, LONG, Decision, StrategyContext
 
 __all__ = ["Verdict", "ReviewOutcome", "ReviewPipeline", "ReviewedStrategy", "RuleAnalystReviewer", "RuleRiskReviewer",
@@ -104,6 +105,25 @@ def last(context: StrategyContext, name: str) -> float | None:
     return v if np.isfinite(v) else None
 
 
+def entry_adx(context: StrategyContext, settings: Any) -> float | None:
+    """ADX 14 of the analyst's entry timeframe (ANALYST_ENTRY_INTERVAL), resampled from the
+    context's closed candles; None when they are too few or the interval does not divide."""
+    from bot import indicators
+    from bot.timeframes import resample
+
+    frame = context.candles.get(context.interval)
+    if frame is None or len(frame) == 0:
+        return None
+    try:
+        entry = resample(frame, context.interval, settings.ANALYST_ENTRY_INTERVAL, as_of_ms=context.time_ms)
+    except BotError:
+        return None
+    if len(entry) < 3 * 14:
+        return None
+    v = float(indicators.adx(entry["high"].to_numpy(), entry["low"].to_numpy(), entry["close"].to_numpy(), 14)[0][-1])
+    return v if np.isfinite(v) else None
+
+
 def needs_review(proposal: Decision, context: StrategyContext) -> bool:
     """Reviews guard new exposure only: opening a position or reversing one."""
     return proposal.target != FLAT and proposal.target != context.position_target
@@ -138,9 +158,9 @@ def _geometry_problem(proposal: Decision, price: float) -> str | None:
 # the deterministic reviewers
 
 class RuleAnalystReviewer:
-    """Setup quality: a known setup, enough confidence (raised by lessons), sane stop and target,
-    reward/risk. A lesson's ADX floor concerns the analyst's entry timeframe, which only the
-    analyst reads; the reviewer enforces the lesson's confidence floor."""
+    """Setup quality: a known setup, enough confidence (raised by lessons), the ADX floor of a
+    lesson (ADX of the analyst's entry timeframe, as the analyst reads it), sane stop and target,
+    reward/risk. So a lesson tightens the analyst even where the engine built it without one."""
 
     stage = "analyst"
     name = "rules"
@@ -172,6 +192,12 @@ class RuleAnalystReviewer:
         if proposal.confidence < limits.min_confidence:
             why = " (raised by a lesson)" if limits.min_confidence > s.ANALYST_MIN_CONFIDENCE else ""
             return veto(f"confidence {proposal.confidence:.0f} below the minimum {limits.min_confidence:.0f}{why}")
+        if limits.min_adx is not None:
+            adx = entry_adx(context, s)
+            if adx is None or adx <= limits.min_adx:
+                shown = "unknown" if adx is None else f"{adx:.0f}"
+                return veto(f"lesson: {side} {proposal.setup}s in a {context.regime} regime need "
+                            f"ADX > {limits.min_adx:.0f} on {s.ANALYST_ENTRY_INTERVAL}, ADX is {shown}")
         if proposal.stop_loss is None or proposal.take_profit is None:
             return veto("a setup without stop-loss and take-profit")
         problem = _geometry_problem(proposal, context.price)
@@ -249,11 +275,15 @@ class ReviewPipeline:
     """
 
     def __init__(self, settings: Any, *, journal: ReviewJournal | None = None, bus: Any = None,
-                 client: Any = None, lessons: Callable[[], Sequence[Lesson]] | None = None) -> None:
+                 client: Any = None, lessons: Callable[[], Sequence[Lesson]] | None = None,
+                 learn: bool = True) -> None:
         self.settings = settings
         self.journal = journal
         self.bus = bus
         self._lessons = lessons
+        # Learn from the journal whenever trades have closed since the last proposal.
+        self.learn = learn and all(hasattr(journal, m) for m in ("closed_trades", "reviews", "add_lesson", "lessons"))
+        self._trades_seen = -1
         self.reviewers: list[Reviewer] = [self._make("analyst", settings.ANALYST_REVIEWER, client),
                                           self._make("risk", settings.RISK_REVIEWER, client)]
 
@@ -278,6 +308,8 @@ class ReviewPipeline:
         """Review `proposal`; the outcome's decision is the proposal, or flat when vetoed."""
         if not needs_review(proposal, context):
             return ReviewOutcome(approved=True, decision=proposal, reviewed=False)
+        if self.learn:
+            self._learn(context)
         lessons = self.current_lessons()
         record = proposal_record(proposal, context)
         verdicts: list[Verdict] = []
@@ -291,6 +323,23 @@ class ReviewPipeline:
                                                   f"({verdict.reviewer}): {verdict.reason}")
                 return ReviewOutcome(approved=False, decision=vetoed, verdicts=tuple(verdicts))
         return ReviewOutcome(approved=True, decision=proposal, verdicts=tuple(verdicts))
+
+    def _learn(self, context: StrategyContext) -> None:
+        """New lessons from trades closed since the last review, dated at the context's time; the
+        vetoes' counterfactuals use recorded candles only up to that time (no look-ahead in replay)."""
+        try:
+            closed = len(self.journal.closed_trades())
+            if closed == self._trades_seen:
+                return
+            self._trades_seen = closed
+            candles = _RecordedCandles(self.settings, context.interval, context.time_ms)
+            for lesson in refresh_lessons(self.journal, self.settings, candles=candles, now_ms=context.time_ms):
+                log.info("lesson learned: %s", lesson.text)
+                if self.bus is not None:
+                    self.bus.emit(EventKind.INFO, f"lesson learned: {lesson.text}", lesson_id=lesson.id,
+                                  rule=lesson.rule, learned_at_ms=int(context.time_ms))
+        except Exception:  # learning is advice: it must never stop a review
+            log.exception("learning lessons from the journal failed; reviewing with the lessons it has")
 
     def _record(self, verdict: Verdict, proposal: Decision, context: StrategyContext,
                 record: dict[str, Any]) -> None:
@@ -333,3 +382,27 @@ class ReviewedStrategy:
         if outcome.reviewed:
             self.last_outcome = outcome
         return outcome.decision
+
+
+class _RecordedCandles:
+    """symbol -> recorded candles of `interval` closed by `end_ms`, loaded on first use."""
+
+    def __init__(self, settings: Any, interval: str, end_ms: int) -> None:
+        self.settings, self.interval, self.end_ms = settings, interval, int(end_ms)
+        self._frames: dict[str, Any] = {}
+
+    def __bool__(self) -> bool:
+        return True
+
+    def get(self, symbol: str, default: Any = None) -> Any:
+        if symbol not in self._frames:
+            from bot.data_manager import DataManager, interval_ms
+
+            try:
+                self._frames[symbol] = DataManager(self.settings).candles(
+                    symbol, self.interval, end_ms=self.end_ms - interval_ms(self.interval))
+            except (BotError, OSError) as exc:
+                log.warning("no recorded %s candles for the vetoes' counterfactuals (%s)", symbol, exc)
+                self._frames[symbol] = None
+        frame = self._frames[symbol]
+        return default if frame is None or len(frame) == 0 else frame

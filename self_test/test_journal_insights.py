@@ -83,21 +83,17 @@ def test_groups_and_bounded_lessons(settings):
     assert few == []  # under LESSON_MIN_SAMPLES (20): no lesson
 
 
-@pytest.fixture(scope="module")
-def journaled(btc_hourly, tmp_path_factory):
-    """Two real months: analyst -> review pipeline -> journal; trades closed where the candles went."""
-    tmp = tmp_path_factory.mktemp("journal")
-    settings = make_settings(tmp)
-    journal = Journal.for_settings(settings)
-    analyst, pipeline = AnalystStrategy(settings), ReviewPipeline(settings, journal=journal)
+def _trade_two_months(btc_hourly, settings, journal, pipeline):
+    analyst = AnalystStrategy(settings)
     proposals = []
     for t in range(_ms("2018-05-01"), _ms("2018-07-01"), 4 * HOUR):
         ctx = _ctx(btc_hourly, t, settings)
         d = analyst.decide(ctx)
         if d.target == FLAT:
             continue
-        proposals.append((ctx, d))
-        if not pipeline.review(d, ctx).approved:
+        outcome = pipeline.review(d, ctx)
+        proposals.append((ctx, d, outcome))
+        if not outcome.approved:
             continue
         side = "long" if d.target > 0 else "short"
         end = replay_trade(btc_hourly, time_ms=t, side=side, entry=ctx.price, stop=d.stop_loss,
@@ -109,6 +105,18 @@ def journaled(btc_hourly, tmp_path_factory):
         pnl = d.target * (end[0] - ctx.price) * qty - fees
         journal.record_closed_trade(ClosedTrade("BTCUSDT", side, qty, ctx.price, end[0], t, end[1], pnl, fees,
                                                 reason=end[2]))
+    return proposals
+
+
+@pytest.fixture(scope="module")
+def journaled(btc_hourly, tmp_path_factory):
+    """Two real months: analyst -> review pipeline -> journal; trades closed where the candles went."""
+    tmp = tmp_path_factory.mktemp("journal")
+    settings = make_settings(tmp)
+    journal = Journal.for_settings(settings)
+    # learn=False: this journal is built first and learnt from afterwards, by hand
+    pipeline = ReviewPipeline(settings, journal=journal, learn=False)
+    proposals = [(c, d) for c, d, _ in _trade_two_months(btc_hourly, settings, journal, pipeline)]
     yield settings, journal, proposals
     journal.close()
 
@@ -182,3 +190,31 @@ def test_lessons_command_lists_and_reverses(journaled, capsys):
     assert not parse_lessons(journal.lessons(active_only=False))[0].active
     cli.run(argparse.Namespace(refresh=False, all=False, off=None, on=first.id, replay=False), settings)
     assert f"#{first.id} [active]" in capsys.readouterr().out
+
+
+def test_the_pipeline_learns_while_trading_and_applies_it(btc_hourly, tmp_path):
+    """The engine's set-up: the pipeline learns by itself when trades have closed, dates the lesson
+    at the candle's time, announces it, and holds later proposals of the pattern to it."""
+    from bot.events import EventBus
+
+    settings = make_settings(tmp_path)
+    journal = Journal.for_settings(settings)
+    bus = EventBus()
+    q = bus.subscribe()
+    try:
+        proposals = _trade_two_months(btc_hourly, settings, journal,
+                                      ReviewPipeline(settings, journal=journal, bus=bus))
+        (lesson,) = [lz for lz in parse_lessons(journal.lessons()) if lz.rule["kind"] == "tighten"]
+        assert (lesson.rule["regime"], lesson.rule["setup"], lesson.rule["side"]) == ("choppy", "pullback", "short")
+        events = [q.get_nowait() for _ in range(q.qsize())]
+        (learnt,) = [e for e in events if e.message == f"lesson learned: {lesson.text}"]
+        at = learnt.data["learned_at_ms"]
+        assert _ms("2018-05-01") < at < _ms("2018-07-01")  # learnt during the run, and dated then
+        assert lesson.text.startswith(pd.Timestamp(at, unit="ms").strftime("%Y-%m-%d: "))
+        after = [(c, d, o) for c, d, o in proposals
+                 if c.time_ms >= at and (c.regime, d.setup, d.target) == ("choppy", "pullback", -1)]
+        vetoed = [o for _, _, o in after if not o.approved]
+        assert vetoed and all("lesson" in o.decision.reason for o in vetoed)
+        assert any(o.approved for _, _, o in after)  # tightened, not banned
+    finally:
+        journal.close()

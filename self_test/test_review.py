@@ -13,11 +13,13 @@ import numpy as np
 import pytest
 
 from bot.events import EventBus, EventKind
+from bot.indicators import adx as adx_of
 from bot.indicators import compute_all
 from bot.journal_insights import Lesson
-from bot.review import ReviewPipeline
+from bot.review import ReviewPipeline, entry_adx
 from bot.store import Journal
 from bot.strategies.base import LONG, SHORT, Decision, StrategyContext
+from bot.timeframes import resample
 from self_test.conftest import make_settings
 from self_test.fakes.openai_server import FakeOpenAI
 
@@ -119,7 +121,18 @@ def test_lesson_rule_tightens_the_rule_review(settings, btc_hourly, journal):
     pipe = ReviewPipeline(settings, journal=journal, lessons=lambda: [lesson])
     out = pipe.review(_long(ctx, confidence=50), ctx)
     assert not out.approved and "minimum 55 (raised by a lesson)" in out.decision.reason
-    assert pipe.review(_long(ctx, confidence=60), ctx).approved
+    # the ADX floor is the analyst's: ADX 14 of the 4 h candles, resampled from the context's hours
+    adx = float(adx_of(*(resample(ctx.candles["60"], "60", "240")[k].to_numpy() for k in ("high", "low", "close")),
+                       14)[0][-1])
+    assert entry_adx(ctx, settings) == pytest.approx(adx)
+    out = pipe.review(_long(ctx, confidence=60), ctx)
+    assert out.approved == (adx > 25)
+    if not out.approved:
+        assert f"need ADX > 25 on 240, ADX is {adx:.0f}" in out.decision.reason
+    for floor, approved in ((adx - 1, True), (adx + 1, False)):
+        lz = Lesson(id=2, time_ms=0, text="t", rule=dict(lesson.rule, min_confidence=45, min_adx=floor))
+        if floor <= settings.LESSON_MAX_MIN_ADX:
+            assert ReviewPipeline(settings, lessons=lambda lz=lz: [lz]).review(_long(ctx), ctx).approved == approved
     # a pullback is a different pattern: the lesson does not touch it
     assert pipe.review(_long(ctx, confidence=50, setup="pullback"), ctx).approved
 
