@@ -26,7 +26,7 @@ from collections import deque
 from typing import Any, Callable
 
 from bot.engine_components import Components, build_components
-from bot.engine_loop import SwitchToLive
+from bot.engine_loop import SwitchSession, SwitchToLive
 from bot.engine_state import ChartData, PairState, TradeBook
 from bot.engine_step import CandleSteps, ManualOrderResult
 from bot.errors import BotError, ConfigError, NetworkError
@@ -272,8 +272,8 @@ class TradingEngine(CandleSteps):
             try:
                 self._session()
                 break
-            except SwitchToLive:
-                continue              # the promotion gate passed with AUTO_LIVE, keys and consent
+            except (SwitchToLive, SwitchSession):
+                continue              # promotion to LIVE, or Bybit is back after a REPLAY: next session
             except Exception as exc:  # a critical error ends the session; we decide whether to restart
                 why = f"{type(exc).__name__}: {exc}"
                 self.errors_seen.append(why)

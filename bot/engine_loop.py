@@ -19,11 +19,12 @@ from bot.events import EventKind
 from bot.promotion import PerformanceTracker, PromotionGate, promotion_action
 from bot.snapshot import Connection, DataSource, EngineSnapshot, EngineStatus
 
-__all__ = ["run_session", "finish", "build_snapshot", "SwitchToLive"]
+__all__ = ["run_session", "finish", "build_snapshot", "SwitchToLive", "SwitchSession"]
 
 log = logging.getLogger("bot.engine")
 
 REPLAY_CURSOR_KEY = "replay_cursor_"
+LIVE_PROBE_SECONDS = 300.0   # while replaying because Bybit was down: how often to ask again
 PROMOTION_EVERY_S = 60.0     # the gate reads the journal: once a minute is plenty
 SNAPSHOT_EVERY_S = 0.25
 
@@ -32,6 +33,10 @@ def run_session(e: Any) -> None:
     """Start-up, then candles until stopped (or until a replay runs out)."""
     from bot.top_pairs import PairManager
 
+    # A new session (first start, restart, or a change of data source) starts its pairs afresh.
+    e.pairs.clear()
+    e.last_prices.clear()
+    e.last_candle_ms = e.last_close_ms = 0
     if e._pairs_arg is None:
         e._pairs_arg = PairManager(e.settings)
     ranking = e._pairs_arg.refresh(force=True)
@@ -78,9 +83,14 @@ def loop(e: Any, symbols: list[str]) -> None:
     next_promo = time.monotonic()          # progress shown from the first loop on
     next_snap = 0.0
     next_reconcile = time.monotonic() + e.settings.RECONCILE_INTERVAL_SECONDS
+    probe_live = e.replay and e.mode == "PAPER" and not e.force_replay and e._market_arg is None
+    next_probe = time.monotonic() + LIVE_PROBE_SECONDS
     failures = 0
     while not e._stop_evt.is_set():
         e._drain_commands()
+        if probe_live and time.monotonic() >= next_probe:
+            next_probe = time.monotonic() + LIVE_PROBE_SECONDS
+            back_to_live(e, symbols)
         try:
             candles = c.market.next_candles(symbols, timeout=0.2)
             if failures:
@@ -234,6 +244,26 @@ def check_promotion(e: Any) -> None:
         e.mode = "LIVE"
         e.c = None            # the next session builds the Bybit exchange
         raise SwitchToLive()
+
+
+def back_to_live(e: Any, symbols: list[str]) -> None:
+    """Bybit answers again: end the REPLAY session so the next one trades LIVE data with the paper
+    wallet. The replay's own wallet and journal keep its positions for a later replay."""
+    from bot.market_feed import probe_bybit
+
+    feed, _why = probe_bybit(e.settings, (list(e.active_pairs) or symbols)[0])
+    if feed is None:
+        return
+    save_replay_cursor(e)
+    e.bus.emit(EventKind.DATA, "Bybit is reachable again: leaving REPLAY for LIVE market data (replayed "
+               "positions stay in the replay wallet)", level="WARNING", source=DataSource.LIVE)
+    e.replay = False
+    e.c = None
+    raise SwitchSession()
+
+
+class SwitchSession(BotError):
+    """Ends the session so the thread starts the next one (data source changed); not an error."""
 
 
 class SwitchToLive(BotError):

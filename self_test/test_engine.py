@@ -513,3 +513,26 @@ def test_live_session_on_bybit_through_pybit_journals_every_order_first(tmp_path
     # the journal's round trips, net of fees, are what the Bybit wallet gained or lost
     assert fake_bybit.book.wallet - 1000.0 == pytest.approx(sum(t.pnl for t in trades), abs=1e-6)
     journal.close()
+
+
+def test_replay_hands_over_to_live_data_when_bybit_comes_back(tmp_path, fake_bybit, monkeypatch):
+    import bot.engine_loop as loop
+    from self_test.fakes.bybit_server import Fault
+
+    monkeypatch.setattr(loop, "LIVE_PROBE_SECONDS", 0.3)
+    fake_bybit.set_klines("BTCUSDT", "D", load_seed("BTCUSDT", "D"))
+    fake_bybit.inject("/v5/market/kline", Fault(kind="http", status=502, count=1000))   # Bybit is down
+    s = daily_settings(tmp_path, FALLBACK_SYMBOLS="BTCUSDT", TOP_PAIRS_COUNT=1, BYBIT_BASE_URL=fake_bybit.url,
+                       REPLAY_CANDLE_SECONDS=0.05, BYBIT_TIMEOUT=1.0)
+    engine = TradingEngine(s)
+    q = engine.subscribe()
+    engine.start("PAPER")
+    wait_for(lambda: engine.candles_processed >= 3, timeout=30, message="replayed candles")
+    assert engine.snapshot().data_source == DataSource.REPLAY
+    fake_bybit.faults.clear()                                                          # Bybit is back
+    wait_for(lambda: engine.snapshot().data_source == DataSource.LIVE, timeout=30, message="LIVE data")
+    assert engine.restarts == 0 and not engine.replay
+    engine.stop(close_positions=False)
+    msgs = [e.message for e in drain(q) if e.kind == EventKind.DATA]
+    assert any("cannot be reached" in m for m in msgs) and any("reachable again" in m for m in msgs)
+    assert (tmp_path / "data" / "replay_state.db").exists() and (tmp_path / "data" / "state.db").exists()
