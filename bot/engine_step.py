@@ -175,7 +175,11 @@ class CandleSteps:
                 return
         sym = ps.symbol
         if current != FLAT:
-            self._close(sym, reason="signal", why=decision.reason)
+            closed, why, _fills = self._close(sym, reason="signal", why=decision.reason)
+            if not closed:   # never open the other side while the old one may still be there
+                log.warning("%s %s: close failed (%s); not opening %s", self._source(), sym, why,
+                            _SIDE.get(target, "flat"))
+                return
         if target == FLAT:
             return
         if not self._entries_allowed(sym, _SIDE[target], ctx.time_ms):
