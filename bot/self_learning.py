@@ -408,8 +408,13 @@ class SelfLearningBot:
 
     def train(self, frames: pd.DataFrame | Sequence[pd.DataFrame] | MarketData | TradingEnv, steps: int, *,
               progress: bool = True, evaluate: Callable[["SelfLearningBot"], float] | None = None,
-              eval_every: int = 0, fit_normalisation: bool = True, **env_options: Any) -> TrainResult:
-        """Pre-train for `steps` environment steps (summed over the parallel episodes)."""
+              eval_every: int = 0, keep_best: bool = False, fit_normalisation: bool = True,
+              **env_options: Any) -> TrainResult:
+        """Pre-train for `steps` environment steps (summed over the parallel episodes).
+
+        `evaluate(agent) -> return` runs every `eval_every` steps (shown as `eval`); with
+        `keep_best` the network that scored best (at those points or at the end) is kept:
+        early stopping on held-out candles, when `evaluate` looks at candles not trained on."""
         from tqdm import tqdm
 
         env = frames if isinstance(frames, TradingEnv) else self.make_env(frames, **env_options)
@@ -431,6 +436,7 @@ class SelfLearningBot:
         state = env.reset()
         returns: list[float] = []
         episodes, done_steps, eval_ret = 0, 0, float("nan")
+        best_ret, best_state = -np.inf, None
         t0 = time.perf_counter()
         bar = tqdm(total=steps, unit="step", unit_scale=True, disable=not progress, desc="train", leave=False)
         try:
@@ -451,6 +457,8 @@ class SelfLearningBot:
                 if evaluate is not None and eval_every and (done_steps // env.n_envs) % max(
                         eval_every // env.n_envs, 1) == 0:
                     eval_ret = evaluate(self)
+                    if keep_best and eval_ret > best_ret:
+                        best_ret, best_state = eval_ret, {k: v.clone() for k, v in self.q.state_dict().items()}
                 bar.update(env.n_envs)
                 if progress and (done_steps // env.n_envs) % 20 == 0:
                     bar.set_postfix(loss=f"{self.last_loss:.4f}", eps=f"{self.epsilon:.2f}",
@@ -459,6 +467,9 @@ class SelfLearningBot:
         finally:
             bar.close()
             self.training = was_training
+        if keep_best and evaluate is not None and best_state is not None and evaluate(self) < best_ret:
+            self.q.load_state_dict(best_state)
+            self.q_target.load_state_dict(best_state)
         return TrainResult(done_steps, self.gradient_steps, episodes,
                            float(np.mean(returns[-100:])) if returns else float("nan"), self.last_loss,
                            time.perf_counter() - t0)

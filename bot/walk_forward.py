@@ -227,8 +227,11 @@ class WalkForwardReport:
 def walk_forward(frame: pd.DataFrame, *, settings: Any, symbol: str, interval: str, train_until: str,
                  folds: int = 3, agent_factory: Callable[[], Any], steps_first: int, steps_per_fold: int,
                  n_trials: int = 1, sma: tuple[int, int] = (20, 100), progress: bool = True,
-                 env_options: dict[str, Any] | None = None) -> WalkForwardReport:
-    """Train before each window, trade the window, report agent vs buy-and-hold vs SMA."""
+                 env_options: dict[str, Any] | None = None, validation: float = 0.0) -> WalkForwardReport:
+    """Train before each window, trade the window, report agent vs buy-and-hold vs SMA.
+
+    `validation` > 0 holds out that fraction of the newest candles before each window: the agent
+    does not train on them, and the network that trades them best (greedy) is the one kept."""
     until_ms = int(pd.Timestamp(train_until, tz="UTC").value // 1_000_000) + 86_400_000 - 1  # whole day
     times = frame.index.to_numpy(np.int64)
     fold_list = make_folds(times, until_ms, folds)
@@ -241,9 +244,15 @@ def walk_forward(frame: pd.DataFrame, *, settings: Any, symbol: str, interval: s
     trials = {"agent": n_trials, "buy_and_hold": 1, "sma_cross": 1}
     for fold in fold_list:
         steps = steps_first if fold.index == 1 else steps_per_fold
-        train_data = MarketData.from_frames(frame.iloc[: fold.test_start], settings=settings)
-        res = agent.train(train_data, steps, progress=progress, evaluate=lambda a, d=train_data: greedy_return(a, d),
-                          eval_every=max(steps // 10, 1), **(env_options or {}))
+        held_out = int(validation * fold.test_start)
+        train_data = MarketData.from_frames(frame.iloc[: fold.test_start - held_out], settings=settings)
+        if held_out:
+            val_data = MarketData.from_frames(frame.iloc[: fold.test_start], settings=settings)
+            evaluate = lambda a, d=val_data, n=held_out: greedy_return(a, d, candles=n)  # noqa: E731
+        else:
+            evaluate = lambda a, d=train_data: greedy_return(a, d)  # noqa: E731
+        res = agent.train(train_data, steps, progress=progress, evaluate=evaluate, eval_every=max(steps // 10, 1),
+                          keep_best=bool(held_out), **(env_options or {}))
         training.append({"fold": fold.index, "env_steps": res.env_steps, "seconds": round(res.seconds, 1),
                          "steps_per_s": round(res.steps_per_second), "train_episode_return": res.mean_episode_return})
         curves = evaluate_window(full, fold, settings=settings, agent=agent, sma=sma,
@@ -259,7 +268,8 @@ def walk_forward(frame: pd.DataFrame, *, settings: Any, symbol: str, interval: s
     return WalkForwardReport(symbol, interval, train_until, fold_list, rows, glued,
                              {"agent": cfg, "fee_rate": settings.FEE_RATE, "slippage_bps": settings.SLIPPAGE_BPS,
                               "steps_first": steps_first, "steps_per_fold": steps_per_fold, "sma": list(sma),
-                              "allow_short": agent.n_actions == 3, "env": env_options or {}}, training)
+                              "allow_short": agent.n_actions == 3, "env": env_options or {},
+                              "validation": validation}, training)
 
 
 def record_trial(models_dir: Path, symbol: str, config_hash: str) -> int:

@@ -230,3 +230,21 @@ def test_dqn_strategy_keeps_a_young_position_like_in_training(trained, frame):
             assert d.target == 1 and "holding" in d.reason
         else:
             assert "holding" not in d.reason and d.q_values is not None
+
+
+def test_keep_best_restores_the_network_that_evaluated_best(tmp_path, frame):
+    s = make_settings(tmp_path)
+    agent = SelfLearningBot(s, config=SMALL.replace(learning_starts=300))
+    data = MarketData.from_frames(frame.iloc[:1500], settings=s)
+    snapshots = []
+
+    def evaluate(a):   # scores fall after the first look, so the first network must come back
+        snapshots.append({k: v.clone() for k, v in a.q.state_dict().items()})
+        return 10.0 - len(snapshots)
+
+    agent.train(data, 3_200, progress=False, evaluate=evaluate, eval_every=800, keep_best=True)
+    assert len(snapshots) >= 4
+    for k, v in agent.q.state_dict().items():
+        assert torch.equal(v, snapshots[0][k]), k
+        assert torch.equal(agent.q_target.state_dict()[k], v)
+    assert not all(torch.equal(v, snapshots[-1][k]) for k, v in snapshots[0].items()), "it did learn meanwhile"

@@ -133,3 +133,21 @@ def test_train_command_end_to_end(tmp_path, monkeypatch, capsys):
     assert (tmp_path / "reports" / "walk_forward_BTCUSDT_60.png").exists()
     assert list((tmp_path / "data" / "models").glob("dqn-*.pt")), "the trained agent is saved"
     assert main(["--env-file", str(tmp_path / "none.env"), "train", "--train-until", "not-a-date"]) == 2
+
+
+def test_validation_candles_are_held_out_of_training(tmp_path, btc_hourly):
+    s = make_settings(tmp_path)
+    frame = btc_hourly.iloc[:5200]
+    agents = []
+
+    def factory():
+        agents.append(RecordingAgent(s, config=TINY))
+        return agents[-1]
+
+    rep = walk_forward(frame, settings=s, symbol="BTCUSDT", interval="60", train_until="2017-12-15", folds=2,
+                       agent_factory=factory, steps_first=1_500, steps_per_fold=500, progress=False,
+                       validation=0.25)
+    for fold, seen in zip(rep.folds, agents[0].seen_until, strict=True):
+        held_out = int(0.25 * fold.test_start)
+        assert seen == int(frame.index[fold.test_start - held_out - 1])
+    assert rep.settings["validation"] == 0.25

@@ -37,6 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="Q advantage a new position needs over the current one (hysteresis; default 0)")
     p.add_argument("--trade-penalty", type=float, default=None,
                    help="training reward penalty per position change, on top of fees (default: 0.002)")
+    p.add_argument("--validation", type=float, default=0.0,
+                   help="fraction of the newest training candles held out to pick the best network (default: 0)")
     p.add_argument("--long-only", action="store_true", help="no shorts (as on spot)")
     p.add_argument("--sma", default="20,100", help="fast,slow SMA periods of the baseline (default: 20,100)")
     p.add_argument("--trials", type=int, default=None,
@@ -96,7 +98,8 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     described = {"reward_trade_penalty": settings.REWARD_TRADE_PENALTY + config.train_trade_penalty}
     trial_key = hashlib.sha256(json.dumps(
         {"config": config.__dict__, "steps": [args.steps, steps_per_fold], "env": described,
-         "long_only": args.long_only, "interval": interval}, sort_keys=True, default=str).encode()).hexdigest()[:12]
+         "long_only": args.long_only, "interval": interval,
+         **({"validation": args.validation} if args.validation else {})}, sort_keys=True, default=str).encode()).hexdigest()[:12]
     n_trials = args.trials or record_trial(settings.data_dir / "models", args.symbol.upper(), trial_key)
     print(f"{args.symbol.upper()}/{interval}: {len(frame)} candles; training until {args.train_until}, "
           f"{args.folds} walk-forward folds; {args.steps} + {steps_per_fold}/fold env steps; "
@@ -104,7 +107,7 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     report = walk_forward(frame, settings=settings, symbol=args.symbol.upper(), interval=interval,
                           train_until=args.train_until, folds=args.folds, agent_factory=factory,
                           steps_first=args.steps, steps_per_fold=steps_per_fold, n_trials=n_trials,
-                          sma=(fast, slow))
+                          sma=(fast, slow), validation=args.validation)
     report.settings["env"] = described
     report.settings["trial_key"] = trial_key
     print()
