@@ -32,9 +32,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="further training steps before each later fold (default: --steps / 4)")
     p.add_argument("--envs", type=int, default=64, help="parallel training episodes (default: 64)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: SEED)")
-    p.add_argument("--min-hold", type=int, default=None, help="candles a position is held before it may change")
+    p.add_argument("--min-hold", type=int, default=None,
+                   help="candles a position is held before it may change (default: 24)")
     p.add_argument("--switch-margin", type=float, default=None,
-                   help="Q advantage a new position needs over the current one (hysteresis; default 0)")
+                   help="Q advantage a new position needs over the current one (hysteresis; default 0.5)")
     p.add_argument("--trade-penalty", type=float, default=None,
                    help="training reward penalty per position change, on top of fees (default: 0.002)")
     p.add_argument("--validation", type=float, default=0.0,
