@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -101,7 +101,6 @@ class _Book:
     daily_key: int = -1
     daily: DailyTrend | None = None
     daily_candles: int = 0
-    lessons: list[Lesson] = field(default_factory=list)
 
 
 class AnalystStrategy:
