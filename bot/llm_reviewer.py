@@ -19,6 +19,7 @@ import json
 import logging
 import re
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -203,19 +204,34 @@ class LLMReviewer:
         """(content, "") or (None, why it failed). Never longer than the timeout plus a grace."""
         box: dict[str, Any] = {}
 
+        deadline = time.monotonic() + self.timeout
+        formats = ({"type": "json_schema", "json_schema": {"name": f"{self.stage}_review", "strict": True,
+                                                            "schema": ANSWER_SCHEMA}},
+                   {"type": "json_object"})
+
         def call() -> None:
-            try:
-                resp = self.client.chat.completions.create(
-                    model=self.model, messages=messages, temperature=0, max_tokens=300, timeout=self.timeout,
-                    response_format={"type": "json_schema", "json_schema": {
-                        "name": f"{self.stage}_review", "strict": True, "schema": ANSWER_SCHEMA}})
-                box["content"] = resp.choices[0].message.content if resp.choices else None
-            except Exception as exc:  # classified below; never leaves this thread
-                box["error"] = exc
+            import openai
+
+            for i, fmt in enumerate(formats):
+                try:
+                    resp = self.client.chat.completions.create(
+                        model=self.model, messages=messages, temperature=0, max_tokens=300, response_format=fmt,
+                        timeout=max(0.1, deadline - time.monotonic()))
+                    box["content"] = resp.choices[0].message.content if resp.choices else None
+                    return
+                except openai.BadRequestError as exc:
+                    if i + 1 < len(formats):
+                        # Servers without structured outputs refuse json_schema; a JSON object
+                        # (checked against the schema here) is the next best thing.
+                        continue
+                    box["error"] = exc
+                except Exception as exc:  # classified below; never leaves this thread
+                    box["error"] = exc
+                    return
 
         worker = threading.Thread(target=call, name=f"llm-{self.stage}-review", daemon=True)
         worker.start()
-        worker.join(self.timeout + 2.0)
+        worker.join(self.timeout + 2.0)  # both attempts share the one timeout, plus a grace
         if worker.is_alive():
             return None, "timeout"
         if "error" in box:

@@ -249,3 +249,14 @@ def test_reviewed_strategy_puts_the_pipeline_behind_decide(settings, btc_hourly,
     d, outcome = seen[0]
     assert d == outcome.decision and [r["stage"] for r in journal.reviews()] == (
         ["analyst", "risk"] if outcome.approved else [v.stage for v in outcome.verdicts])
+
+
+def test_llm_without_structured_outputs_is_asked_for_a_json_object(tmp_path, btc_hourly, journal, fake):
+    s = _llm_settings(tmp_path, fake)
+    fake.mode = "no_schema"
+    fake.answer = {"verdict": "veto", "reason": "late entry after a 6% run", "confidence": 30}
+    ctx = _context(btc_hourly, 9000)
+    out = ReviewPipeline(s, journal=journal).review(_long(ctx), ctx)
+    assert not out.approved and out.verdicts[0].reviewer == "llm:fake-reviewer-1"
+    assert [r["response_format"]["type"] for r in fake.requests] == ["json_schema", "json_object"]
+    assert journal.reviews()[0]["reason"] == "late entry after a 6% run"

@@ -9,6 +9,8 @@ Modes (`fake.mode = ...`):
 - "garbage": the content is prose, not JSON
 - "slow":    waits `fake.delay` seconds before answering (past the client's timeout)
 - "error":   HTTP 500 with an OpenAI-style error body
+- "no_schema": HTTP 400 for `response_format` json_schema (servers without structured outputs),
+             a valid answer otherwise
 - "down":    nothing listens on the port any more (connection refused); `stop()` does the same
 """
 
@@ -23,7 +25,7 @@ from typing import Any
 
 __all__ = ["FakeOpenAI"]
 
-MODES = ("valid", "garbage", "slow", "error", "down")
+MODES = ("valid", "garbage", "slow", "error", "no_schema", "down")
 
 
 class FakeOpenAI:
@@ -133,6 +135,10 @@ class FakeOpenAI:
             # Interruptible, so stop() never waits for a sleeping handler.
             if self._stopping.wait(self.delay):
                 return
+        if mode == "no_schema" and (request.get("response_format") or {}).get("type") == "json_schema":
+            self._send(h, 400, {"error": {"message": "response_format json_schema is not supported",
+                                          "type": "invalid_request_error"}})
+            return
         if mode == "error":
             self._send(h, 500, {"error": {"message": "The server had an error", "type": "server_error"}})
             return
