@@ -123,8 +123,11 @@ class DQNStrategy:
     def observe(self, state: np.ndarray, target: int, reward: float, next_state: np.ndarray, done: bool = False,
                 *, symbol: str = "", time_ms: int = 0) -> None:
         """Remember one step of live experience; `target` is the position taken (-1, 0, +1)."""
-        self.agent.observe(state, target_to_action(target), reward, next_state, done, symbol=symbol,
-                           time_ms=time_ms)
+        action = target_to_action(target)
+        if not 0 <= action < self.agent.n_actions:
+            raise StrategyError(f"target {target!r} is not a position this agent can take "
+                                f"({'flat, long, short' if self.agent.n_actions == 3 else 'flat, long: no shorts'})")
+        self.agent.observe(state, action, reward, next_state, done, symbol=symbol, time_ms=time_ms)
 
     def learn(self) -> float | None:
         """One gradient step when training is on; returns the loss (None when nothing was learned)."""
