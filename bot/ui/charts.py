@@ -11,7 +11,6 @@ most about once a second, and only when its data changed.
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import threading
 import time
@@ -129,7 +128,6 @@ class ChartRenderer:
         self._wake.set()
 
     def _run(self) -> None:
-        _lower_priority()
         last = 0.0
         while not self._stop.is_set():
             self._wake.wait(timeout=self.interval)
@@ -174,16 +172,6 @@ class ChartRenderer:
         self.results.put((key, pixels))
         self.frames += 1
         return True
-
-
-def _lower_priority(niceness: int = 10) -> None:
-    """Let the OS prefer the Tk thread over this one when cores are scarce (Linux: per thread)."""
-    if not hasattr(os, "setpriority"):
-        return
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
-    except OSError:
-        pass
 
 
 def _price_signature(data: Any) -> Any:
