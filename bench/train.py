@@ -25,12 +25,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def ours_env(frame, settings, steps: int, n_envs: int = 64) -> float:
+def ours_env(frame, settings, steps: int, n_envs: int = 64, bookkeeping: bool = False) -> float:
     import numpy as np
 
     from bot.environment import MarketData, TradingEnv
 
-    env = TradingEnv(MarketData.from_frames(frame, settings=settings), settings=settings, n_envs=n_envs, seed=1)
+    env = TradingEnv(MarketData.from_frames(frame, settings=settings), settings=settings, n_envs=n_envs, seed=1,
+                     bookkeeping=bookkeeping)
     env.reset()
     rng = np.random.default_rng(0)
     actions = rng.integers(0, env.n_actions, (steps // n_envs + 1, n_envs))
@@ -107,9 +108,12 @@ def main(argv: list[str] | None = None) -> int:
     print("command: .venv/bin/python bench/train.py " + " ".join(argv if argv is not None else sys.argv[1:]))
 
     ours = ours_env(frame, settings, args.env_steps)
+    full = ours_env(frame, settings, args.env_steps, bookkeeping=True)
     peer = anytrading_env(frame, window, args.anytrading_steps)
-    print(f"environment: ours {ours:,.0f} steps/s (64 episodes) | gym-anytrading stocks-v0 {peer:,.0f} steps/s "
-          f"(1 env) | ratio {ours / peer:.1f}x (target >= 10x)")
+    print(f"environment: ours {ours:,.0f} steps/s (64 episodes, as in training) | gym-anytrading stocks-v0 "
+          f"{peer:,.0f} steps/s (1 env) | ratio {ours / peer:.1f}x (target >= 10x)")
+    print(f"             (with per-step fee and trade bookkeeping, as in evaluation: {full:,.0f} steps/s = "
+          f"{full / peer:.1f}x)")
     wide = {n: ours_env(frame, settings, args.env_steps * 2, n) for n in (256, 1024)}
     print("             (not the target, how it scales: " + ", ".join(
         f"{n} episodes {v:,.0f} steps/s = {v / peer:.1f}x" for n, v in wide.items()) + ")")

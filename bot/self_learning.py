@@ -398,7 +398,7 @@ class SelfLearningBot:
                 self.settings, trade_penalty=self.settings.REWARD_TRADE_PENALTY + self.config.train_trade_penalty)
         opts = {"n_envs": self.config.n_envs, "min_hold": self.config.min_hold,
                 "seed": self.config.seed + self.env_steps,   # fresh episode starts on every call
-                "allow_short": self.n_actions == 3}
+                "allow_short": self.n_actions == 3, "bookkeeping": False}   # training needs no fee reports
         opts.update(options)
         env = TradingEnv(data, settings=self.settings, **opts)
         if env.state_dim != self.state_dim:

@@ -189,3 +189,24 @@ def test_min_hold_keeps_a_young_position(tmp_path, frame):
     positions = [int(info["position"][0]) for _, info in steps]
     assert positions == [1, 1, 1, 0, 0]
     assert [int(info["action"][0]) for _, info in steps] == [LONG, LONG, LONG, FLAT, FLAT]
+
+
+def test_training_mode_without_bookkeeping_is_the_same_market(tmp_path, frame):
+    from bot.reward_system import RewardSystem
+
+    s = make_settings(tmp_path)
+    data = MarketData.from_frames(frame, settings=s)
+    reward = RewardSystem.from_settings(s, trade_penalty=0.002)
+    envs = [TradingEnv(data, settings=s, n_envs=16, seed=3, min_hold=3, reward=reward, bookkeeping=b)
+            for b in (True, False)]
+    states = [e.reset() for e in envs]
+    np.testing.assert_array_equal(states[0], states[1])
+    rng = np.random.default_rng(9)
+    for _ in range(400):
+        a = rng.integers(0, 3, 16)
+        full, lean = envs[0].step(a), envs[1].step(a)
+        for x, y in zip(full[:4], lean[:4], strict=True):
+            np.testing.assert_array_equal(x, y)
+        np.testing.assert_array_equal(full[4]["equity"], lean[4]["equity"])
+        np.testing.assert_array_equal(full[4]["action"], lean[4]["action"])
+    assert "fee" in full[4] and "fee" not in lean[4]
