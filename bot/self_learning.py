@@ -489,6 +489,32 @@ class SelfLearningBot:
             self.experience = ExperienceLog(Path(self.settings.data_dir) / "training")
         self.experience.append(state, action, reward, next_state, done, symbol, time_ms)
 
+    def learn_from_experience(self, experience: pd.DataFrame, gradient_steps: int) -> float | None:
+        """Retrain from recorded experience (`bot.checkpoints.load_experience`): the replay buffer
+        is refilled with it, symbol by symbol, oldest first, then `gradient_steps` steps are taken.
+        A recorded `done` is treated as a cut (bootstrapped), as live trading never truly ends."""
+        if len(experience) == 0:
+            raise ValueError("no recorded experience to learn from")
+        parts = [g.sort_values("time_ms", kind="stable") for _, g in experience.groupby("symbol", sort=True)]
+        exp = pd.concat(parts, ignore_index=True)
+        states = np.stack(exp["state"].to_numpy()).astype(np.float32)
+        if states.shape[1] != self.state_dim:
+            raise CheckpointError(f"the recorded states have {states.shape[1]} features but the agent expects "
+                                  f"{self.state_dim}; the feature set changed since they were recorded")
+        done = exp["done"].to_numpy(bool).copy()
+        done[np.cumsum([len(g) for g in parts]) - 1] = True     # never chain one symbol into the next
+        cfg = self.config
+        n = len(exp)
+        self.buffer = buf = ReplayBuffer(max(n, cfg.batch_size * 4), 1, self.state_dim, n_step=cfg.n_step,
+                                         gamma=cfg.gamma)
+        buf.state[:n, 0], buf.next_state[:n, 0] = states, np.stack(exp["next_state"].to_numpy())
+        buf.action[:n, 0], buf.reward[:n, 0], buf.done[:n, 0] = exp["action"], exp["reward"], done
+        buf.cursor, buf.filled = n % buf.slots, n
+        loss = None
+        for _ in range(gradient_steps):
+            loss = self.learn()
+        return loss
+
     # -- checkpoints ----------------------------------------------------------------------------
     def config_hash(self) -> str:
         blob = json.dumps({"config": dataclasses.asdict(self.config), "features": self.feature_names,

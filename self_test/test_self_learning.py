@@ -169,6 +169,16 @@ def test_online_observe_learn_and_experience_log(trained, tmp_path):
     assert len(df) == 60 and list(df.columns[:5]) == ["state", "action", "reward", "next_state", "done"]
     assert len(df["state"].iloc[0]) == agent.state_dim
     assert df["time_ms"].is_monotonic_increasing
+    # a fresh agent retrains from the recorded experience alone
+    fresh = SelfLearningBot(s, config=SMALL.replace(batch_size=8, seed=5))
+    before = [p.clone() for p in fresh.q.parameters()]
+    loss = fresh.learn_from_experience(df, 20)
+    assert loss is not None and np.isfinite(loss) and fresh.gradient_steps == 20
+    np.testing.assert_array_equal(fresh.buffer.state[:60, 0], np.stack(df["state"].to_numpy()))
+    assert fresh.buffer.done[59, 0]
+    assert any(not torch.equal(a, b) for a, b in zip(before, fresh.q.parameters(), strict=True))
+    with pytest.raises(ValueError, match="no recorded experience"):
+        fresh.learn_from_experience(df.iloc[:0], 1)
 
 
 def test_dqn_strategy_decides_from_candles_or_state(trained, frame):
