@@ -261,6 +261,17 @@ def test_window_builds_and_live_needs_keys_then_a_confirmation(open_window, tmp_
         assert panel.text.tag_ranges("warning") and panel.text.tag_ranges("info")
         panel.destroy()
 
+        # Engine errors and restarts reach the status bar (errors in red) and the log panel.
+        from bot.events import EventKind
+        ctl.engine.bus.emit(EventKind.ERROR, "Bybit answered 10006: too many visits", level="ERROR")
+        message = ctl.view.status.message
+        pump_until(root, lambda: "10006" in message.cget("text"), 10, "the engine error in the status bar")
+        assert message.cget("foreground") == "#ff4d4f"
+        pump_until(root, lambda: "too many visits" in ctl.view.log_panel.contents(), 10, "the error in the log")
+        ctl.engine.bus.emit(EventKind.RESTART, "restart 1 after a critical error", level="WARNING")
+        pump_until(root, lambda: message.cget("text").startswith("engine restarted: restart 1"), 10,
+                   "the restart in the status bar")
+
         # An exception inside a Tk callback is logged and the window carries on.
         def broken() -> None:
             raise ValueError("a deliberately broken callback")
