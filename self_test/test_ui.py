@@ -428,3 +428,64 @@ def test_paper_session_trades_draws_and_stops_without_freezing(display: str, ope
         assert ctl.root.geometry().startswith("1300x820")
     finally:
         close_window(ctl)
+
+
+def test_live_session_asks_before_closing_the_window_and_closes_all(open_window, tmp_path: Path, fake_bybit) -> None:
+    """LIVE against the loopback fake Bybit (real pybit, signed requests; its clock walks through the
+    seed's real daily candles): consent in the window, a manual Buy reaches Bybit, and closing the
+    window asks keep / close all; "close all" leaves nothing open on the exchange."""
+    import pandas as pd
+
+    from bot.data_manager import BybitKlineSource, load_seed
+    from bot.engine import TradingEngine
+    from bot.market_feed import BybitMarket
+
+    keys = {"BYBIT_API_KEY": fake_bybit.api_key, "BYBIT_API_SECRET": fake_bybit.api_secret}
+    settings = make_settings(tmp_path, environ=keys, CANDLE_INTERVAL="D", FALLBACK_SYMBOLS="BTCUSDT",
+                             TOP_PAIRS_COUNT=1, STRATEGY="sma", BYBIT_BASE_URL=fake_bybit.url,
+                             MARKET_POLL_SECONDS=0.1, TRAINING_ENABLED=False, BYBIT_TIMEOUT=2.0)
+    setup_logging(log_file=settings.log_path, level="INFO", console=False)
+    fake_bybit.set_klines("BTCUSDT", "D", load_seed("BTCUSDT", "D"))
+    now = pd.Timestamp("2018-02-01", tz="UTC").timestamp() + 60
+
+    class PricedMarket(BybitMarket):  # the fake exchange fills at the real candles' closes
+        def next_candles(self, symbols, timeout):
+            out = super().next_candles(symbols, timeout)
+            for c in out:
+                fake_bybit.set_price(c.symbol, c.close)
+            return out
+
+        def history(self, symbol, n):
+            h = super().history(symbol, n)
+            fake_bybit.set_price(symbol, float(h["close"].iloc[-1]))
+            return h
+
+    def make_engine() -> TradingEngine:
+        source = BybitKlineSource.from_settings(settings)
+        source.clock = lambda: now
+        return TradingEngine(settings, market=PricedMarket(settings, source=source, clock=lambda: now))
+
+    dialogs = ScriptedDialogs(live=[True], close=[CLOSE_ALL])
+    ctl = open_window(settings, engine_factory=make_engine, dialogs=dialogs)
+    root, v = ctl.root, ctl.view
+    pump_until(root, lambda: ctl.engine is not None, 60, "the engine to load")
+    v.controls.live_radio.invoke()
+    pump_until(root, lambda: ctl.selected_mode == "LIVE", 30, "LIVE to be selected")
+    v.controls.start_button.invoke()
+    pump_until(root, lambda: ctl.engine.running and ctl.engine.snapshot().status == "Running", 60,
+               lambda: f"the live session (errors: {ctl.engine.snapshot().errors[-3:]})")
+    pump_until(root, lambda: v.status.values["connection"].cget("text") == "Connected"
+               and v.status.values["mode"].cget("text") == "LIVE", 10, "Connected / LIVE in the status bar")
+    v.orders.symbol.set("BTCUSDT")
+    v.orders.amount.set("50")
+    v.orders.buy_button.invoke()
+    pump_until(root, lambda: "BTCUSDT" in v.orders.position_symbols(), 30,
+               lambda: f"the live position in the table (order result: {v.orders.result.cget('text')!r})")
+    assert any(p["size"] > 0 for p in fake_bybit.book.positions.values()), "the order did not reach Bybit"
+
+    ctl.request_close()
+    pump_until(root, lambda: ctl._destroyed, 60, "the window to close")
+    assert [kind for kind, _ in dialogs.asked] == ["confirm_live", "ask_close_window"]
+    assert "LIVE" in dialogs.asked[-1][1] and "1 open position" in dialogs.asked[-1][1]
+    assert not ctl.engine.running
+    assert all(p["size"] == 0 for p in fake_bybit.book.positions.values()), "a live position was left open"
