@@ -85,7 +85,7 @@ class OrdersPanel(ttk.Frame):
         self.positions.heading("#0", text="Symbol")
         self.positions.column("#0", width=84, stretch=False)
         for col, title, width in zip(cols, ("Side", "Size", "Entry", "Mark", "uP&L", "Stop", "TP"),
-                                     (38, 52, 56, 56, 54, 56, 56), strict=True):
+                                     (44, 50, 54, 54, 52, 54, 54), strict=True):
             self.positions.heading(col, text=title)
             self.positions.column(col, width=width, anchor="e", stretch=True)
         self.positions.tag_configure("gain", foreground=GAIN)
