@@ -16,6 +16,7 @@ import pandas as pd
 
 from bot.data_manager import CANDLE_COLUMNS, Candle
 from bot.exchange.base import ClosedTrade, Fill
+from bot.features import wilder_trend_step
 
 __all__ = ["ChartData", "TradeMarker", "PairState", "TradeBook", "compute_indicators", "regime_of", "TAIL"]
 
@@ -65,9 +66,6 @@ def compute_indicators(frame_arrays: dict[str, np.ndarray], settings: Any) -> di
             "bb_bandwidth": ind.bollinger(c, settings.BB_PERIOD, settings.BB_STD)[3]}
 
 
-_ZERO = 1e-8   # TA-Lib's zero threshold, as bot.indicators uses it
-
-
 class StreamingIndicators:
     """ATR, ADX and the Bollinger bandwidth of the newest candle, updated in O(1) per candle.
 
@@ -105,22 +103,8 @@ class StreamingIndicators:
             self.closes.append(c)
             return
         ph, pl, pc = self.prev
-        tr = max(h - lo, abs(h - pc), abs(lo - pc))
-        n = self.n_atr
-        self.atr = (self.atr * (n - 1) + tr) / n
-        up, dn = h - ph, pl - lo
-        plus = up if (up > 0 and up > dn) else 0.0
-        minus = dn if (dn > 0 and up < dn) else 0.0
-        m = self.n_adx
-        a = 1.0 - 1.0 / m
-        self.st = self.st * a + tr
-        self.sp = self.sp * a + plus
-        self.sm = self.sm * a + minus
-        if abs(self.st) >= _ZERO:
-            p, q = 100.0 * self.sp / self.st, 100.0 * self.sm / self.st
-            if abs(p + q) >= _ZERO:
-                dx = 100.0 * abs(q - p) / (p + q)
-                self.adx = (self.adx * (m - 1) + dx) / m
+        self.atr, self.st, self.sp, self.sm, self.adx = wilder_trend_step(
+            self.atr, self.st, self.sp, self.sm, self.adx, h, lo, c, ph, pl, pc, self.n_atr, self.n_adx)
         self.closes.append(c)
         if len(self.closes) == self.bb_n:
             arr = np.fromiter(self.closes, dtype=np.float64, count=self.bb_n)

@@ -22,6 +22,44 @@ __all__ = ["DQNStrategy"]
 log = logging.getLogger("bot.agent")
 
 FEATURE_HISTORY = 2_000   # candles used to compute the live state (EMA-200 has converged by then)
+MAX_CATCH_UP = 500        # candles a pair's feature stream steps through before a recompute is cheaper
+_STREAM_COLUMNS = ["high", "low", "close", "volume"]
+
+
+class _PairStream:
+    """One pair's `FeatureStream` and the open time and values of the last candle it saw, to
+    tell the next frame's new candles from a gap, a reorder or a revised candle."""
+
+    def __init__(self, stream: Any, times: Any, vals: np.ndarray) -> None:
+        self.stream = stream
+        self.last_ms = int(times[-1])
+        self.last = vals[-1].copy()
+        steps = np.diff(np.asarray(times[-50:], dtype=np.int64))
+        self.step = int(np.median(steps)) if len(steps) else 0
+        self.row32 = stream.row.astype(np.float32)
+
+    def follow(self, times: Any, vals: np.ndarray) -> str:
+        """Step the stream to the frame's last candle; '' when done, else why it cannot."""
+        newest = int(times[-1])
+        if newest == self.last_ms:
+            return "" if np.array_equal(vals[-1], self.last) else "the last candle changed"
+        if newest < self.last_ms:
+            return "candles out of order"
+        pos = int(times.searchsorted(self.last_ms))
+        if pos >= len(times) or int(times[pos]) != self.last_ms:
+            return "the last candle seen is no longer in the frame"
+        if not np.array_equal(vals[pos], self.last):
+            return "the last candle seen changed"
+        if len(times) - 1 - pos > MAX_CATCH_UP:
+            return f"{len(times) - 1 - pos} new candles"
+        new_t = np.asarray(times[pos:], dtype=np.int64)
+        if self.step and np.any(np.diff(new_t) != self.step):
+            return "a candle is missing"
+        for h, lo, c, v in vals[pos + 1:].tolist():
+            self.stream.update(h, lo, c, v)
+        self.last_ms, self.last = newest, vals[-1].copy()
+        self.row32 = self.stream.row.astype(np.float32)
+        return ""
 
 
 class DQNStrategy:
@@ -43,6 +81,10 @@ class DQNStrategy:
             else:
                 log.warning("no trained DQN checkpoint in %s: the agent starts untrained "
                             "(run `python -m bot train` first)", self.agent.store.root)
+        # per (symbol, interval): the live state's market features, carried forward candle by
+        # candle (bot.features.FeatureStream) instead of recomputed over 2,000 candles each time
+        self._streams: dict[tuple[str, str], _PairStream] = {}
+        self.incremental = True   # False: every state from the full computation (tests compare)
 
     # -- the knobs the UI shows -----------------------------------------------------------------
     @property
@@ -75,13 +117,37 @@ class DQNStrategy:
             have = 0 if frame is None else len(frame)
             raise StrategyError(f"the DQN state needs {need} closed {context.interval} candles of "
                                 f"{context.symbol}, got {have}")
-        market = F.market_features(frame.iloc[-FEATURE_HISTORY:], window=window, settings=self.settings)[-1]
+        market = self._market_row(context.symbol, context.interval, frame, window)
         pos = context.position_target
         upnl_pct = 0.0
         if context.position is not None and pos != 0 and context.position.entry_price > 0:
             upnl_pct = pos * (context.price / context.position.entry_price - 1.0) * 100.0
         held = (self._held(context) or 0) if pos != 0 else 0
         return F.state_vector(np.nan_to_num(market), pos, upnl_pct, held)
+
+    def _market_row(self, symbol: str, interval: str, frame: Any, window: int) -> np.ndarray:
+        """The market features of the frame's last candle: the pair's stream moved on by the
+        candles it has not seen yet, or (first call, a gap, candles out of order or changed, a
+        long pause) the full computation over the last FEATURE_HISTORY candles, which reseeds it."""
+        from bot import features as F
+
+        if not self.incremental:
+            return F.market_features(frame.iloc[-FEATURE_HISTORY:], window=window, settings=self.settings)[-1]
+        key = (symbol, interval)
+        times = frame.index
+        vals = frame[_STREAM_COLUMNS].to_numpy()   # one float64 block: high, low, close, volume
+        ps = self._streams.pop(key, None)     # back only when it followed: a failure never leaves half a step
+        if ps is not None:
+            why = ps.follow(times, vals)
+            if not why:
+                self._streams[key] = ps
+                return ps.row32
+            log.debug("%s %s: DQN state features recomputed over %d candles (%s)", symbol, interval,
+                      min(len(frame), FEATURE_HISTORY), why)
+        stream = F.FeatureStream(frame.iloc[-FEATURE_HISTORY:], window=window, settings=self.settings)
+        ps = _PairStream(stream, times, vals)
+        self._streams[key] = ps
+        return ps.row32
 
     def _held(self, context: StrategyContext) -> int | None:
         """Candles the current position has been held, when the context tells."""
@@ -101,7 +167,8 @@ class DQNStrategy:
             # the same action persistence the agent was trained with
             return Decision(target=current, confidence=50.0, source=self.name,
                             reason=f"holding: {held} of the minimum {self.agent.config.min_hold} candles")
-        q = self.agent.q_values(state)
+        q_all = self.agent.q_values(state)      # one forward pass; the reason and record reuse it
+        q = q_all
         if not context.allow_short and len(q) > SHORT_ACTION:
             q = q.copy()
             q[SHORT_ACTION] = -np.inf
@@ -115,9 +182,9 @@ class DQNStrategy:
         confidence = float(np.clip(100.0 * p.max() / p.sum(), 0.0, 100.0)) if not explored else 0.0
         target = action_to_target(action)
         why = "exploring (random action)" if explored else (
-            f"greedy: Q flat/long/short = {', '.join(f'{x:.3f}' for x in self.agent.q_values(state))}")
+            f"greedy: Q flat/long/short = {', '.join(f'{x:.3f}' for x in q_all)}")
         return Decision(target=target, confidence=confidence, reason=why, source=self.name,
-                        q_values=tuple(float(x) for x in self.agent.q_values(state)))
+                        q_values=tuple(float(x) for x in q_all))
 
     # -- learning -------------------------------------------------------------------------------
     def observe(self, state: np.ndarray, target: int, reward: float, next_state: np.ndarray, done: bool = False,
