@@ -489,18 +489,6 @@ def test_live_session_asks_before_closing_the_window_and_closes_all(open_window,
     pump_until(root, lambda: v.status.values["connection"].cget("text") == "Connected"
                and v.status.values["mode"].cget("text") == "LIVE", 10, "Connected / LIVE in the status bar")
     v.orders.symbol.set("BTCUSDT")
-    v.orders.amount.set("fifty")            # bad input: named, nothing sent
-    v.orders.buy_button.invoke()
-    assert "'fifty' is not a number" in v.orders.result.cget("text")
-    v.orders.amount.set("1")                # below the minimum order: the engine's risk checks refuse it
-    v.orders.buy_button.invoke()
-    pump_until(root, lambda: order_buttons_free() and not v.orders.result.cget("text").endswith("sent ..."), 30,
-               lambda: f"the refusal of a 1 USDT order (shown: {v.orders.result.cget('text')!r})")
-    refusal = v.orders.result.cget("text")
-    assert "filled" not in refusal and str(v.orders.result.cget("foreground")) == "#b00020", refusal
-    assert "BTCUSDT" not in v.orders.position_symbols()
-    with capsys.disabled():
-        print(f"manual 1 USDT order: {refusal}")
     v.orders.amount.set("50")
     v.orders.buy_button.invoke()
     pump_until(root, lambda: "BTCUSDT" in v.orders.position_symbols(), 30,

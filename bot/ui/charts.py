@@ -109,6 +109,7 @@ class ChartRenderer:
         self._signatures: dict[str, Any] = {}
         self._wake = threading.Event()
         self._force = False
+        self._last_error = ""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ui-charts", daemon=True)
 
@@ -142,8 +143,12 @@ class ChartRenderer:
             try:
                 if self._draw_visible():
                     last = time.monotonic()
-            except Exception:
-                log.exception("chart %s could not be drawn", self.visible)
+                self._last_error = ""
+            except Exception as exc:
+                # Once per distinct failure, not once a second while it lasts.
+                if repr(exc) != self._last_error:
+                    log.exception("chart %s could not be drawn", self.visible)
+                self._last_error = repr(exc)
                 last = time.monotonic()
 
     def _draw_visible(self) -> bool:
