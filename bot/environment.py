@@ -107,8 +107,17 @@ class TradingEnv:
     risk settings), `min_hold` (candles a position must be held before the agent may change it:
     action persistence against overtrading; stops still fire), `reward` (a RewardSystem),
     `seed`, `bookkeeping` (False skips the per-step fee and closed-trade figures that only
-    reports need: training runs ~15 % faster; equity, rewards and states are identical).
+    reports need; equity, rewards and states are identical).
     Fees are FEE_RATE per side and SLIPPAGE_BPS against us on every fill.
+
+    Speed: a step is a few dozen numpy calls on arrays of N, whatever N is, so at N = 64 the
+    cost is per-call overhead, not arithmetic. Hence the state is kept in a form where every
+    quantity is linear: an episode holds `qty` coins (signed) and `base` cash-like equity, its
+    marked equity is `base + qty * price`, and the value of closing it at a price is
+    `base + qn * price` (`qn` = qty net of the exit fee). Entry and exit prices (slippage
+    included), units per unit of equity and fee factors are precomputed per (candle, action),
+    so opening, closing and flipping are one formula selected by the action, without a branch
+    per case. Observations gather one row of a precomputed (candle, feature) table.
     """
 
     def __init__(self, data: MarketData, *, settings: Any, n_envs: int = 64, episode_length: int | None = None,
@@ -128,21 +137,26 @@ class TradingEnv:
         self.fee = float(settings.FEE_RATE)
         self.slip = float(settings.SLIPPAGE_BPS) / 10_000.0
         self.reward_system = reward or RewardSystem.from_settings(settings)
+        w = self.reward_system.weights
+        self._general_reward = bool(w.drawdown_penalty or w.losing_time_penalty or w.no_stop_bonus)
         self.rng = np.random.default_rng(settings.SEED if seed is None else seed)
         # stop distances as fractions of the entry price, or ATR multiples
         self.stop_mode = settings.STOP_LOSS_MODE
         self.stop_pct = float(settings.STOP_LOSS_PCT)
         self.tp_pct = float(settings.STOP_LOSS_PCT * max(settings.MIN_REWARD_RISK, 1.0))
         self.stop_atr, self.tp_atr = float(settings.STOP_ATR_MULT), float(settings.TAKE_PROFIT_ATR_MULT)
-        self.state_dim = data.features.shape[1] + _n_position_features()
+        self._build_tables()
         n = self.n_envs
         self.t = np.zeros(n, np.int64)
         self.end = np.zeros(n, np.int64)
-        self.pos = np.zeros(n, np.int64)
-        self.cash = np.ones(n)             # equity while flat
-        self.entry_px = np.ones(n)
-        self.entry_eq = np.ones(n)         # equity right after the entry fee
-        self.trade_eq = np.ones(n)         # equity before the entry (trade P&L base)
+        self.pa = np.zeros(n, np.int64)    # position as an action index (0 flat, 1 long, 2 short)
+        self.pos = np.zeros(n, np.int64)   # the same as a side: 0, +1, -1
+        # the linear state, one row each (replaced as a whole by one np.where per step):
+        # 0 qty: coins held, signed (short < 0); 1 qn: qty net of the exit fee (closing at price p
+        # yields base + qn * p); 2 base: equity = base + qty * price (the cash while flat);
+        # 3 trade_eq: equity before the entry (trade P&L base; while flat, the cash)
+        self._lin = np.zeros((4, n))
+        self._lin[2:] = 1.0
         self.stop_px = np.zeros(n)
         self.tp_px = np.zeros(n)
         self.equity = np.ones(n)
@@ -152,7 +166,66 @@ class TradingEnv:
         self.trades = np.zeros(n, np.int64)
         self._no_stop = np.zeros(n, bool)
         self._no_return = np.full(n, np.nan)
-        self._no_stop.flags.writeable = self._no_return.flags.writeable = False
+        self._no_end = np.zeros(n, bool)
+        self._no_stop.flags.writeable = self._no_return.flags.writeable = self._no_end.flags.writeable = False
+        self._left = 0                     # steps until the first episode reaches its end
+
+    def _build_tables(self) -> None:
+        """Per (candle, action) prices and per-action factors, flattened as [candle * 3 + action]."""
+        from bot import features as F
+
+        d, fee, slip = self.data, self.fee, self.slip
+        side = _TARGETS64.astype(np.float64)
+        self._exit_px = (d.open[:, None] * (1.0 - _TARGETS64 * slip)).ravel()    # sell long / buy back short
+        self._entry_px = (d.open[:, None] * (1.0 + _TARGETS64 * slip)).ravel()
+        # the linear state of a position opened at candle t's open with equity 1, per (t, action):
+        # the entry fee comes off the equity, the exit fee off the notional (qn), a short's base
+        # is twice its equity (equity = 2 e - e * price / entry)
+        equity0 = np.where(side != 0, 1.0 - fee, 1.0)
+        units = equity0 * side / self._entry_px.reshape(-1, 3)
+        self._open_lin = np.stack([units, units * (1.0 - fee * side), np.broadcast_to(equity0 * (1.0 - side), units.shape),
+                                   np.ones_like(units)]).reshape(4, -1)
+        # the trade penalty per step, by [old action * 3 + new action]: |new target - old target|
+        self._changes = np.abs(side[None, :] - side[:, None]).ravel()
+        self._change_penalty = self.reward_system.weights.trade_penalty * self._changes
+        # observation: market features of the candle, then position features from a table by
+        # (position, candles held) and the unrealised P&L column computed per step
+        m, p = d.features.shape[1], int(F.N_POSITION_FEATURES)
+        self.state_dim = m + p
+        self._m = m
+        self._obs_table = np.zeros((len(d.close), m + p), np.float32)
+        self._obs_table[:, :m] = d.features
+        self._hsize = len(d.close) + 1
+        # a flat episode's held count is left to run (it is reset on the next entry): its rows
+        # of the table all hold the features of held = 0, as position_features is given then
+        held = np.concatenate([np.zeros(self._hsize, np.int64), np.arange(self._hsize), np.arange(self._hsize)])
+        self._pos_table = np.asarray(F.position_features(np.repeat(_TARGETS64, self._hsize), 0.0, held),
+                                     np.float32)
+        self._upnl_scale = float(getattr(F, "UPNL_SCALE_PCT", 5.0))
+        self._fast_obs = self._fast_obs_agrees(F)
+
+    def _position_block(self, pa: np.ndarray, held: np.ndarray, eq_ratio: np.ndarray) -> np.ndarray:
+        block = self._pos_table.take(pa * self._hsize + held, axis=0)
+        x = np.subtract(eq_ratio, 1.0)
+        x *= 100.0
+        x /= self._upnl_scale
+        block[:, 3] = np.tanh(x, out=x)
+        return block
+
+    def _fast_obs_agrees(self, F: Any) -> bool:
+        """The table-driven position features equal `features.position_features` (they are the
+        contract): checked once on a grid; if the feature code ever changes shape, observe()
+        falls back to calling it every step."""
+        if self._pos_table.shape[1] < 5:
+            return False
+        pa = np.repeat(np.arange(3), 12)
+        held = np.tile(np.repeat([0, 1, 7, 300], 3), 3)
+        ratio = np.tile([0.93, 1.0, 1.0217], 12)
+        ratio = np.where(pa == 0, 1.0, ratio)
+        pos = _TARGETS64[pa]
+        want = F.position_features(pos, np.where(pos != 0, (ratio - 1.0) * 100.0, 0.0), np.where(pos != 0, held, 0))
+        got = self._position_block(pa, held, ratio)
+        return want.shape == got.shape and want.dtype == got.dtype and bool(np.array_equal(want, got))
 
     # -- episodes -------------------------------------------------------------------------------
     def _random_starts(self, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -178,20 +251,36 @@ class TradingEnv:
         return self.observe()
 
     def _reset_rows(self, i: np.ndarray, start: np.ndarray, end: np.ndarray) -> None:
+        # new arrays, not edits: the old ones may have been handed out in `info` (rare: cheap)
+        self.t, self.end, self.pa, self.pos, self.held, self.trades, self._lin, self.fees, self.equity, self.peak = (
+            x.copy() for x in (self.t, self.end, self.pa, self.pos, self.held, self.trades, self._lin, self.fees,
+                               self.equity, self.peak))
         self.t[i], self.end[i] = start, end
-        self.pos[i] = 0
-        for arr in (self.cash, self.equity, self.peak, self.entry_eq, self.trade_eq, self.entry_px):
-            arr[i] = 1.0
-        self.held[i] = 0
+        for arr in (self.pa, self.pos, self.held, self.trades):
+            arr[i] = 0
+        self._lin[:2, i], self._lin[2:, i] = 0.0, 1.0
         self.fees[i] = 0.0
-        self.trades[i] = 0
+        for arr in (self.equity, self.peak):
+            arr[i] = 1.0
+        self._left = int((self.end - self.t).min())
+
+    # the rows of the linear state, read-only views of the current arrays
+    qty = property(lambda self: self._lin[0])
+    qn = property(lambda self: self._lin[1])
+    base = property(lambda self: self._lin[2])
+    trade_eq = property(lambda self: self._lin[3])
 
     def observe(self) -> np.ndarray:
         """State of every episode: market features of candle t + position features."""
+        if self._fast_obs:
+            # flat rows have trade_eq == equity (both the cash), so their P&L column is tanh(0)
+            obs = self._obs_table.take(self.t, axis=0)
+            obs[:, self._m:] = self._position_block(self.pa, self.held, self.equity / self.trade_eq)
+            return obs
         from bot import features as F
 
         upnl_pct = np.where(self.pos != 0, (self.equity / self.trade_eq - 1.0) * 100.0, 0.0)
-        pf = F.position_features(self.pos, upnl_pct, self.held)
+        pf = F.position_features(self.pos, upnl_pct, np.where(self.pos != 0, self.held, 0))
         return np.concatenate([self.data.features[self.t], pf], axis=1)
 
     # -- one step -------------------------------------------------------------------------------
@@ -201,92 +290,86 @@ class TradingEnv:
         Finished episodes restart at once; their last state is `info["final_state"]` (rows where
         terminated | truncated). `info` also has per episode: `action` (the action that was
         executed: differs from the one asked while `min_hold` keeps a position), `equity`,
+        `position`, `trade_equity` (equity before the open trade's entry; while flat, the cash),
         `fee` (paid this step), `closed_pnl` (P&L of a trade closed this step, net of both fees,
         else NaN), `stopped`, `episode_return` (growth of a finished episode, else NaN).
         """
-        a = np.asarray(actions, dtype=np.int64).reshape(self.n_envs)
-        if a.min() < 0 or a.max() >= self.n_actions:
+        a = np.array(actions, dtype=np.int64).reshape(self.n_envs)   # a copy: it becomes the state
+        if a.view(np.uint64).max() >= self.n_actions:   # negative actions wrap to huge values
             raise ValueError(f"actions must be in 0..{self.n_actions - 1} "
                              f"({'flat, long, short' if self.allow_short else 'flat, long; shorts are off'})")
-        # Written for few numpy calls per step: arrays are replaced, never edited in place
+        # Written for few numpy calls per step: state arrays are replaced, never edited in place
         # (except by a reset), so results can be handed out without copies.
-        d, fee, slip, w = self.data, self.fee, self.slip, self.reward_system.weights
-        t1 = self.t + 1
-        o, c = d.open[t1], d.close[t1]
-        old = self.pos
-        target = _TARGETS64[a]
+        old, t1 = self.pa, self.t + 1
         if self._holds:  # action persistence: a young position cannot be changed by the agent
-            target = np.where((old != 0) & (self.held < self.min_hold), old, target)
-        eq_before = self.equity
-        dd_before = 1.0 - eq_before / self.peak if w.drawdown_penalty else 0.0
+            a = np.where((old != 0) & (self.held < self.min_hold), old, a)
+        change = a != old
+        row = t1 * 3
+        lin = self._lin
+        # 1. what the old position is worth closed at the next open (slippage and fee paid);
+        #    the cash itself for a flat episode (qn = 0)
+        exit_px = self._exit_px.take(row + old)
+        value = np.maximum(lin[2] + lin[1] * exit_px, 1e-6)
+        # 2. the new position opened at the same open with that value; the episodes that keep
+        #    their position keep everything
+        new = self._open_lin.take(row + a, axis=1)
+        new *= value
         books = self.bookkeeping
-        fee_paid = np.zeros(self.n_envs) if books else None
-        closed_pnl = np.full(self.n_envs, np.nan) if books else None
-        change = target != old
-
-        # 1. close the old position at the next open (slippage against us, fee on the notional)
-        closing = change & (old != 0)
-        if closing.any():
-            self._exit(closing, o * (1.0 - old * slip), fee_paid, closed_pnl)
-        # 2. open the new one at the same open
-        opening = change & (target != 0)
-        if opening.any():
-            px = o * (1.0 + target * slip)
-            e0 = self.cash
-            f = fee * e0
-            self.trade_eq = np.where(opening, e0, self.trade_eq)
-            self.entry_eq = np.where(opening, e0 - f, self.entry_eq)
-            self.entry_px = np.where(opening, px, self.entry_px)
-            self.pos = np.where(opening, target, self.pos)
-            self.held = np.where(opening, 0, self.held)
-            if books:
-                fee_paid += np.where(opening, f + e0 * slip, 0.0)
-                self.trades = self.trades + opening
-            if self.use_stops:
-                self._place_stops(opening, px, target)
+        if books:
+            closing, opening = change & (old != 0), change & (a != 0)
+            notional = np.abs(lin[0]) * exit_px
+            fee_paid = (np.where(closing, self.fee * notional + notional * self.slip / (1.0 + self.slip), 0.0)
+                        + np.where(opening, self.fee * value + value * self.slip, 0.0))
+            closed_pnl = np.where(closing, value - lin[3], np.nan)
+            self.trades = self.trades + opening
+        self._lin = np.where(change, new, lin)
+        self.pa = a
         # 3. stop-loss / take-profit inside candle t+1 (stop first when both were touched)
         stopped = self._no_stop
         if self.use_stops:
-            stopped = self._check_stops(o, d.high[t1], d.low[t1], fee_paid, closed_pnl)
+            if opening.any():
+                self._place_stops(opening, self._entry_px.take(row + a), _TARGETS64.take(a))
+            stopped = self._check_stops(t1, fee_paid, closed_pnl)
         # 4. mark to market at the close of candle t+1
-        side = self.pos
-        self.equity = np.maximum(np.where(side != 0, self.entry_eq * (1.0 + side * (c / self.entry_px - 1.0)),
-                                          self.cash), 1e-6)
-        ruined = self.equity < RUIN_FRACTION
-        self.peak = np.maximum(self.peak, self.equity)
-        self.held = np.where(side != 0, self.held + 1, 0)
+        pos = _TARGETS64.take(self.pa)
+        lin = self._lin
+        equity = np.maximum(lin[2] + lin[0] * self.data.close.take(t1), 1e-6)
+        eq_before, peak_before = self.equity, self.peak
+        self.equity, self.pos, self.t = equity, pos, t1
+        self.peak = np.maximum(peak_before, equity)
+        self.held = np.where(change, 1, self.held + 1)   # while flat it counts on, unused
         if books:
             self.fees = self.fees + fee_paid
-        self.t = t1
-        shaping = {}
-        if w.trade_penalty:
-            shaping["position_changes"] = np.abs(target - old)
-        if w.drawdown_penalty:
-            shaping["drawdown_before"], shaping["drawdown_after"] = dd_before, 1.0 - self.equity / self.peak
-        if w.losing_time_penalty:
-            shaping["losing"] = (side != 0) & (self.equity < self.trade_eq)
-        if w.no_stop_bonus:
-            shaping["closed_without_stop"] = closing
-        reward = self.reward_system.compute(eq_before, self.equity, validate=False, **shaping)
-        terminated = ruined
-        truncated = (t1 >= self.end) & ~ruined
-        done = terminated | truncated
-        info = {"action": target_to_action(target) if self._holds else a, "equity": self.equity,
-                "stopped": stopped, "position": self.pos, "time_ms": d.time_ms[t1],
-                "trade_equity": self.trade_eq, "episode_return": self._no_return}
+        if self._general_reward:
+            reward = self.reward_system.compute(
+                eq_before, equity, validate=False, position_changes=self._changes.take(old * 3 + a),
+                drawdown_before=1.0 - eq_before / peak_before, drawdown_after=1.0 - equity / self.peak,
+                losing=(pos != 0) & (equity < self.trade_eq), closed_without_stop=change & (old != 0))
+        else:  # the same formula as RewardSystem.compute, inlined: its call costs as much as the step
+            reward = np.log(equity / eq_before)
+            if self.reward_system.weights.trade_penalty:
+                reward = reward - self._change_penalty.take(old * 3 + a)
+        self._left -= 1
+        ending = self._left <= 0 or equity.min() < RUIN_FRACTION   # episodes run in step: the first end is known
+        terminated, truncated = (equity < RUIN_FRACTION, t1 >= self.end) if ending else (self._no_end, self._no_end)
+        info = {"action": a, "equity": equity, "stopped": stopped, "position": pos,
+                "time_ms": self.data.time_ms.take(t1), "trade_equity": self.trade_eq,
+                "episode_return": self._no_return}
         if books:
             info["fee"], info["closed_pnl"] = fee_paid, closed_pnl
-        if done.any():
-            info.update(equity=self.equity.copy(), position=self.pos.copy(), trade_equity=self.trade_eq.copy(),
-                        final_state=self.observe(), episode_return=np.where(done, self.equity - 1.0, np.nan))
+        if ending:
+            done = terminated | truncated
+            truncated &= ~terminated
+            info.update(final_state=self.observe(), episode_return=np.where(done, equity - 1.0, np.nan))
             rows = np.flatnonzero(done)
             s, e = self._random_starts(len(rows))
             self._reset_rows(rows, s, e)
         return self.observe(), reward.astype(np.float32), terminated, truncated, info
 
-    def _check_stops(self, o: np.ndarray, hi: np.ndarray, lo: np.ndarray, fee_paid: np.ndarray,
-                     closed_pnl: np.ndarray) -> np.ndarray:
-        side = self.pos
+    def _check_stops(self, t1: np.ndarray, fee_paid: np.ndarray, closed_pnl: np.ndarray) -> np.ndarray:
+        d = self.data
+        o, hi, lo = d.open[t1], d.high[t1], d.low[t1]
+        side = _TARGETS64.take(self.pa)
         live = side != 0
         hit_sl = live & np.where(side > 0, lo <= self.stop_px, hi >= self.stop_px)
         hit_tp = live & ~hit_sl & np.where(side > 0, hi >= self.tp_px, lo <= self.tp_px)
@@ -296,31 +379,17 @@ class TradingEnv:
             # a gap through the level fills at the open, not at the level
             raw = np.where(hit_sl, np.where(side > 0, np.minimum(o, level), np.maximum(o, level)),
                            np.where(side > 0, np.maximum(o, level), np.minimum(o, level)))
-            pnl_before = closed_pnl.copy()
-            self._exit(hit, raw * (1.0 - side * self.slip), fee_paid, closed_pnl)
+            px = raw * (1.0 - side * self.slip)
+            value = np.maximum(self.base + self.qn * px, 1e-6)
+            notional = np.abs(self.qty) * px
+            fee_paid += np.where(hit, self.fee * notional + notional * self.slip / (1.0 + self.slip), 0.0)
+            pnl = value - self.trade_eq
             # a flip that was stopped in the same candle: report both trades' P&L summed
-            closed_pnl[:] = np.where(hit & np.isfinite(pnl_before), closed_pnl + pnl_before, closed_pnl)
+            closed_pnl[:] = np.where(hit, np.where(np.isfinite(closed_pnl), closed_pnl + pnl, pnl), closed_pnl)
+            self.pa = np.where(hit, 0, self.pa)
+            self._lin = np.where(hit, np.stack([np.zeros_like(value), np.zeros_like(value), value, value]),
+                                 self._lin)
         return hit_sl
-
-    def _exit(self, mask: np.ndarray, px: np.ndarray, fee_paid: np.ndarray | None,
-              closed_pnl: np.ndarray | None) -> None:
-        side = self.pos
-        qty = self.entry_eq / self.entry_px                     # units of the coin per unit equity
-        gross = self.entry_eq + side * qty * (px - self.entry_px)
-        if fee_paid is None:  # no bookkeeping: the same equity, fewer numpy calls
-            self.cash = np.where(mask, np.maximum(gross - self.fee * qty * px, 1e-6), self.cash)
-            self.pos = np.where(mask, 0, self.pos)
-            self.held = np.where(mask, 0, self.held)
-            return
-        f = self.fee * qty * px
-        # slippage is already inside px; count it as a cost for the report
-        slip_cost = np.abs(qty * px * self.slip / (1.0 + self.slip))
-        after = np.maximum(gross - f, 1e-6)
-        self.cash = np.where(mask, after, self.cash)
-        closed_pnl[mask] = (after - self.trade_eq)[mask]
-        fee_paid += np.where(mask, f + slip_cost, 0.0)
-        self.pos = np.where(mask, 0, self.pos)
-        self.held = np.where(mask, 0, self.held)
 
     def _place_stops(self, mask: np.ndarray, px: np.ndarray, side: np.ndarray) -> None:
         if self.stop_mode == "atr":

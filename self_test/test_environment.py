@@ -210,3 +210,31 @@ def test_training_mode_without_bookkeeping_is_the_same_market(tmp_path, frame):
         np.testing.assert_array_equal(full[4]["equity"], lean[4]["equity"])
         np.testing.assert_array_equal(full[4]["action"], lean[4]["action"])
     assert "fee" in full[4] and "fee" not in lean[4]
+
+
+def test_observation_is_the_features_state_vector(tmp_path, frame):
+    # the step builds observations from precomputed tables; they must be exactly what
+    # bot.features says the state is, for every position, holding time and P&L
+    from bot import features as F
+
+    s = make_settings(tmp_path)
+    data = MarketData.from_frames(frame, settings=s)
+    env = TradingEnv(data, settings=s, n_envs=6, min_hold=np.array([0, 0, 2, 5, 0, 1]), seed=2)
+    starts = np.array([400, 650, 900, 1300, 1700, 2100])
+    state = env.reset(starts=starts, ends=starts + 400)
+    np.testing.assert_array_equal(state, F.state_vector(data.features[starts], np.zeros(6, np.int64)))
+    rng = np.random.default_rng(4)
+    prev, held, seen = np.zeros(6, np.int64), np.zeros(6, np.int64), set()
+    for k in range(300):
+        acts = rng.integers(0, 3, 6) if k % 10 < 5 else np.full(6, k % 3)
+        kept = acts.copy()
+        state, _, _, _, info = env.step(acts)
+        np.testing.assert_array_equal(acts, kept)   # the caller's array is not the env's state
+        pos = info["position"]
+        held = np.where(pos == 0, 0, np.where(pos == prev, held + 1, 1))
+        upnl = np.where(pos != 0, (info["equity"] / info["trade_equity"] - 1.0) * 100.0, 0.0)
+        want = F.state_vector(data.features[starts + k + 1], pos, upnl, held)
+        np.testing.assert_array_equal(state, want)
+        prev = pos
+        seen.update(zip(pos.tolist(), held.tolist(), strict=True))
+    assert {p for p, _ in seen} == {-1, 0, 1} and max(h for _, h in seen) >= 5, "the run covers the states"
