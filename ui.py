@@ -16,7 +16,19 @@ def main(argv: list[str] | None = None) -> int:
                                      "(paper trading by default; live needs keys in .env and your consent).")
     parser.add_argument("--check", action="store_true",
                         help="load the settings and the window's modules, print 'ok' and exit (no window)")
+    parser.add_argument("--install-launcher", action="store_true",
+                        help="Linux: add 'AI Trading Terminal' to the applications menu "
+                             "(~/.local/share/applications) and exit")
     args = parser.parse_args(argv)
+    if args.install_launcher:
+        from pathlib import Path
+
+        from bot.ui.launcher import install_desktop_entry
+
+        target = install_desktop_entry(Path(__file__).resolve().parent,
+                                       Path.home() / ".local" / "share" / "applications")
+        print(f"installed {target}")
+        return 0
     from bot.errors import ConfigError
     from bot.log_setup import setup_logging
     from config import load_settings

@@ -1,0 +1,63 @@
+"""A desktop-menu entry for the terminal (Linux): `python ui.py --install-launcher`.
+
+The `AI-Trading-Terminal.desktop` in the project folder finds `start.command` next to itself
+(`%k`), which only works while it stays in the folder. Copied into the applications menu it
+would look in the wrong place, so the installed entry carries absolute paths instead.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+__all__ = ["desktop_entry", "install_desktop_entry"]
+
+FILE_NAME = "ai-trading-terminal.desktop"
+
+
+def _quote(path: Path) -> str:
+    """A path quoted for a .desktop Exec line (the spec's double-quote rules)."""
+    s = str(path)
+    for ch in ("\\", '"', "`", "$"):
+        s = s.replace(ch, "\\" + ch)
+    return f'"{s}"'
+
+
+def desktop_entry(project_dir: Path) -> str:
+    """The text of a .desktop entry that starts the terminal in `project_dir`."""
+    project_dir = project_dir.resolve()
+    return "\n".join([
+        "[Desktop Entry]",
+        "Type=Application",
+        "Version=1.0",
+        "Name=AI Trading Terminal",
+        "GenericName=Crypto trading bot",
+        "Comment=Self-learning crypto trading bot: paper trading on Bybit data, live only with your keys and consent",
+        f"Exec={_quote(project_dir / 'start.command')}",
+        f"Path={project_dir}",
+        "Icon=utilities-system-monitor",
+        "Terminal=true",
+        "Categories=Office;Finance;",
+        "StartupNotify=true",
+        "",
+    ])
+
+
+def install_desktop_entry(project_dir: Path, apps_dir: Path) -> Path:
+    """Write the entry into `apps_dir` (e.g. ~/.local/share/applications) atomically; returns its path."""
+    apps_dir.mkdir(parents=True, exist_ok=True)
+    target = apps_dir / FILE_NAME
+    fd, tmp = tempfile.mkstemp(prefix=".ai-trading-terminal.", suffix=".tmp", dir=apps_dir)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(desktop_entry(project_dir))
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return target
