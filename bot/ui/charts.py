@@ -210,7 +210,7 @@ class ChartTabs(ttk.Notebook):
                 self.pair_box = ttk.Combobox(bar, textvariable=self.pair, width=14, state="readonly")
                 self.pair_box.pack(side="left", padx=6)
                 self.pair_box.bind("<<ComboboxSelected>>", lambda _e: self.on_pair(self.pair.get()))
-                ttk.Label(bar, text="hourly candles of the traded pair; markers are the bot's and your trades",
+                ttk.Label(bar, text="candles at the bot's interval; markers are the bot's and your trades",
                           foreground="#8a8f98").pack(side="left", padx=8)
             canvas = ThreadedCanvas(renderer.figures[name].figure, page, renderer)
             canvas.get_tk_widget().pack(fill="both", expand=True)
