@@ -16,9 +16,13 @@ names are made up). Each configuration is measured in the same run:
 - dqn + in-memory journal: the agent's state and forward pass. It learns online (as in paper
   trading) so that it explores and trades; its gradient steps run after the batch's orders and
   are not in the figure. An untrained agent acting greedily would hold one position and send
-  no orders to time.
+  no orders to time. The state's market features are carried forward candle by candle
+  (`bot.features.FeatureStream`, seeded when the pair is added),
+- dqn, state recomputed: the same, with every state's features computed in full over the last
+  2,000 candles (`DQNStrategy.incremental = False`, as before the stream): the peer the stream
+  is measured against, in the same run, as a ratio (skip it with --no-peer).
 
-Run: .venv/bin/python bench/latency.py [--pairs 20] [--candles 300]
+Run: .venv/bin/python bench/latency.py [--pairs 20] [--candles 300] [--no-peer]
 """
 
 from __future__ import annotations
@@ -62,7 +66,7 @@ class TimedSim(SimExchange):
 
 
 def measure(name: str, strategy: str, journal_kind: str, pairs: int, candles: int, tmp: Path, *,
-            training: bool = False) -> tuple[np.ndarray, np.ndarray]:
+            training: bool = False, incremental: bool = True) -> tuple[np.ndarray, np.ndarray]:
     s = load_settings(None, environ={}, HISTORICAL_DATA_PATH=str(tmp / name), LOG_FILE=str(tmp / "bench.log"),
                       SIMULATION_ORDER_DELAY=0.0, CANDLE_INTERVAL="60", MAX_OPEN_POSITIONS=pairs,
                       MAX_TOTAL_RISK=1.0, TRAINING_ENABLED=training, STRATEGY=strategy,
@@ -84,6 +88,8 @@ def measure(name: str, strategy: str, journal_kind: str, pairs: int, candles: in
     engine = TradingEngine(s, market=market, exchange=sim, journal=journal)
     engine.replay = True
     engine.prepare("PAPER")
+    if hasattr(engine.c.strategy, "incremental"):
+        engine.c.strategy.incremental = incremental
     symbols = list(frames)
     for sym in symbols:
         engine._new_pair(sym)
@@ -114,30 +120,41 @@ def main() -> int:
     ap.add_argument("--pairs", type=int, default=20)
     ap.add_argument("--candles", type=int, default=300, help="candle closes (batches) per configuration (max 300 "
                                                              "with 20 pairs)")
+    ap.add_argument("--no-peer", action="store_true", help="skip the 'dqn, state recomputed' configuration")
     args = ap.parse_args()
     logging.disable(logging.WARNING)     # the engine logs every trade; not what we time
-    print(f"command: .venv/bin/python bench/latency.py --pairs {args.pairs} --candles {args.candles}")
+    print(f"command: .venv/bin/python bench/latency.py --pairs {args.pairs} --candles {args.candles}"
+          + (" --no-peer" if args.no_peer else ""))
     print(f"{args.pairs} pairs, {args.candles} candle closes each; latency = batch arrival -> create_order (ms); "
           f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print("wall = elapsed time; cpu = the engine thread's own CPU time over the same span: it leaves out")
     print("time spent waiting for a CPU (other processes) and for the disk (the journal's fsync)")
     print(f"{'configuration':<24}{'orders':>7}{'wall p50':>10}{'p99':>8}{'max':>8}{'cpu p50':>10}{'p99':>8}"
           f"{'max':>8}   target p99 < 20 ms")
+    configs = [("sma + memory journal", "sma", "memory", False, True),
+               ("sma + SQLite journal", "sma", "sqlite", False, True),
+               ("dqn + memory journal", "dqn", "memory", True, True)]
+    if not args.no_peer:
+        configs.append(("dqn, state recomputed", "dqn", "memory", True, False))
+    p99: dict[str, tuple[float, float]] = {}
     with tempfile.TemporaryDirectory() as d:
-        for name, strat, jk, train in (("sma + memory journal", "sma", "memory", False),
-                                       ("sma + SQLite journal", "sma", "sqlite", False),
-                                       ("dqn + memory journal", "dqn", "memory", True)):
+        for name, strat, jk, train, incremental in configs:
             t = time.perf_counter()
-            lat, cpu = measure(name.replace(" ", "_").replace("+", ""), strat, jk, args.pairs, args.candles,
-                               Path(d), training=train)
+            lat, cpu = measure(name.replace(" ", "_").replace("+", "").replace(",", ""), strat, jk, args.pairs,
+                               args.candles, Path(d), training=train, incremental=incremental)
             if not len(lat):
                 print(f"{name:<24}{0:>7}   (no orders)")
                 continue
             w50, w99 = np.percentile(lat, [50, 99])
             c50, c99 = np.percentile(cpu, [50, 99])
+            p99[name] = (w99, c99)
             print(f"{name:<24}{len(lat):>7}{w50:>10.2f}{w99:>8.2f}{lat.max():>8.2f}{c50:>10.2f}{c99:>8.2f}"
                   f"{cpu.max():>8.2f}   wall {'yes' if w99 < 20 else 'NO'}, cpu {'yes' if c99 < 20 else 'NO'}"
                   f"  ({time.perf_counter() - t:.0f} s)")
+    if "dqn, state recomputed" in p99 and "dqn + memory journal" in p99:
+        (w_new, c_new), (w_old, c_old) = p99["dqn + memory journal"], p99["dqn, state recomputed"]
+        print(f"dqn p99, state carried forward vs recomputed: wall {w_new:.2f} vs {w_old:.2f} ms "
+              f"({w_old / w_new:.1f}x), cpu {c_new:.2f} vs {c_old:.2f} ms ({c_old / c_new:.1f}x)")
     print(f"load average after: {os.getloadavg()[0]:.1f}")
     return 0
 

@@ -155,6 +155,9 @@ class CandleSteps:
         if len(ps) > self._stream_min:
             ps.stream = StreamingIndicators(ps.arrays(), self.settings)
             ps.regime = ps.stream.regime()
+        strat = self.c.strategy if self.c else None
+        if hasattr(strat, "prime") and len(ps) >= self.warmup:   # the agent's state, seeded off the candle path
+            strat.prime(symbol, ps.interval, ps.frame(self.context_candles))
         self.pairs[symbol] = ps
         return ps
 

@@ -138,3 +138,18 @@ def test_dqn_stream_resets_on_gaps_reorders_and_revisions(strategy, btc_hourly, 
     got = strategy.state_for(_context(far, "FARUSDT"))[: len(F.market_feature_names(window))]
     np.testing.assert_array_equal(got, full(far))
     assert "600 new candles" in caplog.text
+
+
+def test_prime_seeds_the_pair_before_its_first_candle(strategy, btc_hourly, caplog):
+    """The engine primes a pair when it adds it; the first candle then only steps the stream."""
+    data = btc_hourly.iloc[12000:14100]
+    strategy._streams.clear()
+    assert not strategy.prime("ETHUSDT", "60", data.iloc[:100])          # too short to seed
+    assert strategy._streams == {}
+    assert strategy.prime("ETHUSDT", "60", data.iloc[:2000])
+    stream = strategy._streams[("ETHUSDT", "60")].stream
+    caplog.set_level(logging.DEBUG, logger="bot.agent")
+    got = strategy.state_for(_context(data.iloc[1:2001], "ETHUSDT"))
+    assert strategy._streams[("ETHUSDT", "60")].stream is stream and "recomputed" not in caplog.text
+    want = F.market_features(data.iloc[:2001], settings=strategy.settings)[-1]
+    np.testing.assert_allclose(got[: len(want)], want, rtol=1e-6, atol=1e-6)
