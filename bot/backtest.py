@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from bot.data_manager import interval_ms
-from bot.exchange.base import ClosedTrade, floor_to_step, round_to_tick
+from bot.exchange.base import ClosedTrade, ceil_to_step, floor_to_step, round_to_tick
 
 __all__ = ["CostModel", "BacktestResult", "fast_backtest", "engine_backtest", "run_backtest",
            "buy_and_hold", "strategy_has_fast_path"]
@@ -54,6 +54,7 @@ class CostModel:
     min_qty: float = 0.0               # the instrument's smallest order quantity
     min_order_value: float = 0.0       # the instrument's smallest order value, USDT
     leverage: float = 1.0
+    max_risk_per_trade: float = 1.0    # the executor refuses an order risking more at its stop
 
     @classmethod
     def from_settings(cls, settings: Any, *, instrument: Any = None) -> "CostModel":
@@ -62,11 +63,23 @@ class CostModel:
             "min_order_value": instrument.min_notional}
         return cls(start_balance=settings.PAPER_START_BALANCE, fee_rate=settings.FEE_RATE,
                    slippage_bps=settings.SLIPPAGE_BPS, size_pct=settings.POSITION_SIZE_PCT,
-                   min_notional=settings.MIN_ORDER_USDT, leverage=settings.LEVERAGE, **rules)
+                   min_notional=settings.MIN_ORDER_USDT, leverage=settings.LEVERAGE,
+                   max_risk_per_trade=settings.MAX_RISK_PER_TRADE, **rules)
 
     def notional_for(self, equity: float) -> float:
         """Entry notional: POSITION_SIZE_PCT of equity, at least MIN_ORDER_USDT."""
         return max(equity * self.size_pct, self.min_notional)
+
+    def qty_for(self, notional: float, price: float, equity: float, stop: float | None) -> float:
+        """The executor's quantity rule (`TradeExecutor.qty_for_notional` + its risk re-check):
+        floor to the step, but never under MIN_ORDER_USDT (then the smallest step that meets it),
+        and 0 when the rounded order would risk more than MAX_RISK_PER_TRADE at its stop."""
+        q = floor_to_step(notional / price, self.qty_step)
+        if q * price < self.min_notional - 1e-9 <= notional:
+            q = ceil_to_step(self.min_notional / price, self.qty_step)
+        if stop and q * abs(price - stop) > self.max_risk_per_trade * equity + 1e-9:
+            return 0.0
+        return q
 
 
 @dataclass(frozen=True)
@@ -171,7 +184,6 @@ def fast_backtest(frame: pd.DataFrame, targets: np.ndarray | None, costs: CostMo
     ol, hl, ll, cl = o.tolist(), h.tolist(), lo.tolist(), c.tolist()
     slip = costs.slippage_bps / 1e4
     fee_rate = costs.fee_rate
-    qty_step = costs.qty_step
     tick = costs.tick_size
     min_qty, min_value = costs.min_qty, costs.min_order_value
 
@@ -246,7 +258,7 @@ def fast_backtest(frame: pd.DataFrame, targets: np.ndarray | None, costs: CostMo
                     verdict = (costs.notional_for(cash), want_sl, want_tp)
                 else:
                     verdict = risk.entry(i, want, px, cash, want_sl, want_tp, at)
-                q = floor_to_step(verdict[0] / px, qty_step) if verdict is not None else 0.0
+                q = costs.qty_for(verdict[0], px, cash, verdict[1]) if verdict is not None else 0.0
                 if q > 0 and q >= min_qty - 1e-12 and q * px >= min_value - 1e-9:  # else the executor refuses
                     fill = _tick(px + want * px * slip, tick)
                     pos, qty, entry, entry_ms, entry_i = want, q, fill, at, i

@@ -38,6 +38,7 @@ from bot.exchange.base import (
     OrderIntent,
     OrderJournal,
     OrderStatus,
+    ceil_to_step,
     floor_to_step,
     round_to_tick,
 )
@@ -94,8 +95,26 @@ class TradeExecutor:
             raise InvalidOrderError(f"{instrument.symbol}: cannot size an order at price {price}")
         return self.qty_for_notional(self.notional_for(equity), price, instrument)
 
-    def qty_for_notional(self, notional: float, price: float, instrument: Instrument) -> float:
+    def qty_for_notional(self, notional: float, price: float, instrument: Instrument, *,
+                         at_most: bool = False) -> float:
+        """Quantity for `notional` USDT, floored to the qty step, never below MIN_ORDER_USDT.
+
+        When flooring would drop under that minimum, the bot's own orders take the smallest step
+        that meets it (the per-trade risk limit is checked again on the rounded order in
+        `open_position`); with `at_most` (a person named the amount) nothing above the amount is
+        sent: the order is refused with the smallest amount that would do."""
         qty = floor_to_step(notional / price, instrument.qty_step)
+        floor_usdt = self.settings.MIN_ORDER_USDT
+        if qty * price < floor_usdt - 1e-9:
+            smallest = ceil_to_step(floor_usdt / price, instrument.qty_step)
+            if at_most:
+                raise InvalidOrderError(
+                    f"order too small, not sent: {notional:.2f} USDT buys {qty} {instrument.symbol} "
+                    f"({qty * price:.2f} USDT) at the qty step {instrument.qty_step}, below the "
+                    f"{floor_usdt:.2f} USDT minimum; the smallest order that meets it is {smallest} "
+                    f"({smallest * price:.2f} USDT)")
+            if notional >= floor_usdt - 1e-9:
+                qty = smallest
         why = instrument.check_order(qty, price) if qty > 0 else (
             f"{instrument.symbol}: {notional:.2f} USDT at {_price_text(price)} is {notional / price:.8g}, which "
             f"rounds down to 0 at the qty step {instrument.qty_step}; the minimum order is {instrument.min_qty} "
@@ -129,6 +148,16 @@ class TradeExecutor:
                 q = self.qty_for_notional(notional, price, inst)
             else:
                 q = self.size_for(self.exchange.get_balance().equity, price, inst)
+            if stop_loss and q > 0:
+                # Rounding can add up to one qty step; the risk limit must still hold for what is sent.
+                equity = self.exchange.get_balance().equity
+                at_risk = q * abs(price - stop_loss)
+                limit = self.settings.MAX_RISK_PER_TRADE * equity
+                if at_risk > limit + 1e-9:
+                    raise InvalidOrderError(
+                        f"order not sent: {symbol} {q} @ {_price_text(price)} would lose {at_risk:.2f} USDT at the "
+                        f"stop {_price_text(stop_loss)}, above {self.settings.MAX_RISK_PER_TRADE:.2%} of equity "
+                        f"({limit:.2f} USDT)")
         except InvalidOrderError as exc:
             return self._refuse(symbol, str(exc), reason)
         sl = round_to_tick(stop_loss, inst.tick_size) if stop_loss else None
@@ -174,7 +203,7 @@ class TradeExecutor:
         try:
             inst = self.exchange.get_instrument(symbol)
             price = self.exchange.get_price(symbol)
-            q = self.qty_for_notional(usdt, price, inst)
+            q = self.qty_for_notional(usdt, price, inst, at_most=True)
         except InvalidOrderError as exc:
             return self._refuse(symbol, str(exc), "manual")
         return self._send(symbol, side, q, reason="manual", prefix="manual")

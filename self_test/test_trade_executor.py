@@ -49,9 +49,34 @@ def test_sizing_follows_the_seed_rule(tmp_path, last_close, peak_close):
     assert te.notional_for(2000) == pytest.approx(100.0)     # 5 % of equity
     assert te.notional_for(150) == pytest.approx(10.0)       # 7.50 would be below MIN_ORDER_USDT
     assert te.size_for(2000, last_close, btc) == int(100 / last_close * 1000) / 1000
-    assert te.size_for(150, last_close, btc) == int(10 / last_close * 1000) / 1000 == 0.001
-    with pytest.raises(InvalidOrderError, match=r"rounds down to 0 at the qty step 0.001; the minimum order is 0.001"):
-        te.size_for(150, peak_close, btc)  # 10 USDT of 19,000 USD bitcoin is under Bybit's 0.001 BTC
+    # 10 USDT at ~8,036 is 0.00124 BTC: flooring to 0.001 (8.04 USDT) would break the 10 USDT
+    # minimum, so the smallest step that meets it is taken: 0.002 BTC (16.07 USDT).
+    assert te.size_for(150, last_close, btc) == 0.002
+    assert te.size_for(150, last_close, btc) * last_close >= 10.0
+    # at the Dec-2017 peak one step (0.001 BTC) is already ~19 USDT: that is the smallest order
+    assert te.size_for(150, peak_close, btc) == 0.001
+    for equity in (150, 199, 210, 1000, 2000):
+        for price in (last_close, peak_close, 3000.0):
+            assert te.size_for(equity, price, btc) * price >= 10.0 - 1e-9
+
+
+def test_rounding_up_never_breaks_the_per_trade_risk_limit(tmp_path, last_close):
+    te, ex, journal, _ = make(tmp_path, last_close)
+    equity = ex.get_balance().equity
+    # a stop so far away that even the 10 USDT minimum order would risk more than 2 % of equity
+    far_stop = last_close * (1 - 0.9 * 0.02 * equity / 10.0)
+    res = te.open_position("BTCUSDT", "long", notional=10.0, stop_loss=far_stop)
+    assert not res.ok and "above 2.00% of equity" in res.error
+    assert ex.get_positions() == [] and not journal.intents  # refused before anything was journaled or sent
+
+
+def test_a_manual_amount_is_never_exceeded(tmp_path, last_close):
+    te, ex, journal, _ = make(tmp_path, last_close)
+    res = te.manual_order("BTCUSDT", "Buy", 12)  # 12 USDT floors to 0.001 BTC = 8.04 USDT
+    assert not res.ok and "below the 10.00 USDT minimum" in res.error and "smallest order that meets it is 0.002" in res.error
+    assert ex.get_positions() == [] and not journal.intents
+    ok = te.manual_order("BTCUSDT", "Buy", 20)
+    assert ok.ok and ex.get_positions()[0].size == 0.002
 
 
 def test_client_order_ids_are_bybit_valid_and_unique():

@@ -14,14 +14,14 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal
 from typing import Literal, Protocol, runtime_checkable
 
 __all__ = [
     "Side", "PositionSide", "OrderType", "Mode",
     "Instrument", "Order", "Fill", "Position", "Balance", "OrderIntent", "OrderStatus", "ClosedTrade",
     "Exchange", "OrderJournal", "MemoryJournal",
-    "floor_to_step", "round_to_tick", "opposite", "now_ms",
+    "floor_to_step", "ceil_to_step", "round_to_tick", "opposite", "now_ms",
 ]
 
 Side = Literal["Buy", "Sell"]
@@ -45,6 +45,14 @@ def floor_to_step(value: float, step: float) -> float:
         return value
     d_step = Decimal(str(step))
     return float((Decimal(str(value)) / d_step).to_integral_value(rounding=ROUND_DOWN) * d_step)
+
+
+def ceil_to_step(value: float, step: float) -> float:
+    """Smallest multiple of `step` not below `value` (exact in decimal)."""
+    if step <= 0:
+        return value
+    d_step = Decimal(str(step))
+    return float((Decimal(str(value)) / d_step).to_integral_value(rounding=ROUND_UP) * d_step)
 
 
 def round_to_tick(price: float, tick: float) -> float:
