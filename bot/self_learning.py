@@ -5,13 +5,14 @@ loss, update; then acting, offline training on candles, online learning, and che
 
 Deviations from the DQN paper (Mnih et al. 2015), each named where it happens:
 - Double DQN targets (van Hasselt 2016): the online net picks the next action, the target net
-  values it -> `_td_target`.
+  values it -> `_td_targets`.
 - Dueling head (Wang 2016): Q = V + A - mean(A) -> `QNetwork.forward`.
 - n-step returns (Sutton 1988; Rainbow): rewards summed over `n_step` steps inside one episode
   -> `ReplayBuffer.sample`.
-- Huber loss and gradient-norm clipping -> `_gradient_step`; its backward pass is written out
-  by hand (`QNetwork.huber_grads`, checked against autograd) because autograd dominates the
-  cost of a step at this size.
+- Huber loss, gradient-norm clipping and Adam -> `_NumpyLearner` (used by `learn`): the
+  backward pass is written out by hand (torch reference `QNetwork.huber_grads`) and computed in
+  numpy on the parameters' own memory, then torch's fused Adam kernel; tests check it against
+  autograd + clip_grad_norm_ + Adam. Autograd and torch's per-call cost dominate at this size.
 - Soft (Polyak) target updates by default; periodic hard copies when `target_period > 0`.
 - Time-limit truncation bootstraps (an episode's end is an arbitrary cut, not a terminal state).
 - Rewards are scaled by `reward_scale` (per-candle log returns are ~1e-3) and states are
@@ -210,18 +211,157 @@ class ReplayBuffer:
         oldest = self.cursor if self.filled == self.slots else 0
         slot = (oldest + rng.integers(0, max(usable, 1), batch)) % self.slots
         env = rng.integers(0, self.n_envs, batch)
+        n = self.n_envs   # flat indices (slot * n + env) into the arrays seen as one long column:
+        reward, done = self.reward.reshape(-1), self.done.reshape(-1)   # np.take beats 2-D indexing
+        first = slot * n + env
         ret = np.zeros(batch, np.float32)
         disc = np.ones(batch, np.float32)
         alive = np.ones(batch, bool)
-        last = slot.copy()
+        last = first
         for k in range(self.n_step):  # n-step return, cut at the end of the episode
-            sk = (slot + k) % self.slots
-            ret += np.where(alive, disc * self.reward[sk, env], 0.0)
-            last = np.where(alive, sk, last)
+            ik = first if k == 0 else (slot + k) % self.slots * n + env
+            ret += np.where(alive, disc * reward.take(ik), 0.0)
+            last = np.where(alive, ik, last)
             disc = np.where(alive, disc * self.gamma, disc)
-            alive &= ~self.done[sk, env]
-        disc = disc * ~self.terminal[last, env]
-        return self.state[slot, env], self.action[slot, env], ret, self.next_state[last, env], disc
+            alive &= ~done.take(ik)
+        disc = disc * ~self.terminal.reshape(-1).take(last)
+        dim = self.state.shape[-1]
+        return (self.state.reshape(-1, dim).take(first, axis=0), self.action.reshape(-1).take(first), ret,
+                self.next_state.reshape(-1, dim).take(last, axis=0), disc)
+
+
+# ----------------------------------------------------------------------------------------------
+# the learner's arithmetic in numpy, on the networks' own memory
+
+class _NumpyLearner:
+    """The Huber gradient step computed in numpy on views of the torch parameters (shared
+    memory), then torch's own fused Adam kernel on them.
+
+    Deviation (speed, same arithmetic): at this size a step is dozens of tiny matrix products,
+    and on this CPU (AMD EPYC) torch's MKL / oneDNN products cost ~2x OpenBLAS's through numpy,
+    each torch call carries a few microseconds of dispatch, and `Optimizer.step` ~40 us of
+    Python. The forward and backward passes are those of `QNetwork.forward` / `huber_grads`
+    (tests check both against autograd); Adam is `torch._fused_adam_` on the optimiser's state
+    tensors, exactly what `Adam(fused=True).step()` runs, so checkpoints are unchanged.
+    Products of a batch of 64 stay under OpenBLAS's threading threshold: one thread, like torch.
+    The gradients live in one flat buffer, so clipping is one dot product and one multiply.
+    """
+
+    def __init__(self, q: QNetwork, q_target: QNetwork, optimizer: torch.optim.Adam) -> None:
+        self.q, self.q_target, self.optimizer = q, q_target, optimizer
+        self.online, self.target = self._views(q), self._views(q_target)
+        self.n_actions = q.advantage.out_features
+        a = self.n_actions
+        # dueling head backwards: d[v, adv] = g * [1, onehot(action) - 1/A] per row
+        self.head_back = np.hstack([np.ones((a, 1)), np.eye(a) - 1.0 / a]).astype(np.float32)
+        # one flat gradient buffer; per-parameter views in `parameters()` order for Adam, and
+        # the value and advantage heads side by side so the dueling head is one product
+        params = list(q.parameters())
+        shapes = {id(p): tuple(p.shape) for p in params}
+        order = [x for m in q.trunk if isinstance(m, nn.Linear) for x in (m.weight, m.bias)]
+        order += [q.value.weight, q.advantage.weight, q.value.bias, q.advantage.bias]
+        self.flat = np.zeros(sum(p.numel() for p in params), np.float32)
+        views, off = {}, 0
+        for p in order:
+            views[id(p)] = self.flat[off:off + p.numel()].reshape(shapes[id(p)])
+            off += p.numel()
+        self.grads = [torch.from_numpy(views[id(p)]) for p in params]
+        self.g_trunk = [(views[id(m.weight)], views[id(m.bias)]) for m in q.trunk if isinstance(m, nn.Linear)]
+        hw = q.value.weight.numel() + q.advantage.weight.numel()
+        start = sum(v.size for v in (x for pair in self.g_trunk for x in pair))
+        self.g_head_w = self.flat[start:start + hw].reshape(1 + a, -1)
+        self.g_head_b = self.flat[start + hw:start + hw + 1 + a]
+        self.params = params
+        self.adam: tuple | None = None
+
+    @staticmethod
+    def _views(net: QNetwork) -> dict[str, Any]:
+        n = lambda t: t.detach().numpy()  # noqa: E731  (shares memory with the tensor)
+        return {"mean": n(net.mean), "std": n(net.std),
+                "trunk": [(n(m.weight), n(m.bias)) for m in net.trunk if isinstance(m, nn.Linear)],
+                "value": (n(net.value.weight), n(net.value.bias)),
+                "advantage": (n(net.advantage.weight), n(net.advantage.bias))}
+
+    @staticmethod
+    def normalise(view: dict[str, Any], states: np.ndarray) -> np.ndarray:
+        x = states - view["mean"]
+        x /= view["std"]
+        np.maximum(x, -10.0, out=x)
+        return np.minimum(x, 10.0, out=x)
+
+    def huber_grads(self, x: np.ndarray, actions: np.ndarray, targets: np.ndarray, *,
+                    with_loss: bool) -> float | None:
+        """`QNetwork.huber_grads` on normalised inputs `x`; the gradient lands in `self.flat`."""
+        online = self.online
+        inputs, pre = [x], []
+        for w, b in online["trunk"]:
+            z = inputs[-1] @ w.T
+            z += b
+            pre.append(z)
+            inputs.append(np.maximum(z, 0.0))
+        h = inputs.pop()
+        (wv, bv), (wa, ba) = online["value"], online["advantage"]
+        w_head = np.concatenate([wv, wa])
+        out = h @ w_head.T                                      # [v, adv] per row
+        out += np.concatenate([bv, ba])
+        adv_mean = np.add.reduce(out[:, 1:], axis=1)
+        adv_mean /= np.float32(self.n_actions)
+        q_a = out[:, 0] + out.take(self._rows(len(x)) + actions) - adv_mean
+        err = q_a - targets
+        loss = None
+        if with_loss:
+            e = np.abs(err)
+            loss = float(np.where(e < 1.0, 0.5 * err * err, e - 0.5).mean())
+        g = np.maximum(err, -1.0)                                # the Huber gradient: clipped error
+        np.minimum(g, 1.0, out=g)
+        g /= np.float32(len(err))
+        d_out = self.head_back.take(actions, axis=0)
+        d_out *= g[:, None]
+        np.matmul(d_out.T, h, out=self.g_head_w)
+        d_out.sum(axis=0, out=self.g_head_b)
+        d_h = d_out @ w_head
+        for k in range(len(pre) - 1, -1, -1):
+            d_h *= pre[k] > 0                                    # ReLU
+            gw, gb = self.g_trunk[k]
+            np.matmul(d_h.T, inputs[k], out=gw)
+            d_h.sum(axis=0, out=gb)
+            if k:
+                d_h = d_h @ online["trunk"][k][0]
+        return loss
+
+    def _rows(self, n: int) -> np.ndarray:
+        if getattr(self, "_row_base", np.empty(0)).shape[0] != n:
+            self._row_base = np.arange(n) * (1 + self.n_actions) + 1   # flat index of adv[row, 0]
+        return self._row_base
+
+    def clip_and_step(self, max_norm: float) -> None:
+        """Clip the gradient's global norm, then one fused Adam step (the optimiser's state)."""
+        f = self.flat
+        norm = float(np.sqrt(np.dot(f, f)))
+        scale = max_norm / (norm + 1e-6)
+        if scale < 1.0:
+            f *= np.float32(scale)
+        if self.adam is None:
+            # the first step goes through the optimiser, which creates its state
+            for p, g in zip(self.params, self.grads, strict=True):
+                p.grad = g
+            self.optimizer.step()
+            for p in self.params:
+                p.grad = None
+            group = self.optimizer.param_groups[0]
+            st = [self.optimizer.state[p] for p in self.params]
+            # the step counters as views of one tensor: one increment instead of one per parameter
+            self.steps = torch.stack([s["step"] for s in st])
+            for i, s in enumerate(st):
+                s["step"] = self.steps[i]
+            self.adam = ([s["exp_avg"] for s in st], [s["exp_avg_sq"] for s in st], [s["step"] for s in st],
+                         dict(amsgrad=False, lr=group["lr"], beta1=group["betas"][0], beta2=group["betas"][1],
+                              weight_decay=group["weight_decay"], eps=group["eps"], maximize=False,
+                              grad_scale=None, found_inf=None))
+            return
+        exp_avg, exp_avg_sq, steps, opts = self.adam
+        self.steps += 1
+        torch._fused_adam_(self.params, self.grads, exp_avg, exp_avg_sq, [], steps, **opts)
 
 
 @dataclass(frozen=True)
@@ -285,6 +425,7 @@ class SelfLearningBot:
         self.optimizer = torch.optim.Adam(self.q.parameters(), lr=self.config.learning_rate, fused=True)
         self._online_params = list(self.q.parameters())
         self._target_params = list(self.q_target.parameters())
+        self._np: _NumpyLearner | None = None   # built at the first gradient step
 
     # -- exploration ----------------------------------------------------------------------------
     @property
@@ -338,23 +479,18 @@ class SelfLearningBot:
 
     # -- target and loss ------------------------------------------------------------------------
     def _td_targets(self, returns: torch.Tensor, next_states: torch.Tensor, discounts: torch.Tensor) -> torch.Tensor:
-        """n-step Double-DQN targets: R + gamma^m Q_target(s', argmax_a Q_online(s', a))."""
+        """n-step Double-DQN targets: R + gamma^m Q_target(s', argmax_a Q_online(s', a)).
+        In torch (one thread): numpy's OpenBLAS would spread products this big over threads,
+        which on 2 shared cores costs far more than it gains."""
         with torch.no_grad():
             best = self.q(next_states).argmax(dim=1, keepdim=True)          # Double DQN: online picks,
             q_next = self.q_target(next_states).gather(1, best).squeeze(1)  # ... the target net values
             return returns * self.config.reward_scale + discounts * q_next  # discounts = 0 at a terminal
 
-    def _gradient_step(self, states: torch.Tensor, actions: torch.Tensor, targets: torch.Tensor, *,
-                       with_loss: bool = True) -> torch.Tensor | None:
-        loss, grads = self.q.huber_grads(states, actions, targets, with_loss=with_loss)  # Huber, by hand
-        norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-        torch._foreach_mul_(grads, (self.config.max_grad_norm / (norm + 1e-6)).clamp(max=1.0))  # clip
-        for p, g in zip(self._online_params, grads, strict=True):
-            p.grad = g
-        self.optimizer.step()
-        self.gradient_steps += 1
-        self._update_target()
-        return loss
+    def _learner(self) -> _NumpyLearner:
+        if self._np is None:
+            self._np = _NumpyLearner(self.q, self.q_target, self.optimizer)
+        return self._np
 
     def _update_target(self) -> None:
         cfg = self.config
@@ -377,12 +513,17 @@ class SelfLearningBot:
         if buf is None or len(buf) < max(needed, cfg.batch_size):
             return None
         b = cfg.batch_size
-        s, a, ret, s_n, disc = (torch.from_numpy(x) for x in buf.sample(b * gradient_steps, self.rng))
-        targets = self._td_targets(ret, s_n, disc)
+        s, a, ret, s_n, disc = buf.sample(b * gradient_steps, self.rng)
+        nl = self._learner()
+        targets = self._td_targets(*(torch.from_numpy(v) for v in (ret, s_n, disc))).numpy()
+        x = nl.normalise(nl.online, s)
         loss = None
         for k in range(gradient_steps):
             sl = slice(k * b, (k + 1) * b)
-            loss = self._gradient_step(s[sl], a[sl], targets[sl], with_loss=k == gradient_steps - 1)
+            loss = nl.huber_grads(x[sl], a[sl], targets[sl], with_loss=k == gradient_steps - 1)   # Huber
+            nl.clip_and_step(cfg.max_grad_norm)                                                  # clip, Adam
+            self.gradient_steps += 1
+            self._update_target()
         self.last_loss = float(loss)
         return self.last_loss
 

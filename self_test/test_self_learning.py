@@ -258,3 +258,42 @@ def test_keep_best_restores_the_network_that_evaluated_best(tmp_path, frame):
         assert torch.equal(v, snapshots[0][k]), k
         assert torch.equal(agent.q_target.state_dict()[k], v)
     assert not all(torch.equal(v, snapshots[-1][k]) for k, v in snapshots[0].items()), "it did learn meanwhile"
+
+
+@pytest.mark.parametrize("max_grad_norm", [10.0, 0.05])   # 0.05: the clip is active
+def test_numpy_learner_steps_equal_autograd_clip_and_torch_adam(trained, tmp_path, max_grad_norm):
+    # the learner's gradient step (numpy on the parameters' memory + torch's fused Adam) must be
+    # the textbook one: autograd Huber gradient, clip_grad_norm_, Adam(fused=True).step()
+    s, trained_agent, data, _ = trained
+    cfg = SMALL.replace(max_grad_norm=max_grad_norm)
+    agent = SelfLearningBot(make_settings(tmp_path), config=cfg)
+    agent.q.load_state_dict(trained_agent.q.state_dict())
+    ref = SelfLearningBot(make_settings(tmp_path), config=cfg).q
+    ref.load_state_dict(trained_agent.q.state_dict())
+    ref_opt = torch.optim.Adam(ref.parameters(), lr=cfg.learning_rate, fused=True)
+    env = TradingEnv(data, settings=s, n_envs=64, seed=8)
+    states = env.reset()
+    rng = np.random.default_rng(0)
+    learner = agent._learner()
+    x = learner.normalise(learner.online, states)
+    for step in range(3):   # the first Adam step goes through the optimiser, the next ones not
+        actions = rng.integers(0, 3, 64)
+        with torch.no_grad():
+            targets = (ref(torch.from_numpy(states)).gather(1, torch.from_numpy(actions)[:, None]).squeeze(1)
+                       + torch.from_numpy(rng.normal(0.0, 1.5, 64).astype(np.float32)))
+        loss = learner.huber_grads(x, actions, targets.numpy(), with_loss=True)
+        learner.clip_and_step(cfg.max_grad_norm)
+        ref_opt.zero_grad()
+        q_sa = ref(torch.from_numpy(states)).gather(1, torch.from_numpy(actions)[:, None]).squeeze(1)
+        ref_loss = torch.nn.functional.smooth_l1_loss(q_sa, targets)
+        ref_loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(ref.parameters(), cfg.max_grad_norm)
+        ref_opt.step()
+        assert loss == pytest.approx(float(ref_loss.detach()), rel=1e-5), step
+        assert (float(norm) > max_grad_norm) == (max_grad_norm < 1.0), "the clip is exercised as meant"
+        for p, r in zip(agent.q.parameters(), ref.parameters(), strict=True):
+            torch.testing.assert_close(p, r, rtol=1e-5, atol=1e-6)
+    state = agent.optimizer.state_dict()["state"]
+    assert all(float(v["step"]) == 3.0 for v in state.values())
+    for v, r in zip(state.values(), ref_opt.state_dict()["state"].values(), strict=True):
+        torch.testing.assert_close(v["exp_avg_sq"], r["exp_avg_sq"], rtol=1e-4, atol=1e-9)
