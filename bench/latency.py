@@ -115,6 +115,36 @@ def measure(name: str, strategy: str, journal_kind: str, pairs: int, candles: in
     return np.array(lat), np.array(cpu)
 
 
+def state_cost(tmp: Path, candles: int = 500) -> tuple[float, float, float]:
+    """Microseconds per call of `DQNStrategy.state_for` on consecutive 2,000-candle frames of the
+    real hourly seed (as the engine hands them), streamed and recomputed, and of one forward pass."""
+    from bot.self_learning import SelfLearningBot
+    from bot.strategies.base import StrategyContext
+    from bot.strategies.dqn import DQNStrategy
+
+    s = load_settings(None, environ={}, HISTORICAL_DATA_PATH=str(tmp / "state"), LOG_FILE=str(tmp / "bench.log"))
+    agent = SelfLearningBot(s)
+    agent.training = False
+    strat = DQNStrategy(s, agent=agent)
+    btc = load_seed("BTCUSDT", "60")
+    contexts = [StrategyContext(symbol="BTCUSDT", interval="60", time_ms=int(btc.index[i]),
+                                price=float(btc["close"].iat[i - 1]), candles={"60": btc.iloc[i - 2000:i]})
+                for i in range(3000, 3000 + candles)]
+    out = []
+    for incremental in (True, False):
+        strat.incremental = incremental
+        strat._streams.clear()
+        strat.state_for(contexts[0])
+        t = time.perf_counter()
+        for ctx in contexts[1:]:
+            state = strat.state_for(ctx)
+        out.append((time.perf_counter() - t) / (len(contexts) - 1) * 1e6)
+    t = time.perf_counter()
+    for _ in range(1000):
+        agent.q_values(state)
+    return out[0], out[1], (time.perf_counter() - t) * 1e3
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--pairs", type=int, default=20)
@@ -155,6 +185,10 @@ def main() -> int:
         (w_new, c_new), (w_old, c_old) = p99["dqn + memory journal"], p99["dqn, state recomputed"]
         print(f"dqn p99, state carried forward vs recomputed: wall {w_new:.2f} vs {w_old:.2f} ms "
               f"({w_old / w_new:.1f}x), cpu {c_new:.2f} vs {c_old:.2f} ms ({c_old / c_new:.1f}x)")
+    with tempfile.TemporaryDirectory() as d:
+        streamed, full, forward = state_cost(Path(d))
+    print(f"DQNStrategy.state_for per candle (500 consecutive 2,000-candle frames): streamed {streamed:.0f} us, "
+          f"recomputed {full:.0f} us ({full / streamed:.0f}x); one forward pass (batch of 1) {forward:.0f} us")
     print(f"load average after: {os.getloadavg()[0]:.1f}")
     return 0
 

@@ -3,6 +3,11 @@
 Wraps `SelfLearningBot` (bot/self_learning.py). In the live / paper loop the engine calls
 `decide`, computes the reward of the step with `bot.reward_system.RewardSystem`, then
 `observe(state, target, reward, next_state, done)` and `learn()`; `save()` writes a checkpoint.
+
+The live state's market features are carried forward per pair by `bot.features.FeatureStream`
+(tens of microseconds a candle instead of ~2 ms for the full computation over 2,000 candles);
+the engine seeds each pair with `prime` when it adds it. A gap, candles out of order or a
+revised candle make it fall back to the full computation, which reseeds the stream (debug log).
 """
 
 from __future__ import annotations
