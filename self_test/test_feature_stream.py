@@ -145,6 +145,9 @@ def test_prime_seeds_the_pair_before_its_first_candle(strategy, btc_hourly, capl
     data = btc_hourly.iloc[12000:14100]
     strategy._streams.clear()
     assert not strategy.prime("ETHUSDT", "60", data.iloc[:100])          # too short to seed
+    broken = data.iloc[:2000].copy()
+    broken.iloc[500, broken.columns.get_loc("close")] = 0.0
+    assert not strategy.prime("ETHUSDT", "60", broken)                   # bad history: not seeded, no raise
     assert strategy._streams == {}
     assert strategy.prime("ETHUSDT", "60", data.iloc[:2000])
     stream = strategy._streams[("ETHUSDT", "60")].stream

@@ -170,7 +170,11 @@ class DQNStrategy:
 
         if frame is None or len(frame) < F.warmup_length(window, self.settings) + 1:
             return False
-        self._market_row(symbol, interval, frame, window)
+        try:
+            self._market_row(symbol, interval, frame, window)
+        except ValueError as exc:   # bad history: state_for will say so on the candle; adding the pair must not fail
+            log.warning("%s %s: DQN state not seeded from the history (%s)", symbol, interval, exc)
+            return False
         return True
 
     def _held(self, context: StrategyContext) -> int | None:
