@@ -20,14 +20,13 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from bot.atomic import atomic_write_json
 from bot.errors import DataError, NetworkError
 
 __all__ = ["PairManager", "PairScore", "Ranking", "rank_pairs"]
@@ -212,18 +211,7 @@ class PairManager:
 
     # -- cache ---------------------------------------------------------------------------------
     def _save(self, r: Ranking) -> None:
-        self.cache_path.parent.mkdir(parents=True, exist_ok=True)
-        body = json.dumps({"time_ms": r.time_ms, "pairs": [asdict(p) for p in r.pairs]}, indent=1)
-        fd, tmp = tempfile.mkstemp(prefix=self.cache_path.name + ".", suffix=".tmp", dir=self.cache_path.parent)
-        try:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(body)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.cache_path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_json(self.cache_path, {"time_ms": r.time_ms, "pairs": [asdict(p) for p in r.pairs]}, indent=1)
 
     def load_cache(self) -> Ranking | None:
         """The ranking saved last time, or None (missing or unreadable: said in the log)."""

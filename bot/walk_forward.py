@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bot.atomic import atomic_file, atomic_write_text
 from bot.environment import LONG_ACTION, MarketData, TradingEnv
 from bot.metrics import deflated_sharpe, performance, returns_of
 
@@ -193,9 +194,7 @@ class WalkForwardReport:
         out_dir.mkdir(parents=True, exist_ok=True)
         stem = f"walk_forward_{self.symbol}_{self.interval}"
         paths = {"json": out_dir / f"{stem}.json"}
-        tmp = paths["json"].with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(_finite(self.to_json()), indent=2, default=_jsonable))
-        os.replace(tmp, paths["json"])
+        atomic_write_text(paths["json"], json.dumps(_finite(self.to_json()), indent=2, default=_jsonable))
         if plot:
             paths["png"] = out_dir / f"{stem}.png"
             self._plot(paths["png"])
@@ -218,10 +217,11 @@ class WalkForwardReport:
         ax.grid(alpha=0.3)
         ax.legend()
         fig.tight_layout()
-        tmp = path.with_suffix(".tmp.png")
-        fig.savefig(tmp, dpi=110)
-        plt.close(fig)
-        os.replace(tmp, path)
+        try:
+            with atomic_file(path) as fh:
+                fig.savefig(fh, format="png", dpi=110)
+        finally:
+            plt.close(fig)
 
 
 def walk_forward(frame: pd.DataFrame, *, settings: Any, symbol: str, interval: str, train_until: str,

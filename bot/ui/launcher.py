@@ -7,9 +7,9 @@ would look in the wrong place, so the installed entry carries absolute paths ins
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
+
+from bot.atomic import atomic_file
 
 __all__ = ["desktop_entry", "install_desktop_entry"]
 
@@ -46,18 +46,7 @@ def desktop_entry(project_dir: Path) -> str:
 
 def install_desktop_entry(project_dir: Path, apps_dir: Path) -> Path:
     """Write the entry into `apps_dir` (e.g. ~/.local/share/applications) atomically; returns its path."""
-    apps_dir.mkdir(parents=True, exist_ok=True)
     target = apps_dir / FILE_NAME
-    fd, tmp = tempfile.mkstemp(prefix=".ai-trading-terminal.", suffix=".tmp", dir=apps_dir)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(desktop_entry(project_dir))
-        os.chmod(tmp, 0o755)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_file(target, mode=0o755) as fh:
+        fh.write(desktop_entry(project_dir).encode("utf-8"))
     return target

@@ -11,10 +11,11 @@ import json
 import logging
 import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
+
+from bot.atomic import atomic_write_json
 
 __all__ = ["UiPrefs", "load_prefs", "save_prefs", "prefs_path"]
 
@@ -82,17 +83,4 @@ def load_prefs(path: Path) -> UiPrefs:
 
 def save_prefs(path: Path, prefs: UiPrefs) -> None:
     """Write the prefs atomically: a reader sees the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".ui_prefs.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(asdict(prefs), fh, indent=2)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write_json(path, asdict(prefs))
