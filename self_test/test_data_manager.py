@@ -11,8 +11,16 @@ import pandas as pd
 import pytest
 from pybit.unified_trading import HTTP
 
-from bot.data_manager import (BybitKlineSource, CandleCache, DataManager, ReplayFeed, find_gaps,
-                              interval_ms, make_frame, validate_candles)
+from bot.data_manager import (
+    BybitKlineSource,
+    CandleCache,
+    DataManager,
+    ReplayFeed,
+    find_gaps,
+    interval_ms,
+    make_frame,
+    validate_candles,
+)
 from bot.errors import DataError, NetworkError
 from self_test.conftest import make_settings
 

@@ -7,8 +7,16 @@ import math
 import numpy as np
 import pytest
 
-from bot.metrics import (deflated_sharpe, expected_max_sharpe, max_drawdown, performance, periods_per_year,
-                         sharpe, sortino, trade_stats)
+from bot.metrics import (
+    deflated_sharpe,
+    expected_max_sharpe,
+    max_drawdown,
+    performance,
+    periods_per_year,
+    sharpe,
+    sortino,
+    trade_stats,
+)
 
 
 def test_periods_per_year():

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from bot.errors import AuthError, InvalidOrderError
+from bot.errors import AuthError
 from bot.events import EventBus, EventKind
 from bot.exchange.base import MemoryJournal, OrderStatus, floor_to_step, round_to_tick
 from bot.exchange.bybit import BybitExchange
