@@ -17,7 +17,7 @@ names are made up). Each configuration is measured in the same run:
   trading) so that it explores and trades; its gradient steps run after the batch's orders and
   are not in the figure. An untrained agent acting greedily would hold one position and send
   no orders to time. The state's market features are carried forward candle by candle
-  (`bot.features.FeatureStream`, seeded when the pair is added),
+  (`bot.feature_stream.FeatureStream`, seeded when the pair is added),
 - dqn, state recomputed: the same, with every state's features computed in full over the last
   2,000 candles (`DQNStrategy.incremental = False`, as before the stream): the peer the stream
   is measured against, in the same run, as a ratio (skip it with --no-peer).

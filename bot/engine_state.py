@@ -16,7 +16,7 @@ import pandas as pd
 
 from bot.data_manager import CANDLE_COLUMNS, Candle
 from bot.exchange.base import ClosedTrade, Fill
-from bot.features import wilder_trend_step
+from bot.feature_stream import wilder_trend_step
 
 __all__ = ["ChartData", "TradeMarker", "PairState", "TradeBook", "compute_indicators", "regime_of", "TAIL"]
 

@@ -1,4 +1,4 @@
-"""bot.features.FeatureStream and its use in DQNStrategy.state_for, on the real BTC hourly seed
+"""bot.feature_stream.FeatureStream and its use in DQNStrategy.state_for, on the real BTC hourly seed
 candles: the row carried forward candle by candle equals the full `market_features` computation
 over the same candles, and the agent decides the same with or without it."""
 
@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 
 from bot import features as F
+from bot.feature_stream import FeatureStream
 from bot.strategies.base import StrategyContext
 from self_test.conftest import make_settings
 
 COLS = ("high", "low", "close", "volume")
 
 
-def _step_through(stream: F.FeatureStream, frame, start: int, stop: int) -> np.ndarray:
+def _step_through(stream: FeatureStream, frame, start: int, stop: int) -> np.ndarray:
     h, lo, c, v = (frame[k].to_numpy() for k in COLS)
     return np.array([stream.update(h[i], lo[i], c[i], v[i]).copy() for i in range(start, stop)])
 
@@ -24,7 +25,7 @@ def _step_through(stream: F.FeatureStream, frame, start: int, stop: int) -> np.n
 def test_stream_equals_the_full_computation_on_5000_real_candles(btc_hourly):
     data = btc_hourly.iloc[:7000]
     full = F.market_features(data, dtype=np.float64)
-    stream = F.FeatureStream(data.iloc[:2000])
+    stream = FeatureStream(data.iloc[:2000])
     np.testing.assert_allclose(stream.row, full[1999], rtol=1e-9, atol=1e-11)
     rows = _step_through(stream, data, 2000, 7000)
     np.testing.assert_allclose(rows, full[2000:], rtol=1e-9, atol=1e-11)
@@ -39,9 +40,9 @@ def test_stream_after_a_reset_with_other_periods(tmp_path, btc_hourly):
     s = make_settings(tmp_path, ATR_PERIOD=10, ADX_PERIOD=20, BB_PERIOD=30, BB_STD=2.5)
     data = btc_hourly.iloc[9000:14000]
     full = F.market_features(data, window=8, settings=s, dtype=np.float64)
-    first = F.FeatureStream(data.iloc[:1000], window=8, settings=s)
+    first = FeatureStream(data.iloc[:1000], window=8, settings=s)
     _step_through(first, data, 1000, 1500)
-    reset = F.FeatureStream(data.iloc[:1500], window=8, settings=s)    # reseed where it stood
+    reset = FeatureStream(data.iloc[:1500], window=8, settings=s)    # reseed where it stood
     rows = _step_through(reset, data, 1500, 5000)
     np.testing.assert_allclose(rows, full[1500:], rtol=1e-9, atol=1e-11)
     np.testing.assert_allclose(first.row, full[1499], rtol=1e-9, atol=1e-11)
@@ -52,8 +53,8 @@ def test_stream_after_a_reset_with_other_periods(tmp_path, btc_hourly):
 def test_stream_needs_its_warm_up_and_positive_closes(btc_hourly):
     need = F.warmup_length(32) + 1
     with pytest.raises(ValueError, match=f"at least {need} candles"):
-        F.FeatureStream(btc_hourly.iloc[:need - 1])
-    stream = F.FeatureStream(btc_hourly.iloc[:need])
+        FeatureStream(btc_hourly.iloc[:need - 1])
+    stream = FeatureStream(btc_hourly.iloc[:need])
     with pytest.raises(ValueError, match="positive"):
         stream.update(1.0, 1.0, 0.0, 1.0)
 

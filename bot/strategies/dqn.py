@@ -4,7 +4,7 @@ Wraps `SelfLearningBot` (bot/self_learning.py). In the live / paper loop the eng
 `decide`, computes the reward of the step with `bot.reward_system.RewardSystem`, then
 `observe(state, target, reward, next_state, done)` and `learn()`; `save()` writes a checkpoint.
 
-The live state's market features are carried forward per pair by `bot.features.FeatureStream`
+The live state's market features are carried forward per pair by `bot.feature_stream.FeatureStream`
 (tens of microseconds a candle instead of ~2 ms for the full computation over 2,000 candles);
 the engine seeds each pair with `prime` when it adds it. A gap, candles out of order or a
 revised candle make it fall back to the full computation, which reseeds the stream (debug log).
@@ -20,6 +20,7 @@ import numpy as np
 
 from bot.environment import SHORT_ACTION, action_to_target, target_to_action
 from bot.errors import StrategyError
+from bot.feature_stream import FeatureStream
 from bot.strategies.base import Decision, StrategyContext
 
 __all__ = ["DQNStrategy"]
@@ -91,7 +92,7 @@ class DQNStrategy:
                 log.warning("no trained DQN checkpoint in %s: the agent starts untrained "
                             "(run `python -m bot train` first)", self.agent.store.root)
         # per (symbol, interval): the live state's market features, carried forward candle by
-        # candle (bot.features.FeatureStream) instead of recomputed over 2,000 candles each time
+        # candle (bot.feature_stream.FeatureStream) instead of recomputed over 2,000 candles each time
         self._streams: dict[tuple[str, str], _PairStream] = {}
         self.incremental = True   # False: every state from the full computation (tests compare)
 
@@ -156,7 +157,7 @@ class DQNStrategy:
                 return ps.row32
             log.debug("%s %s: DQN state features recomputed over %d candles (%s)", symbol, interval,
                       min(len(frame), FEATURE_HISTORY), why)
-        stream = F.FeatureStream(frame.iloc[-FEATURE_HISTORY:], window=window, settings=self.settings)
+        stream = FeatureStream(frame.iloc[-FEATURE_HISTORY:], window=window, settings=self.settings)
         ps = _PairStream(stream, times, vals, cols)
         self._streams[key] = ps
         return ps.row32
