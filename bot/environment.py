@@ -188,6 +188,8 @@ class TradingEnv:
         # the trade penalty per step, by [old action * 3 + new action]: |new target - old target|
         self._changes = np.abs(side[None, :] - side[:, None]).ravel()
         self._change_penalty = self.reward_system.weights.trade_penalty * self._changes
+        self._penalise_changes = bool(self.reward_system.weights.trade_penalty)
+        self._close, self._time_ms = d.close, d.time_ms
         # observation: market features of the candle, then position features from a table by
         # (position, candles held) and the unrealised P&L column computed per step
         m, p = d.features.shape[1], int(F.N_POSITION_FEATURES)
@@ -333,7 +335,7 @@ class TradingEnv:
         # 4. mark to market at the close of candle t+1
         pos = _TARGETS64.take(self.pa)
         lin = self._lin
-        equity = np.maximum(lin[2] + lin[0] * self.data.close.take(t1), 1e-6)
+        equity = np.maximum(lin[2] + lin[0] * self._close.take(t1), 1e-6)
         eq_before, peak_before = self.equity, self.peak
         self.equity, self.pos, self.t = equity, pos, t1
         self.peak = np.maximum(peak_before, equity)
@@ -347,13 +349,13 @@ class TradingEnv:
                 losing=(pos != 0) & (equity < self.trade_eq), closed_without_stop=change & (old != 0))
         else:  # the same formula as RewardSystem.compute, inlined: its call costs as much as the step
             reward = np.log(equity / eq_before)
-            if self.reward_system.weights.trade_penalty:
+            if self._penalise_changes:
                 reward = reward - self._change_penalty.take(old * 3 + a)
         self._left -= 1
         ending = self._left <= 0 or equity.min() < RUIN_FRACTION   # episodes run in step: the first end is known
         terminated, truncated = (equity < RUIN_FRACTION, t1 >= self.end) if ending else (self._no_end, self._no_end)
         info = {"action": a, "equity": equity, "stopped": stopped, "position": pos,
-                "time_ms": self.data.time_ms.take(t1), "trade_equity": self.trade_eq,
+                "time_ms": self._time_ms.take(t1), "trade_equity": lin[3],
                 "episode_return": self._no_return}
         if books:
             info["fee"], info["closed_pnl"] = fee_paid, closed_pnl
