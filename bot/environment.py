@@ -221,7 +221,7 @@ class TradingEnv:
         if self._pos_table.shape[1] < 5:
             return False
         pa = np.repeat(np.arange(3), 12)
-        held = np.tile(np.repeat([0, 1, 7, 300], 3), 3)
+        held = np.minimum(np.tile(np.repeat([0, 1, 7, 300], 3), 3), self._hsize - 1)   # short frames
         ratio = np.tile([0.93, 1.0, 1.0217], 12)
         ratio = np.where(pa == 0, 1.0, ratio)
         pos = _TARGETS64[pa]
