@@ -8,9 +8,7 @@ so a model can be retrained from scratch from what the bot lived through.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from bot.atomic import atomic_file
 from bot.errors import CheckpointError
 
 __all__ = ["CheckpointStore", "ExperienceLog", "load_experience"]
@@ -45,17 +44,8 @@ class CheckpointStore:
 
     def save(self, payload: dict[str, Any], steps: int, *, path: str | Path | None = None) -> Path:
         target = Path(path) if path is not None else self.root / f"dqn-{int(steps):012d}.pt"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                torch.save(payload, fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_file(target) as fh:
+            torch.save(payload, fh)
         if path is None:
             for old in self.checkpoints()[:-self.keep]:
                 old.unlink(missing_ok=True)
@@ -102,9 +92,8 @@ class ExperienceLog:
             folder = self.root / str(symbol)
             folder.mkdir(parents=True, exist_ok=True)
             name = f"part-{int(part['time_ms'].iloc[0]):013d}-{uuid.uuid4().hex[:8]}.parquet"
-            tmp = folder / f".tmp-{name}"
-            part.reset_index(drop=True).to_parquet(tmp, index=False)
-            os.replace(tmp, folder / name)
+            with atomic_file(folder / name) as fh:
+                part.reset_index(drop=True).to_parquet(fh, index=False)
             written.append(folder / name)
         self.rows = []
         return written
