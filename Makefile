@@ -16,7 +16,7 @@ test: $(VENV)/.test
 	$(PY) -m pytest self_test
 
 lint: $(VENV)/.test
-	$(VENV)/bin/ruff check bot self_test bench config.py $(wildcard ui.py)
+	$(VENV)/bin/ruff check bot self_test bench config.py ui.py
 
 bench: $(VENV)/.bench
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
