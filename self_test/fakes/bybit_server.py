@@ -20,13 +20,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
 import numpy as np
 import pandas as pd
+
+from self_test.fakes.loopback import LoopbackServer
 
 __all__ = ["FakeBybit", "BybitReject", "Fault"]
 
@@ -71,11 +73,14 @@ def _fmt(x: float) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-class FakeBybit:
+class FakeBybit(LoopbackServer):
     """Start with `with FakeBybit() as fake:`; point pybit at `fake.url`."""
+
+    thread_name = "fake-bybit"
 
     def __init__(self, *, api_key: str = "testkey", api_secret: str = "testsecret",
                  clock: Callable[[], float] = time.time) -> None:
+        super().__init__()
         self.api_key = api_key
         self.api_secret = api_secret
         self.clock = clock
@@ -107,11 +112,9 @@ class FakeBybit:
         self.route("POST", "/v5/position/set-leverage", b.set_leverage)
         self.route("GET", "/v5/account/wallet-balance", b.wallet_rows)
         self.route("GET", "/v5/account/fee-rate", b.fee_rates)
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # -- life ----------------------------------------------------------------------------------
-    def start(self, port: int = 0) -> "FakeBybit":
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
         class _H(BaseHTTPRequestHandler):
@@ -127,30 +130,7 @@ class FakeBybit:
             def do_POST(self) -> None:
                 fake._handle(self, "POST")
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), _H)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),  # quick stop()
-                                        name="fake-bybit", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> "FakeBybit":
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "start() the fake first"
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return _H
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)

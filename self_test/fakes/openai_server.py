@@ -20,18 +20,23 @@ import json
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from self_test.fakes.loopback import LoopbackServer
 
 __all__ = ["FakeOpenAI"]
 
 MODES = ("valid", "garbage", "slow", "error", "no_schema", "down")
 
 
-class FakeOpenAI:
+class FakeOpenAI(LoopbackServer):
     """Start with `with FakeOpenAI() as fake:`; point the client at `fake.base_url`."""
 
+    thread_name = "fake-openai"
+
     def __init__(self, *, api_key: str = "sk-test-fake", model: str = "fake-reviewer-1") -> None:
+        super().__init__()
         self.api_key = api_key
         self.model = model
         self.answer: dict[str, Any] = {"verdict": "approve", "reason": "trend and setup agree", "confidence": 70}
@@ -41,11 +46,9 @@ class FakeOpenAI:
         self.lock = threading.Lock()
         self._mode = "valid"
         self._stopping = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
-        self._address: tuple[str, int] | None = None
 
     # -- life ----------------------------------------------------------------------------------
-    def start(self) -> "FakeOpenAI":
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
         class _H(BaseHTTPRequestHandler):
@@ -57,30 +60,16 @@ class FakeOpenAI:
             def do_POST(self) -> None:
                 fake._handle(self)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _H)
-        self._server.daemon_threads = True
-        self._address = self._server.server_address[:2]
-        threading.Thread(target=self._server.serve_forever, name="fake-openai", daemon=True).start()
-        return self
+        return _H
 
     def stop(self) -> None:
         """Stop listening; the port stays reserved in `base_url` so clients get 'connection refused'."""
         self._stopping.set()
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> "FakeOpenAI":
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
+        super().stop()
 
     @property
     def base_url(self) -> str:
-        assert self._address is not None, "start() the fake first"
-        return f"http://{self._address[0]}:{self._address[1]}/v1"
+        return f"{self.url}/v1"
 
     @property
     def mode(self) -> str:

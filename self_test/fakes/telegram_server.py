@@ -18,9 +18,11 @@ import json
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl
+
+from self_test.fakes.loopback import LoopbackServer
 
 __all__ = ["FakeTelegram", "SentMessage", "TOKEN"]
 
@@ -34,10 +36,13 @@ class SentMessage:
     time: float
 
 
-class FakeTelegram:
+class FakeTelegram(LoopbackServer):
     """`with FakeTelegram() as tg:` then point the notifier at `tg.url` (TELEGRAM_BASE_URL)."""
 
+    thread_name = "fake-telegram"
+
     def __init__(self, *, token: str = TOKEN) -> None:
+        super().__init__()
         self.token = token
         self.lock = threading.Lock()
         self.messages: list[SentMessage] = []
@@ -46,10 +51,9 @@ class FakeTelegram:
         self._floods: list[int] = []                   # retry_after values to answer with, in order
         self._released = threading.Event()
         self._next_id = 1
-        self._server: ThreadingHTTPServer | None = None
 
     # -- life ------------------------------------------------------------------------------------
-    def start(self) -> "FakeTelegram":
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
         class _H(BaseHTTPRequestHandler):
@@ -66,30 +70,11 @@ class FakeTelegram:
 
             do_GET = do_POST
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _H)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                         name="fake-telegram", daemon=True).start()
-        return self
+        return _H
 
     def stop(self) -> None:
         self._released.set()
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> "FakeTelegram":
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "start() the fake first"
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        super().stop()
 
     # -- faults ----------------------------------------------------------------------------------
     def flood(self, n: int = 1, retry_after: int = 1) -> None:
