@@ -22,6 +22,7 @@ from bot.snapshot import Connection, DataSource, EngineStatus
 from bot.store import Journal
 from bot.strategies.sma import SMACrossStrategy
 from self_test.conftest import make_settings, wait_for
+from self_test.fakes.priced_market import PricedMarket
 
 PAIRS = ["BTCUSDT", "ETHUSDT", "LTCUSDT"]
 DAY = 86_400_000
@@ -475,22 +476,11 @@ def test_live_session_on_bybit_through_pybit_journals_every_order_first(tmp_path
     fake_bybit.set_klines("BTCUSDT", "D", frame)
     now = [ms("2018-02-01") / 1000 + 60]            # the market's clock walks through real days
 
-    class PricedMarket(BybitMarket):                 # the fake exchange trades at the candles' closes
-        def next_candles(self, symbols, timeout):
-            out = super().next_candles(symbols, timeout)
-            for c in out:
-                fake_bybit.set_price(c.symbol, c.close)
-            return out
-
-        def history(self, symbol, n):
-            h = super().history(symbol, n)
-            fake_bybit.set_price(symbol, float(h["close"].iloc[-1]))
-            return h
 
     src = BybitKlineSource.from_settings(s)
     src.clock = lambda: now[0]
     journal = Journal(tmp_path / "live.db")
-    engine = TradingEngine(s, market=PricedMarket(s, source=src, clock=lambda: now[0]), journal=journal)
+    engine = TradingEngine(s, market=PricedMarket(s, source=src, clock=lambda: now[0], fake=fake_bybit), journal=journal)
     with pytest.raises(Exception, match="consent"):
         engine.start("LIVE")
     engine.give_live_consent()

@@ -467,7 +467,7 @@ def test_live_session_asks_before_closing_the_window_and_closes_all(open_window,
 
     from bot.data_manager import BybitKlineSource, load_seed
     from bot.engine import TradingEngine
-    from bot.market_feed import BybitMarket
+    from self_test.fakes.priced_market import PricedMarket
 
     keys = {"BYBIT_API_KEY": fake_bybit.api_key, "BYBIT_API_SECRET": fake_bybit.api_secret}
     settings = make_settings(tmp_path, environ=keys, CANDLE_INTERVAL="D", FALLBACK_SYMBOLS="BTCUSDT",
@@ -477,22 +477,11 @@ def test_live_session_asks_before_closing_the_window_and_closes_all(open_window,
     fake_bybit.set_klines("BTCUSDT", "D", load_seed("BTCUSDT", "D"))
     now = pd.Timestamp("2018-02-01", tz="UTC").timestamp() + 60
 
-    class PricedMarket(BybitMarket):  # the fake exchange fills at the real candles' closes
-        def next_candles(self, symbols, timeout):
-            out = super().next_candles(symbols, timeout)
-            for c in out:
-                fake_bybit.set_price(c.symbol, c.close)
-            return out
-
-        def history(self, symbol, n):
-            h = super().history(symbol, n)
-            fake_bybit.set_price(symbol, float(h["close"].iloc[-1]))
-            return h
 
     def make_engine() -> TradingEngine:
         source = BybitKlineSource.from_settings(settings)
         source.clock = lambda: now
-        return TradingEngine(settings, market=PricedMarket(settings, source=source, clock=lambda: now))
+        return TradingEngine(settings, market=PricedMarket(settings, source=source, clock=lambda: now, fake=fake_bybit))
 
     dialogs = ScriptedDialogs(live=[True], close=[CLOSE_ALL])
     ctl = open_window(settings, engine_factory=make_engine, dialogs=dialogs)
