@@ -371,13 +371,7 @@ def _serve_by_hand(argv: list[str] | None = None) -> int:
     fake.start(args.port)
     print(f"fake Bybit on {fake.url}  key={args.key}  (prices: last recorded seed candles)")
     print(f"try:  BYBIT_BASE_URL={fake.url} BYBIT_API_KEY={args.key} BYBIT_API_SECRET=... python -m bot status --live")
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        fake.stop()
-    return 0
+    return fake.serve_until_interrupted()
 
 
 if __name__ == "__main__":

@@ -48,3 +48,13 @@ class LoopbackServer:
         """http://127.0.0.1:PORT (kept after stop(), so a client then meets a closed port)."""
         assert self._address is not None, "start() the fake first"
         return f"http://{self._address[0]}:{self._address[1]}"
+
+    def serve_until_interrupted(self) -> int:
+        """For a fake started by hand: serve until Ctrl-C, then stop; returns the exit code 0."""
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()
+        return 0

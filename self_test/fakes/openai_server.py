@@ -158,13 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     fake.answer = dict(fake.answer, verdict=args.verdict)
     print(f"fake OpenAI-compatible server ({args.mode}) at {fake.base_url}  key {fake.api_key}  "
           f"model {fake.model}; Ctrl-C stops it", flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        fake.stop()
-    return 0
+    return fake.serve_until_interrupted()
 
 
 if __name__ == "__main__":
