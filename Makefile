@@ -6,8 +6,12 @@ PIP    := $(VENV)/bin/pip
 
 .PHONY: run test lint bench clean-venv paper
 
+# The window; on a Linux machine with no display, the same paper trading headless (log lines).
 run: $(VENV)/.runtime
-	@if [ -f ui.py ]; then $(PY) ui.py; else $(PY) -m bot paper; fi
+	@if [ "$$(uname)" = Linux ] && [ -z "$$DISPLAY" ] && [ -z "$$WAYLAND_DISPLAY" ]; then \
+		echo "No display found: running the paper bot headless (python -m bot paper). Ctrl-C stops it."; \
+		$(PY) -m bot paper; \
+	else $(PY) ui.py; fi
 
 paper: $(VENV)/.runtime
 	$(PY) -m bot paper

@@ -55,7 +55,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         print(f"ok: settings loaded, window modules import (data in {settings.data_dir})")
         return 0
-    controller = build_app(settings)
+    import tkinter as tk
+
+    try:
+        controller = build_app(settings)
+    except tk.TclError as exc:  # no X display / desktop session: say what to do instead of a traceback
+        print(f"cannot open the window: {exc}\nOn a machine without a desktop, run the bot headless: "
+              "`make paper` or `.venv/bin/python -m bot paper`.", file=sys.stderr)
+        return 2
     controller.root.mainloop()
     return 0
 
