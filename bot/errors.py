@@ -22,6 +22,7 @@ __all__ = [
     "RiskViolationError",
     "CheckpointError",
     "JournalError",
+    "WalletInUseError",
 ]
 
 
@@ -94,3 +95,7 @@ class CheckpointError(BotError):
 
 class JournalError(BotError):
     """The SQLite journal is corrupt or cannot be written."""
+
+
+class WalletInUseError(BotError):
+    """The persisted paper wallet is being traded by another running bot process."""

@@ -4,11 +4,20 @@ persistence. Prices are real recorded BTC candles from the seed."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
 from bot.data_manager import ReplayFeed, load_seed
-from bot.errors import DataError, DuplicateOrderError, InsufficientFundsError, InvalidOrderError
+from bot.errors import (
+    DataError,
+    DuplicateOrderError,
+    InsufficientFundsError,
+    InvalidOrderError,
+    WalletInUseError,
+)
 from bot.exchange.base import Exchange, OrderStatus, round_to_tick
 from bot.exchange.sim import SimExchange, generic_instrument
 from self_test.conftest import make_settings
@@ -260,3 +269,26 @@ def test_the_built_in_rules_are_the_recorded_bybit_rows():
             ours, theirs = known_instrument(symbol, category), recorded[symbol]
             assert (ours.tick_size, ours.qty_step, ours.min_qty, ours.min_notional) == (
                 theirs.tick_size, theirs.qty_step, theirs.min_qty, theirs.min_notional), symbol
+
+
+def test_a_wallet_traded_by_another_running_process_is_refused(tmp_path, settings):
+    """Two processes trading one persisted wallet would overwrite each other's saves."""
+    wallet = tmp_path / "paper_wallet.json"
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / "paper_wallet.json.owner").write_text(str(other.pid))
+        with pytest.raises(WalletInUseError, match=f"pid {other.pid}"):
+            SimExchange(settings, state_path=wallet)
+        looking = SimExchange(settings, state_path=wallet, claim=False)  # `bot status` may still look
+        looking.set_price("BTCUSDT", 8000.0)
+        looking.create_order("BTCUSDT", "Buy", 0.01, client_order_id="look-1")
+        assert not wallet.exists()  # ... but never writes
+    finally:
+        other.kill()
+        other.wait()
+    # the other process is gone: its stale mark is taken over
+    mine = SimExchange(settings, state_path=wallet)
+    assert (tmp_path / "paper_wallet.json.owner").read_text() == str(os.getpid())
+    mine.set_price("BTCUSDT", 8000.0)
+    mine.create_order("BTCUSDT", "Buy", 0.01, client_order_id="mine-1")
+    assert wallet.exists()

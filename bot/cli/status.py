@@ -61,8 +61,9 @@ class PriceSource:
         return float(frame["close"].iloc[-1])
 
 
-def open_exchange(settings: Any, *, live: bool) -> tuple[Any, PriceSource | None]:
-    """The live Bybit exchange, or the persisted paper wallet with its price source."""
+def open_exchange(settings: Any, *, live: bool, trade: bool = True) -> tuple[Any, PriceSource | None]:
+    """The live Bybit exchange, or the persisted paper wallet with its price source (claimed for
+    trading unless `trade` is False: another running bot on the same wallet is then refused)."""
     if live:
         from bot.errors import AuthError
         from bot.exchange.bybit import BybitExchange
@@ -73,7 +74,7 @@ def open_exchange(settings: Any, *, live: bool) -> tuple[Any, PriceSource | None
     from bot.exchange.sim import SimExchange
 
     prices = PriceSource(settings)
-    return SimExchange(settings, state_path=paper_wallet_path(settings), price_source=prices), prices
+    return SimExchange(settings, state_path=paper_wallet_path(settings), price_source=prices, claim=trade), prices
 
 
 def paper_wallet_path(settings: Any) -> Path:
@@ -88,7 +89,7 @@ def where(settings: Any, live: bool) -> str:
 
 
 def run(args: argparse.Namespace, settings: Any) -> int:
-    ex, prices = open_exchange(settings, live=args.live)
+    ex, prices = open_exchange(settings, live=args.live, trade=False)  # looking, not trading
     if prices is not None:  # paper: mark open positions at a fresh price
         for pos in ex.get_positions():
             ex.set_price(pos.symbol, prices(pos.symbol))

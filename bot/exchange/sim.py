@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -28,7 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from bot.atomic import atomic_write_text
-from bot.errors import DataError, DuplicateOrderError, InsufficientFundsError, InvalidOrderError
+from bot.errors import (
+    DataError,
+    DuplicateOrderError,
+    InsufficientFundsError,
+    InvalidOrderError,
+    WalletInUseError,
+)
 from bot.exchange.base import (
     Balance,
     ClosedTrade,
@@ -90,7 +97,8 @@ class SimExchange:
     mode = "PAPER"
 
     def __init__(self, settings: Any, *, state_path: Path | None = None, clock: Callable[[], float] = time.time,
-                 instrument_source: Any | None = None, price_source: Callable[[str], float] | None = None) -> None:
+                 instrument_source: Any | None = None, price_source: Callable[[str], float] | None = None,
+                 claim: bool = True) -> None:
         self.settings = settings
         self.category = settings.EXCHANGE_CATEGORY
         self.leverage = 1.0 if self.category == "spot" else float(settings.LEVERAGE)
@@ -105,8 +113,30 @@ class SimExchange:
         self._instruments: dict[str, Instrument] = {}
         self._lock = threading.RLock()
         self._state = _State(wallet=float(settings.PAPER_START_BALANCE))
+        self._persist = claim  # a wallet opened only to look at it (claim=False) is never written
+        if self.state_path and claim:
+            self._claim()
         if self.state_path and self.state_path.exists():
             self._load()
+
+    def _claim(self) -> None:
+        """Mark the persisted wallet as traded by this process (pid in `<wallet>.owner`).
+
+        Two processes trading one wallet would overwrite each other's saves and lose orders, so a
+        wallet owned by another process that is still alive is refused. A process that died left a
+        stale mark, which is taken over. `claim=False` opens it for reading only (`bot status`).
+        """
+        assert self.state_path is not None
+        owner = self.state_path.with_name(self.state_path.name + ".owner")
+        try:
+            pid = int(owner.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            pid = 0
+        if pid and pid != os.getpid() and _process_alive(pid):
+            raise WalletInUseError(
+                f"paper wallet {self.state_path} is being traded by another running bot (pid {pid}); "
+                "place the order in that bot (its window or its stop), or stop it first")
+        atomic_write_text(owner, str(os.getpid()))
 
     # -- market ------------------------------------------------------------------------------
     def now_ms(self) -> int:
@@ -441,7 +471,7 @@ class SimExchange:
 
     def _save(self) -> None:
         self._trim()
-        if self.state_path is None:
+        if self.state_path is None or not self._persist:
             return
         st = self._state
         data = {"version": 1, "category": self.category, "wallet": st.wallet, "prices": st.prices,
@@ -475,3 +505,14 @@ def _replace(order: Order, **changes: Any) -> Order:
     from dataclasses import replace
 
     return replace(order, **changes)
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (signal 0 checks without touching it)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
