@@ -38,9 +38,12 @@ pytestmark = pytest.mark.gui
 # ----------------------------------------------------------------------------------------------
 # helpers
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def display() -> Iterator[str]:
-    """An X display: our own Xvfb when installed, else the session's display, else skip."""
+    """An X display: our own Xvfb when installed, else the session's display, else skip.
+
+    Session-scoped: Tk keeps its connection to a display after its windows are gone, and Xlib
+    ends the process when that server goes away, so no Xvfb may stop before the last test."""
     old = os.environ.get("DISPLAY")
     if shutil.which("Xvfb"):
         with VirtualDisplay(1440, 900) as vd:
@@ -141,8 +144,12 @@ def click(widget) -> None:
     widget.update_idletasks()
     x = widget.winfo_rootx() + widget.winfo_width() // 2
     y = widget.winfo_rooty() + widget.winfo_height() // 2
-    subprocess.run(["xdotool", "mousemove", "--sync", str(x), str(y), "click", "1"], check=True, timeout=20,
-                   env={**os.environ})
+    # `mousemove --sync` waits for the pointer to move: when it is already there (a second click on
+    # the same button) it would wait for ever, so it only moves when it has to.
+    here = subprocess.run(["xdotool", "getmouselocation", "--shell"], check=True, timeout=20, capture_output=True,
+                          text=True, env={**os.environ}).stdout
+    move = [] if f"X={x}\nY={y}\n" in here else ["mousemove", "--sync", str(x), str(y)]
+    subprocess.run(["xdotool", *move, "click", "1"], check=True, timeout=20, env={**os.environ})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -252,7 +259,7 @@ def test_window_builds_and_live_needs_keys_then_a_confirmation(open_window, tmp_
         assert root.title() == TITLE == "AI Trading Terminal"
         pump_until(root, lambda: ctl.engine is not None, 30, "the engine to load")
         assert [ctl.view.charts.tab(t, "text") for t in ctl.view.charts.tabs()] == ["Price", "Equity", "P&L",
-                                                                                    "Training"]
+                                                                                    "Training", "Lessons"]
         assert ctl.view.status.values["mode"].cget("text") == "PAPER"
         ctl.view.controls.live_radio.invoke()
         pump_for(root, 0.2)
@@ -389,6 +396,13 @@ def test_paper_session_trades_draws_and_stops_without_freezing(display: str, ope
         if os.environ.get("UI_SCREENSHOT"):
             shutil.copy(shot, os.environ["UI_SCREENSHOT"])
 
+    # The Lessons tab reads the journal the running engine uses: a replay session has its own.
+    header = v.lessons.header
+    v.charts.select_tab("Lessons")
+    pump_until(root, lambda: header.cget("text").startswith("replay_state.db (the running session's journal)"),
+               10, lambda: f"the Lessons tab on the replay journal (shown: {header.cget('text')!r})")
+    v.charts.select_tab("Price")
+
     # Pause (no new decisions), then a manual Buy through the same executor: a position in the table.
     v.controls.pause_button.invoke()
     pump_until(root, lambda: ctl.engine.snapshot().status == "Paused", 30, "the engine to pause")
@@ -438,7 +452,11 @@ def test_paper_session_trades_draws_and_stops_without_freezing(display: str, ope
     pump_until(root, lambda: not ctl.engine.running, 60, "the engine to stop")
     pump_until(root, lambda: not v.orders.position_symbols(), 10, "the positions table to empty")
     assert ctl.engine.snapshot().positions == ()
-    assert "Start Bot" == v.controls.start_button.cget("text")
+    # (the button follows when the stop command's future is polled: up to a tick after the thread ends)
+    pump_until(root, lambda: v.controls.start_button.cget("text") == "Start Bot", 10, "the Start Bot button")
+    v.charts.select_tab("Lessons")  # stopped: the paper record again
+    pump_until(root, lambda: header.cget("text").startswith("state.db (the paper record"), 10,
+               lambda: f"the Lessons tab on state.db (shown: {header.cget('text')!r})")
 
     v.charts.select_tab("Training")
     ctl.choose_pair("BTCUSDT")

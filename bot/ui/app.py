@@ -1,7 +1,7 @@
 """The window: builds the Tk root and its panels, then hands them to the controller.
 
     status bar (connection, mode, bot state, UTC clock, equity, balance)
-    control panel | chart tabs (Price, Equity, P&L, Training) | manual order, positions, trades
+    control panel | centre tabs (Price, Equity, P&L, Training, Lessons) | manual order, positions, trades
     log panel
 
 `build_app` is what `ui.py` and the tests call; it never blocks: the engine itself is built on
@@ -23,6 +23,7 @@ from bot.ui.charts import ChartRenderer, ChartTabs
 from bot.ui.control_panel import ControlPanel
 from bot.ui.controller import Controller
 from bot.ui.dialogs import Dialogs, TkDialogs
+from bot.ui.lessons_panel import LESSONS_TAB, LessonsPanel
 from bot.ui.log_panel import LogPanel, QueueLogHandler
 from bot.ui.orders_panel import OrdersPanel
 from bot.ui.prefs import load_prefs, prefs_path
@@ -63,10 +64,16 @@ class TerminalView:
     orders: OrdersPanel
     log_panel: LogPanel
     charts: Any = None
+    lessons: Any = None
 
     def build_charts(self, renderer: ChartRenderer) -> None:
         self.charts = ChartTabs(self.centre, renderer)
         self.charts.pack(fill="both", expand=True)
+        # The Lessons tab is a list, not a figure: the chart thread has no canvas for it, so it
+        # draws nothing while it is the visible tab.
+        self.lessons = LessonsPanel(self.charts)
+        self.charts.add(self.lessons, text=LESSONS_TAB)
+        self.charts.pages[LESSONS_TAB] = self.lessons
 
 
 def _build_view(root: tk.Tk, settings: Any, handler: QueueLogHandler) -> TerminalView:

@@ -18,6 +18,7 @@ from bot.events import EventKind
 from bot.snapshot import EngineSnapshot
 from bot.ui.dialogs import CANCEL, CLOSE_ALL, Dialogs
 from bot.ui.history import SessionHistory
+from bot.ui.lessons_panel import LESSONS_TAB, LessonsKeeper
 from bot.ui.live_mode import live_confirmation, read_live_balance
 from bot.ui.orders_panel import describe_result, parse_usdt
 from bot.ui.prefs import UiPrefs, save_prefs
@@ -65,6 +66,8 @@ class Controller:
         self.renderer = ChartRenderer(history=self.history, engine=lambda: self.engine, interval=chart_interval)
         self.stall = StallMeter(root)
         view.build_charts(self.renderer)
+        self.lessons = LessonsKeeper(view.lessons, settings, engine=lambda: self.engine, track=self._track,
+                                     visible=lambda: self.renderer.visible == LESSONS_TAB)
         self._wire()
         self.commands_busy = False
         self._load_engine(engine_factory)
@@ -130,7 +133,7 @@ class Controller:
         if self._destroyed:
             return
         for step in (self.view.log_panel.drain, self.view.charts.paint_results, self._poll_futures,
-                     self._drain_events, self._show_snapshot, self.view.status.tick_clock):
+                     self._drain_events, self._show_snapshot, self.view.status.tick_clock, self.lessons.tick):
             if self._destroyed:  # a command's result may have closed the window
                 return
             try:
@@ -163,6 +166,7 @@ class Controller:
                 ev = self.events.get_nowait()
             except queue.Empty:
                 return
+            self.lessons.on_event(ev)
             if ev.kind in _ALERT_KINDS or ev.level in ("WARNING", "ERROR", "CRITICAL"):
                 bad = ev.level in ("ERROR", "CRITICAL") or ev.kind in (EventKind.CRITICAL, EventKind.ERROR)
                 prefix = "engine restarted: " if ev.kind == EventKind.RESTART else ""
@@ -420,6 +424,7 @@ class Controller:
         self.renderer.stop(timeout=2.0)
         self.poller.stop(timeout=1.0)
         self.commands.shutdown(timeout=1.0)
+        self.lessons.stop()
         if self.events is not None and self.engine is not None:
             try:
                 self.engine.bus.unsubscribe(self.events)

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 # Tk geometry: WIDTHxHEIGHT+X+Y (X and Y may be negative on multi-monitor setups).
 _GEOMETRY = re.compile(r"^\d{2,5}x\d{2,5}([+-]-?\d{1,5}[+-]-?\d{1,5})?$")
-TABS = ("Price", "Equity", "P&L", "Training")
+TABS = ("Price", "Equity", "P&L", "Training", "Lessons")
 
 
 @dataclass(frozen=True)
