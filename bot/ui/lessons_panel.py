@@ -175,6 +175,7 @@ class LessonsKeeper:
         self._dirty_by_event = False
         self._last_read = float("-inf")
         self._was_visible = False
+        self._last_error = ""
         panel.on_toggle = self.toggle
 
     # ------------------------------------------------------------------------------------------
@@ -240,9 +241,12 @@ class LessonsKeeper:
             exc = fut.exception()
             if exc is None:
                 self.reads += 1
+                self._last_error = ""
                 self.panel.show(fut.result())
             elif then is None:
-                log.warning("could not read the lessons: %s", exc)
+                if str(exc) != self._last_error:   # once per distinct failure, not every 3 s
+                    log.warning("could not read the lessons: %s", exc)
+                self._last_error = str(exc)
                 self.panel.show(LessonsShown(journal=None, where="Lessons", error=str(exc)))
             if then is not None:
                 then(fut)
