@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from bot.data_manager import interval_ms
-from bot.exchange.base import ClosedTrade, ceil_to_step, floor_to_step, round_to_tick
+from bot.exchange.base import ClosedTrade, order_qty, round_to_tick
 
 __all__ = ["CostModel", "BacktestResult", "fast_backtest", "engine_backtest", "run_backtest",
            "buy_and_hold", "strategy_has_fast_path"]
@@ -74,9 +74,7 @@ class CostModel:
         """The executor's quantity rule (`TradeExecutor.qty_for_notional` + its risk re-check):
         floor to the step, but never under MIN_ORDER_USDT (then the smallest step that meets it),
         and 0 when the rounded order would risk more than MAX_RISK_PER_TRADE at its stop."""
-        q = floor_to_step(notional / price, self.qty_step)
-        if q * price < self.min_notional - 1e-9 <= notional:
-            q = ceil_to_step(self.min_notional / price, self.qty_step)
+        q = order_qty(notional, price, self.qty_step, self.min_notional)
         if stop and q * abs(price - stop) > self.max_risk_per_trade * equity + 1e-9:
             return 0.0
         return q

@@ -40,6 +40,7 @@ from bot.exchange.base import (
     OrderStatus,
     ceil_to_step,
     floor_to_step,
+    order_qty,
     round_to_tick,
 )
 
@@ -103,18 +104,17 @@ class TradeExecutor:
         that meets it (the per-trade risk limit is checked again on the rounded order in
         `open_position`); with `at_most` (a person named the amount) nothing above the amount is
         sent: the order is refused with the smallest amount that would do."""
-        qty = floor_to_step(notional / price, instrument.qty_step)
         floor_usdt = self.settings.MIN_ORDER_USDT
-        if qty * price < floor_usdt - 1e-9:
-            smallest = ceil_to_step(floor_usdt / price, instrument.qty_step)
-            if at_most:
+        qty = order_qty(notional, price, instrument.qty_step, floor_usdt)
+        if at_most:
+            floored = floor_to_step(notional / price, instrument.qty_step)
+            if floored * price < floor_usdt - 1e-9:
+                smallest = ceil_to_step(floor_usdt / price, instrument.qty_step)
                 raise InvalidOrderError(
-                    f"order too small, not sent: {notional:.2f} USDT buys {qty} {instrument.symbol} "
-                    f"({qty * price:.2f} USDT) at the qty step {instrument.qty_step}, below the "
+                    f"order too small, not sent: {notional:.2f} USDT buys {floored} {instrument.symbol} "
+                    f"({floored * price:.2f} USDT) at the qty step {instrument.qty_step}, below the "
                     f"{floor_usdt:.2f} USDT minimum; the smallest order that meets it is {smallest} "
                     f"({smallest * price:.2f} USDT)")
-            if notional >= floor_usdt - 1e-9:
-                qty = smallest
         why = instrument.check_order(qty, price) if qty > 0 else (
             f"{instrument.symbol}: {notional:.2f} USDT at {_price_text(price)} is {notional / price:.8g}, which "
             f"rounds down to 0 at the qty step {instrument.qty_step}; the minimum order is {instrument.min_qty} "

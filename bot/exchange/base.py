@@ -21,7 +21,7 @@ __all__ = [
     "Side", "PositionSide", "OrderType", "Mode",
     "Instrument", "Order", "Fill", "Position", "Balance", "OrderIntent", "OrderStatus", "ClosedTrade",
     "Exchange", "OrderJournal", "MemoryJournal",
-    "floor_to_step", "ceil_to_step", "round_to_tick", "opposite", "now_ms",
+    "floor_to_step", "ceil_to_step", "order_qty", "round_to_tick", "opposite", "now_ms",
 ]
 
 Side = Literal["Buy", "Sell"]
@@ -53,6 +53,16 @@ def ceil_to_step(value: float, step: float) -> float:
         return value
     d_step = Decimal(str(step))
     return float((Decimal(str(value)) / d_step).to_integral_value(rounding=ROUND_UP) * d_step)
+
+
+def order_qty(notional: float, price: float, step: float, min_usdt: float) -> float:
+    """The bot's order quantity for `notional` USDT: floored to the qty step, but when flooring
+    would fall under the `min_usdt` minimum (and the notional itself meets it), the smallest step
+    that meets it. Shared by the executor and the backtester's fast path."""
+    qty = floor_to_step(notional / price, step)
+    if qty * price < min_usdt - 1e-9 <= notional:
+        qty = ceil_to_step(min_usdt / price, step)
+    return qty
 
 
 def round_to_tick(price: float, tick: float) -> float:
