@@ -25,7 +25,7 @@ class _NoReview:
     """A pipeline that approves everything (the strategy's own decisions, unreviewed)."""
 
     def review(self, proposal, context):  # noqa: ANN001, ANN201
-        from bot.review import ReviewOutcome
+        from bot.strategies.review import ReviewOutcome
 
         return ReviewOutcome(approved=True, decision=proposal, reviewed=False)
 
@@ -38,12 +38,12 @@ def main(argv: list[str] | None = None) -> int:
 
     import logging
 
-    from bot.backtest import costs_for, run_backtest
-    from bot.backtest_report import build_report
     from bot.cli.backtest import load_frame
-    from bot.review import ReviewedStrategy, ReviewPipeline
-    from bot.store import Journal
+    from bot.journal.store import Journal
+    from bot.research.backtest import costs_for, run_backtest
+    from bot.research.report import build_report
     from bot.strategies.analyst import AnalystStrategy
+    from bot.strategies.review import ReviewedStrategy, ReviewPipeline
     from config import load_settings
 
     logging.getLogger("bot").setLevel(logging.ERROR)

@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from bot.backtest import CostModel, run_fast  # noqa: E402
-from bot.data_manager import load_seed  # noqa: E402
+from bot.market.data_manager import load_seed  # noqa: E402
+from bot.research.backtest import CostModel, run_fast  # noqa: E402
 from bot.strategies.sma import SMACrossStrategy  # noqa: E402
 from config import load_settings  # noqa: E402
 
@@ -89,7 +89,7 @@ def engine_speed(frame: pd.DataFrame, settings, candles: int, warmup: int = 400)
     Its trades differ from the reference (the risk manager sizes and stops them), so only speed is shown."""
     import logging
 
-    from bot.backtest import engine_backtest
+    from bot.research.backtest import engine_backtest
     part = frame.iloc[-(candles + warmup):]
     logging.disable(logging.WARNING)
     try:
@@ -107,7 +107,7 @@ def dqn_speed(frame: pd.DataFrame, settings, candles: int, warmup: int = 400) ->
     per candle in a position) over all candles, and the engine path over `candles`."""
     import logging
     try:
-        from bot.backtest import engine_backtest, run_backtest
+        from bot.research.backtest import engine_backtest, run_backtest
         from bot.strategies import get_strategy
         strat = get_strategy("dqn", settings)
     except Exception as exc:  # the agent is optional here: say why it was not timed

@@ -1,4 +1,4 @@
-"""Throughput of bot/indicators.py against TA-Lib on about a million real candles, same run.
+"""Throughput of bot/analysis/indicators.py against TA-Lib on about a million real candles, same run.
 
 The 20,111 real Coinbase BTC-USD hourly seed candles are tiled end to end until the series
 holds --candles candles (the seams are price jumps, which both libraries see alike). Every
@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import talib  # noqa: E402  (bench-only peer)
 
-from bot import indicators as ind  # noqa: E402
-from bot.data_manager import load_seed  # noqa: E402
+from bot.analysis import indicators as ind  # noqa: E402
+from bot.market.data_manager import load_seed  # noqa: E402
 
 
 def tiled_candles(n: int) -> dict[str, np.ndarray]:

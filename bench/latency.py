@@ -17,7 +17,7 @@ names are made up). Each configuration is measured in the same run:
   trading) so that it explores and trades; its gradient steps run after the batch's orders and
   are not in the figure. An untrained agent acting greedily would hold one position and send
   no orders to time. The state's market features are carried forward candle by candle
-  (`bot.feature_stream.FeatureStream`, seeded when the pair is added),
+  (`bot.analysis.feature_stream.FeatureStream`, seeded when the pair is added),
 - dqn, state recomputed: the same, with every state's features computed in full over the last
   2,000 candles (`DQNStrategy.incremental = False`, as before the stream): the peer the stream
   is measured against, in the same run, as a ratio (skip it with --no-peer).
@@ -42,12 +42,12 @@ sys.path.insert(0, str(ROOT))
 
 from tqdm import tqdm  # noqa: E402
 
-from bot.data_manager import load_seed  # noqa: E402
-from bot.engine import TradingEngine  # noqa: E402
+from bot.engine.trading_engine import TradingEngine  # noqa: E402
 from bot.exchange.base import MemoryJournal  # noqa: E402
 from bot.exchange.sim import SimExchange  # noqa: E402
-from bot.market_feed import ReplayMarket  # noqa: E402
-from bot.store import Journal  # noqa: E402
+from bot.journal.store import Journal  # noqa: E402
+from bot.market.data_manager import load_seed  # noqa: E402
+from bot.market.feeds import ReplayMarket  # noqa: E402
 from config import load_settings  # noqa: E402
 
 WARMUP = 700    # warm-up history per pair (20 slices of 1,000 fit in the 20,111 hourly candles)
@@ -118,7 +118,7 @@ def measure(name: str, strategy: str, journal_kind: str, pairs: int, candles: in
 def state_cost(tmp: Path, candles: int = 500) -> tuple[float, float, float]:
     """Microseconds per call of `DQNStrategy.state_for` on consecutive 2,000-candle frames of the
     real hourly seed (as the engine hands them), streamed and recomputed, and of one forward pass."""
-    from bot.self_learning import SelfLearningBot
+    from bot.agent.self_learning import SelfLearningBot
     from bot.strategies.base import StrategyContext
     from bot.strategies.dqn import DQNStrategy
 

@@ -23,9 +23,9 @@ sys.path.insert(0, str(ROOT))
 
 import pandas as pd  # noqa: E402
 
-from bot.data_manager import load_seed  # noqa: E402
-from bot.optimization_objective import FoldObjective  # noqa: E402
-from bot.parameter_optimization import ParameterOptimizer, load_space  # noqa: E402
+from bot.market.data_manager import load_seed  # noqa: E402
+from bot.research.objective import FoldObjective  # noqa: E402
+from bot.research.optimizer import ParameterOptimizer, load_space  # noqa: E402
 from config import load_settings  # noqa: E402
 
 

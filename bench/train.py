@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 def ours_env(frame, settings, steps: int, n_envs: int = 64, bookkeeping: bool = False) -> float:
     import numpy as np
 
-    from bot.environment import MarketData, TradingEnv
+    from bot.agent.environment import MarketData, TradingEnv
 
     env = TradingEnv(MarketData.from_frames(frame, settings=settings), settings=settings, n_envs=n_envs, seed=1,
                      bookkeeping=bookkeeping)
@@ -79,7 +79,7 @@ def best_of(repeat: int, *runs: Callable[[], tuple]) -> list[tuple]:
 
 
 def ours_train(frame, settings, steps: int, learning_starts: int) -> tuple[float, float, int, str]:
-    from bot.self_learning import DQNConfig, SelfLearningBot
+    from bot.agent.self_learning import DQNConfig, SelfLearningBot
 
     agent = SelfLearningBot(settings, config=DQNConfig(seed=1, learning_starts=learning_starts))
     env = agent.make_env(frame)
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=3, help="runs of every measurement; the best counts")
     args = p.parse_args(argv)
 
-    from bot.data_manager import load_seed
+    from bot.market.data_manager import load_seed
     from config import load_settings
 
     settings = load_settings(None, environ={}, HISTORICAL_DATA_PATH=str(ROOT / "historical_data" / "bench"))

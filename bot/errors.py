@@ -1,7 +1,7 @@
 """The exception hierarchy every part of the bot raises and the ErrorHandler classifies.
 
 Kept free of imports so that `config.py`, the data layer and the exchange adapters can all
-raise these without import cycles. `bot/error_handler.py` re-exports them.
+raise these without import cycles. `bot/safety/error_handler.py` re-exports them.
 """
 
 from __future__ import annotations

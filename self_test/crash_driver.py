@@ -20,12 +20,12 @@ sys.path.insert(0, str(ROOT))
 
 
 def main(argv: list[str]) -> int:
+    from bot.engine.recovery import recover
     from bot.events import EventBus
     from bot.exchange.bybit import BybitExchange
+    from bot.exchange.executor import TradeExecutor
+    from bot.journal.store import Journal
     from bot.log_setup import setup_logging
-    from bot.recovery import recover
-    from bot.store import Journal
-    from bot.trade_executor import TradeExecutor
     from config import load_settings
 
     target_name, symbol, usdt = argv[0], argv[1], float(argv[2])

@@ -83,10 +83,10 @@ def load_frame(settings: Any, symbol: str, interval: str, *, data: str | None, s
 
     from bot.errors import DataError
     if data:
-        from bot.csv_import import read_ohlcv_file
+        from bot.market.csv_import import read_ohlcv_file
         frame = read_ohlcv_file(data, symbol=symbol)
     else:
-        from bot.data_manager import DataManager
+        from bot.market.data_manager import DataManager
         frame = DataManager(settings).replay_frame(symbol, interval)
     s_ms, e_ms = _ms(start, "start"), _ms(end, "end")
     if e_ms is not None:
@@ -104,12 +104,12 @@ def load_frame(settings: Any, symbol: str, interval: str, *, data: str | None, s
 def run(args: argparse.Namespace, settings: Any) -> int:
     from tqdm import tqdm
 
-    from bot.backtest import costs_for, run_backtest
-    from bot.backtest_report import build_report, regime_labels
-    from bot.parameter_optimization import load_best_params
+    from bot.research.backtest import costs_for, run_backtest
+    from bot.research.optimizer import load_best_params
+    from bot.research.report import build_report, regime_labels
     from bot.strategies import get_strategy
 
-    log = logging.getLogger("bot.backtest")
+    log = logging.getLogger("bot.research.backtest")
     if not args.verbose:  # thousands of simulated orders would drown the report
         logging.getLogger("bot").setLevel(logging.ERROR)
     interval = str(args.interval or settings.CANDLE_INTERVAL)

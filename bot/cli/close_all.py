@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings: Any) -> int:
     from bot.cli.status import open_exchange, where
-    from bot.engine import TradingEngine
+    from bot.engine.trading_engine import TradingEngine
     from bot.errors import AuthError
 
     if args.live and not settings.has_bybit_keys:
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace, settings: Any) -> int:
         _prepare_live(engine)
     else:
         engine.prepare("PAPER")
-    from bot.engine_loop import seed_book
+    from bot.engine.loop import seed_book
     seed_book(engine)
     trades = engine.close_all("close-all")
     left = [p for p in exchange.get_positions() if p.size > 0]
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace, settings: Any) -> int:
 def _prepare_live(engine: Any) -> None:
     # The user confirmed on the command line just now: closing needs no standing consent to trade,
     # but the engine's LIVE guard asks for it, so build the parts directly.
-    from bot.engine_components import build_components
+    from bot.engine.components import build_components
 
     engine.mode = "LIVE"
     engine.c = build_components(engine, "LIVE")

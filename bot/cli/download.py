@@ -20,8 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, settings: Any) -> int:
     from tqdm import tqdm
 
-    from bot.data_manager import DataManager, interval_ms
     from bot.errors import NetworkError
+    from bot.market.data_manager import DataManager, interval_ms
 
     interval = args.interval or settings.CANDLE_INTERVAL
     interval_ms(interval)  # validates

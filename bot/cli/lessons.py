@@ -32,10 +32,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Any) -> int:
-    from bot.data_manager import DataManager
     from bot.errors import BotError
-    from bot.journal_insights import lessons_text, parse_lessons, refresh_lessons
-    from bot.store import Journal
+    from bot.journal.store import Journal
+    from bot.market.data_manager import DataManager
+    from bot.strategies.lessons import lessons_text, parse_lessons, refresh_lessons
 
     journal = Journal.for_settings(settings, name="replay_state.db" if args.replay else "state.db")
     try:

@@ -56,7 +56,7 @@ def confirm(settings: Any, *, ask: Any = input) -> bool:
 
 
 def run(args: argparse.Namespace, settings: Any) -> int:
-    from bot.engine import TradingEngine
+    from bot.engine.trading_engine import TradingEngine
 
     if not settings.has_bybit_keys:
         print("live trading needs BYBIT_API_KEY and BYBIT_API_SECRET in .env or the environment; "
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     TradingEngine(settings).give_live_consent()   # journaled: the engine refuses LIVE without it
     if not args.no_supervisor:
         try:
-            from bot.supervisor import supervise
+            from bot.safety.supervisor import supervise
         except ImportError:
             supervise = None
         if supervise is not None:

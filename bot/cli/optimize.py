@@ -53,9 +53,9 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     import json
 
     from bot.cli.backtest import load_frame
-    from bot.optimization_objective import FoldObjective, holdout_report, split_holdout
-    from bot.optimization_space import atomic_write_bytes, finite_only, load_space, save_best_params
-    from bot.parameter_optimization import ParameterOptimizer
+    from bot.research.objective import FoldObjective, holdout_report, split_holdout
+    from bot.research.optimizer import ParameterOptimizer
+    from bot.research.space import atomic_write_bytes, finite_only, load_space, save_best_params
 
     logging.getLogger("bot").setLevel(logging.WARNING)
     space = load_space(args.space)
@@ -115,9 +115,9 @@ def run(args: argparse.Namespace, settings: Any) -> int:
 
 
 def _walk_forward(args: argparse.Namespace, settings: Any, space: Any, frame: Any, out: Path, jobs: int) -> dict:
-    from bot.data_manager import ms_to_iso
-    from bot.optimization_objective import walk_forward_search
-    from bot.parameter_optimization import ParameterOptimizer
+    from bot.market.data_manager import ms_to_iso
+    from bot.research.objective import walk_forward_search
+    from bot.research.optimizer import ParameterOptimizer
 
     def make(objective: Any, k: int) -> ParameterOptimizer:
         ckpt = out / f"walk_forward_{k + 1}.pkl"   # each split resumes on its own

@@ -41,8 +41,8 @@ def _consent(args: argparse.Namespace, where: str) -> bool:
 def run(args: argparse.Namespace, settings: Any) -> int:
     from bot.cli.status import open_exchange, where
     from bot.events import EventBus
-    from bot.store import Journal
-    from bot.trade_executor import TradeExecutor
+    from bot.exchange.executor import TradeExecutor
+    from bot.journal.store import Journal
 
     symbol, side = args.symbol.upper(), args.side.capitalize()
     if not args.usdt > 0:

@@ -21,7 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Any) -> int:
-    from bot.top_pairs import PairManager
+    from bot.market.top_pairs import PairManager
 
     if args.top is not None:
         if args.top < 1:

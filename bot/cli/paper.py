@@ -54,16 +54,16 @@ def _settings_for(args: argparse.Namespace, settings: Any) -> Any:
 
 def run_engine(args: argparse.Namespace, settings: Any, *, mode: str) -> int:
     """Run the engine in `mode` until Ctrl-C, SIGTERM, --candles, or the end of a replay."""
-    from bot.engine import TradingEngine
-    from bot.snapshot import EngineStatus
-    from bot.telegram_notifier import TelegramNotifier
+    from bot.alerts.telegram import TelegramNotifier
+    from bot.engine.snapshot import EngineStatus
+    from bot.engine.trading_engine import TradingEngine
 
     log = logging.getLogger(f"bot.{mode.lower()}")
     settings = _settings_for(args, settings)
     engine = TradingEngine(settings, strategy=args.strategy)
     engine.force_replay = bool(getattr(args, "replay", False))
     if args.symbols:
-        from bot.top_pairs import PairManager
+        from bot.market.top_pairs import PairManager
 
         class _Fixed(PairManager):  # the user chose the pairs: no ranking, no network
             def fetch(self) -> Any:
@@ -101,7 +101,7 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     if not args.no_supervisor:
         import sys
 
-        from bot.supervisor import supervise
+        from bot.safety.supervisor import supervise
 
         # The same command line runs again as the child (with --no-supervisor), restarted after
         # a critical exit (code 3) with backoff and an hourly cap.

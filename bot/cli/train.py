@@ -52,10 +52,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, settings: Any) -> int:
     import pandas as pd
 
-    from bot.data_manager import DataManager, interval_ms
+    from bot.agent.self_learning import DQNConfig, SelfLearningBot
     from bot.errors import DataError
-    from bot.self_learning import DQNConfig, SelfLearningBot
-    from bot.walk_forward import record_trial, walk_forward
+    from bot.market.data_manager import DataManager, interval_ms
+    from bot.research.walk_forward import record_trial, walk_forward
     from config import PROJECT_ROOT
 
     interval = args.interval or settings.CANDLE_INTERVAL

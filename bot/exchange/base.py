@@ -257,7 +257,7 @@ class Exchange(Protocol):
 
 @runtime_checkable
 class OrderJournal(Protocol):
-    """Where the executor writes intents, orders and fills. `bot/store.py` implements it on SQLite;
+    """Where the executor writes intents, orders and fills. `bot/journal/store.py` implements it on SQLite;
     `MemoryJournal` in memory (tests, backtests)."""
 
     def record_intent(self, intent: OrderIntent) -> None: ...

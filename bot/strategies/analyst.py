@@ -20,7 +20,7 @@ timeframe (daily): price against EMA 50/200, and ADX with the direction of the D
   manager's and the exchange's.
 
 Higher timeframes come from the candles the engine hands over plus the candle cache, resampled
-by bot/timeframes.py: only closed candles, nothing after the context's time.
+by bot/market/timeframes.py: only closed candles, nothing after the context's time.
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bot.data_manager import interval_ms
 from bot.errors import BotError, DataError, StrategyError
-from bot.journal_insights import Lesson, effective_limits, parse_lessons
+from bot.market.data_manager import interval_ms
+from bot.market.timeframes import bucket_start, ratio, resample
 from bot.strategies.base import FLAT, LONG, SHORT, Decision, StrategyContext
-from bot.timeframes import bucket_start, ratio, resample
+from bot.strategies.lessons import Lesson, effective_limits, parse_lessons
 
 __all__ = ["AnalystStrategy", "DailyTrend", "Setup", "daily_trend"]
 
@@ -165,7 +165,7 @@ class AnalystStrategy:
         if self.history != "cache":
             return empty
         try:
-            from bot.data_manager import DataManager
+            from bot.market.data_manager import DataManager
 
             start = ctx.time_ms - days * 86_400_000
             df = DataManager(self.settings).candles(ctx.symbol, interval, start_ms=start,
@@ -221,15 +221,15 @@ class AnalystStrategy:
         return book.decision
 
     def _daily(self, daily: pd.DataFrame) -> DailyTrend:
-        from bot.indicators import compute_all
+        from bot.analysis.indicators import compute_all
 
         cols = {k: daily[k].to_numpy(dtype=np.float64) for k in ("high", "low", "close", "volume")}
         return daily_trend(compute_all(cols, self.settings), float(cols["close"][-1]),
                            float(self.settings.ADX_TREND_THRESHOLD))
 
     def _evaluate(self, entry: pd.DataFrame, trend: DailyTrend, ctx: StrategyContext) -> Decision:
-        from bot.features import regime, support_resistance
-        from bot.indicators import compute_all
+        from bot.analysis.features import regime, support_resistance
+        from bot.analysis.indicators import compute_all
 
         s = self.settings
         cols = {k: entry[k].to_numpy(dtype=np.float64) for k in ("open", "high", "low", "close", "volume")}

@@ -1,10 +1,10 @@
 """The DQN agent as a Strategy: `decide(context)` -> Decision(target in {-1, 0, +1}).
 
-Wraps `SelfLearningBot` (bot/self_learning.py). In the live / paper loop the engine calls
-`decide`, computes the reward of the step with `bot.reward_system.RewardSystem`, then
+Wraps `SelfLearningBot` (bot/agent/self_learning.py). In the live / paper loop the engine calls
+`decide`, computes the reward of the step with `bot.agent.reward_system.RewardSystem`, then
 `observe(state, target, reward, next_state, done)` and `learn()`; `save()` writes a checkpoint.
 
-The live state's market features are carried forward per pair by `bot.feature_stream.FeatureStream`
+The live state's market features are carried forward per pair by `bot.analysis.feature_stream.FeatureStream`
 (tens of microseconds a candle instead of ~2 ms for the full computation over 2,000 candles);
 the engine seeds each pair with `prime` when it adds it. A gap, candles out of order or a
 revised candle make it fall back to the full computation, which reseeds the stream (debug log).
@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from bot.environment import SHORT_ACTION, action_to_target, target_to_action
+from bot.agent.environment import SHORT_ACTION, action_to_target, target_to_action
+from bot.analysis.feature_stream import FeatureStream
 from bot.errors import StrategyError
-from bot.feature_stream import FeatureStream
 from bot.strategies.base import Decision, StrategyContext
 
 __all__ = ["DQNStrategy"]
@@ -78,7 +78,7 @@ class DQNStrategy:
     name = "dqn"
 
     def __init__(self, settings: Any, *, model_path: str | Path | None = None, agent: Any = None) -> None:
-        from bot.self_learning import SelfLearningBot
+        from bot.agent.self_learning import SelfLearningBot
 
         self.settings = settings
         self.agent = agent if agent is not None else SelfLearningBot(settings)
@@ -92,7 +92,7 @@ class DQNStrategy:
                 log.warning("no trained DQN checkpoint in %s: the agent starts untrained "
                             "(run `python -m bot train` first)", self.agent.store.root)
         # per (symbol, interval): the live state's market features, carried forward candle by
-        # candle (bot.feature_stream.FeatureStream) instead of recomputed over 2,000 candles each time
+        # candle (bot.analysis.feature_stream.FeatureStream) instead of recomputed over 2,000 candles each time
         self._streams: dict[tuple[str, str], _PairStream] = {}
         self.incremental = True   # False: every state from the full computation (tests compare)
 
@@ -118,7 +118,7 @@ class DQNStrategy:
                 raise StrategyError(f"context.state has shape {s.shape}; the agent expects "
                                     f"({self.agent.state_dim},)")
             return s
-        from bot import features as F
+        from bot.analysis import features as F
 
         frame = context.candles.get(context.interval)
         window = self.settings.STATE_WINDOW
@@ -139,7 +139,7 @@ class DQNStrategy:
         """The market features of the frame's last candle: the pair's stream moved on by the
         candles it has not seen yet, or (first call, a gap, candles out of order or changed, a
         long pause) the full computation over the last FEATURE_HISTORY candles, which reseeds it."""
-        from bot import features as F
+        from bot.analysis import features as F
 
         if not self.incremental:
             return F.market_features(frame.iloc[-FEATURE_HISTORY:], window=window, settings=self.settings)[-1]
@@ -167,7 +167,7 @@ class DQNStrategy:
         engine calls it when it adds a pair), so that first candle does not pay the full
         computation (~2-3 ms a pair). False when the history is too short to seed yet."""
         window = self.settings.STATE_WINDOW
-        from bot import features as F
+        from bot.analysis import features as F
 
         if frame is None or len(frame) < F.warmup_length(window, self.settings) + 1:
             return False

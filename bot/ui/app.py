@@ -101,7 +101,9 @@ def _build_view(root: tk.Tk, settings: Any, handler: QueueLogHandler) -> Termina
 
 def _default_engine_factory(settings: Any) -> Callable[[], Any]:
     def make() -> Any:
-        from bot.engine import TradingEngine  # heavy (torch): imported on the command thread
+        from bot.engine.trading_engine import (
+            TradingEngine,  # heavy (torch): imported on the command thread
+        )
         return TradingEngine(settings)
     return make
 

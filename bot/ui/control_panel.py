@@ -9,7 +9,7 @@ import tkinter as tk
 from collections.abc import Callable
 from tkinter import ttk
 
-from bot.snapshot import EngineSnapshot
+from bot.engine.snapshot import EngineSnapshot
 from bot.ui.tkcache import ConfigCache
 
 __all__ = ["ControlPanel"]

@@ -14,8 +14,8 @@ import queue
 from collections.abc import Callable
 from typing import Any
 
+from bot.engine.snapshot import EngineSnapshot
 from bot.events import EventKind
-from bot.snapshot import EngineSnapshot
 from bot.ui.dialogs import CANCEL, CLOSE_ALL, Dialogs
 from bot.ui.history import SessionHistory
 from bot.ui.lessons_panel import LESSONS_TAB, LessonsKeeper

@@ -11,8 +11,8 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 
+from bot.engine.snapshot import EngineSnapshot
 from bot.exchange.base import ClosedTrade
-from bot.snapshot import EngineSnapshot
 
 __all__ = ["SessionHistory", "HistoryCopy"]
 

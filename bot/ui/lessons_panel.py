@@ -24,7 +24,7 @@ from pathlib import Path
 from tkinter import ttk
 from typing import Any
 
-from bot.journal_insights import Lesson, lessons_text, parse_lessons
+from bot.strategies.lessons import Lesson, lessons_text, parse_lessons
 from bot.ui.tkcache import ConfigCache
 from bot.ui.workers import CommandRunner
 
@@ -265,7 +265,7 @@ class LessonsKeeper:
         if self._own_journal is None:
             if not path.exists():
                 return None, f"{path.name} (the paper record; not created yet)"
-            from bot.store import Journal
+            from bot.journal.store import Journal
             self._own_journal = Journal.for_settings(self.settings)
         return self._own_journal, f"{path.name} (the paper record; the bot is stopped)"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import tkinter as tk
 
-from bot.snapshot import Connection, EngineSnapshot, EngineStatus
+from bot.engine.snapshot import Connection, EngineSnapshot, EngineStatus
 from bot.ui.tkcache import ConfigCache
 
 __all__ = ["StatusBar"]

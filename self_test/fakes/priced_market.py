@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from bot.market_feed import BybitMarket
+from bot.market.feeds import BybitMarket
 
 __all__ = ["PricedMarket"]
 

@@ -1,0 +1,172 @@
+"""The agent's newest state row, carried forward one candle at a time for the live loop.
+
+`FeatureStream` keeps the recursive indicator states (EMA, MACD, RSI, ATR, ADX) and recomputes
+the short windows, so each closed candle costs O(window) instead of recomputing
+`bot.analysis.features.market_features` over thousands of candles; tests prove the row equal to the full
+computation. `wilder_trend_step` is the one ATR/ADX step, shared with the engine's
+`StreamingIndicators`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+from bot.analysis import indicators as ind
+from bot.analysis.features import (
+    DIST_CLIP,
+    RET_CLIP,
+    VOL_PERIOD,
+    VOLUME_RATIO_CLIP,
+    _periods,
+    market_features,
+    warmup_length,
+)
+
+__all__ = ["FeatureStream", "wilder_trend_step"]
+
+
+def wilder_trend_step(atr: float, st: float, sp: float, sm: float, adx: float,
+                      h: float, lo: float, c: float, ph: float, pl: float, pc: float,
+                      n_atr: int, n_adx: int) -> tuple[float, float, float, float, float]:
+    """ATR and ADX one candle on, from the previous candle (ph, pl, pc) and the Wilder states:
+    `atr`, the Wilder sums of true range `st`, +DM `sp`, -DM `sm`, and `adx`. Returns the new
+    (atr, st, sp, sm, adx). The same recursions as `bot.analysis.indicators.atr` / `adx` (TA-Lib): an
+    undefined DX (no range) holds the ADX. Shared by `FeatureStream` and the engine's
+    `StreamingIndicators`."""
+    tr = max(h - lo, abs(h - pc), abs(lo - pc))
+    atr = (atr * (n_atr - 1) + tr) / n_atr
+    up, dn = h - ph, pl - lo
+    plus = up if (up > 0 and up > dn) else 0.0
+    minus = dn if (dn > 0 and up < dn) else 0.0
+    a = 1.0 - 1.0 / n_adx
+    st = st * a + tr
+    sp = sp * a + plus
+    sm = sm * a + minus
+    if abs(st) >= ind._ZERO:
+        p, q = 100.0 * sp / st, 100.0 * sm / st
+        if abs(p + q) >= ind._ZERO:
+            adx = (adx * (n_adx - 1) + 100.0 * abs(q - p) / (p + q)) / n_adx
+    return atr, st, sp, sm, adx
+
+
+def _wilder_sum_last(x: np.ndarray, n: int) -> float:
+    """The last value of a Wilder *sum* (seed: sum of x[1:n] at index n-1), as `ind.adx` forms it."""
+    return float(ind._recursive(x[n - 1:].copy(), float(np.sum(x[1:n])), 1.0 - 1.0 / n, 1.0)[-1])
+
+
+class FeatureStream:
+    """The newest row of `market_features`, carried forward in O(window) per candle.
+
+    Seeded once from a candle frame (the row there is `market_features(frame)[-1]`, and the
+    recursive states are read from the same vector pass: EMA 21/50/200, the MACD's two EMAs and
+    signal, RSI's Wilder means, ATR, ADX's Wilder sums); each `update` then applies the
+    recursions TA-Lib uses and recomputes the short windows (Bollinger, CMF, volume ratio, the
+    return volatility, the return lags) directly. After `update`s the row equals
+    `market_features(seed frame + the new candles)[-1]` to ~1e-12 (tested on real candles):
+    the features of an ever-growing history, in constant time. The caller keeps candles in
+    order and reseeds after a gap (see `DQNStrategy.state_for`).
+    """
+
+    def __init__(self, frame: Any, *, window: int = 32, settings: Any = None) -> None:
+        self.window = window = ind._period(window, "window")
+        cols = ind._columns(frame)
+        h, lo, c, v = cols["high"], cols["low"], cols["close"], cols["volume"]
+        need = warmup_length(window, settings) + 1
+        if len(c) < need:
+            raise ValueError(f"a feature stream needs at least {need} candles to seed, got {len(c)}")
+        self.n_atr, self.n_adx, self.bb_n, self.bb_k = _periods(settings)
+        self.row = market_features(frame, window=window, settings=settings, dtype=np.float64)[-1]
+        self._z: deque[float] = deque(self.row[:window].tolist(), maxlen=window)
+        lg = np.log(c[-(VOL_PERIOD + 1):])
+        self._rets: deque[float] = deque(np.diff(lg).tolist(), maxlen=VOL_PERIOD)
+        self._log_c = float(lg[-1])
+        self._closes: deque[float] = deque(c[-self.bb_n:].tolist(), maxlen=self.bb_n)
+        rng = h[-20:] - lo[-20:]
+        mfv = np.where(rng > 0, ((c[-20:] - lo[-20:]) - (h[-20:] - c[-20:])) / np.where(rng > 0, rng, 1.0),
+                       0.0) * v[-20:]
+        self._mfv: deque[float] = deque(mfv.tolist(), maxlen=20)
+        self._vol: deque[float] = deque(v[-20:].tolist(), maxlen=20)
+        self._emas = [float(ind.ema(c, n)[-1]) for n in (21, 50, 200)]
+        self._fast = float(ind._ema_from(c, 25, 12)[-1])
+        self._slow = float(ind._ema_from(c, 25, 26)[-1])
+        self._signal = float(ind.macd(c)[1][-1])
+        moves = np.zeros((2, len(c)))             # RSI's Wilder means of gains and |changes|
+        d = np.diff(c)
+        moves[0, 1:], moves[1, 1:] = np.maximum(d, 0.0), np.abs(d)
+        ind._wilder_inplace(moves, 14)
+        self._gain, self._move = float(moves[0, -1]), float(moves[1, -1])
+        self._atr = float(ind.atr(h, lo, c, self.n_atr)[-1])
+        n = self.n_adx
+        up, dn = np.diff(h), -np.diff(lo)
+        plus = np.r_[0.0, np.where((up > dn) & (up > 0), up, 0.0)]
+        minus = np.r_[0.0, np.where((dn > up) & (dn > 0), dn, 0.0)]
+        self._st = _wilder_sum_last(ind._tr(h, lo, c), n)
+        self._sp, self._sm = _wilder_sum_last(plus, n), _wilder_sum_last(minus, n)
+        self._adx = float(ind.adx(h, lo, c, n)[0][-1])
+        self._prev = (float(h[-1]), float(lo[-1]), float(c[-1]))
+
+    def update(self, high: float, low: float, close: float, volume: float) -> np.ndarray:
+        """Move on by one closed candle (the next one after the last seen); returns the new row
+        (float64, the stream's own array: copy it to keep it)."""
+        h, lo, c, v = float(high), float(low), float(close), float(volume)
+        if not c > 0:
+            raise ValueError(f"close prices must be positive to take log returns, got {c}")
+        ph, pl, pc = self._prev
+        w = self.window
+        # log returns scaled by their trailing volatility (sample std, as ind.logret_std)
+        log_c = math.log(c)
+        r = log_c - self._log_c
+        self._log_c = log_c
+        rets = self._rets
+        rets.append(r)
+        m = len(rets)
+        s1 = math.fsum(rets)
+        var = max((math.fsum([x * x for x in rets]) - s1 * s1 / m) / (m - 1), 0.0)
+        sigma = math.sqrt(var)
+        self._z.append(min(max(r / sigma, -RET_CLIP), RET_CLIP) if sigma > 0 else 0.0)
+        # recursions: EMAs, MACD, RSI (Wilder), ATR and ADX (Wilder)
+        emas = self._emas
+        for i, n in enumerate((21, 50, 200)):
+            k = 2.0 / (n + 1)
+            emas[i] = (1.0 - k) * emas[i] + k * c
+        self._fast = (1.0 - 2.0 / 13) * self._fast + (2.0 / 13) * c
+        self._slow = (1.0 - 2.0 / 27) * self._slow + (2.0 / 27) * c
+        line = self._fast - self._slow
+        self._signal = (1.0 - 2.0 / 10) * self._signal + (2.0 / 10) * line
+        hist = line - self._signal
+        d = c - pc
+        self._gain = (13 / 14) * self._gain + (1 / 14) * max(d, 0.0)
+        self._move = (13 / 14) * self._move + (1 / 14) * abs(d)
+        rsi = self._gain / self._move if abs(self._move) >= ind._ZERO else 0.0
+        self._atr, self._st, self._sp, self._sm, self._adx = wilder_trend_step(
+            self._atr, self._st, self._sp, self._sm, self._adx, h, lo, c, ph, pl, pc, self.n_atr, self.n_adx)
+        atr = self._atr
+        # windows: Bollinger %b (population std), Chaikin money flow, volume ratio
+        closes = self._closes
+        closes.append(c)
+        nb = len(closes)
+        mid = math.fsum(closes) / nb
+        dev = math.sqrt(math.fsum([(x - mid) ** 2 for x in closes]) / nb) * self.bb_k
+        upper, lower = mid + dev, mid - dev
+        width = upper - lower
+        pct_b = (c - lower) / width if width > 0 else 0.5
+        rng = h - lo
+        self._mfv.append((((c - lo) - (h - c)) / rng if rng > 0 else 0.0) * v)
+        self._vol.append(v)
+        vol = math.fsum(self._vol)
+        cmf = math.fsum(self._mfv) / vol if vol > 0 else 0.0
+        avg = vol / len(self._vol)
+        ratio = v / avg if avg > 0 else 1.0
+        row = self.row
+        row[:w] = self._z
+        row[w:w + 7] = (rsi, 100.0 * hist / c, min(max(pct_b, -1.0), 2.0), 100.0 * atr / c,
+                        self._adx / 100.0, cmf, min(max(ratio, 0.0), VOLUME_RATIO_CLIP))
+        for i, e in enumerate(emas):
+            dist = 0.0 if atr == 0 else ((c - e) / atr if atr > 0 else math.nan)
+            row[w + 7 + i] = min(max(dist, -DIST_CLIP), DIST_CLIP) if dist == dist else dist
+        self._prev = (h, lo, c)
+        return row

@@ -1,0 +1,175 @@
+"""Paper record -> metrics -> may the bot trade real money?
+
+`PerformanceTracker` measures the paper journal (closed trades net of fees, the equity curve)
+against buy-and-hold of the traded pairs over the same time. `PromotionGate` checks the
+criteria from the settings and reports progress on each (`CriterionProgress`, shown by the UI).
+`promotion_action` says what to do when the gate is passed: go live only when AUTO_LIVE is on,
+keys are present AND the user's consent is stored; otherwise announce "ready" and wait.
+
+Trades made while replaying recorded candles are journaled with mode "REPLAY" and never count
+here: history is a backtest, not a paper record.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bot.analysis.metrics import max_drawdown, returns_of, sharpe, trade_stats
+from bot.engine.snapshot import CriterionProgress
+from bot.exchange.base import ClosedTrade
+
+__all__ = ["PaperRecord", "PerformanceTracker", "PromotionGate", "GateResult", "promotion_action",
+           "buy_and_hold_curve"]
+
+DAY_MS = 86_400_000
+YEAR_MS = 365 * DAY_MS
+
+
+@dataclass(frozen=True)
+class PaperRecord:
+    """The paper record's headline numbers (money in USDT, drawdown as a fraction)."""
+
+    trades: int
+    days: float
+    net_profit: float
+    fees: float
+    win_rate: float
+    profit_factor: float
+    sharpe: float
+    max_drawdown: float
+    buy_hold_sharpe: float | None      # None: no prices of the traded pairs for that span
+    buy_hold_return: float | None
+    start_ms: int = 0
+    end_ms: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def _sharpe_of(times_ms: np.ndarray, values: np.ndarray) -> float:
+    """Annualised Sharpe of a curve sampled at (possibly irregular) times: periods per year from
+    the curve's own density, so a curve sampled per candle or per minute is treated alike."""
+    if len(values) < 3:
+        return 0.0
+    span = float(times_ms[-1] - times_ms[0])
+    if span <= 0:
+        return 0.0
+    ppy = (len(values) - 1) * YEAR_MS / span
+    return sharpe(returns_of(values), ppy)
+
+
+def buy_and_hold_curve(frames: dict[str, pd.DataFrame], times_ms: Sequence[int]) -> np.ndarray | None:
+    """Equal-weight buy-and-hold of `frames`' closes, sampled at `times_ms` (last close at or before
+    each time), starting at 1.0. None when no pair has a price at the first time."""
+    t = np.asarray(times_ms, dtype=np.int64)
+    curves = []
+    for f in frames.values():
+        if len(f) == 0:
+            continue
+        idx = np.asarray(f.index, dtype=np.int64)
+        close = f["close"].to_numpy(dtype=np.float64)
+        pos = np.searchsorted(idx, t, side="right") - 1
+        if pos[0] < 0:
+            continue
+        px = close[np.clip(pos, 0, None)]
+        curves.append(px / px[0])
+    if not curves:
+        return None
+    return np.mean(curves, axis=0)
+
+
+class PerformanceTracker:
+    """Measures a paper record: closed trades + equity curve, against buy-and-hold."""
+
+    def __init__(self, settings: Any) -> None:
+        self.settings = settings
+
+    def measure(self, trades: Iterable[ClosedTrade], equity: Sequence[tuple[int, float]], *,
+                prices: dict[str, pd.DataFrame] | None = None) -> PaperRecord:
+        """`equity`: (time ms, equity) points, oldest first; `prices`: candle frames of the traded pairs."""
+        trades = list(trades)
+        pnls = [t.pnl for t in trades]
+        ts = trade_stats(pnls)
+        eq = sorted(equity)
+        times = np.array([p[0] for p in eq], dtype=np.int64)
+        values = np.array([p[1] for p in eq], dtype=np.float64)
+        starts = [t.entry_ms for t in trades] + ([int(times[0])] if len(times) else [])
+        ends = [t.exit_ms for t in trades] + ([int(times[-1])] if len(times) else [])
+        start = min(starts) if starts else 0
+        end = max(ends) if ends else 0
+        bh_sharpe = bh_ret = None
+        if prices and len(times) >= 3:
+            traded = {s: f for s, f in prices.items() if s in {t.symbol for t in trades}} or prices
+            bh = buy_and_hold_curve(traded, times)
+            if bh is not None:
+                bh_sharpe = _sharpe_of(times, bh)
+                bh_ret = float(bh[-1] - 1.0)
+        return PaperRecord(
+            trades=ts.trades, days=(end - start) / DAY_MS if end > start else 0.0, net_profit=float(sum(pnls)),
+            fees=float(sum(t.fees for t in trades)), win_rate=ts.win_rate, profit_factor=ts.profit_factor,
+            sharpe=_sharpe_of(times, values), max_drawdown=max_drawdown(values).max_drawdown if len(values) else 0.0,
+            buy_hold_sharpe=bh_sharpe, buy_hold_return=bh_ret, start_ms=int(start), end_ms=int(end))
+
+    def from_journal(self, journal: Any, *, mode: str = "PAPER",
+                     prices: dict[str, pd.DataFrame] | None = None) -> PaperRecord:
+        """The record of `mode` in the SQLite journal (`bot.journal.store.Journal`)."""
+        trades = journal.closed_trades(mode=mode)
+        equity = [(t, e) for t, e, _b in journal.equity_history(mode)]
+        return self.measure(trades, equity, prices=prices)
+
+
+@dataclass(frozen=True)
+class GateResult:
+    passed: bool
+    criteria: tuple[CriterionProgress, ...]
+
+    @property
+    def missing(self) -> list[str]:
+        return [c.name for c in self.criteria if not c.met]
+
+
+def _fmt_pf(x: float) -> str:
+    return "inf" if math.isinf(x) else f"{x:.2f}"
+
+
+class PromotionGate:
+    """The criteria a paper record must meet before real money (PROMOTION_* settings)."""
+
+    def __init__(self, settings: Any) -> None:
+        self.settings = settings
+
+    def evaluate(self, r: PaperRecord) -> GateResult:
+        s = self.settings
+        bh = r.buy_hold_sharpe
+        crit = (
+            CriterionProgress("closed trades", f">= {s.PROMOTION_MIN_TRADES}", str(r.trades),
+                              r.trades >= s.PROMOTION_MIN_TRADES),
+            CriterionProgress("days of record", f">= {s.PROMOTION_MIN_DAYS:g}", f"{r.days:.1f}",
+                              r.days >= s.PROMOTION_MIN_DAYS),
+            CriterionProgress("net profit after fees", "> 0 USDT", f"{r.net_profit:+.2f}", r.net_profit > 0),
+            CriterionProgress("profit factor", f">= {s.PROMOTION_MIN_PROFIT_FACTOR:g}", _fmt_pf(r.profit_factor),
+                              r.profit_factor >= s.PROMOTION_MIN_PROFIT_FACTOR),
+            CriterionProgress("max drawdown", f"<= {s.PROMOTION_MAX_DRAWDOWN:.0%}", f"{r.max_drawdown:.1%}",
+                              r.max_drawdown <= s.PROMOTION_MAX_DRAWDOWN),
+            CriterionProgress("Sharpe vs buy-and-hold", "above buy-and-hold" + ("" if bh is None else f" ({bh:.2f})"),
+                              f"{r.sharpe:.2f}", bh is not None and r.sharpe > bh),
+        )
+        return GateResult(all(c.met for c in crit), crit)
+
+
+def promotion_action(result: GateResult, *, auto_live: bool, has_keys: bool, has_consent: bool) -> tuple[str, str]:
+    """("live" | "ready" | "wait", why). "live" only with the gate passed, AUTO_LIVE, keys AND consent."""
+    if not result.passed:
+        return "wait", "not yet: " + ", ".join(result.missing)
+    lacking = [name for name, ok in (("AUTO_LIVE is off", auto_live), ("no Bybit keys", has_keys),
+                                     ("no stored consent", has_consent)) if not ok]
+    if lacking:
+        return "ready", ("the paper record passed every promotion criterion; staying in paper because "
+                         + ", ".join(lacking))
+    return "live", "the paper record passed every promotion criterion; AUTO_LIVE with keys and consent: going live"

@@ -1,0 +1,330 @@
+"""The engine's per-pair memory: a bounded tail of candles with its indicators, the trade book
+that turns fills into round trips, and the frozen chart data the UI draws.
+
+Kept apart from `engine.py` so the loop reads top to bottom there and the bookkeeping here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bot.analysis.feature_stream import wilder_trend_step
+from bot.exchange.base import ClosedTrade, Fill
+from bot.market.data_manager import CANDLE_COLUMNS, Candle
+
+__all__ = ["ChartData", "TradeMarker", "PairState", "TradeBook", "compute_indicators", "regime_of", "TAIL"]
+
+# Candles kept per pair: the DQN state's slow features (EMA 200) are computed over up to 2,000
+# candles (bot/strategies/dqn.py); the engine's own indicators need far fewer and are computed over
+# the last INDICATOR_TAIL only (EMA 50, ATR, ADX and a 100-candle regime window, converged), so a
+# candle costs a pass over hundreds of values, never over years of history.
+TAIL = 2000
+INDICATOR_TAIL = 400
+_COLUMNS = pd.Index(list(CANDLE_COLUMNS))   # built once: a column index per frame costs more than the frame
+
+
+@dataclass(frozen=True)
+class TradeMarker:
+    time_ms: int
+    price: float
+    side: str           # Buy | Sell
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class ChartData:
+    """What the price chart draws for one pair: a copy, safe to use on the UI thread."""
+
+    symbol: str
+    interval: str
+    candles: pd.DataFrame                  # canonical frame, newest last
+    ema21: np.ndarray
+    ema50: np.ndarray
+    bb_upper: np.ndarray
+    bb_lower: np.ndarray
+    markers: tuple[TradeMarker, ...] = ()
+    stop_loss: float | None = None
+    take_profit: float | None = None
+    source: str = "REPLAY"
+
+
+def compute_indicators(frame_arrays: dict[str, np.ndarray], settings: Any) -> dict[str, np.ndarray]:
+    """ATR, ADX and Bollinger bandwidth over the bounded tail (bot.analysis.indicators, TA-Lib exact): the
+    vector pass that seeds `StreamingIndicators` and that the tests compare it with."""
+    from bot.analysis import indicators as ind
+
+    h, lo, c = (frame_arrays[k][-INDICATOR_TAIL:] for k in ("high", "low", "close"))
+    adx, pdi, mdi = ind.adx(h, lo, c, settings.ADX_PERIOD)
+    return {"atr": ind.atr(h, lo, c, settings.ATR_PERIOD), "adx": adx, "plus_di": pdi, "minus_di": mdi,
+            "atr_adx": ind.atr(h, lo, c, settings.ADX_PERIOD),
+            "bb_bandwidth": ind.bollinger(c, settings.BB_PERIOD, settings.BB_STD)[3]}
+
+
+class StreamingIndicators:
+    """ATR, ADX and the Bollinger bandwidth of the newest candle, updated in O(1) per candle.
+
+    Seeded once from a vector pass (`compute_indicators`) over the warm-up tail, then carried
+    forward with the same recursions TA-Lib uses: Wilder's mean for ATR, Wilder sums of true
+    range and directional movement for +DI/-DI, Wilder's mean of DX for ADX (an undefined DX
+    holds the ADX, as in bot.analysis.indicators), and the population standard deviation of the last
+    BB_PERIOD closes for the bandwidth. The Wilder sums are recovered from the seed as
+    n x ATR(n) (their seeds differ, but after INDICATOR_TAIL candles the difference has decayed
+    below 1e-12). Tested equal to the full-history vector computation on real candles.
+    """
+
+    def __init__(self, arrays: dict[str, np.ndarray], settings: Any) -> None:
+        self.s = settings
+        self.n_atr, self.n_adx = int(settings.ATR_PERIOD), int(settings.ADX_PERIOD)
+        self.bb_n, self.bb_k = int(settings.BB_PERIOD), float(settings.BB_STD)
+        look = int(settings.REGIME_LOOKBACK)
+        v = compute_indicators(arrays, settings)
+        h, lo, c = arrays["high"], arrays["low"], arrays["close"]
+        self.prev = (float(h[-1]), float(lo[-1]), float(c[-1])) if len(c) else None
+        self.closes: deque[float] = deque((float(x) for x in c[-self.bb_n:]), maxlen=self.bb_n)
+        self.atr_hist: deque[float] = deque((float(x) for x in v["atr"][-100:]), maxlen=100)
+        self.bw_hist: deque[float] = deque((float(x) for x in v["bb_bandwidth"][-look:]), maxlen=look)
+        self.adx_hist: deque[float] = deque((float(x) for x in v["adx"][-100:]), maxlen=100)
+        self.atr = float(v["atr"][-1]) if len(c) else math.nan
+        self.adx = float(v["adx"][-1]) if len(c) else math.nan
+        st = self.n_adx * float(v["atr_adx"][-1]) if len(c) else math.nan
+        self.st = st
+        self.sp = float(v["plus_di"][-1]) * st / 100.0 if len(c) else math.nan
+        self.sm = float(v["minus_di"][-1]) * st / 100.0 if len(c) else math.nan
+
+    def update(self, h: float, lo: float, c: float) -> None:
+        if self.prev is None:
+            self.prev = (h, lo, c)
+            self.closes.append(c)
+            return
+        ph, pl, pc = self.prev
+        self.atr, self.st, self.sp, self.sm, self.adx = wilder_trend_step(
+            self.atr, self.st, self.sp, self.sm, self.adx, h, lo, c, ph, pl, pc, self.n_atr, self.n_adx)
+        self.closes.append(c)
+        if len(self.closes) == self.bb_n:
+            arr = np.fromiter(self.closes, dtype=np.float64, count=self.bb_n)
+            mid = arr.mean()
+            dev = math.sqrt(max(float(np.mean(arr * arr)) - mid * mid, 0.0)) * self.bb_k
+            self.bw_hist.append(2.0 * dev / mid)
+        self.atr_hist.append(self.atr)
+        self.adx_hist.append(self.adx)
+        self.prev = (h, lo, c)
+
+    def regime(self) -> str:
+        """The regime of the newest candle, as `bot.analysis.features.regime_codes` defines it (ADX above
+        ADX_TREND_THRESHOLD -> trending; bandwidth above its rolling BB_VOLATILE_PERCENTILE over
+        REGIME_LOOKBACK candles, current included, linear interpolation -> volatile, which wins;
+        else choppy; 'choppy' while warming up)."""
+        look = int(self.s.REGIME_LOOKBACK)
+        if len(self.bw_hist) < look or not math.isfinite(self.adx):
+            return "choppy"
+        window = np.fromiter(self.bw_hist, dtype=np.float64, count=look)
+        if np.isnan(window).any():
+            return "choppy"
+        if window[-1] > percentile_linear(window, self.s.BB_VOLATILE_PERCENTILE):
+            return "volatile"
+        return "trending" if self.adx > self.s.ADX_TREND_THRESHOLD else "choppy"
+
+    def context(self) -> dict[str, np.ndarray]:
+        """The newest values for a StrategyContext, aligned at the end (newest last), named as
+        `bot.analysis.indicators.compute_all` names them."""
+        atr = np.fromiter(self.atr_hist, dtype=np.float64)
+        adx = np.fromiter(self.adx_hist, dtype=np.float64)
+        out = {"atr": atr, "adx": adx, "bb_bandwidth": np.fromiter(self.bw_hist, dtype=np.float64)}
+        if self.n_atr == 14:
+            out["atr_14"] = atr
+        if self.n_adx == 14:
+            out["adx_14"] = adx
+        return out
+
+
+def percentile_linear(values: np.ndarray, q: float) -> float:
+    """numpy's default ('linear') percentile of a small window, without np.percentile's overhead
+    (a sort of REGIME_LOOKBACK values and one interpolation)."""
+    a = np.sort(values)
+    k = (len(a) - 1) * q / 100.0
+    f = int(math.floor(k))
+    if f + 1 >= len(a):
+        return float(a[-1])
+    return float(a[f] + (a[f + 1] - a[f]) * (k - f))
+
+
+def regime_of(indicators: dict[str, np.ndarray], settings: Any) -> str:
+    """The regime of the last candle of a `compute_indicators` result (same rule as
+    `StreamingIndicators.regime`; kept for callers that hold a vector pass)."""
+    adx, bw = indicators.get("adx"), indicators.get("bb_bandwidth")
+    look = int(settings.REGIME_LOOKBACK)
+    if adx is None or bw is None or len(bw) < look:
+        return "choppy"
+    window = bw[-look:]
+    if np.isnan(adx[-1]) or np.isnan(window).any():
+        return "choppy"
+    if bw[-1] > np.percentile(window, settings.BB_VOLATILE_PERCENTILE):
+        return "volatile"
+    return "trending" if adx[-1] > settings.ADX_TREND_THRESHOLD else "choppy"
+
+
+class PairState:
+    """One traded pair: the bounded candle tail (numpy, appended in O(tail)), its latest
+    indicators, and the markers of the trades made on it."""
+
+    def __init__(self, symbol: str, interval: str, history: pd.DataFrame, *, tail: int = TAIL,
+                 bollinger: tuple[int, float] = (20, 2.0)) -> None:
+        self.symbol = symbol
+        self.settings_bb = bollinger
+        self.interval = interval
+        self.tail = tail
+        h = history.iloc[-tail:]
+        # (open times, values) swapped as one object, so another thread never pairs new times with old values.
+        self._tv = (np.asarray(h.index, dtype=np.int64), h[list(CANDLE_COLUMNS)].to_numpy(dtype=np.float64).copy())
+        self.stream: StreamingIndicators | None = None   # set by the engine (needs the settings)
+        self.regime = "choppy"
+        self.markers: deque[TradeMarker] = deque(maxlen=200)
+        self.last_decision: Any = None
+        self.held_candles = 0
+        self.learn_prev: tuple | None = None     # (state, position taken, equity, pair value) for the learner
+
+    @property
+    def t(self) -> np.ndarray:
+        return self._tv[0]
+
+    @property
+    def v(self) -> np.ndarray:
+        return self._tv[1]
+
+    def __len__(self) -> int:
+        return len(self._tv[0])
+
+    @property
+    def last_ms(self) -> int:
+        return int(self.t[-1]) if len(self.t) else -1
+
+    @property
+    def price(self) -> float:
+        return float(self.v[-1, 3]) if len(self.v) else 0.0
+
+    def append(self, c: Candle) -> bool:
+        """Add a closed candle; False (and nothing changes) if it is not newer than the last."""
+        if c.open_ms <= self.last_ms:
+            return False
+        row = np.array([[c.open, c.high, c.low, c.close, c.volume, c.turnover]], dtype=np.float64)
+        t, v = self._tv
+        drop = 1 if len(t) >= self.tail else 0
+        self._tv = (np.concatenate((t[drop:], [c.open_ms])), np.concatenate((v[drop:], row)))
+        return True
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        v = self._tv[1]
+        return {name: v[:, i] for i, name in enumerate(CANDLE_COLUMNS)}
+
+    def frame(self, n: int | None = None) -> pd.DataFrame:
+        """A canonical frame copy of the last `n` candles (all kept ones by default)."""
+        sl = slice(-n, None) if n else slice(None)
+        t, v = self._tv
+        # One float64 block, already sorted and unique: the canonical frame without make_frame's sort.
+        return pd.DataFrame(v[sl].copy(), index=pd.Index(t[sl].copy(), name="open_time"), columns=_COLUMNS)
+
+    def atr(self) -> float:
+        a = self.stream.atr if self.stream is not None else math.nan
+        return float(a) if math.isfinite(a) else 0.0
+
+    def atr_median(self) -> float:
+        if self.stream is None:
+            return 0.0
+        a = np.fromiter(self.stream.atr_hist, dtype=np.float64)
+        a = a[np.isfinite(a)]
+        return float(np.median(a)) if len(a) else 0.0
+
+    @property
+    def indicators(self) -> dict[str, np.ndarray]:
+        return self.stream.context() if self.stream is not None else {}
+
+    def chart_copy(self, n: int, position: Any, source: str) -> ChartData:
+        """The chart's data for the last `n` candles, overlays computed here (any thread: the
+        candle arrays are read once, as the engine thread swaps them whole)."""
+        from bot.analysis import indicators as ind
+
+        t, v = self._tv
+        k = min(n, len(t))
+        w = min(len(t), k + INDICATOR_TAIL)   # overlays warmed up on the candles before the window
+        c = v[-w:, 3]
+        bb = ind.bollinger(c, self.settings_bb[0], self.settings_bb[1])
+        first = int(t[-k]) if k else 0
+        frame = pd.DataFrame(v[-k:].copy(), index=pd.Index(t[-k:].copy(), name="open_time"), columns=_COLUMNS)
+        return ChartData(self.symbol, self.interval, frame, ind.ema(c, 21)[-k:], ind.ema(c, 50)[-k:],
+                         bb[0][-k:], bb[2][-k:], tuple(m for m in list(self.markers) if m.time_ms >= first),
+                         getattr(position, "stop_loss", None), getattr(position, "take_profit", None), source)
+
+
+@dataclass
+class _OpenTrade:
+    side: str
+    qty: float
+    entry_price: float
+    entry_ms: int
+    fees: float = 0.0
+    realised: float = 0.0
+    entry_notional: float = 0.0
+    closed_qty: float = 0.0
+
+
+@dataclass
+class TradeBook:
+    """Turns fills into round trips (`ClosedTrade`), whoever caused them: a signal, a stop
+    triggered by the exchange, a manual order or close-all. P&L is net of every fee."""
+
+    mode: str = "PAPER"
+    open: dict[str, _OpenTrade] = field(default_factory=dict)
+    closed_pnl: dict[str, float] = field(default_factory=dict)
+
+    def value(self, symbol: str, mark: float) -> float:
+        """Net P&L made on `symbol` so far: closed round trips + the open one marked at `mark`."""
+        v = self.closed_pnl.get(symbol, 0.0)
+        ot = self.open.get(symbol)
+        if ot is not None:
+            d = 1 if ot.side == "long" else -1
+            v += ot.realised - ot.fees + d * (mark - ot.entry_price) * ot.qty
+        return v
+
+    def apply(self, fill: Fill) -> ClosedTrade | None:
+        """Book one fill; returns the round trip it completed, if any."""
+        sign = 1 if fill.side == "Buy" else -1
+        ot = self.open.get(fill.symbol)
+        if ot is None:
+            self.open[fill.symbol] = _OpenTrade("long" if sign > 0 else "short", fill.qty, fill.price, fill.time_ms,
+                                                fees=fill.fee, entry_notional=fill.qty * fill.price)
+            return None
+        same = (ot.side == "long") == (sign > 0)
+        if same:  # add to the position: new average entry
+            ot.entry_notional += fill.qty * fill.price
+            ot.qty += fill.qty
+            ot.entry_price = ot.entry_notional / ot.qty
+            ot.fees += fill.fee
+            return None
+        closed_qty = min(fill.qty, ot.qty)
+        direction = 1 if ot.side == "long" else -1
+        pnl = fill.realised_pnl if fill.realised_pnl else direction * (fill.price - ot.entry_price) * closed_qty
+        ot.realised += pnl
+        ot.fees += fill.fee * (closed_qty / fill.qty)
+        ot.qty -= closed_qty
+        ot.closed_qty += closed_qty
+        ot.entry_notional = ot.qty * ot.entry_price
+        if ot.qty > 1e-12:
+            return None
+        del self.open[fill.symbol]
+        trade = ClosedTrade(symbol=fill.symbol, side=ot.side, qty=ot.closed_qty,
+                            entry_price=ot.entry_price, exit_price=fill.price, entry_ms=ot.entry_ms,
+                            exit_ms=fill.time_ms, pnl=ot.realised - ot.fees, fees=ot.fees, reason=fill.reason,
+                            mode=self.mode)
+        self.closed_pnl[fill.symbol] = self.closed_pnl.get(fill.symbol, 0.0) + trade.pnl
+        rest = fill.qty - closed_qty
+        if rest > 1e-12:  # a reversal: the remainder opens the other side
+            self.open[fill.symbol] = _OpenTrade("long" if sign > 0 else "short", rest, fill.price, fill.time_ms,
+                                                fees=fill.fee * rest / fill.qty, entry_notional=rest * fill.price)
+        return trade
+

@@ -1,0 +1,242 @@
+"""Where the engine's closed candles come from: Bybit (LIVE) or recorded real candles (REPLAY).
+
+Both feeds answer the same three questions: `history(symbol, n)` (warm-up candles, given at
+once), `next_candles(timeout)` (candles that closed since the last call, oldest first, or []
+when none closed within `timeout`), and `source` (LIVE or REPLAY, shown in the snapshot and in
+every log line about market data). No feed ever invents a price: a symbol without recorded
+candles is reported and left out of REPLAY, never filled in.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from bot.engine.snapshot import Connection, DataSource
+from bot.errors import DataError, NetworkError
+from bot.market.data_manager import (
+    CANDLE_COLUMNS,
+    BybitKlineSource,
+    Candle,
+    DataManager,
+    interval_ms,
+    ms_to_iso,
+)
+
+__all__ = ["MarketFeed", "ReplayMarket", "BybitMarket", "frame_to_candles"]
+
+log = logging.getLogger(__name__)
+
+
+class MarketFeed(Protocol):
+    """What the engine needs from a market-data source."""
+
+    source: str          # DataSource.LIVE | DataSource.REPLAY
+    connection: str      # Connection.*
+    interval: str
+
+    def symbols_available(self, wanted: Iterable[str]) -> list[str]: ...
+    def history(self, symbol: str, n: int) -> pd.DataFrame: ...
+    def next_candles(self, symbols: Iterable[str], timeout: float) -> list[Candle]: ...
+    def close(self) -> None: ...
+
+
+def frame_to_candles(frame: pd.DataFrame, symbol: str, interval: str) -> list[Candle]:
+    idx = np.asarray(frame.index, dtype=np.int64)
+    vals = frame[list(CANDLE_COLUMNS)].to_numpy(dtype=np.float64)
+    return [Candle(symbol, interval, int(t), *map(float, v)) for t, v in zip(idx, vals, strict=True)]
+
+
+class ReplayMarket:
+    """Recorded real candles of several symbols played in time order, all symbols in step.
+
+    The first `warmup` candles (at most half of a symbol's record) are history (handed over at once so the
+    indicators are warm before the first decision); then one timestamp at a time, `pace` seconds
+    apart (0 = as fast as asked). Symbols start when their own data starts.
+    """
+
+    source = DataSource.REPLAY
+    connection = Connection.OFFLINE_REPLAY
+
+    def __init__(self, settings: Any, *, symbols: Iterable[str] | None = None,
+                 frames: dict[str, pd.DataFrame] | None = None, data: DataManager | None = None,
+                 interval: str | None = None, pace: float | None = None, warmup: int = 2000,
+                 start_ms: int | None = None, end_ms: int | None = None) -> None:
+        self.interval = str(interval or settings.CANDLE_INTERVAL)
+        self.pace = settings.REPLAY_CANDLE_SECONDS if pace is None else float(pace)
+        self.warmup = int(warmup)
+        self._data = data
+        self._settings = settings
+        self._stop = threading.Event()
+        self._frames: dict[str, pd.DataFrame] = {}
+        self._missing: dict[str, str] = {}
+        for sym, frame in (frames or {}).items():
+            self._frames[sym] = frame
+        for sym in symbols or ():
+            self._load(sym)
+        if start_ms is None:
+            # `warmup` candles of history before the first replayed one (the agent's slow features
+            # want 2,000), but never more than half of a symbol's record, so a short one still plays.
+            starts = [int(f.index[min(self.warmup, len(f) // 2)]) for f in self._frames.values() if len(f)]
+            start_ms = min(starts) if starts else 0
+        self.start_ms = int(start_ms)
+        self.end_ms = end_ms
+        self._cursor = self.start_ms      # next open time to hand out
+        self._last_step: float | None = None     # monotonic time of the last step; None: none yet
+        self._idx: dict[str, np.ndarray] = {}
+        self._vals: dict[str, np.ndarray] = {}
+        for sym in self._frames:
+            self._index(sym)
+        for sym, f in self._frames.items():
+            log.info("REPLAY %s/%s: %d recorded real candles %s .. %s, replay from %s", sym, self.interval,
+                     len(f), ms_to_iso(f.index[0]), ms_to_iso(f.index[-1]), ms_to_iso(self.start_ms))
+
+    def _load(self, symbol: str) -> bool:
+        if symbol in self._frames:
+            return True
+        if symbol in self._missing:
+            return False
+        try:
+            dm = self._data or DataManager(self._settings)
+            self._data = dm
+            self._frames[symbol] = dm.replay_frame(symbol, self.interval)
+            return True
+        except DataError as exc:
+            self._missing[symbol] = str(exc)
+            log.warning("REPLAY: %s is left out: %s", symbol, exc)
+            return False
+
+    def _index(self, symbol: str) -> None:
+        f = self._frames[symbol]
+        self._idx[symbol] = np.asarray(f.index, dtype=np.int64)
+        self._vals[symbol] = f[list(CANDLE_COLUMNS)].to_numpy(dtype=np.float64)
+
+    def symbols_available(self, wanted: Iterable[str]) -> list[str]:
+        out = []
+        for s in wanted:
+            if self._load(s):
+                if s not in self._idx:
+                    self._index(s)
+                out.append(s)
+        return out
+
+    def seek(self, open_ms: int) -> None:
+        """Continue the replay from the candle opening at or after `open_ms` (a restart resumes)."""
+        self._cursor = max(int(open_ms), self.start_ms)
+        log.info("REPLAY resumes at %s", ms_to_iso(self._cursor))
+
+    @property
+    def missing(self) -> dict[str, str]:
+        return dict(self._missing)
+
+    def history(self, symbol: str, n: int) -> pd.DataFrame:
+        if not self._load(symbol):
+            raise DataError(self._missing[symbol])
+        f = self._frames[symbol]
+        f = f[f.index < self._cursor]
+        return f.iloc[-n:] if n else f.iloc[0:0]
+
+    @property
+    def exhausted(self) -> bool:
+        return all(len(ix) == 0 or self._cursor > ix[-1] for ix in self._idx.values()) or (
+            self.end_ms is not None and self._cursor > self.end_ms)
+
+    def next_candles(self, symbols: Iterable[str], timeout: float) -> list[Candle]:
+        """The candles of the next recorded timestamp for `symbols`, after the pace has elapsed."""
+        if self.pace > 0 and self._last_step is not None:
+            wait = self._last_step + self.pace - time.monotonic()
+            if wait > 0:
+                if self._stop.wait(min(wait, timeout)) or wait > timeout:
+                    return []
+        if self._stop.is_set():
+            return []
+        syms = [s for s in symbols if s in self._idx]
+        while not self.exhausted:
+            nxt = [ix[np.searchsorted(ix, self._cursor)] for s in syms
+                   for ix in (self._idx[s],) if np.searchsorted(ix, self._cursor) < len(ix)]
+            if not nxt:
+                self._cursor = max(int(ix[-1]) for ix in self._idx.values()) + 1
+                return []
+            t = int(min(nxt))
+            if self.end_ms is not None and t > self.end_ms:
+                self._cursor = self.end_ms + 1
+                return []
+            out = []
+            for s in syms:
+                ix = self._idx[s]
+                i = int(np.searchsorted(ix, t))
+                if i < len(ix) and ix[i] == t:
+                    out.append(Candle(s, self.interval, t, *map(float, self._vals[s][i])))
+            self._cursor = t + 1
+            self._last_step = time.monotonic()
+            return out
+        return []
+
+    def close(self) -> None:
+        self._stop.set()
+
+
+class BybitMarket:
+    """Closed candles from Bybit's public kline endpoint (no keys), polled every
+    MARKET_POLL_SECONDS. Raises `NetworkError` when Bybit cannot be reached, so the engine can
+    say so and fall back to REPLAY."""
+
+    source = DataSource.LIVE
+    connection = Connection.CONNECTED
+
+    def __init__(self, settings: Any, *, source: BybitKlineSource | None = None, interval: str | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.interval = str(interval or settings.CANDLE_INTERVAL)
+        self.poll_seconds = settings.MARKET_POLL_SECONDS
+        self.src = source or BybitKlineSource.from_settings(settings)
+        self.clock = clock
+        self._last: dict[str, int] = {}       # symbol -> last open time handed out
+        self._next_poll = 0.0
+        self._stop = threading.Event()
+
+    def symbols_available(self, wanted: Iterable[str]) -> list[str]:
+        return list(wanted)
+
+    def history(self, symbol: str, n: int) -> pd.DataFrame:
+        step = interval_ms(self.interval)
+        start = int(self.clock() * 1000) - (n + 2) * step
+        df = self.src.fetch(symbol, self.interval, start)
+        if len(df):
+            self._last[symbol] = int(df.index[-1])
+        return df.iloc[-n:]
+
+    def next_candles(self, symbols: Iterable[str], timeout: float) -> list[Candle]:
+        wait = self._next_poll - time.monotonic()
+        if wait > 0:
+            if self._stop.wait(min(wait, timeout)) or wait > timeout:
+                return []
+        self._next_poll = time.monotonic() + self.poll_seconds
+        step = interval_ms(self.interval)
+        out: list[Candle] = []
+        for sym in symbols:
+            last = self._last.get(sym)
+            start = last + step if last is not None else int(self.clock() * 1000) - 2 * step
+            df = self.src.fetch(sym, self.interval, start)   # NetworkError propagates on purpose
+            if len(df):
+                self._last[sym] = int(df.index[-1])
+                out.extend(frame_to_candles(df, sym, self.interval))
+        return sorted(out, key=lambda c: c.open_ms)
+
+    def close(self) -> None:
+        self._stop.set()
+
+
+def probe_bybit(settings: Any, symbol: str) -> tuple[BybitMarket | None, str]:
+    """A LIVE feed if Bybit answers for `symbol`, else (None, why not)."""
+    try:
+        m = BybitMarket(settings)
+        m.history(symbol, 5)
+        return m, ""
+    except (NetworkError, DataError) as exc:
+        return None, str(exc)

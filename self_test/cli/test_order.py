@@ -1,0 +1,67 @@
+"""`python -m bot order` and `python -m bot status` in paper mode (price from the last recorded
+candle when Bybit is unreachable) and in live mode against the fake Bybit."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+
+from bot.__main__ import main
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("HISTORICAL_DATA_PATH", str(tmp_path / "data"))
+    monkeypatch.setenv("LOG_FILE", str(tmp_path / "bot.log"))
+    monkeypatch.setenv("SIMULATION_ORDER_DELAY", "0")
+    monkeypatch.setenv("BYBIT_TIMEOUT", "1")
+    for k in ("BYBIT_API_KEY", "BYBIT_API_SECRET", "BYBIT_BASE_URL", "EXCHANGE_CATEGORY", "LEVERAGE"):
+        monkeypatch.delenv(k, raising=False)
+    return monkeypatch
+
+
+def test_paper_order_and_status_offline(tmp_path, env, capsys, btc_hourly):
+    env.setenv("BYBIT_BASE_URL", f"http://127.0.0.1:{closed_port()}")  # Bybit unreachable, on loopback
+    assert main(["--env-file", "/dev/null", "order", "BTCUSDT", "buy", "20"]) == 0
+    out = capsys.readouterr().out
+    last = float(btc_hourly["close"].iloc[-1])
+    assert "last recorded candle 2019-10-17" in out and f"price {last:,.2f}" in out
+    assert "🟢 BUY BTCUSDT 0.002 @" in out and "· PAPER · manual" in out
+    wallet = json.loads((tmp_path / "data" / "paper_wallet.json").read_text())
+    assert wallet["positions"]["BTCUSDT"]["size"] == 0.002
+    assert main(["--env-file", "/dev/null", "status"]) == 0
+    out = capsys.readouterr().out
+    assert "positions (1)" in out and "BTCUSDT LONG 0.002" in out and "last recorded candle" in out
+    assert main(["--env-file", "/dev/null", "order", "BTCUSDT", "buy", "2"]) == 1  # under 0.001 BTC
+    assert "order not placed: order too small" in capsys.readouterr().out
+
+
+def test_live_order_and_status_against_the_fake(tmp_path, env, capsys, fake_bybit, btc_hourly):
+    price = float(btc_hourly["close"].iloc[-1])
+    fake_bybit.set_price("BTCUSDT", price)
+    env.setenv("BYBIT_BASE_URL", fake_bybit.url)
+    assert main(["--env-file", "/dev/null", "status", "--live"]) == 1  # no keys: refused with a reason
+    env.setenv("BYBIT_API_KEY", "testkey")
+    env.setenv("BYBIT_API_SECRET", "testsecret")
+    assert main(["--env-file", "/dev/null", "order", "BTCUSDT", "sell", "20", "--live"]) == 1  # no consent
+    assert fake_bybit.book.orders == {}
+    assert main(["--env-file", "/dev/null", "order", "BTCUSDT", "sell", "20", "--live", "--yes"]) == 0
+    (order,) = fake_bybit.book.orders.values()
+    assert order["side"] == "Sell" and order["qty"] == 0.002 and order["orderLinkId"].startswith("manual-")
+    from bot.journal.store import Journal
+
+    with Journal(tmp_path / "data" / "state.db") as journal:  # journaled, and it agrees with the exchange
+        intent = journal.get_intent(order["orderLinkId"])
+        assert intent.status == "filled" and intent.exchange_order_id == order["orderId"] and intent.mode == "LIVE"
+    capsys.readouterr()
+    assert main(["--env-file", "/dev/null", "status", "--live"]) == 0
+    out = capsys.readouterr().out
+    assert f"LIVE linear account at {fake_bybit.url}" in out and "BTCUSDT SHORT 0.002" in out
