@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.exchange.base import Fill, OrderIntent, OrderStatus  # noqa: E402
 from bot.journal.store import Journal  # noqa: E402
+from bot.types import Fill, OrderIntent, OrderStatus  # noqa: E402
 
 
 def pct(xs: list[float], q: float) -> float:

@@ -43,8 +43,8 @@ sys.path.insert(0, str(ROOT))
 from tqdm import tqdm  # noqa: E402
 
 from bot.engine.trading_engine import TradingEngine  # noqa: E402
-from bot.exchange.base import MemoryJournal  # noqa: E402
 from bot.exchange.sim import SimExchange  # noqa: E402
+from bot.journal.base import MemoryJournal  # noqa: E402
 from bot.journal.store import Journal  # noqa: E402
 from bot.market.data_manager import load_seed  # noqa: E402
 from bot.market.feeds import ReplayMarket  # noqa: E402

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.stats import kurtosis, norm, skew
 
-from bot.market.data_manager import interval_ms
+from bot.types import interval_ms
 
 __all__ = [
     "periods_per_year", "returns_of", "sharpe", "sortino", "max_drawdown", "calmar", "trade_stats",

@@ -21,7 +21,8 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     from tqdm import tqdm
 
     from bot.errors import NetworkError
-    from bot.market.data_manager import DataManager, interval_ms
+    from bot.market.data_manager import DataManager
+    from bot.types import interval_ms
 
     interval = args.interval or settings.CANDLE_INTERVAL
     interval_ms(interval)  # validates

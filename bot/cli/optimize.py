@@ -115,9 +115,9 @@ def run(args: argparse.Namespace, settings: Any) -> int:
 
 
 def _walk_forward(args: argparse.Namespace, settings: Any, space: Any, frame: Any, out: Path, jobs: int) -> dict:
-    from bot.market.data_manager import ms_to_iso
     from bot.research.objective import walk_forward_search
     from bot.research.optimizer import ParameterOptimizer
+    from bot.types import ms_to_iso
 
     def make(objective: Any, k: int) -> ParameterOptimizer:
         ckpt = out / f"walk_forward_{k + 1}.pkl"   # each split resumes on its own

@@ -50,7 +50,8 @@ class PriceSource:
                 log.info("Bybit ticker unavailable (%s); using the last recorded candle", exc)
                 self._bybit_down = True
         from bot.errors import DataError
-        from bot.market.data_manager import DataManager, ms_to_iso
+        from bot.market.data_manager import DataManager
+        from bot.types import ms_to_iso
 
         frame = DataManager(self.settings).candles(symbol, self.settings.CANDLE_INTERVAL)
         if len(frame) == 0:

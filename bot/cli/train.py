@@ -54,8 +54,9 @@ def run(args: argparse.Namespace, settings: Any) -> int:
 
     from bot.agent.self_learning import DQNConfig, SelfLearningBot
     from bot.errors import DataError
-    from bot.market.data_manager import DataManager, interval_ms
+    from bot.market.data_manager import DataManager
     from bot.research.walk_forward import record_trial, walk_forward
+    from bot.types import interval_ms
     from config import PROJECT_ROOT
 
     interval = args.interval or settings.CANDLE_INTERVAL

@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.errors import StrategyError
-from bot.exchange.base import Fill
-from bot.market.data_manager import Candle
+from bot.types import Candle, Fill
 
 __all__ = ["Components", "Broker", "build_components", "resolve_strategy"]
 
@@ -102,7 +101,7 @@ def build_components(engine: Any, mode: str) -> Components:
     journal = engine._journal_arg
     if journal is None:
         if mode == "BACKTEST":
-            from bot.exchange.base import MemoryJournal
+            from bot.journal.base import MemoryJournal
             journal = MemoryJournal()
         elif replay:
             # Replayed history gets its own journal and wallet: it must never mix with, or count as,

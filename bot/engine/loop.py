@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from bot.engine.promotion import PerformanceTracker, PromotionGate, promotion_action
-from bot.engine.snapshot import Connection, DataSource, EngineSnapshot, EngineStatus
+from bot.engine.snapshot import EngineSnapshot, EngineStatus
 from bot.engine.state import _OpenTrade
 from bot.errors import BotError, NetworkError
 from bot.events import EventKind
-from bot.market.data_manager import SEED_FILES, ms_to_iso
+from bot.market.data_manager import SEED_FILES
+from bot.types import Connection, DataSource, ms_to_iso
 
 __all__ = ["run_session", "finish", "build_snapshot", "SwitchToLive", "SwitchSession"]
 

@@ -22,7 +22,7 @@ import pandas as pd
 
 from bot.analysis.metrics import max_drawdown, returns_of, sharpe, trade_stats
 from bot.engine.snapshot import CriterionProgress
-from bot.exchange.base import ClosedTrade
+from bot.types import ClosedTrade
 
 __all__ = ["PaperRecord", "PerformanceTracker", "PromotionGate", "GateResult", "promotion_action",
            "buy_and_hold_curve"]

@@ -35,7 +35,8 @@ from typing import Any
 
 from bot.errors import BotError, InvalidOrderError
 from bot.events import Event, EventBus, EventKind
-from bot.exchange.base import ClosedTrade, Fill, OrderIntent, OrderStatus, Position, round_to_tick
+from bot.exchange.base import round_to_tick
+from bot.types import ClosedTrade, Fill, OrderIntent, OrderStatus, Position
 
 __all__ = ["recover", "Reconciler", "RecoveryReport", "ReconcileItem"]
 

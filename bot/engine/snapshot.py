@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.exchange.base import ClosedTrade, Position
+from bot.types import ClosedTrade, Connection, DataSource, Position
 
-__all__ = ["EngineSnapshot", "EngineStatus", "DataSource", "Connection", "CriterionProgress"]
+__all__ = ["EngineSnapshot", "EngineStatus", "CriterionProgress"]
 
 
 class EngineStatus:
@@ -18,17 +18,6 @@ class EngineStatus:
     CIRCUIT_OPEN = "Circuit open"
     RESTARTING = "Restarting"
     ERROR = "Error"
-
-
-class DataSource:
-    LIVE = "LIVE"      # candles from Bybit
-    REPLAY = "REPLAY"  # recorded real candles replayed (offline or backtest)
-
-
-class Connection:
-    CONNECTED = "Connected"
-    RECONNECTING = "Reconnecting"
-    OFFLINE_REPLAY = "Offline-REPLAY"
 
 
 @dataclass(frozen=True)

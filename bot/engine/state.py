@@ -15,8 +15,7 @@ import numpy as np
 import pandas as pd
 
 from bot.analysis.feature_stream import wilder_trend_step
-from bot.exchange.base import ClosedTrade, Fill
-from bot.market.data_manager import CANDLE_COLUMNS, Candle
+from bot.types import CANDLE_COLUMNS, Candle, ClosedTrade, Fill
 
 __all__ = ["ChartData", "TradeMarker", "PairState", "TradeBook", "compute_indicators", "regime_of", "TAIL"]
 

@@ -17,9 +17,8 @@ import numpy as np
 from bot.engine.state import TAIL, PairState, StreamingIndicators, TradeMarker
 from bot.errors import BotError, RiskViolationError
 from bot.events import EventKind
-from bot.exchange.base import ClosedTrade, Fill, Position
-from bot.market.data_manager import Candle, ms_to_iso
 from bot.strategies.base import FLAT, LONG, SHORT, Decision, StrategyContext
+from bot.types import Candle, ClosedTrade, Fill, Position, ms_to_iso
 
 __all__ = ["CandleSteps", "ManualOrderResult"]
 

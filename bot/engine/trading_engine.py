@@ -27,13 +27,13 @@ from typing import Any, Callable
 
 from bot.engine.components import Components, build_components
 from bot.engine.loop import SwitchSession, SwitchToLive
-from bot.engine.snapshot import DataSource, EngineSnapshot, EngineStatus
+from bot.engine.snapshot import EngineSnapshot, EngineStatus
 from bot.engine.state import ChartData, PairState, TradeBook
 from bot.engine.step import CandleSteps, ManualOrderResult
 from bot.errors import BotError, ConfigError, NetworkError
 from bot.events import Event, EventBus, EventKind
-from bot.exchange.base import ClosedTrade, Position
 from bot.market.feeds import MarketFeed, ReplayMarket, probe_bybit
+from bot.types import ClosedTrade, DataSource, Position
 
 __all__ = ["TradingEngine", "ManualOrderResult", "ChartData", "LiveTradingRefused"]
 

@@ -1,42 +1,22 @@
-"""One exchange interface, two worlds: the `Exchange` protocol and its plain records.
+"""One exchange interface, two worlds: the `Exchange` protocol and the exchange's rounding rules.
 
 Paper (`SimExchange`) and live (`BybitExchange`) implement the same protocol, so everything
-above this layer (executor, risk manager, engine) is one code path. Records are frozen
-dataclasses because they cross threads (engine -> UI).
-
-Conventions: order sides are Bybit's "Buy" / "Sell"; position sides are "long" / "short";
-quantities are in the base coin, prices and money in the quote coin (USDT); times are UTC
-milliseconds.
+above this layer (executor, risk manager, engine) is one code path. The records it trades in
+(Order, Fill, Position, Balance, ...) are the bot's domain types in `bot.types`.
 """
 
 from __future__ import annotations
 
-import threading
-import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal
-from typing import Literal, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
+
+from bot.types import Balance, Fill, Order, OrderType, Position, Side
 
 __all__ = [
-    "Side", "PositionSide", "OrderType", "Mode",
-    "Instrument", "Order", "Fill", "Position", "Balance", "OrderIntent", "OrderStatus", "ClosedTrade",
-    "Exchange", "OrderJournal", "MemoryJournal",
-    "floor_to_step", "ceil_to_step", "order_qty", "round_to_tick", "opposite", "now_ms",
+    "Instrument", "Exchange",
+    "floor_to_step", "ceil_to_step", "order_qty", "round_to_tick",
 ]
-
-Side = Literal["Buy", "Sell"]
-PositionSide = Literal["long", "short"]
-OrderType = Literal["Market", "Limit"]
-Mode = Literal["PAPER", "LIVE", "BACKTEST"]
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def opposite(side: str) -> str:
-    """Buy <-> Sell."""
-    return "Sell" if side == "Buy" else "Buy"
 
 
 def floor_to_step(value: float, step: float) -> float:
@@ -73,24 +53,6 @@ def round_to_tick(price: float, tick: float) -> float:
     return float((Decimal(str(price)) / d_tick).to_integral_value(rounding=ROUND_HALF_UP) * d_tick)
 
 
-class OrderStatus:
-    """Order and intent states. Intents start PENDING (journaled, not yet sent)."""
-
-    PENDING = "pending"            # journaled, not sent yet
-    SENT = "sent"                  # handed to the exchange, no answer yet
-    NEW = "new"                    # acknowledged, resting (limit) or about to fill
-    PARTIALLY_FILLED = "partially_filled"
-    FILLED = "filled"
-    CANCELLED = "cancelled"
-    REJECTED = "rejected"          # the exchange (or our pre-check) refused it
-    FAILED = "failed"              # we could not send it; it never reached the exchange
-    LOST = "lost"                  # sent but fate unknown: polled until it is known
-
-    OPEN = frozenset({NEW, PARTIALLY_FILLED})
-    FINAL = frozenset({FILLED, CANCELLED, REJECTED, FAILED})
-    UNRESOLVED = frozenset({PENDING, SENT, LOST})
-
-
 @dataclass(frozen=True)
 class Instrument:
     """Trading rules of one symbol, as the exchange enforces them."""
@@ -124,110 +86,6 @@ class Instrument:
         return None
 
 
-@dataclass(frozen=True)
-class Order:
-    """An order as the exchange knows it."""
-
-    client_order_id: str
-    symbol: str
-    side: Side
-    qty: float
-    order_type: OrderType = "Market"
-    status: str = OrderStatus.NEW
-    price: float | None = None           # limit price
-    avg_price: float = 0.0               # average fill price, 0 when nothing filled
-    filled_qty: float = 0.0
-    fee: float = 0.0                     # fees paid so far, quote coin
-    reduce_only: bool = False
-    stop_loss: float | None = None
-    take_profit: float | None = None
-    exchange_order_id: str = ""
-    created_ms: int = field(default_factory=now_ms)
-    updated_ms: int = field(default_factory=now_ms)
-    reject_reason: str = ""
-
-
-@dataclass(frozen=True)
-class Fill:
-    """One execution (trade) of an order."""
-
-    client_order_id: str
-    symbol: str
-    side: Side
-    qty: float
-    price: float
-    fee: float
-    time_ms: int
-    exchange_order_id: str = ""
-    exec_id: str = ""
-    is_maker: bool = False
-    realised_pnl: float = 0.0            # P&L this fill realised (reduces/closes), before its fee
-    reason: str = "signal"               # signal / stop-loss / take-profit / manual / reconcile / liquidation
-
-
-@dataclass(frozen=True)
-class Position:
-    """An open position (one-way mode: at most one per symbol)."""
-
-    symbol: str
-    side: PositionSide
-    size: float                          # base coin, always positive
-    entry_price: float                   # average entry
-    mark_price: float = 0.0
-    unrealised_pnl: float = 0.0
-    realised_pnl: float = 0.0            # since the position opened, before fees
-    stop_loss: float | None = None
-    take_profit: float | None = None
-    trailing_stop: float | None = None   # distance in price, if trailing
-    leverage: float = 1.0
-    opened_ms: int = 0
-    fees: float = 0.0                    # fees paid on this position so far
-
-    @property
-    def notional(self) -> float:
-        return self.size * (self.mark_price or self.entry_price)
-
-    @property
-    def direction(self) -> int:
-        """+1 long, -1 short."""
-        return 1 if self.side == "long" else -1
-
-    def with_mark(self, mark: float) -> "Position":
-        return replace(self, mark_price=mark, unrealised_pnl=self.direction * (mark - self.entry_price) * self.size)
-
-
-@dataclass(frozen=True)
-class Balance:
-    """Account money in the quote coin (USDT)."""
-
-    equity: float            # wallet balance + unrealised P&L
-    available: float         # free to open new positions
-    wallet_balance: float    # cash, realised P&L included, unrealised excluded
-    unrealised_pnl: float = 0.0
-    coin: str = "USDT"
-
-
-@dataclass(frozen=True)
-class OrderIntent:
-    """What we mean to send, journaled *before* it is sent (the crash-safety contract)."""
-
-    client_order_id: str
-    symbol: str
-    side: Side
-    qty: float
-    order_type: OrderType = "Market"
-    price: float | None = None
-    reduce_only: bool = False
-    stop_loss: float | None = None
-    take_profit: float | None = None
-    mode: str = "PAPER"
-    reason: str = "signal"             # signal / stop-loss / take-profit / manual / reconcile / close-all
-    created_ms: int = field(default_factory=now_ms)
-    status: str = OrderStatus.PENDING
-    exchange_order_id: str = ""
-    error: str = ""
-
-
 @runtime_checkable
 class Exchange(Protocol):
     """What the executor and engine need from an exchange. Paper and live implement it alike.
@@ -255,72 +113,3 @@ class Exchange(Protocol):
     def close_position(self, symbol: str, *, client_order_id: str) -> Order | None: ...
 
 
-@runtime_checkable
-class OrderJournal(Protocol):
-    """Where the executor writes intents, orders and fills. `bot/journal/store.py` implements it on SQLite;
-    `MemoryJournal` in memory (tests, backtests)."""
-
-    def record_intent(self, intent: OrderIntent) -> None: ...
-    def update_intent(self, client_order_id: str, status: str, *, exchange_order_id: str = "",
-                      error: str = "") -> None: ...
-    def record_fill(self, fill: Fill, *, mode: str) -> None: ...
-    def get_intent(self, client_order_id: str) -> OrderIntent | None: ...
-    def unresolved_intents(self) -> list[OrderIntent]: ...
-
-
-class MemoryJournal:
-    """An in-memory `OrderJournal` (tests, backtests). Thread-safe."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.intents: dict[str, OrderIntent] = {}
-        self.fills: list[tuple[Fill, str]] = []
-
-    def record_intent(self, intent: OrderIntent) -> None:
-        with self._lock:
-            if intent.client_order_id in self.intents:
-                raise ValueError(f"client order id {intent.client_order_id} is already journaled")
-            self.intents[intent.client_order_id] = intent
-
-    def update_intent(self, client_order_id: str, status: str, *, exchange_order_id: str = "",
-                      error: str = "") -> None:
-        with self._lock:
-            old = self.intents[client_order_id]
-            self.intents[client_order_id] = replace(
-                old, status=status, exchange_order_id=exchange_order_id or old.exchange_order_id,
-                error=error or old.error)
-
-    def record_fill(self, fill: Fill, *, mode: str) -> None:
-        with self._lock:
-            self.fills.append((fill, mode))
-
-    def get_intent(self, client_order_id: str) -> OrderIntent | None:
-        with self._lock:
-            return self.intents.get(client_order_id)
-
-    def unresolved_intents(self) -> list[OrderIntent]:
-        with self._lock:
-            return [i for i in self.intents.values() if i.status in OrderStatus.UNRESOLVED]
-
-
-@dataclass(frozen=True)
-class ClosedTrade:
-    """A round trip: a position opened and closed (or reduced to zero)."""
-
-    symbol: str
-    side: PositionSide
-    qty: float
-    entry_price: float
-    exit_price: float
-    entry_ms: int
-    exit_ms: int
-    pnl: float               # net of all fees of the round trip, quote coin
-    fees: float
-    reason: str = "signal"   # signal / stop-loss / take-profit / manual / reconcile / close-all
-    mode: str = "PAPER"
-
-    @property
-    def return_pct(self) -> float:
-        """Net P&L as a percent of the entry notional."""
-        notional = self.qty * self.entry_price
-        return 100.0 * self.pnl / notional if notional else 0.0

@@ -28,18 +28,10 @@ from bot.errors import (
     OrderExecutionError,
     RateLimitError,
 )
-from bot.exchange.base import (
-    Balance,
-    Fill,
-    Instrument,
-    Order,
-    OrderStatus,
-    Position,
-    floor_to_step,
-    round_to_tick,
-)
+from bot.exchange.base import Instrument, floor_to_step, round_to_tick
 from bot.exchange.instruments import check_client_order_id, parse_instrument
 from bot.log_setup import add_secrets, redact
+from bot.types import Balance, Fill, Order, OrderStatus, Position
 
 __all__ = ["BybitExchange", "parse_instrument", "map_error"]
 

@@ -32,17 +32,14 @@ from bot.errors import (
 from bot.events import EventBus, EventKind
 from bot.exchange.base import (
     Exchange,
-    Fill,
     Instrument,
-    Order,
-    OrderIntent,
-    OrderJournal,
-    OrderStatus,
     ceil_to_step,
     floor_to_step,
     order_qty,
     round_to_tick,
 )
+from bot.journal.base import OrderJournal
+from bot.types import Fill, Order, OrderIntent, OrderStatus
 
 __all__ = ["TradeExecutor", "ExecutionResult", "new_client_order_id"]
 

@@ -36,22 +36,14 @@ from bot.errors import (
     InvalidOrderError,
     WalletInUseError,
 )
-from bot.exchange.base import (
-    Balance,
-    ClosedTrade,
-    Fill,
-    Instrument,
-    Order,
-    OrderStatus,
-    Position,
-    round_to_tick,
-)
+from bot.exchange.base import Instrument, round_to_tick
 from bot.exchange.instruments import (
     KNOWN_INSTRUMENTS,
     check_client_order_id,
     generic_instrument,
     known_instrument,
 )
+from bot.types import Balance, ClosedTrade, Fill, Order, OrderStatus, Position
 
 __all__ = ["SimExchange", "KNOWN_INSTRUMENTS", "generic_instrument", "check_client_order_id"]  # last 3: re-exported
 

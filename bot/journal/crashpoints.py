@@ -24,7 +24,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from bot.exchange.base import Fill, OrderIntent, OrderStatus
+from bot.types import Fill, OrderIntent, OrderStatus
 
 __all__ = ["CrashingJournal", "CRASH_POINTS"]
 

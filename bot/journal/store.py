@@ -33,7 +33,7 @@ from typing import Any
 
 from bot.errors import JournalError
 from bot.events import Event
-from bot.exchange.base import ClosedTrade, Fill, Order, OrderIntent, OrderStatus, Position
+from bot.types import ClosedTrade, Fill, Order, OrderIntent, OrderStatus, Position
 
 __all__ = ["Journal", "JournalError", "DuplicateIntentError", "UnknownIntentError", "MIGRATIONS",
            "SCHEMA_VERSION"]

@@ -25,24 +25,17 @@ import pyarrow.parquet as pq
 
 from bot.atomic import atomic_file
 from bot.errors import DataError, NetworkError
+from bot.types import CANDLE_COLUMNS, Candle, interval_ms, ms_to_iso
 
 __all__ = [
-    "CANDLE_COLUMNS", "Candle", "DataManager", "CandleCache", "BybitKlineSource", "ReplayFeed",
-    "interval_ms", "validate_candles", "make_frame", "find_gaps", "seed_path", "load_seed",
-    "SEED_FILES", "ms_to_iso", "Gap",
+    "DataManager", "CandleCache", "BybitKlineSource", "ReplayFeed",
+    "validate_candles", "make_frame", "find_gaps", "seed_path", "load_seed",
+    "SEED_FILES", "Gap",
 ]
 
 log = logging.getLogger(__name__)
 
-CANDLE_COLUMNS = ("open", "high", "low", "close", "volume", "turnover")
 PRICE_COLUMNS = ("open", "high", "low", "close")
-_MIN = 60_000
-_INTERVAL_MS = {"1": _MIN, "3": 3 * _MIN, "5": 5 * _MIN, "15": 15 * _MIN, "30": 30 * _MIN,
-                "60": 60 * _MIN, "120": 120 * _MIN, "240": 240 * _MIN, "360": 360 * _MIN,
-                "720": 720 * _MIN, "D": 1440 * _MIN, "W": 7 * 1440 * _MIN}
-# Month candles have no fixed length; 28 days is the shortest, used only as a lower bound.
-_MONTH_MS = 28 * 1440 * _MIN
-
 # Real candles shipped with the project (see historical_data/seed/README.md). The symbol is the one
 # the bot trades; the file says where the candles were really recorded.
 SEED_FILES: dict[tuple[str, str], str] = {
@@ -51,41 +44,6 @@ SEED_FILES: dict[tuple[str, str], str] = {
     ("ETHUSDT", "D"): "bitstamp_ETHUSD_D.parquet",
     ("LTCUSDT", "D"): "bitstamp_LTCUSD_D.parquet",
 }
-
-
-def interval_ms(interval: str | int) -> int:
-    """Length of one candle of a Bybit interval ("1".."720", "D", "W"; "M" -> 28 days, lower bound)."""
-    key = str(interval).upper() if str(interval).upper() in ("D", "W", "M") else str(interval)
-    if key == "M":
-        return _MONTH_MS
-    try:
-        return _INTERVAL_MS[key]
-    except KeyError:
-        raise DataError(f"interval {interval!r} is not a Bybit interval; allowed: "
-                        f"{', '.join(list(_INTERVAL_MS) + ['M'])}") from None
-
-
-def ms_to_iso(ms: int) -> str:
-    return pd.Timestamp(int(ms), unit="ms", tz="UTC").strftime("%Y-%m-%d %H:%M UTC")
-
-
-@dataclass(frozen=True)
-class Candle:
-    """One closed candle, as handed to the live loop."""
-
-    symbol: str
-    interval: str
-    open_ms: int
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: float
-    turnover: float
-
-    @property
-    def close_ms(self) -> int:
-        return self.open_ms + interval_ms(self.interval)
 
 
 @dataclass(frozen=True)

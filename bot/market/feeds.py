@@ -18,16 +18,9 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from bot.engine.snapshot import Connection, DataSource
 from bot.errors import DataError, NetworkError
-from bot.market.data_manager import (
-    CANDLE_COLUMNS,
-    BybitKlineSource,
-    Candle,
-    DataManager,
-    interval_ms,
-    ms_to_iso,
-)
+from bot.market.data_manager import BybitKlineSource, DataManager
+from bot.types import CANDLE_COLUMNS, Candle, Connection, DataSource, interval_ms, ms_to_iso
 
 __all__ = ["MarketFeed", "ReplayMarket", "BybitMarket", "frame_to_candles"]
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from bot.errors import DataError
-from bot.market.data_manager import interval_ms
+from bot.types import interval_ms
 
 __all__ = ["resample", "bucket_start", "closed_until", "ratio"]
 

@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bot.exchange.base import ClosedTrade, order_qty, round_to_tick
-from bot.market.data_manager import interval_ms
+from bot.exchange.base import order_qty, round_to_tick
+from bot.types import ClosedTrade, interval_ms
 
 __all__ = ["CostModel", "BacktestResult", "fast_backtest", "engine_backtest", "run_backtest",
            "buy_and_hold", "strategy_has_fast_path"]
@@ -310,9 +310,9 @@ def engine_backtest(settings: Any, strategy: Any, frame: pd.DataFrame, *, symbol
     agent learn online during the run (off by default: a backtest judges the agent as it is).
     """
     from bot.engine.trading_engine import TradingEngine
-    from bot.exchange.base import MemoryJournal
     from bot.exchange.sim import SimExchange
-    from bot.market.data_manager import Candle
+    from bot.journal.base import MemoryJournal
+    from bot.types import Candle
 
     t0 = time.perf_counter()
     settings = settings.replace(SIMULATION_ORDER_DELAY=0.0, CANDLE_INTERVAL=str(interval),

@@ -32,7 +32,7 @@ from typing import Any
 
 from bot.errors import RiskViolationError
 from bot.events import EventBus, EventKind
-from bot.exchange.base import Position
+from bot.types import Position
 
 __all__ = ["RiskManager", "RiskDecision", "RiskViolationError", "stop_distance_of"]
 

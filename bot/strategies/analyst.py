@@ -34,10 +34,10 @@ import numpy as np
 import pandas as pd
 
 from bot.errors import BotError, DataError, StrategyError
-from bot.market.data_manager import interval_ms
 from bot.market.timeframes import bucket_start, ratio, resample
 from bot.strategies.base import FLAT, LONG, SHORT, Decision, StrategyContext
 from bot.strategies.lessons import Lesson, effective_limits, parse_lessons
+from bot.types import interval_ms
 
 __all__ = ["AnalystStrategy", "DailyTrend", "Setup", "daily_trend"]
 

@@ -13,7 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
-from bot.exchange.base import Balance, Position
+from bot.types import Balance, Position
 
 __all__ = ["Decision", "StrategyContext", "Strategy", "FLAT", "LONG", "SHORT", "SETUPS"]
 

@@ -398,7 +398,8 @@ class _RecordedCandles:
 
     def get(self, symbol: str, default: Any = None) -> Any:
         if symbol not in self._frames:
-            from bot.market.data_manager import DataManager, interval_ms
+            from bot.market.data_manager import DataManager
+            from bot.types import interval_ms
 
             try:
                 self._frames[symbol] = DataManager(self.settings).candles(

@@ -12,7 +12,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from bot.engine.snapshot import EngineSnapshot
-from bot.exchange.base import ClosedTrade
+from bot.types import ClosedTrade
 
 __all__ = ["SessionHistory", "HistoryCopy"]
 

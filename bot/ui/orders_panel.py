@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from tkinter import ttk
 from typing import Any
 
-from bot.exchange.base import ClosedTrade, Position
+from bot.types import ClosedTrade, Position
 
 __all__ = ["OrdersPanel", "parse_usdt", "describe_result"]
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 import tkinter as tk
 
-from bot.engine.snapshot import Connection, EngineSnapshot, EngineStatus
+from bot.engine.snapshot import EngineSnapshot, EngineStatus
+from bot.types import Connection
 from bot.ui.tkcache import ConfigCache
 
 __all__ = ["StatusBar"]

@@ -223,7 +223,7 @@ def test_hand_written_gradients_equal_autograd(trained):
 
 
 def test_dqn_strategy_keeps_a_young_position_like_in_training(trained, frame):
-    from bot.exchange.base import Position
+    from bot.types import Position
 
     s, agent, _, _ = trained
     strat = get_strategy("dqn", s, agent=agent)

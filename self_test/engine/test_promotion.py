@@ -13,9 +13,9 @@ from bot.engine.promotion import PerformanceTracker, PromotionGate, promotion_ac
 from bot.engine.state import PairState
 from bot.engine.trading_engine import LiveTradingRefused, TradingEngine
 from bot.events import EventKind
-from bot.exchange.base import ClosedTrade
 from bot.exchange.sim import SimExchange
 from bot.journal.store import Journal
+from bot.types import ClosedTrade
 from self_test.conftest import make_settings
 
 DAY = 86_400_000

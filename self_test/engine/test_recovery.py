@@ -8,10 +8,9 @@ import pytest
 
 from bot.engine.recovery import Reconciler, recover
 from bot.events import EventBus, EventKind
-from bot.exchange.base import OrderIntent, OrderStatus, Position
 from bot.exchange.sim import SimExchange
 from bot.journal.store import Journal
-from bot.market.data_manager import Candle
+from bot.types import Candle, OrderIntent, OrderStatus, Position
 from self_test.conftest import make_settings
 
 SYM = "BTCUSDT"

@@ -11,16 +11,17 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from bot.engine.snapshot import Connection, DataSource, EngineStatus
+from bot.engine.snapshot import EngineStatus
 from bot.engine.step import ManualOrderResult
 from bot.engine.trading_engine import TradingEngine
 from bot.errors import AuthError, NetworkError
 from bot.events import EventKind
 from bot.exchange.sim import SimExchange
 from bot.journal.store import Journal
-from bot.market.data_manager import BybitKlineSource, Candle, load_seed
+from bot.market.data_manager import BybitKlineSource, load_seed
 from bot.market.feeds import BybitMarket, ReplayMarket
 from bot.strategies.sma import SMACrossStrategy
+from bot.types import Candle, Connection, DataSource
 from self_test.conftest import make_settings, wait_for
 from self_test.fakes.priced_market import PricedMarket
 

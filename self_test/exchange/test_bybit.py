@@ -15,11 +15,13 @@ from bot.errors import (
     NetworkError,
     OrderExecutionError,
 )
-from bot.exchange.base import Exchange, MemoryJournal, OrderStatus, round_to_tick
+from bot.exchange.base import Exchange, round_to_tick
 from bot.exchange.bybit import BybitExchange
 from bot.exchange.executor import TradeExecutor
 from bot.exchange.sim import SimExchange
+from bot.journal.base import MemoryJournal
 from bot.market.data_manager import ReplayFeed
+from bot.types import OrderStatus
 from self_test.conftest import make_settings, wait_for
 from self_test.fakes.bybit_server import Fault
 

@@ -9,10 +9,12 @@ import pytest
 
 from bot.errors import AuthError
 from bot.events import EventBus, EventKind
-from bot.exchange.base import MemoryJournal, OrderStatus, floor_to_step, round_to_tick
+from bot.exchange.base import floor_to_step, round_to_tick
 from bot.exchange.bybit import BybitExchange
 from bot.exchange.executor import TradeExecutor, new_client_order_id
 from bot.exchange.sim import SimExchange
+from bot.journal.base import MemoryJournal
+from bot.types import OrderStatus
 from self_test.conftest import make_settings
 
 

@@ -17,9 +17,10 @@ from bot.errors import (
     InvalidOrderError,
     WalletInUseError,
 )
-from bot.exchange.base import Exchange, OrderStatus, round_to_tick
+from bot.exchange.base import Exchange, round_to_tick
 from bot.exchange.sim import SimExchange, generic_instrument
 from bot.market.data_manager import ReplayFeed, load_seed
+from bot.types import OrderStatus
 from self_test.conftest import make_settings
 
 FEE = 0.00055

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.exchange.base import OrderStatus
 from bot.journal.store import Journal
+from bot.types import OrderStatus
 from self_test.conftest import ROOT
 
 SYM = "BTCUSDT"

@@ -11,15 +11,7 @@ import pytest
 
 from bot.errors import JournalError
 from bot.events import Event, EventBus, EventKind
-from bot.exchange.base import (
-    ClosedTrade,
-    Fill,
-    Order,
-    OrderIntent,
-    OrderJournal,
-    OrderStatus,
-    Position,
-)
+from bot.journal.base import OrderJournal
 from bot.journal.store import (
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -27,6 +19,7 @@ from bot.journal.store import (
     Journal,
     UnknownIntentError,
 )
+from bot.types import ClosedTrade, Fill, Order, OrderIntent, OrderStatus, Position
 
 # Real prices: the first hourly closes of the seed file (Coinbase BTC-USD, 2017-07).
 PRICE = 2505.56

@@ -18,10 +18,10 @@ from bot.market.data_manager import (
     DataManager,
     ReplayFeed,
     find_gaps,
-    interval_ms,
     make_frame,
     validate_candles,
 )
+from bot.types import interval_ms
 from self_test.conftest import make_settings
 
 HOUR = 3_600_000

@@ -199,10 +199,10 @@ def test_good_csv_with_other_column_names_runs(tmp_path, settings, btc_hourly, c
 def test_dqn_fast_policy_decides_like_the_strategy(settings, btc_hourly):
     """The batched DQN pass (flat states) and the per-candle pass (open positions) give the
     targets `DQNStrategy.decide` gives, on real candles (an untrained agent: seeded weights)."""
-    from bot.exchange.base import Position
     from bot.research.backtest_dqn import DQNPolicy
     from bot.strategies import get_strategy
     from bot.strategies.base import StrategyContext
+    from bot.types import Position
 
     strat = get_strategy("dqn", settings)
     strat.training = False

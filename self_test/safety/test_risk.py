@@ -9,11 +9,12 @@ import pytest
 from bot.analysis import indicators as ind
 from bot.errors import RiskViolationError
 from bot.events import EventBus, EventKind
-from bot.exchange.base import MemoryJournal, Position
 from bot.exchange.executor import TradeExecutor
 from bot.exchange.sim import SimExchange
+from bot.journal.base import MemoryJournal
 from bot.journal.store import Journal
 from bot.safety.risk import RiskManager, stop_distance_of
+from bot.types import Position
 from self_test.conftest import make_settings
 
 DAY = 86_400_000

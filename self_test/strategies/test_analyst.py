@@ -8,13 +8,13 @@ import pytest
 
 from bot.analysis.indicators import compute_all
 from bot.errors import StrategyError
-from bot.exchange.base import Position
 from bot.market.data_manager import CandleCache
 from bot.market.timeframes import resample
 from bot.strategies import get_strategy
 from bot.strategies.analyst import AnalystStrategy
 from bot.strategies.base import FLAT, LONG, StrategyContext
 from bot.strategies.lessons import Lesson
+from bot.types import Position
 from self_test.conftest import make_settings
 
 HOUR = 3_600_000

@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 
 from bot.analysis.features import regime
-from bot.exchange.base import ClosedTrade
 from bot.journal.store import Journal
 from bot.strategies.analyst import AnalystStrategy
 from bot.strategies.base import FLAT, StrategyContext
@@ -27,6 +26,7 @@ from bot.strategies.lessons import (
     veto_outcomes,
 )
 from bot.strategies.review import ReviewPipeline
+from bot.types import ClosedTrade
 from self_test.conftest import make_settings
 
 HOUR = 3_600_000

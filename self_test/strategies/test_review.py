@@ -222,7 +222,7 @@ def test_risk_review_vetoes_entries_into_a_volatility_spike(settings, btc_hourly
 
 
 def test_a_journal_without_review_records_still_gets_the_events(settings, btc_hourly):
-    from bot.exchange.base import MemoryJournal
+    from bot.journal.base import MemoryJournal
 
     bus = EventBus()
     q = bus.subscribe()

@@ -71,7 +71,7 @@ def test_decide_agrees_with_signals_for_every_state(settings, slice_):
     strat = SMACrossStrategy(settings, fast=5, slow=20, atr_stop=2.0, take_profit=4.0)
     sig = strat.signals(slice_)
     sl_d, tp_d = strat.stop_distances(slice_)
-    from bot.exchange.base import Position
+    from bot.types import Position
     for i in range(40, len(slice_)):
         window = slice_.iloc[max(0, i - 60):i + 1]   # the engine passes a window, not all history
         price = float(window["close"].iloc[-1])

@@ -1,0 +1,243 @@
+"""The bot's plain domain records, shared by every part: orders, fills, positions, money, candles.
+
+These are frozen dataclasses (they cross threads: engine -> window, notifier) with no behaviour
+beyond a few derived properties, so any part may import them without pulling in an exchange
+adapter, the engine or the journal.
+
+Conventions: order sides are Bybit's "Buy" / "Sell"; position sides are "long" / "short";
+quantities are in the base coin, prices and money in the quote coin (USDT); times are UTC
+milliseconds; candle intervals are Bybit's ("1".."720", "D", "W", "M").
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Literal
+
+from bot.errors import DataError
+
+__all__ = [
+    "Side", "PositionSide", "OrderType", "Mode",
+    "OrderStatus", "Order", "Fill", "Position", "Balance", "OrderIntent", "ClosedTrade",
+    "Candle", "CANDLE_COLUMNS", "DataSource", "Connection",
+    "interval_ms", "ms_to_iso", "now_ms", "opposite",
+]
+
+CANDLE_COLUMNS = ("open", "high", "low", "close", "volume", "turnover")
+
+
+Side = Literal["Buy", "Sell"]
+PositionSide = Literal["long", "short"]
+OrderType = Literal["Market", "Limit"]
+Mode = Literal["PAPER", "LIVE", "BACKTEST"]
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def opposite(side: str) -> str:
+    """Buy <-> Sell."""
+    return "Sell" if side == "Buy" else "Buy"
+
+
+class OrderStatus:
+    """Order and intent states. Intents start PENDING (journaled, not yet sent)."""
+
+    PENDING = "pending"            # journaled, not sent yet
+    SENT = "sent"                  # handed to the exchange, no answer yet
+    NEW = "new"                    # acknowledged, resting (limit) or about to fill
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"          # the exchange (or our pre-check) refused it
+    FAILED = "failed"              # we could not send it; it never reached the exchange
+    LOST = "lost"                  # sent but fate unknown: polled until it is known
+
+    OPEN = frozenset({NEW, PARTIALLY_FILLED})
+    FINAL = frozenset({FILLED, CANCELLED, REJECTED, FAILED})
+    UNRESOLVED = frozenset({PENDING, SENT, LOST})
+
+
+@dataclass(frozen=True)
+class Order:
+    """An order as the exchange knows it."""
+
+    client_order_id: str
+    symbol: str
+    side: Side
+    qty: float
+    order_type: OrderType = "Market"
+    status: str = OrderStatus.NEW
+    price: float | None = None           # limit price
+    avg_price: float = 0.0               # average fill price, 0 when nothing filled
+    filled_qty: float = 0.0
+    fee: float = 0.0                     # fees paid so far, quote coin
+    reduce_only: bool = False
+    stop_loss: float | None = None
+    take_profit: float | None = None
+    exchange_order_id: str = ""
+    created_ms: int = field(default_factory=now_ms)
+    updated_ms: int = field(default_factory=now_ms)
+    reject_reason: str = ""
+
+
+@dataclass(frozen=True)
+class Fill:
+    """One execution (trade) of an order."""
+
+    client_order_id: str
+    symbol: str
+    side: Side
+    qty: float
+    price: float
+    fee: float
+    time_ms: int
+    exchange_order_id: str = ""
+    exec_id: str = ""
+    is_maker: bool = False
+    realised_pnl: float = 0.0            # P&L this fill realised (reduces/closes), before its fee
+    reason: str = "signal"               # signal / stop-loss / take-profit / manual / reconcile / liquidation
+
+
+@dataclass(frozen=True)
+class Position:
+    """An open position (one-way mode: at most one per symbol)."""
+
+    symbol: str
+    side: PositionSide
+    size: float                          # base coin, always positive
+    entry_price: float                   # average entry
+    mark_price: float = 0.0
+    unrealised_pnl: float = 0.0
+    realised_pnl: float = 0.0            # since the position opened, before fees
+    stop_loss: float | None = None
+    take_profit: float | None = None
+    trailing_stop: float | None = None   # distance in price, if trailing
+    leverage: float = 1.0
+    opened_ms: int = 0
+    fees: float = 0.0                    # fees paid on this position so far
+
+    @property
+    def notional(self) -> float:
+        return self.size * (self.mark_price or self.entry_price)
+
+    @property
+    def direction(self) -> int:
+        """+1 long, -1 short."""
+        return 1 if self.side == "long" else -1
+
+    def with_mark(self, mark: float) -> "Position":
+        return replace(self, mark_price=mark, unrealised_pnl=self.direction * (mark - self.entry_price) * self.size)
+
+
+@dataclass(frozen=True)
+class Balance:
+    """Account money in the quote coin (USDT)."""
+
+    equity: float            # wallet balance + unrealised P&L
+    available: float         # free to open new positions
+    wallet_balance: float    # cash, realised P&L included, unrealised excluded
+    unrealised_pnl: float = 0.0
+    coin: str = "USDT"
+
+
+@dataclass(frozen=True)
+class OrderIntent:
+    """What we mean to send, journaled *before* it is sent (the crash-safety contract)."""
+
+    client_order_id: str
+    symbol: str
+    side: Side
+    qty: float
+    order_type: OrderType = "Market"
+    price: float | None = None
+    reduce_only: bool = False
+    stop_loss: float | None = None
+    take_profit: float | None = None
+    mode: str = "PAPER"
+    reason: str = "signal"             # signal / stop-loss / take-profit / manual / reconcile / close-all
+    created_ms: int = field(default_factory=now_ms)
+    status: str = OrderStatus.PENDING
+    exchange_order_id: str = ""
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class ClosedTrade:
+    """A round trip: a position opened and closed (or reduced to zero)."""
+
+    symbol: str
+    side: PositionSide
+    qty: float
+    entry_price: float
+    exit_price: float
+    entry_ms: int
+    exit_ms: int
+    pnl: float               # net of all fees of the round trip, quote coin
+    fees: float
+    reason: str = "signal"   # signal / stop-loss / take-profit / manual / reconcile / close-all
+    mode: str = "PAPER"
+
+    @property
+    def return_pct(self) -> float:
+        """Net P&L as a percent of the entry notional."""
+        notional = self.qty * self.entry_price
+        return 100.0 * self.pnl / notional if notional else 0.0
+
+
+_MIN = 60_000
+_INTERVAL_MS = {"1": _MIN, "3": 3 * _MIN, "5": 5 * _MIN, "15": 15 * _MIN, "30": 30 * _MIN,
+                "60": 60 * _MIN, "120": 120 * _MIN, "240": 240 * _MIN, "360": 360 * _MIN,
+                "720": 720 * _MIN, "D": 1440 * _MIN, "W": 7 * 1440 * _MIN}
+# Month candles have no fixed length; 28 days is the shortest, used only as a lower bound.
+_MONTH_MS = 28 * 1440 * _MIN
+
+
+def interval_ms(interval: str | int) -> int:
+    """Length of one candle of a Bybit interval ("1".."720", "D", "W"; "M" -> 28 days, lower bound)."""
+    key = str(interval).upper() if str(interval).upper() in ("D", "W", "M") else str(interval)
+    if key == "M":
+        return _MONTH_MS
+    try:
+        return _INTERVAL_MS[key]
+    except KeyError:
+        raise DataError(f"interval {interval!r} is not a Bybit interval; allowed: "
+                        f"{', '.join(list(_INTERVAL_MS) + ['M'])}") from None
+
+
+def ms_to_iso(ms: int) -> str:
+    """A UTC time in milliseconds as "YYYY-MM-DD HH:MM UTC"."""
+    return datetime.fromtimestamp(int(ms) / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+@dataclass(frozen=True)
+class Candle:
+    """One closed candle, as handed to the live loop."""
+
+    symbol: str
+    interval: str
+    open_ms: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    turnover: float
+
+    @property
+    def close_ms(self) -> int:
+        return self.open_ms + interval_ms(self.interval)
+
+
+class DataSource:
+    LIVE = "LIVE"      # candles from Bybit
+    REPLAY = "REPLAY"  # recorded real candles replayed (offline or backtest)
+
+
+class Connection:
+    CONNECTED = "Connected"
+    RECONNECTING = "Reconnecting"
+    OFFLINE_REPLAY = "Offline-REPLAY"

@@ -1,0 +1,163 @@
+"""The bot's import graph, read from the source with `ast` (nothing is imported or run).
+
+Used by the architecture test (the import rules, no circles) and by `docs/architecture.py`,
+which draws docs/architecture.svg from it, so the picture and the rules are the code's.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BOT = ROOT / "bot"
+
+# The top-level primitives every part may import (errors, atomic writes, logging, domain types,
+# the event bus); they import no part.
+PRIMITIVES = ("bot.errors", "bot.atomic", "bot.log_setup", "bot.types", "bot.events")
+
+
+@dataclass(frozen=True)
+class Edge:
+    """`source` imports `target` (both dotted module names) at line `line` of `source`."""
+
+    source: str
+    target: str
+    line: int
+    lazy: bool    # inside a function: runs only when called
+
+
+def module_name(path: Path, root: Path = ROOT) -> str:
+    rel = path.relative_to(root).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def modules(root: Path = ROOT) -> dict[str, Path]:
+    """Every module of the bot, plus ui.py and config.py at the top."""
+    found = {module_name(p, root): p for p in sorted((root / "bot").rglob("*.py"))}
+    for top in ("ui.py", "config.py"):
+        if (root / top).exists():
+            found[top[:-3]] = root / top
+    return found
+
+
+def _resolve(name: str, known: Iterable[str]) -> str | None:
+    """The longest known module that `name` is or lies in (`bot.types.Fill` -> `bot.types`)."""
+    known = set(known)
+    parts = name.split(".")
+    for n in range(len(parts), 0, -1):
+        candidate = ".".join(parts[:n])
+        if candidate in known:
+            return candidate
+    return None
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    t = node.test
+    return (isinstance(t, ast.Name) and t.id == "TYPE_CHECKING") or \
+        (isinstance(t, ast.Attribute) and t.attr == "TYPE_CHECKING")
+
+
+def edges(root: Path = ROOT) -> list[Edge]:
+    """Every import of one of our modules by another, lazy ones included; imports under
+    `if TYPE_CHECKING:` are left out (they never run)."""
+    mods = modules(root)
+    out: list[Edge] = []
+    for name, path in mods.items():
+        tree = ast.parse(path.read_text(), filename=str(path))
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+
+        def visit(node: ast.AST, lazy: bool, name: str = name, package: str = package) -> None:
+            for child in ast.iter_child_nodes(node):
+                if isinstance(child, ast.If) and _is_type_checking(child):
+                    for sub in child.orelse:
+                        visit(sub, lazy)
+                    continue
+                in_def = lazy or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+                targets: list[str] = []
+                if isinstance(child, ast.Import):
+                    targets = [a.name for a in child.names]
+                elif isinstance(child, ast.ImportFrom):
+                    base = child.module or ""
+                    if child.level:
+                        anchor = package.split(".")
+                        anchor = anchor[:len(anchor) - (child.level - 1)]
+                        base = ".".join([*anchor, base] if base else anchor)
+                    targets = [f"{base}.{a.name}" for a in child.names] or [base]
+                for t in targets:
+                    hit = _resolve(t, mods)
+                    if hit is not None and hit != name:
+                        out.append(Edge(name, hit, child.lineno, lazy))
+                visit(child, in_def)
+
+        visit(tree, False)
+    return sorted(set(out), key=lambda e: (e.source, e.target, e.line))
+
+
+def part_of(module: str) -> str:
+    """The part a module belongs to: `bot.engine.loop` -> `engine`; primitives by their name."""
+    bits = module.split(".")
+    if bits[0] != "bot":
+        return bits[0]                 # ui (ui.py) or config
+    if len(bits) == 1:
+        return "bot"
+    if module in PRIMITIVES or (len(bits) == 2 and module not in ("bot.ui", "bot.cli")):
+        return bits[1] if module in PRIMITIVES else bits[1]
+    return bits[1]
+
+
+def part_edges(root: Path = ROOT) -> set[tuple[str, str]]:
+    """Arrows between parts (packages), self-arrows left out."""
+    return {(part_of(e.source), part_of(e.target)) for e in edges(root)
+            if part_of(e.source) != part_of(e.target)}
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected groups of more than one node (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    found: list[list[str]] = []
+    counter = [0]
+
+    def strong(v: str) -> None:
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                strong(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    import sys
+    sys.setrecursionlimit(max(10_000, sys.getrecursionlimit()))
+    for v in sorted(graph):
+        if v not in index:
+            strong(v)
+    return sorted(found)
+
+
+def module_graph(root: Path = ROOT) -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {}
+    for e in edges(root):
+        graph.setdefault(e.source, set()).add(e.target)
+    return graph
