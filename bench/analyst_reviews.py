@@ -25,7 +25,7 @@ class _NoReview:
     """A pipeline that approves everything (the strategy's own decisions, unreviewed)."""
 
     def review(self, proposal, context):  # noqa: ANN001, ANN201
-        from bot.strategies.review import ReviewOutcome
+        from bot.strategies.reviewers import ReviewOutcome
 
         return ReviewOutcome(approved=True, decision=proposal, reviewed=False)
 
@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from bot.cli.backtest import load_frame
     from bot.journal.store import Journal
-    from bot.research.backtest import costs_for, run_backtest
+    from bot.research.backtest import run_backtest
+    from bot.research.fast_path import costs_for
     from bot.research.report import build_report
     from bot.strategies.analyst import AnalystStrategy
     from bot.strategies.review import ReviewedStrategy, ReviewPipeline

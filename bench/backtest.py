@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from bot.market.data_manager import load_seed  # noqa: E402
-from bot.research.backtest import CostModel, run_fast  # noqa: E402
+from bot.research.fast_path import CostModel, run_fast  # noqa: E402
 from bot.strategies.sma import SMACrossStrategy  # noqa: E402
 from config import load_settings  # noqa: E402
 

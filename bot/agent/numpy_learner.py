@@ -7,14 +7,13 @@ equal to autograd + `clip_grad_norm_` + `torch.optim.Adam` (self_test/agent/test
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-if TYPE_CHECKING:
-    from bot.agent.self_learning import QNetwork
+from bot.agent.network import QNetwork
 
 __all__ = ["NumpyLearner"]
 

@@ -104,7 +104,8 @@ def load_frame(settings: Any, symbol: str, interval: str, *, data: str | None, s
 def run(args: argparse.Namespace, settings: Any) -> int:
     from tqdm import tqdm
 
-    from bot.research.backtest import costs_for, run_backtest
+    from bot.research.backtest import run_backtest
+    from bot.research.fast_path import costs_for
     from bot.research.optimizer import load_best_params
     from bot.research.report import build_report, regime_labels
     from bot.strategies import get_strategy

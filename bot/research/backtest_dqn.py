@@ -63,7 +63,7 @@ def dqn_fast_backtest(settings: Any, strategy: Any, frame: pd.DataFrame, *, symb
     """The DQN agent over `frame` on the fast path, with the bot's risk manager judging entries."""
     import time
 
-    from bot.research.backtest import _params_of, _with_elapsed, costs_for, fast_backtest
+    from bot.research.fast_path import costs_for, fast_backtest, params_of, with_elapsed
     from bot.research.risk_gate import RiskGate
 
     t0 = time.perf_counter()
@@ -71,6 +71,6 @@ def dqn_fast_backtest(settings: Any, strategy: Any, frame: pd.DataFrame, *, symb
         strategy.training = False        # a backtest judges the agent as it is: greedy, no learning
     policy = DQNPolicy(strategy, frame, settings)
     res = fast_backtest(frame, None, costs_for(settings, symbol, frame), symbol=symbol, interval=interval,
-                        strategy=getattr(strategy, "name", "dqn"), params=_params_of(strategy), start=start,
+                        strategy=getattr(strategy, "name", "dqn"), params=params_of(strategy), start=start,
                         risk=RiskGate(settings, frame, symbol=symbol), policy=policy)
-    return _with_elapsed(res, time.perf_counter() - t0)
+    return with_elapsed(res, time.perf_counter() - t0)

@@ -23,12 +23,12 @@ import numpy as np
 import pandas as pd
 
 from bot.analysis.metrics import deflated_sharpe, max_drawdown, periods_per_year, returns_of, sharpe
-from bot.research.backtest import (
+from bot.research.backtest import run_backtest
+from bot.research.fast_path import (
     CostModel,
     buy_and_hold,
     costs_for,
     fast_backtest,
-    run_backtest,
     strategy_has_fast_path,
 )
 

@@ -21,7 +21,7 @@ import pandas as pd
 
 from bot.analysis.metrics import max_drawdown, performance
 from bot.atomic import atomic_file, atomic_write_bytes
-from bot.research.backtest import BacktestResult, CostModel, buy_and_hold
+from bot.research.fast_path import BacktestResult, CostModel, buy_and_hold
 from bot.types import interval_ms, ms_to_iso
 
 __all__ = ["BacktestReport", "build_report", "regime_labels"]

@@ -28,7 +28,7 @@ import pandas as pd
 
 from bot.strategies.base import Decision, StrategyContext
 from bot.strategies.lessons import Lesson
-from bot.strategies.review import Verdict, proposal_record
+from bot.strategies.reviewers import Verdict, proposal_record
 
 __all__ = ["LLMReviewer", "ANSWER_SCHEMA", "parse_answer", "render_chart_png", "build_messages"]
 

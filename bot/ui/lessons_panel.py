@@ -261,12 +261,13 @@ class LessonsKeeper:
         journal = getattr(components, "journal", None)
         if journal is not None:
             return journal, f"{_name(journal)} (the running session's journal)"
-        path = Path(self.settings.data_dir) / "state.db"
+        from bot.engine.records import open_record_journal, record_journal_path
+
+        path = record_journal_path(self.settings)
         if self._own_journal is None:
-            if not path.exists():
+            self._own_journal = open_record_journal(self.settings)
+            if self._own_journal is None:
                 return None, f"{path.name} (the paper record; not created yet)"
-            from bot.journal.store import Journal
-            self._own_journal = Journal.for_settings(self.settings)
         return self._own_journal, f"{path.name} (the paper record; the bot is stopped)"
 
     def _read(self) -> LessonsShown:

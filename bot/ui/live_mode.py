@@ -30,6 +30,6 @@ def live_confirmation(settings: Any, balance: str) -> str:
 
 def read_live_balance(settings: Any) -> float:
     """The Bybit account's USDT equity. Network: call it on the command thread."""
-    from bot.exchange.bybit import BybitExchange  # only when live is chosen
+    from bot.engine.records import live_balance  # only when live is chosen
 
-    return float(BybitExchange.from_settings(settings).get_balance().equity)
+    return live_balance(settings)

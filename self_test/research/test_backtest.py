@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from bot.errors import DataError
-from bot.research.backtest import CostModel, costs_for, engine_backtest, run_fast
+from bot.research.backtest import engine_backtest
+from bot.research.fast_path import CostModel, costs_for, run_fast
 from bot.research.report import build_report, regime_labels
 from bot.strategies.sma import SMACrossStrategy
 

@@ -19,7 +19,8 @@ from bot.journal.store import Journal
 from bot.market.timeframes import resample
 from bot.strategies.base import LONG, SHORT, Decision, StrategyContext
 from bot.strategies.lessons import Lesson
-from bot.strategies.review import ReviewPipeline, entry_adx
+from bot.strategies.review import ReviewPipeline
+from bot.strategies.reviewers import entry_adx
 from self_test.conftest import make_settings
 from self_test.fakes.openai_server import FakeOpenAI
 

@@ -1,0 +1,294 @@
+"""The fast path of the backtester: a lean loop over a whole frame of targets, and its result types.
+
+It applies the same fill, fee, slippage, sizing and stop rules as `SimExchange` and
+`TradeExecutor` (see `bot.research.backtest` for the rules both paths follow), for strategies
+that can say what they would do on every candle at once (`strategy.signals(frame)`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from dataclasses import replace as _replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bot.exchange.base import order_qty, round_to_tick
+from bot.types import ClosedTrade, interval_ms
+
+__all__ = ["CostModel", "BacktestResult", "fast_backtest", "run_fast", "buy_and_hold",
+           "strategy_has_fast_path", "costs_for", "params_of", "with_elapsed"]
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """Money rules of a backtest: start balance, fees, slippage, sizing (all from Settings)."""
+
+    start_balance: float = 1000.0
+    fee_rate: float = 0.00055          # fraction of notional per fill
+    slippage_bps: float = 2.0          # basis points of price, against us on every market fill
+    size_pct: float = 0.05             # entry notional as a fraction of equity
+    min_notional: float = 10.0         # entries are at least this much, USDT
+    qty_step: float = 0.0              # quantity step of the instrument (0 = any quantity)
+    tick_size: float = 0.0             # price step of the instrument (0 = any price)
+    min_qty: float = 0.0               # the instrument's smallest order quantity
+    min_order_value: float = 0.0       # the instrument's smallest order value, USDT
+    leverage: float = 1.0
+    max_risk_per_trade: float = 1.0    # the executor refuses an order risking more at its stop
+
+    @classmethod
+    def from_settings(cls, settings: Any, *, instrument: Any = None) -> "CostModel":
+        rules = {} if instrument is None else {
+            "qty_step": instrument.qty_step, "tick_size": instrument.tick_size, "min_qty": instrument.min_qty,
+            "min_order_value": instrument.min_notional}
+        return cls(start_balance=settings.PAPER_START_BALANCE, fee_rate=settings.FEE_RATE,
+                   slippage_bps=settings.SLIPPAGE_BPS, size_pct=settings.POSITION_SIZE_PCT,
+                   min_notional=settings.MIN_ORDER_USDT, leverage=settings.LEVERAGE,
+                   max_risk_per_trade=settings.MAX_RISK_PER_TRADE, **rules)
+
+    def notional_for(self, equity: float) -> float:
+        """Entry notional: POSITION_SIZE_PCT of equity, at least MIN_ORDER_USDT."""
+        return max(equity * self.size_pct, self.min_notional)
+
+    def qty_for(self, notional: float, price: float, equity: float, stop: float | None) -> float:
+        """The executor's quantity rule (`TradeExecutor.qty_for_notional` + its risk re-check):
+        floor to the step, but never under MIN_ORDER_USDT (then the smallest step that meets it),
+        and 0 when the rounded order would risk more than MAX_RISK_PER_TRADE at its stop."""
+        q = order_qty(notional, price, self.qty_step, self.min_notional)
+        if stop and q * abs(price - stop) > self.max_risk_per_trade * equity + 1e-9:
+            return 0.0
+        return q
+
+
+@dataclass(frozen=True)
+class BacktestResult:
+    """Everything one backtest produced. Arrays have one entry per candle (at its close)."""
+
+    symbol: str
+    interval: str
+    strategy: str
+    open_ms: np.ndarray             # candle open times, ms
+    close: np.ndarray               # candle closes
+    equity: np.ndarray              # account equity at each close, USDT
+    position: np.ndarray            # position held after each close: +1 / 0 / -1
+    trades: tuple[ClosedTrade, ...]
+    fees: float                     # all fees paid, USDT
+    start_balance: float
+    path: str                       # "fast" | "engine"
+    elapsed_s: float = 0.0
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def candles(self) -> int:
+        return len(self.close)
+
+    @property
+    def candles_per_second(self) -> float:
+        return self.candles / self.elapsed_s if self.elapsed_s > 0 else float("inf")
+
+    def trade_frame(self) -> pd.DataFrame:
+        """The trade list as a table (one row per round trip)."""
+        rows = [{
+            "symbol": t.symbol, "side": t.side, "qty": t.qty,
+            "entry_time": pd.Timestamp(t.entry_ms, unit="ms", tz="UTC"), "entry_price": t.entry_price,
+            "exit_time": pd.Timestamp(t.exit_ms, unit="ms", tz="UTC"), "exit_price": t.exit_price,
+            "pnl": t.pnl, "fees": t.fees, "return_pct": t.return_pct, "reason": t.reason,
+        } for t in self.trades]
+        cols = ["symbol", "side", "qty", "entry_time", "entry_price", "exit_time", "exit_price", "pnl",
+                "fees", "return_pct", "reason"]
+        return pd.DataFrame(rows, columns=cols)
+
+
+def buy_and_hold(close: np.ndarray, costs: CostModel) -> np.ndarray:
+    """Equity of putting the whole start balance into the asset at the first close (one entry
+    fee and slippage; the exit fee is charged on the last point so the end value is final)."""
+    c = np.asarray(close, dtype=np.float64)
+    slip = costs.slippage_bps / 1e4
+    entry = c[0] * (1 + slip)
+    qty = costs.start_balance / (entry * (1 + costs.fee_rate))
+    cash = costs.start_balance - qty * entry * (1 + costs.fee_rate)
+    eq = cash + qty * c
+    eq[-1] = cash + qty * c[-1] * (1 - slip) * (1 - costs.fee_rate)
+    return eq
+
+
+def strategy_has_fast_path(strategy: Any) -> bool:
+    return callable(getattr(strategy, "signals", None))
+
+
+def _tick(price: float, tick: float) -> float:
+    return round_to_tick(price, tick) if tick > 0 else price
+
+
+def fast_backtest(frame: pd.DataFrame, targets: np.ndarray | None, costs: CostModel, *,
+                  stop_dist: np.ndarray | None = None, tp_dist: np.ndarray | None = None,
+                  symbol: str = "BTCUSDT", interval: str = "60", strategy: str = "",
+                  params: dict[str, Any] | None = None, start: int = 0, end: int | None = None,
+                  risk: Any = None, policy: Callable[[int, int, float, int], int] | None = None
+                  ) -> BacktestResult:
+    """The lean sequential loop over precomputed targets (see the module docstring for the rules).
+
+    `targets`: (n, 3) int array, row i = target when candle i closes for each position state
+    (column 0 flat, 1 long, 2 short), or (n,) when the target does not depend on the position.
+    `stop_dist` / `tp_dist`: per-candle distances in price from the decision close (NaN = none).
+    `start` / `end`: trade candles [start, end) only; earlier candles just warmed the indicators
+    up (the targets were computed over the whole frame, causally, so nothing leaks backwards).
+    `risk`: a `bot.research.risk_gate.RiskGate` -- the bot's RiskManager sizes, stops and vetoes every
+    entry and watches the account limits, as in the engine. None: size by POSITION_SIZE_PCT only,
+    stops only from the strategy.
+    `policy(i, position, upnl_pct, held_candles) -> target`: instead of `targets`, for strategies
+    whose decision depends on the open position's P&L and age (the DQN agent, bot/research/backtest_dqn.py).
+    """
+    t0 = time.perf_counter()
+    o = frame["open"].to_numpy(dtype=np.float64)
+    h = frame["high"].to_numpy(dtype=np.float64)
+    lo = frame["low"].to_numpy(dtype=np.float64)
+    c = frame["close"].to_numpy(dtype=np.float64)
+    t_open = np.asarray(frame.index, dtype=np.int64)
+    step_ms = interval_ms(interval)
+    if targets is None:
+        if policy is None:
+            raise ValueError("fast_backtest needs targets or a policy")
+        tgl = None
+    else:
+        tg = np.asarray(targets)
+        if tg.ndim == 1:
+            tg = np.repeat(tg[:, None], 3, axis=1)
+        if tg.shape != (len(c), 3):
+            raise ValueError(f"targets must have shape ({len(c)}, 3) or ({len(c)},), got {tg.shape}")
+        tgl = tg.tolist()  # Python ints: indexing a list is much cheaper than a numpy array in a loop
+    sl_l = stop_dist.tolist() if stop_dist is not None else None
+    tp_l = tp_dist.tolist() if tp_dist is not None else None
+    ol, hl, ll, cl = o.tolist(), h.tolist(), lo.tolist(), c.tolist()
+    slip = costs.slippage_bps / 1e4
+    fee_rate = costs.fee_rate
+    tick = costs.tick_size
+    min_qty, min_value = costs.min_qty, costs.min_order_value
+
+    n = len(c) if end is None else min(int(end), len(c))
+    if not 0 <= start < n:
+        raise ValueError(f"backtest window [{start}, {n}) is empty (frame has {len(c)} candles)")
+    equity = np.empty(n - start)
+    held = np.zeros(n - start, dtype=np.int8)
+    trades: list[ClosedTrade] = []
+    cash = costs.start_balance      # wallet balance: realised P&L and fees included
+    pos = 0
+    qty = entry = 0.0
+    sl = tp = math.nan
+    entry_ms = 0
+    entry_i = 0
+    entry_fee = 0.0
+    fees = 0.0
+
+    def close_out(price: float, reason: str, at_ms: int) -> None:
+        nonlocal cash, pos, qty, entry, fees
+        fee = qty * price * fee_rate
+        gross = pos * (price - entry) * qty
+        cash += gross - fee
+        fees += fee
+        trades.append(ClosedTrade(symbol, "long" if pos > 0 else "short", qty, entry, price, entry_ms, at_ms,
+                                  gross - fee - entry_fee, fee + entry_fee, reason, "BACKTEST"))
+        pos, qty, entry = 0, 0.0, 0.0
+
+    for i in range(start, n):
+        if pos != 0 and (sl == sl or tp == tp):
+            # SimExchange._trigger_stops, same order: a gap through the stop, a gap through the
+            # take-profit, the stop inside the candle, the take-profit inside it. No slippage.
+            op = ol[i]
+            at = int(t_open[i]) + step_ms
+            if pos > 0:
+                if sl == sl and op <= sl:
+                    close_out(op, "stop-loss", at)
+                elif tp == tp and op >= tp:
+                    close_out(op, "take-profit", at)
+                elif sl == sl and ll[i] <= sl:
+                    close_out(sl, "stop-loss", at)
+                elif tp == tp and hl[i] >= tp:
+                    close_out(tp, "take-profit", at)
+            else:
+                if sl == sl and op >= sl:
+                    close_out(op, "stop-loss", at)
+                elif tp == tp and op <= tp:
+                    close_out(op, "take-profit", at)
+                elif sl == sl and hl[i] >= sl:
+                    close_out(sl, "stop-loss", at)
+                elif tp == tp and ll[i] <= tp:
+                    close_out(tp, "take-profit", at)
+        if risk is not None:
+            risk.check(cash + (pos * (cl[i] - entry) * qty if pos else 0.0), int(t_open[i]) + step_ms)
+        if tgl is not None:
+            want = tgl[i][pos % 3]
+        elif pos:
+            want = policy(i, pos, pos * (cl[i] / entry - 1.0) * 100.0, i - entry_i)  # type: ignore[misc]
+        else:
+            want = policy(i, 0, 0.0, 0)  # type: ignore[misc]
+        if want != pos:
+            px = cl[i]
+            at = int(t_open[i]) + step_ms
+            if pos != 0:
+                close_out(_tick(px - pos * px * slip, tick), "signal", at)
+            if want != 0:
+                d = sl_l[i] if sl_l is not None else math.nan
+                want_sl = px - want * d if d == d else None
+                d = tp_l[i] if tp_l is not None else math.nan
+                want_tp = px + want * d if d == d else None
+                if risk is None:
+                    verdict = (costs.notional_for(cash), want_sl, want_tp)
+                else:
+                    verdict = risk.entry(i, want, px, cash, want_sl, want_tp, at)
+                q = costs.qty_for(verdict[0], px, cash, verdict[1]) if verdict is not None else 0.0
+                if q > 0 and q >= min_qty - 1e-12 and q * px >= min_value - 1e-9:  # else the executor refuses
+                    fill = _tick(px + want * px * slip, tick)
+                    pos, qty, entry, entry_ms, entry_i = want, q, fill, at, i
+                    entry_fee = q * fill * fee_rate
+                    cash -= entry_fee
+                    fees += entry_fee
+                    sl = _tick(verdict[1], tick) if verdict[1] else math.nan
+                    tp = _tick(verdict[2], tick) if verdict[2] else math.nan
+        equity[i - start] = cash + (pos * (cl[i] - entry) * qty if pos else 0.0)
+        held[i - start] = pos
+    if pos != 0:
+        close_out(_tick(cl[n - 1] - pos * cl[n - 1] * slip, tick), "end-of-data", int(t_open[n - 1]) + step_ms)
+        equity[-1] = cash
+    return BacktestResult(symbol, str(interval), strategy, t_open[start:n], c[start:n], equity, held, tuple(trades),
+                          fees, costs.start_balance, "fast", time.perf_counter() - t0, dict(params or {}))
+
+
+def run_fast(strategy: Any, frame: pd.DataFrame, costs: CostModel, *, symbol: str = "BTCUSDT",
+             interval: str = "60", start: int = 0, settings: Any = None) -> BacktestResult:
+    """Fast path for a strategy with `signals()`: its batched pass, then the lean loop.
+    With `settings`, the bot's risk manager judges every entry (`bot.research.risk_gate.RiskGate`)."""
+    t0 = time.perf_counter()
+    targets = strategy.signals(frame)
+    stops = strategy.stop_distances(frame) if hasattr(strategy, "stop_distances") else (None, None)
+    gate = None
+    if settings is not None:
+        from bot.research.risk_gate import RiskGate
+        gate = RiskGate(settings, frame, symbol=symbol)
+    res = fast_backtest(frame, targets, costs, stop_dist=stops[0], tp_dist=stops[1], symbol=symbol,
+                        interval=interval, strategy=getattr(strategy, "name", ""),
+                        params=params_of(strategy), start=start, risk=gate)
+    return with_elapsed(res, time.perf_counter() - t0)
+
+
+def params_of(strategy: Any) -> dict[str, Any]:
+    keys = ("fast", "slow", "atr_stop", "take_profit", "model_path")
+    return {k: getattr(strategy, k) for k in keys if hasattr(strategy, k)}
+
+
+def with_elapsed(res: BacktestResult, elapsed: float) -> BacktestResult:
+    return _replace(res, elapsed_s=elapsed)
+
+
+def costs_for(settings: Any, symbol: str, frame: pd.DataFrame | None = None) -> CostModel:
+    """The cost model of `settings` with the instrument rules the paper exchange uses for `symbol`."""
+    from bot.exchange.sim import SimExchange
+
+    sim = SimExchange(settings)
+    if frame is not None and len(frame):
+        sim.set_price(symbol, float(frame["close"].iloc[0]))  # an unknown symbol's rules follow its price
+    return CostModel.from_settings(settings, instrument=sim.get_instrument(symbol))
