@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from bot.market.data_manager import load_seed  # noqa: E402
+from bot.market.seed import load_seed  # noqa: E402
 from bot.research.fast_path import CostModel, run_fast  # noqa: E402
 from bot.strategies.sma import SMACrossStrategy  # noqa: E402
 from config import load_settings  # noqa: E402

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import talib  # noqa: E402  (bench-only peer)
 
 from bot.analysis import indicators as ind  # noqa: E402
-from bot.market.data_manager import load_seed  # noqa: E402
+from bot.market.seed import load_seed  # noqa: E402
 
 
 def tiled_candles(n: int) -> dict[str, np.ndarray]:

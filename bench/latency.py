@@ -46,8 +46,8 @@ from bot.engine.trading_engine import TradingEngine  # noqa: E402
 from bot.exchange.sim import SimExchange  # noqa: E402
 from bot.journal.base import MemoryJournal  # noqa: E402
 from bot.journal.store import Journal  # noqa: E402
-from bot.market.data_manager import load_seed  # noqa: E402
 from bot.market.feeds import ReplayMarket  # noqa: E402
+from bot.market.seed import load_seed  # noqa: E402
 from config import load_settings  # noqa: E402
 
 WARMUP = 700    # warm-up history per pair (20 slices of 1,000 fit in the 20,111 hourly candles)

@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 import pandas as pd  # noqa: E402
 
-from bot.market.data_manager import load_seed  # noqa: E402
+from bot.market.seed import load_seed  # noqa: E402
 from bot.research.objective import FoldObjective  # noqa: E402
 from bot.research.optimizer import ParameterOptimizer, load_space  # noqa: E402
 from config import load_settings  # noqa: E402

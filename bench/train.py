@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=3, help="runs of every measurement; the best counts")
     args = p.parse_args(argv)
 
-    from bot.market.data_manager import load_seed
+    from bot.market.seed import load_seed
     from config import load_settings
 
     settings = load_settings(None, environ={}, HISTORICAL_DATA_PATH=str(ROOT / "historical_data" / "bench"))

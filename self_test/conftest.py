@@ -20,7 +20,7 @@ if str(ROOT) not in sys.path:
 os.environ["NO_PROXY"] = "127.0.0.1,localhost"
 os.environ["no_proxy"] = "127.0.0.1,localhost"
 
-from bot.market.data_manager import load_seed  # noqa: E402
+from bot.market.seed import load_seed  # noqa: E402
 from config import Settings, load_settings  # noqa: E402
 from self_test.fakes.bybit_server import FakeBybit  # noqa: E402
 

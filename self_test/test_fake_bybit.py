@@ -11,7 +11,7 @@ import requests
 from pybit.exceptions import FailedRequestError, InvalidRequestError
 from pybit.unified_trading import HTTP
 
-from bot.market.data_manager import load_seed
+from bot.market.seed import load_seed
 from self_test.fakes.bybit_server import Fault
 
 

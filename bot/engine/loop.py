@@ -17,7 +17,7 @@ from bot.engine.snapshot import EngineSnapshot, EngineStatus
 from bot.engine.state import _OpenTrade
 from bot.errors import BotError, NetworkError
 from bot.events import EventKind
-from bot.market.data_manager import SEED_FILES
+from bot.market.seed import SEED_FILES
 from bot.types import Connection, DataSource, ms_to_iso
 
 __all__ = ["run_session", "finish", "build_snapshot", "SwitchToLive", "SwitchSession"]

@@ -138,7 +138,7 @@ class CandleSteps:
         return max(need, self.settings.ATR_PERIOD + 2, 52)
 
     def _new_pair(self, symbol: str, *, before_ms: int | None = None) -> PairState:
-        from bot.market.data_manager import make_frame
+        from bot.market.candles import make_frame
 
         history = make_frame([], [], [], [], [], [])
         market = self.c.market if self.c else None

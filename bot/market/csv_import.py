@@ -20,7 +20,9 @@ import numpy as np
 import pandas as pd
 
 from bot.errors import DataError
-from bot.market.data_manager import make_frame, seed_dir, validate_candles, write_parquet_atomic
+from bot.market.cache import write_parquet_atomic
+from bot.market.candles import make_frame, validate_candles
+from bot.market.seed import seed_dir
 
 __all__ = ["read_cryptodatadownload", "read_bitstamp_wide", "read_ohlcv_file", "build_seed"]
 

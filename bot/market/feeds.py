@@ -12,17 +12,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
 from bot.errors import DataError, NetworkError
-from bot.market.data_manager import BybitKlineSource, DataManager
+from bot.market.bybit_klines import BybitKlineSource
+from bot.market.data_manager import DataManager
 from bot.types import CANDLE_COLUMNS, Candle, Connection, DataSource, interval_ms, ms_to_iso
 
-__all__ = ["MarketFeed", "ReplayMarket", "BybitMarket", "frame_to_candles"]
+__all__ = ["ReplayFeed", "MarketFeed", "ReplayMarket", "BybitMarket", "frame_to_candles"]
 
 log = logging.getLogger(__name__)
 
@@ -233,3 +234,56 @@ def probe_bybit(settings: Any, symbol: str) -> tuple[BybitMarket | None, str]:
         return m, ""
     except (NetworkError, DataError) as exc:
         return None, str(exc)
+
+
+class ReplayFeed:
+    """Plays a recorded frame candle by candle: as fast as possible, at real time, or xN.
+
+    `speed=0` yields at once; `speed=1` waits one interval between candles; `speed=N` waits
+    interval / N. `pace_seconds` (if given) overrides the wait with a fixed number of seconds.
+    `stop()` ends the iteration promptly from another thread.
+    """
+
+    def __init__(self, frame: pd.DataFrame, symbol: str, interval: str, *, speed: float = 0.0,
+                 pace_seconds: float | None = None, start: int = 0) -> None:
+        if speed < 0:
+            raise ValueError(f"replay speed must be >= 0, got {speed}")
+        self.symbol = symbol
+        self.interval = str(interval)
+        self.speed = speed
+        self.pace_seconds = pace_seconds
+        self.position = start
+        self._stopped = threading.Event()
+        self._idx = np.asarray(frame.index, dtype=np.int64)
+        self._vals = frame[list(CANDLE_COLUMNS)].to_numpy(dtype=np.float64)
+
+    def __len__(self) -> int:
+        return len(self._idx)
+
+    @property
+    def remaining(self) -> int:
+        return len(self._idx) - self.position
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def _wait(self) -> float:
+        if self.pace_seconds is not None:
+            return self.pace_seconds
+        if self.speed == 0:
+            return 0.0
+        return interval_ms(self.interval) / 1000.0 / self.speed
+
+    def candle_at(self, i: int) -> Candle:
+        o, h, lo, c, v, t = self._vals[i]
+        return Candle(self.symbol, self.interval, int(self._idx[i]), o, h, lo, c, v, t)
+
+    def __iter__(self) -> Iterator[Candle]:
+        while self.position < len(self._idx) and not self._stopped.is_set():
+            if self.position > 0:
+                wait = self._wait()
+                if wait > 0 and self._stopped.wait(wait):
+                    return
+            candle = self.candle_at(self.position)
+            self.position += 1
+            yield candle

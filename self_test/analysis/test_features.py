@@ -8,7 +8,7 @@ import pytest
 
 from bot.analysis import features as F
 from bot.analysis import indicators as ind
-from bot.market.data_manager import load_seed
+from bot.market.seed import load_seed
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from bot.market.data_manager import CandleCache
+from bot.market.cache import CandleCache
 from self_test.conftest import ROOT
 
 

@@ -18,8 +18,9 @@ from bot.errors import AuthError, NetworkError
 from bot.events import EventKind
 from bot.exchange.sim import SimExchange
 from bot.journal.store import Journal
-from bot.market.data_manager import BybitKlineSource, load_seed
+from bot.market.bybit_klines import BybitKlineSource
 from bot.market.feeds import BybitMarket, ReplayMarket
+from bot.market.seed import load_seed
 from bot.strategies.sma import SMACrossStrategy
 from bot.types import Candle, Connection, DataSource
 from self_test.conftest import make_settings, wait_for

@@ -20,7 +20,7 @@ from bot.exchange.bybit import BybitExchange
 from bot.exchange.executor import TradeExecutor
 from bot.exchange.sim import SimExchange
 from bot.journal.base import MemoryJournal
-from bot.market.data_manager import ReplayFeed
+from bot.market.feeds import ReplayFeed
 from bot.types import OrderStatus
 from self_test.conftest import make_settings, wait_for
 from self_test.fakes.bybit_server import Fault

@@ -19,7 +19,8 @@ from bot.errors import (
 )
 from bot.exchange.base import Exchange, round_to_tick
 from bot.exchange.sim import SimExchange, generic_instrument
-from bot.market.data_manager import ReplayFeed, load_seed
+from bot.market.feeds import ReplayFeed
+from bot.market.seed import load_seed
 from bot.types import OrderStatus
 from self_test.conftest import make_settings
 

@@ -353,7 +353,7 @@ def _serve_by_hand(argv: list[str] | None = None) -> int:
     """`python -m self_test.fakes.bybit_server --port 8765`: a fake to point BYBIT_BASE_URL at by hand."""
     import argparse
 
-    from bot.market.data_manager import load_seed
+    from bot.market.seed import load_seed
 
     ap = argparse.ArgumentParser(description="Fake Bybit V5 REST server on 127.0.0.1 (for trying the bot "
                                  "in LIVE mode without real money). Prices: the last recorded real seed candle.")

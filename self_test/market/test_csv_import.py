@@ -14,7 +14,7 @@ from bot.market.csv_import import (
     read_cryptodatadownload,
     read_ohlcv_file,
 )
-from bot.market.data_manager import load_seed
+from bot.market.seed import load_seed
 
 # Real rows from the Coinbase hourly file (banner, header, newest first, 12-hour clock).
 COINBASE_1H = """Timestamps are UTC timezone,https://www.CryptoDataDownload.com

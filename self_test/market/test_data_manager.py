@@ -12,15 +12,11 @@ import pytest
 from pybit.unified_trading import HTTP
 
 from bot.errors import DataError, NetworkError
-from bot.market.data_manager import (
-    BybitKlineSource,
-    CandleCache,
-    DataManager,
-    ReplayFeed,
-    find_gaps,
-    make_frame,
-    validate_candles,
-)
+from bot.market.bybit_klines import BybitKlineSource
+from bot.market.cache import CandleCache
+from bot.market.candles import find_gaps, make_frame, validate_candles
+from bot.market.data_manager import DataManager
+from bot.market.feeds import ReplayFeed
 from bot.types import interval_ms
 from self_test.conftest import make_settings
 

@@ -13,7 +13,7 @@ import json
 import pandas as pd
 import pytest
 
-from bot.market.data_manager import load_seed
+from bot.market.seed import load_seed
 from bot.market.top_pairs import PairManager, rank_pairs
 from self_test.conftest import FIXTURES, make_settings
 from self_test.fakes.bybit_server import Fault

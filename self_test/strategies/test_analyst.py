@@ -8,7 +8,7 @@ import pytest
 
 from bot.analysis.indicators import compute_all
 from bot.errors import StrategyError
-from bot.market.data_manager import CandleCache
+from bot.market.cache import CandleCache
 from bot.market.timeframes import resample
 from bot.strategies import get_strategy
 from bot.strategies.analyst import AnalystStrategy

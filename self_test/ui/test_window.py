@@ -356,7 +356,7 @@ def test_paper_session_trades_draws_and_stops_without_freezing(display: str, ope
                "the status bar to say Offline-REPLAY")
     pump_until(root, lambda: v.orders.rows_seen > 0, 60, "the bot's positions in the table")
     # the candles on screen are the seed's real candles (same closes, same times)
-    from bot.market.data_manager import load_seed
+    from bot.market.seed import load_seed
     seed = load_seed("BTCUSDT", "60")
     cd = ctl.engine.chart_data("BTCUSDT", n=20)
     assert np.allclose(seed.loc[cd.candles.index, "close"].to_numpy(), cd.candles["close"].to_numpy())
@@ -484,7 +484,8 @@ def test_live_session_asks_before_closing_the_window_and_closes_all(open_window,
     import pandas as pd
 
     from bot.engine.trading_engine import TradingEngine
-    from bot.market.data_manager import BybitKlineSource, load_seed
+    from bot.market.bybit_klines import BybitKlineSource
+    from bot.market.seed import load_seed
     from self_test.fakes.priced_market import PricedMarket
 
     keys = {"BYBIT_API_KEY": fake_bybit.api_key, "BYBIT_API_SECRET": fake_bybit.api_secret}
