@@ -1,0 +1,55 @@
+"""AI Trading Terminal: the bot, in parts. docs/architecture.md has the picture, the import rules
+(checked by self_test/test_architecture.py), the threads and the path of one closed candle.
+
+    market      candles in and out            analysis    indicators, features, metrics
+    agent       the DQN learner               strategies  decision makers, reviews, lessons
+    engine      the running bot               safety      risk manager, circuit breaker, supervisor
+    exchange    paper wallet, Bybit, executor journal     the SQLite journal
+    alerts      Telegram                      research    backtest, walk-forward, optimiser
+    ui          the desktop window            cli         `python -m bot COMMAND`
+
+The primitives every part may import, and which import no part: errors, atomic, log_setup, types
+(the domain records) and events (the event bus). Every package loads its names on first use
+(PEP 562), so importing a package costs only what is then used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bot import (
+        agent,
+        alerts,
+        analysis,
+        atomic,
+        cli,
+        engine,
+        errors,
+        events,
+        exchange,
+        journal,
+        log_setup,
+        market,
+        research,
+        safety,
+        strategies,
+        types,
+        ui,
+    )
+
+__all__ = [
+    "market", "analysis", "agent", "strategies", "engine", "safety", "exchange", "journal",
+    "alerts", "research", "ui", "cli", "errors", "atomic", "log_setup", "types", "events",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in __all__:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return importlib.import_module(f"{__name__}.{name}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -218,7 +218,11 @@ def part_dot(root: Path = ROOT) -> str:
              '  node [shape=box, style="rounded,filled", fillcolor="#eef3fb", fontname="Helvetica"];',
              '  edge [color="#555555", arrowsize=0.7];']
     lines += [f'  "{n}";' for n in nodes]
-    lines += [f'  "{a}" -> "{b}";' for a, b in arrows]
+    entries = [n for n in ("ui", "cli") if n in nodes]   # the programs' entry points, drawn on top
+    if entries:
+        lines.append("  { rank=min; " + " ".join(f'"{n}";' for n in entries) + " }")
+    # cli imports nearly every part: its arrows are drawn light so the others stay readable
+    lines += [f'  "{a}" -> "{b}"' + (' [color="#b8b8b8"]' if a == "cli" else "") + ";" for a, b in arrows]
     prims = " | ".join(sorted(PRIMITIVE_PARTS))
     lines += ['  subgraph cluster_primitives {',
               '    label="used by every part"; fontname="Helvetica"; style=dashed;',

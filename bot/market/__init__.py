@@ -1,1 +1,56 @@
-"""market"""
+"""Market: candles in and out. The canonical candle frame and its validation, the Parquet cache,
+Bybit's kline endpoint (through pybit), the recorded seed candles and file import, the LIVE and
+REPLAY feeds the engine reads, higher timeframes without look-ahead, and the hot-pair ranking.
+
+Import rule (docs/architecture.md): market never imports the engine; it uses only the primitives.
+Names load on first use (PEP 562), so `import bot.market` imports none of its modules.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bot.market.csv_import import read_ohlcv_file
+    from bot.market.data_manager import (
+        SEED_FILES,
+        BybitKlineSource,
+        CandleCache,
+        DataManager,
+        ReplayFeed,
+        load_seed,
+        make_frame,
+    )
+    from bot.market.feeds import BybitMarket, MarketFeed, ReplayMarket, probe_bybit
+    from bot.market.timeframes import bucket_start, ratio, resample
+    from bot.market.top_pairs import PairManager
+
+__all__ = [
+    "DataManager", "CandleCache", "BybitKlineSource", "ReplayFeed", "SEED_FILES", "load_seed",
+    "make_frame", "MarketFeed", "BybitMarket", "ReplayMarket", "probe_bybit", "PairManager",
+    "resample", "bucket_start", "ratio", "read_ohlcv_file",
+]
+
+# public name -> the submodule that defines it (a name mapped to itself is that submodule)
+_EXPORTS = {
+    "DataManager": "data_manager", "CandleCache": "data_manager", "BybitKlineSource": "data_manager",
+    "ReplayFeed": "data_manager", "SEED_FILES": "data_manager", "load_seed": "data_manager",
+    "make_frame": "data_manager", "MarketFeed": "feeds", "BybitMarket": "feeds",
+    "ReplayMarket": "feeds", "probe_bybit": "feeds", "PairManager": "top_pairs",
+    "resample": "timeframes", "bucket_start": "timeframes", "ratio": "timeframes",
+    "read_ohlcv_file": "csv_import",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(f"{__name__}.{_EXPORTS[name]}")
+    value = module if _EXPORTS[name] == name else getattr(module, name)
+    globals()[name] = value   # later lookups are plain attributes
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

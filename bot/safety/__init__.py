@@ -1,1 +1,41 @@
-"""safety"""
+"""Safety: what stands between a wish and a loss. `RiskManager` (account limits, stops, sizing
+caps, vetoes; exits are never vetoed), `ErrorHandler` and its circuit breaker (classify, count,
+stop new entries while exits keep working), and `supervise` (run the headless bot as a child
+process and restart it after a crash, with backoff).
+
+It imports config, alerts (the supervisor's restart alert) and the primitives; the engine and
+the backtester's risk gate import it, so it may import neither. Names load on first use (PEP 562).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bot.safety.error_handler import ErrorHandler
+    from bot.safety.risk import DAY_MS, RiskDecision, RiskManager
+    from bot.safety.supervisor import supervise
+
+__all__ = [
+    "RiskManager", "RiskDecision", "DAY_MS", "ErrorHandler", "supervise",
+]
+
+# public name -> the submodule that defines it (a name mapped to itself is that submodule)
+_EXPORTS = {
+    "RiskManager": "risk", "RiskDecision": "risk", "DAY_MS": "risk",
+    "ErrorHandler": "error_handler", "supervise": "supervisor",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(f"{__name__}.{_EXPORTS[name]}")
+    value = module if _EXPORTS[name] == name else getattr(module, name)
+    globals()[name] = value   # later lookups are plain attributes
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

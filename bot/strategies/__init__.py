@@ -1,18 +1,34 @@
 """Pluggable decision makers, found by name: `get_strategy("dqn" | "analyst" | "sma", settings)`.
 
 Each implementation lives in its own module and is imported only when asked for, so the
-backtester can run the SMA baseline without loading PyTorch.
+backtester can run the SMA baseline without loading PyTorch. Also here: the `Strategy` protocol
+(a `StrategyContext` in, a `Decision` out), the review pipeline in front of the risk manager
+(rule reviewers, an optional LLM reviewer) and the lessons drawn from vetoed proposals.
+
+A strategy only decides; the engine acts on its Decision. It imports agent, analysis, market and
+the primitives, never the engine (which imports it). Other names load on first use (PEP 562).
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bot.strategies.base import FLAT, LONG, SHORT, Decision, Strategy, StrategyContext
+if TYPE_CHECKING:
+    from bot.strategies.analyst import AnalystStrategy
+    from bot.strategies.base import FLAT, LONG, SHORT, Decision, Strategy, StrategyContext
+    from bot.strategies.dqn import DQNStrategy
+    from bot.strategies.lessons import Lesson, lessons_text, parse_lessons, refresh_lessons
+    from bot.strategies.review import ReviewedStrategy, ReviewPipeline
+    from bot.strategies.reviewers import ReviewOutcome
+    from bot.strategies.sma import SMACrossStrategy
 
-__all__ = ["get_strategy", "STRATEGIES", "Decision", "Strategy", "StrategyContext", "FLAT", "LONG", "SHORT"]
+__all__ = [
+    "get_strategy", "STRATEGIES", "Strategy", "StrategyContext", "Decision", "FLAT", "LONG", "SHORT",
+    "DQNStrategy", "AnalystStrategy", "SMACrossStrategy", "ReviewPipeline", "ReviewedStrategy",
+    "ReviewOutcome", "Lesson", "lessons_text", "parse_lessons", "refresh_lessons",
+]
 
 # name -> "module:Class"; every class takes (settings, **options).
 STRATEGIES: dict[str, str] = {
@@ -31,3 +47,25 @@ def get_strategy(name: str, settings: Any, **options: Any) -> Strategy:
         raise ValueError(f"unknown strategy {name!r}; allowed: {', '.join(STRATEGIES)}{hint}")
     module, cls = STRATEGIES[key].split(":")
     return getattr(importlib.import_module(module), cls)(settings, **options)
+
+
+# public name -> the submodule that defines it (get_strategy and STRATEGIES live here)
+_EXPORTS = {
+    "Strategy": "base", "StrategyContext": "base", "Decision": "base", "FLAT": "base",
+    "LONG": "base", "SHORT": "base", "DQNStrategy": "dqn", "AnalystStrategy": "analyst",
+    "SMACrossStrategy": "sma", "ReviewPipeline": "review", "ReviewedStrategy": "review",
+    "ReviewOutcome": "reviewers", "Lesson": "lessons", "lessons_text": "lessons",
+    "parse_lessons": "lessons", "refresh_lessons": "lessons",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value   # later lookups are plain attributes
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
