@@ -12,17 +12,13 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from bot.market.bybit_klines import BybitKlineSource
+    from bot.market.cache import CandleCache
+    from bot.market.candles import make_frame
     from bot.market.csv_import import read_ohlcv_file
-    from bot.market.data_manager import (
-        SEED_FILES,
-        BybitKlineSource,
-        CandleCache,
-        DataManager,
-        ReplayFeed,
-        load_seed,
-        make_frame,
-    )
-    from bot.market.feeds import BybitMarket, MarketFeed, ReplayMarket, probe_bybit
+    from bot.market.data_manager import DataManager
+    from bot.market.feeds import BybitMarket, MarketFeed, ReplayFeed, ReplayMarket, probe_bybit
+    from bot.market.seed import SEED_FILES, load_seed
     from bot.market.timeframes import bucket_start, ratio, resample
     from bot.market.top_pairs import PairManager
 
@@ -34,9 +30,9 @@ __all__ = [
 
 # public name -> the submodule that defines it (a name mapped to itself is that submodule)
 _EXPORTS = {
-    "DataManager": "data_manager", "CandleCache": "data_manager", "BybitKlineSource": "data_manager",
-    "ReplayFeed": "data_manager", "SEED_FILES": "data_manager", "load_seed": "data_manager",
-    "make_frame": "data_manager", "MarketFeed": "feeds", "BybitMarket": "feeds",
+    "DataManager": "data_manager", "CandleCache": "cache", "BybitKlineSource": "bybit_klines",
+    "ReplayFeed": "feeds", "SEED_FILES": "seed", "load_seed": "seed",
+    "make_frame": "candles", "MarketFeed": "feeds", "BybitMarket": "feeds",
     "ReplayMarket": "feeds", "probe_bybit": "feeds", "PairManager": "top_pairs",
     "resample": "timeframes", "bucket_start": "timeframes", "ratio": "timeframes",
     "read_ohlcv_file": "csv_import",
