@@ -16,6 +16,8 @@ The primitives every part may import, and which import no part: errors, atomic, 
 from __future__ import annotations
 
 import importlib
+import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -43,6 +45,26 @@ __all__ = [
     "market", "analysis", "agent", "strategies", "engine", "safety", "exchange", "journal",
     "alerts", "research", "ui", "cli", "errors", "atomic", "log_setup", "types", "events",
 ]
+
+
+def lazy_exports(package: str, exports: dict[str, str]
+                 ) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """A package's `__getattr__` and `__dir__` that load each public name from its submodule on
+    first use (PEP 562). `exports` maps a public name to the submodule defining it; a name mapped
+    to itself is that submodule."""
+
+    def __getattr__(name: str) -> Any:
+        if name not in exports:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        module = importlib.import_module(f"{package}.{exports[name]}")
+        value = module if exports[name] == name else getattr(module, name)
+        setattr(sys.modules[package], name, value)   # later lookups are plain attributes
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted({*vars(sys.modules[package]), *exports})
+
+    return __getattr__, __dir__
 
 
 def __getattr__(name: str) -> Any:

@@ -91,7 +91,8 @@ def edges(root: Path = ROOT) -> list[Edge]:
                     targets = [f"{base}.{a.name}" for a in child.names] or [base]
                 for t in targets:
                     hit = _resolve(t, mods)
-                    if hit is not None and hit != name:
+                    # `bot` itself is plumbing (lazy exports), not a part: importing it is no arrow
+                    if hit is not None and hit != name and hit != "bot":
                         out.append(Edge(name, hit, child.lineno, lazy))
                 visit(child, in_def)
 

@@ -10,8 +10,9 @@ uses the journal (order intents) and the primitives. Names load on first use (PE
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from bot import lazy_exports
 
 if TYPE_CHECKING:
     from bot.exchange.base import Exchange, Instrument, order_qty, round_to_tick
@@ -31,14 +32,4 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module = importlib.import_module(f"{__name__}.{_EXPORTS[name]}")
-    value = module if _EXPORTS[name] == name else getattr(module, name)
-    globals()[name] = value   # later lookups are plain attributes
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

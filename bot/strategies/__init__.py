@@ -15,6 +15,8 @@ import difflib
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from bot import lazy_exports
+
 if TYPE_CHECKING:
     from bot.strategies.analyst import AnalystStrategy
     from bot.strategies.base import FLAT, LONG, SHORT, Decision, Strategy, StrategyContext
@@ -59,13 +61,4 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    globals()[name] = value   # later lookups are plain attributes
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
