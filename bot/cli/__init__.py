@@ -9,18 +9,11 @@ them. `__all__` lists the command modules (read from this folder), each imported
 
 from __future__ import annotations
 
-import importlib
 import pkgutil
-from typing import Any
+
+from bot import lazy_exports
 
 __all__ = sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
 
 
-def __getattr__(name: str) -> Any:
-    if name not in __all__:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return importlib.import_module(f"{__name__}.{name}")
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__, {name: name for name in __all__})
