@@ -131,7 +131,7 @@ def test_every_fault_leaves_exactly_one_order_and_the_journal_agrees(tmp_path, f
     assert len(fake_bybit.book.orders) == 1 and order["status"] == "Filled"
     intent = journal.get_intent(cid)
     assert intent.status == OrderStatus.FILLED and intent.exchange_order_id == order["orderId"]
-    assert [f.qty for f, _ in journal.fills] == [order["cum_qty"]] == [0.004]
+    assert [f.qty for f in journal.fills()] == [order["cum_qty"]] == [0.004]
     (pos,) = ex.get_positions()
     assert pos.size == 0.004
     if name == "slow_past_timeout":
@@ -145,7 +145,7 @@ def test_an_order_that_never_lands_is_reported_lost_not_dropped(tmp_path, fake_b
     fake_bybit.inject("/v5/order/create", Fault("http", status=502, count=100))
     with pytest.raises(OrderExecutionError, match="not confirmed"):
         executor.open_position("BTCUSDT", "long", notional=40)
-    (intent,) = journal.intents.values()
+    (intent,) = journal.intents()
     assert intent.status == OrderStatus.LOST and "502" in intent.error
     assert fake_bybit.book.orders == {} and len(fake_bybit.calls("/v5/order/create")) == 5
 
