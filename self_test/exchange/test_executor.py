@@ -14,7 +14,7 @@ from bot.exchange.bybit import BybitExchange
 from bot.exchange.executor import TradeExecutor, new_client_order_id
 from bot.exchange.sim import SimExchange
 from bot.journal.base import MemoryJournal
-from bot.types import OrderStatus
+from bot.types import Mode, OrderStatus, Side
 from self_test.conftest import make_settings
 
 
@@ -151,6 +151,8 @@ def test_set_target_closes_then_opens_on_a_flip(tmp_path, btc_hourly):
     (flat,) = te.set_target("BTCUSDT", 0, reason="take-profit")
     assert flat.ok and ex.get_positions() == [] and te.close_position("BTCUSDT") is None
     assert [i.status for i in journal.intents()] == [OrderStatus.FILLED] * 4
+    sides = [i.side for i in journal.intents()]
+    assert sides == [Side.BUY, Side.SELL, Side.SELL, Side.BUY] and {type(x) for x in sides} == {Side}
     trades = [e for e in drain(events) if e.kind == EventKind.TRADE]
     assert [e.data["side"] for e in trades] == ["Buy", "Sell", "Sell", "Buy"]
     assert trades[-1].message.endswith("· PAPER · take-profit") and trades[-1].message.startswith("🟢 BUY")
@@ -186,5 +188,6 @@ def test_the_same_executor_drives_bybit_in_live_mode(tmp_path, fake_bybit, last_
         te.open_position("BTCUSDT", "short", notional=40)
     last = journal.intents()[-1]
     assert last.status == OrderStatus.REJECTED and "10004" in last.error
+    assert {i.mode for i in journal.intents()} == {Mode.LIVE} and journal.intents()[0].side is Side.BUY
     (ev,) = drain(events)
     assert ev.kind == EventKind.ORDER_FAILED and ev.level == "WARNING"
