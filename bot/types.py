@@ -4,8 +4,10 @@ These are frozen dataclasses (they cross threads: engine -> window, notifier) wi
 beyond a few derived properties, so any part may import them without pulling in an exchange
 adapter, the engine or the journal.
 
-Conventions: order sides are Bybit's "Buy" / "Sell"; position sides are "long" / "short";
-quantities are in the base coin, prices and money in the quote coin (USDT); times are UTC
+Conventions: order sides are Bybit's "Buy" / "Sell" (`Side`); position sides are "long" / "short"
+(`PositionSide`); modes, order states, data sources and connection states are `StrEnum`s too, so
+a member *is* its plain string: it equals it, hashes like it, prints, formats, JSON-encodes and
+binds in SQLite as it, and everything already on disk reads back unchanged. Quantities are in the base coin, prices and money in the quote coin (USDT); times are UTC
 milliseconds; candle intervals are Bybit's ("1".."720", "D", "W", "M").
 """
 
@@ -14,7 +16,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Literal
+from enum import StrEnum
+from typing import ClassVar, Literal
 
 from bot.errors import DataError
 
@@ -28,23 +31,45 @@ __all__ = [
 CANDLE_COLUMNS = ("open", "high", "low", "close", "volume", "turnover")
 
 
-Side = Literal["Buy", "Sell"]
-PositionSide = Literal["long", "short"]
+class Side(StrEnum):
+    """An order's side, as Bybit spells it."""
+
+    BUY = "Buy"
+    SELL = "Sell"
+
+
+class PositionSide(StrEnum):
+    """A position's side."""
+
+    LONG = "long"
+    SHORT = "short"
+
+
 OrderType = Literal["Market", "Limit"]
-Mode = Literal["PAPER", "LIVE", "BACKTEST"]
+
+
+class Mode(StrEnum):
+    """Where orders go: the paper wallet, Bybit, or a backtest's simulated exchange."""
+
+    PAPER = "PAPER"
+    LIVE = "LIVE"
+    BACKTEST = "BACKTEST"
 
 
 def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def opposite(side: str) -> str:
+def opposite(side: str) -> Side:
     """Buy <-> Sell."""
-    return "Sell" if side == "Buy" else "Buy"
+    return Side.SELL if side == Side.BUY else Side.BUY
 
 
-class OrderStatus:
-    """Order and intent states. Intents start PENDING (journaled, not yet sent)."""
+class OrderStatus(StrEnum):
+    """Order and intent states. Intents start PENDING (journaled, not yet sent).
+
+    `OrderStatus.OPEN`, `.FINAL` and `.UNRESOLVED` are frozensets of states (not states
+    themselves, so they are not members: `list(OrderStatus)` is the nine states)."""
 
     PENDING = "pending"            # journaled, not sent yet
     SENT = "sent"                  # handed to the exchange, no answer yet
@@ -56,9 +81,16 @@ class OrderStatus:
     FAILED = "failed"              # we could not send it; it never reached the exchange
     LOST = "lost"                  # sent but fate unknown: polled until it is known
 
-    OPEN = frozenset({NEW, PARTIALLY_FILLED})
-    FINAL = frozenset({FILLED, CANCELLED, REJECTED, FAILED})
-    UNRESOLVED = frozenset({PENDING, SENT, LOST})
+    # Annotated without a value, these are class attributes, not members; set below the class.
+    OPEN: ClassVar[frozenset[OrderStatus]]          # resting on the exchange
+    FINAL: ClassVar[frozenset[OrderStatus]]         # nothing more will happen to it
+    UNRESOLVED: ClassVar[frozenset[OrderStatus]]    # we do not know yet what the exchange did
+
+
+OrderStatus.OPEN = frozenset({OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED})
+OrderStatus.FINAL = frozenset({OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED,
+                               OrderStatus.FAILED})
+OrderStatus.UNRESOLVED = frozenset({OrderStatus.PENDING, OrderStatus.SENT, OrderStatus.LOST})
 
 
 @dataclass(frozen=True)
@@ -70,7 +102,7 @@ class Order:
     side: Side
     qty: float
     order_type: OrderType = "Market"
-    status: str = OrderStatus.NEW
+    status: OrderStatus = OrderStatus.NEW
     price: float | None = None           # limit price
     avg_price: float = 0.0               # average fill price, 0 when nothing filled
     filled_qty: float = 0.0
@@ -127,7 +159,7 @@ class Position:
     @property
     def direction(self) -> int:
         """+1 long, -1 short."""
-        return 1 if self.side == "long" else -1
+        return 1 if self.side == PositionSide.LONG else -1
 
     def with_mark(self, mark: float) -> "Position":
         return replace(self, mark_price=mark, unrealised_pnl=self.direction * (mark - self.entry_price) * self.size)
@@ -157,10 +189,10 @@ class OrderIntent:
     reduce_only: bool = False
     stop_loss: float | None = None
     take_profit: float | None = None
-    mode: str = "PAPER"
+    mode: Mode = Mode.PAPER
     reason: str = "signal"             # signal / stop-loss / take-profit / manual / reconcile / close-all
     created_ms: int = field(default_factory=now_ms)
-    status: str = OrderStatus.PENDING
+    status: OrderStatus = OrderStatus.PENDING
     exchange_order_id: str = ""
     error: str = ""
 
@@ -179,7 +211,7 @@ class ClosedTrade:
     pnl: float               # net of all fees of the round trip, quote coin
     fees: float
     reason: str = "signal"   # signal / stop-loss / take-profit / manual / reconcile / close-all
-    mode: str = "PAPER"
+    mode: Mode = Mode.PAPER
 
     @property
     def return_pct(self) -> float:
@@ -232,12 +264,16 @@ class Candle:
         return self.open_ms + interval_ms(self.interval)
 
 
-class DataSource:
+class DataSource(StrEnum):
+    """Where the candles come from."""
+
     LIVE = "LIVE"      # candles from Bybit
     REPLAY = "REPLAY"  # recorded real candles replayed (offline or backtest)
 
 
-class Connection:
+class Connection(StrEnum):
+    """The market feed's link to Bybit, as the status bar shows it."""
+
     CONNECTED = "Connected"
     RECONNECTING = "Reconnecting"
     OFFLINE_REPLAY = "Offline-REPLAY"

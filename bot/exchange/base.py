@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal
 from typing import Protocol, runtime_checkable
 
-from bot.types import Balance, Fill, Order, OrderType, Position, Side
+from bot.types import Balance, Fill, Mode, Order, OrderType, Position, Side
 
 __all__ = [
     "Instrument", "Exchange",
@@ -95,7 +95,7 @@ class Exchange(Protocol):
     """
 
     name: str          # "paper" | "bybit"
-    mode: str          # "PAPER" | "LIVE"
+    mode: Mode         # PAPER | LIVE
 
     def get_price(self, symbol: str) -> float: ...
     def get_instrument(self, symbol: str) -> Instrument: ...

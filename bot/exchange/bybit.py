@@ -31,7 +31,18 @@ from bot.errors import (
 from bot.exchange.base import Instrument, floor_to_step, round_to_tick
 from bot.exchange.instruments import check_client_order_id, parse_instrument
 from bot.log_setup import add_secrets, redact
-from bot.types import Balance, Fill, Order, OrderStatus, Position
+from bot.types import (
+    Balance,
+    Fill,
+    Mode,
+    Order,
+    OrderStatus,
+    OrderType,
+    Position,
+    PositionSide,
+    Side,
+)
+from config import Settings
 
 __all__ = ["BybitExchange", "parse_instrument", "map_error"]
 
@@ -116,9 +127,9 @@ class BybitExchange:
     """Live `Exchange` on Bybit V5 (UNIFIED account, linear USDT perpetuals or spot)."""
 
     name = "bybit"
-    mode = "LIVE"
+    mode = Mode.LIVE
 
-    def __init__(self, settings: Any, *, http: Any | None = None, retries: int = 4, retry_delay: float = 0.5,
+    def __init__(self, settings: Settings, *, http: Any | None = None, retries: int = 4, retry_delay: float = 0.5,
                  max_retry_delay: float = 8.0, fill_wait: float = 2.0,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.settings = settings
@@ -145,12 +156,12 @@ class BybitExchange:
         self.hedge_mode = False
 
     @classmethod
-    def from_settings(cls, settings: Any) -> "BybitExchange":
+    def from_settings(cls, settings: Settings) -> "BybitExchange":
         return cls(settings)
 
     # -- plumbing ----------------------------------------------------------------------------
     def _backoff(self, attempt: int) -> float:
-        return min(self.max_retry_delay, self.retry_delay * (2 ** attempt))
+        return min(self.max_retry_delay, self.retry_delay * 2.0 ** attempt)
 
     def _once(self, method: str, **params: Any) -> dict[str, Any]:
         """One pybit call; the reply's `result`, or the mapped bot exception."""
@@ -208,7 +219,7 @@ class BybitExchange:
     def get_balance(self) -> Balance:
         quote = self.settings.QUOTE_COIN
         acct = (self._call("get_wallet_balance", accountType="UNIFIED").get("list") or [{}])[0]
-        coin = next((c for c in acct.get("coin", []) if c.get("coin") == quote), {})
+        coin: dict[str, Any] = next((c for c in acct.get("coin", []) if c.get("coin") == quote), {})
         wallet, upl = _f(coin.get("walletBalance")), _f(coin.get("unrealisedPnl"))
         equity = _f(acct.get("totalEquity"), wallet + upl) if self.category == "spot" else _f(coin.get("equity"),
                                                                                                 wallet + upl)
@@ -222,9 +233,10 @@ class BybitExchange:
         out = []
         for r in rows:
             size = _f(r.get("size"))
-            if size <= 0 or r.get("side") not in ("Buy", "Sell"):
+            if size <= 0 or r.get("side") not in (Side.BUY, Side.SELL):
                 continue
-            out.append(Position(symbol=r["symbol"], side="long" if r["side"] == "Buy" else "short", size=size,
+            side = PositionSide.LONG if r["side"] == Side.BUY else PositionSide.SHORT
+            out.append(Position(symbol=r["symbol"], side=side, size=size,
                                 entry_price=_f(r.get("avgPrice")), mark_price=_f(r.get("markPrice")),
                                 unrealised_pnl=_f(r.get("unrealisedPnl")), realised_pnl=_f(r.get("curRealisedPnl")),
                                 stop_loss=_opt(r.get("stopLoss")), take_profit=_opt(r.get("takeProfit")),
@@ -244,13 +256,13 @@ class BybitExchange:
             if c.get("coin") == self.settings.QUOTE_COIN or qty <= 0:
                 continue
             mark = _f(c.get("usdValue")) / qty
-            out.append(Position(symbol=f"{c['coin']}{self.settings.QUOTE_COIN}", side="long", size=qty,
+            out.append(Position(symbol=f"{c['coin']}{self.settings.QUOTE_COIN}", side=PositionSide.LONG, size=qty,
                                 entry_price=mark, mark_price=mark))
         return out
 
     def _order(self, r: dict[str, Any]) -> Order:
         fee = _f(r.get("cumExecFee")) or sum(_f(v) for v in (r.get("cumFeeDetail") or {}).values())
-        return Order(client_order_id=r.get("orderLinkId", ""), symbol=r["symbol"], side=r["side"], qty=_f(r.get("qty")),
+        return Order(client_order_id=r.get("orderLinkId", ""), symbol=r["symbol"], side=Side(r["side"]), qty=_f(r.get("qty")),
                      order_type=r.get("orderType", "Market"), status=_STATUS.get(r.get("orderStatus", ""), OrderStatus.NEW),
                      price=_opt(r.get("price")) if r.get("orderType") == "Limit" else None,
                      avg_price=_f(r.get("avgPrice")), filled_qty=_f(r.get("cumExecQty")), fee=fee,
@@ -260,14 +272,14 @@ class BybitExchange:
                      reject_reason="" if r.get("rejectReason") in (None, "", "EC_NoError") else r["rejectReason"])
 
     def get_open_orders(self, symbol: str | None = None) -> list[Order]:
-        where = {"symbol": symbol} if symbol else ({"settleCoin": self.settings.QUOTE_COIN}
-                                                   if self.category == "linear" else {})
+        where: dict[str, Any] = {"symbol": symbol} if symbol else (
+            {"settleCoin": self.settings.QUOTE_COIN} if self.category == "linear" else {})
         rows = self._call("get_open_orders", category=self.category, **where).get("list") or []
         return [self._order(r) for r in rows]
 
     def get_order(self, client_order_id: str, symbol: str | None = None) -> Order | None:
         """Find an order by its orderLinkId: realtime first (open and recent), then history."""
-        where = {"symbol": symbol} if symbol else {}
+        where: dict[str, Any] = {"symbol": symbol} if symbol else {}
         for method in ("get_open_orders", "get_order_history"):
             rows = self._call(method, category=self.category, orderLinkId=client_order_id, **where).get("list") or []
             if rows:
@@ -275,7 +287,7 @@ class BybitExchange:
         return None
 
     def get_fills(self, client_order_id: str, symbol: str | None = None) -> list[Fill]:
-        where = {"symbol": symbol} if symbol else {}
+        where: dict[str, Any] = {"symbol": symbol} if symbol else {}
         rows = self._call("get_executions", category=self.category, orderLinkId=client_order_id,
                           **where).get("list") or []
         return [self._fill(r, client_order_id) for r in reversed(rows) if r.get("execType", "Trade") == "Trade"]
@@ -283,7 +295,7 @@ class BybitExchange:
     def get_executions(self, symbol: str, *, since_ms: int | None = None) -> list[Fill]:
         """Trade executions of `symbol`, oldest first, including those with no id of ours (a
         server-side stop). Bybit serves at most 7 days from `since_ms` (default: the last 7 days)."""
-        where = {"startTime": int(since_ms)} if since_ms else {}
+        where: dict[str, Any] = {"startTime": int(since_ms)} if since_ms else {}
         rows = self._call("get_executions", category=self.category, symbol=symbol, limit=100, **where).get("list") or []
         return [self._fill(r, r.get("orderLinkId", "")) for r in reversed(rows) if r.get("execType", "Trade") == "Trade"]
 
@@ -291,18 +303,18 @@ class BybitExchange:
     def _fill(r: dict[str, Any], cid: str) -> Fill:
         reason = "signal" if r.get("orderLinkId") else {"StopLoss": "stop-loss", "TakeProfit": "take-profit"}.get(
             r.get("stopOrderType", ""), "reconcile")
-        return Fill(client_order_id=r.get("orderLinkId") or cid, symbol=r["symbol"], side=r["side"],
+        return Fill(client_order_id=r.get("orderLinkId") or cid, symbol=r["symbol"], side=Side(r["side"]),
                     qty=_f(r.get("execQty")), price=_f(r.get("execPrice")), fee=_f(r.get("execFee")),
                     time_ms=int(_f(r.get("execTime"))), exchange_order_id=r.get("orderId", ""),
                     exec_id=r.get("execId", ""), is_maker=bool(r.get("isMaker")), reason=reason)
 
     # -- orders ------------------------------------------------------------------------------
-    def _position_idx(self, side: str, reduce_only: bool) -> int:
+    def _position_idx(self, side: Side, reduce_only: bool) -> int:
         if not self.hedge_mode:
             return 0
         if reduce_only:  # a Sell reduces the long leg (1), a Buy the short leg (2)
-            return 1 if side == "Sell" else 2
-        return 1 if side == "Buy" else 2
+            return 1 if side == Side.SELL else 2
+        return 1 if side == Side.BUY else 2
 
     def _ensure_leverage(self, symbol: str) -> None:
         if self.category != "linear" or symbol in self._leverage_done:
@@ -315,7 +327,7 @@ class BybitExchange:
                 raise
         self._leverage_done.add(symbol)
 
-    def create_order(self, symbol: str, side: str, qty: float, order_type: str = "Market",
+    def create_order(self, symbol: str, side: Side, qty: float, order_type: OrderType = "Market",
                      price: float | None = None, reduce_only: bool = False, stop_loss: float | None = None,
                      take_profit: float | None = None, *, client_order_id: str) -> Order:
         """Place an order at most once, whatever the network does; returns it as Bybit knows it."""
@@ -350,7 +362,7 @@ class BybitExchange:
                 if found is not None:
                     log.warning("order %s was placed after all (found on Bybit after %s); adopting it",
                                 client_order_id, last_err)
-                    return self._settle(found, symbol)
+                    return self._settle(found, symbol, client_order_id)
                 if last_err is not None and is_transient(last_err):
                     self._sleep(self._backoff(attempt - 1))
             try:
@@ -360,7 +372,7 @@ class BybitExchange:
                 last_err = err
                 found = self._lookup(symbol, client_order_id, tries=self.retries)
                 if found is not None:
-                    return self._settle(found, symbol)
+                    return self._settle(found, symbol, client_order_id)
             except InvalidOrderError as err:
                 if (getattr(err, "code", None) == 10001 and "position idx" in str(err).lower()
                         and self.category == "linear"):
@@ -377,7 +389,7 @@ class BybitExchange:
                 log.warning("placing %s: %s (attempt %d)", client_order_id, err, attempt + 1)
         found = self._lookup(symbol, client_order_id, tries=self.retries)
         if found is not None:
-            return self._settle(found, symbol)
+            return self._settle(found, symbol, client_order_id)
         raise OrderExecutionError(f"order {client_order_id} ({side} {q} {symbol}) not confirmed after "
                                   f"{self.retries + 1} attempts: {last_err}; reconcile it by its orderLinkId",
                                   client_order_id=client_order_id)
@@ -394,12 +406,12 @@ class BybitExchange:
                 self._sleep(self._backoff(i))
         return None
 
-    def _settle(self, order: Order | None, symbol: str, cid: str | None = None) -> Order:
+    def _settle(self, order: Order | None, symbol: str, cid: str) -> Order:
         """Bybit acknowledges orders before matching: poll a market order until it is final."""
         deadline = time.monotonic() + self.fill_wait
         while True:
             if order is None or (order.order_type == "Market" and order.status not in OrderStatus.FINAL):
-                found = self._lookup(symbol, cid or order.client_order_id)  # type: ignore[union-attr]
+                found = self._lookup(symbol, cid)
                 order = found or order
             if order is not None and (order.order_type != "Market" or order.status in OrderStatus.FINAL):
                 return order
@@ -427,7 +439,7 @@ class BybitExchange:
             raise InvalidOrderError(f"{symbol}: no position to set a stop-loss / take-profit on")
         tick = self.get_instrument(symbol).tick_size
         params: dict[str, Any] = {"category": "linear", "symbol": symbol, "tpslMode": "Full",
-                                  "positionIdx": (1 if pos.side == "long" else 2) if self.hedge_mode else 0}
+                                  "positionIdx": (1 if pos.side == PositionSide.LONG else 2) if self.hedge_mode else 0}
         if stop_loss is not None:
             params["stopLoss"] = _num(round_to_tick(stop_loss, tick), tick) if stop_loss > 0 else "0"
         if take_profit is not None:
@@ -442,6 +454,6 @@ class BybitExchange:
         pos = next((p for p in self.get_positions() if p.symbol == symbol), None)
         if pos is None:
             return None
-        side = "Sell" if pos.side == "long" else "Buy"
+        side = Side.SELL if pos.side == PositionSide.LONG else Side.BUY
         return self.create_order(symbol, side, pos.size, reduce_only=self.category == "linear",
                                  client_order_id=client_order_id)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +40,8 @@ from bot.exchange.base import (
     round_to_tick,
 )
 from bot.journal.base import OrderJournal
-from bot.types import Fill, Order, OrderIntent, OrderStatus
+from bot.types import Fill, Order, OrderIntent, OrderStatus, Position, PositionSide, Side
+from config import Settings
 
 __all__ = ["TradeExecutor", "ExecutionResult", "new_client_order_id"]
 
@@ -75,7 +77,7 @@ def _price_text(price: float) -> str:
 class TradeExecutor:
     """Sizes, rounds, journals and places orders; the one way the bot trades."""
 
-    def __init__(self, exchange: Exchange, journal: OrderJournal, *, settings: Any,
+    def __init__(self, exchange: Exchange, journal: OrderJournal, *, settings: Settings,
                  bus: EventBus | None = None) -> None:
         self.exchange = exchange
         self.journal = journal
@@ -121,16 +123,16 @@ class TradeExecutor:
         return qty
 
     # -- targets -----------------------------------------------------------------------------
-    def _position(self, symbol: str) -> Any:
+    def _position(self, symbol: str) -> Position | None:
         return next((p for p in self.exchange.get_positions() if p.symbol == symbol), None)
 
     def open_position(self, symbol: str, side: str, *, notional: float | None = None, qty: float | None = None,
                       stop_loss: float | None = None, take_profit: float | None = None,
                       reason: str = "signal") -> ExecutionResult:
         """Open (or add to) a long or short with a market order; size from equity unless given."""
-        if side not in ("long", "short"):
+        if side not in (PositionSide.LONG, PositionSide.SHORT):
             return self._refuse(symbol, f"side {side!r} is not long or short", reason)
-        if side == "short" and not getattr(self.settings, "allows_short", True):
+        if side == PositionSide.SHORT and not self.settings.allows_short:
             return self._refuse(symbol, f"{symbol}: cannot open a short on {self.settings.EXCHANGE_CATEGORY} "
                                         "(spot is long only)", reason)
         try:
@@ -159,7 +161,7 @@ class TradeExecutor:
             return self._refuse(symbol, str(exc), reason)
         sl = round_to_tick(stop_loss, inst.tick_size) if stop_loss else None
         tp = round_to_tick(take_profit, inst.tick_size) if take_profit else None
-        order_side = "Buy" if side == "long" else "Sell"
+        order_side = Side.BUY if side == PositionSide.LONG else Side.SELL
         return self._send(symbol, order_side, q, reason=reason, stop_loss=sl, take_profit=tp, prefix="open")
 
     def close_position(self, symbol: str, *, reason: str = "signal") -> ExecutionResult | None:
@@ -167,7 +169,7 @@ class TradeExecutor:
         pos = self._position(symbol)
         if pos is None:
             return None
-        side = "Sell" if pos.side == "long" else "Buy"
+        side = Side.SELL if pos.side == PositionSide.LONG else Side.BUY
         return self._send(symbol, side, pos.size, reason=reason, reduce_only=True, prefix="close",
                           closer=lambda cid: self.exchange.close_position(symbol, client_order_id=cid))
 
@@ -189,13 +191,14 @@ class TradeExecutor:
                 if not closed.ok:
                     return results  # never open the other side while the old one may still be there
         if target != 0:
-            results.append(self.open_position(symbol, "long" if target > 0 else "short", notional=notional,
-                                              stop_loss=stop_loss, take_profit=take_profit, reason=reason))
+            results.append(self.open_position(symbol, PositionSide.LONG if target > 0 else PositionSide.SHORT,
+                                              notional=notional, stop_loss=stop_loss, take_profit=take_profit,
+                                              reason=reason))
         return results
 
     def manual_order(self, symbol: str, side: str, usdt: float) -> ExecutionResult:
         """A market order for `usdt` worth of `symbol` (the `python -m bot order` command)."""
-        if side not in ("Buy", "Sell"):
+        if side not in (Side.BUY, Side.SELL):
             return self._refuse(symbol, f"side {side!r} is not Buy or Sell", "manual")
         try:
             inst = self.exchange.get_instrument(symbol)
@@ -203,7 +206,7 @@ class TradeExecutor:
             q = self.qty_for_notional(usdt, price, inst, at_most=True)
         except InvalidOrderError as exc:
             return self._refuse(symbol, str(exc), "manual")
-        return self._send(symbol, side, q, reason="manual", prefix="manual")
+        return self._send(symbol, Side(side), q, reason="manual", prefix="manual")
 
     # -- the one path to the exchange --------------------------------------------------------
     def _refuse(self, symbol: str, why: str, reason: str) -> ExecutionResult:
@@ -211,11 +214,11 @@ class TradeExecutor:
                    error=why, reason=reason, mode=self.exchange.mode, client_order_id="")
         return ExecutionResult(ok=False, client_order_id="", error=why)
 
-    def _send(self, symbol: str, side: str, qty: float, *, reason: str, prefix: str, reduce_only: bool = False,
+    def _send(self, symbol: str, side: Side, qty: float, *, reason: str, prefix: str, reduce_only: bool = False,
               stop_loss: float | None = None, take_profit: float | None = None,
-              closer: Any = None) -> ExecutionResult:
+              closer: Callable[[str], Order | None] | None = None) -> ExecutionResult:
         cid = new_client_order_id(prefix)
-        intent = OrderIntent(client_order_id=cid, symbol=symbol, side=side, qty=qty,  # type: ignore[arg-type]
+        intent = OrderIntent(client_order_id=cid, symbol=symbol, side=side, qty=qty,
                              reduce_only=reduce_only, stop_loss=stop_loss, take_profit=take_profit,
                              mode=self.exchange.mode, reason=reason)
         self.journal.record_intent(intent)  # before the exchange hears of it: the crash-safety contract
@@ -227,7 +230,7 @@ class TradeExecutor:
                     self.journal.update_intent(cid, OrderStatus.CANCELLED, error="position already flat")
                     return ExecutionResult(ok=True, client_order_id=cid, error="position already flat")
             else:
-                order = self.exchange.create_order(symbol, side, qty, "Market", reduce_only=reduce_only,  # type: ignore[arg-type]
+                order = self.exchange.create_order(symbol, side, qty, "Market", reduce_only=reduce_only,
                                                    stop_loss=stop_loss, take_profit=take_profit,
                                                    client_order_id=cid)
         except (InvalidOrderError, InsufficientFundsError) as exc:
@@ -255,7 +258,7 @@ class TradeExecutor:
         return ExecutionResult(ok=order.status not in (OrderStatus.REJECTED, OrderStatus.FAILED),
                                client_order_id=cid, order=order, fills=fills, error=order.reject_reason)
 
-    def _failed(self, cid: str, symbol: str, side: str, qty: float, status: str, exc: Exception,
+    def _failed(self, cid: str, symbol: str, side: Side, qty: float, status: OrderStatus, exc: Exception,
                 reason: str) -> ExecutionResult:
         text = str(exc)
         self.journal.update_intent(cid, status, error=text)
@@ -270,7 +273,7 @@ class TradeExecutor:
         price = order.avg_price
         fee = order.fee or sum(f.fee for f in fills)
         notional = qty * price
-        icon = "🟢" if order.side == "Buy" else "🔴"
+        icon = "🟢" if order.side == Side.BUY else "🔴"
         extra = "" if reason == "signal" else f" · {reason}"
         pnl = sum(f.realised_pnl for f in fills)
         msg = (f"{icon} {order.side.upper()} {order.symbol} {_qty_text(qty)} @ {_price_text(price)} · "

@@ -22,9 +22,10 @@ import logging
 import os
 import signal
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
-from bot.types import Fill, OrderIntent, OrderStatus
+from bot.journal.base import Journal
+from bot.types import Fill, Mode, Order, OrderIntent, OrderStatus
 
 __all__ = ["CrashingJournal", "CRASH_POINTS"]
 
@@ -49,9 +50,10 @@ def _die(point: str, marker: Path | None) -> None:
 
 
 class CrashingJournal:
-    """A journal that kills the process at `point`; everything else is passed to the real journal."""
+    """A journal that kills the process at `point`; everything else is passed to the real journal
+    (`__getattr__`), so it is a `Journal` wherever the real one is."""
 
-    def __init__(self, journal: Any, point: str) -> None:
+    def __init__(self, journal: Journal, point: str) -> None:
         if point not in CRASH_POINTS:
             raise ValueError(f"crash point {point!r} is not one of {', '.join(CRASH_POINTS)}")
         self._journal = journal
@@ -67,20 +69,27 @@ class CrashingJournal:
         if self.point == "after_intent":
             _die(self.point, self.marker)
 
-    def update_intent(self, client_order_id: str, status: str, *, exchange_order_id: str = "",
+    def update_intent(self, client_order_id: str, status: OrderStatus, *, exchange_order_id: str = "",
                       error: str = "") -> None:
         if self.point == "after_send" and status not in _BEFORE_ANSWER:
             _die(self.point, self.marker)
         self._journal.update_intent(client_order_id, status, exchange_order_id=exchange_order_id, error=error)
 
-    def record_order(self, order: Any, mode: str) -> None:
+    def record_order(self, order: Order, mode: Mode) -> None:
         if self.point == "after_send":
             _die(self.point, self.marker)
         self._journal.record_order(order, mode)
 
-    def record_fill(self, fill: Fill, *, mode: str) -> None:
+    def record_fill(self, fill: Fill, *, mode: Mode) -> None:
         if self.point == "after_send":
             _die(self.point, self.marker)
         self._journal.record_fill(fill, mode=mode)
         if self.point == "after_fill":
             _die(self.point, self.marker)
+
+    # `with` looks these up on the class, never through `__getattr__`.
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._journal.close()

@@ -16,7 +16,9 @@ transaction, and a database written by a newer version is refused rather than gu
 A corrupt or unreadable file gives a `JournalError` naming the file; it is never reset,
 rewritten or deleted, because the journal is the record of what happened to real money.
 
-`Journal` implements the `OrderJournal` protocol of `bot/exchange/base.py`.
+This `Journal` is the SQLite implementation of the `Journal` protocol in `bot/journal/base.py` (the
+seam every caller types against; `MemoryJournal` there is the in-memory one). Rows read back as
+the domain records of `bot.types`, their sides, states and modes as those `StrEnum`s.
 """
 
 from __future__ import annotations
@@ -29,11 +31,23 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.errors import JournalError
-from bot.events import Event
-from bot.types import ClosedTrade, Fill, Order, OrderIntent, OrderStatus, Position
+from bot.events import Event, EventBus
+from bot.journal import base
+from bot.types import (
+    ClosedTrade,
+    Fill,
+    Mode,
+    Order,
+    OrderIntent,
+    OrderStatus,
+    Position,
+    PositionSide,
+    Side,
+)
+from config import Settings
 
 __all__ = ["Journal", "JournalError", "DuplicateIntentError", "UnknownIntentError", "MIGRATIONS",
            "SCHEMA_VERSION"]
@@ -157,14 +171,14 @@ class Journal:
                                "Move it aside to start a new journal, or restore a backup.") from exc
 
     @classmethod
-    def for_settings(cls, settings: Any, *, name: str = "state.db") -> Any:
+    def for_settings(cls, settings: Settings, *, name: str = "state.db") -> base.Journal:
         """The journal at `settings.data_dir / name` (replayed history uses its own file).
 
         With the test hook `CRASH_AT` set, it comes wrapped in `bot.journal.crashpoints.CrashingJournal`,
         which kills the process at that point; this is the one place the hook is read.
         """
         journal = cls(Path(settings.data_dir) / name)
-        crash_at = getattr(settings, "CRASH_AT", "")
+        crash_at = settings.CRASH_AT
         if crash_at:
             from bot.journal.crashpoints import CrashingJournal
 
@@ -225,7 +239,7 @@ class Journal:
     def __enter__(self) -> "Journal":
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     @contextmanager
@@ -272,13 +286,13 @@ class Journal:
                 self._readers[tid] = conn
         return conn
 
-    def _query(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         try:
             return self._read().execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             raise JournalError(f"journal {self.path} read failed: {exc}") from exc
 
-    # -- OrderJournal protocol -------------------------------------------------------------------
+    # -- the executor's part (OrderJournal) ------------------------------------------------------
     def record_intent(self, intent: OrderIntent) -> None:
         """Journal an order before it is sent (fsynced); a client order id can be journaled only once."""
         with self._tx(durable=True) as c:
@@ -292,7 +306,7 @@ class Journal:
                 raise DuplicateIntentError(
                     f"client order id {intent.client_order_id} is already journaled") from exc
 
-    def update_intent(self, client_order_id: str, status: str, *, exchange_order_id: str = "",
+    def update_intent(self, client_order_id: str, status: OrderStatus, *, exchange_order_id: str = "",
                       error: str = "") -> None:
         with self._tx() as c:
             cur = c.execute(
@@ -302,7 +316,7 @@ class Journal:
             if cur.rowcount == 0:
                 raise UnknownIntentError(f"client order id {client_order_id} is not in the journal")
 
-    def record_fill(self, fill: Fill, *, mode: str) -> None:
+    def record_fill(self, fill: Fill, *, mode: Mode) -> None:
         """Store one execution; the same (order, exec id) reported again is ignored."""
         with self._tx() as c:
             c.execute("INSERT OR IGNORE INTO fills (client_order_id, symbol, side, qty, price, fee, time_ms, "
@@ -323,7 +337,7 @@ class Journal:
         return [_intent(r) for r in rows]
 
     # -- orders and fills ------------------------------------------------------------------------
-    def record_order(self, order: Order, mode: str) -> None:
+    def record_order(self, order: Order, mode: Mode) -> None:
         """Store the exchange's view of an order; its intent (if any, and not final) follows its status."""
         with self._tx() as c:
             c.execute("INSERT OR REPLACE INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -342,22 +356,22 @@ class Journal:
         return _order(rows[0]) if rows else None
 
     def fills(self, *, client_order_id: str | None = None, symbol: str | None = None,
-              mode: str | None = None) -> list[Fill]:
+              mode: Mode | None = None) -> list[Fill]:
         """Stored executions, oldest first, filtered by any of order id, symbol, mode."""
         where, params = _where(client_order_id=client_order_id, symbol=symbol, mode=mode)
         rows = self._query(f"SELECT * FROM fills{where} ORDER BY time_ms, id", params)
-        return [Fill(client_order_id=r["client_order_id"], symbol=r["symbol"], side=r["side"], qty=r["qty"],
+        return [Fill(client_order_id=r["client_order_id"], symbol=r["symbol"], side=Side(r["side"]), qty=r["qty"],
                      price=r["price"], fee=r["fee"], time_ms=r["time_ms"], exchange_order_id=r["exchange_order_id"],
                      exec_id=r["exec_id"], is_maker=bool(r["is_maker"]), realised_pnl=r["realised_pnl"],
                      reason=r["reason"]) for r in rows]
 
-    def intents(self, *, mode: str | None = None, symbol: str | None = None) -> list[OrderIntent]:
+    def intents(self, *, mode: Mode | None = None, symbol: str | None = None) -> list[OrderIntent]:
         """Every journaled intent, oldest first."""
         where, params = _where(mode=mode, symbol=symbol)
         return [_intent(r) for r in self._query(f"SELECT * FROM intents{where} ORDER BY created_ms, rowid", params)]
 
     # -- positions -------------------------------------------------------------------------------
-    def upsert_position(self, position: Position, *, mode: str = "PAPER") -> None:
+    def upsert_position(self, position: Position, *, mode: Mode = Mode.PAPER) -> None:
         """The journal's view of an open position (one per symbol and mode)."""
         p = position
         with self._tx() as c:
@@ -365,14 +379,14 @@ class Journal:
                       (mode, p.symbol, p.side, p.size, p.entry_price, p.stop_loss, p.take_profit, p.trailing_stop,
                        p.leverage, p.opened_ms, p.fees, p.realised_pnl, _now_ms()))
 
-    def remove_position(self, symbol: str, *, mode: str = "PAPER") -> None:
+    def remove_position(self, symbol: str, *, mode: Mode = Mode.PAPER) -> None:
         with self._tx() as c:
             c.execute("DELETE FROM positions WHERE mode=? AND symbol=?", (mode, symbol))
 
-    def positions(self, mode: str | None = None) -> list[Position]:
+    def positions(self, mode: Mode | None = None) -> list[Position]:
         where, params = _where(mode=mode)
         rows = self._query(f"SELECT * FROM positions{where} ORDER BY symbol", params)
-        return [Position(symbol=r["symbol"], side=r["side"], size=r["size"], entry_price=r["entry_price"],
+        return [Position(symbol=r["symbol"], side=PositionSide(r["side"]), size=r["size"], entry_price=r["entry_price"],
                          stop_loss=r["stop_loss"], take_profit=r["take_profit"], trailing_stop=r["trailing_stop"],
                          leverage=r["leverage"], opened_ms=r["opened_ms"], fees=r["fees"],
                          realised_pnl=r["realised_pnl"]) for r in rows]
@@ -395,9 +409,10 @@ class Journal:
         with self._tx() as c:
             self._insert_trade(c, trade)
 
-    def closed_trades(self, mode: str | None = None, since_ms: int | None = None) -> list[ClosedTrade]:
+    def closed_trades(self, mode: Mode | None = None, since_ms: int | None = None) -> list[ClosedTrade]:
         """Round trips, oldest exit first."""
-        clauses, params = [], []
+        clauses: list[str] = []
+        params: list[Any] = []
         if mode is not None:
             clauses.append("mode=?")
             params.append(mode)
@@ -406,15 +421,16 @@ class Journal:
             params.append(since_ms)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._query(f"SELECT * FROM closed_trades{where} ORDER BY exit_ms, id", tuple(params))
-        return [ClosedTrade(symbol=r["symbol"], side=r["side"], qty=r["qty"], entry_price=r["entry_price"],
-                            exit_price=r["exit_price"], entry_ms=r["entry_ms"], exit_ms=r["exit_ms"], pnl=r["pnl"],
-                            fees=r["fees"], reason=r["reason"], mode=r["mode"]) for r in rows]
+        return [ClosedTrade(symbol=r["symbol"], side=PositionSide(r["side"]), qty=r["qty"],
+                            entry_price=r["entry_price"], exit_price=r["exit_price"], entry_ms=r["entry_ms"],
+                            exit_ms=r["exit_ms"], pnl=r["pnl"], fees=r["fees"], reason=r["reason"],
+                            mode=Mode(r["mode"])) for r in rows]
 
-    def record_equity(self, time_ms: int, equity: float, balance: float, mode: str) -> None:
+    def record_equity(self, time_ms: int, equity: float, balance: float, mode: Mode) -> None:
         with self._tx() as c:
             c.execute("INSERT INTO equity VALUES (?,?,?,?)", (int(time_ms), float(equity), float(balance), mode))
 
-    def equity_history(self, mode: str) -> list[tuple[int, float, float]]:
+    def equity_history(self, mode: Mode) -> list[tuple[int, float, float]]:
         rows = self._query("SELECT time_ms, equity, balance FROM equity WHERE mode=? ORDER BY time_ms, rowid",
                            (mode,))
         return [(r[0], r[1], r[2]) for r in rows]
@@ -431,7 +447,7 @@ class Journal:
         return [Event(kind=r["kind"], message=r["message"], level=r["level"], data=json.loads(r["data"]),
                       time_ms=r["time_ms"]) for r in rows]
 
-    def follow(self, bus: Any) -> None:
+    def follow(self, bus: EventBus) -> None:
         """Journal every event published on `bus` from now on."""
         def _record(ev: Event) -> None:
             try:
@@ -451,7 +467,7 @@ class Journal:
         return json.loads(rows[0][0]) if rows else default
 
     # -- vetoes, reviews, lessons ----------------------------------------------------------------
-    def record_veto(self, symbol: str, source: str, reason: str, data: dict | None = None) -> None:
+    def record_veto(self, symbol: str, source: str, reason: str, data: dict[str, Any] | None = None) -> None:
         with self._tx() as c:
             c.execute("INSERT INTO vetoes (time_ms, symbol, source, reason, data) VALUES (?,?,?,?,?)",
                       (_now_ms(), symbol, source, reason, _dumps(data or {})))
@@ -461,7 +477,7 @@ class Journal:
         return [dict(r, data=json.loads(r["data"])) for r in rows]
 
     def record_review(self, time_ms: int, symbol: str, stage: str, reviewer: str, verdict: str, reason: str,
-                      proposal: dict) -> None:
+                      proposal: dict[str, Any]) -> None:
         with self._tx() as c:
             c.execute("INSERT INTO reviews (time_ms, symbol, stage, reviewer, verdict, reason, proposal) "
                       "VALUES (?,?,?,?,?,?,?)",
@@ -473,11 +489,13 @@ class Journal:
                            (*params, int(n)))
         return [dict(r, proposal=json.loads(r["proposal"])) for r in rows]
 
-    def add_lesson(self, text: str, rule: dict) -> int:
+    def add_lesson(self, text: str, rule: dict[str, Any]) -> int:
         with self._tx() as c:
             cur = c.execute("INSERT INTO lessons (created_ms, text, rule, active) VALUES (?,?,?,1)",
                             (_now_ms(), text, _dumps(rule)))
-            return int(cur.lastrowid)
+            if cur.lastrowid is None:  # sqlite3 sets it after every INSERT; None would be a driver bug
+                raise JournalError(f"journal {self.path}: the new lesson got no id")
+            return cur.lastrowid
 
     def lessons(self, active_only: bool = True) -> list[dict[str, Any]]:
         where = " WHERE active=1" if active_only else ""
@@ -491,7 +509,11 @@ class Journal:
                 raise JournalError(f"lesson {lesson_id} is not in the journal {self.path}")
 
 
-def _where(**filters: Any) -> tuple[str, tuple]:
+if TYPE_CHECKING:  # mypy proves here that the SQLite journal is a whole `base.Journal`
+    _sqlite_is_a_journal: type[base.Journal] = Journal
+
+
+def _where(**filters: Any) -> tuple[str, tuple[Any, ...]]:
     items = [(k, v) for k, v in filters.items() if v is not None]
     if not items:
         return "", ()
@@ -499,16 +521,16 @@ def _where(**filters: Any) -> tuple[str, tuple]:
 
 
 def _intent(r: sqlite3.Row) -> OrderIntent:
-    return OrderIntent(client_order_id=r["client_order_id"], symbol=r["symbol"], side=r["side"], qty=r["qty"],
+    return OrderIntent(client_order_id=r["client_order_id"], symbol=r["symbol"], side=Side(r["side"]), qty=r["qty"],
                        order_type=r["order_type"], price=r["price"], reduce_only=bool(r["reduce_only"]),
-                       stop_loss=r["stop_loss"], take_profit=r["take_profit"], mode=r["mode"], reason=r["reason"],
-                       created_ms=r["created_ms"], status=r["status"], exchange_order_id=r["exchange_order_id"],
-                       error=r["error"])
+                       stop_loss=r["stop_loss"], take_profit=r["take_profit"], mode=Mode(r["mode"]),
+                       reason=r["reason"], created_ms=r["created_ms"], status=OrderStatus(r["status"]),
+                       exchange_order_id=r["exchange_order_id"], error=r["error"])
 
 
 def _order(r: sqlite3.Row) -> Order:
-    return Order(client_order_id=r["client_order_id"], symbol=r["symbol"], side=r["side"], qty=r["qty"],
-                 order_type=r["order_type"], status=r["status"], price=r["price"], avg_price=r["avg_price"],
+    return Order(client_order_id=r["client_order_id"], symbol=r["symbol"], side=Side(r["side"]), qty=r["qty"],
+                 order_type=r["order_type"], status=OrderStatus(r["status"]), price=r["price"], avg_price=r["avg_price"],
                  filled_qty=r["filled_qty"], fee=r["fee"], reduce_only=bool(r["reduce_only"]),
                  stop_loss=r["stop_loss"], take_profit=r["take_profit"], exchange_order_id=r["exchange_order_id"],
                  created_ms=r["created_ms"], updated_ms=r["updated_ms"], reject_reason=r["reject_reason"])

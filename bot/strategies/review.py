@@ -24,11 +24,11 @@ from typing import Any
 
 from bot.errors import BotError
 from bot.events import EventKind
+from bot.journal.base import Journal
 from bot.strategies.base import FLAT, Decision, StrategyContext
 from bot.strategies.lessons import Lesson, parse_lessons, refresh_lessons
 from bot.strategies.reviewers import (
     Reviewer,
-    ReviewJournal,
     ReviewOutcome,
     RuleAnalystReviewer,
     RuleRiskReviewer,
@@ -45,13 +45,14 @@ log = logging.getLogger(__name__)
 class ReviewPipeline:
     """proposal -> analyst review -> risk review; the first veto ends it.
 
-    - `journal`: where verdicts go (`record_review`) and lessons come from (`lessons()`).
+    - `journal`: where verdicts go (`record_review`, `record_veto`), and what lessons are learnt
+      from (`closed_trades`, `reviews`) and kept in (`add_lesson`, `lessons`); None: nowhere.
     - `bus`: EventBus for the UI's log.
     - `client`: an `openai.OpenAI`-like client for the LLM reviewers (built from settings if None).
     - `lessons`: a callable returning the lessons to apply; default: the journal's active ones.
     """
 
-    def __init__(self, settings: Any, *, journal: ReviewJournal | None = None, bus: Any = None,
+    def __init__(self, settings: Any, *, journal: Journal | None = None, bus: Any = None,
                  client: Any = None, lessons: Callable[[], Sequence[Lesson]] | None = None,
                  learn: bool = True) -> None:
         self.settings = settings
@@ -59,7 +60,7 @@ class ReviewPipeline:
         self.bus = bus
         self._lessons = lessons
         # Learn from the journal whenever trades have closed since the last proposal.
-        self.learn = learn and all(hasattr(journal, m) for m in ("closed_trades", "reviews", "add_lesson", "lessons"))
+        self.learn = learn and journal is not None
         self._trades_seen = -1
         self.reviewers: list[Reviewer] = [self._make("analyst", settings.ANALYST_REVIEWER, client),
                                           self._make("risk", settings.RISK_REVIEWER, client)]
@@ -76,7 +77,7 @@ class ReviewPipeline:
     def current_lessons(self) -> list[Lesson]:
         if self._lessons is not None:
             return list(self._lessons())
-        if self.journal is not None and hasattr(self.journal, "lessons"):
+        if self.journal is not None:
             try:
                 return parse_lessons(self.journal.lessons(active_only=True))
             except Exception:  # lessons are advice: a journal hiccup must not block the review
@@ -106,13 +107,16 @@ class ReviewPipeline:
     def _learn(self, context: StrategyContext) -> None:
         """New lessons from trades closed since the last review, dated at the context's time; the
         vetoes' counterfactuals use recorded candles only up to that time (no look-ahead in replay)."""
+        journal = self.journal
+        if journal is None:
+            return
         try:
-            closed = len(self.journal.closed_trades())
+            closed = len(journal.closed_trades())
             if closed == self._trades_seen:
                 return
             self._trades_seen = closed
             candles = _RecordedCandles(self.settings, context.interval, context.time_ms)
-            for lesson in refresh_lessons(self.journal, self.settings, candles=candles, now_ms=context.time_ms):
+            for lesson in refresh_lessons(journal, self.settings, candles=candles, now_ms=context.time_ms):
                 log.info("lesson learned: %s", lesson.text)
                 if self.bus is not None:
                     self.bus.emit(EventKind.INFO, f"lesson learned: {lesson.text}", lesson_id=lesson.id,
@@ -123,11 +127,11 @@ class ReviewPipeline:
     def _record(self, verdict: Verdict, proposal: Decision, context: StrategyContext,
                 record: dict[str, Any]) -> None:
         entry = dict(record, verdict_confidence=verdict.confidence, fallback=verdict.fallback)
-        # The backtester's MemoryJournal has no review table: the events still say who decided.
-        if self.journal is not None and hasattr(self.journal, "record_review"):
+        # The backtester's MemoryJournal keeps no reviews: the events still say who decided.
+        if self.journal is not None:
             self.journal.record_review(int(context.time_ms), context.symbol, verdict.stage, verdict.reviewer,
                                        verdict.verdict, verdict.reason, entry)
-            if not verdict.approved and hasattr(self.journal, "record_veto"):
+            if not verdict.approved:
                 self.journal.record_veto(context.symbol, f"{verdict.stage} review ({verdict.reviewer})",
                                          verdict.reason, entry)
         if self.bus is not None:

@@ -16,7 +16,7 @@ from bot.errors import BotError
 from bot.strategies.base import FLAT, LONG, Decision, StrategyContext
 from bot.strategies.lessons import Lesson, effective_limits
 
-__all__ = ["Verdict", "ReviewOutcome", "Reviewer", "ReviewJournal", "RuleAnalystReviewer", "RuleRiskReviewer",
+__all__ = ["Verdict", "ReviewOutcome", "Reviewer", "RuleAnalystReviewer", "RuleRiskReviewer",
            "STAGES", "proposal_record", "needs_review", "reward_risk", "side_name", "entry_adx"]
 
 log = logging.getLogger(__name__)
@@ -58,13 +58,6 @@ class Reviewer(Protocol):
     stage: str
 
     def review(self, proposal: Decision, context: StrategyContext, lessons: Sequence[Lesson]) -> Verdict: ...
-
-
-class ReviewJournal(Protocol):
-    """The part of bot.journal.store.Journal the pipeline writes to."""
-
-    def record_review(self, time_ms: int, symbol: str, stage: str, reviewer: str, verdict: str,
-                      reason: str, proposal: dict) -> Any: ...
 
 
 # ----------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from bot.exchange.executor import TradeExecutor
 from bot.exchange.sim import SimExchange
 from bot.journal.base import MemoryJournal
 from bot.market.feeds import ReplayFeed
-from bot.types import OrderStatus
+from bot.types import Mode, OrderStatus, PositionSide, Side
 from self_test.conftest import make_settings, wait_for
 from self_test.fakes.bybit_server import Fault
 
@@ -47,7 +47,7 @@ def price(fake_bybit, btc_hourly):
 
 def test_market_data_account_and_instrument_mapping(tmp_path, fake_bybit, price):
     ex = live(tmp_path, fake_bybit)
-    assert isinstance(ex, Exchange) and (ex.mode, ex.name) == ("LIVE", "bybit")
+    assert isinstance(ex, Exchange) and (ex.mode, ex.name) == ("LIVE", "bybit") and ex.mode is Mode.LIVE
     assert ex.get_price("BTCUSDT") == price
     inst = ex.get_instrument("BTCUSDT")
     assert (inst.tick_size, inst.qty_step, inst.min_qty, inst.min_notional, inst.max_leverage) == (
@@ -64,6 +64,9 @@ def test_market_data_account_and_instrument_mapping(tmp_path, fake_bybit, price)
     (pos,) = ex.get_positions()
     assert (pos.side, pos.size, pos.entry_price, pos.stop_loss) == ("long", 0.002, price, order.stop_loss)
     (fill,) = ex.get_fills("map-1", "BTCUSDT")
+    # Bybit's strings come back as the bot's enums
+    assert (order.side, order.status, pos.side, fill.side) == (Side.BUY, OrderStatus.FILLED, PositionSide.LONG, Side.BUY)
+    assert {type(order.side), type(order.status), type(pos.side), type(fill.side)} == {Side, OrderStatus, PositionSide}
     assert fill.fee == pytest.approx(0.002 * price * 0.00055) and fill.client_order_id == "map-1"
     ex.set_trading_stop("BTCUSDT", stop_loss=price * 0.9)
     ex.set_trading_stop("BTCUSDT", stop_loss=price * 0.9)  # 34040 "not modified" is success
@@ -131,7 +134,7 @@ def test_every_fault_leaves_exactly_one_order_and_the_journal_agrees(tmp_path, f
     assert len(fake_bybit.book.orders) == 1 and order["status"] == "Filled"
     intent = journal.get_intent(cid)
     assert intent.status == OrderStatus.FILLED and intent.exchange_order_id == order["orderId"]
-    assert [f.qty for f, _ in journal.fills] == [order["cum_qty"]] == [0.004]
+    assert [f.qty for f in journal.fills()] == [order["cum_qty"]] == [0.004]
     (pos,) = ex.get_positions()
     assert pos.size == 0.004
     if name == "slow_past_timeout":
@@ -145,7 +148,7 @@ def test_an_order_that_never_lands_is_reported_lost_not_dropped(tmp_path, fake_b
     fake_bybit.inject("/v5/order/create", Fault("http", status=502, count=100))
     with pytest.raises(OrderExecutionError, match="not confirmed"):
         executor.open_position("BTCUSDT", "long", notional=40)
-    (intent,) = journal.intents.values()
+    (intent,) = journal.intents()
     assert intent.status == OrderStatus.LOST and "502" in intent.error
     assert fake_bybit.book.orders == {} and len(fake_bybit.calls("/v5/order/create")) == 5
 

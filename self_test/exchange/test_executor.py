@@ -14,7 +14,7 @@ from bot.exchange.bybit import BybitExchange
 from bot.exchange.executor import TradeExecutor, new_client_order_id
 from bot.exchange.sim import SimExchange
 from bot.journal.base import MemoryJournal
-from bot.types import OrderStatus
+from bot.types import Mode, OrderStatus, Side
 from self_test.conftest import make_settings
 
 
@@ -69,14 +69,14 @@ def test_rounding_up_never_breaks_the_per_trade_risk_limit(tmp_path, last_close)
     far_stop = last_close * (1 - 0.9 * 0.02 * equity / 10.0)
     res = te.open_position("BTCUSDT", "long", notional=10.0, stop_loss=far_stop)
     assert not res.ok and "above 2.00% of equity" in res.error
-    assert ex.get_positions() == [] and not journal.intents  # refused before anything was journaled or sent
+    assert ex.get_positions() == [] and not journal.intents()  # refused before anything was journaled or sent
 
 
 def test_a_manual_amount_is_never_exceeded(tmp_path, last_close):
     te, ex, journal, _ = make(tmp_path, last_close)
     res = te.manual_order("BTCUSDT", "Buy", 12)  # 12 USDT floors to 0.001 BTC = 8.04 USDT
     assert not res.ok and "below the 10.00 USDT minimum" in res.error and "smallest order that meets it is 0.002" in res.error
-    assert ex.get_positions() == [] and not journal.intents
+    assert ex.get_positions() == [] and not journal.intents()
     ok = te.manual_order("BTCUSDT", "Buy", 20)
     assert ok.ok and ex.get_positions()[0].size == 0.002
 
@@ -104,7 +104,7 @@ def test_open_journals_the_intent_before_the_exchange_hears_of_it(tmp_path, last
     intent = journal.get_intent(res.client_order_id)
     assert intent.status == OrderStatus.FILLED and intent.exchange_order_id == res.order.exchange_order_id
     qty = int(50 / last_close * 1000) / 1000   # 5 % of the 1,000 USDT paper wallet
-    assert res.order.filled_qty == qty and [f.qty for f, _ in journal.fills] == [qty]
+    assert res.order.filled_qty == qty and [f.qty for f in journal.fills()] == [qty]
     (pos,) = ex.get_positions()
     assert pos.stop_loss == round_to_tick(last_close * 0.97, 0.1)  # prices rounded to the tick
     assert pos.take_profit == round_to_tick(last_close * 1.061, 0.1)
@@ -120,7 +120,7 @@ def test_too_small_is_refused_with_the_reason_and_never_sent(tmp_path, peak_clos
     te, ex, journal, events = make(tmp_path, peak_close)
     res = te.manual_order("BTCUSDT", "Buy", 10)
     assert not res.ok and "too small, not sent" in res.error and "0.001" in res.error
-    assert journal.intents == {} and ex.get_positions() == []
+    assert journal.intents() == [] and ex.get_positions() == []
     (ev,) = drain(events)
     assert ev.kind == EventKind.ORDER_FAILED and "too small" in ev.message
 
@@ -129,7 +129,7 @@ def test_a_rejected_order_is_reported_and_journaled(tmp_path, last_close):
     te, ex, journal, events = make(tmp_path, last_close)
     res = te.open_position("BTCUSDT", "long", qty=1.0)  # 8,000 USDT with a 1,000 USDT wallet
     assert not res.ok and "available" in res.error
-    (intent,) = journal.intents.values()
+    (intent,) = journal.intents()
     assert intent.status == OrderStatus.REJECTED and "available" in intent.error
     (ev,) = drain(events)
     assert ev.kind == EventKind.ORDER_FAILED and ev.data["client_order_id"] == intent.client_order_id
@@ -150,7 +150,9 @@ def test_set_target_closes_then_opens_on_a_flip(tmp_path, btc_hourly):
     ex.set_price("BTCUSDT", closes[2])
     (flat,) = te.set_target("BTCUSDT", 0, reason="take-profit")
     assert flat.ok and ex.get_positions() == [] and te.close_position("BTCUSDT") is None
-    assert [i.status for i in journal.intents.values()] == [OrderStatus.FILLED] * 4
+    assert [i.status for i in journal.intents()] == [OrderStatus.FILLED] * 4
+    sides = [i.side for i in journal.intents()]
+    assert sides == [Side.BUY, Side.SELL, Side.SELL, Side.BUY] and {type(x) for x in sides} == {Side}
     trades = [e for e in drain(events) if e.kind == EventKind.TRADE]
     assert [e.data["side"] for e in trades] == ["Buy", "Sell", "Sell", "Buy"]
     assert trades[-1].message.endswith("· PAPER · take-profit") and trades[-1].message.startswith("🟢 BUY")
@@ -160,7 +162,7 @@ def test_set_target_closes_then_opens_on_a_flip(tmp_path, btc_hourly):
 def test_spot_cannot_short(tmp_path, last_close):
     te, ex, journal, _ = make(tmp_path, last_close, EXCHANGE_CATEGORY="spot")
     res = te.open_position("BTCUSDT", "short", notional=50)
-    assert not res.ok and "long only" in res.error and journal.intents == {}
+    assert not res.ok and "long only" in res.error and journal.intents() == []
     res = te.manual_order("BTCUSDT", "Buy", 20)
     assert res.ok and res.order.filled_qty == floor_to_step(20 / last_close, 0.000001)
 
@@ -184,7 +186,8 @@ def test_the_same_executor_drives_bybit_in_live_mode(tmp_path, fake_bybit, last_
     fake_bybit.api_secret = "rotated"
     with pytest.raises(AuthError):
         te.open_position("BTCUSDT", "short", notional=40)
-    last = list(journal.intents.values())[-1]
+    last = journal.intents()[-1]
     assert last.status == OrderStatus.REJECTED and "10004" in last.error
+    assert {i.mode for i in journal.intents()} == {Mode.LIVE} and journal.intents()[0].side is Side.BUY
     (ev,) = drain(events)
     assert ev.kind == EventKind.ORDER_FAILED and ev.level == "WARNING"

@@ -176,3 +176,18 @@ def test_headless_bot_with_a_corrupt_journal_does_not_trade_and_keeps_the_file(t
     assert f"JournalError: journal {path} is not a readable SQLite database" in log
     assert path.read_bytes() == before
     assert not (data / "replay_wallet.json").exists()  # nothing was traded
+
+
+def test_the_crash_hook_journal_is_a_whole_journal_and_a_context_manager(settings) -> None:
+    """`Journal.for_settings` with CRASH_AT set gives the wrapper; callers use it like the journal
+    itself, `with` included (looked up on the class, not through __getattr__)."""
+    from bot.errors import JournalError
+    from bot.journal.base import Journal as JournalProtocol
+    from bot.journal.crashpoints import CrashingJournal
+
+    with Journal.for_settings(settings.replace(CRASH_AT="after_fill")) as j:
+        assert isinstance(j, CrashingJournal) and isinstance(j, JournalProtocol)
+        j.set_state("k", 1)                      # passed through to the real journal
+        assert j.get_state("k") == 1
+    with pytest.raises(JournalError, match="closed"):
+        j.get_state("k")                         # leaving `with` closed the real journal

@@ -11,6 +11,7 @@ import pytest
 
 from bot.errors import JournalError
 from bot.events import Event, EventBus, EventKind
+from bot.journal import base
 from bot.journal.base import OrderJournal
 from bot.journal.store import (
     MIGRATIONS,
@@ -19,7 +20,17 @@ from bot.journal.store import (
     Journal,
     UnknownIntentError,
 )
-from bot.types import ClosedTrade, Fill, Order, OrderIntent, OrderStatus, Position
+from bot.types import (
+    ClosedTrade,
+    Fill,
+    Mode,
+    Order,
+    OrderIntent,
+    OrderStatus,
+    Position,
+    PositionSide,
+    Side,
+)
 
 # Real prices: the first hourly closes of the seed file (Coinbase BTC-USD, 2017-07).
 PRICE = 2505.56
@@ -38,8 +49,35 @@ def journal(tmp_path: Path):
     j.close()
 
 
-def test_implements_order_journal_protocol(journal: Journal) -> None:
-    assert isinstance(journal, OrderJournal)
+def test_implements_the_journal_protocol(journal: Journal) -> None:
+    assert isinstance(journal, OrderJournal) and isinstance(journal, base.Journal)
+
+
+def test_enums_are_stored_as_their_plain_strings_and_read_back_as_enums(journal: Journal) -> None:
+    """Files written before the StrEnums (and by anything else) hold "Buy", "pending", "PAPER":
+    the enums write exactly those, and read them back as enum members."""
+    journal.record_intent(intent("e-1", side=Side.SELL, mode=Mode.LIVE))
+    journal.update_intent("e-1", OrderStatus.SENT)
+    journal.record_fill(Fill("e-1", "BTCUSDT", Side.SELL, 0.04, PRICE, 0.05, 1_500_100, exec_id="x"), mode=Mode.LIVE)
+    journal.upsert_position(Position("BTCUSDT", PositionSide.SHORT, 0.04, PRICE), mode=Mode.LIVE)
+    journal.record_closed_trade(ClosedTrade("ETHUSDT", PositionSide.LONG, 1.0, 200.0, 210.0, 1, 2, 9.8, 0.2,
+                                            mode=Mode.LIVE))
+    raw = sqlite3.connect(journal.path)
+    try:
+        assert raw.execute("SELECT side, status, mode, typeof(status) FROM intents").fetchall() == [
+            ("Sell", "sent", "LIVE", "text")]
+        assert raw.execute("SELECT side, mode FROM fills").fetchall() == [("Sell", "LIVE")]
+        assert raw.execute("SELECT side, mode FROM positions").fetchall() == [("short", "LIVE")]
+        assert raw.execute("SELECT side, mode FROM closed_trades").fetchall() == [("long", "LIVE")]
+    finally:
+        raw.close()
+    got = journal.get_intent("e-1")
+    assert got is not None and (got.side, got.status, got.mode) == (Side.SELL, OrderStatus.SENT, Mode.LIVE)
+    assert type(got.status) is OrderStatus and type(got.side) is Side and type(got.mode) is Mode
+    assert type(journal.fills(mode=Mode.LIVE)[0].side) is Side
+    assert journal.positions(Mode.LIVE)[0].side is PositionSide.SHORT
+    (trade,) = journal.closed_trades(mode="LIVE")       # a plain string still selects
+    assert trade.side is PositionSide.LONG and trade.mode is Mode.LIVE
 
 
 def test_intent_lifecycle_survives_reopen(tmp_path: Path, btc_hourly) -> None:

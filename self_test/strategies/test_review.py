@@ -222,14 +222,21 @@ def test_risk_review_vetoes_entries_into_a_volatility_spike(settings, btc_hourly
     assert not out.approved and out.verdicts[-1].stage == "risk" and "volatility spike" in out.verdicts[-1].reason
 
 
-def test_a_journal_without_review_records_still_gets_the_events(settings, btc_hourly):
+@pytest.mark.parametrize("kind", ["memory", "none"])
+def test_a_journal_that_keeps_no_reviews_still_gets_the_events(settings, btc_hourly, kind):
+    """The backtest's MemoryJournal keeps no reviews or lessons (and no journal keeps nothing):
+    the verdict, and the events saying who decided, are the same."""
     from bot.journal.base import MemoryJournal
 
     bus = EventBus()
     q = bus.subscribe()
     ctx = _context(btc_hourly, 9000)
-    out = ReviewPipeline(settings, journal=MemoryJournal(), bus=bus).review(_long(ctx, rr=1.2), ctx)
-    assert not out.approved and q.get_nowait().kind == EventKind.VETO
+    pipeline = ReviewPipeline(settings, journal=MemoryJournal() if kind == "memory" else None, bus=bus)
+    assert pipeline.learn is (kind == "memory")
+    out = pipeline.review(_long(ctx, rr=1.2), ctx)
+    assert not out.approved and "reward/risk" in out.verdicts[-1].reason
+    assert q.get_nowait().kind == EventKind.VETO
+    assert pipeline.current_lessons() == []
 
 
 def test_reviewed_strategy_puts_the_pipeline_behind_decide(settings, btc_hourly, journal):

@@ -1,0 +1,123 @@
+"""The `Journal` protocol and `MemoryJournal`: the whole protocol in memory, the order part kept
+with the SQLite journal's rules, everything else empty."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import pytest
+
+from bot.errors import JournalError
+from bot.journal.base import Journal, MemoryJournal, OrderJournal
+from bot.journal.store import Journal as SQLiteJournal
+from bot.types import (
+    ClosedTrade,
+    Fill,
+    Mode,
+    Order,
+    OrderIntent,
+    OrderStatus,
+    Position,
+    PositionSide,
+    Side,
+)
+
+PRICE = 2505.56   # the first hourly close of the seed file (Coinbase BTC-USD, 2017-07)
+
+
+def _protocol_methods(proto: type) -> set[str]:
+    return {n for n, v in vars(proto).items() if callable(v) and (not n.startswith("_") or n in ("__enter__",
+                                                                                                   "__exit__"))}
+
+
+def test_memory_journal_is_a_whole_journal():
+    j = MemoryJournal()
+    assert isinstance(j, Journal) and isinstance(j, OrderJournal)
+    assert not isinstance(object(), Journal)
+
+
+def test_both_journals_take_the_protocols_arguments():
+    """Same parameter names and kinds as the protocol, method by method (callers pass keywords)."""
+    names = _protocol_methods(Journal) | _protocol_methods(OrderJournal)
+    assert {"record_intent", "fills", "closed_trades", "set_lesson_active", "__enter__"} <= names
+    for cls in (MemoryJournal, SQLiteJournal):
+        for name in sorted(names):
+            want = [(p.name, p.kind) for p in inspect.signature(getattr(Journal, name)).parameters.values()]
+            got = [(p.name, p.kind) for p in inspect.signature(getattr(cls, name)).parameters.values()]
+            assert got == want, f"{cls.__name__}.{name}{got} differs from the protocol's {want}"
+
+
+def _intent(cid: str, **kw: object) -> OrderIntent:
+    base: dict[str, object] = dict(client_order_id=cid, symbol="BTCUSDT", side=Side.BUY, qty=0.04, mode=Mode.PAPER,
+                                   created_ms=1_500_000)
+    base.update(kw)
+    return OrderIntent(**base)
+
+
+def _story(j: Journal) -> dict[str, object]:
+    """One order's life, as the executor and recovery write it; what a journal then says."""
+    j.record_intent(_intent("a"))
+    j.record_intent(_intent("b", symbol="ETHUSDT", side=Side.SELL))
+    j.record_intent(_intent("c"))
+    j.update_intent("a", OrderStatus.SENT)
+    j.update_intent("b", OrderStatus.SENT)
+    j.update_intent("c", OrderStatus.REJECTED, error="too small")
+    j.record_order(Order("a", "BTCUSDT", Side.BUY, 0.04, status=OrderStatus.FILLED, avg_price=PRICE, filled_qty=0.04,
+                         exchange_order_id="ex-a"), Mode.PAPER)
+    # a late report of a final intent does not move it
+    j.record_order(Order("c", "BTCUSDT", Side.BUY, 0.04, status=OrderStatus.NEW, exchange_order_id="ex-c"), Mode.PAPER)
+    j.record_fill(Fill("a", "BTCUSDT", Side.BUY, 0.04, PRICE, 0.05, 1_500_100, exec_id="e1"), mode=Mode.PAPER)
+    j.record_fill(Fill("b", "ETHUSDT", Side.SELL, 1.0, 200.0, 0.1, 1_500_200, exec_id="e2"), mode=Mode.LIVE)
+    a, c = j.get_intent("a"), j.get_intent("c")
+    assert a is not None and c is not None
+    return {
+        "a": (a.status, a.exchange_order_id),
+        "c": (c.status, c.error),
+        "unresolved": [i.client_order_id for i in j.unresolved_intents()],
+        "btc fills": [(f.client_order_id, f.qty) for f in j.fills(symbol="BTCUSDT")],
+        "live fills": [f.client_order_id for f in j.fills(mode=Mode.LIVE)],
+        "fills of b": [f.exec_id for f in j.fills(client_order_id="b")],
+        "unknown": j.get_intent("zzz"),
+    }
+
+
+def test_memory_journal_keeps_orders_like_the_sqlite_journal(tmp_path: Path):
+    with SQLiteJournal(tmp_path / "state.db") as sqlite:
+        expected = _story(sqlite)
+    got = _story(MemoryJournal())
+    assert got == expected
+    assert got["a"] == (OrderStatus.FILLED, "ex-a") and got["c"] == (OrderStatus.REJECTED, "too small")
+    assert got["unresolved"] == ["b"] and got["btc fills"] == [("a", 0.04)] and got["live fills"] == ["b"]
+
+
+def test_memory_journal_refuses_what_the_sqlite_journal_refuses():
+    j = MemoryJournal()
+    j.record_intent(_intent("dup"))
+    with pytest.raises(ValueError, match="dup"):
+        j.record_intent(_intent("dup", qty=1.0))
+    assert j.intents()[0].qty == 0.04
+    with pytest.raises(KeyError):
+        j.update_intent("missing", OrderStatus.SENT)
+
+
+def test_memory_journal_keeps_nothing_else():
+    j = MemoryJournal()
+    pos = Position("BTCUSDT", PositionSide.LONG, 0.04, PRICE)
+    trade = ClosedTrade("BTCUSDT", PositionSide.LONG, 0.04, PRICE, PRICE * 1.01, 1, 2, 0.9, 0.1)
+    j.upsert_position(pos, mode=Mode.PAPER)
+    j.close_position(trade)
+    j.record_closed_trade(trade)
+    j.record_equity(1, 1000.0, 1000.0, Mode.PAPER)
+    j.set_state("live_consent", {"given_ms": 1})
+    j.record_veto("BTCUSDT", "risk", "too big", {"x": 1})
+    j.record_review(1, "BTCUSDT", "risk", "rules", "veto", "too big", {"side": "long"})
+    assert j.add_lesson("avoid chop", {"min_adx": 20}) == 0
+    assert j.positions() == [] and j.positions(Mode.PAPER) == []
+    assert j.closed_trades() == [] and j.equity_history(Mode.PAPER) == []
+    assert j.get_state("live_consent") is None and j.get_state("live_consent", "no") == "no"
+    assert j.reviews() == [] and j.lessons(active_only=False) == []
+    with pytest.raises(JournalError, match="lesson 0"):
+        j.set_lesson_active(0, False)
+    with j as same:
+        assert same is j
