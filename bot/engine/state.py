@@ -15,10 +15,17 @@ import numpy as np
 import pandas as pd
 
 from bot.analysis.feature_stream import wilder_trend_step
+from bot.analysis.features import (
+    WARMUP,
+    classify_regime,
+    percentile_linear,
+    regime_label,
+    regime_thresholds,
+)
 from bot.exchange.ledger import OpenPosition, PositionLedger
 from bot.types import CANDLE_COLUMNS, Candle, ClosedTrade, Fill, Position
 
-__all__ = ["ChartData", "TradeMarker", "PairState", "TradeBook", "compute_indicators", "regime_of", "TAIL"]
+__all__ = ["ChartData", "TradeMarker", "PairState", "TradeBook", "compute_indicators", "TAIL"]
 
 # Candles kept per pair: the DQN state's slow features (EMA 200) are computed over up to 2,000
 # candles (bot/strategies/dqn.py); the engine's own indicators need far fewer and are computed over
@@ -82,7 +89,7 @@ class StreamingIndicators:
         self.s = settings
         self.n_atr, self.n_adx = int(settings.ATR_PERIOD), int(settings.ADX_PERIOD)
         self.bb_n, self.bb_k = int(settings.BB_PERIOD), float(settings.BB_STD)
-        look = int(settings.REGIME_LOOKBACK)
+        look = regime_thresholds(settings)[2]
         v = compute_indicators(arrays, settings)
         h, lo, c = arrays["high"], arrays["low"], arrays["close"]
         self.prev = (float(h[-1]), float(lo[-1]), float(c[-1])) if len(c) else None
@@ -116,19 +123,16 @@ class StreamingIndicators:
         self.prev = (h, lo, c)
 
     def regime(self) -> str:
-        """The regime of the newest candle, as `bot.analysis.features.regime_codes` defines it (ADX above
-        ADX_TREND_THRESHOLD -> trending; bandwidth above its rolling BB_VOLATILE_PERCENTILE over
-        REGIME_LOOKBACK candles, current included, linear interpolation -> volatile, which wins;
-        else choppy; 'choppy' while warming up)."""
-        look = int(self.s.REGIME_LOOKBACK)
-        if len(self.bw_hist) < look or not math.isfinite(self.adx):
-            return "choppy"
-        window = np.fromiter(self.bw_hist, dtype=np.float64, count=look)
-        if np.isnan(window).any():
-            return "choppy"
-        if window[-1] > percentile_linear(window, self.s.BB_VOLATILE_PERCENTILE):
-            return "volatile"
-        return "trending" if self.adx > self.s.ADX_TREND_THRESHOLD else "choppy"
+        """The regime of the newest candle by `bot.analysis.features.classify_regime`, the rule
+        `regime_codes` applies to a whole history, with the bandwidth percentile of the last
+        REGIME_LOOKBACK candles ('choppy' while warming up). Tested equal to `regime_codes` on
+        real candles."""
+        thr, pct, look = regime_thresholds(self.s)
+        window = np.fromiter(self.bw_hist, dtype=np.float64)
+        if len(window) < look or np.isnan(window).any():
+            return regime_label(WARMUP)
+        q = percentile_linear(window[-look:], pct)
+        return regime_label(int(classify_regime(self.adx, window[-1], q, thr)))
 
     def context(self) -> dict[str, np.ndarray]:
         """The newest values for a StrategyContext, aligned at the end (newest last), named as
@@ -141,32 +145,6 @@ class StreamingIndicators:
         if self.n_adx == 14:
             out["adx_14"] = adx
         return out
-
-
-def percentile_linear(values: np.ndarray, q: float) -> float:
-    """numpy's default ('linear') percentile of a small window, without np.percentile's overhead
-    (a sort of REGIME_LOOKBACK values and one interpolation)."""
-    a = np.sort(values)
-    k = (len(a) - 1) * q / 100.0
-    f = int(math.floor(k))
-    if f + 1 >= len(a):
-        return float(a[-1])
-    return float(a[f] + (a[f + 1] - a[f]) * (k - f))
-
-
-def regime_of(indicators: dict[str, np.ndarray], settings: Any) -> str:
-    """The regime of the last candle of a `compute_indicators` result (same rule as
-    `StreamingIndicators.regime`; kept for callers that hold a vector pass)."""
-    adx, bw = indicators.get("adx"), indicators.get("bb_bandwidth")
-    look = int(settings.REGIME_LOOKBACK)
-    if adx is None or bw is None or len(bw) < look:
-        return "choppy"
-    window = bw[-look:]
-    if np.isnan(adx[-1]) or np.isnan(window).any():
-        return "choppy"
-    if bw[-1] > np.percentile(window, settings.BB_VOLATILE_PERCENTILE):
-        return "volatile"
-    return "trending" if adx[-1] > settings.ADX_TREND_THRESHOLD else "choppy"
 
 
 class PairState:
