@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from bot.exchange.base import order_qty, round_to_tick
-from bot.exchange.ledger import apply_fill, fee_of, pnl, round_trip, stop_exit, taker_price
+from bot.exchange.ledger import apply_fill, exit_line, fee_of, round_trip, stop_exit, taker_price
 from bot.types import ClosedTrade, interval_ms
 
 __all__ = ["CostModel", "BacktestResult", "fast_backtest", "run_fast", "buy_and_hold",
@@ -182,6 +182,7 @@ def fast_backtest(frame: pd.DataFrame, targets: np.ndarray | None, costs: CostMo
     cash = costs.start_balance      # wallet balance: realised P&L and fees included
     pos = 0                         # +1 long, -1 short, 0 flat
     size = entry = 0.0              # the position, signed, and its entry price (bot.exchange.ledger)
+    base = cash                     # equity marked at price X is base + size * X (ledger.exit_line)
     sl = tp = math.nan
     entry_ms = 0
     entry_i = 0
@@ -190,7 +191,7 @@ def fast_backtest(frame: pd.DataFrame, targets: np.ndarray | None, costs: CostMo
 
     def close_out(price: float, reason: str, at_ms: int) -> None:
         """A fill of the whole position at `price` (bot.exchange.ledger's arithmetic)."""
-        nonlocal cash, pos, size, entry, fees
+        nonlocal cash, pos, size, entry, fees, base
         qty = abs(size)
         fee = fee_of(qty, price, fee_rate)
         gained = apply_fill(size, entry, -size, price)[3]
@@ -198,7 +199,7 @@ def fast_backtest(frame: pd.DataFrame, targets: np.ndarray | None, costs: CostMo
         fees += fee
         trades.append(round_trip(symbol, pos, qty, entry, price, entry_ms, at_ms, gained, entry_fee + fee, reason,
                                  "BACKTEST"))
-        pos, size, entry = 0, 0.0, 0.0
+        pos, size, entry, base = 0, 0.0, 0.0, cash
 
     for i in range(start, n):
         if pos != 0 and (sl == sl or tp == tp):
@@ -206,7 +207,7 @@ def fast_backtest(frame: pd.DataFrame, targets: np.ndarray | None, costs: CostMo
             if hit is not None:
                 close_out(hit[0], hit[1], close_ms[i])
         if risk is not None:
-            risk.check(cash + pnl(size, entry, cl[i]) if pos else cash, close_ms[i])
+            risk.check(base + size * cl[i], close_ms[i])
         if tgl is not None:
             want = tgl[i][pos % 3]
         elif pos:
@@ -237,9 +238,10 @@ def fast_backtest(frame: pd.DataFrame, targets: np.ndarray | None, costs: CostMo
                     entry_fee = fee_of(q, fill, fee_rate)
                     cash -= entry_fee
                     fees += entry_fee
+                    base = exit_line(cash, size, entry, fee_rate)[0]
                     sl = _tick(verdict[1], tick) if verdict[1] else math.nan
                     tp = _tick(verdict[2], tick) if verdict[2] else math.nan
-        equity.append(cash + pnl(size, entry, cl[i]) if pos else cash)
+        equity.append(base + size * cl[i])
         held.append(pos)
     if pos != 0:
         last = cl[n - 1]
