@@ -68,8 +68,7 @@ def test_plain_strings_still_work_where_enums_are_expected():
 
 # -- mypy -----------------------------------------------------------------------------------------
 
-# Paths relative to the project folder, files or packages. bot/exchange/sim.py is excluded in
-# pyproject.toml until its rewrite is merged.
+# Paths relative to the project folder, files or packages.
 MYPY_TARGETS: tuple[str, ...] = (
     "bot/types.py",
     "bot/exchange",

@@ -4,14 +4,17 @@ Time line of one step (no look-ahead): the agent sees the state of candle t (clo
 target position (0 flat, 1 long, 2 short); the order fills at the OPEN of candle t+1 with
 slippage against us and the taker fee on the notional traded; the position is then marked to
 market at the CLOSE of candle t+1, which is the next state. Optional stop-loss / take-profit
-(risk settings) are checked against candle t+1's low/high after the fill; if both could have
-been hit in the same candle the stop is assumed first (the pessimistic reading of a candle).
+(risk settings) are checked against candle t+1 after the fill by the paper exchange's rule
+(`bot.exchange.ledger.stop_exit`: a gap fills at the open; if both could have been hit in the
+same candle the stop is assumed first, the pessimistic reading of a candle).
 
 Position model: one position per episode using the whole equity at leverage 1 (the live sizing
 rule of 5 % scales P&L, not the decision). Equity = entry equity x (1 + side x (price / entry
-price - 1)), the P&L of a linear perpetual; shorts are off for spot. Funding is ignored.
+price - 1)), the P&L of a linear perpetual, kept in the linear form of the ledger's `exit_line`
+(bot/exchange/ledger.py); shorts are off for spot. Funding is ignored.
 
-Every array has one row per episode; nothing loops over episodes in Python.
+Every array has one row per episode; nothing loops over episodes in Python (but the stop check
+over the few whose candle reached a level).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from bot.agent.reward_system import RewardSystem
+from bot.exchange.ledger import STOP_LOSS, exit_line, fee_of, stop_exit, taker_price
 
 __all__ = ["TradingEnv", "MarketData", "ACTION_TARGETS", "FLAT_ACTION", "LONG_ACTION", "SHORT_ACTION",
            "action_to_target", "target_to_action", "RUIN_FRACTION"]
@@ -44,13 +48,6 @@ def target_to_action(target: Any) -> Any:
     """Target position {0, +1, -1} -> action index {0, 1, 2}."""
     a = np.where(np.asarray(target) < 0, SHORT_ACTION, np.asarray(target)).astype(np.int64)
     return int(a) if np.ndim(a) == 0 else a
-
-
-def _atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int) -> np.ndarray:
-    """Wilder's average true range (row t uses candles <= t); only used for ATR stops."""
-    prev = np.concatenate([[close[0]], close[:-1]])
-    tr = np.maximum(high - low, np.maximum(np.abs(high - prev), np.abs(low - prev)))
-    return pd.Series(tr).ewm(alpha=1.0 / period, adjust=False).mean().to_numpy()
 
 
 @dataclass(frozen=True)
@@ -75,6 +72,7 @@ class MarketData:
     def from_frames(cls, frames: pd.DataFrame | Sequence[pd.DataFrame], *, settings: Any,
                     window: int | None = None) -> "MarketData":
         from bot.analysis import features as F
+        from bot.analysis import indicators as ind
 
         frames = [frames] if isinstance(frames, pd.DataFrame) else list(frames)
         window = int(window or settings.STATE_WINDOW)
@@ -92,8 +90,10 @@ class MarketData:
             offset += len(frame)
         cat = lambda col: np.concatenate([f[col].to_numpy(np.float64) for f, _ in parts])  # noqa: E731
         o, h, lo, c = cat("open"), cat("high"), cat("low"), cat("close")
-        atr = np.concatenate([_atr(f["high"].to_numpy(np.float64), f["low"].to_numpy(np.float64),
-                                   f["close"].to_numpy(np.float64), settings.ATR_PERIOD) for f, _ in parts])
+        # the bot's ATR (Wilder, as the risk manager's stops use), NaN before ATR_PERIOD candles:
+        # never visited, the features' warm-up is longer
+        atr = np.concatenate([ind.atr(f["high"].to_numpy(np.float64), f["low"].to_numpy(np.float64),
+                                      f["close"].to_numpy(np.float64), settings.ATR_PERIOD) for f, _ in parts])
         times = np.concatenate([f.index.to_numpy(np.int64) for f, _ in parts])
         return cls(o, h, lo, c, times, np.concatenate([x for _, x in parts]), atr,
                    np.asarray(segs, dtype=np.int64), tuple(F.market_feature_names(window)))
@@ -176,15 +176,16 @@ class TradingEnv:
 
         d, fee, slip = self.data, self.fee, self.slip
         side = _TARGETS64.astype(np.float64)
-        self._exit_px = (d.open[:, None] * (1.0 - _TARGETS64 * slip)).ravel()    # sell long / buy back short
-        self._entry_px = (d.open[:, None] * (1.0 + _TARGETS64 * slip)).ravel()
-        # the linear state of a position opened at candle t's open with equity 1, per (t, action):
-        # the entry fee comes off the equity, the exit fee off the notional (qn), a short's base
-        # is twice its equity (equity = 2 e - e * price / entry)
-        equity0 = np.where(side != 0, 1.0 - fee, 1.0)
-        units = equity0 * side / self._entry_px.reshape(-1, 3)
-        self._open_lin = np.stack([units, units * (1.0 - fee * side), np.broadcast_to(equity0 * (1.0 - side), units.shape),
-                                   np.ones_like(units)]).reshape(4, -1)
+        entry_px = taker_price(d.open[:, None], side, slip)
+        self._exit_px = taker_price(d.open[:, None], -side, slip).ravel()    # sell long / buy back short
+        self._entry_px = entry_px.ravel()
+        # the linear state of a position opened at candle t's open with equity 1, per (t, action),
+        # from the ledger's `exit_line`: all-in, the entry fee comes off the whole equity and the
+        # rest is the notional; the exit fee comes off the closing notional (qn)
+        cash = np.where(side != 0, 1.0 - fee, 1.0)
+        units = cash * side / entry_px
+        base, qn = exit_line(cash, units, entry_px, fee)
+        self._open_lin = np.stack([units, qn, base, np.ones_like(units)]).reshape(4, -1)
         # the trade penalty per step, by [old action * 3 + new action]: |new target - old target|
         self._changes = np.abs(side[None, :] - side[:, None]).ravel()
         self._change_penalty = self.reward_system.weights.trade_penalty * self._changes
@@ -372,19 +373,24 @@ class TradingEnv:
         d = self.data
         o, hi, lo = d.open[t1], d.high[t1], d.low[t1]
         side = _TARGETS64.take(self.pa)
-        live = side != 0
-        hit_sl = live & np.where(side > 0, lo <= self.stop_px, hi >= self.stop_px)
-        hit_tp = live & ~hit_sl & np.where(side > 0, hi >= self.tp_px, lo <= self.tp_px)
-        hit = hit_sl | hit_tp
+        sl, tp = self.stop_px, self.tp_px
+        # A level can only be hit by a candle whose range leaves the band between the two levels;
+        # for those few episodes the paper exchange's rule (`stop_exit`) says which, and at what price.
+        rows = np.flatnonzero((side != 0) & ((lo <= np.minimum(sl, tp)) | (hi >= np.maximum(sl, tp))))
+        hit_sl = np.zeros(self.n_envs, bool)
+        if len(rows) == 0:
+            return hit_sl
+        hit = np.zeros(self.n_envs, bool)
+        raw = np.zeros(self.n_envs)
+        for r in rows.tolist():
+            got = stop_exit(int(side[r]), float(o[r]), float(hi[r]), float(lo[r]), float(sl[r]), float(tp[r]))
+            if got is not None:
+                hit[r], raw[r], hit_sl[r] = True, got[0], got[1] == STOP_LOSS
         if hit.any():
-            level = np.where(hit_sl, self.stop_px, self.tp_px)
-            # a gap through the level fills at the open, not at the level
-            raw = np.where(hit_sl, np.where(side > 0, np.minimum(o, level), np.maximum(o, level)),
-                           np.where(side > 0, np.maximum(o, level), np.minimum(o, level)))
-            px = raw * (1.0 - side * self.slip)
+            px = taker_price(raw, -side, self.slip)
             value = np.maximum(self.base + self.qn * px, 1e-6)
             notional = np.abs(self.qty) * px
-            fee_paid += np.where(hit, self.fee * notional + notional * self.slip / (1.0 + self.slip), 0.0)
+            fee_paid += np.where(hit, fee_of(self.qty, px, self.fee) + notional * self.slip / (1.0 + self.slip), 0.0)
             pnl = value - self.trade_eq
             # a flip that was stopped in the same candle: report both trades' P&L summed
             closed_pnl[:] = np.where(hit, np.where(np.isfinite(closed_pnl), closed_pnl + pnl, pnl), closed_pnl)

@@ -12,12 +12,14 @@ the same way in training, backtest and the live loop (tests shift the future to 
   `feature_history(window)` candles (live loop), equal to the full-history row to 1e-7.
 - `FeatureStream(frame)` -> the newest row carried forward candle by candle (`update`), in
   O(window) per candle, equal to the full computation over everything it has seen.
-- `regime(frame)` / `regime_codes(frame)` -> trending / choppy / volatile per candle.
+- `regime(frame)` / `regime_codes(frame)` -> trending / choppy / volatile per candle; the rule
+  itself is `classify_regime`, which the engine's streaming indicators apply candle by candle.
 - `support_resistance(frame)` -> list of `Level(price, touches, kind, last_index)`.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +34,7 @@ __all__ = [
     "feature_history", "latest_market_features",
     "position_features", "position_feature_names", "state_vector", "N_POSITION_FEATURES",
     "regime", "regime_codes", "REGIMES", "TRENDING", "CHOPPY", "VOLATILE", "WARMUP",
+    "classify_regime", "regime_thresholds", "regime_label", "percentile_linear",
     "support_resistance", "nearest_levels", "Level", "VOL_PERIOD", "plot_regime",
 ]
 
@@ -208,18 +211,11 @@ TRENDING, CHOPPY, VOLATILE = 0, 1, 2
 WARMUP = -1  # code of candles before ADX and the bandwidth percentile exist
 
 
-def regime_codes(frame: Any, *, adx_threshold: float | None = None,
-                 bb_percentile: float | None = None, lookback: int | None = None,
-                 settings: Any = None, indicators: dict[str, np.ndarray] | None = None) -> np.ndarray:
-    """Regime per candle as int8 codes: TRENDING 0, CHOPPY 1, VOLATILE 2, WARMUP -1.
-
-    Volatile: Bollinger bandwidth above its rolling `bb_percentile` over the last `lookback`
-    candles (current included, linear interpolation). Trending: ADX > `adx_threshold`.
-    Otherwise choppy. Volatile wins over trending: a crash has a high ADX too, and the risk
-    manager should size it as volatile. Options not given come from `settings`
-    (ADX_TREND_THRESHOLD, BB_VOLATILE_PERCENTILE, REGIME_LOOKBACK) then the seed defaults
-    25 / 90 / 100. `indicators` may pass a `compute_all` result to skip recomputing.
-    """
+def regime_thresholds(settings: Any = None, *, adx_threshold: float | None = None,
+                      bb_percentile: float | None = None, lookback: int | None = None) -> tuple[float, float, int]:
+    """(ADX threshold, bandwidth percentile, lookback in candles) of the regime rule: the options
+    given, else `settings` (ADX_TREND_THRESHOLD, BB_VOLATILE_PERCENTILE, REGIME_LOOKBACK), else
+    the seed defaults 25 / 90 / 100."""
     g = ind._setting
     thr = float(adx_threshold if adx_threshold is not None else g(settings, "ADX_TREND_THRESHOLD", 25.0))
     pct = float(bb_percentile if bb_percentile is not None else g(settings, "BB_VOLATILE_PERCENTILE", 90.0))
@@ -227,6 +223,50 @@ def regime_codes(frame: Any, *, adx_threshold: float | None = None,
     if not 0 < pct < 100:
         raise ValueError(f"bb_percentile must be in (0, 100), got {pct}")
     ind._period(look, "lookback", lo=2)
+    return thr, pct, look
+
+
+def classify_regime(adx: Any, bandwidth: Any, bandwidth_percentile: Any, adx_threshold: float) -> np.ndarray:
+    """The regime rule, on numbers or arrays: int8 codes TRENDING 0, CHOPPY 1, VOLATILE 2, WARMUP -1.
+
+    Volatile: Bollinger `bandwidth` above `bandwidth_percentile` (its rolling percentile over
+    the lookback). Trending: `adx` above `adx_threshold`. Otherwise choppy. Volatile wins over
+    trending: a crash has a high ADX too, and the risk manager should size it as volatile.
+    Warm-up where the ADX or the percentile is not defined (NaN)."""
+    adx = np.asarray(adx, dtype=np.float64)
+    bw = np.asarray(bandwidth, dtype=np.float64)
+    q = np.asarray(bandwidth_percentile, dtype=np.float64)
+    codes = np.where(bw > q, VOLATILE, np.where(adx > adx_threshold, TRENDING, CHOPPY))
+    return np.where(np.isnan(adx) | np.isnan(q), WARMUP, codes).astype(np.int8)
+
+
+def regime_label(code: int) -> str:
+    """The regime name the risk manager sizes by: a candle still warming up counts as choppy."""
+    return REGIMES[code] if code >= 0 else REGIMES[CHOPPY]
+
+
+def percentile_linear(values: np.ndarray, q: float) -> float:
+    """numpy's default ('linear') percentile of a small window, without np.percentile's overhead
+    (a sort and one interpolation); equal to the rolling quantile `regime_codes` takes."""
+    a = np.sort(values)
+    k = (len(a) - 1) * q / 100.0
+    f = int(math.floor(k))
+    if f + 1 >= len(a):
+        return float(a[-1])
+    return float(a[f] + (a[f + 1] - a[f]) * (k - f))
+
+
+def regime_codes(frame: Any, *, adx_threshold: float | None = None,
+                 bb_percentile: float | None = None, lookback: int | None = None,
+                 settings: Any = None, indicators: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """Regime per candle as int8 codes (`classify_regime`): TRENDING 0, CHOPPY 1, VOLATILE 2, WARMUP -1.
+
+    The bandwidth percentile is its rolling `bb_percentile` over the last `lookback` candles
+    (current included, linear interpolation). Options not given come from `settings`
+    (`regime_thresholds`). `indicators` may pass a `compute_all` result to skip recomputing.
+    """
+    thr, pct, look = regime_thresholds(settings, adx_threshold=adx_threshold, bb_percentile=bb_percentile,
+                                       lookback=lookback)
     if indicators is not None and "adx" in indicators and "bb_bandwidth" in indicators:
         adx, bw = np.asarray(indicators["adx"]), np.asarray(indicators["bb_bandwidth"])
     else:
@@ -235,11 +275,7 @@ def regime_codes(frame: Any, *, adx_threshold: float | None = None,
         adx = ind.adx(cols["high"], cols["low"], cols["close"], adx_n)[0]
         bw = ind.bollinger(cols["close"], bb_n, bb_k)[3]
     q = pd.Series(bw).rolling(look, min_periods=look).quantile(pct / 100.0).to_numpy()
-    codes = np.full(len(adx), CHOPPY, dtype=np.int8)
-    codes[adx > thr] = TRENDING
-    codes[bw > q] = VOLATILE
-    codes[np.isnan(adx) | np.isnan(q)] = WARMUP
-    return codes
+    return classify_regime(adx, bw, q, thr)
 
 
 def regime(frame: Any, **options: Any) -> np.ndarray:

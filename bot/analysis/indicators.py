@@ -262,11 +262,23 @@ def true_range(high: ArrayLike, low: ArrayLike, close: ArrayLike) -> np.ndarray:
 
 
 def atr(high: ArrayLike, low: ArrayLike, close: ArrayLike, period: int = 14, *,
-        tr: np.ndarray | None = None) -> np.ndarray:
-    """Average True Range, Wilder smoothing seeded with the mean of the first n true ranges."""
+        tr: np.ndarray | None = None, smoothing: str = "wilder") -> np.ndarray:
+    """Average True Range; NaN before index n (the first n true ranges need a previous close).
+
+    `smoothing` "wilder" (TA-Lib ATR, the bot's ATR): Wilder's average seeded with the mean of
+    the first n true ranges. "mean": the plain mean of the last n true ranges (the SMA
+    strategy's stop unit)."""
     n = _period(period)
     h, lo, c = _hlc(high, low, close)
-    return _wilder_inplace(_tr(h, lo, c) if tr is None else tr.copy(), n)
+    x = _tr(h, lo, c) if tr is None else tr.copy()
+    if smoothing == "wilder":
+        return _wilder_inplace(x, n)
+    if smoothing != "mean":
+        raise ValueError(f"ATR smoothing must be 'wilder' or 'mean', got {smoothing!r}")
+    out = _nan(len(x))
+    if len(x) > n:
+        out[1:] = sma(x[1:], n)
+    return out
 
 
 def adx(high: ArrayLike, low: ArrayLike, close: ArrayLike, period: int = 14, *,

@@ -8,16 +8,24 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from bot.analysis.feature_stream import wilder_trend_step
-from bot.types import CANDLE_COLUMNS, Candle, ClosedTrade, Fill
+from bot.analysis.features import (
+    WARMUP,
+    classify_regime,
+    percentile_linear,
+    regime_label,
+    regime_thresholds,
+)
+from bot.exchange.ledger import OpenPosition, PositionLedger
+from bot.types import CANDLE_COLUMNS, Candle, ClosedTrade, Fill, Position
 
-__all__ = ["ChartData", "TradeMarker", "PairState", "TradeBook", "compute_indicators", "regime_of", "TAIL"]
+__all__ = ["ChartData", "TradeMarker", "PairState", "TradeBook", "compute_indicators", "TAIL"]
 
 # Candles kept per pair: the DQN state's slow features (EMA 200) are computed over up to 2,000
 # candles (bot/strategies/dqn.py); the engine's own indicators need far fewer and are computed over
@@ -81,7 +89,7 @@ class StreamingIndicators:
         self.s = settings
         self.n_atr, self.n_adx = int(settings.ATR_PERIOD), int(settings.ADX_PERIOD)
         self.bb_n, self.bb_k = int(settings.BB_PERIOD), float(settings.BB_STD)
-        look = int(settings.REGIME_LOOKBACK)
+        look = regime_thresholds(settings)[2]
         v = compute_indicators(arrays, settings)
         h, lo, c = arrays["high"], arrays["low"], arrays["close"]
         self.prev = (float(h[-1]), float(lo[-1]), float(c[-1])) if len(c) else None
@@ -115,19 +123,16 @@ class StreamingIndicators:
         self.prev = (h, lo, c)
 
     def regime(self) -> str:
-        """The regime of the newest candle, as `bot.analysis.features.regime_codes` defines it (ADX above
-        ADX_TREND_THRESHOLD -> trending; bandwidth above its rolling BB_VOLATILE_PERCENTILE over
-        REGIME_LOOKBACK candles, current included, linear interpolation -> volatile, which wins;
-        else choppy; 'choppy' while warming up)."""
-        look = int(self.s.REGIME_LOOKBACK)
-        if len(self.bw_hist) < look or not math.isfinite(self.adx):
-            return "choppy"
-        window = np.fromiter(self.bw_hist, dtype=np.float64, count=look)
-        if np.isnan(window).any():
-            return "choppy"
-        if window[-1] > percentile_linear(window, self.s.BB_VOLATILE_PERCENTILE):
-            return "volatile"
-        return "trending" if self.adx > self.s.ADX_TREND_THRESHOLD else "choppy"
+        """The regime of the newest candle by `bot.analysis.features.classify_regime`, the rule
+        `regime_codes` applies to a whole history, with the bandwidth percentile of the last
+        REGIME_LOOKBACK candles ('choppy' while warming up). Tested equal to `regime_codes` on
+        real candles."""
+        thr, pct, look = regime_thresholds(self.s)
+        window = np.fromiter(self.bw_hist, dtype=np.float64)
+        if len(window) < look or np.isnan(window).any():
+            return regime_label(WARMUP)
+        q = percentile_linear(window[-look:], pct)
+        return regime_label(int(classify_regime(self.adx, window[-1], q, thr)))
 
     def context(self) -> dict[str, np.ndarray]:
         """The newest values for a StrategyContext, aligned at the end (newest last), named as
@@ -140,32 +145,6 @@ class StreamingIndicators:
         if self.n_adx == 14:
             out["adx_14"] = adx
         return out
-
-
-def percentile_linear(values: np.ndarray, q: float) -> float:
-    """numpy's default ('linear') percentile of a small window, without np.percentile's overhead
-    (a sort of REGIME_LOOKBACK values and one interpolation)."""
-    a = np.sort(values)
-    k = (len(a) - 1) * q / 100.0
-    f = int(math.floor(k))
-    if f + 1 >= len(a):
-        return float(a[-1])
-    return float(a[f] + (a[f + 1] - a[f]) * (k - f))
-
-
-def regime_of(indicators: dict[str, np.ndarray], settings: Any) -> str:
-    """The regime of the last candle of a `compute_indicators` result (same rule as
-    `StreamingIndicators.regime`; kept for callers that hold a vector pass)."""
-    adx, bw = indicators.get("adx"), indicators.get("bb_bandwidth")
-    look = int(settings.REGIME_LOOKBACK)
-    if adx is None or bw is None or len(bw) < look:
-        return "choppy"
-    window = bw[-look:]
-    if np.isnan(adx[-1]) or np.isnan(window).any():
-        return "choppy"
-    if bw[-1] > np.percentile(window, settings.BB_VOLATILE_PERCENTILE):
-        return "volatile"
-    return "trending" if adx[-1] > settings.ADX_TREND_THRESHOLD else "choppy"
 
 
 class PairState:
@@ -260,70 +239,49 @@ class PairState:
                          getattr(position, "stop_loss", None), getattr(position, "take_profit", None), source)
 
 
-@dataclass
-class _OpenTrade:
-    side: str
-    qty: float
-    entry_price: float
-    entry_ms: int
-    fees: float = 0.0
-    realised: float = 0.0
-    entry_notional: float = 0.0
-    closed_qty: float = 0.0
+def _OpenTrade(side: str, qty: float, entry_price: float, entry_ms: int, *, fees: float = 0.0,
+               entry_notional: float = 0.0) -> OpenPosition:
+    """An open trade record under its former name and arguments (bot/engine/loop.py's
+    `seed_book` makes them; `TradeBook.seed` is the same from a `Position`). `entry_notional`
+    is implied by qty x entry_price and not kept."""
+    return OpenPosition(side, qty, entry_price, entry_ms, fees=fees, max_size=qty)
 
 
-@dataclass
-class TradeBook:
+class TradeBook(PositionLedger):
     """Turns fills into round trips (`ClosedTrade`), whoever caused them: a signal, a stop
-    triggered by the exchange, a manual order or close-all. P&L is net of every fee."""
+    triggered by the exchange, a manual order or close-all. P&L is net of every fee.
 
-    mode: str = "PAPER"
-    open: dict[str, _OpenTrade] = field(default_factory=dict)
-    closed_pnl: dict[str, float] = field(default_factory=dict)
+    The accounting is `bot.exchange.ledger.PositionLedger`'s; this adds the net P&L per symbol."""
+
+    def __init__(self, mode: str = "PAPER") -> None:
+        super().__init__(mode=mode)
+        self.closed_pnl: dict[str, float] = {}
+
+    @property
+    def open(self) -> dict[str, OpenPosition]:
+        """The open position per symbol."""
+        return self.positions
+
+    def seed(self, position: Position) -> None:
+        """Take in a position that exists at start-up (persisted paper wallet, adopted live one),
+        so its exit makes a proper round trip."""
+        self.positions[position.symbol] = _OpenTrade(position.side, position.size, position.entry_price,
+                                                     position.opened_ms, fees=position.fees)
 
     def value(self, symbol: str, mark: float) -> float:
         """Net P&L made on `symbol` so far: closed round trips + the open one marked at `mark`."""
         v = self.closed_pnl.get(symbol, 0.0)
-        ot = self.open.get(symbol)
-        if ot is not None:
-            d = 1 if ot.side == "long" else -1
-            v += ot.realised - ot.fees + d * (mark - ot.entry_price) * ot.qty
+        p = self.positions.get(symbol)
+        if p is not None:
+            v += p.realised - p.fees + p.unrealised(mark)
         return v
 
     def apply(self, fill: Fill) -> ClosedTrade | None:
-        """Book one fill; returns the round trip it completed, if any."""
-        sign = 1 if fill.side == "Buy" else -1
-        ot = self.open.get(fill.symbol)
-        if ot is None:
-            self.open[fill.symbol] = _OpenTrade("long" if sign > 0 else "short", fill.qty, fill.price, fill.time_ms,
-                                                fees=fill.fee, entry_notional=fill.qty * fill.price)
-            return None
-        same = (ot.side == "long") == (sign > 0)
-        if same:  # add to the position: new average entry
-            ot.entry_notional += fill.qty * fill.price
-            ot.qty += fill.qty
-            ot.entry_price = ot.entry_notional / ot.qty
-            ot.fees += fill.fee
-            return None
-        closed_qty = min(fill.qty, ot.qty)
-        direction = 1 if ot.side == "long" else -1
-        pnl = fill.realised_pnl if fill.realised_pnl else direction * (fill.price - ot.entry_price) * closed_qty
-        ot.realised += pnl
-        ot.fees += fill.fee * (closed_qty / fill.qty)
-        ot.qty -= closed_qty
-        ot.closed_qty += closed_qty
-        ot.entry_notional = ot.qty * ot.entry_price
-        if ot.qty > 1e-12:
-            return None
-        del self.open[fill.symbol]
-        trade = ClosedTrade(symbol=fill.symbol, side=ot.side, qty=ot.closed_qty,
-                            entry_price=ot.entry_price, exit_price=fill.price, entry_ms=ot.entry_ms,
-                            exit_ms=fill.time_ms, pnl=ot.realised - ot.fees, fees=ot.fees, reason=fill.reason,
-                            mode=self.mode)
-        self.closed_pnl[fill.symbol] = self.closed_pnl.get(fill.symbol, 0.0) + trade.pnl
-        rest = fill.qty - closed_qty
-        if rest > 1e-12:  # a reversal: the remainder opens the other side
-            self.open[fill.symbol] = _OpenTrade("long" if sign > 0 else "short", rest, fill.price, fill.time_ms,
-                                                fees=fill.fee * rest / fill.qty, entry_notional=rest * fill.price)
+        """Book one fill; returns the round trip it completed, if any. The exchange's realised
+        P&L of the fill, when it reports one, counts instead of the computed one."""
+        booked = self.book(fill.symbol, fill.side, fill.qty, fill.price, fill.fee, fill.time_ms,
+                           reason=fill.reason, realised=fill.realised_pnl)
+        trade = booked.closed
+        if trade is not None:
+            self.closed_pnl[fill.symbol] = self.closed_pnl.get(fill.symbol, 0.0) + trade.pnl
         return trade
-

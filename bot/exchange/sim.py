@@ -1,11 +1,12 @@
 """The paper wallet: `SimExchange` fills orders at the real market price it is fed, with Bybit's rules.
 
-Model (Bybit linear USDT perpetual, one-way mode): margin = notional / leverage; adds average the
-entry price; reduces realise P&L against that average; an order larger than the position flips
-it. Every fill pays the taker fee (resting limit orders the maker fee); market orders slip
+Model (Bybit linear USDT perpetual, one-way mode): margin = notional / leverage; the position
+accounting is `bot.exchange.ledger` (adds average the entry price; reduces realise P&L against
+that average; an order larger than the position flips it). Every fill pays the taker fee (resting limit orders the maker fee); market orders slip
 SLIPPAGE_BPS against the taker. Stop-loss / take-profit live on the position and trigger from each
-candle's low/high (`on_candle`): when both are inside one candle the stop is assumed first (worst
-case); the fill is at the stop/TP price, or at the candle's open when the candle gapped through it.
+candle's low/high (`on_candle`, by `ledger.stop_exit`): when both are inside one candle the stop
+is assumed first (worst case); the fill is at the stop/TP price, or at the candle's open when the
+candle gapped through it.
 Spot: the same book with leverage 1 and no shorts (a sell can only reduce a holding).
 
 Instrument rules (tick, qty step, min qty, min notional) are Bybit's recorded values for the
@@ -43,43 +44,37 @@ from bot.exchange.instruments import (
     generic_instrument,
     known_instrument,
 )
-from bot.types import Balance, ClosedTrade, Fill, Order, OrderStatus, Position
+from bot.exchange.ledger import EPS, OpenPosition, PositionLedger, fee_of, stop_exit, taker_price
+from bot.types import Balance, ClosedTrade, Fill, Order, OrderStatus, Position, Side
 
 __all__ = ["SimExchange", "KNOWN_INSTRUMENTS", "generic_instrument", "check_client_order_id"]  # last 3: re-exported
 
 log = logging.getLogger(__name__)
 
-EPS = 1e-12
 _KEEP_ORDERS, _KEEP_FILLS, _KEEP_EQUITY = 500, 500, 2000  # the journal keeps the full record
 
 @dataclass
-class _Book:
-    """One open position's running totals (mutable, private; `Position` is the public view)."""
+class _Book(OpenPosition):
+    """One open position of the paper wallet: the ledger's record plus what Bybit keeps on it."""
 
-    side: str                 # long / short
-    size: float
-    entry: float
-    opened_ms: int
-    leverage: float
+    leverage: float = 1.0
     stop_loss: float | None = None
     take_profit: float | None = None
-    realised: float = 0.0     # before fees
-    fees: float = 0.0
-    max_size: float = 0.0
-    exit_qty: float = 0.0
-    exit_value: float = 0.0
-    reason: str = "signal"    # why it was last reduced (the closed trade's reason)
 
 
 @dataclass
 class _State:
     wallet: float
-    positions: dict[str, _Book] = field(default_factory=dict)
+    ledger: PositionLedger
     orders: dict[str, Order] = field(default_factory=dict)
     fills: list[Fill] = field(default_factory=list)
     closed: list[ClosedTrade] = field(default_factory=list)
     equity: list[tuple[int, float]] = field(default_factory=list)
     prices: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def positions(self) -> dict[str, _Book]:
+        return self.ledger.positions  # type: ignore[return-value]
 
 
 class SimExchange:
@@ -104,12 +99,17 @@ class SimExchange:
         self.price_source = price_source
         self._instruments: dict[str, Instrument] = {}
         self._lock = threading.RLock()
-        self._state = _State(wallet=float(settings.PAPER_START_BALANCE))
+        self._state = _State(wallet=float(settings.PAPER_START_BALANCE), ledger=self._new_ledger())
         self._persist = claim  # a wallet opened only to look at it (claim=False) is never written
         if self.state_path and claim:
             self._claim()
         if self.state_path and self.state_path.exists():
             self._load()
+
+    def _new_ledger(self, positions: dict[str, _Book] | None = None) -> PositionLedger:
+        def new_book(**fields: Any) -> _Book:
+            return _Book(leverage=self.leverage, **fields)
+        return PositionLedger(mode=self.mode, positions=positions, new_position=new_book)  # type: ignore[arg-type]
 
     def _claim(self) -> None:
         """Mark the persisted wallet as traded by this process (pid in `<wallet>.owner`).
@@ -198,9 +198,8 @@ class SimExchange:
     # -- account -----------------------------------------------------------------------------
     def _position_view(self, symbol: str, b: _Book) -> Position:
         mark = self._state.prices.get(symbol, b.entry)
-        d = 1 if b.side == "long" else -1
         return Position(symbol=symbol, side=b.side, size=b.size, entry_price=b.entry, mark_price=mark,  # type: ignore[arg-type]
-                        unrealised_pnl=d * (mark - b.entry) * b.size, realised_pnl=b.realised,
+                        unrealised_pnl=b.unrealised(mark), realised_pnl=b.realised,
                         stop_loss=b.stop_loss, take_profit=b.take_profit, leverage=b.leverage,
                         opened_ms=b.opened_ms, fees=b.fees)
 
@@ -280,20 +279,20 @@ class SimExchange:
             time.sleep(self.delay)  # mimic the exchange's latency, outside the lock
         with self._lock:
             last = self._state.prices.get(symbol, last)
-            marketable = order_type == "Market" or (side == "Buy" and order.price >= last) or (
-                side == "Sell" and order.price <= last)
+            limit = order.price if order.price is not None else last
+            marketable = order_type == "Market" or (side == "Buy" and limit >= last) or (
+                side == "Sell" and limit <= last)
             if marketable:
-                slip = last * self.slippage * (1 if side == "Buy" else -1)
-                fill_px = round_to_tick(last + slip, inst.tick_size)
+                fill_px = round_to_tick(taker_price(last, 1 if side == "Buy" else -1, self.slippage), inst.tick_size)
                 if order_type == "Limit":
-                    fill_px = min(fill_px, order.price) if side == "Buy" else max(fill_px, order.price)
+                    fill_px = min(fill_px, limit) if side == "Buy" else max(fill_px, limit)
                 self._execute(order, fill_px, maker=False, reason="signal")
             self._save()
             return self._state.orders[client_order_id]
 
     def _precheck(self, symbol: str, side: str, qty: float, order_type: str, price: float | None,
                   reduce_only: bool, inst: Instrument, last: float, cid: str) -> float:
-        ref = price if order_type == "Limit" else last
+        ref = price if order_type == "Limit" and price is not None else last
         b = self._state.positions.get(symbol)
         against = b is not None and ((b.side == "long") == (side == "Sell"))
         if reduce_only:
@@ -353,7 +352,7 @@ class SimExchange:
     # -- fills and accounting ----------------------------------------------------------------
     def _execute(self, order: Order, price: float, *, maker: bool, reason: str) -> Fill:
         qty = order.qty - order.filled_qty
-        fee = qty * price * (self.maker_fee if maker else self.taker_fee)
+        fee = fee_of(qty, price, self.maker_fee if maker else self.taker_fee)
         realised = self._apply(order.symbol, order.side, qty, price, fee, order, reason)
         fill = Fill(client_order_id=order.client_order_id, symbol=order.symbol, side=order.side, qty=qty, price=price,
                     fee=fee, time_ms=self.now_ms(), exchange_order_id=order.exchange_order_id,
@@ -369,69 +368,39 @@ class SimExchange:
 
     def _apply(self, symbol: str, side: str, qty: float, price: float, fee: float, order: Order | None,
                reason: str) -> float:
-        """Book one fill into the position and wallet; returns the P&L it realised (before fees)."""
+        """Book one fill into the position (`PositionLedger`) and the wallet; returns the P&L it
+        realised (before fees)."""
         st = self._state
-        b = st.positions.get(symbol)
+        booked = st.ledger.book(symbol, side, qty, price, fee, self.now_ms(), reason=reason)
         st.wallet -= fee
-        want = "long" if side == "Buy" else "short"
-        if b is None or b.side == want:
-            if b is None:
-                b = st.positions[symbol] = _Book(side=want, size=0.0, entry=price, opened_ms=self.now_ms(),
-                                                 leverage=self.leverage)
-            b.entry = (b.size * b.entry + qty * price) / (b.size + qty)
-            b.size = round(b.size + qty, 12)
-            b.max_size = max(b.max_size, b.size)
-            b.fees += fee
-            if order is not None and (order.stop_loss or order.take_profit):
-                tick = self.get_instrument(symbol).tick_size
-                b.stop_loss = round_to_tick(order.stop_loss, tick) if order.stop_loss else b.stop_loss
-                b.take_profit = round_to_tick(order.take_profit, tick) if order.take_profit else b.take_profit
-            return 0.0
-        closing = min(qty, b.size)
-        d = 1 if b.side == "long" else -1
-        realised = d * (price - b.entry) * closing
-        st.wallet += realised
-        b.realised += realised
-        b.fees += fee * closing / qty
-        b.exit_qty += closing
-        b.exit_value += closing * price
-        b.size = round(b.size - closing, 12)
-        b.reason = reason
-        rest = round(qty - closing, 12)
-        if b.size <= EPS:
-            del st.positions[symbol]
-            st.closed.append(ClosedTrade(
-                symbol=symbol, side=b.side, qty=b.max_size, entry_price=b.entry,  # type: ignore[arg-type]
-                exit_price=b.exit_value / b.exit_qty, entry_ms=b.opened_ms, exit_ms=self.now_ms(),
-                pnl=b.realised - b.fees, fees=b.fees, reason=reason, mode=self.mode))
-            if rest > EPS:  # flip: the rest opens the other side
-                if self.category == "spot":
-                    raise AssertionError("spot flip slipped past the pre-check")
-                nb = st.positions[symbol] = _Book(side=want, size=rest, entry=price, opened_ms=self.now_ms(),
-                                                  leverage=self.leverage, max_size=rest, fees=fee * rest / qty)
-                if order is not None:
-                    nb.stop_loss, nb.take_profit = order.stop_loss, order.take_profit
-        return realised
+        st.wallet += booked.realised
+        if booked.closed is not None:
+            st.closed.append(booked.closed)
+            if booked.opened is not None and self.category == "spot":
+                raise AssertionError("spot flip slipped past the pre-check")
+        b = st.positions.get(symbol)
+        if order is not None and b is not None and (b.side == "long") == (side == "Buy"):
+            # the position this order opened or added to carries the order's stops
+            tick = self.get_instrument(symbol).tick_size
+            if order.stop_loss:
+                b.stop_loss = round_to_tick(order.stop_loss, tick)
+            if order.take_profit:
+                b.take_profit = round_to_tick(order.take_profit, tick)
+        return booked.realised
 
     def _trigger_stops(self, symbol: str, o: float, h: float, lo: float) -> list[Fill]:
         b = self._state.positions.get(symbol)
         if b is None or (b.stop_loss is None and b.take_profit is None):
             return []
-        sl, tp = b.stop_loss, b.take_profit
         long = b.side == "long"
-        price = reason = None
-        if sl is not None and (o <= sl if long else o >= sl):
-            price, reason = o, "stop-loss"          # gapped through the stop: filled at the open
-        elif tp is not None and (o >= tp if long else o <= tp):
-            price, reason = o, "take-profit"
-        elif sl is not None and (lo <= sl if long else h >= sl):
-            price, reason = sl, "stop-loss"         # stop first when both are inside the candle (worst case)
-        elif tp is not None and (h >= tp if long else lo <= tp):
-            price, reason = tp, "take-profit"
-        if price is None:
+        nan = float("nan")
+        hit = stop_exit(1 if long else -1, o, h, lo, nan if b.stop_loss is None else b.stop_loss,
+                        nan if b.take_profit is None else b.take_profit)
+        if hit is None:
             return []
+        price, reason = hit
         cid = f"{'sl' if reason == 'stop-loss' else 'tp'}-{symbol}-{self.now_ms()}-{len(self._state.fills)}"[:36]
-        order = Order(client_order_id=cid, symbol=symbol, side="Sell" if long else "Buy", qty=b.size,
+        order = Order(client_order_id=cid, symbol=symbol, side=Side.SELL if long else Side.BUY, qty=b.size,
                       reduce_only=True, exchange_order_id=f"paper-{cid}", created_ms=self.now_ms())
         self._state.orders[cid] = order
         return [self._execute(order, price, maker=False, reason=reason)]
@@ -477,9 +446,9 @@ class SimExchange:
         assert self.state_path is not None
         try:
             data = json.loads(self.state_path.read_text(encoding="utf-8"))
-            st = _State(wallet=float(data["wallet"]))
+            st = _State(wallet=float(data["wallet"]), ledger=self._new_ledger(
+                {s: _Book(**b) for s, b in data.get("positions", {}).items()}))
             st.prices = {k: float(v) for k, v in data.get("prices", {}).items()}
-            st.positions = {s: _Book(**b) for s, b in data.get("positions", {}).items()}
             st.orders = {o["client_order_id"]: Order(**o) for o in data.get("orders", [])}
             st.fills = [Fill(**f) for f in data.get("fills", [])]
             st.closed = [ClosedTrade(**t) for t in data.get("closed", [])]

@@ -2,7 +2,9 @@
 
 It applies the same fill, fee, slippage, sizing and stop rules as `SimExchange` and
 `TradeExecutor` (see `bot.research.backtest` for the rules both paths follow), for strategies
-that can say what they would do on every candle at once (`strategy.signals(frame)`).
+that can say what they would do on every candle at once (`strategy.signals(frame)`). The
+accounting and the stop trigger are the paper exchange's own functions (`bot.exchange.ledger`),
+called with the loop's locals.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from bot.exchange.base import order_qty, round_to_tick
+from bot.exchange.ledger import apply_fill, exit_line, fee_of, round_trip, stop_exit, taker_price
 from bot.types import ClosedTrade, interval_ms
 
 __all__ = ["CostModel", "BacktestResult", "fast_backtest", "run_fast", "buy_and_hold",
@@ -172,12 +175,14 @@ def fast_backtest(frame: pd.DataFrame, targets: np.ndarray | None, costs: CostMo
     n = len(c) if end is None else min(int(end), len(c))
     if not 0 <= start < n:
         raise ValueError(f"backtest window [{start}, {n}) is empty (frame has {len(c)} candles)")
-    equity = np.empty(n - start)
-    held = np.zeros(n - start, dtype=np.int8)
+    close_ms = (t_open[:n] + step_ms).tolist()   # each candle's close: when its decisions and fills happen
+    equity: list[float] = []
+    held: list[int] = []
     trades: list[ClosedTrade] = []
     cash = costs.start_balance      # wallet balance: realised P&L and fees included
-    pos = 0
-    qty = entry = 0.0
+    pos = 0                         # +1 long, -1 short, 0 flat
+    size = entry = 0.0              # the position, signed, and its entry price (bot.exchange.ledger)
+    base = cash                     # equity marked at price X is base + size * X (ledger.exit_line)
     sl = tp = math.nan
     entry_ms = 0
     entry_i = 0
@@ -185,41 +190,24 @@ def fast_backtest(frame: pd.DataFrame, targets: np.ndarray | None, costs: CostMo
     fees = 0.0
 
     def close_out(price: float, reason: str, at_ms: int) -> None:
-        nonlocal cash, pos, qty, entry, fees
-        fee = qty * price * fee_rate
-        gross = pos * (price - entry) * qty
-        cash += gross - fee
+        """A fill of the whole position at `price` (bot.exchange.ledger's arithmetic)."""
+        nonlocal cash, pos, size, entry, fees, base
+        qty = abs(size)
+        fee = fee_of(qty, price, fee_rate)
+        gained = apply_fill(size, entry, -size, price)[3]
+        cash += gained - fee
         fees += fee
-        trades.append(ClosedTrade(symbol, "long" if pos > 0 else "short", qty, entry, price, entry_ms, at_ms,
-                                  gross - fee - entry_fee, fee + entry_fee, reason, "BACKTEST"))
-        pos, qty, entry = 0, 0.0, 0.0
+        trades.append(round_trip(symbol, pos, qty, entry, price, entry_ms, at_ms, gained, entry_fee + fee, reason,
+                                 "BACKTEST"))
+        pos, size, entry, base = 0, 0.0, 0.0, cash
 
     for i in range(start, n):
         if pos != 0 and (sl == sl or tp == tp):
-            # SimExchange._trigger_stops, same order: a gap through the stop, a gap through the
-            # take-profit, the stop inside the candle, the take-profit inside it. No slippage.
-            op = ol[i]
-            at = int(t_open[i]) + step_ms
-            if pos > 0:
-                if sl == sl and op <= sl:
-                    close_out(op, "stop-loss", at)
-                elif tp == tp and op >= tp:
-                    close_out(op, "take-profit", at)
-                elif sl == sl and ll[i] <= sl:
-                    close_out(sl, "stop-loss", at)
-                elif tp == tp and hl[i] >= tp:
-                    close_out(tp, "take-profit", at)
-            else:
-                if sl == sl and op >= sl:
-                    close_out(op, "stop-loss", at)
-                elif tp == tp and op <= tp:
-                    close_out(op, "take-profit", at)
-                elif sl == sl and hl[i] >= sl:
-                    close_out(sl, "stop-loss", at)
-                elif tp == tp and ll[i] <= tp:
-                    close_out(tp, "take-profit", at)
+            hit = stop_exit(pos, ol[i], hl[i], ll[i], sl, tp)   # the paper exchange's rule; no slippage
+            if hit is not None:
+                close_out(hit[0], hit[1], close_ms[i])
         if risk is not None:
-            risk.check(cash + (pos * (cl[i] - entry) * qty if pos else 0.0), int(t_open[i]) + step_ms)
+            risk.check(base + size * cl[i], close_ms[i])
         if tgl is not None:
             want = tgl[i][pos % 3]
         elif pos:
@@ -227,10 +215,12 @@ def fast_backtest(frame: pd.DataFrame, targets: np.ndarray | None, costs: CostMo
         else:
             want = policy(i, 0, 0.0, 0)  # type: ignore[misc]
         if want != pos:
+            # a reversal is a close then an open, as the executor sends it: the new size
+            # depends on the cash the close left
             px = cl[i]
-            at = int(t_open[i]) + step_ms
+            at = close_ms[i]
             if pos != 0:
-                close_out(_tick(px - pos * px * slip, tick), "signal", at)
+                close_out(_tick(taker_price(px, -pos, slip), tick), "signal", at)
             if want != 0:
                 d = sl_l[i] if sl_l is not None else math.nan
                 want_sl = px - want * d if d == d else None
@@ -242,19 +232,23 @@ def fast_backtest(frame: pd.DataFrame, targets: np.ndarray | None, costs: CostMo
                     verdict = risk.entry(i, want, px, cash, want_sl, want_tp, at)
                 q = costs.qty_for(verdict[0], px, cash, verdict[1]) if verdict is not None else 0.0
                 if q > 0 and q >= min_qty - 1e-12 and q * px >= min_value - 1e-9:  # else the executor refuses
-                    fill = _tick(px + want * px * slip, tick)
-                    pos, qty, entry, entry_ms, entry_i = want, q, fill, at, i
-                    entry_fee = q * fill * fee_rate
+                    fill = _tick(taker_price(px, want, slip), tick)
+                    size, entry = apply_fill(0.0, 0.0, want * q, fill)[:2]
+                    pos, entry_ms, entry_i = want, at, i
+                    entry_fee = fee_of(q, fill, fee_rate)
                     cash -= entry_fee
                     fees += entry_fee
+                    base = exit_line(cash, size, entry, fee_rate)[0]
                     sl = _tick(verdict[1], tick) if verdict[1] else math.nan
                     tp = _tick(verdict[2], tick) if verdict[2] else math.nan
-        equity[i - start] = cash + (pos * (cl[i] - entry) * qty if pos else 0.0)
-        held[i - start] = pos
+        equity.append(base + size * cl[i])
+        held.append(pos)
     if pos != 0:
-        close_out(_tick(cl[n - 1] - pos * cl[n - 1] * slip, tick), "end-of-data", int(t_open[n - 1]) + step_ms)
+        last = cl[n - 1]
+        close_out(_tick(taker_price(last, -pos, slip), tick), "end-of-data", close_ms[n - 1])
         equity[-1] = cash
-    return BacktestResult(symbol, str(interval), strategy, t_open[start:n], c[start:n], equity, held, tuple(trades),
+    return BacktestResult(symbol, str(interval), strategy, t_open[start:n], c[start:n], np.array(equity),
+                          np.array(held, dtype=np.int8), tuple(trades),
                           fees, costs.start_balance, "fast", time.perf_counter() - t0, dict(params or {}))
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bot.analysis.features import REGIMES, regime
 from bot.analysis.metrics import max_drawdown, performance
 from bot.atomic import atomic_file, atomic_write_bytes
 from bot.research.fast_path import BacktestResult, CostModel, buy_and_hold
@@ -26,15 +27,8 @@ from bot.types import interval_ms, ms_to_iso
 
 __all__ = ["BacktestReport", "build_report", "regime_labels"]
 
-REGIMES = ("trending", "choppy", "volatile")
-
-
-def regime_labels(frame: pd.DataFrame, settings: Any) -> np.ndarray | None:
-    """The regime of every candle from `bot.analysis.features`, or None when it cannot be computed."""
-    try:
-        from bot.analysis.features import regime
-    except ImportError:
-        return None
+def regime_labels(frame: pd.DataFrame, settings: Any) -> np.ndarray:
+    """The regime of every candle from `bot.analysis.features` ('warmup' before it is defined)."""
     return np.asarray(regime(frame, settings=settings), dtype=object)
 
 
@@ -78,7 +72,7 @@ class BacktestReport:
                 out.append(f"{r['regime']:<10}{r['candles']:>9}{r['share_pct']:>9.1f}{r['return_pct']:>10.2f}"
                            f"{r['trades']:>8}{r['win_rate_pct']:>7.1f}{r['net_pnl_usdt']:>11.2f}")
         else:
-            out.append("per-regime breakdown: not available (bot.analysis.features has no regime series)")
+            out.append("per-regime breakdown: not available (no regime labels were given)")
         return "\n".join(out)
 
     # -- files -------------------------------------------------------------------------------

@@ -20,9 +20,6 @@ from bot.safety.risk import DAY_MS
 
 __all__ = ["RiskGate"]
 
-_REGIME_NAMES = {0: "trending", 1: "choppy", 2: "volatile"}
-
-
 class _VetoCounter:
     """Where the fast path's vetoes go: counted (RiskManager.vetoes), not logged -- an optimiser
     runs millions of candles, and the engine path is there to see every veto in the log."""
@@ -36,7 +33,7 @@ class RiskGate:
 
     def __init__(self, settings: Any, frame: pd.DataFrame, *, symbol: str = "BTCUSDT") -> None:
         from bot.analysis import indicators as ind
-        from bot.analysis.features import regime_codes
+        from bot.analysis.features import regime_codes, regime_label
         from bot.exchange.executor import TradeExecutor
         from bot.safety.risk import RiskManager
 
@@ -51,7 +48,7 @@ class RiskGate:
         bb = ind.bollinger(c, settings.BB_PERIOD, settings.BB_STD)
         adx = ind.adx(h, lo, c, settings.ADX_PERIOD)[0]
         codes = regime_codes(None, settings=settings, indicators={"adx": adx, "bb_bandwidth": bb[3]})
-        self.regime = [_REGIME_NAMES.get(int(x), "choppy") for x in codes]
+        self.regime = [regime_label(x) for x in codes.tolist()]   # warming up reads as choppy, as in the engine
         self.settings = settings
         self._make = lambda: RiskManager(  # noqa: E731
             # the executor's sizing rule, not a copy of it

@@ -8,8 +8,9 @@ strategy the optimiser tunes in its examples. Rules, stated once so both entry p
   targets short (flat when shorts are not allowed). Between crosses the strategy keeps whatever
   position it has: after a stop-loss it stays flat until the next cross instead of re-entering.
 - With `atr_stop`, each entry suggests a stop `atr_stop` ATRs from the price, where ATR is the
-  simple mean of the true range over `atr_period` candles (a fixed window, so the value at a
-  candle does not depend on how much history the caller passes in).
+  simple mean of the true range over `atr_period` candles (`indicators.atr(...,
+  smoothing="mean")`: a fixed window, so the value at a candle does not depend on how much
+  history the caller passes in, as Wilder's would).
 
 `decide(context)` is the per-candle entry point the engine calls. `signals(frame)` computes the
 same decisions for every candle at once: an (n, 3) array whose row i holds the target for each
@@ -24,9 +25,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bot.analysis import indicators as ind
 from bot.strategies.base import FLAT, LONG, SHORT, Decision, StrategyContext
 
-__all__ = ["SMACrossStrategy", "sma", "true_range_atr", "state_column"]
+__all__ = ["SMACrossStrategy", "sma", "state_column"]
 
 
 def state_column(position: int) -> int:
@@ -37,15 +39,6 @@ def state_column(position: int) -> int:
 def sma(values: np.ndarray, period: int) -> np.ndarray:
     """Simple moving average; NaN until `period` values exist (same arithmetic as backtesting.py)."""
     return pd.Series(np.asarray(values, dtype=np.float64)).rolling(period).mean().to_numpy()
-
-
-def true_range_atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int) -> np.ndarray:
-    """Mean true range over `period` candles; NaN until it is defined."""
-    h, lo, c = (np.asarray(a, dtype=np.float64) for a in (high, low, close))
-    prev = np.concatenate(([np.nan], c[:-1]))
-    tr = np.fmax(h - lo, np.fmax(np.abs(h - prev), np.abs(lo - prev)))
-    tr[0] = np.nan  # the first candle has no previous close
-    return sma(tr, period)
 
 
 class SMACrossStrategy:
@@ -112,8 +105,8 @@ class SMACrossStrategy:
         """Per-candle stop-loss and take-profit distances in price (None when not used)."""
         if self.atr_stop is None and self.take_profit is None:
             return None, None
-        atr = true_range_atr(frame["high"].to_numpy(), frame["low"].to_numpy(), frame["close"].to_numpy(),
-                             self.atr_period)
+        atr = ind.atr(frame["high"].to_numpy(), frame["low"].to_numpy(), frame["close"].to_numpy(),
+                      self.atr_period, smoothing="mean")
         return (None if self.atr_stop is None else atr * self.atr_stop,
                 None if self.take_profit is None else atr * self.take_profit)
 

@@ -238,3 +238,22 @@ def test_observation_is_the_features_state_vector(tmp_path, frame):
         prev = pos
         seen.update(zip(pos.tolist(), held.tolist(), strict=True))
     assert {p for p, _ in seen} == {-1, 0, 1} and max(h for _, h in seen) >= 5, "the run covers the states"
+
+
+def test_atr_stops_use_the_bots_atr(tmp_path, frame):
+    """ATR stops are placed with bot.analysis.indicators.atr (Wilder, seeded with the mean of the
+    first ATR_PERIOD true ranges), the risk manager's ATR; checked at the first usable candle,
+    where a differently seeded average has not yet forgotten its seed."""
+    from bot.analysis.indicators import atr
+
+    s = make_settings(tmp_path, STOP_LOSS_MODE="atr", SLIPPAGE_BPS=10.0)
+    data = MarketData.from_frames(frame, settings=s)
+    env = TradingEnv(data, settings=s, n_envs=1, use_stops=True)
+    t = int(data.segments[0][0])
+    env.reset(starts=np.array([t]), ends=np.array([t + 20]))
+    env.step(np.array([SHORT]))
+    o, h, lo, c = (frame[k].to_numpy() for k in ("open", "high", "low", "close"))
+    rel = atr(h, lo, c, s.ATR_PERIOD)[t] / c[t]
+    entry = o[t + 1] * (1 - 0.001)
+    assert env.stop_px[0] == pytest.approx(entry * (1 + s.STOP_ATR_MULT * rel), rel=1e-12)
+    assert env.tp_px[0] == pytest.approx(entry * (1 - s.TAKE_PROFIT_ATR_MULT * rel), rel=1e-12)

@@ -197,3 +197,32 @@ def test_latest_features_from_a_bounded_tail(btc_hourly):
     # too short a tail is visibly different (EMA 200 still remembers its seed)
     short = F.market_features(btc_hourly.iloc[-300:], dtype=np.float64)[-1]
     assert np.max(np.abs(short - full[-1])) > 1e-4
+
+
+def test_the_regime_rule_by_hand():
+    """classify_regime on single candles (the engine's streaming use) and arrays alike."""
+    nan = float("nan")
+    cases = [  # (adx, bandwidth, its percentile) -> code, threshold 25
+        ((30.0, 0.05, 0.04), F.VOLATILE),    # volatile wins over trending
+        ((30.0, 0.03, 0.04), F.TRENDING),
+        ((20.0, 0.05, 0.04), F.VOLATILE),
+        ((20.0, 0.04, 0.04), F.CHOPPY),      # at the percentile is not above it
+        ((25.0, 0.03, 0.04), F.CHOPPY),      # at the threshold is not above it
+        ((nan, 0.05, 0.04), F.WARMUP),
+        ((30.0, 0.05, nan), F.WARMUP),
+    ]
+    for (adx, bw, q), want in cases:
+        assert int(F.classify_regime(adx, bw, q, 25.0)) == want, (adx, bw, q)
+    arr = F.classify_regime(*(np.array(col) for col in zip(*(c for c, _ in cases), strict=True)), 25.0)
+    assert arr.dtype == np.int8 and arr.tolist() == [w for _, w in cases]
+    assert [F.regime_label(c) for c in (F.TRENDING, F.CHOPPY, F.VOLATILE, F.WARMUP)] == [
+        "trending", "choppy", "volatile", "choppy"]
+
+
+def test_percentile_linear_is_the_rolling_quantile(hourly):
+    bw = ind.compute_all(hourly)["bb_bandwidth"][-400:]
+    rolling = pd.Series(bw).rolling(100).quantile(0.9).to_numpy()
+    for end in (100, 217, 400):
+        window = bw[end - 100:end]
+        assert F.percentile_linear(window, 90.0) == pytest.approx(np.percentile(window, 90.0), rel=1e-14)
+        assert F.percentile_linear(window, 90.0) == pytest.approx(rolling[end - 1], rel=1e-12)

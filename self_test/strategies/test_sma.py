@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from bot.analysis.indicators import atr as ind_atr
 from bot.strategies import get_strategy
 from bot.strategies.base import FLAT, LONG, SHORT, StrategyContext
-from bot.strategies.sma import SMACrossStrategy, state_column, true_range_atr
+from bot.strategies.sma import SMACrossStrategy, state_column
 
 # 2019-03-01 00:00 UTC .. 400 real hourly candles
 START_MS = 1551398400000
@@ -88,7 +89,7 @@ def test_decide_agrees_with_signals_for_every_state(settings, slice_):
 
 def test_atr_is_the_mean_true_range(slice_):
     h, lo, c = (slice_[k].to_numpy() for k in ("high", "low", "close"))
-    atr = true_range_atr(h, lo, c, 14)
+    atr = ind_atr(h, lo, c, 14, smoothing="mean")
     i = 100
     trs = [max(h[j] - lo[j], abs(h[j] - c[j - 1]), abs(lo[j] - c[j - 1])) for j in range(i - 13, i + 1)]
     assert atr[i] == pytest.approx(sum(trs) / 14)
