@@ -14,7 +14,7 @@ milliseconds; candle intervals are Bybit's ("1".."720", "D", "W", "M").
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import StrEnum
 from typing import ClassVar, Literal
@@ -160,9 +160,6 @@ class Position:
     def direction(self) -> int:
         """+1 long, -1 short."""
         return 1 if self.side == PositionSide.LONG else -1
-
-    def with_mark(self, mark: float) -> "Position":
-        return replace(self, mark_price=mark, unrealised_pnl=self.direction * (mark - self.entry_price) * self.size)
 
 
 @dataclass(frozen=True)

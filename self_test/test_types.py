@@ -63,7 +63,7 @@ def test_order_status_groups_are_sets_of_states_not_states():
 def test_plain_strings_still_work_where_enums_are_expected():
     assert opposite("Buy") is Side.SELL and opposite(Side.SELL) is Side.BUY
     assert Position("BTCUSDT", "short", 1.0, 100.0).direction == -1   # a plain string still reads
-    assert Position("BTCUSDT", PositionSide.LONG, 1.0, 100.0).with_mark(110.0).unrealised_pnl == 10.0
+    assert Position("BTCUSDT", PositionSide.LONG, 1.0, 100.0).direction == 1
 
 
 # -- mypy -----------------------------------------------------------------------------------------

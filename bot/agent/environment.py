@@ -407,9 +407,3 @@ class TradingEnv:
             sl, tp = np.full(self.n_envs, self.stop_pct), np.full(self.n_envs, self.tp_pct)
         self.stop_px = np.where(mask, px * (1.0 - side * sl), self.stop_px)
         self.tp_px = np.where(mask, px * (1.0 + side * tp), self.tp_px)
-
-
-def _n_position_features() -> int:
-    from bot.analysis import features as F
-
-    return int(F.N_POSITION_FEATURES)

@@ -145,12 +145,6 @@ class SimExchange:
                 self._save()
             return fills
 
-    def update_market(self, symbol: str, candle_or_price: Any) -> list[Fill]:
-        """Feed a candle (`on_candle`) or a bare price (`set_price`)."""
-        if isinstance(candle_or_price, (int, float)):
-            return self.set_price(symbol, float(candle_or_price))
-        return self.on_candle(candle_or_price)
-
     def on_candle(self, candle: Any) -> list[Fill]:
         """A closed candle: trigger stops/TPs and limit orders from its range, then price = close.
 

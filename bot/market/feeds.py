@@ -260,10 +260,6 @@ class ReplayFeed:
     def __len__(self) -> int:
         return len(self._idx)
 
-    @property
-    def remaining(self) -> int:
-        return len(self._idx) - self.position
-
     def stop(self) -> None:
         self._stopped.set()
 
