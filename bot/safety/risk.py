@@ -32,6 +32,7 @@ from typing import Any
 
 from bot.errors import RiskViolationError
 from bot.events import EventBus, EventKind
+from bot.journal.base import Journal
 from bot.types import Position
 
 __all__ = ["RiskManager", "RiskDecision", "RiskViolationError", "stop_distance_of"]
@@ -69,7 +70,7 @@ class RiskManager:
     """Approves, resizes or vetoes entries and enforces the account-wide loss limits."""
 
     def __init__(self, settings: Any, *, sizer: Callable[[float], float] | None = None,
-                 journal: Any = None, bus: EventBus | None = None) -> None:
+                 journal: Journal | None = None, bus: EventBus | None = None) -> None:
         """`sizer(equity) -> notional USDT` is the executor's sizing rule (`TradeExecutor.size_for`);
         the risk manager scales what it returns and never re-implements it when one is given."""
         self.settings = settings
@@ -246,7 +247,7 @@ class RiskManager:
         """Journal and publish a veto (the journal is optional: backtests run without one)."""
         self.vetoes += 1
         msg = f"VETO {d.symbol} {d.side} ({d.rule}): {d.reason}"
-        if self.journal is not None and hasattr(self.journal, "record_veto"):
+        if self.journal is not None:
             self.journal.record_veto(d.symbol, source, f"{d.rule}: {d.reason}",
                                      {"side": d.side, "rule": d.rule, "time_ms": int(time_ms)})
         if self.bus is not None:

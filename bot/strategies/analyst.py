@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from bot.errors import BotError, DataError, StrategyError
+from bot.journal.base import Journal
 from bot.market.timeframes import bucket_start, ratio, resample
 from bot.strategies.base import FLAT, LONG, SHORT, Decision, StrategyContext
 from bot.strategies.lessons import Lesson, effective_limits, parse_lessons
@@ -118,7 +119,7 @@ class AnalystStrategy:
     def __init__(self, settings: Any, *, entry_interval: str | None = None, confirm_interval: str | None = None,
                  min_confidence: float | None = None,
                  lessons: Sequence[Lesson] | Callable[[], Sequence[Lesson]] | None = None,
-                 journal: Any = None, history: str | None = "cache") -> None:
+                 journal: Journal | None = None, history: str | None = "cache") -> None:
         if history not in ("cache", None):
             raise ValueError(f"history={history!r} is not allowed; allowed: 'cache' or None")
         self.settings = settings

@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bot.journal.base import Journal
+
 __all__ = ["Outcome", "GroupStats", "Lesson", "Limits", "group_outcomes", "counterfactual_r", "replay_trade",
            "trade_outcomes", "veto_outcomes", "propose_lessons", "effective_limits", "parse_lessons",
            "refresh_lessons", "lessons_text", "TREND_SETUPS"]
@@ -302,7 +304,7 @@ def lessons_text(lessons: Iterable[Lesson], *, include_inactive: bool = False) -
             if lz.active or include_inactive]
 
 
-def refresh_lessons(journal: Any, settings: Any, *, candles: Mapping[str, pd.DataFrame] | None = None,
+def refresh_lessons(journal: Journal, settings: Any, *, candles: Mapping[str, pd.DataFrame] | None = None,
                     now_ms: int | None = None) -> list[Lesson]:
     """Read outcomes from `journal`, store the new lessons it teaches, and return them.
 
