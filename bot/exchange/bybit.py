@@ -208,13 +208,6 @@ class BybitExchange:
             inst = self._instruments[symbol] = parse_instrument(rows[0], self.category)
         return inst
 
-    def get_fee_rate(self, symbol: str) -> tuple[float, float]:
-        """(taker, maker) fee rate of this account for `symbol`."""
-        rows = self._call("get_fee_rates", category=self.category, symbol=symbol).get("list") or []
-        if not rows:
-            raise ExchangeAPIError(f"Bybit returned no fee rate for {symbol}")
-        return _f(rows[0].get("takerFeeRate")), _f(rows[0].get("makerFeeRate"))
-
     # -- account -----------------------------------------------------------------------------
     def get_balance(self) -> Balance:
         quote = self.settings.QUOTE_COIN

@@ -56,7 +56,6 @@ def test_market_data_account_and_instrument_mapping(tmp_path, fake_bybit, price)
     assert len(fake_bybit.calls("/v5/market/instruments-info")) == 1  # cached
     bal = ex.get_balance()
     assert (bal.equity, bal.available, bal.wallet_balance) == (1000.0, 1000.0, 1000.0)
-    assert ex.get_fee_rate("BTCUSDT") == (0.00055, 0.0002)
     order = ex.create_order("BTCUSDT", "Buy", 0.002, stop_loss=price * 0.95, take_profit=price * 1.1,
                             client_order_id="map-1")
     assert order.status == OrderStatus.FILLED and order.filled_qty == 0.002 and order.avg_price == price
