@@ -60,8 +60,7 @@ def run_engine(args: argparse.Namespace, settings: Any, *, mode: str) -> int:
 
     log = logging.getLogger(f"bot.{mode.lower()}")
     settings = _settings_for(args, settings)
-    engine = TradingEngine(settings, strategy=args.strategy)
-    engine.force_replay = bool(getattr(args, "replay", False))
+    pairs = None
     if args.symbols:
         from bot.market.top_pairs import PairManager
 
@@ -69,7 +68,9 @@ def run_engine(args: argparse.Namespace, settings: Any, *, mode: str) -> int:
             def fetch(self) -> Any:
                 from bot.errors import DataError
                 raise DataError("pairs fixed by --symbols")
-        engine._pairs_arg = _Fixed(settings, cache_path=settings.data_dir / "fixed_pairs.json")
+        pairs = _Fixed(settings, cache_path=settings.data_dir / "fixed_pairs.json")
+    engine = TradingEngine(settings, strategy=args.strategy, pairs=pairs,
+                           force_replay=bool(getattr(args, "replay", False)))
     notifier = TelegramNotifier(settings, bus=engine.bus).start()
     done = threading.Event()
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from bot.analysis.feature_stream import wilder_trend_step
-from bot.types import CANDLE_COLUMNS, Candle, ClosedTrade, Fill
+from bot.types import CANDLE_COLUMNS, Candle, ClosedTrade, Fill, PositionSide
 
 __all__ = ["ChartData", "TradeMarker", "PairState", "TradeBook", "compute_indicators", "regime_of", "TAIL"]
 
@@ -262,7 +262,7 @@ class PairState:
 
 @dataclass
 class _OpenTrade:
-    side: str
+    side: PositionSide
     qty: float
     entry_price: float
     entry_ms: int

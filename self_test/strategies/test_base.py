@@ -30,3 +30,21 @@ def test_each_strategy_declares_what_it_can_do(tmp_path) -> None:
     assert [isinstance(x, WarmsUp) for x in (dqn, analyst, sma, plain)] == [False, True, True, False]
     assert analyst.proposes_for_review and sma.warmup > 0
 
+
+def test_the_engine_trains_only_a_learning_strategy(tmp_path) -> None:
+    """The training switch reaches the agent through the capability, and the backtester sends the
+    agent (and only it) to its own fast path."""
+    pytest.importorskip("torch")
+    from bot.engine.trading_engine import TradingEngine
+
+    s = make_settings(tmp_path, TRAINING_ENABLED=False)
+    engine = TradingEngine(s, strategy="dqn")
+    engine.prepare("BACKTEST")
+    assert isinstance(engine.c.strategy, LearningStrategy) and engine.c.strategy.training is False
+    engine.set_training(True)
+    assert engine.c.strategy.agent.training is True and engine.snapshot().training is True
+    assert engine.step.context_candles == 2000 and engine.step.warmup >= 200     # the agent's state needs EMA 200
+    sma = TradingEngine(s, strategy="sma")
+    sma.prepare("BACKTEST")
+    sma.set_training(True)                       # nothing to train: no error, nothing changes
+    assert sma.step.learner is None and sma.step.context_candles == 500 and sma.step.warmup < 200
