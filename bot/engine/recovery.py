@@ -75,9 +75,6 @@ class RecoveryReport:
     lost: tuple[str, ...] = ()                    # client order ids still LOST (sent, fate unknown)
     time_ms: int = field(default_factory=lambda: int(time.time() * 1000))
 
-    def of(self, kind: str) -> list[ReconcileItem]:
-        return [i for i in self.items if i.kind == kind]
-
     @property
     def ok(self) -> bool:
         """True when everything could be checked and nothing is still unknown."""
@@ -389,31 +386,19 @@ def recover(settings: Settings, *, exchange: Exchange, journal: EngineJournal, b
 
 
 class Reconciler:
-    """The periodic check while live: same steps as `recover` (without the agent), errors logged."""
+    """The periodic check while live: same steps as `recover` (without the agent), errors logged.
+    The session calls `run` every RECONCILE_INTERVAL_SECONDS."""
 
     def __init__(self, settings: Settings, *, exchange: Exchange, journal: EngineJournal, bus: EventBus | None = None,
-                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
-                 lost_timeout_s: float = 600.0) -> None:
+                 wall: Callable[[], float] = time.time, lost_timeout_s: float = 600.0) -> None:
         self.settings, self.exchange, self.journal, self.bus = settings, exchange, journal, bus
-        self.interval_s = float(settings.RECONCILE_INTERVAL_SECONDS)
-        self.clock, self.wall, self.lost_timeout_s = clock, wall, lost_timeout_s
-        self._last: float | None = None
+        self.wall, self.lost_timeout_s = wall, lost_timeout_s
         self._seen: set[tuple[str, str, str]] = set()
-        self.last_report: RecoveryReport | None = None
-
-    def due(self) -> bool:
-        return self._last is None or self.clock() - self._last >= self.interval_s
-
-    def maybe_run(self) -> RecoveryReport | None:
-        """Run if RECONCILE_INTERVAL_SECONDS passed since the last run; the engine calls this each loop."""
-        return self.run() if self.due() else None
 
     def run(self) -> RecoveryReport:
-        self._last = self.clock()
         report = _reconcile(self.settings, self.exchange, self.journal, self.bus, strict=False, sleep=time.sleep,
                             recheck_delay=0.0, lost_timeout_s=self.lost_timeout_s, wall=self.wall,
                             seen=self._seen)
-        self.last_report = report
         if report.items or report.errors:
             log.info("periodic reconcile: %s", report.summary())
         return report
