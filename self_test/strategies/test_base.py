@@ -29,6 +29,11 @@ def test_each_strategy_declares_what_it_can_do(tmp_path) -> None:
     assert [isinstance(x, ProposesForReview) for x in (dqn, analyst, sma, plain)] == [False, True, False, False]
     assert [isinstance(x, WarmsUp) for x in (dqn, analyst, sma, plain)] == [False, True, True, False]
     assert analyst.proposes_for_review and sma.warmup > 0
+    from bot.strategies.review import ReviewedStrategy, ReviewPipeline
+
+    wrapped = ReviewedStrategy(analyst, ReviewPipeline(s))    # reviewed inside: the engine must not review again
+    assert isinstance(wrapped, ProposesForReview) and not wrapped.proposes_for_review
+    assert wrapped.name == "analyst" and isinstance(wrapped, WarmsUp)
 
 
 def test_the_engine_trains_only_a_learning_strategy(tmp_path) -> None:
