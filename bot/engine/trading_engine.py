@@ -163,12 +163,10 @@ class TradingEngine:
             self._check_live_allowed()
         st = self.state
         st.mode = mode
-        if self._pairs is None:
-            from bot.market.top_pairs import PairManager
-            self._pairs = PairManager(self.settings)
         c = build_components(self.settings, mode, given=self.given,
-                             journal=self.journals.for_session(mode, replay=st.replay), pair_manager=self._pairs,
-                             replay=st.replay, bus=self.bus, market_clock=self.market_clock)
+                             journal=self.journals.for_session(mode, replay=st.replay),
+                             pair_manager=self._pair_manager(), replay=st.replay, bus=self.bus,
+                             market_clock=self.market_clock)
         st.book = TradeBook(mode="PAPER" if mode == "BACKTEST" else mode)
         self.c = c
         self.step = CandleStep(self.settings, c, st, self.bus, clock=self.clock)
@@ -312,6 +310,13 @@ class TradingEngine:
         replaying or backtesting (so paper fills carry candle times), else the wall clock."""
         return self.state.market_time(self.clock())
 
+    def _pair_manager(self) -> PairManager:
+        """The given pair manager, else one built from the settings once (its ranking outlives sessions)."""
+        if self._pairs is None:
+            from bot.market.top_pairs import PairManager
+            self._pairs = PairManager(self.settings)
+        return self._pairs
+
     def _prepared(self, mode: str) -> CandleStep:
         if self.step is None:
             self.prepare(mode)
@@ -369,10 +374,7 @@ class TradingEngine:
         (in that order: a replay gets its own journal and wallet)."""
         st = self.state
         st.new_session()
-        if self._pairs is None:
-            from bot.market.top_pairs import PairManager
-            self._pairs = PairManager(self.settings)
-        ranking = self._pairs.refresh(force=True)
+        ranking = self._pair_manager().refresh(force=True)
         st.pair_scores = ranking.scores
         market = self._feeds.choose(st.mode, list(ranking.symbols), force_replay=self.force_replay)
         st.replay = market.source == DataSource.REPLAY
