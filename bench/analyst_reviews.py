@@ -2,9 +2,10 @@
 
 The engine reviews the analyst's proposals itself (`python -m bot backtest --strategy analyst`
 includes the rule reviews). This script runs the analyst twice on the same real BTC hourly seed
-span through the same engine backtest: once under another name, so the engine does not review
-it, and once as `ReviewedStrategy(analyst, ReviewPipeline(settings, journal=...))` (also renamed,
-so it is reviewed once, into a journal this script can count). One table, buy-and-hold next to it.
+span through the same engine backtest: once wrapped with a pipeline that approves everything, and
+once as `ReviewedStrategy(analyst, ReviewPipeline(settings, journal=...))`, reviewed into a journal
+this script can count. A `ReviewedStrategy` says it is reviewed already (`proposes_for_review` is
+False), so the engine reviews neither a second time. One table, buy-and-hold next to it.
 
     .venv/bin/python bench/analyst_reviews.py --start 2019-01-01 --end 2019-10-18
 """
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         bare = ReviewedStrategy(AnalystStrategy(settings), _NoReview())
         reviewed = ReviewedStrategy(AnalystStrategy(settings), ReviewPipeline(settings, journal=journal))
-        bare.name, reviewed.name = "analyst-unreviewed", "analyst-reviewed"  # the engine reviews "analyst"
+        bare.name, reviewed.name = "analyst-unreviewed", "analyst-reviewed"   # the report's labels
         for label, strategy in (("analyst, no reviews", bare), ("analyst + rule reviews", reviewed)):
             t0 = time.perf_counter()
             res = run_backtest(settings, strategy, frame, symbol="BTCUSDT", interval="60", path="engine",

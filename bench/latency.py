@@ -88,11 +88,12 @@ def measure(name: str, strategy: str, journal_kind: str, pairs: int, candles: in
     engine = TradingEngine(s, market=market, exchange=sim, journal=journal)
     engine.replay = True
     engine.prepare("PAPER")
+    step = engine.step
     if hasattr(engine.c.strategy, "incremental"):
         engine.c.strategy.incremental = incremental
     symbols = list(frames)
     for sym in symbols:
-        engine._new_pair(sym)
+        step.new_pair(sym)
     lat: list[float] = []
     cpu: list[float] = []
     bar = tqdm(total=candles, desc=f"{name:<22}", unit="batch", leave=False)
@@ -101,13 +102,13 @@ def measure(name: str, strategy: str, journal_kind: str, pairs: int, candles: in
         if not batch:
             continue
         sim.order_times.clear()
-        engine.defer_learning = True          # as the engine loop does: learn after the batch's orders
+        step.defer_learning = True          # as the engine loop does: learn after the batch's orders
         t0, c0 = time.perf_counter(), time.thread_time()
         for c in batch:
-            engine.process_candle(c)
+            step.process_candle(c)
         lat.extend((t - t0) * 1000 for t, _ in sim.order_times)
         cpu.extend((c - c0) * 1000 for _, c in sim.order_times)
-        engine.flush_learning()
+        step.flush_learning()
         bar.update(1)
     bar.close()
     if hasattr(journal, "close"):

@@ -73,6 +73,7 @@ MYPY_TARGETS: tuple[str, ...] = (
     "bot/types.py",
     "bot/exchange",
     "bot/journal",
+    "bot/engine",
 )
 
 

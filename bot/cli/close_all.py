@@ -12,7 +12,10 @@ Exit codes: 0 every position closed (or none open), 1 some position could not be
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from config import Settings
 
 COMMAND = "close-all"
 HELP = "market-close every open position (paper wallet, or Bybit with --live)"
@@ -23,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation (live)")
 
 
-def run(args: argparse.Namespace, settings: Any) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
     from bot.cli.status import open_exchange, where
     from bot.engine.trading_engine import TradingEngine
     from bot.errors import AuthError
@@ -52,30 +55,20 @@ def run(args: argparse.Namespace, settings: Any) -> int:
         for p in positions:
             exchange.set_price(p.symbol, prices(p.symbol))
     engine = TradingEngine(settings, strategy="sma", exchange=exchange)   # the engine's close path + journal
-    if args.live:
-        _prepare_live(engine)
-    else:
-        engine.prepare("PAPER")
-    from bot.engine.loop import seed_book
-    seed_book(engine)
+    # The user confirmed on the command line just now: closing needs no standing consent to trade.
+    engine.prepare("LIVE" if args.live else "PAPER", confirmed=True)
     trades = engine.close_all("close-all")
+    engine.close()
     left = [p for p in exchange.get_positions() if p.size > 0]
     for t in trades:
         src = f"  [{prices.labels.get(t.symbol, '')}]" if prices is not None else ""
         print(f"closed {t.symbol} {t.side} {t.qty:g} @ {t.exit_price:,.6g} · P&L {t.pnl:+,.2f} USDT{src}")
-    if hasattr(exchange, "save"):
+    from bot.exchange.sim import SimExchange
+
+    if isinstance(exchange, SimExchange):   # the paper wallet persists
         exchange.save()
     if left:
         print(f"STILL OPEN: {', '.join(p.symbol for p in left)} (see the log for why)")
         return 1
     return 0
 
-
-def _prepare_live(engine: Any) -> None:
-    # The user confirmed on the command line just now: closing needs no standing consent to trade,
-    # but the engine's LIVE guard asks for it, so build the parts directly.
-    from bot.engine.components import build_components
-
-    engine.mode = "LIVE"
-    engine.c = build_components(engine, "LIVE")
-    engine.book.mode = "LIVE"

@@ -15,9 +15,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from bot.cli import paper
+
+if TYPE_CHECKING:
+    from config import Settings
 
 COMMAND = "live"
 HELP = "trade real money on Bybit (needs keys and your typed confirmation)"
@@ -34,9 +38,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--close-on-exit", action="store_true", help="market-close all positions when stopping")
     p.add_argument("--no-training", action="store_true", help="do not learn online")
     p.add_argument("--no-supervisor", action="store_true", help="run in this process (the supervisor's child uses it)")
+    p.set_defaults(replay=False, pace=None)   # paper's options that live never takes (paper.run_engine reads them)
 
 
-def confirm(settings: Any, *, ask: Any = input) -> bool:
+def confirm(settings: Settings, *, ask: Callable[[str], str] = input) -> bool:
     """Show what is at risk and ask for the typed word; True when the user typed it."""
     from bot.errors import BotError
     from bot.exchange.bybit import BybitExchange
@@ -55,7 +60,7 @@ def confirm(settings: Any, *, ask: Any = input) -> bool:
     return answer.strip() == CONFIRM_WORD
 
 
-def run(args: argparse.Namespace, settings: Any) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
     from bot.engine.trading_engine import TradingEngine
 
     if not settings.has_bybit_keys:
@@ -69,7 +74,9 @@ def run(args: argparse.Namespace, settings: Any) -> int:
         if not confirm(settings):
             print("not confirmed; nothing was traded")
             return 1
-    TradingEngine(settings).give_live_consent()   # journaled: the engine refuses LIVE without it
+    consent = TradingEngine(settings)
+    consent.give_live_consent()   # journaled: the engine refuses LIVE without it
+    consent.close()
     if not args.no_supervisor:
         try:
             from bot.safety.supervisor import supervise
@@ -78,5 +85,4 @@ def run(args: argparse.Namespace, settings: Any) -> int:
         if supervise is not None:
             argv = [a for a in sys.argv[1:]] + ([] if args.yes else ["--yes"])
             return int(supervise(argv, settings))
-    args.replay = False
     return paper.run_engine(args, settings, mode="LIVE")

@@ -15,7 +15,10 @@ import argparse
 import logging
 import signal
 import threading
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from config import Settings
 
 COMMAND = "paper"
 HELP = "run the bot with the paper wallet (Bybit data, or replayed real candles when offline)"
@@ -38,11 +41,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="run in this process without the auto-restarting supervisor (the supervisor's child uses it)")
 
 
-def _settings_for(args: argparse.Namespace, settings: Any) -> Any:
-    changes: dict[str, Any] = {}
-    if args.symbols:
-        syms = tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip())
-        changes.update(FALLBACK_SYMBOLS=syms, TOP_PAIRS_COUNT=len(syms))
+def settings_for(args: argparse.Namespace, settings: Settings) -> Settings:
+    """The settings this run trades with: --interval, --pace and --no-training applied (the
+    --symbols go to the app assembly, which pins the pairs)."""
+    changes: dict[str, object] = {}
     if args.interval:
         changes["CANDLE_INTERVAL"] = args.interval
     if args.pace is not None:
@@ -52,34 +54,25 @@ def _settings_for(args: argparse.Namespace, settings: Any) -> Any:
     return settings.replace(**changes) if changes else settings
 
 
-def run_engine(args: argparse.Namespace, settings: Any, *, mode: str) -> int:
-    """Run the engine in `mode` until Ctrl-C, SIGTERM, --candles, or the end of a replay."""
-    from bot.alerts.telegram import TelegramNotifier
+def run_engine(args: argparse.Namespace, settings: Settings, *, mode: str) -> int:
+    """Run the bot in `mode` until Ctrl-C, SIGTERM, --candles, or the end of a replay."""
+    from bot.engine.app import assemble
     from bot.engine.snapshot import EngineStatus
-    from bot.engine.trading_engine import TradingEngine
 
     log = logging.getLogger(f"bot.{mode.lower()}")
-    settings = _settings_for(args, settings)
-    engine = TradingEngine(settings, strategy=args.strategy)
-    engine.force_replay = bool(getattr(args, "replay", False))
-    if args.symbols:
-        from bot.market.top_pairs import PairManager
-
-        class _Fixed(PairManager):  # the user chose the pairs: no ranking, no network
-            def fetch(self) -> Any:
-                from bot.errors import DataError
-                raise DataError("pairs fixed by --symbols")
-        engine._pairs_arg = _Fixed(settings, cache_path=settings.data_dir / "fixed_pairs.json")
-    notifier = TelegramNotifier(settings, bus=engine.bus).start()
+    symbols = tuple(s for s in (args.symbols or "").split(",") if s.strip())
+    app = assemble(settings_for(args, settings), strategy=args.strategy, symbols=symbols,
+                   force_replay=bool(args.replay))
+    engine = app.engine
     done = threading.Event()
 
-    def _on_signal(signum: int, _frame: Any) -> None:
+    def _on_signal(signum: int, _frame: object) -> None:
         log.warning("signal %d: stopping", signum)
         done.set()
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _on_signal)
-    engine.start(mode)
+    app.start(mode)
     try:
         while engine.running and not done.wait(0.5):
             if args.candles and engine.candles_processed >= args.candles:
@@ -87,17 +80,16 @@ def run_engine(args: argparse.Namespace, settings: Any, *, mode: str) -> int:
                 break
     except KeyboardInterrupt:
         log.warning("interrupted: stopping")
-    engine.stop(close_positions=args.close_on_exit)
+    app.shutdown(close_positions=args.close_on_exit)
     snap = engine.snapshot()
     log.info("%s session over: equity %.2f USDT, %d open position(s), %d closed trade(s) this session, %s data",
              mode, snap.equity, len(snap.positions), len(engine.recent_trades), snap.data_source)
-    notifier.stop()
     if snap.status == EngineStatus.ERROR:
         return EXIT_CRITICAL
     return EXIT_OK
 
 
-def run(args: argparse.Namespace, settings: Any) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
     if not args.no_supervisor:
         import sys
 

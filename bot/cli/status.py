@@ -111,7 +111,9 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     for o in orders:
         print(f"  {o.client_order_id} {o.side.upper()} {o.symbol} {o.qty:g} {o.order_type}"
               f"{f' @ {o.price:,.2f}' if o.price else ''} · {o.status}")
-    if prices is not None and hasattr(ex, "closed_trades"):
+    from bot.exchange.sim import SimExchange
+
+    if isinstance(ex, SimExchange):   # the paper wallet keeps its round trips
         trades = ex.closed_trades()
         if trades:
             print(f"closed trades ({len(trades)}): net P&L {sum(t.pnl for t in trades):+,.2f} USDT after fees")

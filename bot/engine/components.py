@@ -1,26 +1,53 @@
 """Wiring: which exchange, executor, journal, strategy, risk manager, pairs and feed an engine uses.
 
-One function (`build_components`) decides it from the settings and what the caller passed in, so
-the engine reads as a loop and tests or the backtester can swap any part. `Broker` is the one
-place that knows the executor's and paper exchange's method names.
+One function (`build_components`) decides it from the settings and what the caller passed in
+(`GivenParts`), so the engine reads as a loop and tests or the backtester can swap any part.
+`Journals` knows which journal a session writes. `Broker` is the one place that knows the
+executor's and paper exchange's method names.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypeAlias
 
 from bot.errors import StrategyError
+from bot.journal import store
+from bot.journal.base import Journal, MemoryJournal
 from bot.types import Candle, Fill
 
-__all__ = ["Components", "Broker", "build_components", "resolve_strategy"]
+if TYPE_CHECKING:
+    from bot.events import EventBus
+    from bot.exchange.base import Exchange
+    from bot.exchange.executor import TradeExecutor
+    from bot.market.feeds import MarketFeed
+    from bot.market.top_pairs import PairManager
+    from bot.safety.error_handler import ErrorHandler
+    from bot.safety.risk import RiskManager
+    from bot.strategies.base import Strategy
+    from bot.strategies.review import ReviewPipeline
+    from config import Settings
+
+__all__ = ["Components", "GivenParts", "Journals", "EngineJournal", "durable", "Broker", "build_components",
+           "resolve_strategy"]
 
 log = logging.getLogger("bot.engine.trading_engine")
 
+# The journal a session writes: the SQLite record (paper, live, replay) or, in a backtest, the
+# in-memory journal, which keeps orders and fills and answers the rest empty.
+EngineJournal: TypeAlias = "Journal"
 
-def resolve_strategy(name_or_obj: Any, settings: Any) -> tuple[Any, str]:
+
+def durable(journal: EngineJournal) -> Journal | None:
+    """`journal` when it keeps the record (positions, round trips, equity, state), None in a
+    backtest: recovery and the promotion gate must not read an empty in-memory record as the truth."""
+    return None if isinstance(journal, MemoryJournal) else journal
+
+
+def resolve_strategy(name_or_obj: Strategy | str | None, settings: Settings) -> tuple[Strategy, str]:
     """The strategy object and a note when a fallback was used (never a random decision maker)."""
     from bot.strategies import get_strategy
 
@@ -44,7 +71,7 @@ def resolve_strategy(name_or_obj: Any, settings: Any) -> tuple[Any, str]:
 class Broker:
     """Orders for the engine, through the TradeExecutor (sizing, rounding, journal-first ids)."""
 
-    def __init__(self, exchange: Any, executor: Any) -> None:
+    def __init__(self, exchange: Exchange, executor: TradeExecutor) -> None:
         self.exchange = exchange
         self.executor = executor
 
@@ -55,8 +82,11 @@ class Broker:
     def on_candle(self, candle: Candle) -> list[Fill]:
         """The paper exchange sees the candle (stop-loss / take-profit from its high and low) and
         returns the fills it caused. Live: Bybit's server-side stops are learned by reconcile."""
-        fn = getattr(self.exchange, "on_candle", None)
-        return list(fn(candle) or []) if fn is not None else []
+        from bot.exchange.sim import SimExchange
+
+        if isinstance(self.exchange, SimExchange):
+            return list(self.exchange.on_candle(candle) or [])
+        return []
 
     def open(self, symbol: str, side: str, notional: float, *, stop_loss: float | None,
              take_profit: float | None, reason: str) -> tuple[bool, str, list[Fill]]:
@@ -76,67 +106,113 @@ class Broker:
 
 @dataclass
 class Components:
-    exchange: Any
-    executor: Any
+    """The parts of one session (rebuilt after a critical error: a broken client must not survive)."""
+
+    exchange: Exchange
+    executor: TradeExecutor
     broker: Broker
-    journal: Any
-    strategy: Any
-    strategy_note: str
-    risk: Any
-    errors: Any
-    pair_manager: Any
-    market: Any = None
-    review: Any = None          # bot.strategies.review.ReviewPipeline for the analyst strategy, else None
+    journal: EngineJournal
+    strategy: Strategy
+    strategy_note: str                 # why a fallback strategy is used; "" when none is
+    risk: RiskManager
+    errors: ErrorHandler
+    pair_manager: PairManager
+    market: MarketFeed | None = None   # set when a session chose its feed; None when driven by hand
+    review: ReviewPipeline | None = None   # proposal -> analyst review -> risk review (the analyst)
 
 
-def build_components(engine: Any, mode: str) -> Components:
-    """The parts for `mode` (PAPER / LIVE / BACKTEST), reusing whatever the engine was given."""
+@dataclass(frozen=True)
+class GivenParts:
+    """What the caller handed the engine; whatever is missing is built from the settings."""
+
+    strategy: Strategy | str | None = None     # a name ("dqn", "analyst", "sma") or an object; default STRATEGY
+    market: MarketFeed | None = None
+    exchange: Exchange | None = None
+    journal: EngineJournal | None = None       # used for every mode when given
+    pairs: PairManager | None = None
+
+
+class Journals:
+    """Which journal a session writes: the given one; in a backtest an in-memory one; in a replay
+    its own `replay_state.db` (replayed history must never mix with, or count as, the paper record
+    the promotion gate reads); else the paper/live record `state.db`. Opened when first needed;
+    `close` closes the ones opened here."""
+
+    def __init__(self, settings: Settings, given: EngineJournal | None) -> None:
+        self.settings = settings
+        self.given = given
+        self._record: EngineJournal | None = None
+        self._replay: EngineJournal | None = None
+
+    def record(self) -> EngineJournal:
+        """The journal of the real paper/live record (consent lives here, never in a replay's)."""
+        if self.given is not None:
+            return self.given
+        if self._record is None:
+                    # for_settings, not Journal(...): it installs the CRASH_AT hook the crash-safety test uses
+            self._record = store.Journal.for_settings(self.settings)
+        return self._record
+
+    def record_exists(self) -> bool:
+        """Is there a paper record to read (given, or state.db on disk)? Looking creates nothing."""
+        return self.given is not None or (Path(self.settings.data_dir) / "state.db").exists()
+
+    def for_session(self, mode: str, *, replay: bool) -> EngineJournal:
+        if self.given is not None:
+            return self.given
+        if mode == "BACKTEST":
+            return MemoryJournal()
+        if replay and mode == "PAPER":
+            if self._replay is None:
+                            self._replay = store.Journal.for_settings(self.settings, name="replay_state.db")
+            return self._replay
+        return self.record()
+
+    def close(self) -> None:
+        for j in (self._record, self._replay):
+            rec = durable(j) if j is not None else None
+            if rec is not None:
+                rec.close()
+        self._record = self._replay = None
+
+
+def build_components(settings: Settings, mode: str, *, given: GivenParts, journal: EngineJournal,
+                     pair_manager: PairManager, replay: bool, bus: EventBus,
+                     market_clock: Callable[[], float]) -> Components:
+    """The parts for `mode` (PAPER / LIVE / BACKTEST), reusing whatever the caller gave.
+    `market_clock`: the paper exchange's clock (candle times when replaying or backtesting)."""
     from bot.exchange.executor import TradeExecutor
-    from bot.market.top_pairs import PairManager
+    from bot.exchange.sim import SimExchange
     from bot.safety.error_handler import ErrorHandler
     from bot.safety.risk import RiskManager
+    from bot.strategies.base import ProposesForReview
 
-    s = engine.settings
-    replay = getattr(engine, "replay", False) and mode == "PAPER"
-    journal = engine._journal_arg
-    if journal is None:
-        if mode == "BACKTEST":
-            from bot.journal.base import MemoryJournal
-            journal = MemoryJournal()
-        elif replay:
-            # Replayed history gets its own journal and wallet: it must never mix with, or count as,
-            # the paper record on live data (the promotion gate reads that one).
-            if engine._replay_journal is None:
-                from bot.journal.store import Journal
-                # for_settings, not Journal(...): it installs the CRASH_AT hook the crash-safety test uses
-                engine._replay_journal = Journal.for_settings(s, name="replay_state.db")
-            journal = engine._replay_journal
-        else:
-            journal = engine._main_journal()
-    exchange = engine._exchange_arg
-    if exchange is None or (mode == "LIVE" and getattr(exchange, "mode", "PAPER") != "LIVE"):
+    replay = replay and mode == "PAPER"
+    exchange: Exchange
+    if given.exchange is None or (mode == "LIVE" and given.exchange.mode != "LIVE"):
         if mode == "LIVE":
             from bot.exchange.bybit import BybitExchange
-            exchange = BybitExchange(s)
+            exchange = BybitExchange(settings)
         else:
-            from bot.exchange.sim import SimExchange
             # The paper wallet persists across restarts; its clock is the market's, so a replayed
             # fill carries the time of the candle it happened in (and lands on the chart there).
-            wallet = None if mode != "PAPER" else Path(s.data_dir) / ("replay_wallet.json" if replay
-                                                                       else "paper_wallet.json")
-            exchange = SimExchange(s, clock=engine.market_clock, state_path=wallet)
-    elif getattr(exchange, "name", "") == "paper" and hasattr(exchange, "clock") and (mode == "BACKTEST" or replay):
-        exchange.clock = engine.market_clock   # a given paper exchange also fills at candle times
-    executor = TradeExecutor(exchange, journal, settings=s, bus=engine.bus)
+            wallet = None if mode != "PAPER" else Path(settings.data_dir) / ("replay_wallet.json" if replay
+                                                                              else "paper_wallet.json")
+            exchange = SimExchange(settings, clock=market_clock, state_path=wallet)
+    else:
+        exchange = given.exchange
+        if isinstance(exchange, SimExchange) and (mode == "BACKTEST" or replay):
+            exchange.clock = market_clock   # a given paper exchange also fills at candle times
+    executor = TradeExecutor(exchange, journal, settings=settings, bus=bus)
     broker = Broker(exchange, executor)
-    strategy, note = resolve_strategy(engine._strategy_arg, s)
-    risk = RiskManager(s, sizer=broker.size_for, journal=journal, bus=engine.bus)
-    errors = ErrorHandler(s, bus=engine.bus)
-    pair_manager = engine._pairs_arg if engine._pairs_arg is not None else PairManager(s)
+    strategy, note = resolve_strategy(given.strategy, settings)
+    risk = RiskManager(settings, sizer=broker.size_for, journal=journal, bus=bus)
+    errors = ErrorHandler(settings, bus=bus)
     review = None
-    if getattr(strategy, "name", "") == "analyst":
+    if isinstance(strategy, ProposesForReview) and strategy.proposes_for_review:
         from bot.strategies.review import ReviewPipeline
-        review = ReviewPipeline(s, journal=journal, bus=engine.bus)
+        # The backtest's memory journal keeps no reviews or lessons: the pipeline then only publishes.
+        review = ReviewPipeline(settings, journal=durable(journal), bus=bus)
     return Components(exchange=exchange, executor=executor, broker=broker, journal=journal, strategy=strategy,
                       strategy_note=note, risk=risk, errors=errors, pair_manager=pair_manager,
-                      market=engine._market_arg, review=review)
+                      market=given.market, review=review)

@@ -13,19 +13,34 @@ here: history is a backtest, not a paper record.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
 
 from bot.analysis.metrics import max_drawdown, returns_of, sharpe, trade_stats
 from bot.engine.snapshot import CriterionProgress
-from bot.types import ClosedTrade
+from bot.errors import BotError
+from bot.events import EventBus, EventKind
+from bot.types import ClosedTrade, Mode
+
+if TYPE_CHECKING:
+    from bot.engine.components import EngineJournal, Journals
+    from bot.engine.engine_state import EngineState
+    from config import Settings
 
 __all__ = ["PaperRecord", "PerformanceTracker", "PromotionGate", "GateResult", "promotion_action",
-           "buy_and_hold_curve"]
+           "buy_and_hold_curve", "PromotionWatch", "SwitchToLive"]
+
+
+class RecordJournal(Protocol):
+    """What the tracker reads from a journal (`bot.journal.store.Journal`)."""
+
+    def closed_trades(self, mode: Mode | None = None, since_ms: int | None = None) -> list[ClosedTrade]: ...
+
+    def equity_history(self, mode: Mode) -> list[tuple[int, float, float]]: ...
 
 DAY_MS = 86_400_000
 YEAR_MS = 365 * DAY_MS
@@ -64,7 +79,7 @@ def _sharpe_of(times_ms: np.ndarray, values: np.ndarray) -> float:
     return sharpe(returns_of(values), ppy)
 
 
-def buy_and_hold_curve(frames: dict[str, pd.DataFrame], times_ms: Sequence[int]) -> np.ndarray | None:
+def buy_and_hold_curve(frames: dict[str, pd.DataFrame], times_ms: Sequence[int] | np.ndarray) -> np.ndarray | None:
     """Equal-weight buy-and-hold of `frames`' closes, sampled at `times_ms` (last close at or before
     each time), starting at 1.0. None when no pair has a price at the first time."""
     t = np.asarray(times_ms, dtype=np.int64)
@@ -81,13 +96,13 @@ def buy_and_hold_curve(frames: dict[str, pd.DataFrame], times_ms: Sequence[int])
         curves.append(px / px[0])
     if not curves:
         return None
-    return np.mean(curves, axis=0)
+    return np.asarray(np.mean(curves, axis=0))
 
 
 class PerformanceTracker:
     """Measures a paper record: closed trades + equity curve, against buy-and-hold."""
 
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
     def measure(self, trades: Iterable[ClosedTrade], equity: Sequence[tuple[int, float]], *,
@@ -116,7 +131,7 @@ class PerformanceTracker:
             sharpe=_sharpe_of(times, values), max_drawdown=max_drawdown(values).max_drawdown if len(values) else 0.0,
             buy_hold_sharpe=bh_sharpe, buy_hold_return=bh_ret, start_ms=int(start), end_ms=int(end))
 
-    def from_journal(self, journal: Any, *, mode: str = "PAPER",
+    def from_journal(self, journal: RecordJournal, *, mode: Mode = Mode.PAPER,
                      prices: dict[str, pd.DataFrame] | None = None) -> PaperRecord:
         """The record of `mode` in the SQLite journal (`bot.journal.store.Journal`)."""
         trades = journal.closed_trades(mode=mode)
@@ -141,7 +156,7 @@ def _fmt_pf(x: float) -> str:
 class PromotionGate:
     """The criteria a paper record must meet before real money (PROMOTION_* settings)."""
 
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
     def evaluate(self, r: PaperRecord) -> GateResult:
@@ -173,3 +188,56 @@ def promotion_action(result: GateResult, *, auto_live: bool, has_keys: bool, has
         return "ready", ("the paper record passed every promotion criterion; staying in paper because "
                          + ", ".join(lacking))
     return "live", "the paper record passed every promotion criterion; AUTO_LIVE with keys and consent: going live"
+
+
+class SwitchToLive(BotError):
+    """Ends the paper session so the thread starts the live one (not an error, not a restart)."""
+
+
+class PromotionWatch:
+    """Once a minute in paper: the paper record's progress into the engine's state (the window
+    shows it), and the action when every criterion is met (never without keys and consent).
+
+    A REPLAY session shows the progress of the real paper record (the main journal) but adds
+    nothing to it and never acts on it: replayed history is a backtest, not a paper record."""
+
+    def __init__(self, settings: Settings, state: EngineState, bus: EventBus, *, journals: Journals,
+                 consent: Callable[[], bool]) -> None:
+        self.settings = settings
+        self.state = state
+        self.bus = bus
+        self.journals = journals
+        self.consent = consent
+
+    def check(self, session_journal: EngineJournal) -> None:
+        """Measure and judge the record; raises `SwitchToLive` (mode set to LIVE) to go live."""
+        from bot.engine.components import durable
+
+        st = self.state
+        if st.mode != "PAPER":
+            return
+        tracker = PerformanceTracker(self.settings)
+        prices = {s: ps.frame() for s, ps in st.pairs.items()}
+        if st.replay:
+            main = durable(self.journals.record()) if self.journals.record_exists() else None
+            record = (tracker.from_journal(main, mode=Mode.PAPER, prices=prices) if main is not None
+                      else tracker.measure([], []))
+        else:
+            journal = durable(session_journal)
+            if journal is None:
+                return
+            record = tracker.from_journal(journal, mode=Mode.PAPER, prices=prices)
+        result = PromotionGate(self.settings).evaluate(record)
+        st.promotion = result.criteria
+        st.metrics = {k: v for k, v in record.as_dict().items() if k not in ("start_ms", "end_ms")}
+        if not result.passed or st.replay:
+            return
+        action, why = promotion_action(result, auto_live=self.settings.AUTO_LIVE,
+                                       has_keys=self.settings.has_bybit_keys, has_consent=self.consent())
+        if action == "ready" and not st.ready_alerted:
+            st.ready_alerted = True
+            self.bus.emit(EventKind.PROMOTION, f"READY FOR LIVE: {why}", level="WARNING")
+        elif action == "live":
+            self.bus.emit(EventKind.PROMOTION, f"GOING LIVE: {why}", level="CRITICAL")
+            st.mode = Mode.LIVE
+            raise SwitchToLive()

@@ -8,27 +8,31 @@ docs/architecture.md); these two doors are all it needs before Start.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.journal.base import Journal
+    from config import Settings
 
 __all__ = ["open_record_journal", "record_journal_path", "live_balance"]
 
 
-def record_journal_path(settings: Any) -> Path:
+def record_journal_path(settings: Settings) -> Path:
     """Where the paper/live record is kept (historical_data/state.db)."""
     return Path(settings.data_dir) / "state.db"
 
 
-def open_record_journal(settings: Any) -> Any | None:
+def open_record_journal(settings: Settings) -> Journal | None:
     """The paper/live record's journal, or None when it has not been created yet (nothing is
     created by looking)."""
     if not record_journal_path(settings).exists():
         return None
-    from bot.journal.store import Journal
+    from bot.journal import store
 
-    return Journal.for_settings(settings)
+    return store.Journal.for_settings(settings)
 
 
-def live_balance(settings: Any) -> float:
+def live_balance(settings: Settings) -> float:
     """The Bybit account's USDT equity. Network: call it off the Tk thread."""
     from bot.exchange.bybit import BybitExchange  # only when live is chosen
 

@@ -26,19 +26,26 @@ usual way bots lose track of reality.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.errors import BotError, InvalidOrderError
 from bot.events import Event, EventBus, EventKind
 from bot.exchange.base import round_to_tick
-from bot.types import ClosedTrade, Fill, OrderIntent, OrderStatus, Position
+from bot.types import ClosedTrade, Fill, Mode, OrderIntent, OrderStatus, Position
 
-__all__ = ["recover", "Reconciler", "RecoveryReport", "ReconcileItem"]
+if TYPE_CHECKING:
+    from bot.engine.components import EngineJournal
+    from bot.exchange.base import Exchange
+    from config import Settings
+
+__all__ = ["recover", "Reconciler", "RecoveryReport", "ReconcileItem", "AgentCheckpoints"]
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +75,6 @@ class RecoveryReport:
     lost: tuple[str, ...] = ()                    # client order ids still LOST (sent, fate unknown)
     time_ms: int = field(default_factory=lambda: int(time.time() * 1000))
 
-    def of(self, kind: str) -> list[ReconcileItem]:
-        return [i for i in self.items if i.kind == kind]
-
     @property
     def ok(self) -> bool:
         """True when everything could be checked and nothing is still unknown."""
@@ -87,6 +91,19 @@ class RecoveryReport:
         return f"{self.mode}: reconciled with the exchange: " + ", ".join(parts)
 
 
+class _CheckpointStore(Protocol):
+    def latest(self) -> Path | None: ...
+
+
+class AgentCheckpoints(Protocol):
+    """The agent's checkpoints as recovery reloads them (`bot.agent.self_learning.SelfLearningBot`)."""
+
+    @property
+    def store(self) -> _CheckpointStore: ...
+
+    def load(self, path: str | Path | None = None) -> Path: ...
+
+
 def _new_cid() -> str:
     return f"rcn-{uuid.uuid4().hex[:24]}"
 
@@ -94,12 +111,15 @@ def _new_cid() -> str:
 class _Run:
     """One reconciliation pass; collects items and publishes them."""
 
-    def __init__(self, settings: Any, exchange: Any, journal: Any, bus: EventBus | None, *, strict: bool,
-                 sleep: Callable[[float], None], recheck_delay: float, lost_timeout_s: float,
+    def __init__(self, settings: Settings, exchange: Exchange, journal: EngineJournal, bus: EventBus | None, *,
+                 strict: bool, sleep: Callable[[float], None], recheck_delay: float, lost_timeout_s: float,
                  wall: Callable[[], float], seen: set[tuple[str, str, str]] | None = None) -> None:
-        self.s, self.ex, self.j, self.bus = settings, exchange, journal, bus
+        self.s, self.ex, self.bus = settings, exchange, bus
+        # The SQLite record in every session; a backtest's memory journal has no position tables,
+        # which `positions` checks before it reads them.
+        self.j: Any = journal
         self.seen = set() if seen is None else seen
-        self.mode = str(exchange.mode)
+        self.mode = Mode(exchange.mode)
         self.strict = strict
         self.sleep, self.recheck_delay, self.lost_timeout_s, self.wall = sleep, recheck_delay, lost_timeout_s, wall
         self.items: list[ReconcileItem] = []
@@ -143,7 +163,7 @@ class _Run:
         for intent in self.j.unresolved_intents():
             if intent.mode != self.mode:
                 continue  # the other world's intents are resolved when that world starts
-            self.guarded(f"{intent.client_order_id}: resolve", lambda i=intent: self.resolve(i))
+            self.guarded(f"{intent.client_order_id}: resolve", functools.partial(self.resolve, intent))
 
     def resolve(self, intent: OrderIntent) -> None:
         cid, sym = intent.client_order_id, intent.symbol
@@ -190,14 +210,15 @@ class _Run:
         theirs = {p.symbol: p for p in ex_pos}
         ours = {p.symbol: p for p in self.j.positions(self.mode)}
         for sym, p in theirs.items():
-            self.guarded(f"{sym}: reconcile position", lambda p=p: self.exchange_position(p, ours.get(p.symbol)))
+            self.guarded(f"{sym}: reconcile position",
+                         functools.partial(self.exchange_position, p, ours.get(p.symbol)))
         for sym, jp in ours.items():
             if sym not in theirs:
-                self.guarded(f"{sym}: close in journal", lambda jp=jp: self.close_in_journal(jp))
+                self.guarded(f"{sym}: close in journal", functools.partial(self.close_in_journal, jp))
         return list(self.guarded("read positions", self.ex.get_positions) or ex_pos)
 
     def _net_from_fills(self, symbol: str) -> float:
-        return sum(f.qty if f.side == "Buy" else -f.qty for f in self.j.fills(symbol=symbol, mode=self.mode))
+        return float(sum(f.qty if f.side == "Buy" else -f.qty for f in self.j.fills(symbol=symbol, mode=self.mode)))
 
     def exchange_position(self, p: Position, jp: Position | None) -> None:
         signed = p.size * p.direction
@@ -331,7 +352,7 @@ class _Run:
                                                      "this bot; left alone", o.client_order_id)
 
 
-def _reconcile(settings: Any, exchange: Any, journal: Any, bus: EventBus | None, *, strict: bool,
+def _reconcile(settings: Settings, exchange: Exchange, journal: EngineJournal, bus: EventBus | None, *, strict: bool,
                sleep: Callable[[float], None], recheck_delay: float, lost_timeout_s: float,
                wall: Callable[[], float], agent_checkpoint: str | None = None,
                seen: set[tuple[str, str, str]] | None = None) -> RecoveryReport:
@@ -344,18 +365,16 @@ def _reconcile(settings: Any, exchange: Any, journal: Any, bus: EventBus | None,
                           agent_checkpoint=agent_checkpoint, positions=tuple(positions), lost=tuple(run.still_lost))
 
 
-def recover(settings: Any, *, exchange: Any, journal: Any, bus: EventBus | None, agent: Any = None,
+def recover(settings: Settings, *, exchange: Exchange, journal: EngineJournal, bus: EventBus | None,
+            agent: AgentCheckpoints | None = None,
             sleep: Callable[[float], None] = time.sleep, recheck_delay: float = 1.0, lost_timeout_s: float = 600.0,
             wall: Callable[[], float] = time.time) -> RecoveryReport:
     """Run before the first trade of every start. Raises what the exchange or the checkpoint raised:
     if recovery cannot finish, the bot must not trade."""
     checkpoint = None
-    if agent is not None:
-        store = getattr(agent, "store", None)
-        latest = store.latest() if store is not None and hasattr(store, "latest") else None
-        if latest is not None:
-            checkpoint = str(agent.load())   # CheckpointError on a corrupt file: no trading half-loaded
-            log.info("agent restored from %s", checkpoint)
+    if agent is not None and agent.store.latest() is not None:
+        checkpoint = str(agent.load())   # CheckpointError on a corrupt file: no trading half-loaded
+        log.info("agent restored from %s", checkpoint)
     report = _reconcile(settings, exchange, journal, bus, strict=True, sleep=sleep, recheck_delay=recheck_delay,
                         lost_timeout_s=lost_timeout_s, wall=wall, agent_checkpoint=checkpoint)
     log.info("recovery: %s", report.summary())
@@ -367,31 +386,19 @@ def recover(settings: Any, *, exchange: Any, journal: Any, bus: EventBus | None,
 
 
 class Reconciler:
-    """The periodic check while live: same steps as `recover` (without the agent), errors logged."""
+    """The periodic check while live: same steps as `recover` (without the agent), errors logged.
+    The session calls `run` every RECONCILE_INTERVAL_SECONDS."""
 
-    def __init__(self, settings: Any, *, exchange: Any, journal: Any, bus: EventBus | None = None,
-                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
-                 lost_timeout_s: float = 600.0) -> None:
+    def __init__(self, settings: Settings, *, exchange: Exchange, journal: EngineJournal, bus: EventBus | None = None,
+                 wall: Callable[[], float] = time.time, lost_timeout_s: float = 600.0) -> None:
         self.settings, self.exchange, self.journal, self.bus = settings, exchange, journal, bus
-        self.interval_s = float(settings.RECONCILE_INTERVAL_SECONDS)
-        self.clock, self.wall, self.lost_timeout_s = clock, wall, lost_timeout_s
-        self._last: float | None = None
+        self.wall, self.lost_timeout_s = wall, lost_timeout_s
         self._seen: set[tuple[str, str, str]] = set()
-        self.last_report: RecoveryReport | None = None
-
-    def due(self) -> bool:
-        return self._last is None or self.clock() - self._last >= self.interval_s
-
-    def maybe_run(self) -> RecoveryReport | None:
-        """Run if RECONCILE_INTERVAL_SECONDS passed since the last run; the engine calls this each loop."""
-        return self.run() if self.due() else None
 
     def run(self) -> RecoveryReport:
-        self._last = self.clock()
         report = _reconcile(self.settings, self.exchange, self.journal, self.bus, strict=False, sleep=time.sleep,
                             recheck_delay=0.0, lost_timeout_s=self.lost_timeout_s, wall=self.wall,
                             seen=self._seen)
-        self.last_report = report
         if report.items or report.errors:
             log.info("periodic reconcile: %s", report.summary())
         return report

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.types import ClosedTrade, Connection, DataSource, Position
 
-__all__ = ["EngineSnapshot", "EngineStatus", "CriterionProgress"]
+if TYPE_CHECKING:
+    from bot.engine.components import Components
+    from bot.engine.engine_state import EngineState
+
+__all__ = ["EngineSnapshot", "EngineStatus", "CriterionProgress", "build_snapshot"]
 
 
-class EngineStatus:
+class EngineStatus(enum.StrEnum):
+    """What the engine is doing, as the window's status bar says it."""
+
     STOPPED = "Stopped"
     STARTING = "Starting"
     RUNNING = "Running"
@@ -35,7 +42,7 @@ class EngineSnapshot:
     """The engine's state at one instant. Built by the engine thread, read by anyone."""
 
     mode: str = "PAPER"                         # PAPER | LIVE
-    status: str = EngineStatus.STOPPED
+    status: EngineStatus = EngineStatus.STOPPED
     data_source: str = DataSource.REPLAY
     connection: str = Connection.OFFLINE_REPLAY
     strategy: str = "dqn"
@@ -57,3 +64,32 @@ class EngineSnapshot:
     circuit: str = "closed"                     # closed | open | half-open | tripped
     restarts: int = 0
     time_ms: int = 0
+
+
+def build_snapshot(state: EngineState, parts: Components | None, *, strategy: str, now_ms: int) -> EngineSnapshot:
+    """The snapshot of `state` and, when the engine has its parts, of the account (balance,
+    positions), the market feed and the risk manager. Reads the exchange: may raise BotError."""
+    base: dict[str, Any] = dict(
+        mode=state.mode, status=state.status, strategy=strategy, training=state.training, restarts=state.restarts,
+        errors=tuple(state.errors_seen), time_ms=now_ms, promotion=state.promotion,
+        active_pairs=state.active_pairs, pair_scores=state.pair_scores, last_prices=dict(state.last_prices),
+        last_candle_ms=state.last_candle_ms, recent_trades=tuple(list(state.recent_trades)[-50:]))
+    if parts is None:
+        return EngineSnapshot(**base)
+    from bot.strategies.base import LearningStrategy
+
+    bal = parts.exchange.get_balance()
+    market = parts.market
+    st = state.session
+    metrics: dict[str, Any] = dict(state.metrics)
+    metrics.update(candles=state.candles_processed, vetoes=parts.risk.vetoes, halted=parts.risk.halted_reason,
+                   session_trades=st.trades, session_net_pnl=st.net, session_fees=st.fees,
+                   session_win_rate=st.win_rate)
+    strat = parts.strategy
+    return EngineSnapshot(
+        **base, data_source=market.source if market is not None else DataSource.REPLAY,
+        connection=market.connection if market is not None else Connection.OFFLINE_REPLAY,
+        equity=bal.equity, balance=bal.wallet_balance, available=bal.available,
+        positions=tuple(p for p in parts.exchange.get_positions() if p.size > 0), metrics=metrics,
+        epsilon=float(strat.epsilon or 0.0) if isinstance(strat, LearningStrategy) else 0.0,
+        learner=dict(state.learner_stats), circuit=parts.errors.state)

@@ -159,13 +159,13 @@ class PairState:
         self.tail = tail
         h = history.iloc[-tail:]
         # (open times, values) swapped as one object, so another thread never pairs new times with old values.
-        self._tv = (np.asarray(h.index, dtype=np.int64), h[list(CANDLE_COLUMNS)].to_numpy(dtype=np.float64).copy())
+        self._tv: tuple[np.ndarray, np.ndarray] = (np.asarray(h.index, dtype=np.int64), h[list(CANDLE_COLUMNS)].to_numpy(dtype=np.float64).copy())
         self.stream: StreamingIndicators | None = None   # set by the engine (needs the settings)
         self.regime = "choppy"
         self.markers: deque[TradeMarker] = deque(maxlen=200)
         self.last_decision: Any = None
         self.held_candles = 0
-        self.learn_prev: tuple | None = None     # (state, position taken, equity, pair value) for the learner
+        self.learn_prev: tuple[Any, ...] | None = None     # (state, position taken, equity, pair value) for the learner
 
     @property
     def t(self) -> np.ndarray:
@@ -239,14 +239,6 @@ class PairState:
                          getattr(position, "stop_loss", None), getattr(position, "take_profit", None), source)
 
 
-def _OpenTrade(side: str, qty: float, entry_price: float, entry_ms: int, *, fees: float = 0.0,
-               entry_notional: float = 0.0) -> OpenPosition:
-    """An open trade record under its former name and arguments (bot/engine/loop.py's
-    `seed_book` makes them; `TradeBook.seed` is the same from a `Position`). `entry_notional`
-    is implied by qty x entry_price and not kept."""
-    return OpenPosition(side, qty, entry_price, entry_ms, fees=fees, max_size=qty)
-
-
 class TradeBook(PositionLedger):
     """Turns fills into round trips (`ClosedTrade`), whoever caused them: a signal, a stop
     triggered by the exchange, a manual order or close-all. P&L is net of every fee.
@@ -265,8 +257,9 @@ class TradeBook(PositionLedger):
     def seed(self, position: Position) -> None:
         """Take in a position that exists at start-up (persisted paper wallet, adopted live one),
         so its exit makes a proper round trip."""
-        self.positions[position.symbol] = _OpenTrade(position.side, position.size, position.entry_price,
-                                                     position.opened_ms, fees=position.fees)
+        self.positions[position.symbol] = OpenPosition(position.side, position.size, position.entry_price,
+                                                       position.opened_ms, fees=position.fees,
+                                                       max_size=position.size)
 
     def value(self, symbol: str, mark: float) -> float:
         """Net P&L made on `symbol` so far: closed round trips + the open one marked at `mark`."""

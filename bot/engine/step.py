@@ -1,8 +1,9 @@
 """The per-candle step of the engine, and the manual orders that share its risk checks.
 
-A mixin of `TradingEngine` (bot/engine/trading_engine.py): it reads the engine's parts (`self.c`) and state
-(`self.pairs`, `self.book`, ...) and is the only code that decides and sends orders, so paper,
-live, backtest and a person's button all go through the same checks.
+`CandleStep` is the only code that decides and sends orders, so paper, live, backtest and a
+person's button all go through the same checks. It is built for one set of parts
+(`Components`) and writes the engine's `EngineState`; it runs on whichever thread calls it
+(the engine thread, or the backtester's).
 """
 
 from __future__ import annotations
@@ -10,21 +11,40 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from bot.engine.components import Components, durable
+from bot.engine.engine_state import EngineState
 from bot.engine.state import TAIL, PairState, StreamingIndicators, TradeMarker
 from bot.errors import BotError, RiskViolationError
-from bot.events import EventKind
-from bot.strategies.base import FLAT, LONG, SHORT, Decision, StrategyContext
-from bot.types import Candle, ClosedTrade, Fill, Position, ms_to_iso
+from bot.events import EventBus, EventKind
+from bot.strategies.base import (
+    FLAT,
+    LONG,
+    SHORT,
+    Decision,
+    LearningStrategy,
+    StrategyContext,
+    WarmsUp,
+)
+from bot.types import Candle, ClosedTrade, DataSource, Fill, Position, ms_to_iso
 
-__all__ = ["CandleSteps", "ManualOrderResult"]
+if TYPE_CHECKING:
+    from config import Settings
+
+__all__ = ["CandleStep", "ManualOrderResult"]
 
 log = logging.getLogger("bot.engine.trading_engine")
 
 _SIDE = {LONG: "long", SHORT: "short"}
+
+# What the learner remembers between two candles of a pair, and what it learns from after the
+# batch's orders: (pair, context, (equity, pair value) before the step).
+_Pending = tuple[PairState, StrategyContext, tuple[float, float]]
 
 
 @dataclass(frozen=True)
@@ -40,32 +60,60 @@ class ManualOrderResult:
     client_order_id: str = ""
 
 
-class CandleSteps:
-    """process_candle and its helpers (mixed into TradingEngine)."""
+class CandleStep:
+    """One closed candle: exchange marks -> indicators and regime -> account limits -> decide ->
+    review -> risk -> execute -> round trips -> journal -> events -> learner.
+
+    `clock`: wall seconds, for a person's orders. The step reads the strategy's capabilities once
+    (`LearningStrategy`, `WarmsUp`): they do not change while these parts live."""
+
+    def __init__(self, settings: Settings, parts: Components, state: EngineState, bus: EventBus, *,
+                 clock: Callable[[], float]) -> None:
+        from bot.agent.reward_system import RewardSystem
+
+        self.settings = settings
+        self.parts = parts
+        self.state = state
+        self.bus = bus
+        self.clock = clock
+        self.reward = RewardSystem.from_settings(settings)
+        strat = parts.strategy
+        self.learner: LearningStrategy | None = strat if isinstance(strat, LearningStrategy) else None
+        own = int(strat.warmup or 0) if isinstance(strat, WarmsUp) else 0
+        need = own
+        if self.learner is not None:   # the agent's state needs EMA 200 over STATE_WINDOW candles
+            from bot.analysis.features import warmup_length
+            need = max(need, warmup_length(settings.STATE_WINDOW, settings) + 1)
+        # Candles a pair needs before the strategy is asked.
+        self.warmup = max(need, settings.ATR_PERIOD + 2, 52)
+        # Candles handed to the strategy: the whole tail for the agent (its slow features read up
+        # to 2,000), a few hundred for rule strategies (they keep longer history themselves).
+        self.context_candles = TAIL if self.learner is not None else max(500, 4 * own)
+        # Candles before the streaming indicators can be seeded (every one of them defined).
+        self.stream_min = max(settings.ATR_PERIOD, 2 * settings.ADX_PERIOD, settings.BB_PERIOD) + 1
+        self.defer_learning = False      # the loop learns after each batch's orders (flush_learning)
+        self._pending_learn: list[_Pending] = []
 
     # -- the step ----------------------------------------------------------------------------------
     def process_candle(self, candle: Candle) -> None:
         """Everything one closed candle causes, synchronously, on the calling thread."""
-        if self.c is None:
-            self.prepare("BACKTEST")
-        c = self.c
+        c, st = self.parts, self.state
         t0 = time.perf_counter()
-        ps = self.pairs.get(candle.symbol)
+        ps = st.pairs.get(candle.symbol)
         if ps is None:
-            ps = self._new_pair(candle.symbol, before_ms=candle.open_ms)
+            ps = self.new_pair(candle.symbol, before_ms=candle.open_ms)
         if not ps.append(candle):
             return  # already seen: a feed may repeat the last candle after a reconnect
-        self.candles_processed += 1
-        self.last_prices[candle.symbol] = candle.close
-        self.last_candle_ms = max(self.last_candle_ms, candle.open_ms)
-        self.last_close_ms = max(self.last_close_ms, candle.close_ms)
+        st.candles_processed += 1
+        st.last_prices[candle.symbol] = candle.close
+        st.last_candle_ms = max(st.last_candle_ms, candle.open_ms)
+        st.last_close_ms = max(st.last_close_ms, candle.close_ms)
         # 1. the exchange sees the candle first: a stop hit inside it happened before our decision
         for f in c.broker.on_candle(candle):
-            if hasattr(c.journal, "record_fill"):
-                c.journal.record_fill(f, mode=c.exchange.mode)   # the executor did not see this one
+            c.journal.record_fill(f, mode=c.exchange.mode)   # the executor did not see this one
             self._book_fill(f)
         # 2. indicators (O(1) per candle) and the regime
-        if ps.stream is None and len(ps) > self._stream_min:
+        if ps.stream is None and len(ps) > self.stream_min:
             ps.stream = StreamingIndicators(ps.arrays(), self.settings)
         elif ps.stream is not None:
             ps.stream.update(candle.high, candle.low, candle.close)
@@ -82,23 +130,22 @@ class CandleSteps:
             ps.held_candles += 1
             self._trail(ps, position)
         # 4. decide, check, execute
-        if self._pause_evt.is_set() or len(ps) < self.warmup:
+        if st.paused.is_set() or len(ps) < self.warmup:
             return
         ctx = StrategyContext(
             symbol=candle.symbol, interval=candle.interval, time_ms=candle.close_ms, price=candle.close,
             candles={candle.interval: ps.frame(self.context_candles)}, indicators=ps.indicators, regime=ps.regime,
             position=position, balance=balance, allow_short=self.settings.allows_short,
-            extra={"mode": self.mode, "training": self.training, "t0": t0})
-        strat = c.strategy
+            extra={"mode": st.mode, "training": st.training, "t0": t0})
         try:
-            if hasattr(strat, "state_for"):   # the agent's state, built once: decide and learn share it
-                ctx = dataclasses.replace(ctx, state=strat.state_for(ctx))
-            decision = strat.decide(ctx)
+            if self.learner is not None:   # the agent's state, built once: decide and learn share it
+                ctx = dataclasses.replace(ctx, state=self.learner.state_for(ctx))
+            decision = c.strategy.decide(ctx)
         except BotError as exc:
-            self._handle_error(exc, f"{candle.symbol}: strategy {getattr(strat, 'name', '?')}")
+            self.report_error(exc, f"{candle.symbol}: strategy {c.strategy.name}")
             return
         ps.last_decision = decision
-        before = (balance.equity, self.book.value(candle.symbol, candle.close))
+        before = (balance.equity, st.book.value(candle.symbol, candle.close))
         self._act(ps, ctx, decision)
         if self.defer_learning:
             self._pending_learn.append((ps, ctx, before))   # after the batch's orders (see flush_learning)
@@ -112,52 +159,27 @@ class CandleSteps:
         for ps, ctx, before in pending:
             self._learn(ps, ctx, before)
 
-    @property
-    def context_candles(self) -> int:
-        """Candles handed to the strategy: the whole tail for the agent (its slow features read up
-        to 2,000), a few hundred for rule strategies (they keep longer history themselves)."""
-        strat = self.c.strategy if self.c else None
-        if hasattr(strat, "state_for"):
-            return TAIL
-        return max(500, 4 * int(getattr(strat, "warmup", 0) or 0))
-
-    @property
-    def _stream_min(self) -> int:
-        """Candles before the streaming indicators can be seeded (every one of them defined)."""
-        st = self.settings
-        return max(st.ATR_PERIOD, 2 * st.ADX_PERIOD, st.BB_PERIOD) + 1
-
-    @property
-    def warmup(self) -> int:
-        """Candles a pair needs before the strategy is asked (the agent's state needs EMA 200)."""
-        strat = self.c.strategy if self.c else None
-        need = int(getattr(strat, "warmup", 0) or 0)
-        if hasattr(strat, "state_for"):
-            from bot.analysis.features import warmup_length
-            need = max(need, warmup_length(self.settings.STATE_WINDOW, self.settings) + 1)
-        return max(need, self.settings.ATR_PERIOD + 2, 52)
-
-    def _new_pair(self, symbol: str, *, before_ms: int | None = None) -> PairState:
+    def new_pair(self, symbol: str, *, before_ms: int | None = None) -> PairState:
+        """Start tracking `symbol`, warmed up from the feed's history (candles before `before_ms`)."""
         from bot.market.candles import make_frame
 
         history = make_frame([], [], [], [], [], [])
-        market = self.c.market if self.c else None
+        market = self.parts.market
         if market is not None:
             try:
                 history = market.history(symbol, TAIL)
                 if before_ms is not None:        # the candle being processed is not history yet
                     history = history[history.index < before_ms]
             except BotError as exc:
-                log.warning("%s %s: no warm-up history (%s)", self._source(), symbol, exc)
+                log.warning("%s %s: no warm-up history (%s)", self.source, symbol, exc)
         ps = PairState(symbol, self.settings.CANDLE_INTERVAL, history,
                        bollinger=(self.settings.BB_PERIOD, self.settings.BB_STD))
-        if len(ps) > self._stream_min:
+        if len(ps) > self.stream_min:
             ps.stream = StreamingIndicators(ps.arrays(), self.settings)
             ps.regime = ps.stream.regime()
-        strat = self.c.strategy if self.c else None
-        if hasattr(strat, "prime") and len(ps) >= self.warmup:   # the agent's state, seeded off the candle path
-            strat.prime(symbol, ps.interval, ps.frame(self.context_candles))
-        self.pairs[symbol] = ps
+        if self.learner is not None and len(ps) >= self.warmup:   # the agent's state, seeded off the candle path
+            self.learner.prime(symbol, ps.interval, ps.frame(self.context_candles))
+        self.state.pairs[symbol] = ps
         return ps
 
     # -- acting on a decision ----------------------------------------------------------------------
@@ -168,10 +190,10 @@ class CandleSteps:
         current = ctx.position_target
         if target == current:
             return
-        if self.c.review is not None and target != FLAT:
+        if self.parts.review is not None and target != FLAT:
             # proposal -> analyst review -> risk review (bot/strategies/review.py); a veto turns it into flat,
             # so a vetoed reversal still closes the old side. Journaled and published by the pipeline.
-            decision = self.c.review.review(decision, ctx).decision
+            decision = self.parts.review.review(decision, ctx).decision
             target = decision.target
             if target == current:
                 return
@@ -179,26 +201,27 @@ class CandleSteps:
         if current != FLAT:
             closed, why, _fills = self._close(sym, reason="signal", why=decision.reason)
             if not closed:   # never open the other side while the old one may still be there
-                log.warning("%s %s: close failed (%s); not opening %s", self._source(), sym, why,
+                log.warning("%s %s: close failed (%s); not opening %s", self.source, sym, why,
                             _SIDE.get(target, "flat"))
                 return
         if target == FLAT:
             return
-        if not self._entries_allowed(sym, _SIDE[target], ctx.time_ms):
+        if not self.entries_allowed(sym, _SIDE[target], ctx.time_ms):
             return
         self._open(ps, _SIDE[target], ctx.price, ctx.time_ms, decision=decision, source="bot")
 
-    def _entries_allowed(self, symbol: str, side: str, time_ms: int) -> bool:
+    def entries_allowed(self, symbol: str, side: str, time_ms: int) -> bool:
         """Circuit breaker and hot-pair membership; exits never ask."""
         from bot.safety.risk import RiskDecision
 
-        c = self.c
-        if c.errors is not None and not c.errors.allows_entries():
+        c = self.parts
+        if not c.errors.allows_entries():
             c.risk.record_veto(RiskDecision(False, symbol, side, rule="circuit",
                                             reason=f"circuit breaker {c.errors.state}: {c.errors.reason}"),
                                time_ms=time_ms)
             return False
-        if self.active_pairs and symbol not in self.active_pairs:
+        active = self.state.active_pairs
+        if active and symbol not in active:
             c.risk.record_veto(RiskDecision(False, symbol, side, rule="not_hot",
                                             reason=f"{symbol} left the hot-pair set; only its exit is managed"),
                                time_ms=time_ms)
@@ -207,7 +230,7 @@ class CandleSteps:
 
     def _open(self, ps: PairState, side: str, price: float, time_ms: int, *, decision: Decision | None = None,
               requested: float | None = None, source: str = "bot") -> tuple[bool, str, list[Fill]]:
-        c = self.c
+        c = self.parts
         balance = c.exchange.get_balance()
         verdict = c.risk.evaluate_entry(
             symbol=ps.symbol, side=side, price=price, atr=ps.atr(), equity=balance.equity,
@@ -218,47 +241,47 @@ class CandleSteps:
         if not verdict.approved:
             return False, verdict.reason, []
         if verdict.reason:
-            log.info("%s %s: %s", self._source(), ps.symbol, verdict.reason)
+            log.info("%s %s: %s", self.source, ps.symbol, verdict.reason)
         try:
             ok, msg, fills = c.broker.open(ps.symbol, side, verdict.notional, stop_loss=verdict.stop_loss,
                                            take_profit=verdict.take_profit,
                                            reason="manual" if source == "manual" else "signal")
         except BotError as exc:
-            self._handle_error(exc, f"{ps.symbol}: open {side}")
+            self.report_error(exc, f"{ps.symbol}: open {side}")
             return False, f"order failed: {exc}", []
         for f in fills:
             self._book_fill(f)
         ps.held_candles = 0
         if ok:
-            if c.errors is not None:
-                c.errors.record_success()
-            pos = self._position(ps.symbol)
-            if pos is not None and hasattr(c.journal, "upsert_position"):
-                c.journal.upsert_position(pos, mode=self.book.mode)
+            c.errors.record_success()
+            pos = self.position(ps.symbol)
+            record = durable(c.journal)
+            if pos is not None and record is not None:
+                record.upsert_position(pos, mode=self.state.book.mode)
             why = f" ({decision.reason})" if decision and decision.reason else ""
-            log.info("%s %s %s opened %s %.6g @ %.6g (%.2f USDT), stop %.6g, take-profit %.6g%s", self.mode,
-                     self._source(), ps.symbol, side, sum(f.qty for f in fills), fills[-1].price,
+            log.info("%s %s %s opened %s %.6g @ %.6g (%.2f USDT), stop %.6g, take-profit %.6g%s", self.state.mode,
+                     self.source, ps.symbol, side, sum(f.qty for f in fills), fills[-1].price,
                      sum(f.qty * f.price for f in fills), verdict.stop_loss, verdict.take_profit, why)
         return ok, msg, fills
 
     def _close(self, symbol: str, *, reason: str, why: str = "") -> tuple[bool, str, list[Fill]]:
         try:
-            ok, msg, fills = self.c.broker.close(symbol, reason=reason)
+            ok, msg, fills = self.parts.broker.close(symbol, reason=reason)
         except BotError as exc:
-            self._handle_error(exc, f"{symbol}: close ({reason})")
+            self.report_error(exc, f"{symbol}: close ({reason})")
             return False, f"close failed: {exc}", []
         for f in fills:
             self._book_fill(f if f.reason == reason else dataclasses.replace(f, reason=reason))
         return ok, msg, fills
 
     def _trail(self, ps: PairState, position: Position) -> None:
-        new = self.c.risk.trailing_stop(position, ps.price, ps.atr())
+        new = self.parts.risk.trailing_stop(position, ps.price, ps.atr())
         if new is None:
             return
         try:
-            self.c.broker.set_stop(ps.symbol, new)
+            self.parts.broker.set_stop(ps.symbol, new)
         except BotError as exc:
-            self._handle_error(exc, f"{ps.symbol}: trailing stop")
+            self.report_error(exc, f"{ps.symbol}: trailing stop")
 
     def _learn(self, ps: PairState, ctx: StrategyContext, before: tuple[float, float]) -> None:
         """Online learning: the transition from the previous candle of this pair to this one.
@@ -266,71 +289,72 @@ class CandleSteps:
         The reward is the pair's own P&L over the step (fees of the action included, marked at
         the close) as a log-return of the account equity, through `RewardSystem`; the action is
         the position actually held after the risk manager, not the one the agent asked for."""
-        strat = self.c.strategy
-        if ctx.state is None or not hasattr(strat, "observe"):
+        learner = self.learner
+        if ctx.state is None or learner is None:
             return
-        if not self.training:
+        if not self.state.training:
             ps.learn_prev = None
             return
-        pos = self._position(ps.symbol)
+        pos = self.position(ps.symbol)
         taken = 0 if pos is None else pos.direction
         eq_now, value_now = before
         prev = ps.learn_prev
+        stats = self.state.learner_stats
         if prev is not None:
             s0, was0, took0, eq0, v0 = prev
             after = eq0 + (value_now - v0)
             if eq0 > 0 and after > 0:
                 reward = float(self.reward.compute(eq0, after, position_changes=abs(took0 - was0)))
+                loss: float | None
                 try:
-                    strat.observe(s0, took0, reward, ctx.state, False, symbol=ps.symbol, time_ms=ctx.time_ms)
-                    loss = strat.learn()
+                    learner.observe(s0, took0, reward, ctx.state, False, symbol=ps.symbol, time_ms=ctx.time_ms)
+                    loss = learner.learn()
                 except BotError as exc:
-                    self._handle_error(exc, f"{ps.symbol}: learner")
+                    self.report_error(exc, f"{ps.symbol}: learner")
                     loss = None
-                self.learner_stats["reward"] = reward
+                stats["reward"] = reward
                 if loss is not None:
-                    self.learner_stats["loss"] = float(loss)
-                    self.learner_stats["steps"] = self.learner_stats.get("steps", 0) + 1
-                    if int(self.learner_stats["steps"]) % self.settings.CHECKPOINT_EVERY == 0:
-                        self._checkpoint()
+                    stats["loss"] = float(loss)
+                    stats["steps"] = stats.get("steps", 0) + 1
+                    if int(stats["steps"]) % self.settings.CHECKPOINT_EVERY == 0:
+                        self.checkpoint()
         ps.learn_prev = (ctx.state, ctx.position_target, taken, eq_now, value_now)
 
-    def _checkpoint(self) -> None:
-        strat = self.c.strategy
-        if hasattr(strat, "save"):
-            try:
-                path = strat.save()
-                log.info("agent checkpoint written: %s", path)
-            except BotError as exc:
-                self._handle_error(exc, "agent checkpoint")
+    def checkpoint(self) -> None:
+        """Write the agent's checkpoint (nothing to write for strategies that do not learn)."""
+        if self.learner is None:
+            return
+        try:
+            path = self.learner.save()
+            log.info("agent checkpoint written: %s", path)
+        except BotError as exc:
+            self.report_error(exc, "agent checkpoint")
 
     # -- fills -> trades -> journal -> events ------------------------------------------------------
     def _book_fill(self, fill: Fill) -> ClosedTrade | None:
-        ps = self.pairs.get(fill.symbol)
+        st = self.state
+        ps = st.pairs.get(fill.symbol)
         if ps is not None:
             ps.markers.append(TradeMarker(fill.time_ms, fill.price, fill.side, fill.reason))
-        trade = self.book.apply(fill)
+        trade = st.book.apply(fill)
         if trade is None:
             return None
-        self.recent_trades.append(trade)
-        st = self.session_stats
-        st["trades"] += 1
-        st["wins"] += trade.pnl > 0
-        st["net"] += trade.pnl
-        st["fees"] += trade.fees
-        j = self.c.journal
-        if hasattr(j, "close_position"):
-            j.close_position(trade)
+        st.recent_trades.append(trade)
+        st.session.add(trade)
+        record = durable(self.parts.journal)
+        if record is not None:
+            record.close_position(trade)
         kind = {"stop-loss": EventKind.STOP_LOSS, "take-profit": EventKind.TAKE_PROFIT}.get(trade.reason,
                                                                                           EventKind.TRADE)
-        self.bus.emit(kind, f"{self.mode} {self._source()} {trade.symbol} {trade.side} closed ({trade.reason}) "
+        self.bus.emit(kind, f"{st.mode} {self.source} {trade.symbol} {trade.side} closed ({trade.reason}) "
                             f"{trade.entry_price:.6g} -> {trade.exit_price:.6g}, P&L {trade.pnl:+.2f} USDT "
                             f"after {trade.fees:.2f} fees", symbol=trade.symbol, pnl=trade.pnl, reason=trade.reason,
                       exit_time=ms_to_iso(trade.exit_ms))
         return trade
 
     # -- a person's orders -----------------------------------------------------------------------
-    def _manual_order(self, symbol: str, side: str, usdt: float) -> ManualOrderResult:
+    def manual_order(self, symbol: str, side: str, usdt: float) -> ManualOrderResult:
+        """A person's order through the same circuit breaker, risk checks and executor as the bot's."""
         side_l = {"buy": "long", "long": "long", "sell": "short", "short": "short"}.get(side.lower())
         if side_l is None:
             return ManualOrderResult(False, f"side {side!r} is not known; use buy or sell", symbol)
@@ -338,41 +362,51 @@ class CandleSteps:
             return ManualOrderResult(False, f"amount {usdt} USDT must be a positive number", symbol)
         if side_l == "short" and not self.settings.allows_short:
             return ManualOrderResult(False, "shorts are not possible on spot; sell closes via Close position", symbol)
-        ps = self.pairs.get(symbol) or self._new_pair(symbol)
-        price = self.last_prices.get(symbol) or ps.price or self.c.exchange.get_price(symbol)
-        pos = self._position(symbol)
+        c = self.parts
+        ps = self.state.pairs.get(symbol) or self.new_pair(symbol)
+        price = self.state.last_prices.get(symbol) or ps.price or c.exchange.get_price(symbol)
+        pos = self.position(symbol)
         if pos is not None and pos.side != side_l:
             return ManualOrderResult(False, f"{symbol} has an open {pos.side} position; close it first", symbol)
         time_ms = int(self.clock() * 1000)
-        if self.c.errors is not None and not self.c.errors.allows_entries():
-            return ManualOrderResult(False, f"circuit breaker {self.c.errors.state}: {self.c.errors.reason}", symbol)
+        if not c.errors.allows_entries():
+            return ManualOrderResult(False, f"circuit breaker {c.errors.state}: {c.errors.reason}", symbol)
         ok, msg, fills = self._open(ps, side_l, price, time_ms, requested=usdt, source="manual")
         qty = sum(f.qty for f in fills)
         px = fills[-1].price if fills else 0.0
         cid = fills[-1].client_order_id if fills else ""
         return ManualOrderResult(ok, msg, symbol, "Buy" if side_l == "long" else "Sell", qty, px, cid)
 
-    def _manual_close(self, symbol: str) -> ManualOrderResult:
-        if self._position(symbol) is None:
+    def manual_close(self, symbol: str) -> ManualOrderResult:
+        if self.position(symbol) is None:
             return ManualOrderResult(False, f"no open position on {symbol}", symbol)
         ok, msg, fills = self._close(symbol, reason="manual")
         return ManualOrderResult(ok, msg, symbol, fills[-1].side if fills else "", sum(f.qty for f in fills),
                                  fills[-1].price if fills else 0.0, fills[-1].client_order_id if fills else "")
 
     def close_all(self, reason: str = "close-all") -> list[ClosedTrade]:
-        """Market-close every open position (on the calling thread)."""
-        before = len(self.recent_trades)
-        for p in list(self.c.exchange.get_positions()):
+        """Market-close every open position (on the calling thread); the round trips it closed."""
+        before = len(self.state.recent_trades)
+        for p in list(self.parts.exchange.get_positions()):
             if p.size > 0:
                 self._close(p.symbol, reason=reason)
-        return list(self.recent_trades)[before:]
+        return list(self.state.recent_trades)[before:]
 
-    def _handle_error(self, exc: BaseException, context: str) -> None:
-        self.errors_seen.append(f"{time.strftime('%H:%M:%S', time.gmtime())} {context}: {exc}")
-        if self.c is not None and self.c.errors is not None:
-            verdict = self.c.errors.handle(exc, context)
-            if verdict.critical:
-                raise exc
-        else:
-            log.error("%s: %s", context, exc)
+    # -- shared with the session -------------------------------------------------------------------
+    def report_error(self, exc: BaseException, context: str) -> None:
+        """Count `exc` with the error handler (circuit breaker); re-raise it when it is critical."""
+        self.state.errors_seen.append(f"{time.strftime('%H:%M:%S', time.gmtime())} {context}: {exc}")
+        if self.parts.errors.handle(exc, context).critical:
+            raise exc
 
+    def position(self, symbol: str) -> Position | None:
+        for p in self.parts.exchange.get_positions():
+            if p.symbol == symbol and p.size > 0:
+                return p
+        return None
+
+    @property
+    def source(self) -> str:
+        """LIVE or REPLAY: where this session's candles come from (REPLAY when driven by hand)."""
+        m = self.parts.market
+        return m.source if m is not None else DataSource.REPLAY

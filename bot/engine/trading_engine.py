@@ -1,18 +1,22 @@
 """TradingEngine: the background thread that runs the bot, one closed candle at a time.
 
-Per closed candle of each active pair (`process_candle`, in bot/engine/step.py; callable without
-the thread so the backtester drives the very same code path):
+Per closed candle of each active pair (`CandleStep.process_candle`, bot/engine/step.py; callable
+without the thread so the backtester drives the very same code path):
 
     candle -> pair tail (bounded) -> exchange sees it (marks, stop-loss / take-profit)
     -> indicators + regime -> account limits (RiskManager.check_limits)
     -> StrategyContext -> strategy.decide -> RiskManager (approve / resize / veto)
     -> TradeExecutor -> fills -> TradeBook -> journal -> events -> learner -> snapshot
 
-The thread (`start`) adds what only a running bot needs: the market feed (Bybit LIVE, or REPLAY
-of recorded real candles when Bybit cannot be reached, labelled so everywhere), recovery before
-the first trade, hot-pair rotation, promotion checks, commands from other threads (manual
-orders, close), and an in-process restart with backoff after a critical error. The UI reads
-`snapshot()` and the queue from `subscribe()`; nothing it calls waits on the engine thread.
+The thread (`start`) adds what only a running bot needs (`Session`, bot/engine/loop.py): the
+market feed (Bybit LIVE, or REPLAY of recorded real candles when Bybit cannot be reached,
+labelled so everywhere), recovery before the first trade, hot-pair rotation, promotion checks,
+commands from other threads (manual orders, close), and an in-process restart with backoff after
+a critical error. The UI reads `snapshot()` and the queue from `subscribe()`; nothing it calls
+waits on the engine thread.
+
+This class is the facade: it owns the state (`EngineState`), builds the parts (`Components`) and
+the step for a mode, and runs sessions on its thread. What it knows lives in `state`.
 """
 
 from __future__ import annotations
@@ -23,84 +27,123 @@ import queue
 import threading
 import time
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
-from bot.engine.components import Components, build_components
-from bot.engine.loop import SwitchSession, SwitchToLive
-from bot.engine.snapshot import EngineSnapshot, EngineStatus
+from bot.engine.commands import EngineCommands, run_now
+from bot.engine.components import (
+    Components,
+    EngineJournal,
+    GivenParts,
+    Journals,
+    build_components,
+    durable,
+)
+from bot.engine.engine_state import EngineState
+from bot.engine.loop import FeedChooser, Session, SwitchSession, finish, seed_book
+from bot.engine.promotion import PromotionWatch, SwitchToLive
+from bot.engine.snapshot import EngineSnapshot, EngineStatus, build_snapshot
 from bot.engine.state import ChartData, PairState, TradeBook
-from bot.engine.step import CandleSteps, ManualOrderResult
-from bot.errors import BotError, ConfigError, NetworkError
+from bot.engine.step import CandleStep, ManualOrderResult
+from bot.errors import BotError, ConfigError
 from bot.events import Event, EventBus, EventKind
-from bot.market.feeds import MarketFeed, ReplayMarket, probe_bybit
-from bot.types import ClosedTrade, DataSource, Position
+from bot.strategies.base import LearningStrategy
+from bot.types import Candle, ClosedTrade, DataSource, Mode
+
+if TYPE_CHECKING:
+    from bot.engine.snapshot import CriterionProgress
+    from bot.exchange.base import Exchange
+    from bot.market.feeds import MarketFeed
+    from bot.market.top_pairs import PairManager
+    from bot.strategies.base import Strategy
+    from config import Settings
 
 __all__ = ["TradingEngine", "ManualOrderResult", "ChartData", "LiveTradingRefused"]
 
 log = logging.getLogger("bot.engine.trading_engine")
+
+T = TypeVar("T")
 
 
 class LiveTradingRefused(BotError):
     """Live trading was asked for without keys or without the user's stored consent."""
 
 
-class TradingEngine(CandleSteps):
+class TradingEngine:
     """The bot: start it, stop it, pause it, look at it. See the module docstring for the loop."""
 
     CONSENT_KEY = "live_consent"
 
-    def __init__(self, settings: Any, *, strategy: Any = None, bus: EventBus | None = None,
-                 market: MarketFeed | None = None, exchange: Any = None, journal: Any = None,
-                 notifier: Any = None, pairs: Any = None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, settings: Settings, *, strategy: Strategy | str | None = None, bus: EventBus | None = None,
+                 market: MarketFeed | None = None, exchange: Exchange | None = None,
+                 journal: EngineJournal | None = None, pairs: PairManager | None = None,
+                 force_replay: bool = False, clock: Callable[[], float] = time.time) -> None:
         """`strategy`: a name ("dqn", "analyst", "sma") or a strategy object; default STRATEGY.
         `market`, `exchange`, `journal`, `pairs` (a PairManager): given parts are used as they are;
-        missing ones are built from the settings when the engine starts."""
+        missing ones are built from the settings when the engine starts. `force_replay`: do not
+        ask Bybit for market data, replay recorded candles (the CLI's --replay)."""
         self.settings = settings
         self.bus = bus or EventBus()
         self.clock = clock
-        self._strategy_arg = strategy
-        self._market_arg = market
-        self._exchange_arg = exchange
-        self._journal_arg = journal          # given by the caller: used for every mode
-        self._own_journal: Any = None        # historical_data/state.db, opened when first needed
-        self._replay_journal: Any = None     # historical_data/replay_state.db for REPLAY sessions
-        self._pairs_arg = pairs
-        self.notifier = notifier
-        self.c: Components | None = None
-        self.mode = "PAPER"
-        self.training = bool(settings.TRAINING_ENABLED)
-        self.pairs: dict[str, PairState] = {}
-        self.active_pairs: tuple[str, ...] = ()
-        self.pair_scores: tuple[tuple[str, float], ...] = ()
-        self.book = TradeBook()
-        self.recent_trades: deque[ClosedTrade] = deque(maxlen=200)
-        self.equity_points: deque[tuple[int, float]] = deque(maxlen=5000)
-        self.errors_seen: deque[str] = deque(maxlen=20)
-        self.last_prices: dict[str, float] = {}
-        self.last_candle_ms = 0
-        self.last_close_ms = 0
-        self.candles_processed = 0
-        self.restarts = 0
-        self.status = EngineStatus.STOPPED
-        self.promotion: tuple = ()
-        self.metrics: dict[str, Any] = {}
-        self.learner_stats: dict[str, float] = {}
-        self.session_stats = {"trades": 0, "wins": 0, "net": 0.0, "fees": 0.0}   # since this engine was built
-        self.defer_learning = False      # the loop learns after each batch's orders (flush_learning)
-        self._pending_learn: list = []
+        self.given = GivenParts(strategy=strategy, market=market, exchange=exchange, journal=journal, pairs=pairs)
+        self.journals = Journals(settings, journal)
+        self.state = EngineState(training=bool(settings.TRAINING_ENABLED))
+        self.force_replay = force_replay
+        self.c: Components | None = None        # the parts of the current mode (None until prepared)
+        self.step: CandleStep | None = None     # the step over those parts
+        self._pairs = pairs
+        self._feeds = FeedChooser(settings, self.bus, given=market)
+        self._commands = EngineCommands()
         self._snap_lock = threading.Lock()
-        self._snapshot = EngineSnapshot(strategy=str(strategy if isinstance(strategy, str) else
-                                                     getattr(strategy, "name", None) or settings.STRATEGY))
-        self._cmds: queue.Queue[tuple[Callable[[], Any], cf.Future]] = queue.Queue()
+        self._snapshot = EngineSnapshot(strategy=self._strategy_name())
         self._thread: threading.Thread | None = None
         self._stop_evt = threading.Event()
-        self._pause_evt = threading.Event()
         self._close_on_stop = False
         self._restart_times: deque[float] = deque()
-        self.replay = False          # the session replays recorded candles (its own journal and wallet)
-        self.force_replay = False   # the CLI's --replay: skip the Bybit probe, replay recorded candles
-        if notifier is not None and getattr(notifier, "bus", self.bus) is None:
-            notifier.bus = self.bus   # the caller starts and stops the notifier; it listens on our bus
+
+    # ============================================================================================
+    # what the engine knows (its state), as the callers read it
+    @property
+    def mode(self) -> Mode:
+        return self.state.mode
+
+    @mode.setter
+    def mode(self, value: str) -> None:
+        self.state.mode = Mode(value)
+
+    @property
+    def replay(self) -> bool:
+        """The session replays recorded candles (its own journal and wallet). Set it before
+        `prepare` to drive a replay by hand (the paper exchange then fills at candle times)."""
+        return self.state.replay
+
+    @replay.setter
+    def replay(self, value: bool) -> None:
+        self.state.replay = bool(value)
+
+    @property
+    def pairs(self) -> dict[str, PairState]:
+        return self.state.pairs
+
+    @property
+    def recent_trades(self) -> deque[ClosedTrade]:
+        return self.state.recent_trades
+
+    @property
+    def candles_processed(self) -> int:
+        return self.state.candles_processed
+
+    @property
+    def active_pairs(self) -> tuple[str, ...]:
+        return self.state.active_pairs
+
+    @property
+    def restarts(self) -> int:
+        return self.state.restarts
+
+    @property
+    def promotion(self) -> tuple[CriterionProgress, ...]:
+        return self.state.promotion
 
     # ============================================================================================
     # life
@@ -108,24 +151,30 @@ class TradingEngine(CandleSteps):
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def prepare(self, mode: str = "PAPER") -> Components:
-        """Build the parts without starting the thread. The backtester calls `prepare("BACKTEST")`
-        (in-memory journal, paper exchange that does not persist) and then `process_candle`."""
+    def prepare(self, mode: str = "PAPER", *, confirmed: bool = False) -> Components:
+        """Build the parts and the step without starting the thread. The backtester calls
+        `prepare("BACKTEST")` (in-memory journal, paper exchange that does not persist) and then
+        `process_candle`. `confirmed`: LIVE for an action the user confirmed just now
+        (`close-all --live`), without the standing consent trading needs."""
         mode = mode.upper()
         if mode not in ("PAPER", "LIVE", "BACKTEST"):
             raise ConfigError(f"engine mode {mode!r} is not known; allowed: PAPER, LIVE, BACKTEST")
-        if mode == "LIVE":
+        if mode == "LIVE" and not confirmed:
             self._check_live_allowed()
-        self.mode = mode
-        self.c = build_components(self, mode)
-        self.book = TradeBook(mode="PAPER" if mode == "BACKTEST" else mode)
-        from bot.agent.reward_system import RewardSystem
-        self.reward = RewardSystem.from_settings(self.settings)
-        if hasattr(self.c.strategy, "training"):
-            self.c.strategy.training = self.training
-        if self.c.strategy_note:
-            self.bus.emit(EventKind.INFO, self.c.strategy_note, level="WARNING")
-        return self.c
+        st = self.state
+        st.mode = Mode(mode)
+        c = build_components(self.settings, mode, given=self.given,
+                             journal=self.journals.for_session(mode, replay=st.replay),
+                             pair_manager=self._pair_manager(), replay=st.replay, bus=self.bus,
+                             market_clock=self.market_clock)
+        st.book = TradeBook(mode="PAPER" if mode == "BACKTEST" else mode)
+        self.c = c
+        self.step = CandleStep(self.settings, c, st, self.bus, clock=self.clock)
+        if isinstance(c.strategy, LearningStrategy):
+            c.strategy.training = st.training
+        if c.strategy_note:
+            self.bus.emit(EventKind.INFO, c.strategy_note, level="WARNING")
+        return c
 
     def start(self, mode: str = "PAPER") -> None:
         """Start the engine thread in PAPER or LIVE. LIVE needs keys and stored consent."""
@@ -136,9 +185,9 @@ class TradingEngine(CandleSteps):
             raise ConfigError(f"engine mode {mode!r} is not known; allowed: PAPER, LIVE")
         if mode == "LIVE":
             self._check_live_allowed()
-        self.mode = mode
+        self.state.mode = Mode(mode)
         self._stop_evt.clear()
-        self._pause_evt.clear()
+        self.state.paused.clear()
         self._close_on_stop = False
         self._set_status(EngineStatus.STARTING)
         self._thread = threading.Thread(target=self._thread_main, name="engine", daemon=True)
@@ -164,50 +213,57 @@ class TradingEngine(CandleSteps):
             self._finish(close_positions)
         self._thread = None
 
+    def close(self) -> None:
+        """Close the journals the engine opened itself (state.db, replay_state.db); a given journal
+        stays the caller's. Call it after `stop`, when the engine is done for good."""
+        if self.running:
+            raise RuntimeError("the engine is running; stop it before closing its journals")
+        self.journals.close()
+
     def pause(self) -> None:
         """No new decisions; candles still come in and positions keep their stops."""
-        self._pause_evt.set()
+        self.state.paused.set()
         self._set_status(EngineStatus.PAUSED)
         self.bus.emit(EventKind.MODE, "engine paused: no new decisions")
 
     def resume(self) -> None:
-        self._pause_evt.clear()
-        self._set_status(EngineStatus.RUNNING if self.running else self.status)
+        self.state.paused.clear()
+        self._set_status(EngineStatus.RUNNING if self.running else self.state.status)
         self.bus.emit(EventKind.MODE, "engine resumed")
 
     def set_training(self, on: bool) -> None:
-        self.training = bool(on)
+        self.state.training = bool(on)
         strat = self.c.strategy if self.c else None
-        if strat is not None and hasattr(strat, "training"):
-            self._call_on_engine(lambda: setattr(strat, "training", self.training))
+        if isinstance(strat, LearningStrategy):
+            learner = strat
+            self._call_on_engine(lambda _step: setattr(learner, "training", self.state.training))
         self.bus.emit(EventKind.INFO, f"online training {'on' if on else 'off'}")
         self._publish_snapshot()
 
-    def subscribe(self) -> "queue.Queue[Event]":
+    def subscribe(self) -> queue.Queue[Event]:
         return self.bus.subscribe()
 
     def snapshot(self) -> EngineSnapshot:
         with self._snap_lock:
             return self._snapshot
 
+    def session_journal(self) -> EngineJournal | None:
+        """The journal the running session writes (the window's Lessons tab reads it); None when stopped."""
+        return self.c.journal if self.running and self.c is not None else None
+
     # -- live consent ----------------------------------------------------------------------------
     def give_live_consent(self) -> None:
         """The user agreed, once, that the bot may trade real money; stored in the journal."""
-        self._main_journal().set_state(self.CONSENT_KEY, {"given_ms": int(self.clock() * 1000)})
+        record = durable(self.journals.record())
+        if record is None:
+            raise ConfigError("live consent is kept in the paper record's journal; this engine was given an "
+                              "in-memory journal")
+        record.set_state(self.CONSENT_KEY, {"given_ms": int(self.clock() * 1000)})
         self.bus.emit(EventKind.PROMOTION, "live-trading consent stored in the journal")
 
     def has_live_consent(self) -> bool:
-        j = self._main_journal()
-        return bool(hasattr(j, "get_state") and j.get_state(self.CONSENT_KEY))
-
-    def _main_journal(self) -> Any:
-        """The journal of the real paper/live record (consent lives here, never in a replay's)."""
-        if self._journal_arg is not None:
-            return self._journal_arg
-        if self._own_journal is None:
-            from bot.journal.store import Journal
-            self._own_journal = Journal.for_settings(self.settings)
-        return self._own_journal
+        record = durable(self.journals.record())
+        return bool(record is not None and record.get_state(self.CONSENT_KEY))
 
     def _check_live_allowed(self) -> None:
         if not self.settings.has_bybit_keys:
@@ -218,65 +274,76 @@ class TradingEngine(CandleSteps):
                                      "`python -m bot live` or in the window)")
 
     # ============================================================================================
-    # commands from other threads
-    def _call_on_engine(self, fn: Callable[[], Any]) -> cf.Future:
-        """Run `fn` on the engine thread (or here, when no thread runs); its result in a future."""
-        fut: cf.Future = cf.Future()
-        if self.running and threading.current_thread() is not self._thread:
-            self._cmds.put((fn, fut))
-            return fut
-        fut.set_running_or_notify_cancel()
-        try:
-            if self.c is None:
-                self.prepare(self.mode)
-            fut.set_result(fn())
-        except Exception as exc:  # the caller reads it from the future
-            fut.set_exception(exc)
-        return fut
+    # the synchronous path, and commands from other threads
+    def process_candle(self, candle: Candle) -> None:
+        """Everything one closed candle causes, on the calling thread (prepares BACKTEST if needed)."""
+        step = self.step if self.step is not None else self._prepared("BACKTEST")
+        step.process_candle(candle)
 
-    def _drain_commands(self) -> None:
-        while True:
-            try:
-                fn, fut = self._cmds.get_nowait()
-            except queue.Empty:
-                return
-            if not fut.set_running_or_notify_cancel():
-                continue
-            try:
-                fut.set_result(fn())
-            except Exception as exc:
-                fut.set_exception(exc)
-            self._publish_snapshot()
+    def close_all(self, reason: str = "close-all") -> list[ClosedTrade]:
+        """Market-close every open position on the calling thread; the round trips it closed.
+        Positions the trade book does not know yet (a persisted wallet, adopted ones) enter it
+        first, so each exit makes a proper round trip."""
+        step = self._prepared(self.state.mode)
+        seed_book(self.state.book, step.parts.exchange)
+        return step.close_all(reason)
 
-    def submit_manual_order(self, symbol: str, side: str, usdt: float) -> cf.Future:
+    def submit_manual_order(self, symbol: str, side: str, usdt: float) -> cf.Future[ManualOrderResult]:
         """A person's order, through the same risk checks and executor as the bot's. The future
         holds a `ManualOrderResult`: filled, or refused with the reason."""
-        return self._call_on_engine(lambda: self._manual_order(symbol.upper(), side, float(usdt)))
+        return self._call_on_engine(lambda step: step.manual_order(symbol.upper(), side, float(usdt)))
 
-    def submit_close_position(self, symbol: str) -> cf.Future:
-        return self._call_on_engine(lambda: self._manual_close(symbol.upper()))
+    def submit_close_position(self, symbol: str) -> cf.Future[ManualOrderResult]:
+        return self._call_on_engine(lambda step: step.manual_close(symbol.upper()))
 
     def chart_data(self, symbol: str, n: int = 300) -> ChartData | None:
         """A frozen copy of what the price chart needs."""
-        ps = self.pairs.get(symbol.upper())
+        ps = self.state.pairs.get(symbol.upper())
         if ps is None or len(ps) == 0 or self.c is None:
             return None
         snap = self.snapshot()
         pos = next((p for p in snap.positions if p.symbol == symbol.upper()), None)
         return ps.chart_copy(n, pos, snap.data_source)
 
+    def market_clock(self) -> float:
+        """Seconds since the epoch as the market sees it: the close of the last candle when
+        replaying or backtesting (so paper fills carry candle times), else the wall clock."""
+        return self.state.market_time(self.clock())
+
+    def _pair_manager(self) -> PairManager:
+        """The given pair manager, else one built from the settings once (its ranking outlives sessions)."""
+        if self._pairs is None:
+            from bot.market.top_pairs import PairManager
+            self._pairs = PairManager(self.settings)
+        return self._pairs
+
+    def _prepared(self, mode: str) -> CandleStep:
+        if self.step is None:
+            self.prepare(mode)
+        assert self.step is not None
+        return self.step
+
+    def _call_on_engine(self, fn: Callable[[CandleStep], T]) -> cf.Future[T]:
+        """Run `fn(step)` on the engine thread (or here, when no thread runs); its result in a future."""
+        if self.running and threading.current_thread() is not self._thread:
+            return self._commands.put(lambda: fn(self._prepared(self.state.mode)))
+        return run_now(lambda: fn(self._prepared(self.state.mode)))
+
     # ============================================================================================
     # the thread: restart policy around sessions
     def _thread_main(self) -> None:
+        st = self.state
         while not self._stop_evt.is_set():
             try:
-                self._session()
+                self._open_session().run()
                 break
             except (SwitchToLive, SwitchSession):
-                continue              # promotion to LIVE, or Bybit is back after a REPLAY: next session
+                # promotion to LIVE, or Bybit is back after a REPLAY: the next session builds its parts
+                self.c = self.step = None
+                continue
             except Exception as exc:  # a critical error ends the session; we decide whether to restart
                 why = f"{type(exc).__name__}: {exc}"
-                self.errors_seen.append(why)
+                st.errors_seen.append(why)
                 log.critical("engine session ended by %s", why, exc_info=exc)
                 now = time.monotonic()
                 while self._restart_times and now - self._restart_times[0] > 3600:
@@ -288,13 +355,13 @@ class TradingEngine(CandleSteps):
                     return
                 delay = self.settings.RESTART_BACKOFF_SECONDS * 2 ** len(self._restart_times)
                 self._restart_times.append(now)
-                self.restarts += 1
+                st.restarts += 1
                 self._set_status(EngineStatus.RESTARTING)
-                self.bus.emit(EventKind.RESTART, f"engine restarting in {delay:.0f} s (restart {self.restarts}) "
+                self.bus.emit(EventKind.RESTART, f"engine restarting in {delay:.0f} s (restart {st.restarts}) "
                               f"after: {why}", level="ERROR", reason=why)
                 if self._stop_evt.wait(delay):
                     break
-                self.c = None      # rebuild every part: a broken client must not survive the restart
+                self.c = self.step = None   # rebuild every part: a broken client must not survive the restart
         if self.c is not None:
             try:
                 self._finish(self._close_on_stop)
@@ -302,62 +369,51 @@ class TradingEngine(CandleSteps):
                 log.exception("engine: failed while stopping")
         self._set_status(EngineStatus.STOPPED)
 
-    def _session(self) -> None:
-        from bot.engine.loop import run_session
-        run_session(self)
+    def _open_session(self) -> Session:
+        """A new session: pairs ranked, then the market chosen for them, then the parts built
+        (in that order: a replay gets its own journal and wallet)."""
+        st = self.state
+        st.new_session()
+        ranking = self._pair_manager().refresh(force=True)
+        st.pair_scores = ranking.scores
+        market = self._feeds.choose(st.mode, list(ranking.symbols), force_replay=self.force_replay)
+        st.replay = market.source == DataSource.REPLAY
+        if self.c is None or self.c.exchange.mode != ("LIVE" if st.mode == "LIVE" else "PAPER"):
+            self.prepare(st.mode)
+        step = self._prepared(st.mode)
+        step.parts.market = market
+        promotion = PromotionWatch(self.settings, st, self.bus, journals=self.journals, consent=self.has_live_consent)
+        return Session(self.settings, st, step, self.bus, ranking=ranking, feeds=self._feeds, promotion=promotion,
+                       stop=self._stop_evt, commands=self._commands, publish=self._publish_snapshot,
+                       probe_live=st.replay and st.mode == "PAPER" and not self.force_replay
+                       and self.given.market is None, clock=self.clock)
 
     def _finish(self, close_positions: bool) -> None:
-        from bot.engine.loop import finish
-        finish(self, close_positions)
+        if self.step is None:
+            return
+        finish(self.step, close_positions=close_positions, clock=self.clock)
+        self._publish_snapshot()
 
     # ============================================================================================
-    # helpers shared by the step and the loop
-    def _position(self, symbol: str) -> Position | None:
-        for p in self.c.exchange.get_positions():
-            if p.symbol == symbol and p.size > 0:
-                return p
-        return None
+    # the snapshot
+    def _strategy_name(self) -> str:
+        if self.c is not None:
+            return str(self.c.strategy.name)
+        given = self.given.strategy
+        if given is None:
+            return str(self.settings.STRATEGY)
+        return given if isinstance(given, str) else str(given.name or self.settings.STRATEGY)
 
-    def market_clock(self) -> float:
-        """Seconds since the epoch as the market sees it: the close of the last candle when
-        replaying or backtesting (so paper fills carry candle times), else the wall clock."""
-        if self.last_close_ms and (self.mode == "BACKTEST" or self.replay):
-            return self.last_close_ms / 1000.0
-        return self.clock()
-
-    def _source(self) -> str:
-        m = self.c.market if self.c else None
-        return getattr(m, "source", DataSource.REPLAY) if m is not None else DataSource.REPLAY
-
-    def _set_status(self, status: str) -> None:
-        self.status = status
+    def _set_status(self, status: EngineStatus) -> None:
+        self.state.status = status
         self._publish_snapshot()
 
     def _publish_snapshot(self) -> None:
-        from bot.engine.loop import build_snapshot
         try:
-            snap = build_snapshot(self)
+            snap = build_snapshot(self.state, self.c, strategy=self._strategy_name(),
+                                  now_ms=int(time.time() * 1000))
         except BotError as exc:  # the exchange may be unreachable: keep the last good snapshot
             log.warning("snapshot not refreshed: %s", exc)
             return
         with self._snap_lock:
             self._snapshot = snap
-
-    def _choose_market(self, symbols: list[str]) -> MarketFeed:
-        """Bybit when it answers; otherwise say so and replay recorded real candles."""
-        if self._market_arg is not None:
-            return self._market_arg
-        if self.mode == "PAPER" and not self.force_replay:
-            feed, why = probe_bybit(self.settings, symbols[0])
-            if feed is not None:
-                self.bus.emit(EventKind.DATA, f"LIVE market data from Bybit for {', '.join(symbols)}")
-                return feed
-            self.bus.emit(EventKind.DATA, f"Bybit cannot be reached ({why}); REPLAY of recorded real candles",
-                          level="WARNING", source=DataSource.REPLAY)
-        elif self.mode == "LIVE":
-            feed, why = probe_bybit(self.settings, symbols[0])
-            if feed is None:
-                raise NetworkError(f"live trading needs Bybit market data: {why}")
-            return feed
-        return ReplayMarket(self.settings, symbols=symbols)
-

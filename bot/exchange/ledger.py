@@ -159,9 +159,9 @@ class PositionLedger:
     position a fill opens (an `OpenPosition` subclass may carry more, like the paper exchange's
     stops). `mode` is written on the round trips."""
 
-    def __init__(self, *, mode: str = "PAPER", positions: dict[str, OpenPosition] | None = None,
+    def __init__(self, *, mode: str = Mode.PAPER, positions: dict[str, OpenPosition] | None = None,
                  new_position: Callable[..., OpenPosition] = OpenPosition) -> None:
-        self.mode = mode
+        self.mode = Mode(mode)
         self.positions: dict[str, OpenPosition] = {} if positions is None else positions
         self._new = new_position
 

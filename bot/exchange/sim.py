@@ -45,7 +45,7 @@ from bot.exchange.instruments import (
     known_instrument,
 )
 from bot.exchange.ledger import EPS, OpenPosition, PositionLedger, fee_of, stop_exit, taker_price
-from bot.types import Balance, ClosedTrade, Fill, Order, OrderStatus, Position, Side
+from bot.types import Balance, ClosedTrade, Fill, Mode, Order, OrderStatus, Position, Side
 
 __all__ = ["SimExchange", "KNOWN_INSTRUMENTS", "generic_instrument", "check_client_order_id"]  # last 3: re-exported
 
@@ -81,7 +81,7 @@ class SimExchange:
     """Paper `Exchange`: fills at the price it is fed (candles or `set_price`), Bybit's rules and costs."""
 
     name = "paper"
-    mode = "PAPER"
+    mode = Mode.PAPER
 
     def __init__(self, settings: Any, *, state_path: Path | None = None, clock: Callable[[], float] = time.time,
                  instrument_source: Any | None = None, price_source: Callable[[str], float] | None = None,

@@ -31,8 +31,8 @@ log = logging.getLogger(__name__)
 class MarketFeed(Protocol):
     """What the engine needs from a market-data source."""
 
-    source: str          # DataSource.LIVE | DataSource.REPLAY
-    connection: str      # Connection.*
+    source: DataSource
+    connection: Connection
     interval: str
 
     def symbols_available(self, wanted: Iterable[str]) -> list[str]: ...

@@ -110,7 +110,9 @@ def run_backtest(settings: Any, strategy: Any, frame: pd.DataFrame, *, symbol: s
     if path not in ("auto", "fast", "engine"):
         raise ValueError(f"backtest path {path!r} is not known; allowed: auto, fast, engine")
     trailing = bool(getattr(settings, "TRAILING_STOP", False))
-    dqn = getattr(strategy, "name", "") == "dqn" and hasattr(strategy, "agent")
+    from bot.strategies.base import LearningStrategy
+
+    dqn = isinstance(strategy, LearningStrategy)   # the agent has a batched fast path of its own
     if path == "fast" and (trailing or not (dqn or strategy_has_fast_path(strategy))):
         why = "trailing stops are on" if trailing else "it has no batched signals()"
         raise ValueError(f"strategy {getattr(strategy, 'name', strategy)!r} cannot take the fast path ({why}); "

@@ -115,6 +115,7 @@ class AnalystStrategy:
 
     name = "analyst"
     warmup = 52  # base candles the engine waits for; longer history comes from the cache
+    proposes_for_review = True  # base.ProposesForReview: the engine puts the review pipeline in front
 
     def __init__(self, settings: Any, *, entry_interval: str | None = None, confirm_interval: str | None = None,
                  min_confidence: float | None = None,

@@ -8,14 +8,19 @@ rule-based analyst and the SMA baseline are others.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
 
 from bot.types import Balance, Position
 
-__all__ = ["Decision", "StrategyContext", "Strategy", "FLAT", "LONG", "SHORT", "SETUPS"]
+if TYPE_CHECKING:
+    from bot.agent.self_learning import SelfLearningBot
+
+__all__ = ["Decision", "StrategyContext", "Strategy", "WarmsUp", "LearningStrategy", "ProposesForReview",
+           "FLAT", "LONG", "SHORT", "SETUPS"]
 
 FLAT, LONG, SHORT = 0, 1, -1
 SETUPS = ("pullback", "breakout", "consolidation", "none")
@@ -84,3 +89,49 @@ class Strategy(Protocol):
     name: str
 
     def decide(self, context: StrategyContext) -> Decision: ...
+
+
+# -- capabilities: what a strategy can do besides deciding. The engine, the backtester and the CLI
+# ask with isinstance (each is runtime_checkable), never by the strategy's name.
+
+@runtime_checkable
+class WarmsUp(Protocol):
+    """A strategy that needs `warmup` closed candles of a pair before it can be asked."""
+
+    @property
+    def warmup(self) -> int: ...
+
+
+@runtime_checkable
+class LearningStrategy(Strategy, Protocol):
+    """A strategy that learns online from what the engine did (the DQN agent).
+
+    The engine builds its state once per candle (`state_for`; decide and learn share it), seeds
+    that state from history off the candle path (`prime`), hands it each transition with the
+    position actually held (`observe`, then `learn`), checkpoints it (`save`), and restores the
+    `agent`'s newest checkpoint before the first trade (bot/engine/recovery.py)."""
+
+    training: bool
+    agent: SelfLearningBot
+
+    @property
+    def epsilon(self) -> float: ...
+
+    def state_for(self, context: StrategyContext) -> np.ndarray: ...
+
+    def prime(self, symbol: str, interval: str, frame: pd.DataFrame) -> bool: ...
+
+    def observe(self, state: np.ndarray, target: int, reward: float, next_state: np.ndarray, done: bool = False,
+                *, symbol: str = "", time_ms: int = 0) -> None: ...
+
+    def learn(self) -> float | None: ...
+
+    def save(self, path: str | Path | None = None) -> Path: ...
+
+
+@runtime_checkable
+class ProposesForReview(Protocol):
+    """A strategy whose entries are proposals: the review pipeline (analyst review -> risk review,
+    bot/strategies/review.py) may veto them before the risk manager (the analyst)."""
+
+    proposes_for_review: bool

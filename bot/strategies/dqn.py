@@ -73,7 +73,8 @@ class _PairStream:
 
 
 class DQNStrategy:
-    """The self-learning agent behind the Strategy protocol."""
+    """The self-learning agent behind the Strategy protocol; a `base.LearningStrategy` (the engine
+    trains it online and checkpoints it)."""
 
     name = "dqn"
 

@@ -152,6 +152,10 @@ class ReviewedStrategy:
     `last_outcome` keeps the latest review for the UI.
     """
 
+    # base.ProposesForReview: reviewed here already, so the engine must not review it again
+    # (the wrapped analyst's own `proposes_for_review` would otherwise show through).
+    proposes_for_review = False
+
     def __init__(self, strategy: Any, pipeline: ReviewPipeline) -> None:
         self.strategy = strategy
         self.pipeline = pipeline

@@ -4,8 +4,8 @@
     control panel | centre tabs (Price, Equity, P&L, Training, Lessons) | manual order, positions, trades
     log panel
 
-`build_app` is what `ui.py` and the tests call; it never blocks: the engine itself is built on
-the command thread after the window is up.
+`build_app` is what `ui.py` and the tests call; it never blocks: the bot itself (the engine and
+its Telegram notifier, `bot.engine.app`) is assembled on the command thread after the window is up.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from tkinter import ttk
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.ui.charts import ChartRenderer, ChartTabs
 from bot.ui.control_panel import ControlPanel
@@ -28,6 +28,9 @@ from bot.ui.log_panel import LogPanel, QueueLogHandler
 from bot.ui.orders_panel import OrdersPanel
 from bot.ui.prefs import load_prefs, prefs_path
 from bot.ui.status_bar import StatusBar
+
+if TYPE_CHECKING:
+    from bot.engine.app import App
 
 __all__ = ["TerminalView", "build_app", "TITLE"]
 
@@ -99,19 +102,21 @@ def _build_view(root: tk.Tk, settings: Any, handler: QueueLogHandler) -> Termina
                         log_panel=log_panel)
 
 
-def _default_engine_factory(settings: Any) -> Callable[[], Any]:
-    def make() -> Any:
-        from bot.engine.trading_engine import (
-            TradingEngine,  # heavy (torch): imported on the command thread
-        )
-        return TradingEngine(settings)
+def _default_app_factory(settings: Any) -> Callable[[], App]:
+    def make() -> App:
+        # the engine and its parts: imported on the command thread, not while the window opens
+        from bot.engine.app import assemble
+
+        return assemble(settings)
     return make
 
 
-def build_app(settings: Any, *, engine_factory: Callable[[], Any] | None = None,
+def build_app(settings: Any, *, app_factory: Callable[[], App] | None = None,
               dialogs: Dialogs | None = None, root: tk.Tk | None = None,
               chart_interval: float = 1.0) -> Controller:
-    """Build the window and its controller, and start polling. Run `controller.root.mainloop()`."""
+    """Build the window and its controller, and start polling. Run `controller.root.mainloop()`.
+    `app_factory`: builds the bot (`bot.engine.app.App`: the engine and its notifier) on the
+    command thread; default `assemble(settings)`."""
     # The Tk thread retakes the GIL after every Tcl call; with the engine thread busy, each retake
     # may wait one switch interval (5 ms by default). 1 ms keeps the window's worst case short
     # for a small cost in engine throughput; the old value comes back when the window closes.
@@ -135,7 +140,7 @@ def build_app(settings: Any, *, engine_factory: Callable[[], Any] | None = None,
     root.geometry(prefs.geometry)
     view = _build_view(root, settings, handler)
     controller = Controller(root, settings, view, dialogs=dialogs or TkDialogs(root),
-                            engine_factory=engine_factory or _default_engine_factory(settings),
+                            app_factory=app_factory or _default_app_factory(settings),
                             prefs=prefs, prefs_file=path, chart_interval=chart_interval)
     controller.log_handler = handler
 

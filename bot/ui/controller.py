@@ -12,7 +12,7 @@ import concurrent.futures as cf
 import logging
 import queue
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.engine.snapshot import EngineSnapshot
 from bot.events import EventKind
@@ -24,6 +24,10 @@ from bot.ui.orders_panel import describe_result, parse_usdt
 from bot.ui.prefs import UiPrefs, save_prefs
 from bot.ui.status_bar import RED
 from bot.ui.workers import CommandRunner, SnapshotPoller, StallMeter, TkTimer
+
+if TYPE_CHECKING:
+    from bot.engine.app import App
+    from bot.engine.trading_engine import TradingEngine
 
 __all__ = ["Controller"]
 
@@ -37,7 +41,7 @@ _ALERT_KINDS = {EventKind.ERROR, EventKind.CRITICAL, EventKind.RESTART, EventKin
 
 class Controller:
     def __init__(self, root: Any, settings: Any, view: Any, *, dialogs: Dialogs,
-                 engine_factory: Callable[[], Any], prefs: UiPrefs, prefs_file: Any,
+                 app_factory: Callable[[], App], prefs: UiPrefs, prefs_file: Any,
                  tick_ms: int = 100, chart_interval: float = 1.0) -> None:
         from bot.ui.charts import ChartRenderer
 
@@ -48,7 +52,7 @@ class Controller:
         self.prefs = prefs
         self.prefs_file = prefs_file
         self.tick_ms = tick_ms
-        self.engine: Any = None
+        self.app: App | None = None     # the engine and its notifier, once assembled
         self.events: queue.Queue | None = None
         self.selected_mode = "PAPER"
         self.pair = prefs.pair
@@ -70,7 +74,7 @@ class Controller:
                                      visible=lambda: self.renderer.visible == LESSONS_TAB)
         self._wire()
         self.commands_busy = False
-        self._load_engine(engine_factory)
+        self._load_app(app_factory)
 
     # ------------------------------------------------------------------------------------------
     # wiring and life
@@ -98,20 +102,24 @@ class Controller:
         self.stall.start()
         self._tick()
 
-    def _load_engine(self, factory: Callable[[], Any]) -> None:
+    @property
+    def engine(self) -> TradingEngine | None:
+        return self.app.engine if self.app is not None else None
+
+    def _load_app(self, factory: Callable[[], App]) -> None:
         self.view.controls.set_running(False, busy=True)
         self.view.status.set_message("loading the engine ...")
 
         def done(fut: cf.Future) -> None:
             try:
-                self.engine = fut.result()
+                self.app = fut.result()
             except Exception as exc:
                 log.error("the engine could not be loaded: %s", exc, exc_info=exc)
                 self.view.status.set_state("Error", RED)
                 self.view.status.set_message(f"engine failed to load: {exc}", error=True)
                 self.dialogs.error("The engine could not be loaded", str(exc))
                 return
-            self.events = self.engine.subscribe()
+            self.events = self.app.engine.subscribe()
             self.view.controls.set_running(False)
             self.view.status.set_state("Stopped")
             self.view.status.set_message("ready: press Start Bot (paper trading)")
@@ -237,7 +245,8 @@ class Controller:
                 self.view.status.set_message(f"bot started ({mode})")
             self.poller.kick()
 
-        self._run(lambda: self.engine.start(mode=mode), done)
+        app = self.app
+        self._run(lambda: app.start(mode), done)
 
     def pause_resume(self) -> None:
         """Pause: no new decisions (candles still come in, stops still work); Resume: carry on."""
@@ -260,7 +269,13 @@ class Controller:
             return
         self.stop_engine(close_positions=choice == CLOSE_ALL)
 
-    def stop_engine(self, *, close_positions: bool, then: Callable[[], None] | None = None) -> None:
+    def stop_engine(self, *, close_positions: bool, then: Callable[[], None] | None = None,
+                    for_good: bool = False) -> None:
+        """Stop the bot on the command thread; `for_good` (the window closes): shut the app down,
+        its notifier and journals too."""
+        app = self.app
+        if app is None:
+            return
         self._busy(True, "stopping: closing all positions ..." if close_positions else "stopping ...")
 
         def done(fut: cf.Future) -> None:
@@ -275,7 +290,10 @@ class Controller:
             if then is not None:
                 then()
 
-        self._run(lambda: self.engine.stop(close_positions=close_positions, timeout=STOP_TIMEOUT_S), done)
+        if for_good:
+            self._run(lambda: app.shutdown(close_positions=close_positions, timeout=STOP_TIMEOUT_S), done)
+        else:
+            self._run(lambda: app.stop(close_positions=close_positions, timeout=STOP_TIMEOUT_S), done)
 
     def choose_mode(self, mode: str) -> None:
         controls = self.view.controls
@@ -408,11 +426,12 @@ class Controller:
                   lambda f: f.exception() and log.warning("window preferences not saved: %s", f.exception()))
         if running:
             self.view.status.set_state("Stopping", RED)
-            self.stop_engine(close_positions=close_positions, then=self._destroy)
+            self.stop_engine(close_positions=close_positions, then=self._destroy, for_good=True)
             # If the engine thread never returns, the window still closes (the stop is logged).
             self._close_guard = self.root.after(int(STOP_TIMEOUT_S * 1000) + 5000, self._destroy)
         else:
-            self._run(lambda: None, lambda f: self._destroy())
+            app = self.app
+            self._run(lambda: app.shutdown() if app is not None else None, lambda f: self._destroy())
 
     def _destroy(self) -> None:
         if self._destroyed:

@@ -1,7 +1,7 @@
 """The Lessons tab: what the review pipeline learnt from the journal, dated, and a switch to
 reverse each lesson (the window's side of `python -m bot lessons` / `--off ID` / `--on ID`).
 
-Which journal: the one the running engine uses (`engine.c.journal`: the paper/live record, or a
+Which journal: the one the running engine uses (`engine.session_journal()`: the paper/live record, or a
 replay session's own `replay_state.db`); with the engine stopped, the paper record
 `settings.data_dir / "state.db"` (opened read-mostly by this tab, never created by it).
 
@@ -257,8 +257,7 @@ class LessonsKeeper:
     # worker thread
     def _journal(self) -> tuple[Any, str]:
         engine = self.engine()
-        components = getattr(engine, "c", None) if engine is not None and engine.running else None
-        journal = getattr(components, "journal", None)
+        journal = engine.session_journal() if engine is not None else None
         if journal is not None:
             return journal, f"{_name(journal)} (the running session's journal)"
         from bot.engine.records import open_record_journal, record_journal_path

@@ -8,8 +8,13 @@ import itertools
 import pandas as pd
 import pytest
 
-from bot.engine.loop import SwitchToLive, check_promotion
-from bot.engine.promotion import PerformanceTracker, PromotionGate, promotion_action
+from bot.engine.promotion import (
+    PerformanceTracker,
+    PromotionGate,
+    PromotionWatch,
+    SwitchToLive,
+    promotion_action,
+)
 from bot.engine.state import PairState
 from bot.engine.trading_engine import LiveTradingRefused, TradingEngine
 from bot.events import EventKind
@@ -98,6 +103,11 @@ def engine_on(settings, journal, btc_daily) -> TradingEngine:
     return e
 
 
+def check_promotion(e: TradingEngine) -> None:
+    """The engine's once-a-minute promotion check, on its prepared session journal."""
+    PromotionWatch(e.settings, e.state, e.bus, journals=e.journals, consent=e.has_live_consent).check(e.c.journal)
+
+
 def test_engine_announces_ready_but_stays_paper_without_keys_or_consent(tmp_path, btc_daily, passing):
     s = make_settings(tmp_path, AUTO_LIVE=True)                 # no keys
     e = engine_on(s, passing, btc_daily)
@@ -107,6 +117,8 @@ def test_engine_announces_ready_but_stays_paper_without_keys_or_consent(tmp_path
     events = [q.get_nowait() for _ in range(q.qsize())]
     assert any(ev.kind == EventKind.PROMOTION and "READY FOR LIVE" in ev.message and "no Bybit keys" in ev.message
                for ev in events)
+    check_promotion(e)                                        # a minute later: said once, not every minute
+    assert not any("READY FOR LIVE" in q.get_nowait().message for _ in range(q.qsize()))
     with pytest.raises(LiveTradingRefused, match="BYBIT_API_KEY"):
         e.start("LIVE")
     keyed = make_settings(tmp_path, environ=KEYS, AUTO_LIVE=True)   # keys, but consent never given
@@ -125,7 +137,7 @@ def test_engine_switches_to_live_with_all_three(tmp_path, btc_daily, passing):
     assert passing.get_state(TradingEngine.CONSENT_KEY)["given_ms"] > 0
     with pytest.raises(SwitchToLive):
         check_promotion(e)
-    assert e.mode == "LIVE" and e.c is None                   # the thread's next session builds Bybit
+    assert e.mode == "LIVE"                                   # the thread's next session builds Bybit
     not_auto = make_settings(tmp_path, environ=KEYS, AUTO_LIVE=False)
     e2 = engine_on(not_auto, passing, btc_daily)
     check_promotion(e2)                                       # consent is stored, but AUTO_LIVE is off

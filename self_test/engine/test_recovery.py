@@ -233,16 +233,6 @@ def test_intents_of_the_other_mode_are_left_for_it(rig) -> None:
     assert rep.items == () and rig.journal.get_intent("live-1").status == OrderStatus.SENT
 
 
-def test_reconciler_runs_on_its_interval(rig) -> None:
-    t = [0.0]
-    rec = Reconciler(rig.settings, exchange=rig.ex, journal=rig.journal, clock=lambda: t[0])
-    assert rec.due() and rec.maybe_run() is not None
-    t[0] += rig.settings.RECONCILE_INTERVAL_SECONDS - 1
-    assert rec.maybe_run() is None
-    t[0] += 1
-    assert rec.maybe_run() is not None
-
-
 def test_corrupt_checkpoint_stops_recovery(rig) -> None:
     sl = pytest.importorskip("bot.agent.self_learning")
     agent = sl.SelfLearningBot(rig.settings)

@@ -427,8 +427,24 @@ def test_drawdown_limit_halts_entries_and_alerts(tmp_path):
     journal.close()
 
 
+def session_over(engine: TradingEngine, market, ranking):
+    """A `Session` over the engine's prepared parts, fed by `market` (nothing runs until asked)."""
+    import threading
+
+    from bot.engine.commands import EngineCommands
+    from bot.engine.loop import FeedChooser, Session
+    from bot.engine.promotion import PromotionWatch
+
+    engine.c.market = market
+    promotion = PromotionWatch(engine.settings, engine.state, engine.bus, journals=engine.journals,
+                               consent=engine.has_live_consent)
+    return Session(engine.settings, engine.state, engine.step, engine.bus, ranking=ranking,
+                   feeds=FeedChooser(engine.settings, engine.bus, given=market), promotion=promotion,
+                   stop=threading.Event(), commands=EngineCommands(), publish=engine._publish_snapshot,
+                   probe_live=False, clock=engine.clock)
+
+
 def test_a_pair_leaving_the_hot_set_is_managed_until_its_position_closes(tmp_path, fake_bybit):
-    from bot.engine.loop import rotate_pairs
     from bot.market.top_pairs import PairManager
     from self_test.market.test_top_pairs import recorded_instruments, ticker_from_seed
 
@@ -446,9 +462,8 @@ def test_a_pair_leaving_the_hot_set_is_managed_until_its_position_closes(tmp_pat
     market = replay(s, "2018-01-15", "2018-06-01")
     engine = TradingEngine(s, market=market, exchange=SimExchange(s), pairs=pm)
     engine.prepare("BACKTEST")
-    engine.c.market = market
-    pm.refresh()
-    symbols = rotate_pairs(engine, [])
+    session = session_over(engine, market, pm.refresh())
+    symbols = session.rotate_pairs([])
     assert engine.active_pairs == ("BTCUSDT", "ETHUSDT") and set(symbols) == {"BTCUSDT", "ETHUSDT"}
     while not market.exhausted and not any(p.symbol == "ETHUSDT" for p in engine.c.exchange.get_positions()):
         for c in market.next_candles(symbols, 0):
@@ -456,13 +471,13 @@ def test_a_pair_leaving_the_hot_set_is_managed_until_its_position_closes(tmp_pat
     assert any(p.symbol == "ETHUSDT" for p in engine.c.exchange.get_positions())
     set_turnover(["LTCUSDT", "BTCUSDT", "ETHUSDT"])          # ETH drops out of the top two
     clock[0] += 3600
-    symbols = rotate_pairs(engine, symbols)
+    symbols = session.rotate_pairs(symbols)
     assert engine.active_pairs == ("LTCUSDT", "BTCUSDT")
     assert "ETHUSDT" in symbols and "LTCUSDT" in engine.pairs   # ETH still managed; LTC warmed up
-    assert engine._entries_allowed("ETHUSDT", "long", 0) is False
+    assert engine.step.entries_allowed("ETHUSDT", "long", 0) is False
     engine.submit_close_position("ETHUSDT").result(timeout=10)
     clock[0] += 3600
-    symbols = rotate_pairs(engine, symbols)
+    symbols = session.rotate_pairs(symbols)
     assert "ETHUSDT" not in symbols and "ETHUSDT" not in engine.pairs
 
 

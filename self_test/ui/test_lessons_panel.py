@@ -32,6 +32,7 @@ open_window = ui_tests.open_window
 
 def test_lessons_tab_lists_a_learnt_lesson_and_switches_it_off_and_on(display: str, open_window, tmp_path: Path,
                                                                      btc_hourly) -> None:
+    from bot.engine.app import assemble
     from bot.engine.trading_engine import TradingEngine
     from bot.journal.store import Journal
     from bot.strategies.review import ReviewPipeline
@@ -40,7 +41,7 @@ def test_lessons_tab_lists_a_learnt_lesson_and_switches_it_off_and_on(display: s
     settings = session_settings(tmp_path)
     journal = Journal.for_settings(settings)      # the paper record, state.db
     engine = TradingEngine(settings, journal=journal)
-    ctl = open_window(settings, engine_factory=lambda: engine, dialogs=ScriptedDialogs())
+    ctl = open_window(settings, app_factory=lambda: assemble(settings, engine=engine), dialogs=ScriptedDialogs())
     root, v = ctl.root, ctl.view
     panel, keeper = v.lessons, ctl.lessons
     try:

@@ -1,6 +1,6 @@
 """The desktop window under a real X server (Xvfb), driving the real engine on replayed real candles.
 
-No stand-ins: the window builds `TradingEngine(settings)`; Bybit is a closed loopback port (the
+No stand-ins: the window assembles the bot as `ui.py` does (`bot.engine.app.assemble`); Bybit is a closed loopback port (the
 engine falls back to REPLAY of the seed candles at once) or the loopback fake Bybit (the live
 balance in the confirmation). Dialogs are answered by `ScriptedDialogs`.
 
@@ -79,8 +79,8 @@ def open_window(display: str) -> Iterator[Callable[..., object]]:
     for ctl in made:
         if ctl._destroyed:
             continue
-        if ctl.engine is not None and ctl.engine.running:
-            ctl.engine.stop(close_positions=True, timeout=30)
+        if ctl.app is not None:
+            ctl.app.shutdown(close_positions=True, timeout=30)
         ctl._destroy()
 
 
@@ -247,13 +247,14 @@ def test_ui_check_flag_loads_settings_and_modules(tmp_path: Path) -> None:
 # the window
 
 def test_window_builds_and_live_needs_keys_then_a_confirmation(open_window, tmp_path: Path, fake_bybit) -> None:
+    from bot.engine.app import assemble
     from bot.engine.trading_engine import TradingEngine
     from bot.ui import TITLE
 
     # Without keys: live is refused with a clear message and the mode stays PAPER.
     settings = session_settings(tmp_path / "nokeys")
     dialogs = ScriptedDialogs()
-    ctl = open_window(settings, engine_factory=lambda: TradingEngine(settings), dialogs=dialogs)
+    ctl = open_window(settings, app_factory=lambda: assemble(settings), dialogs=dialogs)
     root = ctl.root
     try:
         assert root.title() == TITLE == "AI Trading Terminal"
@@ -312,7 +313,7 @@ def test_window_builds_and_live_needs_keys_then_a_confirmation(open_window, tmp_
                              FALLBACK_SYMBOLS=("BTCUSDT",))
     dialogs = ScriptedDialogs(live=[False, True])
     engine = TradingEngine(settings)
-    ctl = open_window(settings, engine_factory=lambda: engine, dialogs=dialogs)
+    ctl = open_window(settings, app_factory=lambda: assemble(settings, engine=engine), dialogs=dialogs)
     root = ctl.root
     try:
         pump_until(root, lambda: ctl.engine is not None, 30, "the engine to load")
@@ -333,11 +334,11 @@ def test_window_builds_and_live_needs_keys_then_a_confirmation(open_window, tmp_
 
 def test_paper_session_trades_draws_and_stops_without_freezing(display: str, open_window, tmp_path: Path,
                                                                capsys) -> None:
-    from bot.engine.trading_engine import TradingEngine
+    from bot.engine.app import assemble
 
     settings = session_settings(tmp_path)
     dialogs = ScriptedDialogs(stop=[CLOSE_ALL])
-    ctl = open_window(settings, engine_factory=lambda: TradingEngine(settings), dialogs=dialogs)
+    ctl = open_window(settings, app_factory=lambda: assemble(settings), dialogs=dialogs)
     root, v = ctl.root, ctl.view
     pump_until(root, lambda: ctl.engine is not None and str(v.controls.start_button.cget("state")) == "normal",
                30, "the engine to load")
@@ -428,13 +429,24 @@ def test_paper_session_trades_draws_and_stops_without_freezing(display: str, ope
     assert "BTCUSDT" not in v.orders.position_symbols()
     with capsys.disabled():
         print(f"manual 1 USDT order: {refusal}")
+    trades_before = set(v.orders.trades.get_children())
     v.orders.amount.set("50")
     v.orders.buy_button.invoke()
     pump_until(root, lambda: "filled" in v.orders.result.cget("text"), 30,
                lambda: f"the manual order's result (shown: {v.orders.result.cget('text')!r})")
-    pump_until(root, lambda: "BTCUSDT" in v.orders.position_symbols(), 30, "the manual position in the table")
-    row = v.orders.positions.item("BTCUSDT")
-    assert row["values"][0] == "long"
+
+    def manual_position_shown() -> bool:
+        # Paused, the replay still runs (a candle every 50 ms): the position's own stop may close it
+        # before the table is refreshed; then its round trip is what the window shows.
+        if "BTCUSDT" in v.orders.position_symbols():
+            return True
+        new = set(v.orders.trades.get_children()) - trades_before
+        return any(k.startswith("BTCUSDT|") and v.orders.trades.set(k, "side") == "long"
+                   and v.orders.trades.set(k, "why") in ("stop-loss", "take-profit") for k in new)
+
+    pump_until(root, manual_position_shown, 30, "the manual position (or its stopped-out round trip) in the window")
+    if "BTCUSDT" in v.orders.position_symbols():
+        assert v.orders.positions.item("BTCUSDT")["values"][0] == "long"
 
     text = v.log_panel.contents()
     assert "error in the window" not in text and "keeps running" not in text, "a window callback failed"
@@ -467,7 +479,7 @@ def test_paper_session_trades_draws_and_stops_without_freezing(display: str, ope
     assert saved["tab"] == "Training" and saved["pair"] == "BTCUSDT" and saved["geometry"].startswith("1300x820")
 
     # The next window comes back where the last one was.
-    ctl = open_window(settings, engine_factory=lambda: TradingEngine(settings), dialogs=ScriptedDialogs())
+    ctl = open_window(settings, app_factory=lambda: assemble(settings), dialogs=ScriptedDialogs())
     try:
         pump_for(ctl.root, 0.5)
         assert ctl.view.charts.current_tab() == "Training"
@@ -483,6 +495,7 @@ def test_live_session_asks_before_closing_the_window_and_closes_all(open_window,
     window asks keep / close all; "close all" leaves nothing open on the exchange."""
     import pandas as pd
 
+    from bot.engine.app import assemble
     from bot.engine.trading_engine import TradingEngine
     from bot.market.bybit_klines import BybitKlineSource
     from bot.market.seed import load_seed
@@ -503,7 +516,7 @@ def test_live_session_asks_before_closing_the_window_and_closes_all(open_window,
         return TradingEngine(settings, market=PricedMarket(settings, source=source, clock=lambda: now, fake=fake_bybit))
 
     dialogs = ScriptedDialogs(live=[True], close=[CLOSE_ALL])
-    ctl = open_window(settings, engine_factory=make_engine, dialogs=dialogs)
+    ctl = open_window(settings, app_factory=lambda: assemble(settings, engine=make_engine()), dialogs=dialogs)
     root, v = ctl.root, ctl.view
     pump_until(root, lambda: ctl.engine is not None, 60, "the engine to load")
     v.controls.live_radio.invoke()
