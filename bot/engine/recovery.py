@@ -205,7 +205,7 @@ class _Run:
     # -- positions -------------------------------------------------------------------------------
     def positions(self) -> list[Position]:
         ex_pos = self.guarded("read positions", self.ex.get_positions)
-        if ex_pos is None or not hasattr(self.j, "positions"):
+        if ex_pos is None:
             return list(ex_pos or [])
         theirs = {p.symbol: p for p in ex_pos}
         ours = {p.symbol: p for p in self.j.positions(self.mode)}

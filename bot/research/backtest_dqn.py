@@ -65,9 +65,10 @@ def dqn_fast_backtest(settings: Any, strategy: Any, frame: pd.DataFrame, *, symb
 
     from bot.research.fast_path import costs_for, fast_backtest, params_of, with_elapsed
     from bot.research.risk_gate import RiskGate
+    from bot.strategies.base import LearningStrategy
 
     t0 = time.perf_counter()
-    if hasattr(strategy, "training"):
+    if isinstance(strategy, LearningStrategy):
         strategy.training = False        # a backtest judges the agent as it is: greedy, no learning
     policy = DQNPolicy(strategy, frame, settings)
     res = fast_backtest(frame, None, costs_for(settings, symbol, frame), symbol=symbol, interval=interval,

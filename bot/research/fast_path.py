@@ -21,6 +21,7 @@ import pandas as pd
 
 from bot.exchange.base import order_qty, round_to_tick
 from bot.exchange.ledger import apply_fill, exit_line, fee_of, round_trip, stop_exit, taker_price
+from bot.strategies.base import BatchSignals
 from bot.types import ClosedTrade, interval_ms
 
 __all__ = ["CostModel", "BacktestResult", "fast_backtest", "run_fast", "buy_and_hold",
@@ -120,7 +121,7 @@ def buy_and_hold(close: np.ndarray, costs: CostModel) -> np.ndarray:
 
 
 def strategy_has_fast_path(strategy: Any) -> bool:
-    return callable(getattr(strategy, "signals", None))
+    return isinstance(strategy, BatchSignals)
 
 
 def _tick(price: float, tick: float) -> float:
@@ -258,7 +259,7 @@ def run_fast(strategy: Any, frame: pd.DataFrame, costs: CostModel, *, symbol: st
     With `settings`, the bot's risk manager judges every entry (`bot.research.risk_gate.RiskGate`)."""
     t0 = time.perf_counter()
     targets = strategy.signals(frame)
-    stops = strategy.stop_distances(frame) if hasattr(strategy, "stop_distances") else (None, None)
+    stops = strategy.stop_distances(frame)
     gate = None
     if settings is not None:
         from bot.research.risk_gate import RiskGate

@@ -75,7 +75,7 @@ class FoldObjective:
         if strategy_has_fast_path(strat):
             # one batched pass over all candles (causal indicators), then one lean loop per fold
             targets = strat.signals(self.frame)
-            sl, tp = strat.stop_distances(self.frame) if hasattr(strat, "stop_distances") else (None, None)
+            sl, tp = strat.stop_distances(self.frame)
             for a, b in zip(self.edges[:-1], self.edges[1:], strict=False):
                 out.append(fast_backtest(self.frame, targets, self.costs, stop_dist=sl, tp_dist=tp,
                                          symbol=self.symbol, interval=self.interval, start=int(a), end=int(b),
@@ -115,7 +115,7 @@ def out_of_sample(settings: Any, strategy: str, params: dict[str, Any], before: 
     strat = obj.build(params)
     start = len(before)
     if strategy_has_fast_path(strat):
-        sl, tp = strat.stop_distances(both) if hasattr(strat, "stop_distances") else (None, None)
+        sl, tp = strat.stop_distances(both)
         res = fast_backtest(both, strat.signals(both), obj.costs, stop_dist=sl, tp_dist=tp, symbol=symbol,
                             interval=interval, start=start, risk=obj._gate)
     else:

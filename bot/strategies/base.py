@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from bot.agent.self_learning import SelfLearningBot
 
 __all__ = ["Decision", "StrategyContext", "Strategy", "WarmsUp", "LearningStrategy", "ProposesForReview",
-           "FLAT", "LONG", "SHORT", "SETUPS"]
+           "BatchSignals",            "FLAT", "LONG", "SHORT", "SETUPS"]
 
 FLAT, LONG, SHORT = 0, 1, -1
 SETUPS = ("pullback", "breakout", "consolidation", "none")
@@ -135,3 +135,17 @@ class ProposesForReview(Protocol):
     bot/strategies/review.py) may veto them before the risk manager (the analyst)."""
 
     proposes_for_review: bool
+
+
+@runtime_checkable
+class BatchSignals(Protocol):
+    """A strategy that can say at once what it would do on every candle of a frame: the
+    backtester's fast path (bot/research/fast_path.py) and the optimiser use it (the SMA cross)."""
+
+    def signals(self, frame: pd.DataFrame) -> np.ndarray:
+        """Targets for every candle and every position state: int8 array of shape (n, 3)."""
+        ...
+
+    def stop_distances(self, frame: pd.DataFrame) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Per-candle stop-loss and take-profit distances in price (None when not used)."""
+        ...

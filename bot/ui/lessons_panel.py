@@ -273,8 +273,6 @@ class LessonsKeeper:
         journal, where = self._journal()
         if journal is None:
             return LessonsShown(journal=None, where=where)
-        if not hasattr(journal, "lessons"):
-            return LessonsShown(journal=None, where=where, error="this journal keeps no lessons (backtest)")
         lessons = parse_lessons(journal.lessons(active_only=False))
         lines = lessons_text(lessons, include_inactive=True)
         return LessonsShown(journal=journal, where=where, lessons=tuple(lessons), lines=tuple(lines))
