@@ -5,7 +5,7 @@
 Settings come from the environment like the real bot (HISTORICAL_DATA_PATH, BYBIT_BASE_URL,
 BYBIT_API_KEY/SECRET, CRASH_AT). Each start does what `python -m bot live` does before trading:
 open the journal (`Journal.for_settings`, which installs the CRASH_AT hook), `recover()`, then
-move the symbol to the target with `TradeExecutor.set_target` and keep the journal's position
+move the symbol to the target with the executor (close, then open) and keep the journal's position
 view in step, as the engine does. Prints a JSON line with what it did; exits 0.
 """
 
@@ -39,7 +39,14 @@ def main(argv: list[str]) -> int:
     executor = TradeExecutor(exchange, journal, settings=settings, bus=bus)
     price = exchange.get_price(symbol)
     stop = price * (1 - settings.STOP_LOSS_PCT) if target > 0 else price * (1 + settings.STOP_LOSS_PCT)
-    results = executor.set_target(symbol, target, notional=usdt, stop_loss=stop if target else None)
+    results = []   # to the target: close what is there, then open the new side (never both at once)
+    held = next((p.direction for p in exchange.get_positions() if p.symbol == symbol and p.size > 0), 0)
+    if held not in (0, target):
+        closed = executor.close_position(symbol, reason="signal")
+        results.append(closed)
+    if target not in (0, held) and all(r.ok for r in results):
+        results.append(executor.open_position(symbol, "long" if target > 0 else "short", notional=usdt,
+                                              stop_loss=stop))
     # The journal's view of positions follows each execution (the engine's TradeBook does this).
     for pos in exchange.get_positions():
         journal.upsert_position(pos, mode=exchange.mode)

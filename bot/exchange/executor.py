@@ -173,29 +173,6 @@ class TradeExecutor:
         return self._send(symbol, side, pos.size, reason=reason, reduce_only=True, prefix="close",
                           closer=lambda cid: self.exchange.close_position(symbol, client_order_id=cid))
 
-    def set_target(self, symbol: str, target: int, *, notional: float | None = None,
-                   stop_loss: float | None = None, take_profit: float | None = None,
-                   reason: str = "signal") -> list[ExecutionResult]:
-        """Move to target -1 (short), 0 (flat) or +1 (long): nothing, open, close, or close-then-open."""
-        if target not in (-1, 0, 1):
-            raise ValueError(f"target must be -1, 0 or 1, not {target!r}")
-        pos = self._position(symbol)
-        current = 0 if pos is None else pos.direction
-        if current == target:
-            return []
-        results: list[ExecutionResult] = []
-        if current != 0:
-            closed = self.close_position(symbol, reason=reason)
-            if closed is not None:
-                results.append(closed)
-                if not closed.ok:
-                    return results  # never open the other side while the old one may still be there
-        if target != 0:
-            results.append(self.open_position(symbol, PositionSide.LONG if target > 0 else PositionSide.SHORT,
-                                              notional=notional, stop_loss=stop_loss, take_profit=take_profit,
-                                              reason=reason))
-        return results
-
     def manual_order(self, symbol: str, side: str, usdt: float) -> ExecutionResult:
         """A market order for `usdt` worth of `symbol` (the `python -m bot order` command)."""
         if side not in (Side.BUY, Side.SELL):

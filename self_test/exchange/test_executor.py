@@ -136,19 +136,19 @@ def test_a_rejected_order_is_reported_and_journaled(tmp_path, last_close):
     assert ex.get_positions() == []
 
 
-def test_set_target_closes_then_opens_on_a_flip(tmp_path, btc_hourly):
+def test_a_flip_is_a_reduce_only_close_then_an_open(tmp_path, btc_hourly):
     closes = [round_to_tick(float(c), 0.1) for c in btc_hourly["close"].iloc[-4:]]
     te, ex, journal, events = make(tmp_path, closes[0])
-    (r,) = te.set_target("BTCUSDT", 1, notional=100)
+    r = te.open_position("BTCUSDT", "long", notional=100)
     assert r.ok and ex.get_positions()[0].side == "long"
-    assert te.set_target("BTCUSDT", 1) == []
     ex.set_price("BTCUSDT", closes[1])
-    close, opened = te.set_target("BTCUSDT", -1, notional=100, reason="signal")
+    close = te.close_position("BTCUSDT", reason="signal")
+    opened = te.open_position("BTCUSDT", "short", notional=100, reason="signal")
     assert close.order.reduce_only and close.order.side == "Sell" and opened.order.side == "Sell"
     (pos,) = ex.get_positions()
     assert pos.side == "short" and pos.size == floor_to_step(100 / closes[1], 0.001)
     ex.set_price("BTCUSDT", closes[2])
-    (flat,) = te.set_target("BTCUSDT", 0, reason="take-profit")
+    flat = te.close_position("BTCUSDT", reason="take-profit")
     assert flat.ok and ex.get_positions() == [] and te.close_position("BTCUSDT") is None
     assert [i.status for i in journal.intents()] == [OrderStatus.FILLED] * 4
     sides = [i.side for i in journal.intents()]
@@ -177,7 +177,8 @@ def test_the_same_executor_drives_bybit_in_live_mode(tmp_path, fake_bybit, last_
     te = TradeExecutor(BybitExchange(s, retry_delay=0.01), journal, settings=s, bus=bus)
     res = te.manual_order("BTCUSDT", "Buy", 20)
     assert res.ok and res.order.filled_qty == 0.002 and len(fake_bybit.book.orders) == 1
-    close, opened = te.set_target("BTCUSDT", -1, notional=40)
+    close = te.close_position("BTCUSDT")
+    opened = te.open_position("BTCUSDT", "short", notional=40)
     assert close.ok and opened.ok and fake_bybit.book.positions[("BTCUSDT", 0)]["size"] == -0.004
     msgs = [e.message for e in drain(events)]
     assert msgs[0] == f"🟢 BUY BTCUSDT 0.002 @ {last_close:,.2f} · {0.002 * last_close:,.2f} USDT · LIVE · manual"
