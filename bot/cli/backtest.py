@@ -110,7 +110,7 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     from bot.research.report import build_report, regime_labels
     from bot.strategies import get_strategy
 
-    log = logging.getLogger("bot.research.backtest")
+    log = logging.getLogger("bot.backtest")
     if not args.verbose:  # thousands of simulated orders would drown the report
         logging.getLogger("bot").setLevel(logging.ERROR)
     interval = str(args.interval or settings.CANDLE_INTERVAL)

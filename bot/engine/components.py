@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["Components", "GivenParts", "Journals", "EngineJournal", "durable", "Broker", "build_components",
            "resolve_strategy"]
 
-log = logging.getLogger("bot.engine.trading_engine")
+log = logging.getLogger("bot.engine")
 
 # The journal a session writes: the SQLite record (paper, live, replay) or, in a backtest, the
 # in-memory journal, which keeps orders and fills and answers the rest empty.

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FeedChooser", "Session", "SwitchSession", "finish", "seed_book", "save_replay_cursor"]
 
-log = logging.getLogger("bot.engine.trading_engine")
+log = logging.getLogger("bot.engine")
 
 REPLAY_CURSOR_KEY = "replay_cursor_"
 LIVE_PROBE_SECONDS = 300.0   # while replaying because Bybit was down: how often to ask again

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CandleStep", "ManualOrderResult"]
 
-log = logging.getLogger("bot.engine.trading_engine")
+log = logging.getLogger("bot.engine")
 
 _SIDE = {LONG: "long", SHORT: "short"}
 

@@ -60,7 +60,7 @@ if TYPE_CHECKING:
 
 __all__ = ["TradingEngine", "ManualOrderResult", "ChartData", "LiveTradingRefused"]
 
-log = logging.getLogger("bot.engine.trading_engine")
+log = logging.getLogger("bot.engine")
 
 T = TypeVar("T")
 
