@@ -52,10 +52,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, settings: Any) -> int:
     import json
 
+    from bot.atomic import atomic_write_bytes
     from bot.cli.backtest import load_frame
     from bot.research.objective import FoldObjective, holdout_report, split_holdout
     from bot.research.optimizer import ParameterOptimizer
-    from bot.research.space import atomic_write_bytes, finite_only, load_space, save_best_params
+    from bot.research.space import finite_only, load_space, save_best_params
 
     logging.getLogger("bot").setLevel(logging.WARNING)
     space = load_space(args.space)

@@ -123,13 +123,13 @@ class Components:
 
 @dataclass(frozen=True)
 class GivenParts:
-    """What the caller handed the engine; whatever is missing is built from the settings."""
+    """The parts the caller handed the engine that `build_components` uses; whatever is missing
+    is built from the settings. (A given journal goes to `Journals`, a given pair manager stays
+    with the engine: they outlive one mode's parts.)"""
 
     strategy: Strategy | str | None = None     # a name ("dqn", "analyst", "sma") or an object; default STRATEGY
     market: MarketFeed | None = None
     exchange: Exchange | None = None
-    journal: EngineJournal | None = None       # used for every mode when given
-    pairs: PairManager | None = None
 
 
 class Journals:

@@ -85,7 +85,7 @@ class TradingEngine:
         self.settings = settings
         self.bus = bus or EventBus()
         self.clock = clock
-        self.given = GivenParts(strategy=strategy, market=market, exchange=exchange, journal=journal, pairs=pairs)
+        self.given = GivenParts(strategy=strategy, market=market, exchange=exchange)
         self.journals = Journals(settings, journal)
         self.state = EngineState(training=bool(settings.TRAINING_ENABLED))
         self.force_replay = force_replay
