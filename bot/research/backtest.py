@@ -18,7 +18,8 @@ SLIPPAGE_BPS; each fill pays FEE_RATE x its notional. Stops are watched from the
 on: a long's stop-loss fills when the low touches it (at the open if the candle gaps through
 it), a take-profit when the high touches it; a stop and a take-profit in one candle count as the
 stop (the pessimistic reading of a candle we cannot see inside). Stop fills slip like any
-market order. Open positions are closed at the last close ("end-of-data") so every P&L is final.
+market order. No decision is taken on the last candle (an entry there would pay two fees for
+nothing); what is still open is closed at the last close ("end-of-data") so every P&L is final.
 """
 
 from __future__ import annotations
@@ -80,6 +81,8 @@ def engine_backtest(settings: Any, strategy: Any, frame: pd.DataFrame, *, symbol
         candle = Candle(symbol, str(interval), int(idx[i]), o, h, lo, c, v, t)
         if i == start and start > 0:
             engine.resume()
+        if i == n - 1:
+            engine.pause()   # no decision on the last candle: what is open closes at end of data below
         engine.process_candle(candle)
         if i < start:
             continue

@@ -36,6 +36,7 @@ class DQNPolicy:
         self._to_target = action_to_target
         self._short = SHORT_ACTION
         self.allow_short = bool(getattr(settings, "allows_short", True))
+        self.min_hold = int(self.agent.config.min_hold)   # DQNStrategy.decide keeps a position this long
         window = settings.STATE_WINDOW
         self.first = F.warmup_length(window, settings)           # first candle with a complete state
         self.market = np.nan_to_num(F.market_features(frame, window=window, settings=settings))
@@ -50,6 +51,8 @@ class DQNPolicy:
             return 0          # the engine cannot build a state yet either
         if position == 0:
             return self.flat_targets[i]
+        if held < self.min_hold:
+            return position
         s = self._F.state_vector(self.market[i], position, upnl_pct, held)
         q = self.agent.q_values(s)
         if not self.allow_short and len(q) > self._short:

@@ -209,7 +209,9 @@ def fast_backtest(frame: pd.DataFrame, targets: np.ndarray | None, costs: CostMo
                 close_out(hit[0], hit[1], close_ms[i])
         if risk is not None:
             risk.check(base + size * cl[i], close_ms[i])
-        if tgl is not None:
+        if i == n - 1:
+            want = pos        # no decision on the last candle: what is open closes at end of data below
+        elif tgl is not None:
             want = tgl[i][pos % 3]
         elif pos:
             want = policy(i, pos, pos * (cl[i] / entry - 1.0) * 100.0, i - entry_i)  # type: ignore[misc]

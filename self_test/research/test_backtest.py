@@ -34,7 +34,7 @@ def hand_trades(frame: pd.DataFrame, fast: int, slow: int, fee: float, slip: flo
     """The textbook crossover, by hand: (side, entry, exit, qty, pnl) per round trip."""
     c = frame["close"].tolist()
     events = []
-    for i in range(slow, len(c)):
+    for i in range(slow, len(c) - 1):    # no decision on the last candle
         f0, s0 = sum(c[i - fast:i]) / fast, sum(c[i - slow:i]) / slow
         f1, s1 = sum(c[i - fast + 1:i + 1]) / fast, sum(c[i - slow + 1:i + 1]) / slow
         if f0 < s0 and f1 > s1:
