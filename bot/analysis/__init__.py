@@ -23,14 +23,14 @@ if TYPE_CHECKING:
         max_drawdown,
         performance,
         periods_per_year,
-        returns_of,
+        log_returns,
         sharpe,
         trade_stats,
     )
 
 __all__ = [
     "indicators", "compute_all", "adx", "features", "regime", "regime_codes", "support_resistance",
-    "warmup_length", "FeatureStream", "wilder_trend_step", "performance", "returns_of", "sharpe",
+    "warmup_length", "FeatureStream", "wilder_trend_step", "performance", "log_returns", "sharpe",
     "deflated_sharpe", "max_drawdown", "periods_per_year", "trade_stats",
 ]
 
@@ -40,7 +40,7 @@ _EXPORTS = {
     "features": "features", "regime": "features", "regime_codes": "features",
     "support_resistance": "features", "warmup_length": "features",
     "FeatureStream": "feature_stream", "wilder_trend_step": "feature_stream",
-    "performance": "metrics", "returns_of": "metrics", "sharpe": "metrics",
+    "performance": "metrics", "log_returns": "metrics", "sharpe": "metrics",
     "deflated_sharpe": "metrics", "max_drawdown": "metrics", "periods_per_year": "metrics",
     "trade_stats": "metrics",
 }

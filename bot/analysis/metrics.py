@@ -1,8 +1,19 @@
-"""Performance metrics shared by training evaluation, the backtester and the promotion gate.
+"""Performance metrics shared by training evaluation, the backtester, the optimiser and the
+promotion gate: each is defined here once.
 
-Conventions: crypto trades every day, so a year is 365 days; returns are simple per-candle
-returns of an equity curve; Sharpe and Sortino use a zero risk-free rate and are annualised by
-sqrt(periods per year). Drawdowns are fractions of the running peak (0.1 = 10 %).
+Definitions:
+- **returns** are log returns of the equity curve, ln(e[t] / e[t-1]): they add up over time, so a
+  curve that ends where it started has a mean return of exactly 0 and a loss is never turned into
+  a positive Sharpe by volatility drag (simple returns would: +10 % then -10 % averages +0 %
+  while the money is down 1 %).
+- **Sharpe** = mean / standard deviation (ddof 1) of the log returns x sqrt(periods per year),
+  risk-free rate 0. **Sortino** = mean / downside deviation (root mean square of the negative
+  log returns, target 0) x sqrt(periods per year).
+- **periods per year** come from the data's calendar: a market that trades every day (crypto)
+  has 365 days a year, so 8,760 hourly candles; a market with an exchange calendar (no candles on
+  weekends: stocks) has 252 trading days, times its candles per trading day. Without candle
+  times, the Bybit interval says it (365-day calendar).
+- **drawdowns** are fractions of the running peak (0.1 = 10 %); **return** is end / start - 1.
 """
 
 from __future__ import annotations
@@ -17,40 +28,79 @@ from scipy.stats import kurtosis, norm, skew
 from bot.types import interval_ms
 
 __all__ = [
-    "periods_per_year", "returns_of", "sharpe", "sortino", "max_drawdown", "calmar", "trade_stats",
-    "expected_max_sharpe", "deflated_sharpe", "Performance", "performance", "DAYS_PER_YEAR",
+    "periods_per_year", "log_returns", "total_return_pct", "sharpe", "sortino", "max_drawdown", "calmar",
+    "trade_stats", "expected_max_sharpe", "deflated_sharpe", "Performance", "performance", "DAYS_PER_YEAR",
+    "TRADING_DAYS_PER_YEAR", "has_exchange_calendar",
 ]
 
-DAYS_PER_YEAR = 365
+DAYS_PER_YEAR = 365           # a market open every day (crypto)
+TRADING_DAYS_PER_YEAR = 252   # a market with an exchange calendar (stocks: weekdays less holidays)
+_DAY_MS = 86_400_000
+_YEAR_MS = DAYS_PER_YEAR * _DAY_MS
 
 
-def periods_per_year(interval: str) -> float:
-    """Candles per 365-day year for a Bybit interval."""
-    return DAYS_PER_YEAR * 86_400_000 / interval_ms(interval)
+def has_exchange_calendar(times_ms: Sequence[int] | np.ndarray) -> bool:
+    """True when candles over at least three weeks never fall on a Saturday or Sunday (UTC):
+    the data follow an exchange's trading days, not a market open every day."""
+    t = np.asarray(times_ms, dtype=np.int64)
+    if len(t) < 10 or t[-1] - t[0] < 21 * _DAY_MS:
+        return False
+    weekday = (t // _DAY_MS + 3) % 7          # 1970-01-01 was a Thursday: 0 = Monday
+    return not bool(np.any(weekday >= 5))
 
 
-def returns_of(equity: Sequence[float] | np.ndarray) -> np.ndarray:
-    """Simple returns of an equity curve (length n-1)."""
+def periods_per_year(interval: str | None = None, times_ms: Sequence[int] | np.ndarray | None = None) -> float:
+    """Return periods per year of a curve with one point per candle (see the module docstring).
+
+    `interval`: the Bybit interval of the candles; `times_ms`: their open times, to read the
+    calendar from the data. With times and no interval (a curve sampled irregularly, like the
+    paper record of a 24/7 market), the samples' own density over their span."""
+    t = None if times_ms is None else np.asarray(times_ms, dtype=np.int64)
+    if interval is None:
+        if t is None or len(t) < 2 or t[-1] <= t[0]:
+            raise ValueError("periods_per_year needs an interval or at least two distinct times")
+        return (len(t) - 1) * _YEAR_MS / float(t[-1] - t[0])
+    per_day = _DAY_MS / interval_ms(interval)
+    if t is not None and has_exchange_calendar(t):
+        per_day = min(max(per_day, 1.0), len(t) / len(np.unique(t // _DAY_MS)))   # a session is < 24 h
+        return TRADING_DAYS_PER_YEAR * per_day
+    return DAYS_PER_YEAR * per_day
+
+
+def log_returns(equity: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Log returns of an equity curve, ln(e[t] / e[t-1]) (length n-1). A curve that touches 0 or
+    below has lost everything: the return into it is -inf, which the ratios below report as such."""
     e = np.asarray(equity, dtype=np.float64)
     if len(e) < 2:
         return np.zeros(0)
-    return e[1:] / e[:-1] - 1.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.log(e[1:] / e[:-1])
+    return np.where(np.isnan(r), -np.inf, r)
+
+
+def total_return_pct(returns: np.ndarray) -> float:
+    """The growth, in %, of a chain of log returns: (exp(sum) - 1) x 100."""
+    return float(np.expm1(np.sum(np.asarray(returns, dtype=np.float64))) * 100.0)
 
 
 def sharpe(returns: np.ndarray, ppy: float) -> float:
-    """Annualised Sharpe ratio (risk-free 0); 0 when there is no variation."""
+    """Annualised Sharpe ratio of log returns (risk-free 0); 0 when there is no variation."""
     r = np.asarray(returns, dtype=np.float64)
     if len(r) < 2:
         return 0.0
+    if not np.all(np.isfinite(r)):
+        return float("-inf")       # the account was wiped out
     sd = r.std(ddof=1)
     return float(r.mean() / sd * math.sqrt(ppy)) if sd > 1e-15 else 0.0
 
 
 def sortino(returns: np.ndarray, ppy: float) -> float:
-    """Annualised Sortino ratio: mean over downside deviation (target 0)."""
+    """Annualised Sortino ratio of log returns: mean over downside deviation (target 0)."""
     r = np.asarray(returns, dtype=np.float64)
     if len(r) < 2:
         return 0.0
+    if not np.all(np.isfinite(r)):
+        return float("-inf")
     dd = math.sqrt(float(np.mean(np.minimum(r, 0.0) ** 2)))
     if dd <= 1e-15:
         return float("inf") if r.mean() > 0 else 0.0
@@ -132,7 +182,7 @@ def deflated_sharpe(returns: np.ndarray, n_trials: int, sharpe_variance: float |
     ratios, the variance of a Sharpe estimate under the null (1 / (T - 1)) is used."""
     r = np.asarray(returns, dtype=np.float64)
     t = len(r)
-    if t < 3:
+    if t < 3 or not np.all(np.isfinite(r)):
         return 0.0
     sd = r.std(ddof=1)
     if sd <= 1e-15:
@@ -174,12 +224,13 @@ class Performance:
 
 
 def performance(equity: Sequence[float] | np.ndarray, trade_pnls: Sequence[float] | np.ndarray, *,
-                interval: str, fees: float = 0.0, exposure: Sequence[bool] | np.ndarray | None = None
-                ) -> Performance:
-    """Everything a report needs from an equity curve (one point per candle) and trade P&Ls."""
+                interval: str, fees: float = 0.0, exposure: Sequence[bool] | np.ndarray | None = None,
+                times_ms: Sequence[int] | np.ndarray | None = None) -> Performance:
+    """Everything a report needs from an equity curve (one point per candle) and trade P&Ls.
+    `times_ms`: the candles' open times, so the calendar of the data sets the periods per year."""
     e = np.asarray(equity, dtype=np.float64)
-    ppy = periods_per_year(interval)
-    r = returns_of(e)
+    ppy = periods_per_year(interval, times_ms)
+    r = log_returns(e)
     dd = max_drawdown(e)
     ts = trade_stats(trade_pnls)
     start, end = (float(e[0]), float(e[-1])) if len(e) else (0.0, 0.0)

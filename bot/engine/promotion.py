@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import pandas as pd
 
-from bot.analysis.metrics import max_drawdown, returns_of, sharpe, trade_stats
+from bot.analysis.metrics import log_returns, max_drawdown, periods_per_year, sharpe, trade_stats
 from bot.engine.snapshot import CriterionProgress
 from bot.errors import BotError
 from bot.events import EventBus, EventKind
@@ -43,7 +43,6 @@ class RecordJournal(Protocol):
     def equity_history(self, mode: Mode) -> list[tuple[int, float, float]]: ...
 
 DAY_MS = 86_400_000
-YEAR_MS = 365 * DAY_MS
 
 
 @dataclass(frozen=True)
@@ -70,13 +69,9 @@ class PaperRecord:
 def _sharpe_of(times_ms: np.ndarray, values: np.ndarray) -> float:
     """Annualised Sharpe of a curve sampled at (possibly irregular) times: periods per year from
     the curve's own density, so a curve sampled per candle or per minute is treated alike."""
-    if len(values) < 3:
+    if len(values) < 3 or times_ms[-1] <= times_ms[0]:
         return 0.0
-    span = float(times_ms[-1] - times_ms[0])
-    if span <= 0:
-        return 0.0
-    ppy = (len(values) - 1) * YEAR_MS / span
-    return sharpe(returns_of(values), ppy)
+    return sharpe(log_returns(values), periods_per_year(times_ms=times_ms))
 
 
 def buy_and_hold_curve(frames: dict[str, pd.DataFrame], times_ms: Sequence[int] | np.ndarray) -> np.ndarray | None:

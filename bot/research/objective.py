@@ -22,7 +22,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bot.analysis.metrics import deflated_sharpe, max_drawdown, periods_per_year, returns_of, sharpe
+from bot.analysis.metrics import (
+    deflated_sharpe,
+    log_returns,
+    max_drawdown,
+    periods_per_year,
+    sharpe,
+    total_return_pct,
+)
 from bot.research.backtest import run_backtest
 from bot.research.fast_path import (
     CostModel,
@@ -63,7 +70,7 @@ class FoldObjective:
         if risk:  # the bot's risk manager judges entries, as in paper and live (indicators precomputed once)
             from bot.research.risk_gate import RiskGate
             self._gate = RiskGate(settings, frame, symbol=symbol)
-        self.ppy = periods_per_year(self.interval)
+        self.ppy = periods_per_year(self.interval, np.asarray(frame.index, dtype=np.int64))
 
     def build(self, params: dict[str, Any]) -> Any:
         from bot.strategies import get_strategy
@@ -88,8 +95,8 @@ class FoldObjective:
 
     def __call__(self, params: dict[str, Any]) -> tuple[float, dict[str, Any]]:
         folds = self.fold_results(params)
-        sharpes = [sharpe(returns_of(r.equity), self.ppy) for r in folds]
-        rets = np.concatenate([returns_of(r.equity) for r in folds])
+        sharpes = [sharpe(log_returns(r.equity), self.ppy) for r in folds]
+        rets = np.concatenate([log_returns(r.equity) for r in folds])
         sd = rets.std(ddof=1) if len(rets) > 1 else 0.0
         growth = math.prod(r.equity[-1] / r.equity[0] for r in folds)
         info = {
@@ -136,7 +143,7 @@ def walk_forward_search(settings: Any, strategy: str, frame: pd.DataFrame,
     if splits < 1:
         raise ValueError(f"walk-forward splits must be >= 1, got {splits}")
     edges = np.linspace(0, len(frame), splits + 2).astype(int)
-    ppy = periods_per_year(interval)
+    ppy = periods_per_year(interval, np.asarray(frame.index, dtype=np.int64))
     rows, oos_returns, bh_returns = [], [], []
     for k in range(splits):
         train, test = frame.iloc[: edges[k + 1]], frame.iloc[edges[k + 1]: edges[k + 2]]
@@ -147,17 +154,17 @@ def walk_forward_search(settings: Any, strategy: str, frame: pd.DataFrame,
         res, costs = out_of_sample(settings, strategy, best.params, train, test, symbol=symbol, interval=interval,
                                    fixed=fixed)
         bh = buy_and_hold(res.close, costs)
-        oos_returns.append(returns_of(res.equity))
-        bh_returns.append(returns_of(bh))
+        oos_returns.append(log_returns(res.equity))
+        bh_returns.append(log_returns(bh))
         rows.append({"split": k + 1, "train_candles": len(train), "test_start_ms": int(res.open_ms[0]),
                      "test_candles": res.candles, "params": best.params, "search_score": best.score,
-                     "test_sharpe": sharpe(returns_of(res.equity), ppy),
+                     "test_sharpe": sharpe(log_returns(res.equity), ppy),
                      "test_return_pct": (res.equity[-1] / res.equity[0] - 1) * 100, "test_trades": len(res.trades),
                      "buy_hold_return_pct": (bh[-1] / bh[0] - 1) * 100})
     oos, ref = np.concatenate(oos_returns), np.concatenate(bh_returns)
     return {"splits": rows,
-            "oos": {"sharpe": sharpe(oos, ppy), "return_pct": float((np.prod(1 + oos) - 1) * 100),
-                    "buy_hold_sharpe": sharpe(ref, ppy), "buy_hold_return_pct": float((np.prod(1 + ref) - 1) * 100),
+            "oos": {"sharpe": sharpe(oos, ppy), "return_pct": total_return_pct(oos),
+                    "buy_hold_sharpe": sharpe(ref, ppy), "buy_hold_return_pct": total_return_pct(ref),
                     "trades": int(sum(r["test_trades"] for r in rows))}}
 
 
@@ -168,12 +175,12 @@ def holdout_report(settings: Any, strategy: str, params: dict[str, Any], search:
     """The winner on the search span (with its deflated Sharpe) and on the unseen holdout."""
     obj = FoldObjective(settings, strategy, search, folds=1, symbol=symbol, interval=interval, fixed=fixed)
     ins = obj.fold_results(params)[0]
-    ppy = periods_per_year(interval)
+    ppy = obj.ppy
     out: dict[str, Any] = {
-        "in_sample": {"sharpe": sharpe(returns_of(ins.equity), ppy),
+        "in_sample": {"sharpe": sharpe(log_returns(ins.equity), ppy),
                       "return_pct": (ins.equity[-1] / ins.equity[0] - 1) * 100, "trades": len(ins.trades)},
         "n_trials": n_trials,
-        "deflated_sharpe": deflated_sharpe(returns_of(ins.equity), n_trials, sharpe_variance),
+        "deflated_sharpe": deflated_sharpe(log_returns(ins.equity), n_trials, sharpe_variance),
     }
     if len(holdout) >= 2:
         res, costs = out_of_sample(settings, strategy, params, search, holdout, symbol=symbol, interval=interval,
@@ -181,8 +188,8 @@ def holdout_report(settings: Any, strategy: str, params: dict[str, Any], search:
         bh = buy_and_hold(res.close, costs)
         out["holdout"] = {
             "start_ms": int(res.open_ms[0]), "candles": res.candles,
-            "sharpe": sharpe(returns_of(res.equity), ppy), "return_pct": (res.equity[-1] / res.equity[0] - 1) * 100,
+            "sharpe": sharpe(log_returns(res.equity), ppy), "return_pct": (res.equity[-1] / res.equity[0] - 1) * 100,
             "trades": len(res.trades), "max_drawdown_pct": max_drawdown(res.equity).max_drawdown * 100,
-            "buy_hold_return_pct": (bh[-1] / bh[0] - 1) * 100, "buy_hold_sharpe": sharpe(returns_of(bh), ppy),
+            "buy_hold_return_pct": (bh[-1] / bh[0] - 1) * 100, "buy_hold_sharpe": sharpe(log_returns(bh), ppy),
         }
     return out

@@ -152,9 +152,9 @@ def build_report(result: BacktestResult, costs: CostModel, *, regimes: np.ndarra
     """
     eq = result.equity
     perf = performance(eq, [t.pnl for t in result.trades], interval=result.interval, fees=result.fees,
-                       exposure=result.position != 0)
+                       exposure=result.position != 0, times_ms=result.open_ms)
     bh = buy_and_hold(result.close, costs)
-    bh_perf = performance(bh, [], interval=result.interval)
+    bh_perf = performance(bh, [], interval=result.interval, times_ms=result.open_ms)
     dd = max_drawdown(eq)
     days_per_candle = interval_ms(result.interval) / 86_400_000
     metrics: dict[str, Any] = {

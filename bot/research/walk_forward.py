@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from bot.agent.environment import LONG_ACTION, MarketData, TradingEnv
-from bot.analysis.metrics import deflated_sharpe, performance, returns_of
+from bot.analysis.metrics import deflated_sharpe, performance, log_returns
 from bot.atomic import atomic_file, atomic_write_text
 
 __all__ = ["Fold", "Curve", "WalkForwardReport", "make_folds", "evaluate_window", "walk_forward", "greedy_return",
@@ -149,9 +149,9 @@ def _chain(curves: list[Curve]) -> Curve:
 def summarize(curve: Curve, *, interval: str, balance: float, n_trials: int) -> dict[str, float]:
     """The report row of one curve, money in the quote coin from `balance`."""
     p = performance(curve.equity * balance, np.asarray(curve.trade_pnls) * balance, interval=interval,
-                    fees=curve.fees * balance, exposure=curve.exposure)
+                    fees=curve.fees * balance, exposure=curve.exposure, times_ms=curve.time_ms)
     row = {k: v for k, v in p.as_dict().items() if k not in ("avg_win", "avg_loss", "calmar")}
-    row["deflated_sharpe"] = deflated_sharpe(returns_of(curve.equity), n_trials)
+    row["deflated_sharpe"] = deflated_sharpe(log_returns(curve.equity), n_trials)
     row["n_trials"] = n_trials
     return {k: (round(v, 6) if isinstance(v, float) and math.isfinite(v) else v) for k, v in row.items()}
 
