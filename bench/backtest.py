@@ -1,4 +1,14 @@
-"""Backtester speed against backtesting.py, on the real BTC hourly seed candles, in the same run.
+"""Backtester speed against vectorbt and backtesting.py, on the real BTC hourly seed candles, in the same run.
+
+vectorbt (the peer to beat beyond one series): the same SMA(10)/SMA(30) crossover, long and
+short, all-in (1 / (1 + fee) of equity per entry, what vectorbt's size=inf buys), 0.1 %
+commission, no slippage, filled at the signal candle's close, no decision on the last candle,
+at 1x, 4x and 16x the seed candles (the series tiled, each copy's timestamps shifted past the
+previous one's end). Both tools must make the same trades (side, entry and exit candle); the
+script fails otherwise. "warm": best of --repeat calls in one process after a first call;
+"cold": the first call in a fresh process (after imports: numba compiling or loading its
+cache, vectorbt's too). Timed: from the candles to the trade list (indicators, signals, the
+portfolio loop, the trade records).
 
 Reference strategy: SMA(10)/SMA(30) crossover, long and short, all-in (99.99 % of equity per
 position, commission included, as backtesting.py's buy() sizes it), 0.1 % commission per fill, no slippage, orders filled at the close of the signal
@@ -8,13 +18,14 @@ the script fails otherwise. Then it times the same SMA through the whole engine,
 agent's backtest on the fast and the engine path (untrained unless a checkpoint exists in
 historical_data/models: only the speed means something then).
 
-    .venv/bin/python bench/backtest.py [--repeat 3] [--dqn-candles 3000]
+    .venv/bin/python bench/backtest.py [--repeat 3] [--sizes 1,4,16] [--no-cold] [--dqn-candles 3000]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 
 os.environ.setdefault("TQDM_DISABLE", "1")  # backtesting.py's own progress bar would garble the table
 import sys
@@ -35,6 +46,111 @@ from config import load_settings  # noqa: E402
 
 CASH = 10_000.0
 COMMISSION = 0.001
+HOUR = 3_600_000
+
+
+def tile(frame: pd.DataFrame, times: int) -> pd.DataFrame:
+    """`times` copies of the candles, one after the other: each copy's open times shifted by the
+    whole span of the ones before it, so the index stays strictly increasing and hourly."""
+    span = int(frame.index[-1] - frame.index[0]) + HOUR
+    idx = np.asarray(frame.index, dtype=np.int64)
+    return pd.concat([frame.set_axis(idx + k * span, axis=0) for k in range(times)])
+
+
+def ours_vs_vectorbt(frame: pd.DataFrame, settings) -> list:
+    """Our fast path on vectorbt's terms (see the module docstring): its trade list."""
+    costs = CostModel(start_balance=CASH, fee_rate=COMMISSION, slippage_bps=0.0, size_pct=1 / (1 + COMMISSION),
+                      min_notional=0.0)
+    return list(run_fast(SMACrossStrategy(settings, fast=10, slow=30), frame, costs).trades)
+
+
+def vectorbt_sma(frame: pd.DataFrame):
+    """The same strategy in vectorbt: its trade records (a numpy record array)."""
+    import vectorbt as vbt
+
+    close = pd.Series(frame["close"].to_numpy(), index=pd.to_datetime(frame.index, unit="ms"))
+    fast = vbt.MA.run(close, 10, short_name="fast")
+    slow = vbt.MA.run(close, 30, short_name="slow")
+    up = fast.ma_crossed_above(slow).to_numpy().copy()
+    down = fast.ma_crossed_below(slow).to_numpy().copy()
+    up[-1] = down[-1] = False          # no decision on the last candle, as ours
+    pf = vbt.Portfolio.from_signals(close, entries=up, short_entries=down, fees=COMMISSION, init_cash=CASH,
+                                    size=np.inf, freq="1h")
+    return pf.trades.records_arr
+
+
+def trade_keys(trades: list, records, open_ms: np.ndarray) -> tuple[list, list]:
+    """(direction, entry close ms, exit close ms) of both tools' trades (vectorbt indexes candles
+    by position; ours stamps a fill at the candle's close)."""
+    a = [(1 if t.side.value == "long" else -1, t.entry_ms, t.exit_ms) for t in trades]
+    b = [(1 if d == 0 else -1, int(open_ms[i]) + HOUR, int(open_ms[j]) + HOUR)
+         for d, i, j in zip(records["direction"].tolist(), records["entry_idx"].tolist(),
+                            records["exit_idx"].tolist(), strict=True)]
+    return a, b
+
+
+def cold_run(tool: str, times: int) -> None:
+    """One first call in this fresh process; prints its seconds."""
+    settings = load_settings(None, environ={})
+    frame = tile(load_seed("BTCUSDT", "60"), times)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if tool == "vectorbt":
+            import vectorbt  # noqa: F401  (the import is not what we time)
+        t0 = time.perf_counter()
+        ours_vs_vectorbt(frame, settings) if tool == "ours" else vectorbt_sma(frame)
+        print(time.perf_counter() - t0)
+
+
+def cold(tool: str, times: int) -> float:
+    out = subprocess.run([sys.executable, __file__, "--cold-run", tool, "--sizes", str(times)], check=True,
+                         capture_output=True, text=True).stdout
+    return float(out.strip().splitlines()[-1])
+
+
+def vectorbt_table(settings, sizes: list[int], repeat: int, with_cold: bool) -> bool:
+    """Prints ours vs vectorbt at each size; False when the trades differ."""
+    try:
+        import vectorbt  # noqa: F401
+    except ImportError:
+        print("vectorbt is not installed (pip install -r requirements-bench.txt): comparison skipped")
+        return True
+    seed = load_seed("BTCUSDT", "60")
+    print(f"ours vs vectorbt {vectorbt.__version__}, SMA(10)/SMA(30), candles/s (higher is better); "
+          f"ratio = ours / vectorbt (target >= 1)")
+    print(f"{'size':>5}{'candles':>9}{'trades':>8}{'same':>6}{'warm ours':>12}{'vectorbt':>11}{'ratio':>7}"
+          + (f"{'cold ours':>12}{'vectorbt':>11}{'ratio':>7}" if with_cold else ""))
+    ok = True
+    per_candle: dict[int, tuple[float, float]] = {}
+    for k in sizes:
+        frame = tile(seed, k)
+        n = len(frame)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            mine, theirs = ours_vs_vectorbt(frame, settings), vectorbt_sma(frame)   # first calls: compile, caches
+            a, b = trade_keys(mine, theirs, np.asarray(frame.index, dtype=np.int64))
+            same = a == b
+            ok &= same
+            t_ours = min(_timed(lambda f=frame: ours_vs_vectorbt(f, settings)) for _ in range(repeat))
+            t_peer = min(_timed(lambda f=frame: vectorbt_sma(f)) for _ in range(repeat))
+        line = (f"{k:>4}x{n:>9,}{len(a):>8}{'yes' if same else 'NO':>6}{n / t_ours:>12,.0f}{n / t_peer:>11,.0f}"
+                f"{t_peer / t_ours:>7.2f}")
+        if with_cold:
+            c_ours, c_peer = cold("ours", k), cold("vectorbt", k)
+            line += f"{n / c_ours:>12,.0f}{n / c_peer:>11,.0f}{c_peer / c_ours:>7.2f}"
+        print(line, flush=True)
+        per_candle[k] = (t_ours / n, t_peer / n)
+    if len(per_candle) > 1:
+        lo, hi = min(per_candle), max(per_candle)
+        print(f"time per candle at {hi}x / at {lo}x (warm): ours {per_candle[hi][0] / per_candle[lo][0]:.2f}, "
+              f"vectorbt {per_candle[hi][1] / per_candle[lo][1]:.2f} (target for ours <= 1.2)")
+    return ok
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
 
 
 def ours(frame: pd.DataFrame, settings) -> tuple[float, int, float]:
@@ -141,13 +257,22 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=3, help="timed runs of each tool; the best counts (default 3)")
     ap.add_argument("--dqn-candles", type=int, default=3000, help="candles for the engine-path timings (default 3000)")
+    ap.add_argument("--sizes", default="1,4,16", help="vectorbt comparison: multiples of the seed candles (default 1,4,16)")
+    ap.add_argument("--no-cold", action="store_true", help="skip the cold (fresh process) timings")
+    ap.add_argument("--cold-run", choices=("ours", "vectorbt"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    sizes = [int(x) for x in args.sizes.split(",")]
+    if args.cold_run:
+        cold_run(args.cold_run, sizes[0])
+        return 0
     settings = load_settings(None, environ={}, SIMULATION_ORDER_DELAY=0.0)
     frame = load_seed("BTCUSDT", "60")
     n = len(frame)
     print(f"data: {n} real BTC hourly candles (Coinbase BTC-USD) "
           f"{pd.Timestamp(frame.index[0], unit='ms')} .. {pd.Timestamp(frame.index[-1], unit='ms')}")
-    print(f"machine: {os.cpu_count()} CPU(s); command: .venv/bin/python bench/backtest.py --repeat {args.repeat}")
+    print(f"machine: {os.cpu_count()} CPU(s); command: .venv/bin/python bench/backtest.py --repeat {args.repeat} "
+          f"--sizes {args.sizes}" + (" --no-cold" if args.no_cold else ""))
+    same_as_vectorbt = vectorbt_table(settings, sizes, args.repeat, not args.no_cold)
     # backtesting.py's last candle only calls next(); finalize_trades then closes at the close of
     # the candle before it. Ours closes at the last close, so it gets the frame without that
     # final candle: both then end on the same price.
@@ -166,7 +291,7 @@ def main() -> int:
     print(engine_speed(frame, settings, args.dqn_candles))
     for line in dqn_speed(frame, settings, args.dqn_candles):
         print(line)
-    return 0 if agree_trades and agree_ret else 1
+    return 0 if agree_trades and agree_ret and same_as_vectorbt else 1
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ first-order recursions over long numpy arrays, without a Python loop over candle
 Why these exist: a numpy pass costs ~0.2 ms per million values but a fresh 8 MB temporary
 costs ~1 ms in page faults, and `lfilter`'s serial loop ~4 ms. The kernels keep passes to
 about log2(window), reuse their outputs as work space, and run recursions as small matrix
-products per block of 16 values chained by a short lfilter over the blocks.
+products per block of 16 values chained by a short first-order recursion over the blocks.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
-from scipy.signal import lfilter
 
 __all__ = ["window_sums", "window_extreme", "rolling_var", "weighted_window_sums", "recursive"]
 
@@ -188,6 +187,28 @@ def weighted_window_sums(x: np.ndarray, n: int, out: np.ndarray) -> np.ndarray:
 _BLOCK = 16
 _CHUNK = 1024  # blocks per matrix product: m*n*k = 262144 is OpenBLAS's single-thread limit,
 # and its worker threads, once woken, stall for milliseconds on a loaded machine
+_SHORT_CHAIN = 4096  # a chain this long or shorter runs in Python: importing scipy.signal costs ~0.5 s
+
+
+def _chain(x: np.ndarray, a: float, b: float, zi: np.ndarray) -> np.ndarray:
+    """y[t] = a*y[t-1] + b*x[t] along the last axis of 2-D `x`, y[-1] given as `zi` = a*y[-1]
+    per row: `lfilter([b], [1, -a], x, axis=1, zi=zi)[0]`, bit for bit (its loop computes
+    y = z + b*x, then z = a*y). Short chains (the block ends of a few thousand candles, a tail
+    under one block) run in Python so a command that never filters a long series does not import
+    scipy.signal; long ones take lfilter."""
+    if x.shape[-1] > _SHORT_CHAIN:
+        from scipy.signal import lfilter
+        return np.asarray(lfilter([b], [1.0, -a], x, axis=-1, zi=np.reshape(zi, (len(x), 1)))[0])
+    out = np.empty(x.shape)
+    for r, (row, z) in enumerate(zip(x.tolist(), np.asarray(zi, dtype=np.float64).reshape(-1).tolist(),
+                                     strict=True)):
+        ys = []
+        for v in row:
+            y = z + b * v
+            ys.append(y)
+            z = a * y
+        out[r] = ys
+    return out
 
 
 @functools.lru_cache(maxsize=64)
@@ -205,8 +226,8 @@ def recursive(x: np.ndarray, seed: Any, a: float, b: float,
 
     `x` may be 2-D (several series with the same a, b; `seed` one per row); `out` may be `x`
     itself. Long inputs run block-wise: each block of 16 is one row of a matrix product from a
-    zero start, the block ends are chained by one short lfilter over the blocks, and each block
-    then adds its carried-in state times a**(i+1). Same numbers as lfilter (1e-15 relative),
+    zero start, the block ends are chained by one first-order recursion over the blocks
+    (`_chain`), and each block then adds its carried-in state times a**(i+1). Same numbers as lfilter (1e-15 relative),
     faster than its strictly serial loop. Non-finite inputs take lfilter, which keeps NaN causal.
     """
     x2 = x.reshape(-1, x.shape[-1])
@@ -226,11 +247,10 @@ def recursive(x: np.ndarray, seed: Any, a: float, b: float,
             carry = np.empty(nb)
             carry[0] = seeds[r]
             if nb > 1:
-                carry[1:] = lfilter([1.0], [1.0, -a_block], yb[:-1, -1],
-                                    zi=[a_block * seeds[r]])[0]
+                carry[1:] = _chain(yb[None, :-1, -1], a_block, 1.0, np.array([a_block * seeds[r]]))[0]
             for i in range(0, nb, 4 * _CHUNK):
                 yb[i:i + 4 * _CHUNK] += carry[i:i + 4 * _CHUNK, None] * powers
     y[:, 0] = seeds
     if k + 1 < N:
-        y[:, k + 1:] = lfilter([b], [1.0, -a], x2[:, k + 1:], axis=1, zi=a * y[:, k:k + 1])[0]
+        y[:, k + 1:] = _chain(x2[:, k + 1:], a, b, a * y[:, k:k + 1])
     return y.reshape(x.shape)

@@ -20,7 +20,17 @@ import numpy as np
 import pandas as pd
 
 from bot.exchange.base import order_qty, round_to_tick
-from bot.exchange.ledger import apply_fill, exit_line, fee_of, round_trip, stop_exit, taker_price
+from bot.exchange.ledger import (
+    STOP_LOSS,
+    TAKE_PROFIT,
+    apply_fill,
+    exit_line,
+    fee_of,
+    round_trip,
+    stop_exit,
+    taker_price,
+)
+from bot.research.fast_kernel import REASONS
 from bot.strategies.base import BatchSignals
 from bot.types import ClosedTrade, interval_ms
 
@@ -124,6 +134,9 @@ def strategy_has_fast_path(strategy: Any) -> bool:
     return isinstance(strategy, BatchSignals)
 
 
+_REASON_CODE = {STOP_LOSS: 1, TAKE_PROFIT: 2}
+
+
 def _tick(price: float, tick: float) -> float:
     return round_to_tick(price, tick) if tick > 0 else price
 
@@ -132,8 +145,8 @@ def fast_backtest(frame: pd.DataFrame, targets: np.ndarray | None, costs: CostMo
                   stop_dist: np.ndarray | None = None, tp_dist: np.ndarray | None = None,
                   symbol: str = "BTCUSDT", interval: str = "60", strategy: str = "",
                   params: dict[str, Any] | None = None, start: int = 0, end: int | None = None,
-                  risk: Any = None, policy: Callable[[int, int, float, int], int] | None = None
-                  ) -> BacktestResult:
+                  risk: Any = None, policy: Callable[[int, int, float, int], int] | None = None,
+                  use_kernel: bool = True) -> BacktestResult:
     """The lean sequential loop over precomputed targets (see the module docstring for the rules).
 
     `targets`: (n, 3) int array, row i = target when candle i closes for each position state
@@ -146,6 +159,9 @@ def fast_backtest(frame: pd.DataFrame, targets: np.ndarray | None, costs: CostMo
     stops only from the strategy.
     `policy(i, position, upnl_pct, held_candles) -> target`: instead of `targets`, for strategies
     whose decision depends on the open position's P&L and age (the DQN agent, bot/research/backtest_dqn.py).
+    With targets, no `risk`, no quantity step and no price tick, the loop is compiled
+    (`bot.research.fast_kernel`, same results to the last bit); `use_kernel=False` forces the
+    Python loop (the tests compare the two).
     """
     t0 = time.perf_counter()
     o = frame["open"].to_numpy(dtype=np.float64)
@@ -153,18 +169,50 @@ def fast_backtest(frame: pd.DataFrame, targets: np.ndarray | None, costs: CostMo
     lo = frame["low"].to_numpy(dtype=np.float64)
     c = frame["close"].to_numpy(dtype=np.float64)
     t_open = np.asarray(frame.index, dtype=np.int64)
-    step_ms = interval_ms(interval)
     if targets is None:
         if policy is None:
             raise ValueError("fast_backtest needs targets or a policy")
-        tgl = None
+        tg = None
     else:
         tg = np.asarray(targets)
         if tg.ndim == 1:
             tg = np.repeat(tg[:, None], 3, axis=1)
         if tg.shape != (len(c), 3):
             raise ValueError(f"targets must have shape ({len(c)}, 3) or ({len(c)},), got {tg.shape}")
-        tgl = tg.tolist()  # Python ints: indexing a list is much cheaper than a numpy array in a loop
+    n = len(c) if end is None else min(int(end), len(c))
+    if not 0 <= start < n:
+        raise ValueError(f"backtest window [{start}, {n}) is empty (frame has {len(c)} candles)")
+    close_ms = t_open + interval_ms(interval)   # each candle's close: when its decisions and fills happen
+    fn = None
+    if tg is not None and risk is None and costs.qty_step <= 0 and costs.tick_size <= 0 and use_kernel:
+        from bot.research.fast_kernel import kernel
+        fn = kernel()
+    if fn is not None:
+        from bot.research.fast_kernel import run_kernel
+        money = (costs.start_balance, costs.fee_rate, costs.slippage_bps / 1e4, costs.size_pct, costs.min_notional,
+                 costs.max_risk_per_trade, costs.min_qty, costs.min_order_value)
+        equity, held, t_i, t_f, fees = run_kernel(fn, o, h, lo, c, close_ms, tg, stop_dist, tp_dist,  # type: ignore[arg-type]
+                                                  start, n, money)
+    else:
+        equity, held, t_i, t_f, fees = _python_loop(o, h, lo, c, close_ms.tolist(), tg, stop_dist, tp_dist, start,
+                                                    n, costs, risk, policy)
+    trades = tuple(round_trip(symbol, d, q, e, x, e_ms, x_ms, g, f, REASONS[r], "BACKTEST")
+                   for (d, e_ms, x_ms, r), (q, e, x, g, f) in zip(t_i.tolist(), t_f.tolist(), strict=True))
+    return BacktestResult(symbol, str(interval), strategy, t_open[start:n], c[start:n], equity, held, trades,
+                          fees, costs.start_balance, "fast", time.perf_counter() - t0, dict(params or {}))
+
+
+def _python_loop(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, close_ms: list[int],
+                 tg: np.ndarray | None, stop_dist: np.ndarray | None, tp_dist: np.ndarray | None, start: int,
+                 n: int, costs: CostModel, risk: Any, policy: Callable[[int, int, float, int], int] | None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+    """`fast_backtest`'s loop in Python, for what the compiled kernel cannot do (a risk gate, a
+    policy, instrument rounding). Same outputs as `fast_kernel.run_kernel`; per-candle values go
+    into preallocated arrays and each trade into a row of two arrays (no object per trade)."""
+    # Python numbers: indexing a list is much cheaper than a numpy array in a loop. Targets are
+    # one flat list (row i at 3i), not a list per row: n small lists would be n objects for the
+    # garbage collector to walk on every full collection.
+    tgl = tg.astype(np.int64).ravel().tolist() if tg is not None else None
     sl_l = stop_dist.tolist() if stop_dist is not None else None
     tp_l = tp_dist.tolist() if tp_dist is not None else None
     ol, hl, ll, cl = o.tolist(), h.tolist(), lo.tolist(), c.tolist()
@@ -172,14 +220,12 @@ def fast_backtest(frame: pd.DataFrame, targets: np.ndarray | None, costs: CostMo
     fee_rate = costs.fee_rate
     tick = costs.tick_size
     min_qty, min_value = costs.min_qty, costs.min_order_value
-
-    n = len(c) if end is None else min(int(end), len(c))
-    if not 0 <= start < n:
-        raise ValueError(f"backtest window [{start}, {n}) is empty (frame has {len(c)} candles)")
-    close_ms = (t_open[:n] + step_ms).tolist()   # each candle's close: when its decisions and fills happen
-    equity: list[float] = []
-    held: list[int] = []
-    trades: list[ClosedTrade] = []
+    m = n - start
+    equity = np.empty(m, dtype=np.float64)
+    held = np.empty(m, dtype=np.int8)
+    t_i = np.empty((m + 1, 4), dtype=np.int64)     # direction, entry ms, exit ms, reason code
+    t_f = np.empty((m + 1, 5), dtype=np.float64)   # qty, entry, exit, realised before fees, fees
+    k = 0
     cash = costs.start_balance      # wallet balance: realised P&L and fees included
     pos = 0                         # +1 long, -1 short, 0 flat
     size = entry = 0.0              # the position, signed, and its entry price (bot.exchange.ledger)
@@ -190,29 +236,30 @@ def fast_backtest(frame: pd.DataFrame, targets: np.ndarray | None, costs: CostMo
     entry_fee = 0.0
     fees = 0.0
 
-    def close_out(price: float, reason: str, at_ms: int) -> None:
+    def close_out(price: float, reason: int, at_ms: int) -> None:
         """A fill of the whole position at `price` (bot.exchange.ledger's arithmetic)."""
-        nonlocal cash, pos, size, entry, fees, base
+        nonlocal cash, pos, size, entry, fees, base, k
         qty = abs(size)
         fee = fee_of(qty, price, fee_rate)
         gained = apply_fill(size, entry, -size, price)[3]
         cash += gained - fee
         fees += fee
-        trades.append(round_trip(symbol, pos, qty, entry, price, entry_ms, at_ms, gained, entry_fee + fee, reason,
-                                 "BACKTEST"))
+        t_i[k] = (pos, entry_ms, at_ms, reason)
+        t_f[k] = (qty, entry, price, gained, entry_fee + fee)
+        k += 1
         pos, size, entry, base = 0, 0.0, 0.0, cash
 
     for i in range(start, n):
         if pos != 0 and (sl == sl or tp == tp):
             hit = stop_exit(pos, ol[i], hl[i], ll[i], sl, tp)   # the paper exchange's rule; no slippage
             if hit is not None:
-                close_out(hit[0], hit[1], close_ms[i])
+                close_out(hit[0], _REASON_CODE[hit[1]], close_ms[i])
         if risk is not None:
             risk.check(base + size * cl[i], close_ms[i])
         if i == n - 1:
             want = pos        # no decision on the last candle: what is open closes at end of data below
         elif tgl is not None:
-            want = tgl[i][pos % 3]
+            want = tgl[3 * i + pos % 3]
         elif pos:
             want = policy(i, pos, pos * (cl[i] / entry - 1.0) * 100.0, i - entry_i)  # type: ignore[misc]
         else:
@@ -223,7 +270,7 @@ def fast_backtest(frame: pd.DataFrame, targets: np.ndarray | None, costs: CostMo
             px = cl[i]
             at = close_ms[i]
             if pos != 0:
-                close_out(_tick(taker_price(px, -pos, slip), tick), "signal", at)
+                close_out(_tick(taker_price(px, -pos, slip), tick), 0, at)
             if want != 0:
                 d = sl_l[i] if sl_l is not None else math.nan
                 want_sl = px - want * d if d == d else None
@@ -244,15 +291,13 @@ def fast_backtest(frame: pd.DataFrame, targets: np.ndarray | None, costs: CostMo
                     base = exit_line(cash, size, entry, fee_rate)[0]
                     sl = _tick(verdict[1], tick) if verdict[1] else math.nan
                     tp = _tick(verdict[2], tick) if verdict[2] else math.nan
-        equity.append(base + size * cl[i])
-        held.append(pos)
+        equity[i - start] = base + size * cl[i]
+        held[i - start] = pos
     if pos != 0:
         last = cl[n - 1]
-        close_out(_tick(taker_price(last, -pos, slip), tick), "end-of-data", close_ms[n - 1])
+        close_out(_tick(taker_price(last, -pos, slip), tick), 3, close_ms[n - 1])
         equity[-1] = cash
-    return BacktestResult(symbol, str(interval), strategy, t_open[start:n], c[start:n], np.array(equity),
-                          np.array(held, dtype=np.int8), tuple(trades),
-                          fees, costs.start_balance, "fast", time.perf_counter() - t0, dict(params or {}))
+    return equity, held, t_i[:k], t_f[:k], fees
 
 
 def run_fast(strategy: Any, frame: pd.DataFrame, costs: CostModel, *, symbol: str = "BTCUSDT",
