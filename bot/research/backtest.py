@@ -37,6 +37,7 @@ from bot.research.fast_path import (
     BacktestResult,
     costs_for,
     params_of,
+    rules_for,
     run_fast,
     strategy_has_fast_path,
 )
@@ -65,7 +66,7 @@ def engine_backtest(settings: Any, strategy: Any, frame: pd.DataFrame, *, symbol
     step_ms = interval_ms(interval)
     now = [0.0]
     clock = lambda: now[0]  # noqa: E731  (the exchange's time is the replayed candle's close)
-    sim = SimExchange(settings, clock=clock)
+    sim = SimExchange(settings, clock=clock, instrument_source=rules_for(settings, symbol, frame))
     engine = TradingEngine(settings, strategy=strategy, exchange=sim, journal=MemoryJournal(), clock=clock)
     engine.prepare("BACKTEST")
     idx = np.asarray(frame.index, dtype=np.int64)
