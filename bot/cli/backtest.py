@@ -108,6 +108,17 @@ def load_frame(settings: Any, symbol: str, interval: str, *, data: Any, start: s
     return frame, first
 
 
+def refuse_untrained(strategy: Any) -> None:
+    """A backtest of an agent that never learned reports noise as a result: refuse it."""
+    from bot.errors import ConfigError
+    from bot.strategies.base import LearningStrategy
+
+    if isinstance(strategy, LearningStrategy) and getattr(strategy, "model_path", None) is None:
+        raise ConfigError(f"no trained DQN checkpoint in {strategy.agent.store.root}: an untrained agent's backtest "
+                          "means nothing; train one first (python -m bot train --symbol BTCUSDT --train-until "
+                          "2018-12-31) or pass --option model_path=FILE")
+
+
 def symbol_of_file(path: str) -> str:
     """A name for candles whose file does not name their symbol: the letters its name starts with."""
     import re
@@ -134,7 +145,7 @@ def data_sets(args: argparse.Namespace, settings: Any) -> list[tuple[str, str, A
 def run(args: argparse.Namespace, settings: Any) -> int:
     from tqdm import tqdm
 
-    from bot.research.backtest import run_backtest
+    from bot.research.backtest import check_runnable, run_backtest
     from bot.research.fast_path import costs_for, rules_for
     from bot.research.optimizer import load_best_params
     from bot.research.report import build_report, regime_labels
@@ -155,6 +166,8 @@ def run(args: argparse.Namespace, settings: Any) -> int:
         if rules is not None:
             print(f"  {rules.describe()}")
         strategy = get_strategy(name, settings, **options)
+        refuse_untrained(strategy)
+        check_runnable(settings, strategy, interval, args.path)
         log.info("backtest %s %s/%s: %d candles (%d warm-up), %s path", name, symbol, interval,
                  len(frame) - first, first, args.path)
         with tqdm(total=len(frame) - first, desc=f"backtest {name} {symbol}", unit="candle",
