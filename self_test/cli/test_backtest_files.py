@@ -66,3 +66,25 @@ def test_analyst_fast_path_and_untrained_dqn_are_refused(tmp_path):
     assert "cannot take the fast path" in one_line_refusal(run)
     run = bot(tmp_path, tmp_path / "data", "backtest", "--strategy", "dqn", "--start", "2019-06-01", "--no-plot")
     assert "no trained DQN checkpoint" in one_line_refusal(run)
+
+
+def test_import_puts_a_downloaded_file_into_the_cache_for_every_command(tmp_path):
+    """A CryptoDataDownload-style hourly file (newest first, VolumeFrom/VolumeTo, an hour twice):
+    imported with its repair report, then backtested from the cache by symbol alone."""
+    from self_test.market.test_ohlcv_file import cdd_hourly, write_with_banner
+
+    part = load_seed("BTCUSDT", "60").iloc[:1500]
+    df = cdd_hourly(part)
+    df = pd.concat([df.iloc[:10], df.iloc[[10]], df.iloc[10:]]).reset_index(drop=True)
+    path = write_with_banner(tmp_path / "Coinbase_BTCUSD_1h.csv", df)
+    data = tmp_path / "data"
+    run = bot(tmp_path, data, "import", str(path), "--symbol", "BTCUSDT")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "rows newest first: read in reverse" in run.stdout and "1 repeated timestamp(s) dropped" in run.stdout
+    assert "BTCUSDT/60: +1500 new candles" in run.stdout
+    again = bot(tmp_path, data, "import", str(path), "--symbol", "BTCUSDT", "--strict")
+    assert "repeats the time" in one_line_refusal(again)
+    out = tmp_path / "o"
+    run = bot(tmp_path, data, "backtest", "--strategy", "sma", "--symbols", "BTCUSDT", "--no-plot", "--out", str(out))
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert json.loads((out / "metrics.json").read_text())["candles"] == 1500     # the cache, not the seed
