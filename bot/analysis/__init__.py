@@ -20,10 +20,10 @@ if TYPE_CHECKING:
     from bot.analysis.indicators import adx, compute_all
     from bot.analysis.metrics import (
         deflated_sharpe,
+        log_returns,
         max_drawdown,
         performance,
         periods_per_year,
-        log_returns,
         sharpe,
         trade_stats,
     )

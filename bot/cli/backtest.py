@@ -24,6 +24,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from bot.cli._data import add_file_arguments, read_data_file
+
 COMMAND = "backtest"
 WARMUP_CANDLES = 1000   # candles before --start fed to warm indicators up
 
@@ -32,11 +34,12 @@ HELP = "run a strategy over recorded candles and report P&L after fees, Sharpe, 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strategy", default=None, help="dqn | sma | analyst (default: STRATEGY setting)")
-    p.add_argument("--symbols", default="BTCUSDT", help="comma-separated symbols (default: BTCUSDT)")
-    p.add_argument("--interval", default=None, help="Bybit interval, e.g. 60 or D (default: CANDLE_INTERVAL)")
+    p.add_argument("--symbols", default=None,
+                   help="comma-separated symbols (default: BTCUSDT; with --data, the file's symbol or name)")
+    p.add_argument("--interval", default=None,
+                   help="Bybit interval, e.g. 60 or D (default: CANDLE_INTERVAL; with --data, read off the file)")
     p.add_argument("--start", default=None, help="first traded candle, UTC date/time (e.g. 2019-01-01)")
     p.add_argument("--end", default=None, help="last candle, UTC date/time (exclusive)")
-    p.add_argument("--data", default=None, help="an OHLCV .csv or .parquet file instead of the cache")
     p.add_argument("--params", default=None, help="best-parameters JSON from `optimize` (strategy + options)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="a strategy option, repeatable (e.g. --option fast=20)")
@@ -46,6 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="report folder (default: <data dir>/backtests/<strategy>-<symbol>)")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG")
     p.add_argument("--verbose", action="store_true", help="log every order and veto (default: warnings only)")
+    add_file_arguments(p)
 
 
 def parse_options(items: list[str]) -> dict[str, Any]:
@@ -76,15 +80,18 @@ def _ms(text: str | None, what: str) -> int | None:
     return int(ts.value // 1_000_000)
 
 
-def load_frame(settings: Any, symbol: str, interval: str, *, data: str | None, start: str | None,
+def load_frame(settings: Any, symbol: str, interval: str, *, data: Any, start: str | None,
                end: str | None) -> tuple[Any, int]:
-    """(candles, index of the first traded candle): everything before --start is warm-up."""
+    """(candles, index of the first traded candle): everything before --start is warm-up.
+    `data`: a file already read (`bot.market.ohlcv_file.CandleFile`), a path, or None (the cache)."""
     import numpy as np
 
     from bot.errors import DataError
-    if data:
-        from bot.market.csv_import import read_ohlcv_file
-        frame = read_ohlcv_file(data, symbol=symbol)
+    if isinstance(data, (str, Path)):
+        from bot.market.ohlcv_file import FileOptions, read_candle_file
+        data = read_candle_file(data, FileOptions(symbol=symbol, interval=interval))
+    if data is not None:
+        frame = data.frame
     else:
         from bot.market.data_manager import DataManager
         frame = DataManager(settings).replay_frame(symbol, interval)
@@ -101,11 +108,45 @@ def load_frame(settings: Any, symbol: str, interval: str, *, data: str | None, s
     return frame, first
 
 
+def refuse_untrained(strategy: Any) -> None:
+    """A backtest of an agent that never learned reports noise as a result: refuse it."""
+    from bot.errors import ConfigError
+    from bot.strategies.base import LearningStrategy
+
+    if isinstance(strategy, LearningStrategy) and getattr(strategy, "model_path", None) is None:
+        raise ConfigError(f"no trained DQN checkpoint in {strategy.agent.store.root}: an untrained agent's backtest "
+                          "means nothing; train one first (python -m bot train --symbol BTCUSDT --train-until "
+                          "2018-12-31) or pass --option model_path=FILE")
+
+
+def symbol_of_file(path: str) -> str:
+    """A name for candles whose file does not name their symbol: the letters its name starts with."""
+    import re
+    m = re.match(r"[A-Za-z0-9]+", Path(path).name)
+    return (m.group(0) if m else "DATA").upper()
+
+
+def data_sets(args: argparse.Namespace, settings: Any) -> list[tuple[str, str, Any]]:
+    """(symbol, interval, file or None) per symbol the command runs on."""
+    asked = [s.strip().upper() for s in (args.symbols or "").split(",") if s.strip()]
+    if not args.data:
+        interval = str(args.interval or settings.CANDLE_INTERVAL)
+        return [(s, interval, None) for s in (asked or ["BTCUSDT"])]
+    out = []
+    for want in asked or [None]:
+        cf = read_data_file(args.data, args, symbol=want, interval=args.interval)
+        symbol = want or cf.symbol or symbol_of_file(args.data)
+        if want is None and cf.symbol is None:
+            print(f"  symbol: {symbol} (from the file name; --symbols names it)")
+        out.append((symbol, cf.interval, cf))
+    return out
+
+
 def run(args: argparse.Namespace, settings: Any) -> int:
     from tqdm import tqdm
 
-    from bot.research.backtest import run_backtest
-    from bot.research.fast_path import costs_for
+    from bot.research.backtest import check_runnable, run_backtest
+    from bot.research.fast_path import costs_for, rules_for
     from bot.research.optimizer import load_best_params
     from bot.research.report import build_report, regime_labels
     from bot.strategies import get_strategy
@@ -113,15 +154,20 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     log = logging.getLogger("bot.backtest")
     if not args.verbose:  # thousands of simulated orders would drown the report
         logging.getLogger("bot").setLevel(logging.ERROR)
-    interval = str(args.interval or settings.CANDLE_INTERVAL)
     name, options = (args.strategy or settings.STRATEGY), {}
     if args.params:
         pname, options = load_best_params(args.params)
         name = args.strategy or pname
     options.update(parse_options(args.option))
-    for symbol in [s.strip().upper() for s in args.symbols.split(",") if s.strip()]:
-        frame, first = load_frame(settings, symbol, interval, data=args.data, start=args.start, end=args.end)
+    sets = data_sets(args, settings)
+    for symbol, interval, data in sets:
+        frame, first = load_frame(settings, symbol, interval, data=data, start=args.start, end=args.end)
+        rules = rules_for(settings, symbol, frame)
+        if rules is not None:
+            print(f"  {rules.describe()}")
         strategy = get_strategy(name, settings, **options)
+        refuse_untrained(strategy)
+        check_runnable(settings, strategy, interval, args.path)
         log.info("backtest %s %s/%s: %d candles (%d warm-up), %s path", name, symbol, interval,
                  len(frame) - first, first, args.path)
         with tqdm(total=len(frame) - first, desc=f"backtest {name} {symbol}", unit="candle",
@@ -132,7 +178,7 @@ def run(args: argparse.Namespace, settings: Any) -> int:
         report = build_report(result, costs_for(settings, symbol, frame),
                               regimes=None if labels is None else labels[first:])
         out = Path(args.out) if args.out else Path(settings.data_dir) / "backtests" / f"{name}-{symbol}-{interval}"
-        if len(args.symbols.split(",")) > 1 and args.out:
+        if len(sets) > 1 and args.out:
             out = out / symbol
         paths = report.write(out, plot=not args.no_plot)
         print(report.table())

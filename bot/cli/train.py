@@ -16,13 +16,17 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bot.cli._data import add_file_arguments, read_data_file
+
 COMMAND = "train"
 HELP = "train the DQN agent and evaluate it walk-forward against buy-and-hold and an SMA crossover"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--symbol", default="BTCUSDT", help="symbol (default: BTCUSDT)")
-    p.add_argument("--interval", default=None, help="candle interval (default: CANDLE_INTERVAL)")
+    p.add_argument("--symbol", default=None,
+                   help="symbol (default: BTCUSDT; with --data, the file's symbol or name)")
+    p.add_argument("--interval", default=None,
+                   help="candle interval (default: CANDLE_INTERVAL; with --data, read off the file)")
     p.add_argument("--train-until", required=True, metavar="YYYY-MM-DD",
                    help="last day of the first training span; everything after is out of sample")
     p.add_argument("--folds", type=int, default=3, help="walk-forward test windows after the date (default: 3)")
@@ -47,6 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="reports", help="folder for the JSON and PNG (default: reports)")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG")
     p.add_argument("--no-save", action="store_true", help="do not save the trained agent")
+    add_file_arguments(p)
 
 
 def run(args: argparse.Namespace, settings: Any) -> int:
@@ -59,7 +64,14 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     from bot.types import interval_ms
     from config import PROJECT_ROOT
 
-    interval = args.interval or settings.CANDLE_INTERVAL
+    if args.data:
+        from bot.cli.backtest import symbol_of_file
+        cf = read_data_file(args.data, args, symbol=args.symbol and args.symbol.upper(), interval=args.interval)
+        args.symbol = args.symbol or cf.symbol or symbol_of_file(args.data)
+        interval = cf.interval
+    else:
+        args.symbol = args.symbol or "BTCUSDT"
+        interval = args.interval or settings.CANDLE_INTERVAL
     interval_ms(interval)
     try:
         fast, slow = (int(x) for x in args.sma.split(","))
@@ -78,7 +90,7 @@ def run(args: argparse.Namespace, settings: Any) -> int:
         overrides["EXCHANGE_CATEGORY"], overrides["LEVERAGE"] = "spot", 1.0
     if overrides:
         settings = settings.replace(**overrides)
-    frame = DataManager(settings).candles(args.symbol.upper(), interval)
+    frame = cf.frame if args.data else DataManager(settings).candles(args.symbol.upper(), interval)
     if len(frame) == 0:
         raise DataError(f"no candles for {args.symbol}/{interval}: run `python -m bot download` first")
     cfg_changes: dict[str, Any] = {"seed": settings.SEED, "n_envs": args.envs}

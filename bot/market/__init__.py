@@ -16,9 +16,9 @@ if TYPE_CHECKING:
     from bot.market.bybit_klines import BybitKlineSource
     from bot.market.cache import CandleCache
     from bot.market.candles import make_frame
-    from bot.market.csv_import import read_ohlcv_file
     from bot.market.data_manager import DataManager
     from bot.market.feeds import BybitMarket, MarketFeed, ReplayFeed, ReplayMarket, probe_bybit
+    from bot.market.ohlcv_file import read_candle_file
     from bot.market.seed import SEED_FILES, load_seed
     from bot.market.timeframes import bucket_start, ratio, resample
     from bot.market.top_pairs import PairManager
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DataManager", "CandleCache", "BybitKlineSource", "ReplayFeed", "SEED_FILES", "load_seed",
     "make_frame", "MarketFeed", "BybitMarket", "ReplayMarket", "probe_bybit", "PairManager",
-    "resample", "bucket_start", "ratio", "read_ohlcv_file",
+    "resample", "bucket_start", "ratio", "read_candle_file",
 ]
 
 # public name -> the submodule that defines it (a name mapped to itself is that submodule)
@@ -36,7 +36,7 @@ _EXPORTS = {
     "make_frame": "candles", "MarketFeed": "feeds", "BybitMarket": "feeds",
     "ReplayMarket": "feeds", "probe_bybit": "feeds", "PairManager": "top_pairs",
     "resample": "timeframes", "bucket_start": "timeframes", "ratio": "timeframes",
-    "read_ohlcv_file": "csv_import",
+    "read_candle_file": "ohlcv_file",
 }
 
 

@@ -5,7 +5,8 @@
   `volume` = quote volume.
 - The Bitstamp wide daily file: `BTC:open ... LTC:volume`, one row per day; coins listed later
   have empty cells before their listing, which are dropped (not filled).
-- Any OHLCV CSV or Parquet (`read_ohlcv_file`): columns found by name, case-insensitively.
+
+Any other OHLCV file (the `--data` option, `python -m bot import`): `bot.market.ohlcv_file`.
 
 `python -m bot.market.csv_import` rebuilds `historical_data/seed/` from `../shared/data`.
 """
@@ -13,7 +14,6 @@
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,7 @@ from bot.market.cache import write_parquet_atomic
 from bot.market.candles import make_frame, validate_candles
 from bot.market.seed import seed_dir
 
-__all__ = ["read_cryptodatadownload", "read_bitstamp_wide", "read_ohlcv_file", "build_seed"]
+__all__ = ["read_cryptodatadownload", "read_bitstamp_wide", "build_seed"]
 
 _FAR_FUTURE_MS = 4_102_444_800_000  # 2100-01-01: recorded files are checked for order, not clock
 
@@ -72,87 +72,6 @@ def read_bitstamp_wide(path: str | Path, coin: str) -> pd.DataFrame:
     ms = _to_ms(pd.to_datetime(sub[date_col], utc=True))
     df = make_frame(ms, sub[need[0]], sub[need[1]], sub[need[2]], sub[need[3]], sub[need[4]])
     validate_candles(df, f"{coin}USD", now_ms=_FAR_FUTURE_MS)
-    return df
-
-
-_ALIASES = {
-    "time": ("open_time", "timestamp", "time", "date", "datetime", "start", "starttime", "ts"),
-    "open": ("open", "o"),
-    "high": ("high", "h"),
-    "low": ("low", "l"),
-    "close": ("close", "c", "last"),
-    "volume": ("volume", "vol", "v", "volume_btc", "base_volume", "volume_base"),
-    "turnover": ("turnover", "quote_volume", "volume_quote", "volume_usd", "volume_usdt"),
-}
-
-
-def _find(columns: list[str], key: str) -> str | None:
-    low = {re.sub(r"[^a-z0-9_]", "", c.lower()): c for c in columns}
-    for alias in _ALIASES[key]:
-        if alias in low:
-            return low[alias]
-    return None
-
-
-def read_ohlcv_file(path: str | Path, *, symbol: str = "DATA") -> pd.DataFrame:
-    """Any OHLCV CSV or Parquet -> canonical frame. Columns are found by name, case-insensitive;
-    a clear `DataError` names what is missing, unsorted, duplicated or NaN."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"data file {path} does not exist")
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".parquet", ".pq"):
-            raw = pd.read_parquet(path)
-            if raw.index.name and raw.index.name.lower() in _ALIASES["time"]:
-                raw = raw.reset_index()
-        elif suffix in (".csv", ".txt"):
-            with open(path, encoding="utf-8") as fh:
-                first = fh.readline()
-            skip = 1 if ("cryptodatadownload" in first.lower() or "timestamps are" in first.lower()) else 0
-            raw = pd.read_csv(path, skiprows=skip)
-        else:
-            raise DataError(f"data file {path}: unknown format {suffix!r}; allowed: .csv, .parquet")
-    except DataError:
-        raise
-    except Exception as exc:
-        raise DataError(f"data file {path} is unreadable ({type(exc).__name__}: {exc})") from exc
-    cols = list(map(str, raw.columns))
-    found = {k: _find(cols, k) for k in _ALIASES}
-    missing = [k for k in ("time", "open", "high", "low", "close", "volume") if found[k] is None]
-    if missing:
-        raise DataError(f"data file {path} lacks column(s) {', '.join(missing)} (have {', '.join(cols)})")
-    t = raw[found["time"]]
-    if pd.api.types.is_numeric_dtype(t.dtype):
-        v = np.asarray(t, dtype=np.float64)
-        # seconds or milliseconds since the epoch
-        ms = np.where(v < 1e11, v * 1000, v).astype(np.int64)
-    else:
-        s = t.astype(str)
-        fmt = "%Y-%m-%d %I-%p" if s.str.contains(r"\d{2}-(?:AM|PM)$", regex=True).all() else "mixed"
-        try:
-            ms = _to_ms(pd.to_datetime(s, format=fmt, utc=True))
-        except (ValueError, TypeError) as exc:
-            raise DataError(f"data file {path}: column {found['time']!r} has a value that is not a time ({exc})") from exc
-    idx = np.asarray(ms, dtype=np.int64)
-    order = np.diff(idx)
-    if len(order) and (order < 0).all():
-        # newest-first files (CryptoDataDownload, Bybit) are a known layout: flip them
-        raw = raw.iloc[::-1]
-        idx = idx[::-1]
-    elif len(order) and (order < 0).any():
-        i = int(np.flatnonzero(order < 0)[0]) + 1
-        raise DataError(f"data file {path}: rows are not sorted by time (row {i + 1} goes back in time)")
-    turnover = raw[found["turnover"]] if found["turnover"] else None
-    df = pd.DataFrame({
-        "open": np.asarray(raw[found["open"]], dtype=np.float64),
-        "high": np.asarray(raw[found["high"]], dtype=np.float64),
-        "low": np.asarray(raw[found["low"]], dtype=np.float64),
-        "close": np.asarray(raw[found["close"]], dtype=np.float64),
-        "volume": np.asarray(raw[found["volume"]], dtype=np.float64),
-        "turnover": np.full(len(raw), np.nan) if turnover is None else np.asarray(turnover, dtype=np.float64),
-    }, index=pd.Index(idx, name="open_time"))
-    validate_candles(df, f"{symbol} ({path.name})", now_ms=_FAR_FUTURE_MS)
     return df
 
 

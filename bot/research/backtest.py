@@ -32,17 +32,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bot.errors import ConfigError, StrategyError
 from bot.research.backtest_dqn import dqn_fast_backtest
 from bot.research.fast_path import (
     BacktestResult,
     costs_for,
     params_of,
+    rules_for,
     run_fast,
     strategy_has_fast_path,
 )
-from bot.types import interval_ms
+from bot.types import interval_ms, ms_to_iso
 
-__all__ = ["engine_backtest", "run_backtest"]
+__all__ = ["engine_backtest", "run_backtest", "check_runnable"]
 
 
 def engine_backtest(settings: Any, strategy: Any, frame: pd.DataFrame, *, symbol: str = "BTCUSDT",
@@ -65,7 +67,7 @@ def engine_backtest(settings: Any, strategy: Any, frame: pd.DataFrame, *, symbol
     step_ms = interval_ms(interval)
     now = [0.0]
     clock = lambda: now[0]  # noqa: E731  (the exchange's time is the replayed candle's close)
-    sim = SimExchange(settings, clock=clock)
+    sim = SimExchange(settings, clock=clock, instrument_source=rules_for(settings, symbol, frame))
     engine = TradingEngine(settings, strategy=strategy, exchange=sim, journal=MemoryJournal(), clock=clock)
     engine.prepare("BACKTEST")
     idx = np.asarray(frame.index, dtype=np.int64)
@@ -84,6 +86,8 @@ def engine_backtest(settings: Any, strategy: Any, frame: pd.DataFrame, *, symbol
         if i == n - 1:
             engine.pause()   # no decision on the last candle: what is open closes at end of data below
         engine.process_candle(candle)
+        if engine.state.errors_seen:   # the strategy failed on this candle: the run cannot mean anything
+            raise StrategyError(f"backtest stopped at {ms_to_iso(int(idx[i]))}: {engine.state.errors_seen[0]}")
         if i < start:
             continue
         pos = next((p for p in sim.get_positions() if p.symbol == symbol and p.size > 0), None)
@@ -105,21 +109,34 @@ def engine_backtest(settings: Any, strategy: Any, frame: pd.DataFrame, *, symbol
                           params_of(strategy))
 
 
+def check_runnable(settings: Any, strategy: Any, interval: str, path: str = "auto") -> None:
+    """Refuse, in one line and before any candle, a run that cannot mean anything: a path that does
+    not exist or does not fit the strategy, or candles the strategy cannot work on."""
+    from bot.strategies.base import LearningStrategy, interval_refusal
+
+    if path not in ("auto", "fast", "engine"):
+        raise ConfigError(f"backtest path {path!r} is not known; allowed: auto, fast, engine")
+    name = getattr(strategy, "name", strategy)
+    why = interval_refusal(strategy, interval)
+    if why is not None:
+        raise ConfigError(f"strategy {name!r} cannot run on these candles: {why}")
+    trailing = bool(getattr(settings, "TRAILING_STOP", False))
+    batched = isinstance(strategy, LearningStrategy) or strategy_has_fast_path(strategy)
+    if path == "fast" and (trailing or not batched):
+        why = "trailing stops are on" if trailing else "it decides candle by candle, with no batched signals"
+        raise ConfigError(f"strategy {name!r} cannot take the fast path ({why}); use --path engine or auto")
+
+
 def run_backtest(settings: Any, strategy: Any, frame: pd.DataFrame, *, symbol: str = "BTCUSDT",
                  interval: str = "60", path: str = "auto", start: int = 0,
                  progress: Callable[[int], None] | None = None) -> BacktestResult:
     """Backtest `strategy` over `frame`: `path` "engine", "fast", or "auto" (fast when the strategy
     has a batched `signals()` and no trailing stop is configured, else the engine)."""
-    if path not in ("auto", "fast", "engine"):
-        raise ValueError(f"backtest path {path!r} is not known; allowed: auto, fast, engine")
-    trailing = bool(getattr(settings, "TRAILING_STOP", False))
+    check_runnable(settings, strategy, interval, path)
     from bot.strategies.base import LearningStrategy
 
+    trailing = bool(getattr(settings, "TRAILING_STOP", False))
     dqn = isinstance(strategy, LearningStrategy)   # the agent has a batched fast path of its own
-    if path == "fast" and (trailing or not (dqn or strategy_has_fast_path(strategy))):
-        why = "trailing stops are on" if trailing else "it has no batched signals()"
-        raise ValueError(f"strategy {getattr(strategy, 'name', strategy)!r} cannot take the fast path ({why}); "
-                         "use the engine path")
     if dqn and path in ("auto", "fast") and not trailing:
         return dqn_fast_backtest(settings, strategy, frame, symbol=symbol, interval=interval, start=start)
     if path == "fast" or (path == "auto" and strategy_has_fast_path(strategy) and not trailing):

@@ -36,7 +36,8 @@ from bot.strategies.base import BatchSignals
 from bot.types import ClosedTrade, interval_ms
 
 __all__ = ["CostModel", "BacktestResult", "fast_backtest", "run_fast", "buy_and_hold",
-           "strategy_has_fast_path", "costs_for", "params_of", "with_elapsed"]
+           "strategy_has_fast_path", "costs_for", "params_of", "with_elapsed", "rules_for", "DataRules",
+           "price_tick"]
 
 
 @dataclass(frozen=True)
@@ -341,11 +342,55 @@ def with_elapsed(res: BacktestResult, elapsed: float) -> BacktestResult:
     return _replace(res, elapsed_s=elapsed)
 
 
+def price_tick(prices: np.ndarray) -> float:
+    """The price step the data itself shows: 10^-d for the fewest decimals d that write every price."""
+    p = np.asarray(prices, dtype=np.float64)
+    p = p[np.isfinite(p)][:20_000]
+    for d in range(0, 10):
+        scaled = p * 10.0 ** d
+        if np.all(np.abs(scaled - np.round(scaled)) < 1e-6):
+            return float(f"{10.0 ** -d:.10g}")
+    return 1e-10
+
+
+class DataRules:
+    """Instrument rules for a symbol Bybit's table does not know, read off its candles: the price
+    tick from the prices' decimals, any quantity, no minimum order (the bot's own MIN_ORDER_USDT
+    sizing floor still applies). Serves `SimExchange` as its `instrument_source`."""
+
+    def __init__(self, settings: Any, symbol: str, frame: pd.DataFrame) -> None:
+        from bot.exchange.base import Instrument
+
+        cat = settings.EXCHANGE_CATEGORY
+        tick = price_tick(frame[["open", "high", "low", "close"]].to_numpy().ravel())
+        self.instrument = Instrument(symbol=symbol, tick_size=tick, qty_step=0.0, min_qty=0.0, min_notional=0.0,
+                                     max_leverage=1 if cat == "spot" else 100, base_coin=symbol, category=cat)
+
+    def get_instrument(self, symbol: str) -> Any:
+        from bot.errors import DataError
+
+        if symbol != self.instrument.symbol:
+            raise DataError(f"these rules are {self.instrument.symbol}'s, not {symbol}'s")
+        return self.instrument
+
+    def describe(self) -> str:
+        return (f"instrument rules for {self.instrument.symbol} derived from the data (no recorded Bybit rules): "
+                f"price tick {self.instrument.tick_size:g}, any quantity, no minimum order")
+
+
+def rules_for(settings: Any, symbol: str, frame: pd.DataFrame | None) -> DataRules | None:
+    """None when Bybit's table knows `symbol` (its recorded rules apply), else rules from the data."""
+    from bot.exchange.instruments import known_instrument
+
+    if known_instrument(symbol, settings.EXCHANGE_CATEGORY) is not None or frame is None or not len(frame):
+        return None
+    return DataRules(settings, symbol, frame)
+
+
 def costs_for(settings: Any, symbol: str, frame: pd.DataFrame | None = None) -> CostModel:
-    """The cost model of `settings` with the instrument rules the paper exchange uses for `symbol`."""
+    """The cost model of `settings` with the instrument rules the paper exchange uses for `symbol`
+    (Bybit's recorded rules, or for a symbol it does not list, rules read off the data)."""
     from bot.exchange.sim import SimExchange
 
-    sim = SimExchange(settings)
-    if frame is not None and len(frame):
-        sim.set_price(symbol, float(frame["close"].iloc[0]))  # an unknown symbol's rules follow its price
+    sim = SimExchange(settings, instrument_source=rules_for(settings, symbol, frame))
     return CostModel.from_settings(settings, instrument=sim.get_instrument(symbol))

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from bot.agent.environment import LONG_ACTION, MarketData, TradingEnv
-from bot.analysis.metrics import deflated_sharpe, performance, log_returns
+from bot.analysis.metrics import deflated_sharpe, log_returns, performance
 from bot.atomic import atomic_file, atomic_write_text
 
 __all__ = ["Fold", "Curve", "WalkForwardReport", "make_folds", "evaluate_window", "walk_forward", "greedy_return",

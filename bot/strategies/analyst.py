@@ -184,12 +184,20 @@ class AnalystStrategy:
         return []
 
     # -- deciding --------------------------------------------------------------------------------
-    def decide(self, context: StrategyContext) -> Decision:
+    def interval_problem(self, interval: str) -> str | None:
+        """base.NeedsInterval: the analyst builds its entry and confirmation candles from the bot's."""
         try:
-            ratio(context.interval, self.entry_interval)
-        except DataError as exc:
-            raise StrategyError(f"analyst: {exc} (CANDLE_INTERVAL {context.interval} must not be longer "
-                                f"than ANALYST_ENTRY_INTERVAL {self.entry_interval})") from None
+            ratio(interval, self.entry_interval)
+        except DataError:
+            return (f"the analyst reads {_label(self.entry_interval)} setups confirmed by {_label(self.confirm_interval)} "
+                    f"candles, built from the bot's candles, so it needs candles of {_label(self.entry_interval)} or "
+                    f"shorter; these are {_label(interval)} (use --strategy sma or dqn, or shorter candles)")
+        return None
+
+    def decide(self, context: StrategyContext) -> Decision:
+        why = self.interval_problem(context.interval)
+        if why is not None:
+            raise StrategyError(f"analyst: {why}")
         held = context.position_target
         entry_ms = interval_ms(self.entry_interval)
         last_closed = int(bucket_start(context.time_ms, self.entry_interval)) - entry_ms
@@ -384,3 +392,12 @@ class AnalystStrategy:
         return Decision(target=side, confidence=conf, setup=st.kind, source=self.name,
                         entry_zone=(zone[0] + shift, zone[1] + shift), stop_loss=stop + shift,
                         take_profit=target + shift, reason=f"{head}; {trend.text}; {plan}")
+
+
+def _label(interval: str) -> str:
+    """A Bybit interval in a trader's words: 240 -> 4 h, D -> daily."""
+    words = {"D": "daily", "W": "weekly", "M": "monthly"}
+    if interval in words:
+        return words[interval]
+    minutes = int(interval)
+    return f"{minutes // 60} h" if minutes % 60 == 0 else f"{minutes} min"

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from bot.agent.self_learning import SelfLearningBot
 
 __all__ = ["Decision", "StrategyContext", "Strategy", "WarmsUp", "LearningStrategy", "ProposesForReview",
-           "BatchSignals",            "FLAT", "LONG", "SHORT", "SETUPS"]
+           "BatchSignals", "NeedsInterval", "interval_refusal",            "FLAT", "LONG", "SHORT", "SETUPS"]
 
 FLAT, LONG, SHORT = 0, 1, -1
 SETUPS = ("pullback", "breakout", "consolidation", "none")
@@ -135,6 +135,22 @@ class ProposesForReview(Protocol):
     bot/strategies/review.py) may veto them before the risk manager (the analyst)."""
 
     proposes_for_review: bool
+
+
+@runtime_checkable
+class NeedsInterval(Protocol):
+    """A strategy that cannot work on every candle interval (the analyst builds 4 h and daily
+    candles from the bot's candles, so those must be shorter). Asked before a run starts, so a
+    user gets one line instead of an error on every candle."""
+
+    def interval_problem(self, interval: str) -> str | None:
+        """Why this strategy cannot trade `interval` candles, in a user's words; None when it can."""
+        ...
+
+
+def interval_refusal(strategy: Any, interval: str) -> str | None:
+    """The strategy's reason not to run on `interval` candles, if it has one."""
+    return strategy.interval_problem(str(interval)) if isinstance(strategy, NeedsInterval) else None
 
 
 @runtime_checkable

@@ -1,4 +1,4 @@
-"""Reading recorded OHLCV files: the CryptoDataDownload quirks and any CSV/Parquet by column name."""
+"""Building the seed from the recorded CSVs: the CryptoDataDownload quirks and the Bitstamp wide file."""
 
 from __future__ import annotations
 
@@ -7,12 +7,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bot.errors import DataError
 from bot.market.csv_import import (
     build_seed,
     read_bitstamp_wide,
     read_cryptodatadownload,
-    read_ohlcv_file,
 )
 from bot.market.seed import load_seed
 
@@ -53,41 +51,3 @@ def test_seed_files_equal_a_fresh_import_of_the_shared_csvs(tmp_path):
     assert made["coinbase_BTCUSD_60.parquet"] == 20_111
     fresh = pd.read_parquet(tmp_path / "coinbase_BTCUSD_60.parquet").set_index("open_time")
     pd.testing.assert_frame_equal(fresh, load_seed("BTCUSDT", "60"), check_exact=True)
-
-
-def test_any_file_by_column_name(tmp_path, btc_hourly):
-    part = btc_hourly.iloc[:20]
-    csv = tmp_path / "x.csv"
-    pd.DataFrame({"Timestamp": pd.to_datetime(part.index, unit="ms", utc=True), "OPEN": part["open"].values,
-                  "High": part["high"].values, "low": part["low"].values, "Close": part["close"].values,
-                  "Volume": part["volume"].values}).to_csv(csv, index=False)
-    df = read_ohlcv_file(csv)
-    assert list(df.index) == list(part.index)
-    assert df["close"].tolist() == part["close"].tolist()
-    pq = tmp_path / "x.parquet"
-    part.reset_index().to_parquet(pq)
-    pd.testing.assert_frame_equal(read_ohlcv_file(pq), part, check_exact=True)
-
-
-def test_bad_files_get_clear_errors(tmp_path, btc_hourly):
-    part = btc_hourly.iloc[:10].reset_index()
-    p = tmp_path / "nocol.csv"
-    part.drop(columns=["close"]).to_csv(p, index=False)
-    with pytest.raises(DataError, match="lacks column.*close"):
-        read_ohlcv_file(p)
-    p = tmp_path / "unsorted.csv"
-    part.iloc[[0, 1, 2, 5, 3, 4, 6]].to_csv(p, index=False)
-    with pytest.raises(DataError, match="not sorted"):
-        read_ohlcv_file(p)
-    p = tmp_path / "nan.csv"
-    bad = part.copy()
-    bad.loc[4, "high"] = None
-    bad.to_csv(p, index=False)
-    with pytest.raises(DataError, match="field high"):
-        read_ohlcv_file(p)
-    with pytest.raises(DataError, match="does not exist"):
-        read_ohlcv_file(tmp_path / "missing.csv")
-    p = tmp_path / "x.json"
-    p.write_text("{}")
-    with pytest.raises(DataError, match="unknown format"):
-        read_ohlcv_file(p)

@@ -170,5 +170,7 @@ def test_candles_longer_than_the_entry_timeframe_are_refused(settings, btc_daily
     frame = btc_daily.iloc[-400:]
     ctx = StrategyContext(symbol="BTCUSDT", interval="D", time_ms=int(frame.index[-1]) + 86_400_000,
                           price=float(frame["close"].iloc[-1]), candles={"D": frame})
-    with pytest.raises(StrategyError, match="CANDLE_INTERVAL D must not be longer than ANALYST_ENTRY_INTERVAL 240"):
+    with pytest.raises(StrategyError, match="needs candles of 4 h or shorter; these are daily"):
         AnalystStrategy(settings).decide(ctx)
+    assert AnalystStrategy(settings).interval_problem("60") is None    # asked before a run (base.NeedsInterval)
+    assert "4 h or shorter" in AnalystStrategy(settings).interval_problem("D")
