@@ -176,13 +176,10 @@ class Session:
                 self.stop.wait(min(60.0, 2.0 ** min(failures, 6)))
                 continue
             step.defer_learning = True
-            for candle in candles:
-                if candle.symbol not in st.pairs:
-                    continue
-                try:
-                    step.process_candle(candle)
-                except BotError as exc:
-                    step.report_error(exc, f"{market.source} {candle.symbol} {ms_to_iso(candle.open_ms)}")
+            try:   # every pair whose candle closed, decided together (one forward pass of the agent)
+                step.process_batch([candle for candle in candles if candle.symbol in st.pairs])
+            except BotError as exc:
+                step.report_error(exc, f"{market.source} batch of {len(candles)} candles")
             step.flush_learning()
             now = time.monotonic()
             if candles:

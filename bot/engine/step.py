@@ -11,12 +11,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from bot.engine.candle_frames import CandleFrames
 from bot.engine.components import Components, durable
 from bot.engine.engine_state import EngineState
 from bot.engine.state import TAIL, PairState, StreamingIndicators, TradeMarker
@@ -31,7 +32,7 @@ from bot.strategies.base import (
     StrategyContext,
     WarmsUp,
 )
-from bot.types import Candle, ClosedTrade, DataSource, Fill, Position, ms_to_iso
+from bot.types import Balance, Candle, ClosedTrade, DataSource, Fill, Position, ms_to_iso
 
 if TYPE_CHECKING:
     from config import Settings
@@ -97,13 +98,99 @@ class CandleStep:
     # -- the step ----------------------------------------------------------------------------------
     def process_candle(self, candle: Candle) -> None:
         """Everything one closed candle causes, synchronously, on the calling thread."""
-        c, st = self.parts, self.state
         t0 = time.perf_counter()
+        ps = self._take(candle)
+        if ps is None:
+            return
+        balance = self.parts.exchange.get_balance()
+        ready = self._context(ps, candle, balance, self.parts.exchange.get_positions(), t0)
+        if ready is None:
+            return
+        try:
+            decision = self.parts.strategy.decide(ready)
+        except BotError as exc:
+            self.report_error(exc, f"{candle.symbol}: strategy {self.parts.strategy.name}")
+            return
+        self._finish(ps, ready, decision, balance)
+
+    def process_batch(self, candles: Sequence[Candle]) -> None:
+        """The candles of several pairs that closed together, as `process_candle` would take them
+        one after the other, but with the work that does not depend on the other pairs' orders
+        done once: the exchange marks every pair first; the account and the positions are read
+        once for the batch (not once per pair: the paper exchange builds every position to
+        answer); the strategy decides for all pairs at once when it can (`decide_batch`: the
+        agent's one forward pass); then each pair's decision goes through review, risk and the
+        executor in the batch's order, each entry judged on the account as the orders before it
+        left it. Learning waits until the batch's orders are out (`flush_learning`)."""
+        t0 = time.perf_counter()
+        took: list[tuple[PairState, Candle]] = []
+        for candle in candles:
+            try:
+                ps = self._take(candle)
+            except BotError as exc:
+                self.report_error(exc, f"{self.source} {candle.symbol} {ms_to_iso(candle.open_ms)}")
+                continue
+            if ps is not None:
+                took.append((ps, candle))
+        if not took:
+            return
+        balance = self.parts.exchange.get_balance()
+        positions = self.parts.exchange.get_positions()
+        ready: list[tuple[PairState, StrategyContext]] = []
+        for ps, candle in took:
+            try:
+                ctx = self._context(ps, candle, balance, positions, t0)
+            except BotError as exc:
+                self.report_error(exc, f"{self.source} {candle.symbol} {ms_to_iso(candle.open_ms)}")
+                continue
+            if ctx is not None:
+                ready.append((ps, ctx))
+        decisions = self._decide_all([ctx for _, ctx in ready])
+        deferred, self.defer_learning = self.defer_learning, True
+        try:
+            for (ps, ctx), decision in zip(ready, decisions, strict=True):
+                if decision is None:
+                    continue
+                try:
+                    self._finish(ps, ctx, decision, balance)
+                except BotError as exc:
+                    self.report_error(exc, f"{self.source} {ctx.symbol}")
+                if decision.target != ctx.position_target:   # it may have traded: the next pair's
+                    balance = self.parts.exchange.get_balance()  # step starts from the account it left
+        finally:
+            self.defer_learning = deferred
+        if not deferred:
+            self.flush_learning()
+
+    def _decide_all(self, contexts: list[StrategyContext]) -> list[Decision | None]:
+        """Decisions for contexts of different pairs: the strategy's `decide_batch` when it has
+        one, else `decide` for each. A strategy error costs that pair's decision (or, from
+        `decide_batch`, the batch's), reported, never the other pairs' exits."""
+        strat = self.parts.strategy
+        batch = getattr(strat, "decide_batch", None)
+        if batch is not None and len(contexts) > 1:
+            try:
+                return list(batch(contexts))
+            except BotError as exc:
+                self.report_error(exc, f"strategy {strat.name} (a batch of {len(contexts)} pairs)")
+                return [None] * len(contexts)
+        out: list[Decision | None] = []
+        for ctx in contexts:
+            try:
+                out.append(strat.decide(ctx))
+            except BotError as exc:
+                self.report_error(exc, f"{ctx.symbol}: strategy {strat.name}")
+                out.append(None)
+        return out
+
+    def _take(self, candle: Candle) -> PairState | None:
+        """The candle into its pair's history, the exchange's stops, the indicators; None when seen."""
+        c, st = self.parts, self.state
         ps = st.pairs.get(candle.symbol)
         if ps is None:
             ps = self.new_pair(candle.symbol, before_ms=candle.open_ms)
         if not ps.append(candle):
-            return  # already seen: a feed may repeat the last candle after a reconnect
+            return None  # already seen: a feed may repeat the last candle after a reconnect
         st.candles_processed += 1
         st.last_prices[candle.symbol] = candle.close
         st.last_candle_ms = max(st.last_candle_ms, candle.open_ms)
@@ -119,33 +206,45 @@ class CandleStep:
             ps.stream.update(candle.high, candle.low, candle.close)
         if ps.stream is not None:
             ps.regime = ps.stream.regime()
-        # 3. the account as a whole
-        balance = c.exchange.get_balance()
+        return ps
+
+    def _context(self, ps: PairState, candle: Candle, balance: Balance, positions: list[Position],
+                 t0: float) -> StrategyContext | None:
+        """3. the account limits, the pair's position and trailing stop; the strategy's context
+        (with the agent's state), or None while paused or warming up."""
+        c, st = self.parts, self.state
         try:
             c.risk.check_limits(balance.equity, candle.close_ms)
         except RiskViolationError as exc:
             self.bus.emit(EventKind.CRITICAL, f"RISK LIMIT: {exc}", level="ERROR", symbol=candle.symbol)
-        position = next((p for p in c.exchange.get_positions() if p.symbol == candle.symbol and p.size > 0), None)
+        position = next((p for p in positions if p.symbol == candle.symbol and p.size > 0), None)
         if position is not None:
             ps.held_candles += 1
             self._trail(ps, position)
-        # 4. decide, check, execute
         if st.paused.is_set() or len(ps) < self.warmup:
-            return
+            return None
         ctx = StrategyContext(
             symbol=candle.symbol, interval=candle.interval, time_ms=candle.close_ms, price=candle.close,
-            candles={candle.interval: ps.frame(self.context_candles)}, indicators=ps.indicators, regime=ps.regime,
+            candles=self._candles(ps, candle.interval), indicators=ps.indicators, regime=ps.regime,
             position=position, balance=balance, allow_short=self.settings.allows_short,
             extra={"mode": st.mode, "training": st.training, "t0": t0})
-        try:
-            if self.learner is not None:   # the agent's state, built once: decide and learn share it
+        if self.learner is not None:   # the agent's state, built once: decide and learn share it
+            try:
                 ctx = dataclasses.replace(ctx, state=self.learner.state_for(ctx))
-            decision = c.strategy.decide(ctx)
-        except BotError as exc:
-            self.report_error(exc, f"{candle.symbol}: strategy {c.strategy.name}")
-            return
+            except BotError as exc:
+                self.report_error(exc, f"{candle.symbol}: strategy {c.strategy.name}")
+                return None
+        return ctx
+
+    def _candles(self, ps: PairState, interval: str) -> CandleFrames:
+        """The context's candles: the last `context_candles` as a frame, built when first read."""
+        n = self.context_candles
+        return CandleFrames(interval, lambda: ps.frame(n), (ps.t[-n:], ps.v[-n:]))
+
+    def _finish(self, ps: PairState, ctx: StrategyContext, decision: Decision, balance: Balance) -> None:
+        """4. act on the decision (review -> risk -> execute), then learn (now or after the batch)."""
         ps.last_decision = decision
-        before = (balance.equity, st.book.value(candle.symbol, candle.close))
+        before = (balance.equity, self.state.book.value(ctx.symbol, ctx.price))
         self._act(ps, ctx, decision)
         if self.defer_learning:
             self._pending_learn.append((ps, ctx, before))   # after the batch's orders (see flush_learning)

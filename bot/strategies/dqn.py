@@ -13,6 +13,7 @@ revised candle make it fall back to the full computation, which reseeds the stre
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from bot.agent.environment import SHORT_ACTION, action_to_target, target_to_acti
 from bot.analysis.feature_stream import FeatureStream
 from bot.errors import StrategyError
 from bot.strategies.base import Decision, StrategyContext
+from bot.types import CANDLE_COLUMNS
 
 __all__ = ["DQNStrategy"]
 
@@ -30,6 +32,14 @@ log = logging.getLogger("bot.agent")
 FEATURE_HISTORY = 2_000   # candles used to compute the live state (EMA-200 has converged by then)
 MAX_CATCH_UP = 500        # candles a pair's feature stream steps through before a recompute is cheaper
 _STREAM_COLUMNS = ("high", "low", "close", "volume")
+_CANONICAL_STREAM_COLS = tuple(CANDLE_COLUMNS.index(k) for k in _STREAM_COLUMNS)
+
+
+def _tail(context: StrategyContext) -> tuple[np.ndarray, np.ndarray] | None:
+    """The context's candles as (open times, values in CANDLE_COLUMNS order) when the engine
+    offers them without a frame (`bot.engine.candle_frames.CandleFrames.tail`), else None."""
+    tail = getattr(context.candles, "tail", None)
+    return tail(context.interval) if tail is not None else None
 
 
 class _PairStream:
@@ -121,14 +131,16 @@ class DQNStrategy:
             return s
         from bot.analysis import features as F
 
-        frame = context.candles.get(context.interval)
         window = self.settings.STATE_WINDOW
         need = F.warmup_length(window, self.settings) + 1
-        if frame is None or len(frame) < need:
-            have = 0 if frame is None else len(frame)
+        arrays = _tail(context)      # the engine's candles as arrays: no frame built while the stream follows
+        frame = None if arrays is not None else context.candles.get(context.interval)
+        have = len(arrays[0]) if arrays is not None else (0 if frame is None else len(frame))
+        if have < need:
             raise StrategyError(f"the DQN state needs {need} closed {context.interval} candles of "
                                 f"{context.symbol}, got {have}")
-        market = self._market_row(context.symbol, context.interval, frame, window)
+        market = self._market_row(context.symbol, context.interval, frame, window, arrays=arrays,
+                                  frame_of=lambda: context.candles[context.interval])
         pos = context.position_target
         upnl_pct = 0.0
         if context.position is not None and pos != 0 and context.position.entry_price > 0:
@@ -136,20 +148,30 @@ class DQNStrategy:
         held = (self._held(context) or 0) if pos != 0 else 0
         return F.state_vector(np.nan_to_num(market), pos, upnl_pct, held)
 
-    def _market_row(self, symbol: str, interval: str, frame: Any, window: int) -> np.ndarray:
+    def _market_row(self, symbol: str, interval: str, frame: Any, window: int, *,
+                    arrays: tuple[np.ndarray, np.ndarray] | None = None,
+                    frame_of: Callable[[], Any] | None = None) -> np.ndarray:
         """The market features of the frame's last candle: the pair's stream moved on by the
         candles it has not seen yet, or (first call, a gap, candles out of order or changed, a
-        long pause) the full computation over the last FEATURE_HISTORY candles, which reseeds it."""
+        long pause) the full computation over the last FEATURE_HISTORY candles, which reseeds it.
+        `arrays` (open times, values in CANDLE_COLUMNS order) stand for the frame while the stream
+        follows; `frame_of()` builds the frame when it does not."""
         from bot.analysis import features as F
 
+        if frame is None and frame_of is not None and (not self.incremental or arrays is None):
+            frame = frame_of()
         if not self.incremental:
             return F.market_features(frame.iloc[-FEATURE_HISTORY:], window=window, settings=self.settings)[-1]
         key = (symbol, interval)
-        times = np.asarray(frame.index, dtype=np.int64)
-        # the frame's values (a view of its one float64 block) and where the four columns are:
-        # selecting columns by name would copy 2,000 rows through pandas (0.4 ms)
-        vals = frame.to_numpy()
-        cols = [frame.columns.get_loc(k) for k in _STREAM_COLUMNS]
+        if arrays is not None:
+            times, vals = arrays
+            cols = list(_CANONICAL_STREAM_COLS)
+        else:
+            times = np.asarray(frame.index, dtype=np.int64)
+            # the frame's values (a view of its one float64 block) and where the four columns are:
+            # selecting columns by name would copy 2,000 rows through pandas (0.4 ms)
+            vals = frame.to_numpy()
+            cols = [frame.columns.get_loc(k) for k in _STREAM_COLUMNS]
         ps = self._streams.pop(key, None)     # back only when it followed: a failure never leaves half a step
         if ps is not None:
             why = ps.follow(times, vals, cols)
@@ -157,7 +179,9 @@ class DQNStrategy:
                 self._streams[key] = ps
                 return ps.row32
             log.debug("%s %s: DQN state features recomputed over %d candles (%s)", symbol, interval,
-                      min(len(frame), FEATURE_HISTORY), why)
+                      min(len(times), FEATURE_HISTORY), why)
+        if frame is None:
+            frame = frame_of() if frame_of is not None else None
         stream = FeatureStream(frame.iloc[-FEATURE_HISTORY:], window=window, settings=self.settings)
         ps = _PairStream(stream, times, vals, cols)
         self._streams[key] = ps
@@ -183,21 +207,49 @@ class DQNStrategy:
         """Candles the current position has been held, when the context tells."""
         if "candles_held" in context.extra:
             return int(context.extra["candles_held"])
-        p, frame = context.position, context.candles.get(context.interval)
-        if p is None or not p.opened_ms or frame is None or len(frame) < 2:
+        p = context.position
+        if p is None or not p.opened_ms:
             return None
-        step = max(int(frame.index[-1] - frame.index[-2]), 1)
+        arrays = _tail(context)
+        times = arrays[0] if arrays is not None else getattr(context.candles.get(context.interval), "index", None)
+        if times is None or len(times) < 2:
+            return None
+        step = max(int(times[-1] - times[-2]), 1)
         return max(int((context.time_ms - p.opened_ms) // step), 0)
 
     def decide(self, context: StrategyContext) -> Decision:
         state = self.state_for(context)
+        holding = self._holding(context)
+        if holding is not None:
+            return holding
+        return self._choose(context, state, self.agent.q_values(state))   # one forward pass
+
+    def decide_batch(self, contexts: Sequence[StrategyContext]) -> list[Decision]:
+        """`decide` for the pairs whose candle closed together: the states of those that may
+        change position go through the network in one forward pass (one matrix product for all
+        pairs instead of one small one each); the choice per pair (hysteresis, shorts masked,
+        exploration in the pairs' order) is `decide`'s."""
+        states = [self.state_for(ctx) for ctx in contexts]
+        out: list[Decision | None] = [self._holding(ctx) for ctx in contexts]
+        ask = [i for i, d in enumerate(out) if d is None]
+        if ask:
+            q_all = self.agent.q_values(np.stack([states[i] for i in ask]))
+            for row, i in enumerate(ask):
+                out[i] = self._choose(contexts[i], states[i], q_all[row])
+        return [d for d in out if d is not None]
+
+    def _holding(self, context: StrategyContext) -> Decision | None:
+        """Keep the position while it is younger than min_hold (the same action persistence the
+        agent was trained with); None when the agent may change it."""
         held = self._held(context)
         current = context.position_target
         if current != 0 and held is not None and held < self.agent.config.min_hold:
-            # the same action persistence the agent was trained with
             return Decision(target=current, confidence=50.0, source=self.name,
                             reason=f"holding: {held} of the minimum {self.agent.config.min_hold} candles")
-        q_all = self.agent.q_values(state)      # one forward pass; the reason and record reuse it
+        return None
+
+    def _choose(self, context: StrategyContext, state: np.ndarray, q_all: np.ndarray) -> Decision:
+        """The decision from the state's Q-values (the reason and the record reuse them)."""
         q = q_all
         if not context.allow_short and len(q) > SHORT_ACTION:
             q = q.copy()

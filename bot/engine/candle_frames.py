@@ -1,0 +1,74 @@
+"""The strategy context's candles, built only when a strategy reads them.
+
+`StrategyContext.candles` is `{interval: frame}`. Building the frame of a pair's last 2,000
+candles costs ~0.1 ms (pandas), once per pair per candle: at 50 pairs that is 5 ms of every
+batch. `CandleFrames` is that dict with the frame made on first use; a strategy that can work
+on the arrays themselves (the DQN agent's feature stream) reads `tail(interval)` instead and
+the frame is never built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from _collections_abc import dict_items, dict_keys, dict_values
+
+__all__ = ["CandleFrames"]
+
+
+class CandleFrames(dict[str, pd.DataFrame]):
+    """`{interval: frame}` whose one frame is built by `build()` on first use; `tail(interval)`
+    gives its (open times, values) arrays without building it (values in CANDLE_COLUMNS order)."""
+
+    def __init__(self, interval: str, build: Callable[[], pd.DataFrame],
+                 arrays: tuple[np.ndarray, np.ndarray]) -> None:
+        super().__init__()
+        self._interval = interval
+        self._build: Callable[[], pd.DataFrame] | None = build
+        self._arrays = arrays
+
+    def tail(self, interval: str) -> tuple[np.ndarray, np.ndarray] | None:
+        return self._arrays if interval == self._interval else None
+
+    def _fill(self) -> None:
+        if self._build is not None:
+            build, self._build = self._build, None
+            super().__setitem__(self._interval, build())
+
+    def __getitem__(self, key: str) -> pd.DataFrame:
+        self._fill()
+        return super().__getitem__(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self._fill()
+        return super().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        return key == self._interval if self._build is not None else super().__contains__(key)
+
+    def __iter__(self) -> Iterator[str]:
+        self._fill()
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        return 1 if self._build is not None else super().__len__()
+
+    def keys(self) -> dict_keys[str, pd.DataFrame]:
+        self._fill()
+        return super().keys()
+
+    def values(self) -> dict_values[str, pd.DataFrame]:
+        self._fill()
+        return super().values()
+
+    def items(self) -> dict_items[str, pd.DataFrame]:
+        self._fill()
+        return super().items()
+
+    def __repr__(self) -> str:
+        return f"CandleFrames({self._interval!r}, {len(self._arrays[0])} candles)"
