@@ -27,8 +27,11 @@ import pandas as pd
 
 from bot.analysis import indicators as ind
 from bot.strategies.base import FLAT, LONG, SHORT, Decision, StrategyContext
+from bot.types import CANDLE_COLUMNS
 
 __all__ = ["SMACrossStrategy", "sma", "state_column"]
+
+_CLOSE = CANDLE_COLUMNS.index("close")
 
 
 def state_column(position: int) -> int:
@@ -121,10 +124,19 @@ class SMACrossStrategy:
         s0, s1 = close[-s - 1:-1].mean(), close[-s:].mean()
         return bool(f0 < s0 and f1 > s1), bool(f0 > s0 and f1 < s1)
 
+    def _closes(self, context: StrategyContext) -> np.ndarray:
+        """The closes a cross needs (the last slow + 1): from the engine's arrays when it offers
+        them (`bot.engine.candle_frames.CandleFrames.tail`: no frame is built for a candle
+        without a cross), else from the frame."""
+        tail = getattr(context.candles, "tail", None)
+        arrays = tail(context.interval) if tail is not None else None
+        if arrays is not None:
+            return np.ascontiguousarray(arrays[1][-(self.slow + 1):, _CLOSE], dtype=np.float64)
+        return context.candles[context.interval]["close"].to_numpy(dtype=np.float64)
+
     def decide(self, context: StrategyContext) -> Decision:
         """The target after the candle at `context.time_ms` closed."""
-        frame = context.candles[context.interval]
-        up, down = self._last_cross(frame["close"].to_numpy(dtype=np.float64))
+        up, down = self._last_cross(self._closes(context))
         current = context.position_target
         allow_short = self.allow_short and context.allow_short
         if up:
@@ -138,6 +150,7 @@ class SMACrossStrategy:
             return Decision(current, confidence=50.0, reason="no crossover: keep the position", source=self.name)
         stop = take = None
         if target != FLAT and target != current:
+            frame = context.candles[context.interval]     # an entry: the ATR needs the candles' ranges
             sl_dist, tp_dist = self.stop_distances(frame.iloc[-(self.atr_period + 2):])
             price = context.price
             if sl_dist is not None and np.isfinite(sl_dist[-1]):
