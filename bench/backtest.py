@@ -57,11 +57,13 @@ def tile(frame: pd.DataFrame, times: int) -> pd.DataFrame:
     return pd.concat([frame.set_axis(idx + k * span, axis=0) for k in range(times)])
 
 
-def ours_vs_vectorbt(frame: pd.DataFrame, settings) -> list:
-    """Our fast path on vectorbt's terms (see the module docstring): its trade list."""
+def ours_vs_vectorbt(frame: pd.DataFrame, settings):
+    """Our fast path on vectorbt's terms (see the module docstring): its trade list, as the
+    loop's arrays (`TradeRecords`; the ClosedTrade objects are made when read, like vectorbt's
+    records_arr against its records_readable)."""
     costs = CostModel(start_balance=CASH, fee_rate=COMMISSION, slippage_bps=0.0, size_pct=1 / (1 + COMMISSION),
                       min_notional=0.0)
-    return list(run_fast(SMACrossStrategy(settings, fast=10, slow=30), frame, costs).trades)
+    return run_fast(SMACrossStrategy(settings, fast=10, slow=30), frame, costs).trades
 
 
 def vectorbt_sma(frame: pd.DataFrame):

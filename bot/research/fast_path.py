@@ -9,10 +9,9 @@ called with the loop's locals.
 
 from __future__ import annotations
 
-import gc
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from dataclasses import replace as _replace
 from typing import Any
@@ -27,11 +26,10 @@ from bot.exchange.ledger import (
     apply_fill,
     exit_line,
     fee_of,
-    round_trip,
     stop_exit,
     taker_price,
 )
-from bot.research.fast_kernel import REASONS
+from bot.research.trade_records import TradeRecords
 from bot.strategies.base import BatchSignals
 from bot.types import ClosedTrade, interval_ms
 
@@ -91,7 +89,7 @@ class BacktestResult:
     close: np.ndarray               # candle closes
     equity: np.ndarray              # account equity at each close, USDT
     position: np.ndarray            # position held after each close: +1 / 0 / -1
-    trades: tuple[ClosedTrade, ...]
+    trades: Sequence[ClosedTrade]   # a tuple, or the fast path's TradeRecords (equal to one)
     fees: float                     # all fees paid, USDT
     start_balance: float
     path: str                       # "fast" | "engine"
@@ -198,24 +196,9 @@ def fast_backtest(frame: pd.DataFrame, targets: np.ndarray | None, costs: CostMo
     else:
         equity, held, t_i, t_f, fees = _python_loop(o, h, lo, c, close_ms.tolist(), tg, stop_dist, tp_dist, start,
                                                     n, costs, risk, policy)
-    trades = _trades(symbol, t_i, t_f)
+    trades = TradeRecords(symbol, t_i, t_f)     # ClosedTrade objects made when first read
     return BacktestResult(symbol, str(interval), strategy, t_open[start:n], c[start:n], equity, held, trades,
                           fees, costs.start_balance, "fast", time.perf_counter() - t0, dict(params or {}))
-
-
-def _trades(symbol: str, t_i: np.ndarray, t_f: np.ndarray) -> tuple[ClosedTrade, ...]:
-    """The trade arrays as `ClosedTrade`s (ledger.round_trip), built after the loop. The garbage
-    collector waits meanwhile: thousands of new acyclic objects would each time trigger full
-    collections that walk every object of the process, which made the time grow faster than the
-    trades (the objects hold no cycles, so nothing is left for it to find)."""
-    was_on = gc.isenabled()
-    gc.disable()
-    try:
-        return tuple(round_trip(symbol, d, q, e, x, e_ms, x_ms, g, f, REASONS[r], "BACKTEST")
-                     for (d, e_ms, x_ms, r), (q, e, x, g, f) in zip(t_i.tolist(), t_f.tolist(), strict=True))
-    finally:
-        if was_on:
-            gc.enable()
 
 
 def _python_loop(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, close_ms: list[int],

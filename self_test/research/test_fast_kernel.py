@@ -58,3 +58,20 @@ def test_the_kernel_writes_its_trades_into_arrays(btc_hourly, settings):
     assert set(t_i[:, 3].tolist()) <= set(range(len(fast_kernel.REASONS)))
     assert fees == pytest.approx(t_f[:, 4].sum(), rel=1e-12)
     assert equity[-1] == pytest.approx(costs.start_balance + (t_f[:, 3] - t_f[:, 4]).sum(), rel=1e-12)
+
+
+def test_the_trade_records_are_the_tuple_of_closed_trades_they_stand_for(btc_hourly, settings):
+    import pickle
+
+    from bot.types import ClosedTrade
+
+    res = fast_backtest(btc_hourly, SMACrossStrategy(settings, fast=5, slow=20).signals(btc_hourly), CostModel())
+    trades = res.trades
+    n = len(trades)
+    assert n == len(trades.ints) > 1000
+    as_tuple = tuple(trades)
+    assert all(isinstance(t, ClosedTrade) for t in as_tuple) and len(as_tuple) == n
+    assert trades == as_tuple and trades == list(as_tuple) and trades[:3] == as_tuple[:3] and trades[-1] == as_tuple[-1]
+    assert trades != as_tuple[:-1]
+    assert pickle.loads(pickle.dumps(trades)) == trades      # the optimiser's workers send results back
+    assert trades[0].mode == "BACKTEST" and trades[0].pnl == as_tuple[0].pnl
