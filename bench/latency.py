@@ -35,6 +35,7 @@ Run: .venv/bin/python bench/latency.py [--pairs 20,50,100] [--candles 200] [--no
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import sys
@@ -112,6 +113,7 @@ def measure(name: str, strategy: str, journal_kind: str, pairs: int, candles: in
     symbols = list(frames)
     for sym in symbols:
         step.new_pair(sym)
+    gc.freeze()                             # as Session.run does before its loop
     lat: list[float] = []
     cpu: list[float] = []
     bar = tqdm(total=candles, desc=f"{name:<22}", unit="batch", leave=False)

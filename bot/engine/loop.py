@@ -9,6 +9,7 @@ anything else for the engine's restart policy.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -146,6 +147,10 @@ class Session:
         self.bus.emit(EventKind.MODE, f"{st.mode} session started: strategy {c.strategy.name}, "
                       f"{market.source} data for {', '.join(symbols)} ({market.interval}), equity "
                       f"{c.exchange.get_balance().equity:.2f} USDT", mode=st.mode, source=market.source)
+        # What is alive now (modules, torch, the agent, the pairs' history) lives as long as the
+        # session: the garbage collector need not walk it again. Unfrozen, a full collection over
+        # those ~200,000 objects now and then stalled a batch of candles for ~0.1 s.
+        gc.freeze()
         self._loop(symbols)
 
     def _loop(self, symbols: list[str]) -> None:
