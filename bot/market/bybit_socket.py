@@ -52,7 +52,7 @@ def _socket_class() -> type:
     from pybit.unified_trading import WebSocket
 
     class _BybitSocket(WebSocket):  # type: ignore[misc]
-        """pybit's client with the host swapped and malformed frames survived."""
+        """pybit's client with the host swapped, malformed frames survived, and two of its waits bounded."""
 
         def __init__(self, channel_type: str, *, base_url: str, name: str, **kwargs: Any) -> None:
             self._base_url = base_url
@@ -65,6 +65,13 @@ def _socket_class() -> type:
             if self._base_url:
                 url = self._base_url + urlsplit(url).path   # ".../v5/public/linear" or ".../v5/private"
             super()._connect(url)
+
+        def is_connected(self) -> bool:
+            # pybit's subscribe() waits `while not self.is_connected()` with no end: on a link already
+            # closed (keys refused a moment ago) it would wait forever. Closed for good ends the wait.
+            if self.exited:
+                raise ConnectionAbortedError(f"Bybit {self._name} stream closed before subscribing")
+            return bool(super().is_connected())
 
         def _on_message(self, message: str) -> None:
             self.last_message = time.monotonic()
