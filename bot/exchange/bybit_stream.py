@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bot.market.bybit_socket import StreamLink, ws_base_url
+from bot.market.bybit_socket import LinkedStream, ws_base_url
 
 __all__ = ["AccountUpdate", "PrivateStream", "PRIVATE_TOPICS"]
 
@@ -37,7 +37,7 @@ class AccountUpdate:
     received: float
 
 
-class PrivateStream:
+class PrivateStream(LinkedStream):
     """Order, execution, position and wallet pushes for the account of the settings' API key."""
 
     def __init__(self, settings: Any, *, on_update: Callable[[AccountUpdate], None] | None = None,
@@ -52,22 +52,7 @@ class PrivateStream:
         self._queue: queue.Queue[AccountUpdate] = queue.Queue(maxsize=maxsize)
         self.bad_messages = 0
         self.dropped = 0
-        self.link = StreamLink(
-            "private", self._subscribe, base_url=url, testnet=settings.USE_TESTNET,
-            api_key=settings.BYBIT_API_KEY, api_secret=settings.BYBIT_API_SECRET,
-            ping_seconds=settings.BYBIT_WS_PING_SECONDS, stall_seconds=settings.BYBIT_WS_STALL_SECONDS,
-            on_state=on_state, name="private")
-
-    def start(self) -> "PrivateStream":
-        self.link.start()
-        return self
-
-    def close(self) -> None:
-        self.link.close()
-
-    @property
-    def connected(self) -> bool:
-        return self.link.connected
+        self._make_link(settings, "private", base_url=url, on_state=on_state, name="private", keys=True)
 
     def _subscribe(self, ws: Any) -> None:
         ws.order_stream(callback=self._on_message)

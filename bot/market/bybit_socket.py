@@ -16,10 +16,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit
 
-__all__ = ["StreamLink", "LinkState", "ws_base_url"]
+__all__ = ["StreamLink", "LinkState", "LinkedStream", "ws_base_url"]
 
 log = logging.getLogger(__name__)
 
@@ -231,3 +231,31 @@ class StreamLink:
             # a server that hangs up) backs off further each time
             failures = 1 if time.monotonic() - opened > max(10.0, self.stall_seconds) else failures + 1
             self._stop.wait(min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (failures - 1)))
+
+
+class LinkedStream:
+    """A stream over one `StreamLink` made from the settings (the kline and the private streams)."""
+
+    link: StreamLink
+
+    def _make_link(self, settings: Any, channel: str, *, base_url: str, on_state: Callable[[str, str], None] | None,
+                   name: str, keys: bool = False) -> None:
+        self.link = StreamLink(
+            channel, self._subscribe, base_url=base_url, testnet=settings.USE_TESTNET,
+            api_key=settings.BYBIT_API_KEY if keys else None, api_secret=settings.BYBIT_API_SECRET if keys else None,
+            ping_seconds=settings.BYBIT_WS_PING_SECONDS, stall_seconds=settings.BYBIT_WS_STALL_SECONDS,
+            on_state=on_state, name=name)
+
+    def _subscribe(self, ws: Any) -> None:
+        raise NotImplementedError
+
+    def start(self) -> Self:
+        self.link.start()
+        return self
+
+    def close(self) -> None:
+        self.link.close()
+
+    @property
+    def connected(self) -> bool:
+        return self.link.connected

@@ -12,7 +12,7 @@ import queue
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from bot.market.bybit_socket import StreamLink
+from bot.market.bybit_socket import LinkedStream
 from bot.types import Candle
 
 __all__ = ["KlineStream", "parse_kline"]
@@ -34,7 +34,7 @@ def parse_kline(msg: dict[str, Any], interval: str) -> list[Candle]:
     return sorted(out, key=lambda c: c.open_ms)
 
 
-class KlineStream:
+class KlineStream(LinkedStream):
     """Closed candles of `symbols` on `interval`, pushed by Bybit, in a queue (`get`)."""
 
     def __init__(self, settings: Any, symbols: Iterable[str], interval: str, *, base_url: str,
@@ -43,21 +43,8 @@ class KlineStream:
         self.interval = str(interval)
         self._queue: queue.Queue[Candle] = queue.Queue()
         self.bad_messages = 0
-        self.link = StreamLink(
-            settings.EXCHANGE_CATEGORY, self._subscribe, base_url=base_url, testnet=settings.USE_TESTNET,
-            ping_seconds=settings.BYBIT_WS_PING_SECONDS, stall_seconds=settings.BYBIT_WS_STALL_SECONDS,
-            on_state=on_state, name=f"kline {self.interval}")
-
-    def start(self) -> "KlineStream":
-        self.link.start()
-        return self
-
-    def close(self) -> None:
-        self.link.close()
-
-    @property
-    def connected(self) -> bool:
-        return self.link.connected
+        self._make_link(settings, settings.EXCHANGE_CATEGORY, base_url=base_url, on_state=on_state,
+                        name=f"kline {self.interval}")
 
     def _subscribe(self, ws: Any) -> None:
         ws.kline_stream(interval=self.interval, symbol=list(self.symbols), callback=self._on_kline)
