@@ -27,6 +27,21 @@ BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 30.0
 
 
+class _Demote(logging.Filter):
+    """pybit and websocket-client log a dropped link as ERROR (twice, with the callback's repr);
+    here that is expected and `StreamLink` says it once, so their lines go to DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.CRITICAL:
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+for _name in ("websocket", "pybit._websocket_stream"):
+    logging.getLogger(_name).addFilter(_Demote())
+
+
 class LinkState:
     """Where a link is; plain strings, shown as they are."""
 

@@ -130,7 +130,9 @@ def test_parse_kline_keeps_confirmed_rows_only() -> None:
     assert (c.symbol, c.open_ms, c.close, c.turnover) == ("BTCUSDT", 1672324500000, 16677.0, 34666.4005)
 
 
-def test_a_drop_reconnects_and_backfills_over_rest_with_no_candle_missed_or_doubled(rig: Rig) -> None:
+def test_a_drop_reconnects_and_backfills_over_rest_with_no_candle_missed_or_doubled(
+        rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
     _connected(rig)
     rig.clock.advance(1)
     rig.ws.tick()
@@ -154,6 +156,9 @@ def test_a_drop_reconnects_and_backfills_over_rest_with_no_candle_missed_or_doub
     events = rig.data_events()
     assert any("stream down (connection lost)" in m for m in events), events
     assert any("stream back" in m for m in events), events
+    # an expected drop is one warning (the event), not pybit's and websocket-client's ERROR lines
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len([r for r in caplog.records if r.levelno == logging.WARNING and "stream down" in r.getMessage()]) == 1
 
 
 def test_a_stall_falls_back_to_rest_polling_and_shows_it(rig: Rig) -> None:
