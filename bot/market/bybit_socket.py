@@ -11,6 +11,7 @@ for good, and it does not notice a stream that stays open but goes silent.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -63,6 +64,7 @@ def ws_base_url(settings: Any) -> str | None:
     return ""
 
 
+@functools.cache
 def _socket_class() -> type:
     from pybit.unified_trading import WebSocket
 
@@ -94,9 +96,10 @@ def _socket_class() -> type:
                 msg = json.loads(message)
             except ValueError:
                 msg = None
+            # what pybit can take: a pong, a control reply, or a push on a topic it has a callback for
             known = isinstance(msg, dict) and (
-                "op" in msg or msg.get("type") in ("AUTH_RESP", "COMMAND_RESP") or msg.get("ret_msg") == "pong"
-                or msg.get("topic") in self.callback_directory)
+                msg.get("ret_msg") == "pong" or msg.get("op") in ("pong", "auth", "subscribe", "unsubscribe")
+                or msg.get("type") in ("AUTH_RESP", "COMMAND_RESP") or msg.get("topic") in self.callback_directory)
             if not known:
                 self.malformed += 1
                 log.warning("Bybit %s stream: malformed message ignored (%d so far): %.120r",

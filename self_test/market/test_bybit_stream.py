@@ -178,19 +178,26 @@ def test_a_stall_falls_back_to_rest_polling_and_shows_it(rig: Rig) -> None:
     assert rig.offsets() == [1, 2]
 
 
-def test_a_malformed_message_is_logged_once_and_survived(rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("text", [
+    '{"topic": "kline.60.BTCUSDT", "data": [',                 # not JSON
+    '{"topic": "kline.60.BTCUSDT", "type": "snapshot", "data": "oops"}',   # our topic, wrong shape
+    '{"topic": "kline.60.ETHUSDT", "data": []}',               # a topic nobody subscribed to
+    '{"op": "weird"}',                                         # an op pybit does not know
+])
+def test_a_malformed_message_is_logged_once_and_survived(rig: Rig, caplog: pytest.LogCaptureFixture,
+                                                         text: str) -> None:
     _connected(rig)
     stream = rig.market._stream
     assert stream is not None
     epoch = stream.link.epoch
     with caplog.at_level(logging.WARNING, logger="bot.market"):
-        assert rig.ws.send_malformed() == 1
+        assert rig.ws.send_malformed(text=text) == 1
         rig.clock.advance(1)
         rig.ws.tick()
         rig.pump(lambda: len(rig.got) >= 1)
     bad = [r for r in caplog.records if "malformed" in r.getMessage()]
     assert len(bad) == 1, [r.getMessage() for r in caplog.records]
-    assert stream.link.epoch == epoch and stream.link.malformed == 1     # the same connection
+    assert stream.link.epoch == epoch and stream.link.malformed + stream.bad_messages == 1  # the same connection
     assert rig.offsets() == [1]
 
 
