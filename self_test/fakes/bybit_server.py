@@ -369,7 +369,8 @@ def _serve_by_hand(argv: list[str] | None = None) -> int:
         fake.set_klines(symbol, interval, frame)
         fake.set_price(symbol, float(frame["close"].iloc[-1]))
     fake.start(args.port)
-    from self_test.fakes.bybit_ws import FakeBybitStream  # the same account and candles over WebSocket
+    # the same account and candles over WebSocket
+    from self_test.fakes.bybit_ws import FakeBybitStream
 
     ws = FakeBybitStream(fake).start(args.port + 1 if args.port else 0)
 
