@@ -48,7 +48,7 @@ class Rig:
         self.rest.set_klines(SYMBOL, "60", frame)
         self.ws = FakeBybitStream(self.rest).start()
         base = dict(BYBIT_BASE_URL=self.rest.url, BYBIT_WS_URL=self.ws.url, BYBIT_WS_PING_SECONDS=0.5,
-                    BYBIT_WS_STALL_SECONDS=2.0, MARKET_POLL_SECONDS=0.2, CANDLE_INTERVAL="60")
+                    BYBIT_WS_STALL_SECONDS=3.0, MARKET_POLL_SECONDS=0.2, CANDLE_INTERVAL="60")
         base.update(overrides)
         self.settings = make_settings(tmp_path, **base)
         self.bus = EventBus()
