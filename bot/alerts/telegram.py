@@ -78,7 +78,7 @@ def _exit_text(icon: str, label: str, ev: Event) -> str:
 
 
 def format_event(ev: Event) -> str | None:
-    """The Telegram text for an event, or None for kinds that stay in the log (info, vetoes, data)."""
+    """The Telegram text for an event, or None for kinds that stay in the log (info, vetoes, routine data)."""
     k, d = ev.kind, ev.data
     if k == EventKind.TRADE:
         if all(x in d for x in ("symbol", "side", "qty", "price")):
@@ -98,6 +98,8 @@ def format_event(ev: Event) -> str | None:
         return prefixes[k] + ev.message
     if k == EventKind.ERROR and ev.level in ("ERROR", "CRITICAL"):
         return f"⚠️ {ev.message}"
+    if k == EventKind.DATA and (ev.level in ("WARNING", "ERROR", "CRITICAL") or d.get("alert")):
+        return f"📡 {ev.message}"      # market data lost / back (a stream down, REST polling)
     return None
 
 

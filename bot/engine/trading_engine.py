@@ -339,7 +339,7 @@ class TradingEngine:
                 break
             except (SwitchToLive, SwitchSession):
                 # promotion to LIVE, or Bybit is back after a REPLAY: the next session builds its parts
-                self.c = self.step = None
+                self._drop_parts()
                 continue
             except Exception as exc:  # a critical error ends the session; we decide whether to restart
                 why = f"{type(exc).__name__}: {exc}"
@@ -361,13 +361,19 @@ class TradingEngine:
                               f"after: {why}", level="ERROR", reason=why)
                 if self._stop_evt.wait(delay):
                     break
-                self.c = self.step = None   # rebuild every part: a broken client must not survive the restart
+                self._drop_parts()   # rebuild every part: a broken client must not survive the restart
         if self.c is not None:
             try:
                 self._finish(self._close_on_stop)
             except Exception:
                 log.exception("engine: failed while stopping")
         self._set_status(EngineStatus.STOPPED)
+
+    def _drop_parts(self) -> None:
+        """Forget the session's parts; a feed the engine chose itself is closed (its WebSocket with it)."""
+        if self.c is not None and self.c.market is not None and self.c.market is not self.given.market:
+            self.c.market.close()
+        self.c = self.step = None
 
     def _open_session(self) -> Session:
         """A new session: pairs ranked, then the market chosen for them, then the parts built

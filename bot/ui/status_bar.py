@@ -16,7 +16,7 @@ FG = "#d8dee9"
 MESSAGE_CHARS = 56
 GREEN, AMBER, RED, GREY = "#3ddc84", "#f0b429", "#ff4d4f", "#8a8f98"
 
-_CONNECTION_COLOURS = {Connection.CONNECTED: GREEN, Connection.RECONNECTING: AMBER,
+_CONNECTION_COLOURS = {Connection.CONNECTED: GREEN, Connection.RECONNECTING: AMBER, Connection.POLLING: AMBER,
                        Connection.OFFLINE_REPLAY: AMBER}
 _STATUS_COLOURS = {EngineStatus.RUNNING: GREEN, EngineStatus.STARTING: AMBER, EngineStatus.PAUSED: AMBER,
                    EngineStatus.RESTARTING: AMBER, EngineStatus.CIRCUIT_OPEN: RED,

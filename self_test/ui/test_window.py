@@ -539,3 +539,50 @@ def test_live_session_asks_before_closing_the_window_and_closes_all(open_window,
     assert "LIVE" in dialogs.asked[-1][1] and "1 open position" in dialogs.asked[-1][1]
     assert not ctl.engine.running
     assert all(p["size"] == 0 for p in fake_bybit.book.positions.values()), "a live position was left open"
+
+
+def test_the_status_bar_shows_the_bybit_stream_down_and_back(display: str, open_window, tmp_path: Path) -> None:
+    """A paper session on LIVE candles pushed by the fake Bybit's kline WebSocket: a stalled stream
+    reads Polling-REST in amber in the status bar, with the warning in the log panel; then Connected."""
+    import pandas as pd
+
+    from bot.engine.app import assemble
+    from bot.engine.trading_engine import TradingEngine
+    from bot.market.bybit_klines import BybitKlineSource
+    from bot.market.feeds import BybitMarket
+    from bot.market.seed import load_seed
+    from self_test.fakes.bybit_server import FakeBybit
+    from self_test.fakes.bybit_ws import FakeBybitStream
+
+    frame = load_seed("BTCUSDT", "D")
+    now = [pd.Timestamp("2018-02-01", tz="UTC").timestamp() + 60]
+    with FakeBybit(clock=lambda: now[0]) as rest, FakeBybitStream(rest) as ws:
+        rest.set_klines("BTCUSDT", "D", frame)
+        settings = session_settings(tmp_path, CANDLE_INTERVAL="D", STRATEGY="sma", TRAINING_ENABLED=False,
+                                    BYBIT_BASE_URL=rest.url, BYBIT_WS_URL=ws.url, BYBIT_WS_PING_SECONDS=0.5,
+                                    BYBIT_WS_STALL_SECONDS=2.0, MARKET_POLL_SECONDS=0.2)
+
+        def make_engine() -> TradingEngine:
+            source = BybitKlineSource.from_settings(settings)
+            source.clock = lambda: now[0]
+            return TradingEngine(settings, market=BybitMarket(settings, source=source, clock=lambda: now[0]))
+
+        ctl = open_window(settings, app_factory=lambda: assemble(settings, engine=make_engine()))
+        root, v = ctl.root, ctl.view
+        pump_until(root, lambda: ctl.engine is not None and str(v.controls.start_button.cget("state")) == "normal",
+                   30, "the engine to load")
+        v.controls.start_button.invoke()
+        conn = v.status.values["connection"]
+        pump_until(root, lambda: ws.subscribed("kline.D.BTCUSDT") and conn.cget("text") == "Connected", 30,
+                   "Connected in the status bar, the kline stream subscribed")
+        ws.stall()
+        pump_until(root, lambda: conn.cget("text") == "Polling-REST", 30, "Polling-REST in the status bar")
+        assert conn.cget("foreground") == "#f0b429"                                    # amber
+        pump_until(root, lambda: "stream down" in v.log_panel.contents(), 10, "the warning in the log panel")
+        if shutil.which("xwd") is not None:
+            rgb = screenshot_png(display, tmp_path / "ui_stream_down.png")
+            assert rgb.std() > 20, "the screenshot is blank"
+            if os.environ.get("UI_STREAM_SCREENSHOT"):
+                shutil.copy(tmp_path / "ui_stream_down.png", os.environ["UI_STREAM_SCREENSHOT"])
+        pump_until(root, lambda: conn.cget("text") == "Connected", 30, "Connected again")
+        close_window(ctl)
