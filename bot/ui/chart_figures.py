@@ -217,14 +217,20 @@ class EquityFigure(_Base):
         for line, y in ((self.equity, h.equity), (self.balance, h.balance), (self.bh, h.buy_hold)):
             line.set_data(t, np.asarray(y, dtype=float))
         ys = np.concatenate([h.equity, h.balance, h.buy_hold])
-        lo, hi = float(ys.min()), float(ys.max())
+        lo, hi = float(np.nanmin(ys)), float(np.nanmax(ys))
         pad = (hi - lo) * 0.08 or max(abs(hi) * 0.01, 1.0)
         span = (t[-1] - t[0]) or 1 / 24
         self.ax.set_xlim(t[0] - span * 0.01, t[-1] + span * 0.02)
         self.ax.set_ylim(lo - pad, hi + pad)
         eq0 = h.equity[0] or 1.0
-        self.title.set_text(f"Equity {h.equity[-1]:,.2f} USDT ({100 * (h.equity[-1] / eq0 - 1):+.2f} %)   "
-                            f"buy & hold {100 * (h.buy_hold[-1] / eq0 - 1):+.2f} %")
+        bh = np.asarray(h.buy_hold, dtype=float)
+        started = np.flatnonzero(np.isfinite(bh))   # buy-and-hold runs from this session's start
+        versus = ""
+        if len(started):
+            first = started[0]
+            versus = (f"   this session {100 * (h.equity[-1] / (h.equity[first] or 1.0) - 1):+.2f} %, "
+                      f"buy & hold {100 * (bh[-1] / (bh[first] or 1.0) - 1):+.2f} %")
+        self.title.set_text(f"Equity {h.equity[-1]:,.2f} USDT ({100 * (h.equity[-1] / eq0 - 1):+.2f} %){versus}")
         return True
 
 

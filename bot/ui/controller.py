@@ -27,6 +27,7 @@ from bot.ui.workers import CommandRunner, SnapshotPoller, StallMeter, TkTimer
 
 if TYPE_CHECKING:
     from bot.engine.app import App
+    from bot.engine.past import PastRecord
     from bot.engine.trading_engine import TradingEngine
 
 __all__ = ["Controller"]
@@ -59,6 +60,7 @@ class Controller:
         self._pair_chosen = False       # the user picked a pair this session: keep it
         self._pending: list[tuple[cf.Future, Callable[[cf.Future], None]]] = []
         self._shown_snapshot: EngineSnapshot | None = None
+        self.past: PastRecord | None = None   # the record shown before Start (journal + wallet)
         self._was_running = False
         self._closing = False
         self._destroyed = False
@@ -124,6 +126,7 @@ class Controller:
             self.view.status.set_state("Stopped")
             self.view.status.set_message("ready: press Start Bot (paper trading)")
             self.poller.kick()
+            self.load_past()
 
         self._run(factory, done)
 
@@ -194,11 +197,14 @@ class Controller:
         self._shown_snapshot = snap
         v = self.view
         v.status.update_from(snap, running=running)
+        past = self.past if not running and snap.equity == 0 else None
         if not running:
             v.status.set_mode(self.selected_mode)
+        if past is not None:   # before Start: the wallet it will trade, from its record
+            v.status.show_money(past.equity, past.balance)
         v.controls.update_from(snap, running=running)
-        v.orders.show_positions(snap.positions)
-        v.orders.show_trades(snap.recent_trades)
+        v.orders.show_positions(past.positions if past is not None else snap.positions)
+        v.orders.show_trades(past.trades if past is not None else snap.recent_trades)
         symbols = self._symbols(snap)
         v.orders.set_symbols(symbols)
         v.charts.set_pairs(symbols)
@@ -209,8 +215,9 @@ class Controller:
 
     def _symbols(self, snap: EngineSnapshot) -> list[str]:
         out: list[str] = []
+        held = self.past.positions if self.past is not None else ()
         for s in (*snap.active_pairs, *(p for p, _ in snap.pair_scores), *(p.symbol for p in snap.positions),
-                  *self.settings.FALLBACK_SYMBOLS):
+                  *(p.symbol for p in held), *self.settings.FALLBACK_SYMBOLS):
             if s not in out:
                 out.append(s)
         return out
@@ -231,7 +238,7 @@ class Controller:
             self._ask_stop()
             return
         mode = self.selected_mode
-        self.history.reset()
+        self.history.new_session()
         self._busy(True, f"starting in {mode} ...")
 
         def done(fut: cf.Future) -> None:
@@ -298,8 +305,11 @@ class Controller:
     def choose_mode(self, mode: str) -> None:
         controls = self.view.controls
         if mode == "PAPER":
+            changed = self.selected_mode != "PAPER"
             self.selected_mode = "PAPER"
             self.view.status.set_mode("PAPER")
+            if changed:
+                self.load_past()
             return
         controls.mode.set(self.selected_mode)  # stays paper until every condition is met
         if not self.settings.has_bybit_keys:
@@ -334,6 +344,46 @@ class Controller:
         self.view.controls.mode.set("LIVE")
         self.view.status.set_mode("LIVE")
         self.view.status.set_message("LIVE selected: Start Bot trades real money", error=True)
+        self.load_past()
+
+    def load_past(self) -> None:
+        """Before Start: read the selected mode's wallet and journal on the command thread and show
+        them (balance, open positions, closed trades, P&L and equity curves, learner curves)."""
+        if self.engine is None or self.engine.running:
+            return
+        mode, settings = self.selected_mode, self.settings
+        replay = True if getattr(self.engine, "force_replay", False) else None
+
+        def read() -> tuple[PastRecord, tuple]:
+            from bot.engine.past import read_past
+
+            past = read_past(settings, mode, replay=replay)
+            return past, self._learner_curve()
+
+        def done(fut: cf.Future) -> None:
+            if self.engine is None or self.engine.running or self.selected_mode != mode:
+                return   # started (or switched) meanwhile: the session's own state wins
+            try:
+                past, curve = fut.result()
+            except Exception as exc:
+                log.warning("the %s record could not be read: %s", mode.lower(), exc)
+                self.view.status.set_message(f"could not read the {mode.lower()} wallet: {exc}", error=True)
+                return
+            self.past = past
+            self.history.load_past(past.equity_points, past.trades, curve)
+            self.renderer.wake(force=True)
+            self._shown_snapshot = None   # repaint with the record
+            log.info("%s: %s, %s USDT, %d open position(s), %d closed trade(s)", mode, past.where,
+                     f"{past.equity:,.2f}", len(past.positions), len(past.trades))
+            self.view.status.set_message(f"{mode}: {past.where}, {len(past.trades)} closed trade(s)")
+
+        self._run(read, done)
+
+    def _learner_curve(self) -> tuple:
+        """The learner's (steps, loss, reward, epsilon) curve saved with its checkpoint, if any."""
+        engine = self.engine
+        reader = getattr(engine, "learner_curve", None)
+        return tuple(reader()) if callable(reader) else ()
 
     def set_training(self, on: bool) -> None:
         if self.engine is None:

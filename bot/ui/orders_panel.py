@@ -98,9 +98,9 @@ class OrdersPanel(ttk.Frame):
         cols = ("symbol", "side", "entry", "exit", "pnl", "why")
         self.trades = ttk.Treeview(box, columns=cols, height=6, selectmode="none")
         self.trades.heading("#0", text="Closed UTC")
-        self.trades.column("#0", width=92, stretch=False)
+        self.trades.column("#0", width=104, stretch=False)   # "09-23 05:00" whole
         for col, title, width in zip(cols, ("Symbol", "Side", "Entry", "Exit", "P&L", "Why"),
-                                     (70, 38, 54, 54, 52, 76), strict=True):
+                                     (66, 44, 52, 52, 50, 74), strict=True):
             self.trades.heading(col, text=title)
             self.trades.column(col, width=width, anchor="e", stretch=True)
         self.trades.tag_configure("gain", foreground=GAIN)

@@ -75,5 +75,8 @@ class StatusBar(tk.Frame):
             state = EngineStatus.CIRCUIT_OPEN
         text = state + (f"  (restarted {snap.restarts}x)" if snap.restarts else "")
         self.set_state(text, _STATUS_COLOURS.get(state, AMBER))
-        self.cache.set(self.values["equity"], text=money(snap.equity))
-        self.cache.set(self.values["balance"], text=money(snap.balance))
+        self.show_money(snap.equity, snap.balance)
+
+    def show_money(self, equity: float, balance: float) -> None:
+        self.cache.set(self.values["equity"], text=money(equity))
+        self.cache.set(self.values["balance"], text=money(balance))

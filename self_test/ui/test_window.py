@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -30,59 +30,13 @@ from bot.ui.dialogs import CLOSE_ALL, ScriptedDialogs
 from bot.ui.log_panel import QueueLogHandler
 from bot.ui.prefs import UiPrefs, load_prefs, save_prefs
 from self_test.conftest import make_settings
-from self_test.xserver import VirtualDisplay, screenshot_png
+from self_test.xserver import screenshot_png
 
 pytestmark = pytest.mark.gui
 
 
 # ----------------------------------------------------------------------------------------------
 # helpers
-
-@pytest.fixture(scope="session")
-def display() -> Iterator[str]:
-    """An X display: our own Xvfb when installed, else the session's display, else skip.
-
-    Session-scoped: Tk keeps its connection to a display after its windows are gone, and Xlib
-    ends the process when that server goes away, so no Xvfb may stop before the last test."""
-    old = os.environ.get("DISPLAY")
-    if shutil.which("Xvfb"):
-        with VirtualDisplay(1440, 900) as vd:
-            os.environ["DISPLAY"] = vd.display
-            try:
-                yield vd.display
-            finally:
-                if old is None:
-                    os.environ.pop("DISPLAY", None)
-                else:
-                    os.environ["DISPLAY"] = old
-    elif old:
-        yield old
-    else:
-        pytest.skip("window tests need an X display: none is set and Xvfb is not installed "
-                    "(Debian/Ubuntu: apt-get install xvfb x11-apps xdotool)")
-
-
-@pytest.fixture
-def open_window(display: str) -> Iterator[Callable[..., object]]:
-    """`open_window(settings, ...)` builds the window; whatever happens in the test, every window
-    is closed and its engine stopped (positions closed) at the end."""
-    from bot.ui import build_app
-
-    made = []
-
-    def make(settings, **kwargs):
-        ctl = build_app(settings, **kwargs)
-        made.append(ctl)
-        return ctl
-
-    yield make
-    for ctl in made:
-        if ctl._destroyed:
-            continue
-        if ctl.app is not None:
-            ctl.app.shutdown(close_positions=True, timeout=30)
-        ctl._destroy()
-
 
 def closed_port() -> int:
     """A loopback port nobody listens on: Bybit 'fails' at once, the engine falls back to REPLAY."""
