@@ -19,7 +19,7 @@ from bot.events import EventKind
 from bot.ui.dialogs import CANCEL, CLOSE_ALL, Dialogs
 from bot.ui.history import SessionHistory
 from bot.ui.lessons_panel import LESSONS_TAB, LessonsKeeper
-from bot.ui.live_mode import live_confirmation, read_live_balance
+from bot.ui.live_mode import live_confirmation, read_live_facts
 from bot.ui.orders_panel import describe_result, parse_usdt
 from bot.ui.prefs import UiPrefs, save_prefs
 from bot.ui.status_bar import RED
@@ -317,23 +317,40 @@ class Controller:
                                "Set BYBIT_API_KEY and BYBIT_API_SECRET in the .env file (see .env.example), "
                                "then restart the terminal. The bot stays in paper trading.")
             return
-        self._busy(True, "reading your Bybit balance ...")
+        self._busy(True, "reading your Bybit balance and the paper record ...")
+        settings = self.settings
 
         def confirm(fut: cf.Future) -> None:
             self._busy(False)
+            from bot.engine.promotion import GATE_OVERRIDE_WORD, gate_checklist, override_request
+
             try:
-                balance = f"{fut.result():,.2f} USDT"
+                value, gate = fut.result()
             except Exception as exc:
-                log.warning("could not read the Bybit balance for the live confirmation: %s", exc)
-                balance = f"your whole Bybit USDT balance (it could not be read just now: {exc})"
-            ok = self.dialogs.confirm_live(live_confirmation(self.settings, balance))
+                log.warning("the paper record could not be read for the live confirmation: %s", exc)
+                self.dialogs.error("Live trading not selected", f"the paper record could not be read: {exc}")
+                return
+            if isinstance(value, Exception):
+                log.warning("could not read the Bybit balance for the live confirmation: %s", value)
+                balance = f"your whole Bybit USDT balance (it could not be read just now: {value})"
+            else:
+                balance = f"{value:,.2f} USDT"
+            ok = self.dialogs.confirm_live(live_confirmation(settings, balance, gate_checklist(gate)))
+            unmet: tuple[str, ...] = ()
+            if ok and not gate.passed:
+                unmet = tuple(gate.missing)
+                ok = self.dialogs.confirm_override(override_request(gate), GATE_OVERRIDE_WORD)
+                if not ok:
+                    log.info("live trading with the promotion gate unmet: override not typed; staying in paper")
             if not ok:
                 log.info("live trading refused by the user; staying in paper")
                 self.view.status.set_message("live trading refused: staying in paper")
                 return
-            self._run(self.engine.give_live_consent, self._consent_stored)
+            if unmet:
+                log.warning("promotion gate overridden by the user (unmet: %s)", ", ".join(unmet))
+            self._run(lambda: self.engine.give_live_consent(gate_unmet=unmet), self._consent_stored)
 
-        self._run(lambda: read_live_balance(self.settings), confirm)
+        self._run(lambda: read_live_facts(settings), confirm)
 
     def _consent_stored(self, fut: cf.Future) -> None:
         exc = fut.exception()

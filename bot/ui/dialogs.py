@@ -24,9 +24,19 @@ class Dialogs(Protocol):
     """Every question the window may ask. Each call returns only when it is answered."""
 
     def confirm_live(self, message: str) -> bool: ...
+    def confirm_override(self, message: str, word: str) -> bool: ...
     def ask_stop(self, message: str) -> str: ...
     def ask_close_window(self, message: str) -> str: ...
     def error(self, title: str, message: str) -> None: ...
+
+
+def _centre(dialog: tk.Toplevel, parent: tk.Misc) -> None:
+    """Over the middle of the main window (a window manager may still move it)."""
+    dialog.update_idletasks()
+    top = parent.winfo_toplevel()
+    x = top.winfo_rootx() + max(0, (top.winfo_width() - dialog.winfo_reqwidth()) // 2)
+    y = top.winfo_rooty() + max(0, (top.winfo_height() - dialog.winfo_reqheight()) // 3)
+    dialog.geometry(f"+{x}+{y}")
 
 
 class _ChoiceDialog(tk.Toplevel):
@@ -56,11 +66,55 @@ class _ChoiceDialog(tk.Toplevel):
         self.destroy()
 
     def run(self) -> str:
-        self.update_idletasks()
+        _centre(self, self.master)
         try:
             self.grab_set()
         except tk.TclError:  # another grab (or not viewable yet): still usable, just not modal
             pass
+        self.wait_window(self)
+        return self.result
+
+
+class _TypedDialog(tk.Toplevel):
+    """A modal dialog that goes ahead only when `word` is typed exactly; Escape / close = no."""
+
+    def __init__(self, parent: tk.Misc, title: str, message: str, word: str) -> None:
+        super().__init__(parent)
+        self.result = False
+        self.word = word
+        self.title(title)
+        self.transient(parent.winfo_toplevel())
+        self.resizable(False, False)
+        body = ttk.Frame(self, padding=16)
+        body.pack(fill="both", expand=True)
+        ttk.Label(body, text=message, wraplength=460, justify="left", foreground="#b00020").pack(anchor="w")
+        self.typed = tk.StringVar()
+        self.entry = ttk.Entry(body, textvariable=self.typed, width=24)
+        self.entry.pack(anchor="w", pady=10)
+        buttons = ttk.Frame(body)
+        buttons.pack(anchor="e")
+        self.stay_button = ttk.Button(buttons, text="Stay in paper", command=lambda: self._choose(False))
+        self.stay_button.pack(side="left", padx=4)
+        self.go_button = ttk.Button(buttons, text="Trade live anyway", state="disabled",
+                                    command=lambda: self._choose(True))
+        self.go_button.pack(side="left", padx=4)
+        self.typed.trace_add("write", lambda *_a: self.go_button.configure(
+            state="normal" if self.typed.get().strip() == word else "disabled"))
+        self.bind("<Escape>", lambda _e: self._choose(False))
+        self.protocol("WM_DELETE_WINDOW", lambda: self._choose(False))
+
+    def _choose(self, go: bool) -> None:
+        self.result = go and self.typed.get().strip() == self.word
+        self.grab_release()
+        self.destroy()
+
+    def run(self) -> bool:
+        _centre(self, self.master)
+        try:
+            self.grab_set()
+        except tk.TclError:
+            pass
+        self.entry.focus_set()
         self.wait_window(self)
         return self.result
 
@@ -70,11 +124,19 @@ class TkDialogs:
 
     def __init__(self, parent: tk.Misc) -> None:
         self.parent = parent
+        self.open_dialog: _TypedDialog | None = None   # the typed confirmation on screen (tests click it)
 
     def confirm_live(self, message: str) -> bool:
         d = _ChoiceDialog(self.parent, "Trade with real money?", message,
                           [("Stay in paper", CANCEL), ("Trade live", "live")], danger=True)
         return d.run() == "live"
+
+    def confirm_override(self, message: str, word: str) -> bool:
+        self.open_dialog = _TypedDialog(self.parent, "Override the promotion gate?", message, word)
+        try:
+            return self.open_dialog.run()
+        finally:
+            self.open_dialog = None
 
     def ask_stop(self, message: str) -> str:
         d = _ChoiceDialog(self.parent, "Stop the bot", message,
@@ -96,16 +158,22 @@ class ScriptedDialogs:
     """Dialogs answered from a script (tests). Records every question asked."""
 
     live: deque[bool] = field(default_factory=deque)
+    override: deque[str] = field(default_factory=deque)   # what the user types into the override box
     stop: deque[str] = field(default_factory=deque)
     close: deque[str] = field(default_factory=deque)
     asked: list[tuple[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.live, self.stop, self.close = deque(self.live), deque(self.stop), deque(self.close)
+        self.override = deque(self.override)
 
     def confirm_live(self, message: str) -> bool:
         self.asked.append(("confirm_live", message))
         return self.live.popleft() if self.live else False
+
+    def confirm_override(self, message: str, word: str) -> bool:
+        self.asked.append(("confirm_override", message))
+        return (self.override.popleft() if self.override else "").strip() == word
 
     def ask_stop(self, message: str) -> str:
         self.asked.append(("ask_stop", message))

@@ -265,7 +265,7 @@ def test_window_builds_and_live_needs_keys_then_a_confirmation(open_window, tmp_
     keys = {"BYBIT_API_KEY": fake_bybit.api_key, "BYBIT_API_SECRET": fake_bybit.api_secret}
     settings = make_settings(tmp_path / "keys", environ=keys, BYBIT_BASE_URL=fake_bybit.url,
                              FALLBACK_SYMBOLS=("BTCUSDT",))
-    dialogs = ScriptedDialogs(live=[False, True])
+    dialogs = ScriptedDialogs(live=[False, True], override=["OVERRIDE"])  # a fresh record: the gate is unmet
     engine = TradingEngine(settings)
     ctl = open_window(settings, app_factory=lambda: assemble(settings, engine=engine), dialogs=dialogs)
     root = ctl.root
@@ -276,6 +276,7 @@ def test_window_builds_and_live_needs_keys_then_a_confirmation(open_window, tmp_
         message = dialogs.asked[-1][1]
         assert "2,345.67 USDT" in message, message
         assert "5 % of equity" in message and "at least 10 USDT" in message
+        assert "[ ] closed trades: 0 (needs >= 30)" in message and "1 of 6 met" in message  # drawdown 0 % is met
         assert ctl.selected_mode == "PAPER" and not engine.has_live_consent()
         ctl.view.controls.live_radio.invoke()
         pump_until(root, lambda: ctl.selected_mode == "LIVE", 30, "LIVE to be selected after consent")
@@ -469,7 +470,7 @@ def test_live_session_asks_before_closing_the_window_and_closes_all(open_window,
         source.clock = lambda: now
         return TradingEngine(settings, market=PricedMarket(settings, source=source, clock=lambda: now, fake=fake_bybit))
 
-    dialogs = ScriptedDialogs(live=[True], close=[CLOSE_ALL])
+    dialogs = ScriptedDialogs(live=[True], override=["OVERRIDE"], close=[CLOSE_ALL])
     ctl = open_window(settings, app_factory=lambda: assemble(settings, engine=make_engine()), dialogs=dialogs)
     root, v = ctl.root, ctl.view
     pump_until(root, lambda: ctl.engine is not None, 60, "the engine to load")
@@ -489,7 +490,7 @@ def test_live_session_asks_before_closing_the_window_and_closes_all(open_window,
 
     ctl.request_close()
     pump_until(root, lambda: ctl._destroyed, 60, "the window to close")
-    assert [kind for kind, _ in dialogs.asked] == ["confirm_live", "ask_close_window"]
+    assert [kind for kind, _ in dialogs.asked] == ["confirm_live", "confirm_override", "ask_close_window"]
     assert "LIVE" in dialogs.asked[-1][1] and "1 open position" in dialogs.asked[-1][1]
     assert not ctl.engine.running
     assert all(p["size"] == 0 for p in fake_bybit.book.positions.values()), "a live position was left open"
