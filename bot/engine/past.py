@@ -18,10 +18,12 @@ from bot.types import ClosedTrade, Mode, Position
 if TYPE_CHECKING:
     from config import Settings
 
-__all__ = ["PastRecord", "read_past", "last_paper_source_was_replay"]
+__all__ = ["PastRecord", "read_past", "last_paper_source_was_replay", "read_learner_curve", "latest_checkpoint",
+           "LEARNER_CURVE_FILE"]
 
 log = logging.getLogger("bot.engine.past")
 
+LEARNER_CURVE_FILE = "learner_curve.json"   # next to the agent's checkpoints (models/)
 PAPER_FILES = ("state.db", "paper_wallet.json")
 REPLAY_FILES = ("replay_state.db", "replay_wallet.json")
 
@@ -38,6 +40,33 @@ class PastRecord:
     positions: tuple[Position, ...] = ()
     trades: tuple[ClosedTrade, ...] = ()
     equity_points: tuple[tuple[int, float, float], ...] = ()   # (candle close ms, equity, balance)
+
+
+def read_learner_curve(settings: Settings) -> list[tuple[float, float, float, float]]:
+    """The agent's (steps, loss, reward, epsilon) curve saved with its last checkpoint; [] when none
+    (or unreadable: the curve is a picture, never a reason to refuse to start)."""
+    import json
+    import math
+
+    path = Path(settings.data_dir) / "models" / LEARNER_CURVE_FILE
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        points = [tuple(float(x) if x is not None else math.nan for x in p) for p in raw if len(p) == 4]
+    except (OSError, ValueError, TypeError) as exc:
+        if path.exists():
+            log.warning("learner curve %s unreadable (%s); the Training tab starts empty", path, exc)
+        return []
+    return points  # type: ignore[return-value]
+
+
+def latest_checkpoint(settings: Settings) -> str:
+    """The file name of the checkpoint the agent will resume from ("" when none)."""
+    import re
+
+    folder = Path(settings.data_dir) / "models"
+    names = sorted(p.name for p in folder.glob("dqn-*.pt") if re.fullmatch(r"dqn-\d{12}\.pt", p.name)) \
+        if folder.exists() else []
+    return names[-1] if names else ""
 
 
 def _newest_mtime(data_dir: Path, names: tuple[str, ...]) -> float:

@@ -103,8 +103,8 @@ class ControlPanel(ttk.Frame):
         self.cache.set(self.epsilon_label, text=f"epsilon {snap.epsilon:.3f}" if running else "epsilon -")
         parts = [f"{name} {learner[key]:.4g}" for key, name in (("steps", "steps"), ("loss", "loss"),
                                                                 ("reward", "reward")) if learner.get(key)]
-        self.cache.set(self.learner_label,
-                       text="  ".join(parts) if parts else ("learner warming up" if running else ""))
+        if running or parts:   # stopped with nothing to say: the checkpoint note stays
+            self.cache.set(self.learner_label, text="  ".join(parts) if parts else "learner warming up")
         scores = dict(snap.pair_scores)
         rows = tuple((p, scores.get(p)) for p in snap.active_pairs) + tuple(
             (p, s) for p, s in snap.pair_scores if p not in snap.active_pairs)
@@ -137,6 +137,10 @@ class ControlPanel(ttk.Frame):
             self.promotion.configure(state="disabled")
             self._promotion_shown = crit
             self._promotion_drawn = True
+
+    def show_checkpoint(self, text: str) -> None:
+        """Before Start: which checkpoint the agent will resume from."""
+        self.cache.set(self.learner_label, text=text)
 
     def select_pair(self, symbol: str) -> None:
         if self.pairs.exists(symbol) and self.pairs.selection() != (symbol,):

@@ -371,17 +371,17 @@ class Controller:
         mode, settings = self.selected_mode, self.settings
         replay = True if getattr(self.engine, "force_replay", False) else None
 
-        def read() -> tuple[PastRecord, tuple]:
-            from bot.engine.past import read_past
+        def read() -> tuple[PastRecord, list, str]:
+            from bot.engine.past import latest_checkpoint, read_learner_curve, read_past
 
             past = read_past(settings, mode, replay=replay)
-            return past, self._learner_curve()
+            return past, read_learner_curve(settings), latest_checkpoint(settings)
 
         def done(fut: cf.Future) -> None:
             if self.engine is None or self.engine.running or self.selected_mode != mode:
                 return   # started (or switched) meanwhile: the session's own state wins
             try:
-                past, curve = fut.result()
+                past, curve, checkpoint = fut.result()
             except Exception as exc:
                 log.warning("the %s record could not be read: %s", mode.lower(), exc)
                 self.view.status.set_message(f"could not read the {mode.lower()} wallet: {exc}", error=True)
@@ -393,14 +393,12 @@ class Controller:
             log.info("%s: %s, %s USDT, %d open position(s), %d closed trade(s)", mode, past.where,
                      f"{past.equity:,.2f}", len(past.positions), len(past.trades))
             self.view.status.set_message(f"{mode}: {past.where}, {len(past.trades)} closed trade(s)")
+            if checkpoint:
+                steps = f", {int(curve[-1][0])} learner steps, epsilon {curve[-1][3]:.3f}" if curve else ""
+                log.info("the agent resumes from checkpoint %s%s", checkpoint, steps)
+                self.view.controls.show_checkpoint(f"resumes {checkpoint}{steps}")
 
         self._run(read, done)
-
-    def _learner_curve(self) -> tuple:
-        """The learner's (steps, loss, reward, epsilon) curve saved with its checkpoint, if any."""
-        engine = self.engine
-        reader = getattr(engine, "learner_curve", None)
-        return tuple(reader()) if callable(reader) else ()
 
     def set_training(self, on: bool) -> None:
         if self.engine is None:

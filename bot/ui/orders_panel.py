@@ -100,7 +100,7 @@ class OrdersPanel(ttk.Frame):
         self.trades.heading("#0", text="Closed UTC")
         self.trades.column("#0", width=104, stretch=False)   # "09-23 05:00" whole
         for col, title, width in zip(cols, ("Symbol", "Side", "Entry", "Exit", "P&L", "Why"),
-                                     (66, 44, 52, 52, 50, 74), strict=True):
+                                     (72, 42, 50, 50, 50, 72), strict=True):
             self.trades.heading(col, text=title)
             self.trades.column(col, width=width, anchor="e", stretch=True)
         self.trades.tag_configure("gain", foreground=GAIN)
