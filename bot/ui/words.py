@@ -19,7 +19,7 @@ _PLAIN = (
     (re.compile(r"Bybit cannot be reached \(.*\); REPLAY of recorded real candles"),
      "Bybit cannot be reached: replaying recorded real candles"),
 )
-_BRACKETS = re.compile(r"\s*\([^()]*\)")
+_BRACKETS = re.compile(r"\s*\((?=[^()]*\s)[^()]*\)")   # "(a detail like this)", never "trade(s)"
 
 
 def trader_words(text: str) -> str:

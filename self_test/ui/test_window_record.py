@@ -90,3 +90,22 @@ def test_first_session_draws_equity_in_candle_time_and_a_restart_shows_the_recor
     v.charts.select_tab("P&L")
     pump_until(root, lambda: ctl.renderer.has_data.get("P&L"), 30, "the P&L tab before Start")
     close_window(ctl)
+
+
+def test_a_snapshot_before_the_first_candle_does_not_hide_the_candles_that_follow(btc_hourly) -> None:
+    """The first-session bug, without timing luck: a snapshot with money but no candle yet (time
+    now, 2026) used to become the first point, and every replayed (2017) candle after it was
+    dropped as older. Now points are candle times only."""
+    from bot.engine.snapshot import EngineSnapshot
+    from bot.ui.history import SessionHistory
+
+    h = SessionHistory()
+    now_ms = int(time.time() * 1000)
+    assert not h.record(EngineSnapshot(equity=1000.0, balance=1000.0, time_ms=now_ms, last_candle_ms=0))
+    times = [int(t) for t in btc_hourly.index[:30]]
+    for i, t in enumerate(times):
+        h.record(EngineSnapshot(equity=1000.0 + i, balance=1000.0, time_ms=now_ms + i, last_candle_ms=t,
+                                last_prices={"BTCUSDT": float(btc_hourly["close"].iloc[i])}))
+    copy = h.copy()
+    assert list(copy.time_ms) == times and copy.equity[-1] == 1029.0
+    assert np.isfinite(copy.buy_hold).all()

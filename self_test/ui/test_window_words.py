@@ -30,6 +30,8 @@ def test_one_line_keeps_the_point_and_drops_the_details() -> None:
     cut = one_line("order too small, not sent: BTCUSDT: 1.00 USDT at 4,189.98 is 0.0002, which rounds down to 0 "
                    "(the minimum order is 0.001)", 58)
     assert len(cut) <= 58 and cut.endswith("\u2026") and "\n" not in cut and cut.startswith("order too small")
+    assert one_line("PAPER: the replay paper wallet (recorded candles), 6 closed trade(s) and more words", 64) == \
+        "PAPER: the replay paper wallet, 6 closed trade(s) and more words"
 
 
 def test_refusals_are_one_line_in_trader_words_and_replay_only_pairs_say_no_data(
