@@ -19,7 +19,7 @@ from bot.events import EventKind
 from bot.ui.dialogs import CANCEL, CLOSE_ALL, Dialogs
 from bot.ui.history import SessionHistory
 from bot.ui.lessons_panel import LESSONS_TAB, LessonsKeeper
-from bot.ui.live_mode import live_confirmation, read_live_facts
+from bot.ui.mode_choice import ModeChoice
 from bot.ui.orders_panel import describe_result, parse_usdt
 from bot.ui.prefs import UiPrefs, save_prefs
 from bot.ui.status_bar import RED
@@ -40,7 +40,9 @@ _ALERT_KINDS = {EventKind.ERROR, EventKind.CRITICAL, EventKind.RESTART, EventKin
                 EventKind.ORDER_FAILED, EventKind.DATA, EventKind.MODE, EventKind.PROMOTION}
 
 
-class Controller:
+class Controller(ModeChoice):
+    """The window's logic (the Paper / Live choice and the record before Start: `ModeChoice`)."""
+
     def __init__(self, root: Any, settings: Any, view: Any, *, dialogs: Dialogs,
                  app_factory: Callable[[], App], prefs: UiPrefs, prefs_file: Any,
                  tick_ms: int = 100, chart_interval: float = 1.0) -> None:
@@ -301,104 +303,6 @@ class Controller:
             self._run(lambda: app.shutdown(close_positions=close_positions, timeout=STOP_TIMEOUT_S), done)
         else:
             self._run(lambda: app.stop(close_positions=close_positions, timeout=STOP_TIMEOUT_S), done)
-
-    def choose_mode(self, mode: str) -> None:
-        controls = self.view.controls
-        if mode == "PAPER":
-            changed = self.selected_mode != "PAPER"
-            self.selected_mode = "PAPER"
-            self.view.status.set_mode("PAPER")
-            if changed:
-                self.load_past()
-            return
-        controls.mode.set(self.selected_mode)  # stays paper until every condition is met
-        if not self.settings.has_bybit_keys:
-            self.dialogs.error("Live trading needs API keys",
-                               "Set BYBIT_API_KEY and BYBIT_API_SECRET in the .env file (see .env.example), "
-                               "then restart the terminal. The bot stays in paper trading.")
-            return
-        self._busy(True, "reading your Bybit balance and the paper record ...")
-        settings = self.settings
-
-        def confirm(fut: cf.Future) -> None:
-            self._busy(False)
-            from bot.engine.promotion import GATE_OVERRIDE_WORD, gate_checklist, override_request
-
-            try:
-                value, gate = fut.result()
-            except Exception as exc:
-                log.warning("the paper record could not be read for the live confirmation: %s", exc)
-                self.dialogs.error("Live trading not selected", f"the paper record could not be read: {exc}")
-                return
-            if isinstance(value, Exception):
-                log.warning("could not read the Bybit balance for the live confirmation: %s", value)
-                balance = f"your whole Bybit USDT balance (it could not be read just now: {value})"
-            else:
-                balance = f"{value:,.2f} USDT"
-            ok = self.dialogs.confirm_live(live_confirmation(settings, balance, gate_checklist(gate)))
-            unmet: tuple[str, ...] = ()
-            if ok and not gate.passed:
-                unmet = tuple(gate.missing)
-                ok = self.dialogs.confirm_override(override_request(gate), GATE_OVERRIDE_WORD)
-                if not ok:
-                    log.info("live trading with the promotion gate unmet: override not typed; staying in paper")
-            if not ok:
-                log.info("live trading refused by the user; staying in paper")
-                self.view.status.set_message("live trading refused: staying in paper")
-                return
-            if unmet:
-                log.warning("promotion gate overridden by the user (unmet: %s)", ", ".join(unmet))
-            self._run(lambda: self.engine.give_live_consent(gate_unmet=unmet), self._consent_stored)
-
-        self._run(lambda: read_live_facts(settings), confirm)
-
-    def _consent_stored(self, fut: cf.Future) -> None:
-        exc = fut.exception()
-        if exc is not None:
-            self.dialogs.error("Live consent could not be stored", str(exc))
-            return
-        self.selected_mode = "LIVE"
-        self.view.controls.mode.set("LIVE")
-        self.view.status.set_mode("LIVE")
-        self.view.status.set_message("LIVE selected: Start Bot trades real money", error=True)
-        self.load_past()
-
-    def load_past(self) -> None:
-        """Before Start: read the selected mode's wallet and journal on the command thread and show
-        them (balance, open positions, closed trades, P&L and equity curves, learner curves)."""
-        if self.engine is None or self.engine.running:
-            return
-        mode, settings = self.selected_mode, self.settings
-        replay = True if getattr(self.engine, "force_replay", False) else None
-
-        def read() -> tuple[PastRecord, list, str]:
-            from bot.engine.past import latest_checkpoint, read_learner_curve, read_past
-
-            past = read_past(settings, mode, replay=replay)
-            return past, read_learner_curve(settings), latest_checkpoint(settings)
-
-        def done(fut: cf.Future) -> None:
-            if self.engine is None or self.engine.running or self.selected_mode != mode:
-                return   # started (or switched) meanwhile: the session's own state wins
-            try:
-                past, curve, checkpoint = fut.result()
-            except Exception as exc:
-                log.warning("the %s record could not be read: %s", mode.lower(), exc)
-                self.view.status.set_message(f"could not read the {mode.lower()} wallet: {exc}", error=True)
-                return
-            self.past = past
-            self.history.load_past(past.equity_points, past.trades, curve)
-            self.renderer.wake(force=True)
-            self._shown_snapshot = None   # repaint with the record
-            log.info("%s: %s, %s USDT, %d open position(s), %d closed trade(s)", mode, past.where,
-                     f"{past.equity:,.2f}", len(past.positions), len(past.trades))
-            self.view.status.set_message(f"{mode}: {past.where}, {len(past.trades)} closed trade(s)")
-            if checkpoint:
-                steps = f", {int(curve[-1][0])} learner steps, epsilon {curve[-1][3]:.3f}" if curve else ""
-                log.info("the agent resumes from checkpoint %s%s", checkpoint, steps)
-                self.view.controls.show_checkpoint(f"resumes {checkpoint}{steps}")
-
-        self._run(read, done)
 
     def set_training(self, on: bool) -> None:
         if self.engine is None:

@@ -39,84 +39,77 @@ def _centre(dialog: tk.Toplevel, parent: tk.Misc) -> None:
     dialog.geometry(f"+{x}+{y}")
 
 
-class _ChoiceDialog(tk.Toplevel):
-    """A modal dialog with a message and one button per choice; Escape / close = cancel."""
+class _Modal(tk.Toplevel):
+    """A modal dialog over the main window: a message, then what the subclass adds to `body`;
+    Escape or the window's close button answer `no`."""
 
-    def __init__(self, parent: tk.Misc, title: str, message: str,
-                 choices: Sequence[tuple[str, str]], *, danger: bool = False) -> None:
+    def __init__(self, parent: tk.Misc, title: str, message: str, *, danger: bool, no: object) -> None:
         super().__init__(parent)
-        self.result = CANCEL
+        self.result: object = no
         self.title(title)
         self.transient(parent.winfo_toplevel())
         self.resizable(False, False)
-        body = ttk.Frame(self, padding=16)
-        body.pack(fill="both", expand=True)
-        ttk.Label(body, text=message, wraplength=460, justify="left",
-                  foreground="#b00020" if danger else "").pack(anchor="w", pady=(0, 12))
-        buttons = ttk.Frame(body)
-        buttons.pack(anchor="e")
-        for label, value in choices:
-            ttk.Button(buttons, text=label, command=lambda v=value: self._choose(v)).pack(side="left", padx=4)
-        self.bind("<Escape>", lambda _e: self._choose(CANCEL))
-        self.protocol("WM_DELETE_WINDOW", lambda: self._choose(CANCEL))
+        self.body = ttk.Frame(self, padding=16)
+        self.body.pack(fill="both", expand=True)
+        ttk.Label(self.body, text=message, wraplength=460, justify="left",
+                  foreground="#b00020" if danger else "").pack(anchor="w", pady=(0, 10))
+        self.bind("<Escape>", lambda _e: self._finish(no))
+        self.protocol("WM_DELETE_WINDOW", lambda: self._finish(no))
 
-    def _choose(self, value: str) -> None:
-        self.result = value
+    def _finish(self, result: object) -> None:
+        self.result = result
         self.grab_release()
         self.destroy()
 
-    def run(self) -> str:
+    def _show(self, focus: tk.Misc | None = None) -> None:
         _centre(self, self.master)
         try:
             self.grab_set()
         except tk.TclError:  # another grab (or not viewable yet): still usable, just not modal
             pass
+        if focus is not None:
+            focus.focus_set()
         self.wait_window(self)
-        return self.result
 
 
-class _TypedDialog(tk.Toplevel):
-    """A modal dialog that goes ahead only when `word` is typed exactly; Escape / close = no."""
+class _ChoiceDialog(_Modal):
+    """A message and one button per choice; Escape / close = cancel."""
+
+    def __init__(self, parent: tk.Misc, title: str, message: str,
+                 choices: Sequence[tuple[str, str]], *, danger: bool = False) -> None:
+        super().__init__(parent, title, message, danger=danger, no=CANCEL)
+        buttons = ttk.Frame(self.body)
+        buttons.pack(anchor="e")
+        for label, value in choices:
+            ttk.Button(buttons, text=label, command=lambda v=value: self._finish(v)).pack(side="left", padx=4)
+
+    def run(self) -> str:
+        self._show()
+        return str(self.result)
+
+
+class _TypedDialog(_Modal):
+    """Goes ahead only when `word` is typed exactly (its button stays disabled until then)."""
 
     def __init__(self, parent: tk.Misc, title: str, message: str, word: str) -> None:
-        super().__init__(parent)
-        self.result = False
+        super().__init__(parent, title, message, danger=True, no=False)
         self.word = word
-        self.title(title)
-        self.transient(parent.winfo_toplevel())
-        self.resizable(False, False)
-        body = ttk.Frame(self, padding=16)
-        body.pack(fill="both", expand=True)
-        ttk.Label(body, text=message, wraplength=460, justify="left", foreground="#b00020").pack(anchor="w")
         self.typed = tk.StringVar()
-        self.entry = ttk.Entry(body, textvariable=self.typed, width=24)
-        self.entry.pack(anchor="w", pady=10)
-        buttons = ttk.Frame(body)
+        self.entry = ttk.Entry(self.body, textvariable=self.typed, width=24)
+        self.entry.pack(anchor="w", pady=(0, 10))
+        buttons = ttk.Frame(self.body)
         buttons.pack(anchor="e")
-        self.stay_button = ttk.Button(buttons, text="Stay in paper", command=lambda: self._choose(False))
+        self.stay_button = ttk.Button(buttons, text="Stay in paper", command=lambda: self._finish(False))
         self.stay_button.pack(side="left", padx=4)
         self.go_button = ttk.Button(buttons, text="Trade live anyway", state="disabled",
-                                    command=lambda: self._choose(True))
+                                    command=lambda: self._finish(self.typed.get().strip() == word))
         self.go_button.pack(side="left", padx=4)
         self.typed.trace_add("write", lambda *_a: self.go_button.configure(
             state="normal" if self.typed.get().strip() == word else "disabled"))
-        self.bind("<Escape>", lambda _e: self._choose(False))
-        self.protocol("WM_DELETE_WINDOW", lambda: self._choose(False))
-
-    def _choose(self, go: bool) -> None:
-        self.result = go and self.typed.get().strip() == self.word
-        self.grab_release()
-        self.destroy()
 
     def run(self) -> bool:
-        _centre(self, self.master)
-        try:
-            self.grab_set()
-        except tk.TclError:
-            pass
-        self.entry.focus_set()
-        self.wait_window(self)
-        return self.result
+        self._show(focus=self.entry)
+        return self.result is True
 
 
 class TkDialogs:

@@ -61,35 +61,32 @@ class SessionHistory:
         self._session_points = 0   # points recorded from a running session (past ones excluded)
         self.version = 0  # bumps on every change so a chart can skip a redraw with nothing new
 
-    def reset(self) -> None:
-        with self._lock:
+    def _clear(self, *, everything: bool) -> None:
+        """(Under the lock.) A fresh session's start; `everything`: the curves and trades too."""
+        if everything:
             for d in (self._t, self._equity, self._balance, self._bh, self._learn):
                 d.clear()
             self._trades.clear()
-            self._start_prices.clear()
-            self._start_equity = 0.0
-            self._session_points = 0
-            self.version += 1
+        self._start_prices.clear()
+        self._start_equity = 0.0
+        self._session_points = 0
+        self.version += 1
+
+    def reset(self) -> None:
+        with self._lock:
+            self._clear(everything=True)
 
     def new_session(self) -> None:
         """A session starts: the past stays on the chart; buy-and-hold starts again from here."""
         with self._lock:
-            self._start_prices.clear()
-            self._start_equity = 0.0
-            self._session_points = 0
-            self.version += 1
+            self._clear(everything=False)
 
     def load_past(self, points: Sequence[tuple[int, float, float]], trades: Sequence[ClosedTrade],
                   learner: Sequence[tuple[float, float, float, float]] = ()) -> None:
         """Replace everything with the journal's record: (candle ms, equity, balance) points, closed
         trades, and the learner's (steps, loss, reward, epsilon) curve from its checkpoint."""
         with self._lock:
-            for d in (self._t, self._equity, self._balance, self._bh, self._learn):
-                d.clear()
-            self._trades.clear()
-            self._start_prices.clear()
-            self._start_equity = 0.0
-            self._session_points = 0
+            self._clear(everything=True)
             last = -1
             for t, eq, bal in points:
                 if t > last:
