@@ -199,7 +199,9 @@ class Controller(ModeChoice):
         self._shown_snapshot = snap
         v = self.view
         v.status.update_from(snap, running=running)
-        past = self.past if not running and snap.equity == 0 else None
+        # Stopped: the record of the selected mode, unless the snapshot is of that mode's wallet.
+        past = self.past if not running and self.past is not None and (
+            snap.equity == 0 or self.past.mode != snap.mode) else None
         if not running:
             v.status.set_mode(self.selected_mode)
         if past is not None:   # before Start: the wallet it will trade, from its record

@@ -14,7 +14,7 @@ __all__ = ["StatusBar"]
 
 BG = "#12151c"
 FG = "#d8dee9"
-MESSAGE_CHARS = 64
+MESSAGE_CHARS = 56   # what fits beside the values in a 1440 px wide window
 GREEN, AMBER, RED, GREY = "#3ddc84", "#f0b429", "#ff4d4f", "#8a8f98"
 
 _CONNECTION_COLOURS = {Connection.CONNECTED: GREEN, Connection.RECONNECTING: AMBER,

@@ -281,6 +281,10 @@ def test_window_builds_and_live_needs_keys_then_a_confirmation(open_window, tmp_
         ctl.view.controls.live_radio.invoke()
         pump_until(root, lambda: ctl.selected_mode == "LIVE", 30, "LIVE to be selected after consent")
         assert engine.has_live_consent()
+        # issue 16, item 7: before Start the window shows the wallet it will trade: Bybit's, through the engine
+        pump_until(root, lambda: ctl.view.status.values["equity"].cget("text") == "2,345.67 USDT", 30,
+                   lambda: f"the Bybit balance before Start (shown: {ctl.view.status.values['equity'].cget('text')})")
+        assert ctl.past is not None and ctl.past.mode == "LIVE" and ctl.past.where == "your Bybit account"
         assert ctl.view.status.values["mode"].cget("text") == "LIVE"
         assert ctl.view.status.values["mode"].cget("foreground") == "#ff4d4f"  # LIVE in red
     finally:

@@ -76,7 +76,7 @@ def test_refusals_are_one_line_in_trader_words_and_replay_only_pairs_say_no_data
                lambda: f"the too-small refusal (shown: {v.orders.result.cget('text')!r})")
     root.update_idletasks()
     assert v.orders.positions.winfo_rooty() == table_y, "a message moved the positions table"
-    assert len(v.status.message.cget("text")) <= 64
+    assert len(v.status.message.cget("text")) <= 56
 
     # Columns fit what they show: a closed time, a symbol.
     font = tkfont.nametofont("TkDefaultFont")
