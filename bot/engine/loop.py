@@ -317,5 +317,5 @@ def finish(step: CandleStep, *, close_positions: bool, clock: Callable[[], float
         c.exchange.save()
     if c.market is not None:
         save_replay_cursor(c, st)
-    if st.learner_stats.get("steps"):
-        step.checkpoint()     # what was learned this session survives the stop
+    if step.learner is not None and "reward" in st.learner_stats:
+        step.checkpoint()     # what was seen and learned this session (epsilon too) survives the stop

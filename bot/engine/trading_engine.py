@@ -252,14 +252,25 @@ class TradingEngine:
         return self.c.journal if self.running and self.c is not None else None
 
     # -- live consent ----------------------------------------------------------------------------
-    def give_live_consent(self) -> None:
-        """The user agreed, once, that the bot may trade real money; stored in the journal."""
+    def give_live_consent(self, *, gate_unmet: tuple[str, ...] = ()) -> None:
+        """The user agreed, once, that the bot may trade real money; stored in the journal.
+        `gate_unmet`: the promotion criteria not met when the user overrode the gate (typed
+        confirmation); journaled with the consent and in the list of overrides."""
         record = durable(self.journals.record())
         if record is None:
             raise ConfigError("live consent is kept in the paper record's journal; this engine was given an "
                               "in-memory journal")
-        record.set_state(self.CONSENT_KEY, {"given_ms": int(self.clock() * 1000)})
-        self.bus.emit(EventKind.PROMOTION, "live-trading consent stored in the journal")
+        given: dict[str, object] = {"given_ms": int(self.clock() * 1000), "gate_passed": not gate_unmet}
+        if gate_unmet:
+            given["gate_override"] = list(gate_unmet)
+            overrides = list(record.get_state("live_gate_overrides", []) or [])
+            record.set_state("live_gate_overrides", [*overrides, given])
+        record.set_state(self.CONSENT_KEY, given)
+        if gate_unmet:
+            self.bus.emit(EventKind.PROMOTION, "live-trading consent stored as a GATE OVERRIDE (unmet: "
+                          f"{', '.join(gate_unmet)})", level="WARNING")
+        else:
+            self.bus.emit(EventKind.PROMOTION, "live-trading consent stored in the journal")
 
     def has_live_consent(self) -> bool:
         record = durable(self.journals.record())
