@@ -135,7 +135,13 @@ class TelegramCommands:
 
     def install(self, application: Any) -> None:
         from telegram import Update
-        from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, TypeHandler, filters
+        from telegram.ext import (
+            CallbackQueryHandler,
+            CommandHandler,
+            MessageHandler,
+            TypeHandler,
+            filters,
+        )
 
         application.add_handler(TypeHandler(Update, self._gate), group=-1)
         simple = {"status": self._status, "balance": self._balance, "trades": self._trades, "profit": self._profit,

@@ -37,7 +37,9 @@ class App:
         self.engine = engine
         self.notifier = notifier if notifier is not None else TelegramNotifier(settings, bus=engine.bus)
         if settings.TELEGRAM_COMMANDS and not self.notifier.serving_commands:
-            from bot.engine.remote import RemoteControl   # Telegram commands go through the same engine
+            from bot.engine.remote import (
+                RemoteControl,  # Telegram commands go through the same engine
+            )
 
             self.notifier.serve_commands(RemoteControl(self))
         self._down = False
