@@ -36,12 +36,11 @@ class App:
         self.settings = settings
         self.engine = engine
         self.notifier = notifier if notifier is not None else TelegramNotifier(settings, bus=engine.bus)
-        if settings.TELEGRAM_COMMANDS and not self.notifier.serving_commands:
-            from bot.engine.remote import (
-                RemoteControl,  # Telegram commands go through the same engine
-            )
+        from bot.engine.remote import RemoteControl
 
-            self.notifier.serve_commands(RemoteControl(self))
+        self.remote = RemoteControl(self)   # what Telegram commands and the web dashboard read and order
+        if settings.TELEGRAM_COMMANDS and not self.notifier.serving_commands:
+            self.notifier.serve_commands(self.remote)
         self._down = False
 
     @property

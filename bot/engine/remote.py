@@ -15,6 +15,7 @@ import concurrent.futures as cf
 import logging
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +68,8 @@ class RemoteControl:
         self.engine = app.engine
         self._lock = threading.Lock()
         self._last_journal: Any = None
+        self._seen: deque[Event] = deque(maxlen=500)   # the bus's events since this control exists
+        self.engine.bus.add_callback(self._seen.append)
 
     # -- reads -----------------------------------------------------------------------------------
     def snapshot(self) -> EngineSnapshot:
@@ -164,15 +167,18 @@ class RemoteControl:
                 for i, (t, e) in enumerate(pts)]
 
     def events(self, n: int = 50) -> list[Event]:
-        """The journal's last `n` events, oldest first ([] when the session keeps no journal)."""
+        """The last `n` events, oldest first: the journal's, and those the bus published since
+        this control was made (the journal may not keep every kind)."""
+        found: list[Event] = list(self._seen)
         j = self._journal()
-        if j is None or not hasattr(j, "recent_events"):
-            return []
-        try:
-            return list(j.recent_events(n))
-        except BotError as exc:
-            log.warning("events not read from the journal: %s", exc)
-            return []
+        if j is not None and hasattr(j, "recent_events") and n > 0:
+            try:
+                found += list(j.recent_events(n))
+            except BotError as exc:
+                log.warning("events not read from the journal: %s", exc)
+        unique = {(e.time_ms, e.kind, e.message): e for e in found}
+        ordered = sorted(unique.values(), key=lambda e: e.time_ms)
+        return ordered[-n:] if n > 0 else []
 
     def chart(self, symbol: str, n: int = 300) -> dict[str, Any] | None:
         """Candles, trade markers, stop and take-profit of `symbol` for a browser chart."""

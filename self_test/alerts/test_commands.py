@@ -12,7 +12,7 @@ import pytest
 from bot.alerts.commands import format_profit, format_trades
 from bot.alerts.telegram import TelegramNotifier
 from bot.engine.app import App
-from bot.engine.remote import ProfitReport, RemoteControl
+from bot.engine.remote import ProfitReport
 from bot.engine.trading_engine import TradingEngine
 from bot.journal.store import Journal
 from self_test.conftest import make_settings, wait_for
@@ -53,7 +53,7 @@ def test_commands_from_the_phone_over_a_running_paper_engine(tmp_path, caplog) -
         notifier = TelegramNotifier(s, bus=engine.bus)
         app = App(s, engine, notifier=notifier)
         assert notifier.serving_commands                       # the app assembly wires the commands
-        notifier.serve_commands(RemoteControl(app), confirm_seconds=1.5, poll_timeout=1)
+        notifier.serve_commands(app.remote, confirm_seconds=1.5, poll_timeout=1)
         app.start("PAPER")
         try:
             assert notifier.commands_ready.wait(20), "command polling did not start"
