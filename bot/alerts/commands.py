@@ -22,7 +22,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from bot.alerts.telegram import fmt_price, fmt_qty
+from bot.alerts.formats import fmt_price, fmt_qty
 from bot.log_setup import redact
 
 __all__ = ["TelegramCommands", "Control", "COMMANDS", "format_status", "format_trades", "format_profit"]

@@ -26,6 +26,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from bot.alerts.formats import fmt_price, fmt_qty
 from bot.events import Event, EventBus, EventKind
 from bot.log_setup import redact
 
@@ -35,20 +36,6 @@ log = logging.getLogger(__name__)
 
 _STOP = object()
 _DEDUPE_KINDS = frozenset({EventKind.ERROR, EventKind.CRITICAL, EventKind.ORDER_FAILED, EventKind.CIRCUIT})
-
-
-def fmt_qty(qty: float) -> str:
-    """0.0016 -> '0.0016', 2.0 -> '2' (no float noise, no exponent)."""
-    text = f"{abs(float(qty)):.8f}".rstrip("0").rstrip(".")
-    return text or "0"
-
-
-def fmt_price(price: float) -> str:
-    """61234.5 -> '61,234.50'; prices below 1 keep their significant digits (0.0001234)."""
-    p = float(price)
-    if abs(p) >= 1:
-        return f"{p:,.2f}"
-    return f"{p:.8f}".rstrip("0").rstrip(".") or "0"
 
 
 def format_trade(symbol: str, side: str, qty: float, price: float, mode: str, *,
