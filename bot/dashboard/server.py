@@ -35,6 +35,7 @@ from fastapi.responses import (
 )
 
 from bot.dashboard.auth import COOKIE, TokenCheck, check_bind
+from bot.engine.remote import CommandOutcome
 from bot.log_setup import add_secrets, redact
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ log = logging.getLogger("bot.dashboard")
 STATIC = Path(__file__).resolve().parent / "static"
 STREAM_EVERY_S = 1.0
 CONTROLS = ("pause", "resume", "close-all")
+REFUSED = CommandOutcome(False, "refused: the dashboard is read-only (DASHBOARD_ALLOW_CONTROL=false)")
 
 
 def _event(e: Event) -> dict[str, Any]:
@@ -150,7 +152,7 @@ def create_app(control: RemoteControl, *, token: str = "", allow_control: bool =
         if action not in CONTROLS:
             raise HTTPException(404, f"unknown action {action!r}; known: {', '.join(CONTROLS)}")
         if not allow_control:
-            await asyncio.to_thread(control.record, "dashboard", action, _Refused())
+            await asyncio.to_thread(control.record, "dashboard", action, REFUSED)
             raise HTTPException(403, "the dashboard is read-only; set DASHBOARD_ALLOW_CONTROL=true to allow "
                                      "pause, resume and close-all")
         fn = {"pause": control.pause, "resume": control.resume, "close-all": control.close_all}[action]
@@ -169,11 +171,6 @@ def create_app(control: RemoteControl, *, token: str = "", allow_control: bool =
 def _json(payload: Any) -> Response:
     """JSON with every registered secret masked, the last line of defence (the payloads hold none)."""
     return Response(redact(json.dumps(payload)), media_type="application/json")
-
-
-class _Refused:
-    ok = False
-    text = "refused: the dashboard is read-only (DASHBOARD_ALLOW_CONTROL=false)"
 
 
 async def _sse(control: RemoteControl, request: Any, allow_control: bool) -> Any:
