@@ -34,7 +34,7 @@ from fastapi.responses import (
     StreamingResponse,
 )
 
-from bot.dashboard.auth import COOKIE, TokenCheck, check_bind
+from bot.dashboard.auth import COOKIE, LOOPBACK, TokenCheck, check_bind
 from bot.engine.remote import CommandOutcome
 from bot.log_setup import add_secrets, redact
 
@@ -50,6 +50,7 @@ log = logging.getLogger("bot.dashboard")
 STATIC = Path(__file__).resolve().parent / "static"
 STREAM_EVERY_S = 1.0
 CONTROLS = ("pause", "resume", "close-all")
+CONTROL_HEADER = "X-Requested-By"
 REFUSED = CommandOutcome(False, "refused: the dashboard is read-only (DASHBOARD_ALLOW_CONTROL=false)")
 
 
@@ -79,6 +80,12 @@ def create_app(control: RemoteControl, *, token: str = "", allow_control: bool =
     @api.middleware("http")
     async def _guard(request: Request, call_next: Any) -> Any:
         path = request.url.path
+        host = (request.headers.get("host") or "").rsplit(":", 1)[0].strip("[]")
+        if not auth.required and host not in LOOPBACK:
+            # open on loopback only for loopback names: a page elsewhere that rebinds its own name
+            # to 127.0.0.1 (DNS rebinding) must not read or order anything
+            return JSONResponse({"detail": f"host {host!r} refused: open without a token on loopback only"},
+                                status_code=403)
         if path in ("/login", "/healthz", "/static/dashboard.css") or auth.allows(
                 request.headers.get("authorization"), request.cookies.get(COOKIE)):
             response = await call_next(request)
@@ -149,6 +156,9 @@ def create_app(control: RemoteControl, *, token: str = "", allow_control: bool =
 
     @api.post("/api/control/{action}")
     async def act(action: str, request: Request) -> dict[str, Any]:
+        if request.headers.get(CONTROL_HEADER) != "dashboard":
+            # a plain cross-site form post cannot set this header: only the page's own script can
+            raise HTTPException(403, f"a control request needs the header {CONTROL_HEADER}: dashboard")
         if action not in CONTROLS:
             raise HTTPException(404, f"unknown action {action!r}; known: {', '.join(CONTROLS)}")
         if not allow_control:

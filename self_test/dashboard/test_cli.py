@@ -54,7 +54,8 @@ def test_the_dashboard_command_serves_a_replaying_paper_bot_until_interrupted(tm
         assert st["mode"] == "PAPER" and st["data_source"] == "REPLAY" and st["active_pairs"] == ["BTCUSDT"]
         page = httpx.get(url + "/", timeout=5)
         assert page.status_code == 200 and "lightweight-charts" in page.text
-        assert httpx.post(url + "/api/control/pause", timeout=5).status_code == 403   # read-only by default
+        refused = httpx.post(url + "/api/control/pause", timeout=5, headers={"X-Requested-By": "dashboard"})
+        assert refused.status_code == 403 and "read-only" in refused.text                # by default
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:

@@ -23,6 +23,7 @@ from self_test.conftest import ROOT, make_settings, wait_for
 from self_test.dashboard.browser import Chromium, chromium_path
 
 TOKEN = "dash-TOKEN-for-tests-0123456789abcdef"
+PAGE = {"X-Requested-By": "dashboard"}   # what the page's own script sends with an order
 SECRETS = {"BYBIT_API_KEY": "bybitKEYsecret123456", "BYBIT_API_SECRET": "bybitSECRETvalue987654321",
            "TELEGRAM_BOT_TOKEN": "555:telegramSECRETtokenXYZ", "LLM_API_KEY": "sk-llmSECRETkey0000"}
 
@@ -90,7 +91,7 @@ def test_state_chart_and_live_stream(running: App) -> None:
 def test_control_is_off_by_default_and_journaled_when_on(running: App) -> None:
     srv = _server(running)
     try:
-        r = httpx.post(srv.url + "/api/control/pause", timeout=10)
+        r = httpx.post(srv.url + "/api/control/pause", timeout=10, headers=PAGE)
         assert r.status_code == 403 and "DASHBOARD_ALLOW_CONTROL" in r.json()["detail"]
         assert running.engine.snapshot().status == "Running"
     finally:
@@ -99,6 +100,11 @@ def test_control_is_off_by_default_and_journaled_when_on(running: App) -> None:
     try:
         with httpx.Client(base_url=srv.url, timeout=30) as c:
             assert c.get("/api/state").json()["control"] is True
+            # a cross-site form post (no custom header) or a rebound host name orders nothing
+            assert c.post("/api/control/pause").status_code == 403
+            assert c.get("/api/state", headers={"Host": "evil.example:80"}).status_code == 403
+            assert running.engine.snapshot().status == "Running"
+            c.headers.update(PAGE)
             assert c.post("/api/control/pause").json()["ok"]
             wait_for(lambda: running.engine.snapshot().status == "Paused", 10, message="paused")
             assert c.post("/api/control/resume").json()["text"] == "resumed"

@@ -115,7 +115,7 @@
 
   async function act(action) {
     if (action === "close-all" && !window.confirm("Market-close every open position?")) return;
-    const r = await fetch("/api/control/" + action, { method: "POST" });
+    const r = await fetch("/api/control/" + action, { method: "POST", headers: { "X-Requested-By": "dashboard" } });
     const body = await r.json().catch(() => ({}));
     $("control-result").textContent = r.ok ? body.text : (body.detail || ("HTTP " + r.status));
   }
