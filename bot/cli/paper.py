@@ -65,11 +65,10 @@ def run_engine(args: argparse.Namespace, settings: Settings, *, mode: str) -> in
                    force_replay=bool(args.replay))
     engine = app.engine
     done = threading.Event()
-    dashboard = None
-    if app.settings.DASHBOARD_ENABLED:   # the web dashboard on this engine (bot/dashboard/)
+    if app.settings.DASHBOARD_ENABLED:   # the web dashboard on this engine (bot/dashboard/); shutdown stops it
         from bot.dashboard.server import start_dashboard
 
-        dashboard = start_dashboard(app)
+        start_dashboard(app)
 
     def _on_signal(signum: int, _frame: object) -> None:
         log.warning("signal %d: stopping", signum)
@@ -86,8 +85,6 @@ def run_engine(args: argparse.Namespace, settings: Settings, *, mode: str) -> in
     except KeyboardInterrupt:
         log.warning("interrupted: stopping")
     app.shutdown(close_positions=args.close_on_exit)
-    if dashboard is not None:
-        dashboard.stop()
     snap = engine.snapshot()
     log.info("%s session over: equity %.2f USDT, %d open position(s), %d closed trade(s) this session, %s data",
              mode, snap.equity, len(snap.positions), len(engine.recent_trades), snap.data_source)

@@ -267,4 +267,6 @@ def start_dashboard(app: App, *, port: int | None = None) -> DashboardServer:
     add_secrets(s.secret_values())   # redact() masks them in every answer
     server = DashboardServer(app.remote, host=s.DASHBOARD_HOST, port=s.DASHBOARD_PORT if port is None else port,
                              token=s.DASHBOARD_TOKEN, allow_control=s.DASHBOARD_ALLOW_CONTROL)
-    return server.start()
+    server.start()
+    app.companions.append(server)   # the app's shutdown stops it
+    return server

@@ -108,7 +108,7 @@ def _default_app_factory(settings: Any) -> Callable[[], App]:
         from bot.engine.app import assemble
 
         app = assemble(settings)
-        if settings.DASHBOARD_ENABLED:   # the web dashboard on the window's engine; its thread ends with the window
+        if settings.DASHBOARD_ENABLED:   # the web dashboard on the window's engine; the app's shutdown stops it
             from bot.dashboard.server import start_dashboard
             from bot.errors import ConfigError
 

@@ -31,9 +31,10 @@ SECRETS = {"BYBIT_API_KEY": "bybitKEYsecret123456", "BYBIT_API_SECRET": "bybitSE
 def _settings(tmp_path: Path, **kw: object):
     env = dict(SECRETS)
     env.update({k: str(v) for k, v in kw.pop("environ", {}).items()})  # type: ignore[attr-defined]
+    kw.setdefault("DASHBOARD_PORT", 1)
     return make_settings(tmp_path, environ=env, CANDLE_INTERVAL="D", STRATEGY="sma", TRAINING_ENABLED=False,
                          REPLAY_CANDLE_SECONDS=0.03, BYBIT_BASE_URL="http://127.0.0.1:1", TELEGRAM_COMMANDS=False,
-                         FALLBACK_SYMBOLS=("BTCUSDT", "ETHUSDT"), TOP_PAIRS_COUNT=2, DASHBOARD_PORT=1, **kw)
+                         FALLBACK_SYMBOLS=("BTCUSDT", "ETHUSDT"), TOP_PAIRS_COUNT=2, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -179,6 +180,20 @@ def test_no_secret_on_any_page_or_answer(running: App, tmp_path) -> None:
                 assert secret not in body
     finally:
         srv.stop()
+
+
+def test_the_window_starts_the_dashboard_when_the_setting_says_so(tmp_path) -> None:
+    from bot.ui.app import _default_app_factory
+
+    port = _free_port()
+    app = _default_app_factory(_settings(tmp_path, DASHBOARD_ENABLED=True, DASHBOARD_PORT=port))()
+    try:
+        st = httpx.get(f"http://127.0.0.1:{port}/api/state", timeout=10).json()
+        assert st["status"] == "Stopped" and st["positions"] == []        # the window's engine, not started yet
+    finally:
+        app.shutdown()                                                     # ... and the app's shutdown stops it
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/api/state", timeout=5)
 
 
 def _free_port() -> int:
