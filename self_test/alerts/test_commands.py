@@ -94,6 +94,12 @@ def test_commands_from_the_phone_over_a_running_paper_engine(tmp_path, caplog) -
             assert "closed BTCUSDT" in question.edits[-1]
             wait_for(lambda: not any(p.symbol == "BTCUSDT" for p in engine.snapshot().positions), 10,
                      message="BTCUSDT closed in the snapshot")
+            trades = _ask(tg, "/trades 50", "closed trade(s), net of fees")
+            assert "BTCUSDT" in trades.text and "· manual" in trades.text      # the round trip just closed
+            profit = _ask(tg, "/profit 3650", "💰")
+            assert "after" in profit.text and "USDT fees" in profit.text
+            assert "Buy-and-hold of the traded pairs over the same time: " in profit.text
+            assert "unknown" not in profit.text                                # the replayed prices are there
 
             # /closeall, not confirmed in time: nothing happens, and a late press is refused
             assert engine.submit_manual_order("BTCUSDT", "buy", 50).result(20).ok
