@@ -74,6 +74,7 @@ MYPY_TARGETS: tuple[str, ...] = (
     "bot/exchange",
     "bot/journal",
     "bot/engine",
+    "bot/dashboard",
 )
 
 
