@@ -60,7 +60,16 @@ def test_first_session_draws_equity_in_candle_time_and_a_restart_shows_the_recor
     assert np.isfinite(line.get_xydata()).all()
     shot(display, root, "after_first_session_equity.png")
 
-    # A manual buy (real clicks), then Stop -> close all: a closed round trip in the journal.
+    # A manual buy (real clicks), then Stop -> close all: a closed round trip in the journal. The
+    # bot is paused first, and what the strategy holds by then (under load it may hold something)
+    # is closed with the window's own button, so the buy is not refused as a second position.
+    click(v.controls.pause_button)
+    pump_until(root, lambda: ctl.engine.snapshot().status == "Paused", 30, "the bot to pause")
+    if v.orders.positions.get_children():
+        v.orders.symbol.set("BTCUSDT")
+        click(v.orders.close_button)
+        pump_until(root, lambda: not v.orders.positions.get_children()
+                   and str(v.orders.buy_button.cget("state")) == "normal", 30, "the strategy's position to close")
     v.orders.symbol.set("BTCUSDT")
     v.orders.amount.set("50")
     click(v.orders.buy_button)
