@@ -26,10 +26,12 @@ bench: $(VENV)/.bench
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 $(VENV)/bin/python:
+	@echo "first run: installing, a few minutes (Python and the packages go into $(VENV)) ..."
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
 
 $(VENV)/.runtime: requirements.txt | $(VENV)/bin/python
+	@echo "installing the packages in requirements.txt (first run or after an update: a few minutes) ..."
 	$(PIP) install -r requirements.txt
 	touch $@
 

@@ -151,9 +151,20 @@ class Settings:
     USE_TESTNET: bool = _s(False, "use Bybit testnet instead of mainnet")
     BYBIT_BASE_URL: str = _s("", "empty = pybit's official endpoint; tests point it at http://127.0.0.1:PORT")
     BYBIT_TIMEOUT: float = _s(10.0, "HTTP timeout for Bybit calls, seconds", lo=0.1, hi=120)
+    BYBIT_WS_URL: str = _s("", "empty = pybit's official WebSocket streams (none when BYBIT_BASE_URL is set); "
+                               "tests point it at ws://127.0.0.1:PORT")
+    BYBIT_WS_PING_SECONDS: float = _s(20.0, "seconds between WebSocket pings (Bybit asks for 20)", lo=0.2, hi=60)
+    BYBIT_WS_STALL_SECONDS: float = _s(60.0, "a WebSocket silent this long is taken as stalled and reopened; "
+                                             "REST polling covers the gap", lo=0.5, hi=600)
     TELEGRAM_BOT_TOKEN: str = _s("", "Telegram bot token; empty disables alerts", secret=True)
     TELEGRAM_CHAT_ID: str = _s("", "the only Telegram chat the bot ever messages")
     TELEGRAM_BASE_URL: str = _s("", "empty = api.telegram.org; tests point it at a loopback fake")
+    TELEGRAM_COMMANDS: bool = _s(True, "answer /status, /pause, /stop ... from TELEGRAM_CHAT_ID (long polling)")
+    DASHBOARD_ENABLED: bool = _s(False, "start the web dashboard with the window or `bot paper|live`")
+    DASHBOARD_HOST: str = _s("127.0.0.1", "address the dashboard binds; anything but loopback needs DASHBOARD_TOKEN")
+    DASHBOARD_PORT: int = _s(8765, "dashboard port", lo=1, hi=65535)
+    DASHBOARD_TOKEN: str = _s("", "dashboard access token (long, random); required off loopback", secret=True)
+    DASHBOARD_ALLOW_CONTROL: bool = _s(False, "let the dashboard pause, resume and close all (read-only when false)")
     LLM_BASE_URL: str = _s("", "OpenAI-compatible endpoint for the optional LLM reviewers; empty = rules only")
     LLM_API_KEY: str = _s("", "key for the LLM endpoint", secret=True)
     LLM_MODEL: str = _s("", "model name for the LLM reviewers")
@@ -308,6 +319,13 @@ def _check(settings: Settings) -> None:
     url = settings.BYBIT_BASE_URL
     if url and not (url.startswith("http://") or url.startswith("https://")):
         raise ConfigError(f"setting BYBIT_BASE_URL={url!r} is not a URL; allowed: empty or http(s)://host[:port]")
+    ws = settings.BYBIT_WS_URL
+    if ws and not (ws.startswith("ws://") or ws.startswith("wss://")):
+        raise ConfigError(f"setting BYBIT_WS_URL={ws!r} is not a WebSocket URL; allowed: empty or ws(s)://host[:port]")
+    if settings.BYBIT_WS_STALL_SECONDS <= settings.BYBIT_WS_PING_SECONDS:
+        raise ConfigError(f"setting BYBIT_WS_STALL_SECONDS={settings.BYBIT_WS_STALL_SECONDS!r} must be above "
+                          f"BYBIT_WS_PING_SECONDS ({settings.BYBIT_WS_PING_SECONDS}): a quiet healthy stream "
+                          "answers a ping every BYBIT_WS_PING_SECONDS")
     if settings.AUTO_LIVE and not settings.has_bybit_keys:
         # Not an error: AUTO_LIVE only ever acts with keys; the engine reports it. Nothing to do here.
         pass

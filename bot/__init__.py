@@ -7,6 +7,7 @@
     exchange    paper wallet, Bybit, executor journal     the SQLite journal
     alerts      Telegram                      research    backtest, walk-forward, optimiser
     ui          the desktop window            cli         `python -m bot COMMAND`
+    dashboard   the bot in a web browser
 
 The primitives every part may import, and which import no part: errors, atomic, log_setup, types
 (the domain records) and events (the event bus). Every package loads its names on first use
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
         analysis,
         atomic,
         cli,
+        dashboard,
         engine,
         errors,
         events,
@@ -43,7 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "market", "analysis", "agent", "strategies", "engine", "safety", "exchange", "journal",
-    "alerts", "research", "ui", "cli", "errors", "atomic", "log_setup", "types", "events",
+    "alerts", "research", "ui", "cli", "dashboard", "errors", "atomic", "log_setup", "types", "events",
 ]
 
 

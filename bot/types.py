@@ -269,8 +269,10 @@ class DataSource(StrEnum):
 
 
 class Connection(StrEnum):
-    """The market feed's link to Bybit, as the status bar shows it."""
+    """The market feed's link to Bybit, as the status bar shows it. POLLING: the WebSocket stream
+    is down and candles come from REST polling until it is back."""
 
     CONNECTED = "Connected"
+    POLLING = "Polling-REST"
     RECONNECTING = "Reconnecting"
     OFFLINE_REPLAY = "Offline-REPLAY"

@@ -122,6 +122,11 @@ RULES: tuple[tuple[str, frozenset[str], frozenset[str]], ...] = (
      frozenset({"ui"}), frozenset({"exchange", "journal"})),
     ("journal and market never import the engine",
      frozenset({"journal", "market"}), frozenset({"engine"})),
+    ("the dashboard reads the engine, the journal and the primitives, nothing else",
+     frozenset({"dashboard"}), frozenset({"*"})),
+    ("only the programs (cli, the window) start the dashboard: the engine and the parts below never import it",
+     frozenset({"engine", "alerts", "safety", "strategies", "agent", "exchange", "journal", "market", "research"}),
+     frozenset({"dashboard"})),
 )
 # What "*" still lets each bound part import.
 ALLOWED_UNDER_STAR = {
@@ -131,6 +136,7 @@ ALLOWED_UNDER_STAR = {
     "log_setup": frozenset(),
     "types": frozenset({"errors"}),
     "events": frozenset(),
+    "dashboard": frozenset({"engine", "journal", "types", "events", "errors", "log_setup"}),
 }
 
 

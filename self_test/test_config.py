@@ -46,6 +46,8 @@ def test_keyword_overrides_win(tmp_path):
     ("CANDLE_INTERVAL", "7", "allowed: 1, 3, 5"),
     ("USE_TESTNET", "maybe", "expected true/false"),
     ("BYBIT_BASE_URL", "127.0.0.1:8080", "http(s)://"),
+    ("BYBIT_WS_URL", "http://127.0.0.1:8080", "ws(s)://"),
+    ("BYBIT_WS_STALL_SECONDS", "10", "above BYBIT_WS_PING_SECONDS"),
     ("FALLBACK_SYMBOLS", "btcusdt", "upper-case"),
     ("LOG_LEVEL", "LOUD", "allowed: DEBUG"),
 ])

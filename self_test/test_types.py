@@ -32,7 +32,7 @@ def test_enum_values_are_the_strings_on_disk():
     assert [m.value for m in PositionSide] == ["long", "short"]
     assert [m.value for m in Mode] == ["PAPER", "LIVE", "BACKTEST"]
     assert [m.value for m in DataSource] == ["LIVE", "REPLAY"]
-    assert [m.value for m in Connection] == ["Connected", "Reconnecting", "Offline-REPLAY"]
+    assert [m.value for m in Connection] == ["Connected", "Polling-REST", "Reconnecting", "Offline-REPLAY"]
     assert [m.value for m in OrderStatus] == ["pending", "sent", "new", "partially_filled", "filled",
                                               "cancelled", "rejected", "failed", "lost"]
 
@@ -74,6 +74,7 @@ MYPY_TARGETS: tuple[str, ...] = (
     "bot/exchange",
     "bot/journal",
     "bot/engine",
+    "bot/dashboard",
 )
 
 

@@ -26,6 +26,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from bot.alerts.formats import fmt_price, fmt_qty
 from bot.events import Event, EventBus, EventKind
 from bot.log_setup import redact
 
@@ -35,20 +36,6 @@ log = logging.getLogger(__name__)
 
 _STOP = object()
 _DEDUPE_KINDS = frozenset({EventKind.ERROR, EventKind.CRITICAL, EventKind.ORDER_FAILED, EventKind.CIRCUIT})
-
-
-def fmt_qty(qty: float) -> str:
-    """0.0016 -> '0.0016', 2.0 -> '2' (no float noise, no exponent)."""
-    text = f"{abs(float(qty)):.8f}".rstrip("0").rstrip(".")
-    return text or "0"
-
-
-def fmt_price(price: float) -> str:
-    """61234.5 -> '61,234.50'; prices below 1 keep their significant digits (0.0001234)."""
-    p = float(price)
-    if abs(p) >= 1:
-        return f"{p:,.2f}"
-    return f"{p:.8f}".rstrip("0").rstrip(".") or "0"
 
 
 def format_trade(symbol: str, side: str, qty: float, price: float, mode: str, *,
@@ -78,7 +65,7 @@ def _exit_text(icon: str, label: str, ev: Event) -> str:
 
 
 def format_event(ev: Event) -> str | None:
-    """The Telegram text for an event, or None for kinds that stay in the log (info, vetoes, data)."""
+    """The Telegram text for an event, or None for kinds that stay in the log (info, vetoes, routine data)."""
     k, d = ev.kind, ev.data
     if k == EventKind.TRADE:
         if all(x in d for x in ("symbol", "side", "qty", "price")):
@@ -98,6 +85,8 @@ def format_event(ev: Event) -> str | None:
         return prefixes[k] + ev.message
     if k == EventKind.ERROR and ev.level in ("ERROR", "CRITICAL"):
         return f"⚠️ {ev.message}"
+    if k == EventKind.DATA and (ev.level in ("WARNING", "ERROR", "CRITICAL") or d.get("alert")):
+        return f"📡 {ev.message}"      # market data lost / back (a stream down, REST polling)
     return None
 
 
@@ -136,6 +125,11 @@ class TelegramNotifier:
         self._running = False
         self._bot: Any = None
         self._bad_token = False
+        self._commands: Any = None        # TelegramCommands when commands are served (serve_commands)
+        self._application: Any = None     # python-telegram-bot Application that long-polls for them
+        self._poller: asyncio.Task | None = None
+        self.commands_ready = threading.Event()   # set once command polling runs
+        self.poll_timeout = 10.0
         # Counters for the UI and tests.
         self.sent = 0
         self.failed = 0
@@ -143,6 +137,20 @@ class TelegramNotifier:
         self.rate_limited = 0
 
     # -- life ------------------------------------------------------------------------------------
+    def serve_commands(self, control: Any, *, confirm_seconds: float = 30.0, poll_timeout: float = 10.0) -> None:
+        """Also answer commands from TELEGRAM_CHAT_ID (bot/alerts/commands.py) by long polling,
+        on this notifier's thread and loop. Call before `start`."""
+        from bot.alerts.commands import TelegramCommands
+
+        if not self.enabled:
+            return
+        self._commands = TelegramCommands(control, self._chat_id, confirm_seconds=confirm_seconds)
+        self.poll_timeout = poll_timeout
+
+    @property
+    def serving_commands(self) -> bool:
+        return self._commands is not None
+
     def start(self) -> "TelegramNotifier":
         if not self.enabled:
             log.info("Telegram alerts are off (TELEGRAM_BOT_TOKEN or TELEGRAM_CHAT_ID is empty)")
@@ -245,6 +253,8 @@ class TelegramNotifier:
         try:
             self._wake = asyncio.Event()
             self._task = loop.create_task(self._main())
+            if self._commands is not None:
+                self._poller = loop.create_task(self._serve_commands())
             self._ready.set()
             loop.run_until_complete(self._task)
         except asyncio.CancelledError:
@@ -253,12 +263,75 @@ class TelegramNotifier:
             log.exception("Telegram notifier thread failed")
         finally:
             try:
+                loop.run_until_complete(self._stop_commands())
+            except Exception:
+                log.debug("Telegram command polling did not stop cleanly", exc_info=True)
+            try:
                 if self._bot is not None:
                     loop.run_until_complete(self._bot.shutdown())
             except Exception:
                 log.debug("Telegram bot shutdown failed", exc_info=True)
             self._loop = None
             loop.close()
+
+    async def _serve_commands(self) -> None:
+        """Long-poll for commands; if Telegram cannot be reached, try again every 30 s."""
+        from telegram.ext import ApplicationBuilder
+        from telegram.request import HTTPXRequest
+
+        delay = 1.0
+        while self._running:
+            try:
+                t = self.request_timeout
+                builder = (ApplicationBuilder().token(self._token)
+                           .request(HTTPXRequest(connect_timeout=min(5.0, t), read_timeout=t, write_timeout=t,
+                                                 pool_timeout=t))
+                           .get_updates_request(HTTPXRequest(connect_timeout=min(5.0, t), read_timeout=t,
+                                                             write_timeout=t, pool_timeout=t)))
+                if self._base_url:
+                    builder = builder.base_url(self._base_url)
+                app = builder.build()
+                self._commands.install(app)
+                await app.initialize()
+                self._application = app
+                try:
+                    await self._commands.set_menu(app.bot)
+                except Exception as exc:
+                    log.warning("Telegram: the command menu was not set (%s)", redact(str(exc)))
+                await app.updater.start_polling(timeout=self.poll_timeout, drop_pending_updates=True)
+                await app.start()
+                self.commands_ready.set()
+                log.info("Telegram commands on: /help in the chat lists them")
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("Telegram commands not available yet (%s: %s); retrying in %.0f s", type(exc).__name__,
+                            redact(str(exc)), delay)
+                await self._shutdown_application()
+                await asyncio.sleep(delay)
+                delay = min(30.0, delay * 2)
+
+    async def _shutdown_application(self) -> None:
+        app, self._application = self._application, None
+        if app is None:
+            return
+        if app.updater is not None and app.updater.running:
+            await app.updater.stop()
+        if app.running:
+            await app.stop()
+        await app.shutdown()
+
+    async def _stop_commands(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            try:
+                await self._poller
+            except (asyncio.CancelledError, Exception):
+                pass
+        if self._commands is not None:
+            await self._commands.shutdown()
+        await self._shutdown_application()
 
     async def _main(self) -> None:
         assert self._wake is not None

@@ -38,6 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--close-on-exit", action="store_true", help="market-close all positions when stopping")
     p.add_argument("--no-training", action="store_true", help="do not learn online")
     p.add_argument("--no-supervisor", action="store_true", help="run in this process (the supervisor's child uses it)")
+    p.add_argument("--override-gate", action="store_true",
+                   help="with --yes: trade live although the promotion gate has not passed (journaled as an override)")
     p.set_defaults(replay=False, pace=None)   # paper's options that live never takes (paper.run_engine reads them)
 
 
@@ -74,8 +76,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if not confirm(settings):
             print("not confirmed; nothing was traded")
             return 1
+    unmet = _gate_unmet(args, settings)
+    if unmet is None:
+        return 1
     consent = TradingEngine(settings)
-    consent.give_live_consent()   # journaled: the engine refuses LIVE without it
+    consent.give_live_consent(gate_unmet=unmet)   # journaled: the engine refuses LIVE without it
     consent.close()
     if not args.no_supervisor:
         try:
@@ -83,6 +88,35 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         except ImportError:
             supervise = None
         if supervise is not None:
-            argv = [a for a in sys.argv[1:]] + ([] if args.yes else ["--yes"])
+            argv = [a for a in sys.argv[1:]] + ([] if args.yes else ["--yes"]) + (
+                ["--override-gate"] if unmet and not args.override_gate else [])
             return int(supervise(argv, settings))
     return paper.run_engine(args, settings, mode="LIVE")
+
+
+def _gate_unmet(args: argparse.Namespace, settings: Settings, *,
+                ask: Callable[[str], str] = input) -> tuple[str, ...] | None:
+    """The promotion gate's checklist on the paper record; the unmet criteria the user overrode
+    (typed, or --override-gate with --yes), () when it passed, None when not overridden."""
+    from bot.engine.promotion import (
+        GATE_OVERRIDE_WORD,
+        gate_checklist,
+        override_request,
+        paper_record_gate,
+    )
+
+    gate = paper_record_gate(settings)
+    print(f"Promotion gate (the paper record):\n{gate_checklist(gate)}")
+    if gate.passed:
+        return ()
+    if args.yes:
+        if args.override_gate:
+            print(f"promotion gate overridden by --override-gate (unmet: {', '.join(gate.missing)})")
+            return tuple(gate.missing)
+        print(f"the promotion gate has not passed (unmet: {', '.join(gate.missing)}); add --override-gate to "
+              "trade live anyway", file=sys.stderr)
+        return None
+    if ask(override_request(gate) + "\n> ").strip() != GATE_OVERRIDE_WORD:
+        print("gate not overridden; nothing was traded")
+        return None
+    return tuple(gate.missing)

@@ -65,6 +65,10 @@ def run_engine(args: argparse.Namespace, settings: Settings, *, mode: str) -> in
                    force_replay=bool(args.replay))
     engine = app.engine
     done = threading.Event()
+    if app.settings.DASHBOARD_ENABLED:   # the web dashboard on this engine (bot/dashboard/); shutdown stops it
+        from bot.dashboard.server import start_dashboard
+
+        start_dashboard(app)
 
     def _on_signal(signum: int, _frame: object) -> None:
         log.warning("signal %d: stopping", signum)

@@ -18,6 +18,7 @@ from bot import lazy_exports
 if TYPE_CHECKING:
     from bot.engine.components import build_components
     from bot.engine.loop import seed_book
+    from bot.engine.past import PastRecord, read_past
     from bot.engine.records import live_balance, open_record_journal, record_journal_path
     from bot.engine.recovery import recover
     from bot.engine.snapshot import EngineSnapshot, EngineStatus
@@ -25,14 +26,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "TradingEngine", "LiveTradingRefused", "EngineSnapshot", "EngineStatus", "build_components",
-    "seed_book", "recover", "live_balance", "open_record_journal", "record_journal_path",
+    "seed_book", "recover", "PastRecord", "read_past", "live_balance", "open_record_journal", "record_journal_path",
 ]
 
 # public name -> the submodule that defines it (a name mapped to itself is that submodule)
 _EXPORTS = {
     "TradingEngine": "trading_engine", "LiveTradingRefused": "trading_engine",
     "EngineSnapshot": "snapshot", "EngineStatus": "snapshot", "build_components": "components",
-    "seed_book": "loop", "recover": "recovery", "live_balance": "records",
+    "seed_book": "loop", "recover": "recovery", "PastRecord": "past", "read_past": "past", "live_balance": "records",
     "open_record_journal": "records", "record_journal_path": "records",
 }
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.alerts.telegram import TelegramNotifier
 from bot.engine.trading_engine import TradingEngine
@@ -27,6 +27,12 @@ __all__ = ["App", "assemble", "fixed_pairs"]
 log = logging.getLogger("bot.engine.app")
 
 
+class Companion(Protocol):
+    """Something started beside the engine (the web dashboard) that ends with the app."""
+
+    def stop(self) -> None: ...
+
+
 class App:
     """The engine and its notifier, with one life: `start`, `stop`, `shutdown`."""
 
@@ -36,6 +42,12 @@ class App:
         self.settings = settings
         self.engine = engine
         self.notifier = notifier if notifier is not None else TelegramNotifier(settings, bus=engine.bus)
+        from bot.engine.remote import RemoteControl
+
+        self.remote = RemoteControl(self)   # what Telegram commands and the web dashboard read and order
+        if settings.TELEGRAM_COMMANDS and not self.notifier.serving_commands:
+            self.notifier.serve_commands(self.remote)
+        self.companions: list[Companion] = []   # started with the app, stopped by its shutdown (the dashboard)
         self._down = False
 
     @property
@@ -61,6 +73,11 @@ class App:
         if self.engine.running:
             self.engine.stop(close_positions=close_positions, timeout=timeout)
         self.notifier.stop()
+        for companion in self.companions:
+            try:
+                companion.stop()
+            except Exception:
+                log.exception("shutdown: %r did not stop cleanly", companion)
         if self.engine.running:
             log.error("shutdown: the engine thread is still running; its journals stay open")
         else:

@@ -65,6 +65,8 @@ class EngineState:
     promotion: tuple[CriterionProgress, ...] = ()
     metrics: dict[str, float | int | str | None] = field(default_factory=dict)   # the paper record's
     learner_stats: dict[str, float] = field(default_factory=dict)   # loss, reward, steps
+    # (steps, loss, reward, epsilon) per learner step, saved with each checkpoint (Training tab)
+    learner_curve: deque[tuple[float, float, float, float]] = field(default_factory=lambda: deque(maxlen=5000))
     session: SessionStats = field(default_factory=SessionStats)
     ready_alerted: bool = False      # "READY FOR LIVE" said once per engine, not once a minute
 

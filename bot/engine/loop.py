@@ -25,7 +25,7 @@ from bot.engine.state import TradeBook
 from bot.engine.step import CandleStep
 from bot.errors import BotError, NetworkError
 from bot.events import EventBus, EventKind
-from bot.market.feeds import MarketFeed, ReplayMarket, probe_bybit
+from bot.market.feeds import BybitMarket, MarketFeed, ReplayMarket, probe_bybit
 from bot.market.seed import SEED_FILES
 from bot.types import Connection, DataSource, ms_to_iso
 
@@ -61,16 +61,18 @@ class FeedChooser:
     def choose(self, mode: str, symbols: list[str], *, force_replay: bool) -> MarketFeed:
         """`force_replay`: do not ask Bybit (the CLI's --replay)."""
         if self.given is not None:
+            if isinstance(self.given, BybitMarket) and self.given.bus is None:
+                self.given.bus = self.bus          # a LIVE feed's stream changes go on the engine's bus
             return self.given
         if mode == "PAPER" and not force_replay:
-            feed, why = probe_bybit(self.settings, symbols[0])
+            feed, why = probe_bybit(self.settings, symbols[0], bus=self.bus)
             if feed is not None:
                 self.bus.emit(EventKind.DATA, f"LIVE market data from Bybit for {', '.join(symbols)}")
                 return feed
             self.bus.emit(EventKind.DATA, f"Bybit cannot be reached ({why}); REPLAY of recorded real candles",
                           level="WARNING", source=DataSource.REPLAY)
         elif mode == "LIVE":
-            feed, why = probe_bybit(self.settings, symbols[0])
+            feed, why = probe_bybit(self.settings, symbols[0], bus=self.bus)
             if feed is None:
                 raise NetworkError(f"live trading needs Bybit market data: {why}")
             return feed
@@ -317,5 +319,5 @@ def finish(step: CandleStep, *, close_positions: bool, clock: Callable[[], float
         c.exchange.save()
     if c.market is not None:
         save_replay_cursor(c, st)
-    if st.learner_stats.get("steps"):
-        step.checkpoint()     # what was learned this session survives the stop
+    if step.learner is not None and "reward" in st.learner_stats:
+        step.checkpoint()     # what was seen and learned this session (epsilon too) survives the stop

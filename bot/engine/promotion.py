@@ -32,7 +32,8 @@ if TYPE_CHECKING:
     from config import Settings
 
 __all__ = ["PaperRecord", "PerformanceTracker", "PromotionGate", "GateResult", "promotion_action",
-           "buy_and_hold_curve", "PromotionWatch", "SwitchToLive"]
+           "buy_and_hold_curve", "PromotionWatch", "SwitchToLive", "GATE_OVERRIDE_WORD", "paper_record_gate",
+           "gate_checklist", "override_request"]
 
 
 class RecordJournal(Protocol):
@@ -236,3 +237,59 @@ class PromotionWatch:
             self.bus.emit(EventKind.PROMOTION, f"GOING LIVE: {why}", level="CRITICAL")
             st.mode = Mode.LIVE
             raise SwitchToLive()
+
+
+# -- the gate as a person about to go live sees it (the window's consent dialog, `bot live`) ---------
+GATE_OVERRIDE_WORD = "OVERRIDE"   # typed to go live although the gate has not passed
+REPLAY_NOTE = "replay sessions (recorded candles) never count toward this record"
+
+
+def _cached_prices(settings: Settings, symbols: Iterable[str]) -> dict[str, pd.DataFrame]:
+    """Candles of `symbols` at the bot's interval from the local candle cache (no network)."""
+    from pathlib import Path
+
+    from bot.market.cache import CandleCache
+
+    cache = CandleCache(Path(settings.data_dir) / "candles")
+    out: dict[str, pd.DataFrame] = {}
+    for sym in symbols:
+        try:
+            if cache.exists(sym, settings.CANDLE_INTERVAL):
+                out[sym] = cache.read(sym, settings.CANDLE_INTERVAL)
+        except Exception:   # a damaged cache file only costs the buy-and-hold comparison
+            continue
+    return out
+
+
+def paper_record_gate(settings: Settings) -> GateResult:
+    """The gate on the paper record as it stands now (state.db; nothing is created by looking),
+    buy-and-hold from the cached candles of the traded pairs."""
+    from pathlib import Path
+
+    tracker = PerformanceTracker(settings)
+    path = Path(settings.data_dir) / "state.db"
+    if not path.exists():
+        return PromotionGate(settings).evaluate(tracker.measure([], []))
+    from bot.journal.store import Journal
+
+    journal = Journal(path)
+    try:
+        symbols = {t.symbol for t in journal.closed_trades(mode=Mode.PAPER)}
+        record = tracker.from_journal(journal, mode=Mode.PAPER, prices=_cached_prices(settings, symbols))
+    finally:
+        journal.close()
+    return PromotionGate(settings).evaluate(record)
+
+
+def gate_checklist(result: GateResult) -> str:
+    """The gate's criteria, one line each, for a dialog or a terminal."""
+    lines = [f"{'[x]' if c.met else '[ ]'} {c.name}: {c.actual} (needs {c.required})" for c in result.criteria]
+    met = sum(1 for c in result.criteria if c.met)
+    lines.append(f"{met} of {len(result.criteria)} met; {REPLAY_NOTE}")
+    return "\n".join(lines)
+
+
+def override_request(result: GateResult) -> str:
+    """What a person must read before overriding the gate: the unmet criteria by name."""
+    return (f"The paper record has NOT passed the promotion gate. Unmet: {', '.join(result.missing)}.\n"
+            f"Type {GATE_OVERRIDE_WORD} to trade real money anyway (journaled as a gate override).")

@@ -13,13 +13,16 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from bot.atomic import atomic_write_json
 from bot.engine.candle_frames import CandleFrames
 from bot.engine.components import Components, durable
 from bot.engine.engine_state import EngineState
+from bot.engine.past import LEARNER_CURVE_FILE, read_learner_curve
 from bot.engine.state import TAIL, PairState, StreamingIndicators, TradeMarker
 from bot.errors import BotError, RiskViolationError
 from bot.events import EventBus, EventKind
@@ -80,6 +83,12 @@ class CandleStep:
         self.reward = RewardSystem.from_settings(settings)
         strat = parts.strategy
         self.learner: LearningStrategy | None = strat if isinstance(strat, LearningStrategy) else None
+        if self.learner is not None:   # a resumed agent: its steps and curves carry over
+            steps = int(getattr(self.learner.agent, "gradient_steps", 0) or 0)
+            if steps and not state.learner_stats.get("steps"):
+                state.learner_stats["steps"] = float(steps)
+            if not state.learner_curve:
+                state.learner_curve.extend(p for p in read_learner_curve(settings) if p[0] <= max(steps, 0))
         own = int(strat.warmup or 0) if isinstance(strat, WarmsUp) else 0
         need = own
         if self.learner is not None:   # the agent's state needs EMA 200 over STATE_WINDOW candles
@@ -414,7 +423,9 @@ class CandleStep:
                 stats["reward"] = reward
                 if loss is not None:
                     stats["loss"] = float(loss)
-                    stats["steps"] = stats.get("steps", 0) + 1
+                    # the agent's own count: it carries over a restart with its checkpoint
+                    stats["steps"] = float(max(learner.agent.gradient_steps, int(stats.get("steps", 0)) + 1))
+                    self.state.learner_curve.append((stats["steps"], stats["loss"], reward, float(learner.epsilon)))
                     if int(stats["steps"]) % self.settings.CHECKPOINT_EVERY == 0:
                         self.checkpoint()
         ps.learn_prev = (ctx.state, ctx.position_target, taken, eq_now, value_now)
@@ -426,8 +437,10 @@ class CandleStep:
         try:
             path = self.learner.save()
             log.info("agent checkpoint written: %s", path)
-        except BotError as exc:
-            self.report_error(exc, "agent checkpoint")
+            # the Training tab's curves, next to the checkpoint (bot/engine/past.py reads them back)
+            atomic_write_json(Path(path).parent / LEARNER_CURVE_FILE, list(self.state.learner_curve))
+        except (BotError, OSError) as exc:
+            self.report_error(BotError(str(exc)) if isinstance(exc, OSError) else exc, "agent checkpoint")
 
     # -- fills -> trades -> journal -> events ------------------------------------------------------
     def _book_fill(self, fill: Fill) -> ClosedTrade | None:

@@ -252,14 +252,25 @@ class TradingEngine:
         return self.c.journal if self.running and self.c is not None else None
 
     # -- live consent ----------------------------------------------------------------------------
-    def give_live_consent(self) -> None:
-        """The user agreed, once, that the bot may trade real money; stored in the journal."""
+    def give_live_consent(self, *, gate_unmet: tuple[str, ...] = ()) -> None:
+        """The user agreed, once, that the bot may trade real money; stored in the journal.
+        `gate_unmet`: the promotion criteria not met when the user overrode the gate (typed
+        confirmation); journaled with the consent and in the list of overrides."""
         record = durable(self.journals.record())
         if record is None:
             raise ConfigError("live consent is kept in the paper record's journal; this engine was given an "
                               "in-memory journal")
-        record.set_state(self.CONSENT_KEY, {"given_ms": int(self.clock() * 1000)})
-        self.bus.emit(EventKind.PROMOTION, "live-trading consent stored in the journal")
+        given: dict[str, object] = {"given_ms": int(self.clock() * 1000), "gate_passed": not gate_unmet}
+        if gate_unmet:
+            given["gate_override"] = list(gate_unmet)
+            overrides = list(record.get_state("live_gate_overrides", []) or [])
+            record.set_state("live_gate_overrides", [*overrides, given])
+        record.set_state(self.CONSENT_KEY, given)
+        if gate_unmet:
+            self.bus.emit(EventKind.PROMOTION, "live-trading consent stored as a GATE OVERRIDE (unmet: "
+                          f"{', '.join(gate_unmet)})", level="WARNING")
+        else:
+            self.bus.emit(EventKind.PROMOTION, "live-trading consent stored in the journal")
 
     def has_live_consent(self) -> bool:
         record = durable(self.journals.record())
@@ -339,7 +350,7 @@ class TradingEngine:
                 break
             except (SwitchToLive, SwitchSession):
                 # promotion to LIVE, or Bybit is back after a REPLAY: the next session builds its parts
-                self.c = self.step = None
+                self._drop_parts()
                 continue
             except Exception as exc:  # a critical error ends the session; we decide whether to restart
                 why = f"{type(exc).__name__}: {exc}"
@@ -361,13 +372,19 @@ class TradingEngine:
                               f"after: {why}", level="ERROR", reason=why)
                 if self._stop_evt.wait(delay):
                     break
-                self.c = self.step = None   # rebuild every part: a broken client must not survive the restart
+                self._drop_parts()   # rebuild every part: a broken client must not survive the restart
         if self.c is not None:
             try:
                 self._finish(self._close_on_stop)
             except Exception:
                 log.exception("engine: failed while stopping")
         self._set_status(EngineStatus.STOPPED)
+
+    def _drop_parts(self) -> None:
+        """Forget the session's parts; a feed the engine chose itself is closed (its WebSocket with it)."""
+        if self.c is not None and self.c.market is not None and self.c.market is not self.given.market:
+            self.c.market.close()
+        self.c = self.step = None
 
     def _open_session(self) -> Session:
         """A new session: pairs ranked, then the market chosen for them, then the parts built

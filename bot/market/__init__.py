@@ -14,6 +14,8 @@ from bot import lazy_exports
 
 if TYPE_CHECKING:
     from bot.market.bybit_klines import BybitKlineSource
+    from bot.market.bybit_socket import LinkState, StreamLink
+    from bot.market.bybit_stream import KlineStream
     from bot.market.cache import CandleCache
     from bot.market.candles import make_frame
     from bot.market.data_manager import DataManager
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DataManager", "CandleCache", "BybitKlineSource", "ReplayFeed", "SEED_FILES", "load_seed",
     "make_frame", "MarketFeed", "BybitMarket", "ReplayMarket", "probe_bybit", "PairManager",
-    "resample", "bucket_start", "ratio", "read_candle_file",
+    "resample", "bucket_start", "ratio", "read_candle_file", "StreamLink", "LinkState", "KlineStream",
 ]
 
 # public name -> the submodule that defines it (a name mapped to itself is that submodule)
@@ -36,7 +38,8 @@ _EXPORTS = {
     "make_frame": "candles", "MarketFeed": "feeds", "BybitMarket": "feeds",
     "ReplayMarket": "feeds", "probe_bybit": "feeds", "PairManager": "top_pairs",
     "resample": "timeframes", "bucket_start": "timeframes", "ratio": "timeframes",
-    "read_candle_file": "ohlcv_file",
+    "read_candle_file": "ohlcv_file", "StreamLink": "bybit_socket", "LinkState": "bybit_socket",
+    "KlineStream": "bybit_stream",
 }
 
 

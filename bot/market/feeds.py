@@ -19,7 +19,10 @@ import numpy as np
 import pandas as pd
 
 from bot.errors import DataError, NetworkError
+from bot.events import EventBus, EventKind
 from bot.market.bybit_klines import BybitKlineSource
+from bot.market.bybit_socket import LinkState, ws_base_url
+from bot.market.bybit_stream import KlineStream
 from bot.market.data_manager import DataManager
 from bot.types import CANDLE_COLUMNS, Candle, Connection, DataSource, interval_ms, ms_to_iso
 
@@ -177,22 +180,49 @@ class ReplayMarket:
 
 
 class BybitMarket:
-    """Closed candles from Bybit's public kline endpoint (no keys), polled every
-    MARKET_POLL_SECONDS. Raises `NetworkError` when Bybit cannot be reached, so the engine can
-    say so and fall back to REPLAY."""
+    """Closed candles from Bybit: pushed by the public kline WebSocket (`KlineStream`, only
+    `confirm: true` candles) while it is up, polled from the REST kline endpoint every
+    MARKET_POLL_SECONDS while it is down or when there is no stream (BYBIT_BASE_URL set without
+    BYBIT_WS_URL). Each (re)connection and each hole in the pushed candles is filled over REST, and
+    a candle is handed out once: the last open time per symbol is the one truth.
+
+    `connection` is what the snapshot shows: CONNECTED, POLLING (stream down, REST polling) or
+    RECONNECTING (REST failing too; the engine sets that). Stream changes are also events on `bus`.
+    Raises `NetworkError` when REST cannot be reached, so the engine can say so."""
 
     source = DataSource.LIVE
-    connection = Connection.CONNECTED
 
     def __init__(self, settings: Any, *, source: BybitKlineSource | None = None, interval: str | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, bus: EventBus | None = None,
+                 stream_url: str | None | bool = True) -> None:
         self.interval = str(interval or settings.CANDLE_INTERVAL)
         self.poll_seconds = settings.MARKET_POLL_SECONDS
         self.src = source or BybitKlineSource.from_settings(settings)
         self.clock = clock
+        self.bus = bus
+        self._settings = settings
+        # True: from the settings; None/False: no stream (REST polling only); a string: that base URL
+        self._stream_url = ws_base_url(settings) if stream_url is True else (stream_url or None)
+        self._stream: KlineStream | None = None
+        self._synced_epoch = 0                  # the stream connection last caught up over REST
+        self._rest_state = Connection.CONNECTED
+        self._told_state = ""                   # the stream state last announced on the bus
         self._last: dict[str, int] = {}       # symbol -> last open time handed out
         self._next_poll = 0.0
         self._stop = threading.Event()
+
+    @property
+    def connection(self) -> Connection:
+        if self._rest_state != Connection.CONNECTED:
+            return self._rest_state
+        if self._stream is not None and not self._stream.connected:
+            return Connection.POLLING
+        return Connection.CONNECTED
+
+    @connection.setter
+    def connection(self, value: Connection) -> None:
+        """The engine's word on REST (CONNECTED after a good call, RECONNECTING after a failed one)."""
+        self._rest_state = Connection(value)
 
     def symbols_available(self, wanted: Iterable[str]) -> list[str]:
         return list(wanted)
@@ -205,12 +235,69 @@ class BybitMarket:
             self._last[symbol] = int(df.index[-1])
         return df.iloc[-n:]
 
+    # -- the stream ----------------------------------------------------------------------------
+    def _stream_for(self, symbols: list[str]) -> KlineStream | None:
+        if self._stream_url is None or self._stop.is_set():
+            return None
+        if self._stream is not None and self._stream.symbols != sorted(set(symbols)):
+            self._stream.close()          # the pairs rotated: a stream for the new set
+            self._stream = None
+        if self._stream is None:
+            self._stream = KlineStream(self._settings, symbols, self.interval, base_url=self._stream_url,
+                                       on_state=self._on_stream_state).start()
+        return self._stream
+
+    def _on_stream_state(self, state: str, why: str) -> None:
+        told, self._told_state = self._told_state, state
+        if self.bus is None or state == told:
+            return              # each failed attempt while down is logged by the link, not re-announced
+        if state == LinkState.CONNECTED:
+            again = self._stream is not None and self._stream.link.epoch > 1
+            self.bus.emit(EventKind.DATA, f"LIVE candles: Bybit stream {'back' if again else 'connected'} "
+                          f"({self.interval})", stream=state, alert=again)
+        elif state == LinkState.DOWN:
+            self.bus.emit(EventKind.DATA, f"LIVE candles: Bybit stream down ({why}); REST polling every "
+                          f"{self.poll_seconds:g} s until it is back", level="WARNING", stream=state)
+
     def next_candles(self, symbols: Iterable[str], timeout: float) -> list[Candle]:
-        wait = self._next_poll - time.monotonic()
-        if wait > 0:
-            if self._stop.wait(min(wait, timeout)) or wait > timeout:
-                return []
-        self._next_poll = time.monotonic() + self.poll_seconds
+        syms = list(symbols)
+        stream = self._stream_for(syms)
+        if stream is None or not stream.connected:
+            return self._poll(syms, timeout)
+        if stream.link.epoch != self._synced_epoch:
+            # (re)connected: what closed while the stream was down comes over REST, once
+            self._synced_epoch = stream.link.epoch
+            missed = self._fetch_after_last(syms)
+            if missed:
+                log.info("LIVE %s: %d candle(s) backfilled over REST after the stream (re)connected",
+                         self.interval, len(missed))
+                return missed
+        return self._accept(stream.get(timeout), syms)
+
+    def _accept(self, pushed: list[Candle], symbols: list[str]) -> list[Candle]:
+        """Pushed candles not handed out yet; a hole before one is filled over REST first. If that
+        REST call fails nothing is marked as handed out, so the next poll or backfill brings them."""
+        step = interval_ms(self.interval)
+        last_of = dict(self._last)
+        out: list[Candle] = []
+        for c in sorted(pushed, key=lambda c: c.open_ms):
+            if c.symbol not in symbols:
+                continue
+            last = last_of.get(c.symbol)
+            if last is not None and c.open_ms <= last:
+                continue                                   # already handed out (REST got it first)
+            if last is not None and c.open_ms > last + step:
+                df = self.src.fetch(c.symbol, self.interval, last + step, c.open_ms - 1)
+                out.extend(x for x in frame_to_candles(df, c.symbol, self.interval) if x.open_ms < c.open_ms)
+                log.info("LIVE %s %s: %d candle(s) the stream skipped backfilled over REST",
+                         c.symbol, self.interval, len(df))
+            out.append(c)
+            last_of[c.symbol] = c.open_ms
+        self._last = last_of
+        return sorted(out, key=lambda c: c.open_ms)
+
+    # -- REST ----------------------------------------------------------------------------------
+    def _fetch_after_last(self, symbols: list[str]) -> list[Candle]:
         step = interval_ms(self.interval)
         out: list[Candle] = []
         for sym in symbols:
@@ -222,14 +309,24 @@ class BybitMarket:
                 out.extend(frame_to_candles(df, sym, self.interval))
         return sorted(out, key=lambda c: c.open_ms)
 
+    def _poll(self, symbols: list[str], timeout: float) -> list[Candle]:
+        wait = self._next_poll - time.monotonic()
+        if wait > 0:
+            if self._stop.wait(min(wait, timeout)) or wait > timeout:
+                return []
+        self._next_poll = time.monotonic() + self.poll_seconds
+        return self._fetch_after_last(symbols)
+
     def close(self) -> None:
         self._stop.set()
+        if self._stream is not None:
+            self._stream.close()
 
 
-def probe_bybit(settings: Any, symbol: str) -> tuple[BybitMarket | None, str]:
-    """A LIVE feed if Bybit answers for `symbol`, else (None, why not)."""
+def probe_bybit(settings: Any, symbol: str, *, bus: EventBus | None = None) -> tuple[BybitMarket | None, str]:
+    """A LIVE feed if Bybit answers for `symbol`, else (None, why not). `bus` hears about its stream."""
     try:
-        m = BybitMarket(settings)
+        m = BybitMarket(settings, bus=bus)
         m.history(symbol, 5)
         return m, ""
     except (NetworkError, DataError) as exc:

@@ -99,6 +99,9 @@ class DQNStrategy:
                 self.model_path = self.agent.load(model_path)   # asked for: must exist and fit
             elif self.agent.store.latest() is not None:
                 self.model_path = self.agent.load()
+            if self.model_path is not None:   # the user should know what the agent carries over
+                log.info("agent resumed from checkpoint %s: %d learner steps, epsilon %.3f", self.model_path.name,
+                         self.agent.gradient_steps, self.agent.epsilon)
             else:
                 log.warning("no trained DQN checkpoint in %s: the agent starts untrained "
                             "(run `python -m bot train` first)", self.agent.store.root)

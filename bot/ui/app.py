@@ -107,7 +107,16 @@ def _default_app_factory(settings: Any) -> Callable[[], App]:
         # the engine and its parts: imported on the command thread, not while the window opens
         from bot.engine.app import assemble
 
-        return assemble(settings)
+        app = assemble(settings)
+        if settings.DASHBOARD_ENABLED:   # the web dashboard on the window's engine; the app's shutdown stops it
+            from bot.dashboard.server import start_dashboard
+            from bot.errors import ConfigError
+
+            try:
+                start_dashboard(app)
+            except ConfigError as exc:
+                log.error("the web dashboard did not start: %s", exc)
+        return app
     return make
 
 

@@ -12,6 +12,7 @@ import numpy as np
 from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.figure import Figure
 
+from bot.ui.chart_view import ChartView, Crosshair
 from bot.ui.history import HistoryCopy
 
 __all__ = ["PriceFigure", "EquityFigure", "PnlFigure", "TrainingFigure", "ms_to_num"]
@@ -47,6 +48,37 @@ class _Base:
     def __init__(self) -> None:
         self.figure = _new_figure()
         self.empty = None
+        self.view = ChartView()          # zoom, pan and pointer from the Tk thread
+        self.crosshair: Crosshair | None = None
+        self._full: tuple[float, float] | None = None   # the whole time range, as `update` set it
+        self._times = np.asarray([], dtype=float)
+
+    def interact(self) -> None:
+        """Chart thread, after `update`: the user's zoom and pan, then the crosshair (charts without
+        a time axis ignore both)."""
+        events, pointer = self.view.take()
+        ax = getattr(self, "ax", None)
+        if ax is None or self.crosshair is None:
+            return
+        if self._full is None:
+            self.crosshair.hide()
+            return
+        if self.view.xlim is not None:
+            ax.set_xlim(self.view.xlim)
+        self.view.apply(ax, events, self._full)
+        if self.view.xlim is not None:
+            ax.set_xlim(self.view.xlim)
+            self._fit_y(*self.view.xlim)
+        else:
+            ax.set_xlim(self._full)
+            self._fit_y(*self._full)
+        self.crosshair.show(pointer, self._times, self._describe)
+
+    def _fit_y(self, x0: float, x1: float) -> None:
+        """Prices (or money) of what is in view fill the height."""
+
+    def _describe(self, i: int, y: float) -> str:
+        return ""
 
     def _empty_text(self, ax: Any, text: str) -> None:
         self.empty = ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center",
@@ -110,13 +142,16 @@ class PriceFigure(_Base):
                   handlelength=1.3, handletextpad=0.4, columnspacing=0.8, borderaxespad=0.1)
         self.title = ax.set_title("", fontsize=10, loc="left", pad=8)
         self._empty_text(ax, "No candles yet - press Start Bot")
+        self.crosshair = Crosshair(ax)
+        self._arrays: dict[str, np.ndarray] = {}
 
     def update(self, symbol: str, data: Any) -> bool:
         """Show `data` (the engine's ChartData, or None); returns False when there is nothing to show."""
         frame = _get(data, "candles", "frame") if data is not None else None
         if frame is None or len(frame) == 0:
             self._show_empty(True)
-            self.title.set_text(symbol)
+            self.title.set_text(f"{symbol}: no data" if data is not None else symbol)
+            self._full = None
             return False
         self._show_empty(False)
         t = ms_to_num(np.asarray(frame.index, dtype=np.int64))
@@ -156,10 +191,37 @@ class PriceFigure(_Base):
             if lo_y - span <= y <= hi_y + span:
                 lo_y, hi_y = min(lo_y, y), max(hi_y, y)
         pad = (hi_y - lo_y) * 0.05 or 1.0
-        self.ax.set_xlim(t[0] - width, t[-1] + width * 3)
+        self._full = (float(t[0] - width), float(t[-1] + width * 3))
+        self.ax.set_xlim(*self._full)
         self.ax.set_ylim(lo_y - pad, hi_y + pad)
-        self.title.set_text(f"{symbol} {c[-1]:,.2f}")
+        self._times = t
+        self._arrays = {"o": o, "h": h, "l": lo, "c": c, "ema21": _line_y(self.ema21, len(t)),
+                        "ema50": _line_y(self.ema50, len(t)), "bb_up": _line_y(self.bb_up, len(t)),
+                        "bb_lo": _line_y(self.bb_lo, len(t))}
+        interval = str(_get(data, "interval", default=""))
+        self.title.set_text(f"{symbol} {c[-1]:,.2f}   {_interval_words(interval)}")
         return True
+
+    def _fit_y(self, x0: float, x1: float) -> None:
+        a, t = self._arrays, self._times
+        seen = (t >= x0) & (t <= x1)
+        if not seen.any():
+            return
+        lo_y, hi_y = float(np.nanmin(a["l"][seen])), float(np.nanmax(a["h"][seen]))
+        pad = (hi_y - lo_y) * 0.06 or max(hi_y * 0.01, 1.0)
+        self.ax.set_ylim(lo_y - pad, hi_y + pad)
+
+    def _describe(self, i: int, y: float) -> str:
+        a = self._arrays
+
+        def num(key: str) -> str:
+            v = a[key][i]
+            return f"{v:,.2f}" if np.isfinite(v) else "-"
+
+        when = mdates.num2date(self._times[i]).strftime("%Y-%m-%d %H:%M UTC")
+        return (f"{when}  O {num('o')}  H {num('h')}  L {num('l')}  C {num('c')}\n"
+                f"EMA21 {num('ema21')}  EMA50 {num('ema50')}  BB {num('bb_lo')} .. {num('bb_up')}   "
+                f"pointer {y:,.2f}")
 
     def _markers(self, data: Any, t0: float) -> None:
         longs, shorts, exits = [], [], []
@@ -192,6 +254,20 @@ class PriceFigure(_Base):
         return stops + tps
 
 
+def _line_y(line: Any, n: int) -> np.ndarray:
+    y = np.asarray(line.get_ydata(), dtype=float)
+    return y if len(y) == n else np.full(n, np.nan)
+
+
+def _interval_words(interval: str) -> str:
+    if interval in ("D", "W"):
+        return {"D": "daily candles", "W": "weekly candles"}[interval]
+    if interval.isdigit():
+        m = int(interval)
+        return f"{m // 60} h candles" if m % 60 == 0 else f"{m} min candles"
+    return ""
+
+
 class EquityFigure(_Base):
     """Equity and balance over time, next to buy-and-hold of the traded pairs."""
 
@@ -207,25 +283,53 @@ class EquityFigure(_Base):
         ax.legend(loc="upper left", fontsize=8, frameon=False)
         self.title = ax.set_title("Equity (USDT)", fontsize=10, loc="left")
         self._empty_text(ax, "No equity record yet")
+        self.crosshair = Crosshair(ax)
+        self._values: tuple[np.ndarray, ...] = ()
 
     def update(self, h: HistoryCopy) -> bool:
         if not h.time_ms:
             self._show_empty(True)
+            self._full = None
             return False
         self._show_empty(False)
         t = ms_to_num(h.time_ms)
         for line, y in ((self.equity, h.equity), (self.balance, h.balance), (self.bh, h.buy_hold)):
             line.set_data(t, np.asarray(y, dtype=float))
         ys = np.concatenate([h.equity, h.balance, h.buy_hold])
-        lo, hi = float(ys.min()), float(ys.max())
+        lo, hi = float(np.nanmin(ys)), float(np.nanmax(ys))
         pad = (hi - lo) * 0.08 or max(abs(hi) * 0.01, 1.0)
         span = (t[-1] - t[0]) or 1 / 24
-        self.ax.set_xlim(t[0] - span * 0.01, t[-1] + span * 0.02)
+        self._full = (float(t[0] - span * 0.01), float(t[-1] + span * 0.02))
+        self.ax.set_xlim(*self._full)
         self.ax.set_ylim(lo - pad, hi + pad)
+        self._times = t
+        self._values = tuple(np.asarray(y, dtype=float) for y in (h.equity, h.balance, h.buy_hold))
         eq0 = h.equity[0] or 1.0
-        self.title.set_text(f"Equity {h.equity[-1]:,.2f} USDT ({100 * (h.equity[-1] / eq0 - 1):+.2f} %)   "
-                            f"buy & hold {100 * (h.buy_hold[-1] / eq0 - 1):+.2f} %")
+        bh = np.asarray(h.buy_hold, dtype=float)
+        started = np.flatnonzero(np.isfinite(bh))   # buy-and-hold runs from this session's start
+        versus = ""
+        if len(started):
+            first = started[0]
+            versus = (f"   this session {100 * (h.equity[-1] / (h.equity[first] or 1.0) - 1):+.2f} %, "
+                      f"buy & hold {100 * (bh[-1] / (bh[first] or 1.0) - 1):+.2f} %")
+        self.title.set_text(f"Equity {h.equity[-1]:,.2f} USDT ({100 * (h.equity[-1] / eq0 - 1):+.2f} %){versus}")
         return True
+
+
+    def _fit_y(self, x0: float, x1: float) -> None:
+        seen = (self._times >= x0) & (self._times <= x1)
+        if not seen.any():
+            return
+        ys = np.concatenate([v[seen] for v in self._values])
+        lo, hi = float(np.nanmin(ys)), float(np.nanmax(ys))
+        pad = (hi - lo) * 0.08 or max(abs(hi) * 0.01, 1.0)
+        self.ax.set_ylim(lo - pad, hi + pad)
+
+    def _describe(self, i: int, y: float) -> str:
+        eq, bal, bh = (v[i] for v in self._values)
+        when = mdates.num2date(self._times[i]).strftime("%Y-%m-%d %H:%M UTC")
+        hold = f"  buy & hold {bh:,.2f}" if np.isfinite(bh) else ""
+        return f"{when}  equity {eq:,.2f}  balance {bal:,.2f}{hold} USDT"
 
 
 class PnlFigure(_Base):

@@ -25,6 +25,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.backends.backend_tkagg import FigureCanvasTkAgg
 
 from bot.ui.chart_figures import EquityFigure, PnlFigure, PriceFigure, TrainingFigure
+from bot.ui.chart_view import TIMEFRAMES, ChartView, bind_mouse, resample_chart
 from bot.ui.history import SessionHistory
 
 __all__ = ["ChartTabs", "ChartRenderer", "ThreadedCanvas", "TAB_NAMES"]
@@ -40,14 +41,18 @@ _MOUSE_EVENTS = ("<Motion>", "<Enter>", "<Leave>", "<Key>", "<KeyRelease>", "<Bu
 class ThreadedCanvas(FigureCanvasTkAgg):
     """A FigureCanvasTkAgg whose figure is rendered by the chart thread, never by the Tk thread."""
 
-    def __init__(self, figure: Any, master: tk.Misc, renderer: "ChartRenderer") -> None:
+    def __init__(self, figure: Any, master: tk.Misc, renderer: "ChartRenderer",
+                 view: ChartView | None = None) -> None:
         self._renderer = renderer
         self.pending_size: tuple[int, int] | None = None
         super().__init__(figure, master)
-        # Mouse handlers would read the figure while the chart thread changes it; these charts are
-        # for looking at, so the canvas takes no mouse input.
+        # matplotlib's own mouse handlers would read the figure while the chart thread changes it:
+        # they go; ours only note what the mouse did for the chart thread (bot/ui/chart_view.py).
         for seq in _MOUSE_EVENTS:
             self._tkcanvas.unbind(seq)
+        if view is not None:
+            bind_mouse(self._tkcanvas, view, lambda: renderer.wake(force=True),
+                       height=lambda: self._photo_size[1] or self._tkcanvas.winfo_height())
         self._tkcanvas.configure(width=300, height=200, background="white")
         self._tkcanvas.delete(self._tkcanvas_image_region)
         self._tkcanvas_image_region = self._tkcanvas.create_image(0, 0, anchor="nw", image=self._tkphoto)
@@ -69,12 +74,16 @@ class ThreadedCanvas(FigureCanvasTkAgg):
             self.pending_size = (int(width), int(height))
             self._renderer.wake(force=True)
 
-    def render(self) -> np.ndarray:
-        """Chart thread: apply a pending resize, render with Agg, return a copy of the pixels."""
+    def apply_size(self) -> None:
+        """Chart thread: the figure takes the canvas's size (before the data and the mouse are applied)."""
         size = self.pending_size
         if size is not None:
             dpi = self.figure.dpi
             self.figure.set_size_inches(size[0] / dpi, size[1] / dpi, forward=False)
+
+    def render(self) -> np.ndarray:
+        """Chart thread: apply a pending resize, render with Agg, return a copy of the pixels."""
+        self.apply_size()
         FigureCanvasAgg.draw(self)
         return np.array(self.get_renderer().buffer_rgba(), copy=True)
 
@@ -102,6 +111,7 @@ class ChartRenderer:
         self.canvases: dict[str, ThreadedCanvas] = {}
         self.visible = "Price"     # set by the Tk thread
         self.symbol = ""           # set by the Tk thread
+        self.timeframe = ""        # set by the Tk thread: "" the bot's interval, else "240", "D"
         self.results: queue.Queue[tuple[str, np.ndarray]] = queue.Queue()
         self.render_ms: list[float] = []     # recent render durations, for the docs' figures
         self.frames = 0
@@ -157,19 +167,23 @@ class ChartRenderer:
         if canvas is None:
             return False
         force, self._force = self._force, False
+        canvas.apply_size()
+        figure = self.figures[key]
         if key == "Price":
             engine = self.engine()
-            data = engine.chart_data(symbol, n=self.candles) if engine is not None and symbol else None
-            signature: Any = (symbol, _price_signature(data))
+            tf = self.timeframe
+            data = engine.chart_data(symbol, n=self._candles_for(tf)) if engine is not None and symbol else None
+            signature: Any = (symbol, tf, _price_signature(data))
             if not force and signature == self._signatures.get(key):
                 return False
-            self.has_data[key] = self.figures[key].update(symbol, data)
+            self.has_data[key] = figure.update(symbol, resample_chart(data, tf))
         else:
             h = self.history.copy()
             signature = h.version
             if not force and signature == self._signatures.get(key):
                 return False
-            self.has_data[key] = self.figures[key].update(h)
+            self.has_data[key] = figure.update(h)
+        figure.interact()
         started = time.perf_counter()
         pixels = canvas.render()
         self.render_ms = (self.render_ms + [(time.perf_counter() - started) * 1000])[-50:]
@@ -177,6 +191,20 @@ class ChartRenderer:
         self.results.put((key, pixels))
         self.frames += 1
         return True
+
+
+    def _candles_for(self, timeframe: str) -> int:
+        """Candles at the bot's interval that make `self.candles` of `timeframe` (the engine keeps 2000)."""
+        if not timeframe:
+            return self.candles
+        from bot.market.timeframes import ratio
+
+        engine = self.engine()
+        try:
+            k = ratio(str(engine.settings.CANDLE_INTERVAL), timeframe) if engine is not None else 1
+        except Exception:   # a timeframe below the bot's interval: the bot's candles as they are
+            k = 1
+        return min(2000, self.candles * k)
 
 
 def _price_signature(data: Any) -> Any:
@@ -210,9 +238,19 @@ class ChartTabs(ttk.Notebook):
                 self.pair_box = ttk.Combobox(bar, textvariable=self.pair, width=14, state="readonly")
                 self.pair_box.pack(side="left", padx=6)
                 self.pair_box.bind("<<ComboboxSelected>>", lambda _e: self.on_pair(self.pair.get()))
-                ttk.Label(bar, text="candles at the bot's interval; markers are the bot's and your trades",
+                ttk.Label(bar, text="Candles").pack(side="left", padx=(10, 0))
+                self.timeframe = tk.StringVar(value=next(iter(TIMEFRAMES)))
+                self.timeframe_box = ttk.Combobox(bar, textvariable=self.timeframe, width=12, state="readonly",
+                                                  values=list(TIMEFRAMES))
+                self.timeframe_box.pack(side="left", padx=6)
+                self.timeframe_box.bind("<<ComboboxSelected>>", lambda _e: self.set_timeframe(self.timeframe.get()))
+            if name in ("Price", "Equity"):
+                hint = ttk.Frame(page, padding=(4, 0)) if name == "Equity" else bar
+                if name == "Equity":
+                    hint.pack(fill="x")
+                ttk.Label(hint, text="wheel zoom, drag pan, double-click all",
                           foreground="#8a8f98").pack(side="left", padx=8)
-            canvas = ThreadedCanvas(renderer.figures[name].figure, page, renderer)
+            canvas = ThreadedCanvas(renderer.figures[name].figure, page, renderer, view=renderer.figures[name].view)
             canvas.get_tk_widget().pack(fill="both", expand=True)
             renderer.canvases[name] = canvas
             self.add(page, text=name)
@@ -240,11 +278,22 @@ class ChartTabs(ttk.Notebook):
             self._pairs = list(symbols)
             self.pair_box.configure(values=symbols)
 
+    def set_timeframe(self, label: str) -> None:
+        """The Price tab's candles: the bot's interval, 4 h or 1 d (closed candles resampled)."""
+        if label in TIMEFRAMES and self.timeframe.get() != label:
+            self.timeframe.set(label)
+        target = TIMEFRAMES.get(label, "")
+        if self.renderer.timeframe != target:
+            self.renderer.timeframe = target
+            self.renderer.figures["Price"].view.push("reset")   # another timeframe: the whole range
+            self.renderer.wake(force=True)
+
     def show_pair(self, symbol: str) -> None:
         if self.pair.get() != symbol:
             self.pair.set(symbol)
         if self.renderer.symbol != symbol:
             self.renderer.symbol = symbol
+            self.renderer.figures["Price"].view.push("reset")   # another pair: its whole range
             self.renderer.wake(force=True)
 
     def paint_results(self, limit: int = 4) -> int:

@@ -103,24 +103,28 @@ class ControlPanel(ttk.Frame):
         self.cache.set(self.epsilon_label, text=f"epsilon {snap.epsilon:.3f}" if running else "epsilon -")
         parts = [f"{name} {learner[key]:.4g}" for key, name in (("steps", "steps"), ("loss", "loss"),
                                                                 ("reward", "reward")) if learner.get(key)]
-        self.cache.set(self.learner_label,
-                       text="  ".join(parts) if parts else ("learner warming up" if running else ""))
+        if running or parts:   # stopped with nothing to say: the checkpoint note stays
+            self.cache.set(self.learner_label, text="  ".join(parts) if parts else "learner warming up")
         scores = dict(snap.pair_scores)
         rows = tuple((p, scores.get(p)) for p in snap.active_pairs) + tuple(
             (p, s) for p, s in snap.pair_scores if p not in snap.active_pairs)
+        if snap.last_prices:   # the session has prices: a pair without one has no candles here
+            rows = tuple((p, s if p in snap.last_prices else "no data") for p, s in rows)
         if rows != self._pairs_shown:  # rebuild only on change: keeps the selection and costs nothing
             selected = self.pairs.selection()
             self.pairs.delete(*self.pairs.get_children())
             for pair, score in rows:
                 self.pairs.insert("", "end", iid=pair, text=pair,
-                                  values=("-" if score is None else f"{score:.2f}",),
+                                  values=("-" if score is None else score if isinstance(score, str)
+                                          else f"{score:.2f}",),
                                   tags=("active",) if pair in snap.active_pairs else ())
             keep = [s for s in selected if self.pairs.exists(s)]
             if keep:
                 self.pairs.selection_set(keep)
             self._pairs_shown = rows
         crit = tuple((c.name, c.actual, c.required, c.met) for c in snap.promotion)
-        if crit != self._promotion_shown or not self._promotion_drawn:
+        replaying = running and snap.data_source == "REPLAY"
+        if (crit, replaying) != self._promotion_shown or not self._promotion_drawn:
             args: list[str] = []
             for name, actual, required, met in crit:
                 args += [("\u2714 " if met else "\u2718 ") + name, "met" if met else "unmet",
@@ -131,12 +135,18 @@ class ControlPanel(ttk.Frame):
                 n_met = sum(1 for c in crit if c[3])
                 args += [f"{n_met} of {len(crit)} met" + ("" if n_met < len(crit) else ": ready for live"),
                          "met" if n_met == len(crit) else "waiting"]
+            args += ["\nthis replay session does not count (recorded candles)" if replaying
+                     else "\nreplay sessions (recorded candles) never count", "detail"]
             self.promotion.configure(state="normal")
             self.promotion.delete("1.0", "end")
             self.promotion.insert("end", *args)
             self.promotion.configure(state="disabled")
-            self._promotion_shown = crit
+            self._promotion_shown = (crit, replaying)
             self._promotion_drawn = True
+
+    def show_checkpoint(self, text: str) -> None:
+        """Before Start: which checkpoint the agent will resume from."""
+        self.cache.set(self.learner_label, text=text)
 
     def select_pair(self, symbol: str) -> None:
         if self.pairs.exists(symbol) and self.pairs.selection() != (symbol,):

@@ -19,7 +19,7 @@ from bot.events import EventKind
 from bot.ui.dialogs import CANCEL, CLOSE_ALL, Dialogs
 from bot.ui.history import SessionHistory
 from bot.ui.lessons_panel import LESSONS_TAB, LessonsKeeper
-from bot.ui.live_mode import live_confirmation, read_live_balance
+from bot.ui.mode_choice import ModeChoice
 from bot.ui.orders_panel import describe_result, parse_usdt
 from bot.ui.prefs import UiPrefs, save_prefs
 from bot.ui.status_bar import RED
@@ -27,6 +27,7 @@ from bot.ui.workers import CommandRunner, SnapshotPoller, StallMeter, TkTimer
 
 if TYPE_CHECKING:
     from bot.engine.app import App
+    from bot.engine.past import PastRecord
     from bot.engine.trading_engine import TradingEngine
 
 __all__ = ["Controller"]
@@ -39,7 +40,9 @@ _ALERT_KINDS = {EventKind.ERROR, EventKind.CRITICAL, EventKind.RESTART, EventKin
                 EventKind.ORDER_FAILED, EventKind.DATA, EventKind.MODE, EventKind.PROMOTION}
 
 
-class Controller:
+class Controller(ModeChoice):
+    """The window's logic (the Paper / Live choice and the record before Start: `ModeChoice`)."""
+
     def __init__(self, root: Any, settings: Any, view: Any, *, dialogs: Dialogs,
                  app_factory: Callable[[], App], prefs: UiPrefs, prefs_file: Any,
                  tick_ms: int = 100, chart_interval: float = 1.0) -> None:
@@ -59,6 +62,7 @@ class Controller:
         self._pair_chosen = False       # the user picked a pair this session: keep it
         self._pending: list[tuple[cf.Future, Callable[[cf.Future], None]]] = []
         self._shown_snapshot: EngineSnapshot | None = None
+        self.past: PastRecord | None = None   # the record shown before Start (journal + wallet)
         self._was_running = False
         self._closing = False
         self._destroyed = False
@@ -124,6 +128,7 @@ class Controller:
             self.view.status.set_state("Stopped")
             self.view.status.set_message("ready: press Start Bot (paper trading)")
             self.poller.kick()
+            self.load_past()
 
         self._run(factory, done)
 
@@ -194,11 +199,16 @@ class Controller:
         self._shown_snapshot = snap
         v = self.view
         v.status.update_from(snap, running=running)
+        # Stopped: the record of the selected mode, unless the snapshot is of that mode's wallet.
+        past = self.past if not running and self.past is not None and (
+            snap.equity == 0 or self.past.mode != snap.mode) else None
         if not running:
             v.status.set_mode(self.selected_mode)
+        if past is not None:   # before Start: the wallet it will trade, from its record
+            v.status.show_money(past.equity, past.balance)
         v.controls.update_from(snap, running=running)
-        v.orders.show_positions(snap.positions)
-        v.orders.show_trades(snap.recent_trades)
+        v.orders.show_positions(past.positions if past is not None else snap.positions)
+        v.orders.show_trades(past.trades if past is not None else snap.recent_trades)
         symbols = self._symbols(snap)
         v.orders.set_symbols(symbols)
         v.charts.set_pairs(symbols)
@@ -209,8 +219,9 @@ class Controller:
 
     def _symbols(self, snap: EngineSnapshot) -> list[str]:
         out: list[str] = []
+        held = self.past.positions if self.past is not None else ()
         for s in (*snap.active_pairs, *(p for p, _ in snap.pair_scores), *(p.symbol for p in snap.positions),
-                  *self.settings.FALLBACK_SYMBOLS):
+                  *(p.symbol for p in held), *self.settings.FALLBACK_SYMBOLS):
             if s not in out:
                 out.append(s)
         return out
@@ -231,7 +242,7 @@ class Controller:
             self._ask_stop()
             return
         mode = self.selected_mode
-        self.history.reset()
+        self.history.new_session()
         self._busy(True, f"starting in {mode} ...")
 
         def done(fut: cf.Future) -> None:
@@ -294,46 +305,6 @@ class Controller:
             self._run(lambda: app.shutdown(close_positions=close_positions, timeout=STOP_TIMEOUT_S), done)
         else:
             self._run(lambda: app.stop(close_positions=close_positions, timeout=STOP_TIMEOUT_S), done)
-
-    def choose_mode(self, mode: str) -> None:
-        controls = self.view.controls
-        if mode == "PAPER":
-            self.selected_mode = "PAPER"
-            self.view.status.set_mode("PAPER")
-            return
-        controls.mode.set(self.selected_mode)  # stays paper until every condition is met
-        if not self.settings.has_bybit_keys:
-            self.dialogs.error("Live trading needs API keys",
-                               "Set BYBIT_API_KEY and BYBIT_API_SECRET in the .env file (see .env.example), "
-                               "then restart the terminal. The bot stays in paper trading.")
-            return
-        self._busy(True, "reading your Bybit balance ...")
-
-        def confirm(fut: cf.Future) -> None:
-            self._busy(False)
-            try:
-                balance = f"{fut.result():,.2f} USDT"
-            except Exception as exc:
-                log.warning("could not read the Bybit balance for the live confirmation: %s", exc)
-                balance = f"your whole Bybit USDT balance (it could not be read just now: {exc})"
-            ok = self.dialogs.confirm_live(live_confirmation(self.settings, balance))
-            if not ok:
-                log.info("live trading refused by the user; staying in paper")
-                self.view.status.set_message("live trading refused: staying in paper")
-                return
-            self._run(self.engine.give_live_consent, self._consent_stored)
-
-        self._run(lambda: read_live_balance(self.settings), confirm)
-
-    def _consent_stored(self, fut: cf.Future) -> None:
-        exc = fut.exception()
-        if exc is not None:
-            self.dialogs.error("Live consent could not be stored", str(exc))
-            return
-        self.selected_mode = "LIVE"
-        self.view.controls.mode.set("LIVE")
-        self.view.status.set_mode("LIVE")
-        self.view.status.set_message("LIVE selected: Start Bot trades real money", error=True)
 
     def set_training(self, on: bool) -> None:
         if self.engine is None:

@@ -3,12 +3,17 @@
 The engine's snapshot is an instant; the Equity, P&L and Training charts need a past. The Tk
 thread records each new snapshot here (cheap appends), and the chart thread takes a copy under
 the lock when it draws. One point per candle (the latest value wins), capped in length.
+
+Times are candle times, never the wall clock: a point is recorded only once the session has a
+closed candle (a replay's 2017 candles would otherwise all be "older" than a wall-clock first
+point and be dropped). Before Start, `load_past` fills it from the journal's record.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.engine.snapshot import EngineSnapshot
@@ -53,16 +58,57 @@ class SessionHistory:
         self._learn: deque[tuple[float, float, float, float]] = deque(maxlen=max_points)
         self._start_prices: dict[str, float] = {}
         self._start_equity = 0.0
+        self._session_points = 0   # points recorded from a running session (past ones excluded)
         self.version = 0  # bumps on every change so a chart can skip a redraw with nothing new
 
-    def reset(self) -> None:
-        with self._lock:
+    def _clear(self, *, everything: bool) -> None:
+        """(Under the lock.) A fresh session's start; `everything`: the curves and trades too."""
+        if everything:
             for d in (self._t, self._equity, self._balance, self._bh, self._learn):
                 d.clear()
             self._trades.clear()
-            self._start_prices.clear()
-            self._start_equity = 0.0
+        self._start_prices.clear()
+        self._start_equity = 0.0
+        self._session_points = 0
+        self.version += 1
+
+    def reset(self) -> None:
+        with self._lock:
+            self._clear(everything=True)
+
+    def new_session(self) -> None:
+        """A session starts: the past stays on the chart; buy-and-hold starts again from here."""
+        with self._lock:
+            self._clear(everything=False)
+
+    def load_past(self, points: Sequence[tuple[int, float, float]], trades: Sequence[ClosedTrade],
+                  learner: Sequence[tuple[float, float, float, float]] = ()) -> None:
+        """Replace everything with the journal's record: (candle ms, equity, balance) points, closed
+        trades, and the learner's (steps, loss, reward, epsilon) curve from its checkpoint."""
+        with self._lock:
+            self._clear(everything=True)
+            last = -1
+            for t, eq, bal in points:
+                if t > last:
+                    self._t.append(int(t))
+                    self._equity.append(float(eq))
+                    self._balance.append(float(bal))
+                    self._bh.append(float("nan"))   # buy-and-hold is drawn from a session's start
+                    last = t
+                else:   # several writes for one candle: the latest wins
+                    self._equity[-1], self._balance[-1] = float(eq), float(bal)
+            for tr in trades:
+                self._trades[self._key(tr)] = tr
+            while len(self._trades) > self._max_trades:
+                self._trades.pop(next(iter(self._trades)))
+            for point in learner:
+                if not self._learn or point[0] > self._learn[-1][0]:
+                    self._learn.append(tuple(float(x) for x in point))  # type: ignore[arg-type]
             self.version += 1
+
+    @staticmethod
+    def _key(tr: ClosedTrade) -> tuple:
+        return (tr.symbol, tr.entry_ms, tr.exit_ms, tr.side, tr.qty)
 
     def _buy_hold(self, snap: EngineSnapshot) -> float:
         """Start equity moved like an equal-weight holding of the pairs traded this session."""
@@ -77,23 +123,30 @@ class SessionHistory:
         """Add what is new in `snap`; returns True when anything changed."""
         changed = False
         with self._lock:
-            if snap.equity > 0:
-                if not self._t:
+            t = snap.last_candle_ms
+            if snap.equity > 0 and t > 0:   # candle time only: no point before the first candle
+                if self._session_points == 0:
                     self._start_equity = snap.equity
-                t = snap.last_candle_ms or snap.time_ms
+                    if self._t and t < self._t[-1]:
+                        # the market clock went back (a replay started over): the past line would
+                        # hide the session's; the closed trades stay
+                        for d in (self._t, self._equity, self._balance, self._bh):
+                            d.clear()
                 bh = self._buy_hold(snap)
                 if self._t and self._t[-1] == t:
-                    if (self._equity[-1], self._balance[-1], self._bh[-1]) != (snap.equity, snap.balance, bh):
+                    if not _same((self._equity[-1], self._balance[-1], self._bh[-1]), (snap.equity, snap.balance, bh)):
                         self._equity[-1], self._balance[-1], self._bh[-1] = snap.equity, snap.balance, bh
                         changed = True
+                    self._session_points = max(self._session_points, 1)
                 elif not self._t or t > self._t[-1]:
                     self._t.append(t)
                     self._equity.append(snap.equity)
                     self._balance.append(snap.balance)
                     self._bh.append(bh)
+                    self._session_points += 1
                     changed = True
             for tr in snap.recent_trades:
-                key = (tr.symbol, tr.entry_ms, tr.exit_ms, tr.side, tr.qty)
+                key = self._key(tr)
                 if key not in self._trades:
                     self._trades[key] = tr
                     changed = True

@@ -1,8 +1,10 @@
 """A desktop-menu entry for the terminal (Linux): `python ui.py --install-launcher`.
 
 The `AI-Trading-Terminal.desktop` in the project folder finds `start.command` next to itself
-(`%k`), which only works while it stays in the folder. Copied into the applications menu it
-would look in the wrong place, so the installed entry carries absolute paths instead.
+(`%k`), which only works while it stays in the folder and only with launchers that pass `%k`
+(`gio launch` does not; it then falls back to the folder start.command last ran in). Copied into
+the applications menu it would look in the wrong place, so the installed entry carries absolute
+paths instead. Neither needs a terminal: start.command logs to logs/launcher.log.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ def desktop_entry(project_dir: Path) -> str:
         f"Exec={_quote(project_dir / 'start.command')}",
         f"Path={project_dir}",
         "Icon=utilities-system-monitor",
-        "Terminal=true",
+        "Terminal=false",
         "Categories=Office;Finance;",
         "StartupNotify=true",
         "",

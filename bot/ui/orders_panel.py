@@ -9,10 +9,12 @@ from tkinter import ttk
 from typing import Any
 
 from bot.types import ClosedTrade, Position
+from bot.ui.words import one_line
 
 __all__ = ["OrdersPanel", "parse_usdt", "describe_result"]
 
 GAIN, LOSS = "#0a7d32", "#b00020"
+RESULT_CHARS = 58   # the order result line
 
 
 def parse_usdt(text: str) -> float:
@@ -75,7 +77,8 @@ class OrdersPanel(ttk.Frame):
             b.grid(row=0, column=i, sticky="ew", padx=2)
             buttons.columnconfigure(i, weight=1)
         box.columnconfigure(1, weight=1)
-        self.result = ttk.Label(box, text="", wraplength=330, justify="left")
+        # One line, always: a long refusal must not push the tables down (the log has it whole).
+        self.result = ttk.Label(box, text="", width=RESULT_CHARS, anchor="w")
         self.result.grid(row=3, column=0, columnspan=2, sticky="w", pady=(6, 0))
 
         box = ttk.LabelFrame(self, text="Open positions", padding=4)
@@ -98,9 +101,9 @@ class OrdersPanel(ttk.Frame):
         cols = ("symbol", "side", "entry", "exit", "pnl", "why")
         self.trades = ttk.Treeview(box, columns=cols, height=6, selectmode="none")
         self.trades.heading("#0", text="Closed UTC")
-        self.trades.column("#0", width=92, stretch=False)
+        self.trades.column("#0", width=104, stretch=False)   # "09-23 05:00" whole
         for col, title, width in zip(cols, ("Symbol", "Side", "Entry", "Exit", "P&L", "Why"),
-                                     (70, 38, 54, 54, 52, 76), strict=True):
+                                     (72, 42, 50, 50, 50, 72), strict=True):
             self.trades.heading(col, text=title)
             self.trades.column(col, width=width, anchor="e", stretch=True)
         self.trades.tag_configure("gain", foreground=GAIN)
@@ -130,7 +133,7 @@ class OrdersPanel(ttk.Frame):
             b.configure(state="disabled" if busy else "normal")
 
     def show_result(self, text: str, *, ok: bool) -> None:
-        self.result.configure(text=text, foreground=GAIN if ok else LOSS)
+        self.result.configure(text=one_line(text, RESULT_CHARS), foreground=GAIN if ok else LOSS)
 
     def show_positions(self, positions: Sequence[Position]) -> None:
         rows = tuple((p.symbol, p.side, p.size, p.entry_price, p.mark_price, round(p.unrealised_pnl, 2),

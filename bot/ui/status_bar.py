@@ -8,15 +8,16 @@ import tkinter as tk
 from bot.engine.snapshot import EngineSnapshot, EngineStatus
 from bot.types import Connection
 from bot.ui.tkcache import ConfigCache
+from bot.ui.words import one_line
 
 __all__ = ["StatusBar"]
 
 BG = "#12151c"
 FG = "#d8dee9"
-MESSAGE_CHARS = 56
+MESSAGE_CHARS = 56   # what fits beside the values in a 1440 px wide window
 GREEN, AMBER, RED, GREY = "#3ddc84", "#f0b429", "#ff4d4f", "#8a8f98"
 
-_CONNECTION_COLOURS = {Connection.CONNECTED: GREEN, Connection.RECONNECTING: AMBER,
+_CONNECTION_COLOURS = {Connection.CONNECTED: GREEN, Connection.RECONNECTING: AMBER, Connection.POLLING: AMBER,
                        Connection.OFFLINE_REPLAY: AMBER}
 _STATUS_COLOURS = {EngineStatus.RUNNING: GREEN, EngineStatus.STARTING: AMBER, EngineStatus.PAUSED: AMBER,
                    EngineStatus.RESTARTING: AMBER, EngineStatus.CIRCUIT_OPEN: RED,
@@ -58,10 +59,7 @@ class StatusBar(tk.Frame):
 
     def set_message(self, text: str, *, error: bool = False) -> None:
         """The latest thing worth a glance (errors in red); the log panel has the full text."""
-        text = " ".join(text.split())
-        if len(text) > MESSAGE_CHARS:
-            text = text[: MESSAGE_CHARS - 3] + "..."
-        self.cache.set(self.message, text=text, foreground=RED if error else AMBER)
+        self.cache.set(self.message, text=one_line(text, MESSAGE_CHARS), foreground=RED if error else AMBER)
 
     def tick_clock(self) -> None:
         self.cache.set(self.values["clock"], text=time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()))
@@ -75,5 +73,8 @@ class StatusBar(tk.Frame):
             state = EngineStatus.CIRCUIT_OPEN
         text = state + (f"  (restarted {snap.restarts}x)" if snap.restarts else "")
         self.set_state(text, _STATUS_COLOURS.get(state, AMBER))
-        self.cache.set(self.values["equity"], text=money(snap.equity))
-        self.cache.set(self.values["balance"], text=money(snap.balance))
+        self.show_money(snap.equity, snap.balance)
+
+    def show_money(self, equity: float, balance: float) -> None:
+        self.cache.set(self.values["equity"], text=money(equity))
+        self.cache.set(self.values["balance"], text=money(balance))

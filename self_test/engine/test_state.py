@@ -14,7 +14,7 @@ from self_test.conftest import make_settings
 
 
 def test_trade_book_follows_the_paper_wallet_fill_by_fill(tmp_path, btc_hourly):
-    ex = SimExchange(make_settings(tmp_path, SLIPPAGE_BPS=0.0))
+    ex = SimExchange(make_settings(tmp_path, SLIPPAGE_BPS=0.0), clock=lambda: 1_700_000_000.0)  # one time for all
     feed = ReplayFeed(btc_hourly, "BTCUSDT", "60")
     book = TradeBook(mode="PAPER")
     trades = []

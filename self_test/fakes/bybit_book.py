@@ -61,6 +61,13 @@ class FakeBook:
         self.positions: dict[tuple[str, int], dict[str, Any]] = {}
         self.leverage: dict[str, float] = {}
         self.hedge_mode = False
+        # the WebSocket fake's hook: called (kind, order) on "order" (placed and resting, cancelled),
+        # "fill" (the order filled; its execution is executions[-1]) and "position" (stops changed)
+        self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
+
+    def _notify(self, kind: str, order: dict[str, Any]) -> None:
+        for fn in self.listeners:
+            fn(kind, order)
 
     def ms(self) -> int:
         return int(self.clock() * 1000)
@@ -181,6 +188,8 @@ class FakeBook:
             self.links[link] = oid
         if otype == "Market" or (side == "Buy" and limit >= last) or (side == "Sell" and limit <= last):
             self._fill(order, last, maker=False)
+        else:
+            self._notify("order", order)
         return {"orderId": oid, "orderLinkId": link}
 
     def _fill(self, o: dict[str, Any], price: float, *, maker: bool) -> None:
@@ -232,6 +241,7 @@ class FakeBook:
             "markPrice": _fmt(price), "closedSize": _fmt(closed), "seq": len(self.executions) + 1,
             "stopOrderType": o.get("stop_type", ""),
             "category": o["category"]})
+        self._notify("fill", o)
 
     def set_price(self, symbol: str, price: float) -> None:
         """Move the market: fill crossed limit orders, then trigger position stops."""
@@ -263,6 +273,7 @@ class FakeBook:
             raise BybitReject(*((110001, "Order does not exist.") if p.get("category") == "linear"
                                 else (170213, "Order does not exist.")))
         o.update(status="Cancelled", updated=self.ms())
+        self._notify("order", o)
         return {"orderId": o["orderId"], "orderLinkId": o["orderLinkId"]}
 
     def _find(self, p: dict[str, Any]) -> dict[str, Any] | None:
@@ -364,6 +375,7 @@ class FakeBook:
         if (new_sl, new_tp) == (pos["sl"], pos["tp"]):
             raise BybitReject(34040, "not modified")
         pos["sl"], pos["tp"] = new_sl, new_tp
+        self._notify("position", {"symbol": p.get("symbol", ""), "category": "linear"})
         return {}
 
     def set_leverage(self, p: dict[str, Any]) -> dict[str, Any]:

@@ -369,8 +369,20 @@ def _serve_by_hand(argv: list[str] | None = None) -> int:
         fake.set_klines(symbol, interval, frame)
         fake.set_price(symbol, float(frame["close"].iloc[-1]))
     fake.start(args.port)
-    print(f"fake Bybit on {fake.url}  key={args.key}  (prices: last recorded seed candles)")
-    print(f"try:  BYBIT_BASE_URL={fake.url} BYBIT_API_KEY={args.key} BYBIT_API_SECRET=... python -m bot status --live")
+    # the same account and candles over WebSocket
+    from self_test.fakes.bybit_ws import FakeBybitStream
+
+    ws = FakeBybitStream(fake).start(args.port + 1 if args.port else 0)
+
+    def push_candles() -> None:       # the seed candles are old: this pushes only what a clock change closes
+        while True:
+            time.sleep(1.0)
+            ws.tick()
+
+    threading.Thread(target=push_candles, name="fake-bybit-ws-ticks", daemon=True).start()
+    print(f"fake Bybit on {fake.url} and {ws.url}  key={args.key}  (prices: last recorded seed candles)")
+    print(f"try:  BYBIT_BASE_URL={fake.url} BYBIT_WS_URL={ws.url} BYBIT_API_KEY={args.key} BYBIT_API_SECRET=... "
+          "python -m bot status --live")
     return fake.serve_until_interrupted()
 
 

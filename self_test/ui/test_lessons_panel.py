@@ -20,14 +20,10 @@ import pytest
 from bot.strategies.lessons import lessons_text, parse_lessons
 from bot.ui.dialogs import ScriptedDialogs
 from self_test.strategies.test_lessons import _trade_two_months
-from self_test.ui import test_window as ui_tests
 from self_test.ui.test_window import click, close_window, pump_until, session_settings
 from self_test.xserver import screenshot_png
 
 pytestmark = pytest.mark.gui
-
-display = ui_tests.display            # the window tests' fixtures: our own Xvfb, windows closed after
-open_window = ui_tests.open_window
 
 
 def test_lessons_tab_lists_a_learnt_lesson_and_switches_it_off_and_on(display: str, open_window, tmp_path: Path,

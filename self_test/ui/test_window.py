@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -30,59 +30,13 @@ from bot.ui.dialogs import CLOSE_ALL, ScriptedDialogs
 from bot.ui.log_panel import QueueLogHandler
 from bot.ui.prefs import UiPrefs, load_prefs, save_prefs
 from self_test.conftest import make_settings
-from self_test.xserver import VirtualDisplay, screenshot_png
+from self_test.xserver import screenshot_png
 
 pytestmark = pytest.mark.gui
 
 
 # ----------------------------------------------------------------------------------------------
 # helpers
-
-@pytest.fixture(scope="session")
-def display() -> Iterator[str]:
-    """An X display: our own Xvfb when installed, else the session's display, else skip.
-
-    Session-scoped: Tk keeps its connection to a display after its windows are gone, and Xlib
-    ends the process when that server goes away, so no Xvfb may stop before the last test."""
-    old = os.environ.get("DISPLAY")
-    if shutil.which("Xvfb"):
-        with VirtualDisplay(1440, 900) as vd:
-            os.environ["DISPLAY"] = vd.display
-            try:
-                yield vd.display
-            finally:
-                if old is None:
-                    os.environ.pop("DISPLAY", None)
-                else:
-                    os.environ["DISPLAY"] = old
-    elif old:
-        yield old
-    else:
-        pytest.skip("window tests need an X display: none is set and Xvfb is not installed "
-                    "(Debian/Ubuntu: apt-get install xvfb x11-apps xdotool)")
-
-
-@pytest.fixture
-def open_window(display: str) -> Iterator[Callable[..., object]]:
-    """`open_window(settings, ...)` builds the window; whatever happens in the test, every window
-    is closed and its engine stopped (positions closed) at the end."""
-    from bot.ui import build_app
-
-    made = []
-
-    def make(settings, **kwargs):
-        ctl = build_app(settings, **kwargs)
-        made.append(ctl)
-        return ctl
-
-    yield make
-    for ctl in made:
-        if ctl._destroyed:
-            continue
-        if ctl.app is not None:
-            ctl.app.shutdown(close_positions=True, timeout=30)
-        ctl._destroy()
-
 
 def closed_port() -> int:
     """A loopback port nobody listens on: Bybit 'fails' at once, the engine falls back to REPLAY."""
@@ -311,7 +265,7 @@ def test_window_builds_and_live_needs_keys_then_a_confirmation(open_window, tmp_
     keys = {"BYBIT_API_KEY": fake_bybit.api_key, "BYBIT_API_SECRET": fake_bybit.api_secret}
     settings = make_settings(tmp_path / "keys", environ=keys, BYBIT_BASE_URL=fake_bybit.url,
                              FALLBACK_SYMBOLS=("BTCUSDT",))
-    dialogs = ScriptedDialogs(live=[False, True])
+    dialogs = ScriptedDialogs(live=[False, True], override=["OVERRIDE"])  # a fresh record: the gate is unmet
     engine = TradingEngine(settings)
     ctl = open_window(settings, app_factory=lambda: assemble(settings, engine=engine), dialogs=dialogs)
     root = ctl.root
@@ -322,10 +276,15 @@ def test_window_builds_and_live_needs_keys_then_a_confirmation(open_window, tmp_
         message = dialogs.asked[-1][1]
         assert "2,345.67 USDT" in message, message
         assert "5 % of equity" in message and "at least 10 USDT" in message
+        assert "[ ] closed trades: 0 (needs >= 30)" in message and "1 of 6 met" in message  # drawdown 0 % is met
         assert ctl.selected_mode == "PAPER" and not engine.has_live_consent()
         ctl.view.controls.live_radio.invoke()
         pump_until(root, lambda: ctl.selected_mode == "LIVE", 30, "LIVE to be selected after consent")
         assert engine.has_live_consent()
+        # issue 16, item 7: before Start the window shows the wallet it will trade: Bybit's, through the engine
+        pump_until(root, lambda: ctl.view.status.values["equity"].cget("text") == "2,345.67 USDT", 30,
+                   lambda: f"the Bybit balance before Start (shown: {ctl.view.status.values['equity'].cget('text')})")
+        assert ctl.past is not None and ctl.past.mode == "LIVE" and ctl.past.where == "your Bybit account"
         assert ctl.view.status.values["mode"].cget("text") == "LIVE"
         assert ctl.view.status.values["mode"].cget("foreground") == "#ff4d4f"  # LIVE in red
     finally:
@@ -515,7 +474,7 @@ def test_live_session_asks_before_closing_the_window_and_closes_all(open_window,
         source.clock = lambda: now
         return TradingEngine(settings, market=PricedMarket(settings, source=source, clock=lambda: now, fake=fake_bybit))
 
-    dialogs = ScriptedDialogs(live=[True], close=[CLOSE_ALL])
+    dialogs = ScriptedDialogs(live=[True], override=["OVERRIDE"], close=[CLOSE_ALL])
     ctl = open_window(settings, app_factory=lambda: assemble(settings, engine=make_engine()), dialogs=dialogs)
     root, v = ctl.root, ctl.view
     pump_until(root, lambda: ctl.engine is not None, 60, "the engine to load")
@@ -535,7 +494,54 @@ def test_live_session_asks_before_closing_the_window_and_closes_all(open_window,
 
     ctl.request_close()
     pump_until(root, lambda: ctl._destroyed, 60, "the window to close")
-    assert [kind for kind, _ in dialogs.asked] == ["confirm_live", "ask_close_window"]
+    assert [kind for kind, _ in dialogs.asked] == ["confirm_live", "confirm_override", "ask_close_window"]
     assert "LIVE" in dialogs.asked[-1][1] and "1 open position" in dialogs.asked[-1][1]
     assert not ctl.engine.running
     assert all(p["size"] == 0 for p in fake_bybit.book.positions.values()), "a live position was left open"
+
+
+def test_the_status_bar_shows_the_bybit_stream_down_and_back(display: str, open_window, tmp_path: Path) -> None:
+    """A paper session on LIVE candles pushed by the fake Bybit's kline WebSocket: a stalled stream
+    reads Polling-REST in amber in the status bar, with the warning in the log panel; then Connected."""
+    import pandas as pd
+
+    from bot.engine.app import assemble
+    from bot.engine.trading_engine import TradingEngine
+    from bot.market.bybit_klines import BybitKlineSource
+    from bot.market.feeds import BybitMarket
+    from bot.market.seed import load_seed
+    from self_test.fakes.bybit_server import FakeBybit
+    from self_test.fakes.bybit_ws import FakeBybitStream
+
+    frame = load_seed("BTCUSDT", "D")
+    now = [pd.Timestamp("2018-02-01", tz="UTC").timestamp() + 60]
+    with FakeBybit(clock=lambda: now[0]) as rest, FakeBybitStream(rest) as ws:
+        rest.set_klines("BTCUSDT", "D", frame)
+        settings = session_settings(tmp_path, CANDLE_INTERVAL="D", STRATEGY="sma", TRAINING_ENABLED=False,
+                                    BYBIT_BASE_URL=rest.url, BYBIT_WS_URL=ws.url, BYBIT_WS_PING_SECONDS=0.5,
+                                    BYBIT_WS_STALL_SECONDS=2.0, MARKET_POLL_SECONDS=0.2)
+
+        def make_engine() -> TradingEngine:
+            source = BybitKlineSource.from_settings(settings)
+            source.clock = lambda: now[0]
+            return TradingEngine(settings, market=BybitMarket(settings, source=source, clock=lambda: now[0]))
+
+        ctl = open_window(settings, app_factory=lambda: assemble(settings, engine=make_engine()))
+        root, v = ctl.root, ctl.view
+        pump_until(root, lambda: ctl.engine is not None and str(v.controls.start_button.cget("state")) == "normal",
+                   30, "the engine to load")
+        v.controls.start_button.invoke()
+        conn = v.status.values["connection"]
+        pump_until(root, lambda: ws.subscribed("kline.D.BTCUSDT") and conn.cget("text") == "Connected", 30,
+                   "Connected in the status bar, the kline stream subscribed")
+        ws.stall()
+        pump_until(root, lambda: conn.cget("text") == "Polling-REST", 30, "Polling-REST in the status bar")
+        assert conn.cget("foreground") == "#f0b429"                                    # amber
+        pump_until(root, lambda: "stream down" in v.log_panel.contents(), 10, "the warning in the log panel")
+        if shutil.which("xwd") is not None:
+            rgb = screenshot_png(display, tmp_path / "ui_stream_down.png")
+            assert rgb.std() > 20, "the screenshot is blank"
+            if os.environ.get("UI_STREAM_SCREENSHOT"):
+                shutil.copy(tmp_path / "ui_stream_down.png", os.environ["UI_STREAM_SCREENSHOT"])
+        pump_until(root, lambda: conn.cget("text") == "Connected", 30, "Connected again")
+        close_window(ctl)
