@@ -143,9 +143,7 @@ def data_sets(args: argparse.Namespace, settings: Any) -> list[tuple[str, str, A
 
 
 def run(args: argparse.Namespace, settings: Any) -> int:
-    from tqdm import tqdm
-
-    from bot.research.backtest import check_runnable, run_backtest
+    from bot.research.backtest import check_runnable, chosen_path, run_backtest
     from bot.research.fast_path import costs_for, rules_for
     from bot.research.optimizer import load_best_params
     from bot.research.report import build_report, regime_labels
@@ -170,10 +168,14 @@ def run(args: argparse.Namespace, settings: Any) -> int:
         check_runnable(settings, strategy, interval, args.path)
         log.info("backtest %s %s/%s: %d candles (%d warm-up), %s path", name, symbol, interval,
                  len(frame) - first, first, args.path)
-        with tqdm(total=len(frame) - first, desc=f"backtest {name} {symbol}", unit="candle",
-                  disable=args.path == "fast") as bar:
+        if chosen_path(settings, strategy, args.path) == "engine":   # candle by candle: a progress bar
+            from tqdm import tqdm
+            with tqdm(total=len(frame) - first, desc=f"backtest {name} {symbol}", unit="candle") as bar:
+                result = run_backtest(settings, strategy, frame, symbol=symbol, interval=interval,
+                                      path=args.path, start=first, progress=bar.update)
+        else:
             result = run_backtest(settings, strategy, frame, symbol=symbol, interval=interval, path=args.path,
-                                  start=first, progress=bar.update)
+                                  start=first)
         labels = regime_labels(frame, settings)
         report = build_report(result, costs_for(settings, symbol, frame),
                               regimes=None if labels is None else labels[first:])

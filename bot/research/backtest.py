@@ -44,7 +44,7 @@ from bot.research.fast_path import (
 )
 from bot.types import interval_ms, ms_to_iso
 
-__all__ = ["engine_backtest", "run_backtest", "check_runnable"]
+__all__ = ["engine_backtest", "run_backtest", "check_runnable", "chosen_path"]
 
 
 def engine_backtest(settings: Any, strategy: Any, frame: pd.DataFrame, *, symbol: str = "BTCUSDT",
@@ -127,20 +127,29 @@ def check_runnable(settings: Any, strategy: Any, interval: str, path: str = "aut
         raise ConfigError(f"strategy {name!r} cannot take the fast path ({why}); use --path engine or auto")
 
 
+def chosen_path(settings: Any, strategy: Any, path: str = "auto") -> str:
+    """The path a backtest of `strategy` takes: "fast" when asked for or, with "auto", when the
+    strategy has a batched pass (the agent's policy or `signals()`) and no trailing stop is set."""
+    from bot.strategies.base import LearningStrategy
+
+    if path != "auto":
+        return path
+    trailing = bool(getattr(settings, "TRAILING_STOP", False))
+    batched = isinstance(strategy, LearningStrategy) or strategy_has_fast_path(strategy)
+    return "fast" if batched and not trailing else "engine"
+
+
 def run_backtest(settings: Any, strategy: Any, frame: pd.DataFrame, *, symbol: str = "BTCUSDT",
                  interval: str = "60", path: str = "auto", start: int = 0,
                  progress: Callable[[int], None] | None = None) -> BacktestResult:
-    """Backtest `strategy` over `frame`: `path` "engine", "fast", or "auto" (fast when the strategy
-    has a batched `signals()` and no trailing stop is configured, else the engine)."""
+    """Backtest `strategy` over `frame`: `path` "engine", "fast", or "auto" (see `chosen_path`)."""
     check_runnable(settings, strategy, interval, path)
     from bot.strategies.base import LearningStrategy
 
-    trailing = bool(getattr(settings, "TRAILING_STOP", False))
-    dqn = isinstance(strategy, LearningStrategy)   # the agent has a batched fast path of its own
-    if dqn and path in ("auto", "fast") and not trailing:
+    if chosen_path(settings, strategy, path) == "engine":
+        return engine_backtest(settings, strategy, frame, symbol=symbol, interval=interval, start=start,
+                               progress=progress)
+    if isinstance(strategy, LearningStrategy):   # the agent has a batched fast path of its own
         return dqn_fast_backtest(settings, strategy, frame, symbol=symbol, interval=interval, start=start)
-    if path == "fast" or (path == "auto" and strategy_has_fast_path(strategy) and not trailing):
-        return run_fast(strategy, frame, costs_for(settings, symbol, frame), symbol=symbol, interval=interval,
-                        start=start, settings=settings)
-    return engine_backtest(settings, strategy, frame, symbol=symbol, interval=interval, start=start,
-                           progress=progress)
+    return run_fast(strategy, frame, costs_for(settings, symbol, frame), symbol=symbol, interval=interval,
+                    start=start, settings=settings)
