@@ -1,0 +1,83 @@
+"""The job backends' contract, on the local pool: each job its own seed, results in item order
+whatever the worker count, the caller's random streams left alone, and ray never imported."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from bot.errors import ConfigError
+from bot.research.backend import LocalBackend, job_seed, make_backend, map_jobs, run_seeded
+from self_test.conftest import ROOT
+
+
+def draw(item: int) -> tuple[int, float, float]:
+    """A job whose value depends on its seed: what a training run of one seed looks like."""
+    return item, random.random(), float(np.random.rand())
+
+
+def test_every_job_has_its_own_seed_and_the_same_value_on_any_worker_count():
+    items = list(range(12))
+    one = map_jobs(draw, items, backend="local", workers=1, seed=5, progress=False)
+    two = map_jobs(draw, items, backend="local", workers=2, seed=5, progress=False)
+    assert [r.index for r in one] == items and [r.value[0] for r in two] == items   # item order
+    assert [r.value for r in one] == [r.value for r in two]
+    assert len({r.value[1] for r in one}) == len(items)                 # no two jobs share a seed
+    random.seed(job_seed(5, 3))
+    assert one[3].value[1] == random.random()                           # job 3 ran with its own seed
+    other = map_jobs(draw, items, backend="local", workers=2, seed=6, progress=False)
+    assert [r.value for r in other] != [r.value for r in one]
+    assert all(r.node == "local" and r.seconds >= 0 for r in two)
+
+
+def test_explicit_seeds_and_the_callers_streams_are_kept():
+    random.seed(1)
+    np.random.seed(1)
+    before = (random.random(), float(np.random.rand()))
+    random.seed(1)
+    np.random.seed(1)
+    out = map_jobs(draw, [0, 1], backend="local", workers=1, seeds=[42, 42], progress=False)
+    assert out[0].value[1:] == out[1].value[1:]                         # same seed, same draws
+    assert (random.random(), float(np.random.rand())) == before         # caller's streams untouched
+    assert run_seeded(draw, 7, 42) == (7, *out[0].value[1:])
+
+
+def test_a_backend_refuses_what_it_cannot_do():
+    with pytest.raises(ConfigError, match="not known"):
+        make_backend("spark")
+    with pytest.raises(ConfigError, match="--ray-address needs --backend ray"):
+        make_backend("local", address="auto")
+    with pytest.raises(ConfigError, match="workers must be >= 1"):
+        LocalBackend(0)
+    b = LocalBackend(1)
+    with pytest.raises(RuntimeError, match="open"):
+        list(b.map([1], [1]))
+
+
+def test_the_local_path_never_imports_ray():
+    code = ("import sys; import bot.cli.optimize, bot.research.optimizer; "
+            "from bot.research.backend import map_jobs; "
+            "map_jobs(abs, [-1, -2], backend='local', workers=2, progress=False); "
+            "print('ray' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                         check=True).stdout.strip()
+    assert out == "False"
+
+
+def test_backend_ray_without_ray_installed_is_one_clear_line(tmp_path):
+    # the command as a user types it, in an interpreter where `import ray` fails
+    code = ("import sys; sys.modules['ray'] = None; from bot.__main__ import main; "
+            f"raise SystemExit(main(['--env-file', {str(tmp_path / 'none.env')!r}, 'optimize', '--space', "
+            f"{str(ROOT / 'examples' / 'space_sma.yaml')!r}, '--backend', 'ray', '--out', {str(tmp_path / 'o')!r}]))")
+    env = {"PATH": "/usr/bin:/bin", "HISTORICAL_DATA_PATH": str(tmp_path / "data"), "LOG_FILE": str(tmp_path / "b.log")}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+    text = (proc.stdout + proc.stderr).strip()
+    assert proc.returncode == 2, text
+    assert "Traceback" not in text
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "needs the optional package ray: pip install -r requirements-ray.txt" in lines[0], text
+    assert not (tmp_path / "o").exists()          # refused before any work or file
