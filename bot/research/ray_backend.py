@@ -8,8 +8,9 @@ worker process after its first job, so a job ships only its item and seed.
 
 A job whose worker process or node dies is run again by Ray (`max_retries`), on any node; a job
 that raises is not retried (the same item and seed would raise again) and its error is the
-caller's. Ray must be the same version on every node, and every node must be able to import this
-project (same code at the same path, or installed).
+caller's. Joining a cluster, the backend ships this project's code with the job (Ray's runtime
+environment: the `bot` package and config.py, uploaded once and cached by content), so the
+nodes need only Python, ray (the same version) and requirements.txt.
 
 Nothing but `bot.research.backend.make_backend("ray")` imports this module, and this module
 imports ray only when a backend is made: plain installs and the desktop app never need ray.
@@ -21,6 +22,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from bot.errors import BotError, ConfigError
@@ -28,6 +30,7 @@ from bot.research.backend import JobResult, run_seeded
 
 __all__ = ["RayBackend", "import_ray", "MISSING"]
 
+ROOT = Path(__file__).resolve().parent.parent.parent      # the project: bot/ and config.py
 MISSING = "--backend ray needs the optional package ray: pip install -r requirements-ray.txt"
 
 
@@ -74,8 +77,10 @@ class RayBackend:
 
     name = "ray"
 
-    def __init__(self, address: str | None = None, *, retries: int = 3, num_cpus: int | None = None) -> None:
+    def __init__(self, address: str | None = None, *, retries: int = 3, num_cpus: int | None = None,
+                 ship_code: bool = True) -> None:
         self.address = address or None
+        self.ship_code = ship_code
         self.retries = int(retries)
         self.num_cpus = num_cpus
         self._ray = import_ray(local=self.address is None)
@@ -94,6 +99,9 @@ class RayBackend:
                 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
                 ray.init(num_cpus=self.num_cpus, include_dashboard=False, **opts)
             else:
+                if self.ship_code:
+                    opts["runtime_env"] = {"py_modules": [str(ROOT / "bot"), str(ROOT / "config.py")],
+                                           "excludes": ["__pycache__", "*.pyc"]}
                 ray.init(address=self.address, **opts)
         except (ConnectionError, ValueError, RuntimeError) as exc:
             where = self.address or "this machine"
