@@ -19,32 +19,19 @@ of times), `done()` ends the run, `close()` releases the backend (a Ray runtime 
 
 from __future__ import annotations
 
-import hashlib
 import multiprocessing
 import os
-import random
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bot.errors import ConfigError
+from bot.research.jobs import JobResult, job_seed, run_seeded
 
 __all__ = ["BACKENDS", "JobResult", "Backend", "LocalBackend", "make_backend", "map_jobs", "job_seed",
            "run_seeded"]
 
 BACKENDS = ("local", "ray")
-
-
-@dataclass(frozen=True)
-class JobResult:
-    """One finished job: its position in the items, its value, where it ran and how long it computed."""
-
-    index: int
-    value: Any
-    node: str
-    seconds: float
 
 
 class Backend(Protocol):
@@ -62,33 +49,6 @@ class Backend(Protocol):
     def done(self) -> None: ...
 
     def close(self) -> None: ...
-
-
-def job_seed(base: int, *parts: Any) -> int:
-    """A job's own seed from the run's seed and what identifies the job (stable across processes)."""
-    digest = hashlib.sha256(repr((int(base), parts)).encode()).digest()
-    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
-
-
-def run_seeded(fn: Callable[[Any], Any], item: Any, seed: int) -> Any:
-    """`fn(item)` with `random`, NumPy and torch (if loaded) seeded by `seed`; their states are
-    put back afterwards, so a job run in the caller's process leaves the caller's streams alone."""
-    import numpy as np
-
-    py_state, np_state = random.getstate(), np.random.get_state()
-    torch = sys.modules.get("torch")
-    torch_state = torch.get_rng_state() if torch is not None else None
-    random.seed(seed)
-    np.random.seed(seed)
-    if torch is not None:
-        torch.manual_seed(seed)
-    try:
-        return fn(item)
-    finally:
-        random.setstate(py_state)
-        np.random.set_state(np_state)
-        if torch is not None and torch_state is not None:
-            torch.set_rng_state(torch_state)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.errors import ConfigError
-from bot.research.backend import Backend, LocalBackend, job_seed
+from bot.research.backend import Backend, LocalBackend
+from bot.research.jobs import job_seed
 from bot.research.space import (
     Param,
     SpaceFile,

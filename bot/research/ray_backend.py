@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.errors import BotError, ConfigError
-from bot.research.backend import JobResult, run_seeded
+from bot.research.jobs import JobResult, run_seeded
 
 __all__ = ["RayBackend", "import_ray", "MISSING"]
 

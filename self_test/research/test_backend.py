@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from bot.errors import ConfigError
-from bot.research.backend import LocalBackend, job_seed, make_backend, map_jobs, run_seeded
+from bot.research.backend import LocalBackend, make_backend, map_jobs
+from bot.research.jobs import job_seed, run_seeded
 from self_test.conftest import ROOT
 
 
