@@ -111,7 +111,7 @@ def main() -> int:
         print(f"{name:>6}: {workers} worker(s), GA pop {args.population} x {args.generations}: {dt:6.1f} s "
               f"({n} distinct backtests, {n * len(frame) / dt:,.0f} candles/s); {timed.compute / n * 1000:.1f} ms "
               f"computing per trial, overhead {overhead * 1000:.1f} ms per trial"
-              f"{f'; Ray start-up {startup:.1f} s' if startup else ''}{ratio}")
+              f"{f'; Ray start-up {startup:.1f} s' if startup else ''}{ratio}; load average {os.getloadavg()[0]:.1f}")
     results = [r for _, r in runs.values()]
     same = all([(t.params, t.score) for t in r.trials] == [(t.params, t.score) for t in results[0].trials]
                for r in results)

@@ -71,6 +71,7 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     jobs = args.jobs or settings.OPTIMIZER_JOBS
     backend = make_backend(args.backend, workers=jobs, address=args.ray_address)   # ray missing: one line
     try:
+        _ = backend.workers            # Ray: start or join it now, so a bad address fails before any work
         return _run(args, settings, backend, jobs)
     finally:
         backend.close()

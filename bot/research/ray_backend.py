@@ -71,6 +71,23 @@ def _job(box: list[Any], index: int, item: Any, seed: int) -> JobResult:
     return JobResult(index, value, ray.get_runtime_context().get_node_id(), time.perf_counter() - t0)
 
 
+def _probe(address: str, timeout: float = 10.0) -> None:
+    """Fail at once, in one line, when `HOST:PORT` / `ray://HOST:PORT` does not answer (ray.init
+    would retry for minutes, logging every try). "auto" is left to Ray, which finds it or says so."""
+    import socket
+
+    if address == "auto":
+        return
+    hostport = address.removeprefix("ray://")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--ray-address {address!r} is not auto, HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ConfigError(f"cannot reach Ray at {address}: {exc.strerror or exc}") from exc
+
+
 class RayBackend:
     """Jobs as Ray tasks (1 CPU each) on the cluster at `address` (None: Ray started here with
     `num_cpus` CPUs, all by default); a lost worker's job is retried up to `retries` times."""
@@ -99,6 +116,7 @@ class RayBackend:
                 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
                 ray.init(num_cpus=self.num_cpus, include_dashboard=False, **opts)
             else:
+                _probe(self.address)
                 if self.ship_code:
                     opts["runtime_env"] = {"py_modules": [str(ROOT / "bot"), str(ROOT / "config.py")],
                                            "excludes": ["__pycache__", "*.pyc"]}

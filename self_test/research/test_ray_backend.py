@@ -180,3 +180,14 @@ def test_cli_on_a_ray_it_starts_killed_and_resumed(tmp_path, tmp_path_factory):
     assert reference.wait(timeout=300) == 0
     pd.testing.assert_frame_equal(pd.read_csv(killed / "results.csv"), pd.read_csv(clean / "results.csv"))
     assert json.loads((killed / "best_params.json").read_text()) == json.loads((clean / "best_params.json").read_text())
+
+
+def test_cli_with_an_address_nobody_answers_is_one_clear_line(tmp_path):
+    env = _env(tmp_path, secrets.token_hex(32))
+    for address, says in (("127.0.0.2:1", "cannot reach Ray at 127.0.0.2:1"),
+                          ("nonsense", "is not auto, HOST:PORT or ray://HOST:PORT")):
+        proc = _cli(tmp_path / "out", write_space(tmp_path / "space.yaml"), env, "--backend", "ray",
+                    "--ray-address", address)
+        lines = [ln for ln in proc.communicate(timeout=120)[0].decode().splitlines() if ln.strip()]
+        assert proc.returncode == 2 and len(lines) == 1 and says in lines[0], lines
+        assert not (tmp_path / "out").exists()
