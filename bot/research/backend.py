@@ -7,7 +7,8 @@ which worker or node ran it, nor in what order. Results stream back as jobs fini
 with the job's index, the node that ran it and the seconds it computed); callers put them back in
 order, so a search gives the same result on every backend and any number of workers.
 
-- `LocalBackend(workers)`: a multiprocessing pool (`workers` = 1: in this process, no pool).
+- `LocalBackend(workers)`: a process pool (`workers` = 1: in this process, no pool); a job whose
+  worker process dies is run again on a new pool.
 - `RayBackend` (bot/research/ray_backend.py, loaded only when asked for, so plain installs and
   the desktop app never import ray): each job is a Ray task, retried when its worker or node is lost.
 - `make_backend("local" | "ray", workers=, address=)` picks one; `map_jobs(fn, items, ...)` is the
@@ -23,9 +24,11 @@ import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
 
-from bot.errors import ConfigError
+from bot.errors import BotError, ConfigError
 from bot.research.jobs import JobResult, job_seed, run_seeded
 
 __all__ = ["BACKENDS", "JobResult", "Backend", "LocalBackend", "make_backend", "map_jobs", "job_seed",
@@ -73,16 +76,19 @@ def _pool_job(job: tuple[int, Any, int]) -> JobResult:
 
 
 class LocalBackend:
-    """Jobs on a multiprocessing pool of `workers` processes on this machine (1: in process)."""
+    """Jobs on a process pool of `workers` processes on this machine (1: in process). When a worker
+    process dies mid-job (killed, out of memory) the pool is rebuilt and the unfinished jobs run
+    again, up to `retries` times, as Ray does for its tasks."""
 
     name = "local"
 
-    def __init__(self, workers: int = 1) -> None:
+    def __init__(self, workers: int = 1, *, retries: int = 3) -> None:
         if workers < 1:
             raise ConfigError(f"workers must be >= 1, got {workers}")
         self._workers = int(workers)
+        self.retries = int(retries)
         self._fn: Callable[[Any], Any] | None = None
-        self._pool: Any = None
+        self._pool: ProcessPoolExecutor | None = None
 
     @property
     def workers(self) -> int:
@@ -92,23 +98,55 @@ class LocalBackend:
         self.done()
         self._fn = fn
         if self._workers > 1:
-            self._pool = multiprocessing.get_context().Pool(self._workers, initializer=_init_worker, initargs=(fn,))
+            self._start()
+
+    def _start(self) -> None:
+        self._pool = ProcessPoolExecutor(self._workers, mp_context=multiprocessing.get_context(),
+                                         initializer=_init_worker, initargs=(self._fn,))
 
     def map(self, items: Sequence[Any], seeds: Sequence[int]) -> Iterator[JobResult]:
         if self._fn is None:
             raise RuntimeError("open(fn) the backend before map()")
-        jobs = [(i, item, seed) for i, (item, seed) in enumerate(zip(items, seeds, strict=True))]
-        if self._pool is None:
-            for job in jobs:
+        jobs = {i: (i, item, seed) for i, (item, seed) in enumerate(zip(items, seeds, strict=True))}
+        if self._workers == 1:
+            for job in jobs.values():
                 yield _timed(self._fn, *job)
             return
-        yield from self._pool.imap_unordered(_pool_job, jobs, chunksize=max(1, len(jobs) // (4 * self._workers)))
+        lost = 0
+        while jobs:
+            if self._pool is None:
+                self._start()
+            assert self._pool is not None
+            futures = [self._pool.submit(_pool_job, job) for job in jobs.values()]
+            try:
+                for f in as_completed(futures):
+                    r = f.result()
+                    del jobs[r.index]
+                    yield r
+            except BrokenProcessPool as exc:            # a worker died: its job and the others in flight
+                lost += 1
+                self._stop()
+                if lost > self.retries:
+                    raise BotError(f"a local worker process was lost {lost} times; the checkpoint keeps the "
+                                   "work done so far") from exc
+            finally:
+                for f in futures:
+                    f.cancel()
+
+    def _stop(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        procs = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in procs:              # stop running jobs now, as Pool.terminate did
+            if proc.is_alive():
+                proc.terminate()
+        for proc in procs:
+            proc.join(timeout=10)
 
     def done(self) -> None:
-        if self._pool is not None:
-            self._pool.terminate()
-            self._pool.join()
-            self._pool = None
+        self._stop()
         self._fn = None
 
     def close(self) -> None:
@@ -123,7 +161,7 @@ def make_backend(name: str = "local", *, workers: int = 1, address: str | None =
     if name == "local":
         if address:
             raise ConfigError("--ray-address needs --backend ray")
-        return LocalBackend(workers)
+        return LocalBackend(workers, retries=retries)
     if name == "ray":
         from bot.research.ray_backend import RayBackend
         return RayBackend(address=address, retries=retries, num_cpus=None if address else workers)

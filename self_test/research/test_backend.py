@@ -3,16 +3,19 @@ whatever the worker count, the caller's random streams left alone, and ray never
 
 from __future__ import annotations
 
+import os
 import random
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from bot.errors import ConfigError
+from bot.errors import BotError, ConfigError
 from bot.research.backend import LocalBackend, make_backend, map_jobs
 from bot.research.jobs import job_seed, run_seeded
+from bot.research.optimizer import Param, ParameterOptimizer
 from self_test.conftest import ROOT
 
 
@@ -45,6 +48,37 @@ def test_explicit_seeds_and_the_callers_streams_are_kept():
     assert out[0].value[1:] == out[1].value[1:]                         # same seed, same draws
     assert (random.random(), float(np.random.rand())) == before         # caller's streams untouched
     assert run_seeded(draw, 7, 42) == (7, *out[0].value[1:])
+
+
+class DiesOnce:
+    """An objective whose worker process dies (os._exit) the first time it sees `victim`
+    (`always`: every time)."""
+
+    def __init__(self, marker: Path, victim: dict, always: bool = False) -> None:
+        self.marker, self.victim, self.always = marker, victim, always
+
+    def __call__(self, params: dict) -> float:
+        if params == self.victim and (self.always or not self.marker.exists()):
+            self.marker.write_text(str(os.getpid()))
+            os._exit(1)                      # the worker is lost mid-trial, no exception, no reply
+        return float(params["fast"] * 10 + params["slow"])
+
+
+SPACE2 = [Param("fast", "int", low=4, high=16, step=4), Param("slow", "int", low=20, high=60, step=20)]
+
+
+def test_a_local_worker_lost_mid_trial_is_retried(tmp_path):
+    marker, victim = tmp_path / "died", {"fast": 8, "slow": 40}
+    res = ParameterOptimizer(SPACE2, DiesOnce(marker, victim), method="grid", jobs=2, progress=False).run()
+    assert int(marker.read_text()) != os.getpid()                     # a pool worker really died
+    assert len(res.trials) == 12 and all(t.score == t.params["fast"] * 10 + t.params["slow"] for t in res.trials)
+    doomed = LocalBackend(2, retries=1)                                 # a job that kills every worker
+    doomed.open(DiesOnce(marker, victim, always=True))
+    try:
+        with pytest.raises(BotError, match="lost 2 times"):
+            list(doomed.map([victim], [1]))
+    finally:
+        doomed.close()
 
 
 def test_a_backend_refuses_what_it_cannot_do():

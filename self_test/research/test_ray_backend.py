@@ -26,7 +26,7 @@ from bot.research.optimizer import ParameterOptimizer
 from bot.research.ray_backend import RayBackend
 from self_test.conftest import ROOT, wait_for
 from self_test.research.ray_cluster import Cluster, auth, ray_env, two_node_cluster
-from self_test.research.test_backend import draw
+from self_test.research.test_backend import DiesOnce, draw
 from self_test.research.test_optimizer import SPACE, write_space
 
 pytestmark = pytest.mark.timeout(600)
@@ -82,19 +82,6 @@ def test_seeded_jobs_give_the_same_values_on_ray_as_locally(backend):
     there = map_jobs(draw, items, backend=backend, seed=3, progress=False)
     assert [r.value for r in there] == [r.value for r in here]
     assert len({r.node for r in there}) == 2
-
-
-class DiesOnce:
-    """An objective whose worker process dies (os._exit) the first time it sees `victim`."""
-
-    def __init__(self, marker: Path, victim: dict) -> None:
-        self.marker, self.victim = marker, victim
-
-    def __call__(self, params: dict) -> float:
-        if params == self.victim and not self.marker.exists():
-            self.marker.write_text(str(os.getpid()))
-            os._exit(1)                      # the worker is lost mid-trial, no exception, no reply
-        return float(params["fast"] * 10 + params["slow"])
 
 
 def test_a_worker_lost_mid_trial_is_retried(backend, tmp_path):
