@@ -2,7 +2,9 @@
 
 `job_seed(base, *parts)` derives a job's seed from the run's seed and what identifies the job,
 the same in every process (no `hash()` salt). `run_seeded(fn, item, seed)` calls `fn(item)` with
-`random`, NumPy and torch (when loaded) seeded, then puts the caller's streams back.
+`random`, NumPy and torch (when loaded) seeded, then puts the caller's streams back; a job that
+loads a library of its own (torch imported inside the job, an environment) seeds it with
+`current_seed()`.
 `JobResult` is what a backend streams back for each finished job.
 """
 
@@ -15,7 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["JobResult", "job_seed", "run_seeded"]
+__all__ = ["JobResult", "job_seed", "run_seeded", "current_seed"]
+
+_SEED: list[int] = []          # the seeds of the jobs running in this process (innermost last)
 
 
 @dataclass(frozen=True)
@@ -46,10 +50,19 @@ def run_seeded(fn: Callable[[Any], Any], item: Any, seed: int) -> Any:
     np.random.seed(seed)
     if torch is not None:
         torch.manual_seed(seed)
+    _SEED.append(seed)
     try:
         return fn(item)
     finally:
+        _SEED.pop()
         random.setstate(py_state)
         np.random.set_state(np_state)
         if torch is not None and torch_state is not None:
             torch.set_rng_state(torch_state)
+
+
+def current_seed() -> int:
+    """The seed of the job running now (inside `run_seeded`); a RuntimeError outside a job."""
+    if not _SEED:
+        raise RuntimeError("current_seed() is for code running as a job (run_seeded / a backend)")
+    return _SEED[-1]

@@ -14,7 +14,7 @@ import pytest
 
 from bot.errors import BotError, ConfigError
 from bot.research.backend import LocalBackend, make_backend, map_jobs
-from bot.research.jobs import job_seed, run_seeded
+from bot.research.jobs import current_seed, job_seed, run_seeded
 from bot.research.optimizer import Param, ParameterOptimizer
 from self_test.conftest import ROOT
 
@@ -36,6 +36,24 @@ def test_every_job_has_its_own_seed_and_the_same_value_on_any_worker_count():
     other = map_jobs(draw, items, backend="local", workers=2, seed=6, progress=False)
     assert [r.value for r in other] != [r.value for r in one]
     assert all(r.node == "local" and r.seconds >= 0 for r in two)
+
+
+def torch_draw(item: int) -> tuple[float, int]:
+    import torch  # loaded before the job (seeded by the backend) or by it (seeded by current_seed)
+    return float(torch.rand(1)), current_seed()
+
+
+def test_torch_is_seeded_too_and_a_job_knows_its_seed():
+    import torch
+
+    a, b = run_seeded(torch_draw, 0, 5), run_seeded(torch_draw, 0, 5)
+    assert a == b and a[1] == 5 and run_seeded(torch_draw, 0, 6)[0] != a[0]
+    torch.manual_seed(1)
+    state = torch.get_rng_state()
+    run_seeded(torch_draw, 0, 5)
+    assert torch.equal(torch.get_rng_state(), state)                    # the caller's torch stream kept
+    with pytest.raises(RuntimeError, match="running as a job"):
+        current_seed()
 
 
 def test_explicit_seeds_and_the_callers_streams_are_kept():
