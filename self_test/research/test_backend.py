@@ -39,7 +39,7 @@ def test_every_job_has_its_own_seed_and_the_same_value_on_any_worker_count():
 
 
 def torch_draw(item: int) -> tuple[float, int]:
-    import torch  # loaded before the job (seeded by the backend) or by it (seeded by current_seed)
+    import torch  # the test loads torch before the job, so the backend seeded it
     return float(torch.rand(1)), current_seed()
 
 
