@@ -35,8 +35,8 @@ $(VENV)/.runtime: requirements.txt | $(VENV)/bin/python
 	$(PIP) install -r requirements.txt
 	touch $@
 
-$(VENV)/.test: requirements-test.txt $(VENV)/.runtime
-	$(PIP) install -r requirements-test.txt
+$(VENV)/.test: requirements-test.txt requirements-ray.txt $(VENV)/.runtime
+	$(PIP) install -r requirements-test.txt -r requirements-ray.txt
 	touch $@
 
 $(VENV)/.bench: requirements-bench.txt $(VENV)/.test

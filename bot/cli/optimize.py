@@ -10,12 +10,19 @@ generation / batch: run the same command again after an interruption and it resu
 windows, each winner traded on the next block it never saw; the chained blocks are the
 out-of-sample record of tuning itself.
 
+--backend ray runs each trial as a task on Ray (pip install -r requirements-ray.txt): with no
+--ray-address Ray starts on this machine (--jobs CPUs); `--ray-address auto` joins the cluster
+started here with `ray start`, `--ray-address ray://HOST:10001` a remote one. A trial whose worker
+or node is lost is retried; the result is the same as on the local pool, and a run killed on one
+backend resumes on either.
+
 Output (in --out): results.csv (every trial, best first), best_params.json (load it with
 `python -m bot backtest --params ...`), checkpoint.pkl, summary.json.
 
 Examples:
   python -m bot optimize --space examples/space_sma.yaml --method ga --generations 20 --population 50 --jobs 2
   python -m bot optimize --space examples/space_sma.yaml --method ga --generations 8 --population 20 --walk-forward 3
+  python -m bot optimize --space examples/space_sma.yaml --backend ray --ray-address ray://head:10001
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ import argparse
 import logging
 from pathlib import Path
 from typing import Any
+
+from bot.research.backend import BACKENDS
 
 COMMAND = "optimize"
 HELP = "search strategy parameters (grid / random / DEAP genetic), parallel, resumable, walk-forward scored"
@@ -35,7 +44,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--generations", type=int, default=20, help="GA generations (default: 20)")
     p.add_argument("--population", type=int, default=50, help="GA population (default: 50)")
     p.add_argument("--samples", type=int, default=200, help="random-search trials (default: 200)")
-    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: OPTIMIZER_JOBS)")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="worker processes of the local pool, or CPUs of a Ray started here (default: OPTIMIZER_JOBS)")
+    p.add_argument("--backend", choices=BACKENDS, default="local",
+                   help="where trials run: local (a process pool, default) or ray (tasks on a Ray cluster)")
+    p.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                   help="with --backend ray: auto (the cluster started here with `ray start`), HOST:PORT or "
+                        "ray://HOST:10001; default: start Ray on this machine")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: SEED)")
     p.add_argument("--data", default=None, help="an OHLCV .csv or .parquet file instead of the space's symbol")
     p.add_argument("--out", default=None, help="output folder (default: <data dir>/optimize/<space name>-<method>)")
@@ -50,7 +65,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Any) -> int:
+    from bot.research.backend import make_backend
+
+    logging.getLogger("bot").setLevel(logging.WARNING)
+    jobs = args.jobs or settings.OPTIMIZER_JOBS
+    backend = make_backend(args.backend, workers=jobs, address=args.ray_address)   # ray missing: one line
+    try:
+        _ = backend.workers            # Ray: start or join it now, so a bad address fails before any work
+        return _run(args, settings, backend, jobs)
+    finally:
+        backend.close()
+
+
+def _run(args: argparse.Namespace, settings: Any, backend: Any, jobs: int) -> int:
     import json
+    from collections import Counter
 
     from bot.atomic import atomic_write_bytes
     from bot.cli.backtest import load_frame
@@ -58,7 +87,6 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     from bot.research.optimizer import ParameterOptimizer
     from bot.research.space import finite_only, load_space, save_best_params
 
-    logging.getLogger("bot").setLevel(logging.WARNING)
     space = load_space(args.space)
     interval = space.interval
     frame, first = load_frame(settings, space.symbol, interval, data=args.data or space.data, start=space.start,
@@ -71,14 +99,15 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     ckpt = out / "checkpoint.pkl"
     if args.fresh:
         ckpt.unlink(missing_ok=True)
-    jobs = args.jobs or settings.OPTIMIZER_JOBS
     opt = ParameterOptimizer(space.params, objective, method=args.method, jobs=jobs,
                              seed=settings.SEED if args.seed is None else args.seed, checkpoint=ckpt,
                              progress=not args.no_progress, samples=args.samples, population=args.population,
-                             generations=args.generations)
+                             generations=args.generations, backend=backend)
     resumed = ckpt.exists()
+    where = f"{backend.workers} worker(s)" if args.backend == "local" else \
+        f"Ray at {args.ray_address or 'this machine'}, {backend.workers} CPU(s)"
     print(f"{space.strategy} on {space.symbol}/{interval}: {len(search)} candles searched in {space.folds} folds, "
-          f"{len(holdout)} held out; {args.method}, up to {opt.planned_evaluations()} backtests, {jobs} worker(s)"
+          f"{len(holdout)} held out; {args.method}, up to {opt.planned_evaluations()} backtests, {where}"
           f"{' (resuming)' if resumed else ''}")
     result = opt.run(stop_after=args.stop_after)
     result.to_csv(out / "results.csv")
@@ -96,7 +125,9 @@ def run(args: argparse.Namespace, settings: Any) -> int:
                      holdout=judged.get("holdout"), symbol=space.symbol, interval=interval)
     summary = {"method": args.method, "evaluations": result.evaluations, "generations": result.generations,
                "best": {"params": params, "score": best.score, "info": best.info}, **judged,
-               "history": list(result.history)}
+               "history": list(result.history),
+               "backend": {"name": args.backend, "address": args.ray_address,
+                           "trials_per_node": dict(Counter(t.node for t in result.trials))}}
     atomic_write_bytes(out / "summary.json", json.dumps(finite_only(summary), indent=2, default=str).encode())
     ins = judged["in_sample"]
     print(f"winner {params}: fold score {best.score:.3f}; search span Sharpe {ins['sharpe']:.2f}, "
@@ -109,13 +140,14 @@ def run(args: argparse.Namespace, settings: Any) -> int:
               f"{h['buy_hold_return_pct']:+.2f} %, Sharpe {h['sharpe']:.2f} vs {h['buy_hold_sharpe']:.2f}, "
               f"{h['trades']} trades, max drawdown {h['max_drawdown_pct']:.2f} %")
     if args.walk_forward:
-        summary["walk_forward"] = _walk_forward(args, settings, space, frame.iloc[first:], out, jobs)
+        summary["walk_forward"] = _walk_forward(args, settings, space, frame.iloc[first:], out, jobs, backend)
         atomic_write_bytes(out / "summary.json", json.dumps(finite_only(summary), indent=2, default=str).encode())
     print(f"files: {out / 'results.csv'}, {out / 'best_params.json'}, {out / 'summary.json'}")
     return 0
 
 
-def _walk_forward(args: argparse.Namespace, settings: Any, space: Any, frame: Any, out: Path, jobs: int) -> dict:
+def _walk_forward(args: argparse.Namespace, settings: Any, space: Any, frame: Any, out: Path, jobs: int,
+                  backend: Any) -> dict:
     from bot.research.objective import walk_forward_search
     from bot.research.optimizer import ParameterOptimizer
     from bot.types import ms_to_iso
@@ -127,7 +159,7 @@ def _walk_forward(args: argparse.Namespace, settings: Any, space: Any, frame: An
         return ParameterOptimizer(space.params, objective, method=args.method, jobs=jobs,
                                   seed=(settings.SEED if args.seed is None else args.seed) + k, checkpoint=ckpt,
                                   progress=not args.no_progress, samples=args.samples,
-                                  population=args.population, generations=args.generations)
+                                  population=args.population, generations=args.generations, backend=backend)
 
     print(f"walk-forward: {args.walk_forward} searches on growing windows, each winner traded on the next block")
     wf = walk_forward_search(settings, space.strategy, frame, make, splits=args.walk_forward, folds=space.folds,

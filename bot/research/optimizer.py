@@ -7,9 +7,11 @@
   on several consecutive folds of the search span and scores the mean of their Sharpe ratios, so
   a setting that shines in one stretch of history and fails in the others does not win. The last
   part of the data (the holdout) is never shown to the search; the winner is judged there.
-- **Parallel**: evaluations run on a multiprocessing pool of `jobs` workers (OPTIMIZER_JOBS /
-  --jobs); the GA uses it as DEAP's `toolbox.map`. Results come back in order, so the search is
-  the same whatever the number of workers.
+- **Parallel**: evaluations run on a backend (bot/research/backend.py): a local multiprocessing
+  pool of `jobs` workers (OPTIMIZER_JOBS / --jobs), or a Ray cluster (`--backend ray`); the GA
+  uses it as DEAP's `toolbox.map`. Each trial has its own seed (from the run's seed and its
+  parameters); results stream back as they finish and are put back in order, so the search is
+  the same on every backend and whatever the number of workers.
 - **Resumable**: after every generation (GA) or batch (grid / random) the whole search state,
   RNG included, is written atomically to the checkpoint file. A killed run started again with the
   same settings continues where it stopped and ends with the same result as an unbroken run.
@@ -24,7 +26,6 @@ import hashlib
 import itertools
 import json
 import math
-import multiprocessing
 import pickle
 import random
 from collections.abc import Callable, Iterable
@@ -33,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.errors import ConfigError
+from bot.research.backend import Backend, LocalBackend
+from bot.research.jobs import job_seed
 from bot.research.space import (
     Param,
     SpaceFile,
@@ -55,6 +58,7 @@ class Trial:
     params: dict[str, Any]
     score: float
     info: dict[str, Any] = field(default_factory=dict)
+    node: str = field(default="", compare=False)    # where it ran ("local", or a Ray node id)
 
 
 @dataclass(frozen=True)
@@ -111,16 +115,6 @@ def _fmt(v: Any) -> str:
     return "-" if v is None else str(v)
 
 
-# ------------------------------------------------------------------------------------------------
-# worker side: the objective lives in each worker process, set once by the pool initializer
-_WORKER_OBJECTIVE: Callable[[dict[str, Any]], Any] | None = None
-
-
-def _init_worker(objective: Callable[[dict[str, Any]], Any]) -> None:
-    global _WORKER_OBJECTIVE
-    _WORKER_OBJECTIVE = objective
-
-
 def _call(objective: Callable[[dict[str, Any]], Any], params: dict[str, Any]) -> tuple[float, dict[str, Any]]:
     try:
         out = objective(params)
@@ -131,15 +125,22 @@ def _call(objective: Callable[[dict[str, Any]], Any], params: dict[str, Any]) ->
     return (score if math.isfinite(score) else float("-inf")), dict(info)
 
 
-def _evaluate_in_worker(params: dict[str, Any]) -> tuple[float, dict[str, Any]]:
-    assert _WORKER_OBJECTIVE is not None, "worker started without an objective"
-    return _call(_WORKER_OBJECTIVE, params)
+class _Scored:
+    """The objective as a backend job: `params -> (score, info)`, a refused combination -> -inf."""
+
+    def __init__(self, objective: Callable[[dict[str, Any]], Any]) -> None:
+        self.objective = objective
+
+    def __call__(self, params: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+        return _call(self.objective, params)
 
 
 class ParameterOptimizer:
     """Grid, random or genetic search of `space` for the highest `objective` score.
 
     Keyword options: `method` (grid / random / ga), `jobs` (worker processes; 1 = in process),
+    `backend` (where trials run, bot/research/backend.py: default a local pool of `jobs`; the
+    caller opens and closes one it passes, e.g. a RayBackend shared by walk-forward splits),
     `seed`, `checkpoint` (file; resumed when it exists and belongs to the same search),
     `progress` (tqdm bar), `samples` (random search size), `population`, `generations`,
     `cx_prob`, `mut_prob`, `tournament`, `elite` (GA), `batch` (evaluations between
@@ -150,7 +151,7 @@ class ParameterOptimizer:
                  method: str = "ga", jobs: int = 1, seed: int = 7, checkpoint: str | Path | None = None,
                  progress: bool = True, samples: int = 100, population: int = 50, generations: int = 20,
                  cx_prob: float = 0.6, mut_prob: float = 0.3, tournament: int = 3, elite: int = 2,
-                 batch: int | None = None) -> None:
+                 batch: int | None = None, backend: Backend | None = None) -> None:
         self.space = tuple(space)
         if not self.space:
             raise ConfigError("the search space has no parameters")
@@ -170,7 +171,9 @@ class ParameterOptimizer:
         self.tournament, self.elite = int(tournament), min(int(elite), int(population) - 1)
         self.batch = int(batch or max(16, 4 * self.jobs))
         self._cache: dict[tuple, tuple[float, dict[str, Any]]] = {}
-        self._pool: Any = None
+        self.backend = backend
+        self._runner: Backend | None = None
+        self._where: dict[tuple, str] = {}           # trial -> the node that ran it
         self._bar: Any = None
 
     # -- plumbing ------------------------------------------------------------------------------
@@ -196,18 +199,15 @@ class ParameterOptimizer:
             if k not in self._cache and k not in todo:
                 todo.append(k)
         if todo:
+            assert self._runner is not None, "_evaluate outside run()"
             params = [self._params(list(k)) for k in todo]
-            if self._pool is not None:
-                results = []
-                for r in self._pool.imap(_evaluate_in_worker, params, chunksize=max(1, len(params) // (4 * self.jobs))):
-                    results.append(r)
-                    self._tick()
-            else:
-                results = []
-                for p in params:
-                    results.append(_call(self.objective, p))
-                    self._tick()
-            self._cache.update(zip(todo, results, strict=False))
+            seeds = [job_seed(self.seed, *k) for k in todo]      # each trial its own seed
+            results: list[Any] = [None] * len(todo)
+            for r in self._runner.map(params, seeds):            # as they finish, on any worker
+                results[r.index] = r.value
+                self._where[todo[r.index]] = r.node
+                self._tick()
+            self._cache.update(zip(todo, results, strict=True))
         return [self._cache[self._key(g)] for g in genomes]
 
     def _tick(self) -> None:
@@ -217,7 +217,7 @@ class ParameterOptimizer:
     def _save(self, state: dict[str, Any]) -> None:
         if self.checkpoint is None:
             return
-        state = {**state, "fingerprint": self.fingerprint(), "cache": self._cache}
+        state = {**state, "fingerprint": self.fingerprint(), "cache": self._cache, "where": self._where}
         atomic_write_bytes(self.checkpoint, pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
 
     def _load(self) -> dict[str, Any] | None:
@@ -232,6 +232,7 @@ class ParameterOptimizer:
             raise ConfigError(f"checkpoint {self.checkpoint} belongs to a different search (space, method, seed or "
                               "sizes changed); delete it (or pass --fresh) to start over")
         self._cache = state["cache"]
+        self._where = dict(state.get("where", {}))
         return state
 
     # -- the run -------------------------------------------------------------------------------
@@ -244,18 +245,18 @@ class ParameterOptimizer:
         total = self.planned_evaluations()
         self._bar = tqdm(total=total, desc=f"optimise ({self.method})", unit="eval", disable=not self.progress,
                          initial=min(len(self._cache), total))
+        runner = self.backend if self.backend is not None else LocalBackend(self.jobs)
         try:
-            if self.jobs > 1:
-                self._pool = multiprocessing.get_context().Pool(self.jobs, initializer=_init_worker,
-                                                                initargs=(self.objective,))
+            runner.open(_Scored(self.objective))
+            self._runner = runner
             if self.method == "ga":
                 return self._run_ga(state, stop_after)
             return self._run_list(state, stop_after)
         finally:
-            if self._pool is not None:
-                self._pool.terminate()
-                self._pool.join()
-                self._pool = None
+            self._runner = None
+            runner.done()
+            if self.backend is None:
+                runner.close()
             self._bar.close()
             self._bar = None
 
@@ -294,7 +295,7 @@ class ParameterOptimizer:
             k = self._key(g)
             if k in self._cache and k not in seen:
                 score, info = self._cache[k]
-                seen[k] = Trial(self._params(g), score, info)
+                seen[k] = Trial(self._params(g), score, info, self._where.get(k, ""))
         # ties keep the order of first appearance: deterministic whatever the worker count
         trials = sorted(seen.values(), key=lambda t: -t.score)
         return OptimizationResult(self.method, tuple(trials), len(self._cache), generations, completed,

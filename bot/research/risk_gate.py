@@ -34,8 +34,6 @@ class RiskGate:
     def __init__(self, settings: Any, frame: pd.DataFrame, *, symbol: str = "BTCUSDT") -> None:
         from bot.analysis import indicators as ind
         from bot.analysis.features import regime_codes, regime_label
-        from bot.exchange.executor import TradeExecutor
-        from bot.safety.risk import RiskManager
 
         if getattr(settings, "TRAILING_STOP", False):
             raise ValueError("the fast backtest path does not model trailing stops (TRAILING_STOP=true); "
@@ -50,10 +48,22 @@ class RiskGate:
         codes = regime_codes(None, settings=settings, indicators={"adx": adx, "bb_bandwidth": bb[3]})
         self.regime = [regime_label(x) for x in codes.tolist()]   # warming up reads as choppy, as in the engine
         self.settings = settings
-        self._make = lambda: RiskManager(  # noqa: E731
-            # the executor's sizing rule, not a copy of it
-            settings, sizer=TradeExecutor(None, None, settings=settings).notional_for,  # type: ignore[arg-type]
+        self.risk = self._make()
+
+    def _make(self) -> Any:
+        from bot.exchange.executor import TradeExecutor
+        from bot.safety.risk import RiskManager
+        return RiskManager(  # the executor's sizing rule, not a copy of it
+            self.settings, sizer=TradeExecutor(None, None, settings=self.settings).notional_for,  # type: ignore[arg-type]
             bus=_VetoCounter())  # type: ignore[arg-type]
+
+    # A gate travels to other processes (a spawned pool, Ray workers) as its indicators: the
+    # RiskManager (it holds a lock) is left behind and made fresh there, as `fresh()` makes one.
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "risk"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
         self.risk = self._make()
 
     def fresh(self) -> "RiskGate":
