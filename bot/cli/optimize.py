@@ -32,6 +32,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from bot.cli._data import add_file_arguments, read_data_file
 from bot.research.backend import BACKENDS
 
 COMMAND = "optimize"
@@ -54,6 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None, help="random seed (default: SEED)")
     p.add_argument("--data", default=None, help="an OHLCV .csv or .parquet file instead of the space's symbol")
     p.add_argument("--out", default=None, help="output folder (default: <data dir>/optimize/<space name>-<method>)")
+    add_file_arguments(p, with_data=False)
     p.add_argument("--fresh", action="store_true", help="ignore (delete) an existing checkpoint and start over")
     p.add_argument("--top", type=int, default=10, help="rows of the results table to print (default: 10)")
     p.add_argument("--stop-after", type=int, default=None,
@@ -89,8 +91,9 @@ def _run(args: argparse.Namespace, settings: Any, backend: Any, jobs: int) -> in
 
     space = load_space(args.space)
     interval = space.interval
-    frame, first = load_frame(settings, space.symbol, interval, data=args.data or space.data, start=space.start,
-                              end=space.end)
+    data_file = args.data or space.data
+    data = read_data_file(str(data_file), args, symbol=space.symbol, interval=interval) if data_file else None
+    frame, first = load_frame(settings, space.symbol, interval, data=data, start=space.start, end=space.end)
     search, holdout = split_holdout(frame.iloc[first:], space.holdout)
     objective = FoldObjective(settings, space.strategy, search, folds=space.folds, symbol=space.symbol,
                               interval=interval, fixed=space.fixed, min_trades=space.min_trades)

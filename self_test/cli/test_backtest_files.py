@@ -88,3 +88,20 @@ def test_import_puts_a_downloaded_file_into_the_cache_for_every_command(tmp_path
     run = bot(tmp_path, data, "backtest", "--strategy", "sma", "--symbols", "BTCUSDT", "--no-plot", "--out", str(out))
     assert run.returncode == 0, run.stdout + run.stderr
     assert json.loads((out / "metrics.json").read_text())["candles"] == 1500     # the cache, not the seed
+
+
+def test_optimize_reads_a_file_through_the_same_reader(tmp_path, ltc_daily_file):
+    """A daily file under a space that says hourly is refused; saying `interval: D` runs it, and
+    the file's report is printed as in backtest."""
+    space = tmp_path / "space.yaml"
+    body = ("strategy: sma\nsymbol: LTCUSD\ninterval: \"{iv}\"\nfolds: 2\nholdout: 0.25\nmin_trades: 1\n"
+            "params:\n  fast: {{type: int, low: 5, high: 20}}\n  slow: {{type: int, low: 30, high: 60, step: 10}}\n")
+    space.write_text(body.format(iv="60"))
+    args = ("optimize", "--space", str(space), "--data", str(ltc_daily_file), "--method", "random", "--samples", "4",
+            "--jobs", "1", "--no-progress", "--out", str(tmp_path / "o"))
+    assert "(interval D), not --interval 60" in one_line_refusal(bot(tmp_path, tmp_path / "data", *args))
+    space.write_text(body.format(iv="D"))
+    run = bot(tmp_path, tmp_path / "data", *args)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "925 candles of D" in run.stdout and "dates: day-first" in run.stdout
+    assert (tmp_path / "o" / "results.csv").exists()
