@@ -24,10 +24,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bot.exchange.base import round_to_tick
 from bot.types import ClosedTrade, Mode, PositionSide
 
 __all__ = ["OpenPosition", "PositionLedger", "Booked", "apply_fill", "pnl", "fee_of", "exit_line",
-           "taker_price", "stop_exit", "round_trip", "STOP_LOSS", "TAKE_PROFIT", "EPS"]
+           "taker_price", "stop_exit", "stop_fill", "round_trip", "STOP_LOSS", "TAKE_PROFIT", "EPS"]
 
 EPS = 1e-12          # sizes are rounded to 12 decimals; a size at or below this is no position
 STOP_LOSS, TAKE_PROFIT = "stop-loss", "take-profit"
@@ -107,6 +108,15 @@ def stop_exit(direction: int, open_: float, high: float, low: float, stop: float
         if low <= take:
             return take, TAKE_PROFIT
     return None
+
+
+def stop_fill(level: float, direction: int, slip: float, tick: float = 0.0) -> float:
+    """The fill of a triggered stop-loss or take-profit closing a `direction` position: the
+    level (or the open, when the candle gapped through it) is a market order's trigger, so the
+    fill slips against us by `slip` like any market order, then lands on the price tick. Every
+    path fills stops this way: the paper exchange, the backtester's loops and the training env."""
+    px = taker_price(level, -direction, slip)
+    return round_to_tick(px, tick) if tick > 0 else px
 
 
 def round_trip(symbol: str, direction: int, qty: float, entry: float, exit_price: float, entry_ms: int,

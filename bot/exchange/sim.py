@@ -44,7 +44,15 @@ from bot.exchange.instruments import (
     generic_instrument,
     known_instrument,
 )
-from bot.exchange.ledger import EPS, OpenPosition, PositionLedger, fee_of, stop_exit, taker_price
+from bot.exchange.ledger import (
+    EPS,
+    OpenPosition,
+    PositionLedger,
+    fee_of,
+    stop_exit,
+    stop_fill,
+    taker_price,
+)
 from bot.types import Balance, ClosedTrade, Fill, Mode, Order, OrderStatus, Position, Side
 
 __all__ = ["SimExchange", "KNOWN_INSTRUMENTS", "generic_instrument", "check_client_order_id"]  # last 3: re-exported
@@ -394,7 +402,9 @@ class SimExchange:
                         nan if b.take_profit is None else b.take_profit)
         if hit is None:
             return []
-        price, reason = hit
+        level, reason = hit
+        # the triggered stop is a market order: it slips against us like any other (ledger.stop_fill)
+        price = stop_fill(level, 1 if long else -1, self.slippage, self.get_instrument(symbol).tick_size)
         cid = f"{'sl' if reason == 'stop-loss' else 'tp'}-{symbol}-{self.now_ms()}-{len(self._state.fills)}"[:36]
         order = Order(client_order_id=cid, symbol=symbol, side=Side.SELL if long else Side.BUY, qty=b.size,
                       reduce_only=True, exchange_order_id=f"paper-{cid}", created_ms=self.now_ms())

@@ -83,7 +83,7 @@ def _loop(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, close_ms:
             if j == 0:
                 if stop_px != stop_px:
                     continue
-                fill = stop_px
+                fill = stop_px + (-pos) * stop_px * slip          # ledger.stop_fill: a stop slips too
             else:
                 # no decision on the last candle: what is open closes at the end of data below
                 want = pos if i == n - 1 else int(tg[i, 0 if pos == 0 else (1 if pos > 0 else 2)])

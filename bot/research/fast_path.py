@@ -27,6 +27,7 @@ from bot.exchange.ledger import (
     exit_line,
     fee_of,
     stop_exit,
+    stop_fill,
     taker_price,
 )
 from bot.research.trade_records import TradeRecords
@@ -250,9 +251,9 @@ def _python_loop(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, cl
 
     for i in range(start, n):
         if pos != 0 and (sl == sl or tp == tp):
-            hit = stop_exit(pos, ol[i], hl[i], ll[i], sl, tp)   # the paper exchange's rule; no slippage
-            if hit is not None:
-                close_out(hit[0], _REASON_CODE[hit[1]], close_ms[i])
+            hit = stop_exit(pos, ol[i], hl[i], ll[i], sl, tp)   # the paper exchange's rule ...
+            if hit is not None:                                  # ... and its slipped fill
+                close_out(stop_fill(hit[0], pos, slip, tick), _REASON_CODE[hit[1]], close_ms[i])
         if risk is not None:
             risk.check(base + size * cl[i], close_ms[i])
         if i == n - 1:

@@ -81,7 +81,8 @@ def test_seeded_jobs_give_the_same_values_on_ray_as_locally(backend):
     here = map_jobs(draw, items, backend="local", workers=1, seed=3, progress=False)
     there = map_jobs(draw, items, backend=backend, seed=3, progress=False)
     assert [r.value for r in there] == [r.value for r in here]
-    assert len({r.node for r in there}) == 2
+    assert {r.node for r in there} <= set(backend.nodes())   # which nodes: the scheduler's choice for
+    # jobs this short (one node may drain the queue first); the GA test above checks both nodes run
 
 
 def test_a_worker_lost_mid_trial_is_retried(backend, tmp_path):
