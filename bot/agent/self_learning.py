@@ -528,10 +528,10 @@ class SelfLearningBot:
         """Restore weights, optimiser, counters and epsilon from a checkpoint (default: the newest)."""
         p, payload = self.store.load(path)
         names = tuple(payload.get("feature_names", ()))
-        if names == self.feature_names and payload.get("n_actions") in (2, 3):
-            # a long-only agent (2 actions) runs where shorts are allowed: it never shorts; a
-            # long/short one runs on spot: the DQN strategy masks its short action there
-            self.n_actions = int(payload["n_actions"])
+        if names == self.feature_names and payload.get("n_actions") == 2 and self.n_actions == 3:
+            # a long-only agent (flat / long) runs where shorts are allowed: it never shorts
+            # (the other way round stays refused: nothing may short on spot)
+            self.n_actions = 2
         if names != self.feature_names or payload.get("n_actions") != self.n_actions:
             extra = sorted(set(names) - set(self.feature_names))[:5]
             missing = sorted(set(self.feature_names) - set(names))[:5]

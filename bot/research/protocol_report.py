@@ -17,7 +17,7 @@ import pandas as pd
 from bot.atomic import atomic_file, atomic_write_text
 from bot.research.walk_forward import Curve, _chain, _finite, _iso, summarize
 
-__all__ = ["ResearchReport", "aggregate", "choose_default", "METRICS"]
+__all__ = ["ResearchReport", "aggregate", "choose_default", "METRICS", "record_of", "from_json"]
 
 # (key, label, worst is the lowest?)
 METRICS = (("return_pct", "return %", True), ("sharpe", "Sharpe", True), ("max_drawdown_pct", "max DD %", False),
@@ -108,6 +108,29 @@ class ResearchReport:
                               f"(mean validation Sharpe over seeds on {self.settings.get('judged_on', 'all sets')}: "
                               f"{sel}; only single-network variants the live strategy runs can be the default)"])
 
+    def goal_check(self) -> str:
+        """Issue 14's goal for the default, set by set: mean Sharpe above buy-and-hold's and the
+        SMA's, at least 7 of 8 seeds (7/8 of them) in profit, mean max drawdown below holding's."""
+        lines = []
+        for name, ds in self.datasets.items():
+            res = ds["results"]
+            d = res.get(self.default)
+            if d is None:
+                continue
+            t, bh, sma = d["test"], res["buy_and_hold"]["test"], res["sma_cross"]["test"]
+            checks = {
+                f"mean Sharpe {t['sharpe']['mean']:.2f} > buy-and-hold {bh['sharpe']['mean']:.2f}":
+                    t["sharpe"]["mean"] > bh["sharpe"]["mean"],
+                f"> SMA {sma['sharpe']['mean']:.2f}": t["sharpe"]["mean"] > sma["sharpe"]["mean"],
+                f"{t['seeds_profitable']}/{t['seeds']} seeds in profit (need {math.ceil(7 * t['seeds'] / 8)})":
+                    t["seeds_profitable"] >= math.ceil(7 * t["seeds"] / 8),
+                f"mean max DD {t['max_drawdown_pct']['mean']:.1f} % < buy-and-hold {bh['max_drawdown_pct']['mean']:.1f} %":
+                    t["max_drawdown_pct"]["mean"] < bh["max_drawdown_pct"]["mean"],
+            }
+            verdict = "**yes**" if all(checks.values()) else "**not yet**"
+            lines.append(f"- {name}: {verdict}: " + "; ".join(f"{k} {'✓' if ok else '✗'}" for k, ok in checks.items()))
+        return "\n".join(lines)
+
     def to_json(self) -> dict[str, Any]:
         return {"default": self.default, "selection": self.selection, "settings": self.settings,
                 "datasets": self.datasets, "training": self.training}
@@ -153,6 +176,12 @@ class ResearchReport:
                 fig.savefig(fh, format="png", dpi=90)
         finally:
             plt.close(fig)
+
+
+def from_json(record: dict[str, Any]) -> ResearchReport:
+    """The report (tables, goal check) back from its research.json."""
+    return ResearchReport(record["datasets"], record["settings"], record["default"], record["selection"],
+                          training=record.get("training", []))
 
 
 def record_of(curve: Curve, points: int = 400) -> dict[str, Any]:
