@@ -47,7 +47,8 @@ def make_default_model(settings: Any, record_path: Path, model_path: Path, *, pr
     n = len(frame)
     job = Job(DataSet(RECORD_SET, "BTCUSDT", "60", frame, ""), variant, MODEL_SEED, settings, (), steps_first,
               steps_per_fold, n_envs=int(record["settings"].get("n_envs", 64)),
-              evals_per_fold=int(record["settings"].get("evals_per_fold", 10)))
+              evals_per_fold=int(record["settings"].get("evals_per_fold", 10)),
+              config={"learner": record["settings"].get("learner", "autograd")})
     from bot.agent.variants import VARIANTS
     v = VARIANTS[variant]
     agent, run_settings = make_agent(job)
