@@ -139,6 +139,9 @@ def run_research(datasets: list[DataSet], *, settings: Any, variants: list[str],
                     span: [f[span] for f in r["folds"]] for span in ("val", "test")}
                 training += [{"dataset": ds.name, "variant": r["variant"], "seed": r["seed"], "fold": f["fold"],
                               **f["training"]} for f in r["folds"]]
+        if progress:
+            print(f"{ds.name}: ensembles of {', '.join(ens_names) or 'none'}, then the baselines"
+                  + (" and the analyst (one engine run)" if with_analyst and ds.hourly else ""), flush=True)
         for v in ens_names:
             ens = _ensembles(results, ds, v, by_key, seeds, ENSEMBLE_SIZE)
             if ens:
