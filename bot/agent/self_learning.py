@@ -254,7 +254,7 @@ class SelfLearningBot:
         if not self.training:
             return cfg.eval_epsilon
         frac = min(max(self.env_steps - self._eps_from, 0) / self._eps_len, 1.0)
-        start = getattr(self, "_eps_start", cfg.epsilon_start)
+        start = self._eps_start   # epsilon_start, or online_epsilon_start for a trained network
         return start + frac * (min(cfg.epsilon_end, start) - start)
 
     def fit_normalisation(self, states: np.ndarray) -> None:
