@@ -116,6 +116,8 @@ def run(args: argparse.Namespace, settings: Any) -> int:
 
     try:
         opts = {"learner": args.learner, **_options(args.option)}
+        from bot.agent.self_learning import DQNConfig
+        DQNConfig().replace(**opts)      # an unknown or bad setting is refused before any work
         datasets = _datasets(args, settings)
     except ValueError as exc:
         print(exc)

@@ -55,6 +55,9 @@ def test_research_takes_a_file_and_refuses_an_unknown_variant(tmp_path):
     bad = bot(tmp_path, "research", "--sets", "ethd", "--variants", "baseline,nope", "--out", str(tmp_path / "o2"))
     assert bad.returncode == 2
     assert "unknown variant(s) ['nope']" in bad.stdout and "Traceback" not in bad.stdout + bad.stderr
+    bad = bot(tmp_path, "research", "--sets", "ethd", "--option", "lerning_rate=0.1", "--out", str(tmp_path / "o3"))
+    assert bad.returncode == 2 and "unknown DQN setting 'lerning_rate'; did you mean learning_rate?" in bad.stdout
+    assert "research jobs" not in bad.stdout + bad.stderr          # refused before any work
 
 
 def test_make_model_writes_the_default_and_a_dqn_backtest_starts_from_it(tmp_path):
