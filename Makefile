@@ -25,7 +25,7 @@ test: $(VENV)/.test
 model: $(VENV)/.runtime
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m bot research --make-model
 
-# The research protocol that writes docs/research/ (the README's agent tables); ~1 h on 2 cores.
+# The research protocol that writes docs/research/ (the README's agent tables); ~30 min on 2 shared cores.
 research: $(VENV)/.runtime
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m bot research --seeds 8 --folds 3 --out docs/research
 
