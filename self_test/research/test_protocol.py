@@ -104,3 +104,22 @@ def test_ensembles_are_built_from_the_trained_members_and_judged_like_seeds(tmp_
     assert res["buy_and_hold"]["test"]["return_pct"]["mean"] == pytest.approx((move - 1) * 100, abs=3.0)
     assert rep.default == "baseline"
     assert "| baseline+ens |" in rep.tables() and "n/a: the analyst refuses daily candles" in rep.tables()
+
+
+def test_replayed_positions_trade_like_the_baselines_and_the_analyst_sits_out_daily_candles(tmp_path, btc_hourly):
+    """The analyst's positions are replayed by `replay_actions`: fed the SMA cross's signals it
+    must give exactly the SMA curve of `evaluate_window` (same fills, fees, trades)."""
+    from bot.agent.environment import MarketData
+    from bot.research.protocol import analyst_curves, replay_actions
+    from bot.research.walk_forward import evaluate_window, sma_actions
+
+    settings = make_settings(tmp_path)
+    frame = btc_hourly.iloc[-4000:]
+    data = MarketData.from_frames(frame, settings=settings)
+    sp = plan_splits(frame.index.to_numpy(np.int64), "2019-09-01", 1, min_train=250)[0]
+    want = evaluate_window(data, sp.test_fold(), settings=settings, agent=None)["sma_cross"]
+    got = replay_actions(data, sp.test_fold(), settings, sma_actions(data.close, 20, 100), "sma")
+    np.testing.assert_allclose(got.equity, want.equity, rtol=1e-12)
+    assert got.trade_pnls == pytest.approx(want.trade_pnls) and len(got.trade_pnls) > 3
+    assert got.fees == pytest.approx(want.fees)
+    assert analyst_curves(daily_set(), list(job_for(daily_set(), settings).splits), settings) is None
