@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 
-.PHONY: run test lint bench clean-venv paper
+.PHONY: run test lint bench clean-venv paper model research
 
 # The window; on a Linux machine with no display, the same paper trading headless (log lines).
 run: $(VENV)/.runtime
@@ -18,6 +18,16 @@ paper: $(VENV)/.runtime
 
 test: $(VENV)/.test
 	$(PY) -m pytest self_test
+
+# The trained agent the bot starts from (historical_data/models/dqn-default.pt): the design the
+# research protocol chose on its validation spans (docs/research/research.json), trained on the
+# shipped BTC hourly candles; one thread, seeded: the same file on any machine of the same kind.
+model: $(VENV)/.runtime
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m bot research --make-model
+
+# The research protocol that writes docs/research/ (the README's agent tables); ~30 min on 2 shared cores.
+research: $(VENV)/.runtime
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m bot research --seeds 8 --folds 3 --out docs/research
 
 lint: $(VENV)/.test
 	$(VENV)/bin/ruff check bot self_test bench config.py ui.py

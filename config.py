@@ -99,6 +99,8 @@ class Settings:
     SEED: int = _s(7, "random seed for the agent and the environment", lo=0)
     CHECKPOINT_EVERY: int = _s(500, "learner steps between checkpoints", lo=1)
     CHECKPOINTS_KEPT: int = _s(3, "checkpoints kept on disk", lo=1, hi=100)
+    DQN_SHIPPED_MODEL: bool = _s(True, "with no checkpoint in <HISTORICAL_DATA_PATH>/models, start the agent "
+                                 "from the trained default the project ships (historical_data/models/dqn-default.pt)")
     EPISODE_LENGTH: int = _s(720, "candles per training episode", lo=10)
     REWARD_DRAWDOWN_PENALTY: float = _s(0.0, "reward penalty per unit of drawdown increase", lo=0)
     REWARD_TRADE_PENALTY: float = _s(0.0, "reward penalty per position change (on top of fees)", lo=0)

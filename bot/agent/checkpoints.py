@@ -20,17 +20,22 @@ import torch
 from bot.atomic import atomic_file
 from bot.errors import CheckpointError
 
-__all__ = ["CheckpointStore", "ExperienceLog", "load_experience"]
+__all__ = ["CheckpointStore", "ExperienceLog", "load_experience", "SHIPPED_MODEL", "DEFAULT_MODEL_NAME"]
 
 _NAME = re.compile(r"^dqn-(\d{12})\.pt$")
+DEFAULT_MODEL_NAME = "dqn-default.pt"
+# the trained default the project ships (`make model`), used when a models folder holds no checkpoint
+SHIPPED_MODEL = Path(__file__).resolve().parents[2] / "historical_data" / "models" / DEFAULT_MODEL_NAME
 
 
 class CheckpointStore:
-    """Numbered checkpoint files `dqn-<env steps>.pt` in one folder."""
+    """Numbered checkpoint files `dqn-<env steps>.pt` in one folder; with none there, the
+    default the folder holds (`dqn-default.pt`), else the one the project ships (`fallback`)."""
 
-    def __init__(self, root: Path, *, keep: int = 3) -> None:
+    def __init__(self, root: Path, *, keep: int = 3, fallback: Path | None = SHIPPED_MODEL) -> None:
         self.root = Path(root)
         self.keep = max(int(keep), 1)
+        self.fallback = fallback
 
     def checkpoints(self) -> list[Path]:
         """Checkpoints oldest first."""
@@ -39,8 +44,14 @@ class CheckpointStore:
         return sorted(p for p in self.root.iterdir() if _NAME.match(p.name))
 
     def latest(self) -> Path | None:
+        """The newest numbered checkpoint, else the folder's default, else the shipped default."""
         found = self.checkpoints()
-        return found[-1] if found else None
+        if found:
+            return found[-1]
+        for p in (self.root / DEFAULT_MODEL_NAME, self.fallback):
+            if p is not None and p.is_file():
+                return p
+        return None
 
     def save(self, payload: dict[str, Any], steps: int, *, path: str | Path | None = None) -> Path:
         target = Path(path) if path is not None else self.root / f"dqn-{int(steps):012d}.pt"

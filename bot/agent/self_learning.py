@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bot.agent.checkpoints import CheckpointStore, ExperienceLog
+from bot.agent.checkpoints import SHIPPED_MODEL, CheckpointStore, ExperienceLog
 from bot.agent.environment import MarketData, TradingEnv
 from bot.agent.network import QNetwork
 from bot.agent.numpy_learner import NumpyLearner
@@ -100,6 +100,16 @@ class DQNConfig:
     """offline training only: reward penalty per position change on top of fees (vs overtrading)"""
     torch_threads: int = 1
     """torch CPU threads: small nets run fastest on one (the machine has 2 shared cores)"""
+    learner: str = "numpy"
+    """gradient step: "autograd" (plain torch: loss.backward, clip_grad_norm_, Adam; any network)
+    or "numpy" (the hand-written fast path for the dueling MLP, tested equal to autograd)"""
+    online_epsilon_start: float = 0.1
+    """exploration when online learning starts from a trained network (paper trading); an
+    untrained one starts from `epsilon_start`"""
+
+    def __post_init__(self) -> None:
+        if self.learner not in ("numpy", "autograd"):
+            raise ValueError(f"learner {self.learner!r} is not known; allowed: numpy, autograd")
 
     def replace(self, **changes: Any) -> "DQNConfig":
         fields = {f.name for f in dataclasses.fields(self)}
@@ -222,9 +232,12 @@ class SelfLearningBot:
         self.gradient_steps = 0
         self.last_loss = float("nan")
         self._eps_from, self._eps_len = 0, max(cfg.online_decay_steps, 1)   # the current epsilon schedule
+        self._eps_start = cfg.epsilon_start
         self.buffer: ReplayBuffer | None = None
-        self.store = CheckpointStore(Path(settings.data_dir) / "models", keep=settings.CHECKPOINTS_KEPT)
+        self.store = CheckpointStore(Path(settings.data_dir) / "models", keep=settings.CHECKPOINTS_KEPT,
+                                     fallback=SHIPPED_MODEL if getattr(settings, "DQN_SHIPPED_MODEL", True) else None)
         self.experience: ExperienceLog | None = None
+        self.meta: dict[str, Any] = {}   # what a checkpoint says about itself (name, walk-forward record)
 
     def _make_optimizer(self) -> None:
         # fused Adam: one kernel for all parameters, the biggest single saving per gradient step
@@ -241,7 +254,8 @@ class SelfLearningBot:
         if not self.training:
             return cfg.eval_epsilon
         frac = min(max(self.env_steps - self._eps_from, 0) / self._eps_len, 1.0)
-        return cfg.epsilon_start + frac * (cfg.epsilon_end - cfg.epsilon_start)
+        start = self._eps_start   # epsilon_start, or online_epsilon_start for a trained network
+        return start + frac * (min(cfg.epsilon_end, start) - start)
 
     def fit_normalisation(self, states: np.ndarray) -> None:
         """Standardise inputs with the mean / std of these (training) states."""
@@ -320,6 +334,8 @@ class SelfLearningBot:
             return None
         b = cfg.batch_size
         s, a, ret, s_n, disc = buf.sample(b * gradient_steps, self.rng)
+        if cfg.learner == "autograd":
+            return self._learn_autograd(s, a, ret, s_n, disc, gradient_steps)
         nl = self._learner()
         targets = self._td_targets(*(torch.from_numpy(v) for v in (ret, s_n, disc))).numpy()
         x = nl.normalise(nl.online, s)
@@ -333,9 +349,32 @@ class SelfLearningBot:
         self.last_loss = float(loss)
         return self.last_loss
 
+    def _learn_autograd(self, s: np.ndarray, a: np.ndarray, ret: np.ndarray, s_n: np.ndarray, disc: np.ndarray,
+                        gradient_steps: int) -> float:
+        """The same update as the numpy fast path, in plain torch: Huber loss, `backward()`,
+        `clip_grad_norm_`, Adam; it trains any network, not only the dueling MLP."""
+        cfg, b = self.config, self.config.batch_size
+        targets = self._td_targets(*(torch.from_numpy(v) for v in (ret, s_n, disc)))
+        states, actions = torch.from_numpy(s), torch.from_numpy(a)
+        loss = torch.zeros(())
+        for k in range(gradient_steps):
+            sl = slice(k * b, (k + 1) * b)
+            q = self.q(states[sl]).gather(1, actions[sl, None]).squeeze(1)
+            loss = torch.nn.functional.smooth_l1_loss(q, targets[sl])
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.q.parameters(), cfg.max_grad_norm)
+            self.optimizer.step()
+            self.gradient_steps += 1
+            self._update_target()
+        self.last_loss = float(loss.detach())
+        return self.last_loss
+
     # -- offline training on candles ------------------------------------------------------------
-    def make_env(self, frames: pd.DataFrame | Sequence[pd.DataFrame] | MarketData, **options: Any) -> TradingEnv:
-        """A training environment over `frames` with this agent's settings."""
+    def make_env(self, frames: pd.DataFrame | Sequence[pd.DataFrame] | MarketData, *,
+                 env_class: type[TradingEnv] = TradingEnv, **options: Any) -> TradingEnv:
+        """A training environment over `frames` with this agent's settings (`env_class`: a
+        TradingEnv or a subclass of it, such as another reward's)."""
         data = frames if isinstance(frames, MarketData) else MarketData.from_frames(
             frames, settings=self.settings)
         if "reward" not in options:
@@ -347,7 +386,7 @@ class SelfLearningBot:
                 "seed": self.config.seed + self.env_steps,   # fresh episode starts on every call
                 "allow_short": self.n_actions == 3, "bookkeeping": False}   # training needs no fee reports
         opts.update(options)
-        env = TradingEnv(data, settings=self.settings, **opts)
+        env = env_class(data, settings=self.settings, **opts)
         if env.state_dim != self.state_dim:
             raise CheckpointError(f"the environment's state has {env.state_dim} features but the agent "
                                   f"expects {self.state_dim}; the feature set changed: retrain")
@@ -379,6 +418,7 @@ class SelfLearningBot:
                                        gamma=cfg.gamma)
         was_training, self.training = self.training, True
         self._eps_from, self._eps_len = self.env_steps, max(int(steps * cfg.exploration_fraction), 1)
+        self._eps_start = cfg.epsilon_start
         grad_per_step = max(env.n_envs // cfg.train_every, 1)
         state = env.reset()
         returns: list[float] = []
@@ -429,6 +469,8 @@ class SelfLearningBot:
         if self.buffer is None or self.buffer.n_envs != 1:
             self.buffer = ReplayBuffer(cfg.buffer_size // 4, 1, self.state_dim, n_step=cfg.n_step, gamma=cfg.gamma)
             self._eps_from, self._eps_len = self.env_steps, max(cfg.online_decay_steps, 1)
+            # a trained network explores a little; only an untrained one starts at random
+            self._eps_start = cfg.online_epsilon_start if self.gradient_steps > 0 else cfg.epsilon_start
         self.buffer.add(np.asarray(state, np.float32)[None], np.array([action]), np.array([reward], np.float32),
                         np.asarray(next_state, np.float32)[None], np.array([terminal]), np.array([done and not terminal]))
         self.env_steps += 1
@@ -478,7 +520,7 @@ class SelfLearningBot:
             "feature_names": list(self.feature_names), "state_dim": self.state_dim, "n_actions": self.n_actions,
             "env_steps": self.env_steps, "gradient_steps": self.gradient_steps,
             "eps_schedule": [self._eps_from, self._eps_len], "config_hash": self.config_hash(),
-            "rng": json.dumps(self.rng.bit_generator.state),
+            "rng": json.dumps(self.rng.bit_generator.state), "meta": json.dumps(self.meta, default=str),
         }
         return self.store.save(payload, self.env_steps, path=path)
 
@@ -486,6 +528,10 @@ class SelfLearningBot:
         """Restore weights, optimiser, counters and epsilon from a checkpoint (default: the newest)."""
         p, payload = self.store.load(path)
         names = tuple(payload.get("feature_names", ()))
+        if names == self.feature_names and payload.get("n_actions") == 2 and self.n_actions == 3:
+            # a long-only agent (flat / long) runs where shorts are allowed: it never shorts
+            # (the other way round stays refused: nothing may short on spot)
+            self.n_actions = 2
         if names != self.feature_names or payload.get("n_actions") != self.n_actions:
             extra = sorted(set(names) - set(self.feature_names))[:5]
             missing = sorted(set(self.feature_names) - set(names))[:5]
@@ -510,4 +556,5 @@ class SelfLearningBot:
         self._eps_from, self._eps_len = (int(x) for x in payload["eps_schedule"])
         self.rng = np.random.default_rng()
         self.rng.bit_generator.state = json.loads(payload["rng"])
+        self.meta = json.loads(payload.get("meta") or "{}")
         return p

@@ -105,10 +105,36 @@ class DQNStrategy:
             else:
                 log.warning("no trained DQN checkpoint in %s: the agent starts untrained "
                             "(run `python -m bot train` first)", self.agent.store.root)
+            if self.model_path is not None:
+                log.info("DQN checkpoint loaded: %s", self.checkpoint_info()["summary"])
         # per (symbol, interval): the live state's market features, carried forward candle by
         # candle (bot.analysis.feature_stream.FeatureStream) instead of recomputed over 2,000 candles each time
         self._streams: dict[tuple[str, str], _PairStream] = {}
         self.incremental = True   # False: every state from the full computation (tests compare)
+
+    def checkpoint_info(self) -> dict[str, Any]:
+        """Which checkpoint the agent runs and its walk-forward record, for the window's Training
+        tab: `name`, `path`, `summary` (one line), `variant`, `walk_forward` (the research
+        protocol's out-of-sample record of this design and seed: metrics, `equity` with
+        `time_ms`, buy-and-hold's), `epsilon`, `training`; all None-valued while untrained."""
+        meta = dict(getattr(self.agent, "meta", {}) or {})
+        wf = meta.get("walk_forward") or {}
+        mine = wf.get("this_seed") or {}
+        if self.model_path is None:
+            summary = "none (untrained agent)"
+        else:
+            summary = f"{self.model_path.name} ({self.model_path})"
+            if meta.get("variant"):
+                summary += f", design {meta['variant']} seed {meta.get('seed')}"
+            if mine:
+                bh = (wf.get("buy_and_hold") or {}).get("sharpe", {}).get("mean")
+                summary += (f"; walk-forward {wf.get('dataset')} {wf.get('test_span')}: return "
+                            f"{mine.get('return_pct', float('nan')):+.1f} %, Sharpe {mine.get('sharpe', float('nan')):.2f}"
+                            + (f" (buy-and-hold {bh:.2f})" if bh is not None else ""))
+        return {"name": None if self.model_path is None else self.model_path.name,
+                "path": None if self.model_path is None else str(self.model_path), "summary": summary,
+                "variant": meta.get("variant"), "seed": meta.get("seed"), "trained_on": meta.get("trained_on"),
+                "walk_forward": wf or None, "epsilon": self.agent.epsilon, "training": self.agent.training}
 
     # -- the knobs the UI shows -----------------------------------------------------------------
     @property

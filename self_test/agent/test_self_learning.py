@@ -146,7 +146,7 @@ def test_incompatible_or_corrupt_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(CheckpointError, match="corrupt"):
         agent.load(bad)
     with pytest.raises(CheckpointError, match="no checkpoint"):
-        SelfLearningBot(make_settings(tmp_path / "empty"), config=SMALL).load()
+        SelfLearningBot(make_settings(tmp_path / "empty", DQN_SHIPPED_MODEL=False), config=SMALL).load()
 
 
 def test_online_observe_learn_and_experience_log(trained, tmp_path):

@@ -64,6 +64,8 @@ def test_analyst_on_daily_candles_refuses_before_running(tmp_path, ltc_daily_fil
 def test_analyst_fast_path_and_untrained_dqn_are_refused(tmp_path):
     run = bot(tmp_path, tmp_path / "data", "backtest", "--strategy", "analyst", "--path", "fast", "--no-plot")
     assert "cannot take the fast path" in one_line_refusal(run)
+    # no checkpoint at all: none in the folder and the shipped default switched off
+    (tmp_path / "none.env").write_text("DQN_SHIPPED_MODEL=false\n")
     run = bot(tmp_path, tmp_path / "data", "backtest", "--strategy", "dqn", "--start", "2019-06-01", "--no-plot")
     assert "no trained DQN checkpoint" in one_line_refusal(run)
 
