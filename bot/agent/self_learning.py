@@ -233,6 +233,7 @@ class SelfLearningBot:
         self.last_loss = float("nan")
         self._eps_from, self._eps_len = 0, max(cfg.online_decay_steps, 1)   # the current epsilon schedule
         self._eps_start = cfg.epsilon_start
+        self._online_schedule = False   # True once the live (online) schedule runs: a restart keeps it
         self.buffer: ReplayBuffer | None = None
         self.store = CheckpointStore(Path(settings.data_dir) / "models", keep=settings.CHECKPOINTS_KEPT,
                                      fallback=SHIPPED_MODEL if getattr(settings, "DQN_SHIPPED_MODEL", True) else None)
@@ -419,6 +420,7 @@ class SelfLearningBot:
         was_training, self.training = self.training, True
         self._eps_from, self._eps_len = self.env_steps, max(int(steps * cfg.exploration_fraction), 1)
         self._eps_start = cfg.epsilon_start
+        self._online_schedule = False
         grad_per_step = max(env.n_envs // cfg.train_every, 1)
         state = env.reset()
         returns: list[float] = []
@@ -468,9 +470,11 @@ class SelfLearningBot:
         cfg = self.config
         if self.buffer is None or self.buffer.n_envs != 1:
             self.buffer = ReplayBuffer(cfg.buffer_size // 4, 1, self.state_dim, n_step=cfg.n_step, gamma=cfg.gamma)
+        if not self._online_schedule:   # the first live step after offline training: the online schedule
             self._eps_from, self._eps_len = self.env_steps, max(cfg.online_decay_steps, 1)
             # a trained network explores a little; only an untrained one starts at random
             self._eps_start = cfg.online_epsilon_start if self.gradient_steps > 0 else cfg.epsilon_start
+            self._online_schedule = True
         self.buffer.add(np.asarray(state, np.float32)[None], np.array([action]), np.array([reward], np.float32),
                         np.asarray(next_state, np.float32)[None], np.array([terminal]), np.array([done and not terminal]))
         self.env_steps += 1
@@ -519,7 +523,8 @@ class SelfLearningBot:
             "optimizer": self.optimizer.state_dict(), "config": dataclasses.asdict(self.config),
             "feature_names": list(self.feature_names), "state_dim": self.state_dim, "n_actions": self.n_actions,
             "env_steps": self.env_steps, "gradient_steps": self.gradient_steps,
-            "eps_schedule": [self._eps_from, self._eps_len], "config_hash": self.config_hash(),
+            "eps_schedule": [self._eps_from, self._eps_len, self._eps_start, int(self._online_schedule)],
+            "config_hash": self.config_hash(),
             "rng": json.dumps(self.rng.bit_generator.state), "meta": json.dumps(self.meta, default=str),
         }
         return self.store.save(payload, self.env_steps, path=path)
@@ -553,7 +558,12 @@ class SelfLearningBot:
         except (RuntimeError, KeyError, ValueError) as exc:
             raise CheckpointError(f"checkpoint {p} does not fit the network: {exc}") from exc
         self.env_steps, self.gradient_steps = int(payload["env_steps"]), int(payload["gradient_steps"])
-        self._eps_from, self._eps_len = (int(x) for x in payload["eps_schedule"])
+        sched = payload["eps_schedule"]
+        self._eps_from, self._eps_len = int(sched[0]), int(sched[1])
+        # the schedule's start and kind (older checkpoints have neither: an online session would start one)
+        trained_start = self.config.online_epsilon_start if self.gradient_steps > 0 else self.config.epsilon_start
+        self._eps_start = float(sched[2]) if len(sched) > 2 else trained_start
+        self._online_schedule = bool(sched[3]) if len(sched) > 3 else False
         self.rng = np.random.default_rng()
         self.rng.bit_generator.state = json.loads(payload["rng"])
         self.meta = json.loads(payload.get("meta") or "{}")

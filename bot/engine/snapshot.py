@@ -60,6 +60,7 @@ class EngineSnapshot:
     training: bool = False
     epsilon: float = 0.0
     learner: dict[str, float] = field(default_factory=dict)   # loss, reward, steps ...
+    checkpoint: dict[str, Any] = field(default_factory=dict)  # the agent's checkpoint and its walk-forward record
     errors: tuple[str, ...] = ()
     circuit: str = "closed"                     # closed | open | half-open | tripped
     restarts: int = 0
@@ -92,4 +93,5 @@ def build_snapshot(state: EngineState, parts: Components | None, *, strategy: st
         equity=bal.equity, balance=bal.wallet_balance, available=bal.available,
         positions=tuple(p for p in parts.exchange.get_positions() if p.size > 0), metrics=metrics,
         epsilon=float(strat.epsilon or 0.0) if isinstance(strat, LearningStrategy) else 0.0,
-        learner=dict(state.learner_stats), circuit=parts.errors.state)
+        learner=dict(state.learner_stats), circuit=parts.errors.state,
+        checkpoint=strat.checkpoint_info() if hasattr(strat, "checkpoint_info") else {})

@@ -379,13 +379,21 @@ class PnlFigure(_Base):
         return True
 
 
+_NO_RECORD = "the walk-forward record of the agent's checkpoint shows here once it runs"
+
+
 class TrainingFigure(_Base):
-    """The learner: loss, reward and exploration (epsilon) against learner steps."""
+    """The learner: loss, reward and exploration (epsilon) against learner steps, and below them
+    the walk-forward equity of the checkpoint in use (out of sample, next to buy-and-hold), with
+    which checkpoint that is."""
 
     def __init__(self) -> None:
         super().__init__()
-        axes = self.figure.subplots(3, 1, sharex=True)
-        self.figure.subplots_adjust(left=0.11, right=0.98, top=0.94, bottom=0.08, hspace=0.12)
+        # three learner rows sharing the steps axis, a spacer for their tick labels, the walk-forward row
+        grid = self.figure.add_gridspec(5, 1, height_ratios=(1, 1, 1, 0.45, 1.6), hspace=0.15)
+        first = self.figure.add_subplot(grid[0])
+        axes = [first] + [self.figure.add_subplot(grid[i], sharex=first) for i in (1, 2)]
+        self.figure.subplots_adjust(left=0.11, right=0.98, top=0.94, bottom=0.07)
         self.axes = axes
         self.lines = []
         for ax, name, colour in zip(axes, ("loss", "reward", "epsilon"), ("#d62728", "#2ca02c", "#1f77b4"), strict=False):
@@ -394,13 +402,60 @@ class TrainingFigure(_Base):
             (line,) = ax.plot([], [], color=colour, lw=1.2)
             self.lines.append(line)
         axes[-1].set_xlabel("learner steps", fontsize=8)
+        axes[-1].ticklabel_format(axis="x", useOffset=False, style="plain")   # 55008, not 0.01 + 5.5008e4
         self._empty_text(axes[0], "No learner steps yet (the DQN reports them once it trains)")
+        self.wf = self.figure.add_subplot(grid[4])
+        _style(self.wf)
+        self.wf.set_ylabel("equity (x start)", fontsize=8)
+        (self.wf_line,) = self.wf.plot([], [], color="#1f77b4", lw=1.2, label="checkpoint, out of sample")
+        (self.wf_bh,) = self.wf.plot([], [], color="#b8860b", lw=1.0, ls=":", label="buy-and-hold")
+        self.wf.legend(loc="upper left", fontsize=7, frameon=False)
+        self.wf_text = self.wf.text(0.5, 0.5, _NO_RECORD, transform=self.wf.transAxes,
+                                    ha="center", va="center", fontsize=10, color="#8a8f98")
+        self._wf_key: object = None
+
+    def _draw_walk_forward(self, info: dict) -> bool:
+        wf = (info or {}).get("walk_forward") or {}
+        key = (info or {}).get("summary")
+        if key == self._wf_key:
+            return False
+        self._wf_key = key
+        eq, bh = wf.get("equity") or {}, wf.get("buy_and_hold_equity") or {}
+        if not eq.get("time_ms"):
+            self.wf_line.set_data([], [])
+            self.wf_bh.set_data([], [])
+            self.wf_text.set_text(f"checkpoint {info.get('name')}: no walk-forward record in it" if info and
+                                  info.get("name") else _NO_RECORD)
+            self.wf_text.set_visible(True)
+            return True
+        import matplotlib.dates as mdates
+
+        x = mdates.date2num(np.asarray(eq["time_ms"], dtype="datetime64[ms]"))
+        y = np.asarray(eq["equity"], dtype=float)
+        self.wf_line.set_data(x, y / y[0])
+        if bh.get("time_ms"):
+            xb = mdates.date2num(np.asarray(bh["time_ms"], dtype="datetime64[ms]"))
+            yb = np.asarray(bh["equity"], dtype=float)
+            self.wf_bh.set_data(xb, yb / yb[0])
+        self.wf.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m"))
+        self.wf.relim()
+        self.wf.autoscale_view()
+        self.wf_text.set_visible(False)
+        mine = wf.get("this_seed") or {}
+        self.wf.set_title(f"{info.get('name')}: walk-forward {wf.get('dataset', '')} {wf.get('test_span', '')}: "
+                          f"{mine.get('return_pct', float('nan')):+.1f} %, Sharpe {mine.get('sharpe', float('nan')):.2f}",
+                          fontsize=9, loc="left")
+        return True
 
     def update(self, h: HistoryCopy) -> bool:
-        if not h.steps:
-            self._show_empty(True)
-            return False
-        self._show_empty(False)
+        drew = self._draw_walk_forward(h.checkpoint)
+        has_steps = bool(h.steps)
+        if self.empty is not None:
+            self.empty.set_visible(not has_steps)
+        for ax in self.axes:
+            ax.xaxis.set_visible(has_steps and ax is self.axes[-1])
+        if not has_steps:
+            return drew or bool(h.checkpoint)
         x = np.asarray(h.steps, dtype=float)
         for ax, line, y in zip(self.axes, self.lines, (h.loss, h.reward, h.epsilon), strict=False):
             y = np.asarray(y, dtype=float)
@@ -410,7 +465,7 @@ class TrainingFigure(_Base):
                 lo, hi = float(finite.min()), float(finite.max())
                 pad = (hi - lo) * 0.08 or max(abs(hi) * 0.1, 1e-3)
                 ax.set_ylim(lo - pad, hi + pad)
-        span = (x[-1] - x[0]) or 1.0
+        span = (x[-1] - x[0]) or max(abs(x[-1]) * 0.01, 1.0)
         self.axes[-1].set_xlim(x[0] - span * 0.01, x[-1] + span * 0.02)
         parts = [f"{name} {v:.4g}" for name, v in (("loss", h.loss[-1]), ("reward", h.reward[-1]),
                                                     ("epsilon", h.epsilon[-1])) if math.isfinite(v)]

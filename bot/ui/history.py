@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.engine.snapshot import EngineSnapshot
 from bot.types import ClosedTrade
@@ -36,6 +36,7 @@ class HistoryCopy:
     reward: tuple[float, ...]
     epsilon: tuple[float, ...]
     version: int
+    checkpoint: dict = field(default_factory=dict)   # which checkpoint the agent runs, its walk-forward record
 
 
 def _same(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
@@ -59,6 +60,7 @@ class SessionHistory:
         self._start_prices: dict[str, float] = {}
         self._start_equity = 0.0
         self._session_points = 0   # points recorded from a running session (past ones excluded)
+        self._checkpoint: dict = {}
         self.version = 0  # bumps on every change so a chart can skip a redraw with nothing new
 
     def _clear(self, *, everything: bool) -> None:
@@ -152,6 +154,9 @@ class SessionHistory:
                     changed = True
             while len(self._trades) > self._max_trades:
                 self._trades.pop(next(iter(self._trades)))
+            if snap.checkpoint and snap.checkpoint.get("summary") != self._checkpoint.get("summary"):
+                self._checkpoint = snap.checkpoint
+                changed = True
             steps = float(snap.learner.get("steps") or 0.0) if snap.learner else 0.0
             if steps > 0:  # a learner that reports its step count (strategies that do not learn: none)
                 point = (steps, float(snap.learner.get("loss", float("nan"))),
@@ -174,4 +179,4 @@ class SessionHistory:
                                balance=tuple(self._balance), buy_hold=tuple(self._bh), trades=tuple(trades),
                                steps=tuple(x[0] for x in learn), loss=tuple(x[1] for x in learn),
                                reward=tuple(x[2] for x in learn), epsilon=tuple(x[3] for x in learn),
-                               version=self.version)
+                               version=self.version, checkpoint=self._checkpoint)
