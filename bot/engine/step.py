@@ -259,8 +259,8 @@ class CandleStep:
             if pos is not None and record is not None:
                 record.upsert_position(pos, mode=self.state.book.mode)
             why = f" ({decision.reason})" if decision and decision.reason else ""
-            log.info("%s %s %s opened %s %.6g @ %.6g (%.2f USDT), stop %.6g, take-profit %.6g%s", self.state.mode,
-                     self.source, ps.symbol, side, sum(f.qty for f in fills), fills[-1].price,
+            log.info("%s %s opened %s %.6g @ %.6g (%.2f USDT), stop %.6g, take-profit %.6g%s", self.label,
+                     ps.symbol, side, sum(f.qty for f in fills), fills[-1].price,
                      sum(f.qty * f.price for f in fills), verdict.stop_loss, verdict.take_profit, why)
         return ok, msg, fills
 
@@ -346,7 +346,7 @@ class CandleStep:
             record.close_position(trade)
         kind = {"stop-loss": EventKind.STOP_LOSS, "take-profit": EventKind.TAKE_PROFIT}.get(trade.reason,
                                                                                           EventKind.TRADE)
-        self.bus.emit(kind, f"{st.mode} {self.source} {trade.symbol} {trade.side} closed ({trade.reason}) "
+        self.bus.emit(kind, f"{self.label} {trade.symbol} {trade.side} closed ({trade.reason}) "
                             f"{trade.entry_price:.6g} -> {trade.exit_price:.6g}, P&L {trade.pnl:+.2f} USDT "
                             f"after {trade.fees:.2f} fees", symbol=trade.symbol, pnl=trade.pnl, reason=trade.reason,
                       exit_time=ms_to_iso(trade.exit_ms))
@@ -404,6 +404,15 @@ class CandleStep:
             if p.symbol == symbol and p.size > 0:
                 return p
         return None
+
+    @property
+    def label(self) -> str:
+        """What a trade line is labelled: the mode and, while a session runs, the data really in use
+        ("LIVE, Bybit data", "PAPER, REPLAY data"); the mode alone for orders given by hand."""
+        m = self.parts.market
+        if m is None:
+            return str(self.state.mode)
+        return f"{self.state.mode}, {'Bybit' if m.source == DataSource.LIVE else 'REPLAY'} data"
 
     @property
     def source(self) -> str:
