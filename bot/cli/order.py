@@ -21,7 +21,7 @@ HELP = "manual market order worth USDT: `order BTCUSDT buy 20` (paper wallet; --
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("symbol", help="e.g. BTCUSDT")
-    p.add_argument("side", choices=("buy", "sell", "Buy", "Sell"), help="buy or sell")
+    p.add_argument("side", type=str.lower, choices=("buy", "sell"), help="buy or sell (any case)")
     p.add_argument("usdt", type=float, help="order value in USDT (quantity = value / price, floored to the step)")
     p.add_argument("--live", action="store_true", help="send to Bybit (needs keys) instead of the paper wallet")
     p.add_argument("--yes", action="store_true", help="do not ask before sending a live order")

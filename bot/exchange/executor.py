@@ -65,6 +65,14 @@ class ExecutionResult:
     error: str = ""
 
 
+def not_sent(why: str) -> str:
+    """An instrument check's reason as the refusal a person reads: "order too large, not sent: ..."."""
+    for word in ("too small", "too large"):
+        if why.startswith(f"{word}: "):
+            return f"order {word}, not sent: {why.removeprefix(f'{word}: ')}"
+    return f"order not sent: {why}"
+
+
 def _qty_text(qty: float) -> str:
     return f"{qty:.10f}".rstrip("0").rstrip(".")
 
@@ -105,6 +113,10 @@ class TradeExecutor:
         sent: the order is refused with the smallest amount that would do."""
         floor_usdt = self.settings.MIN_ORDER_USDT
         qty = order_qty(notional, price, instrument.qty_step, floor_usdt)
+        if qty > instrument.max_market_qty:
+            if at_most:   # a person named the amount: say what is too much, send nothing
+                raise InvalidOrderError(not_sent(instrument.check_order(qty, price, market=True) or ""))
+            qty = floor_to_step(instrument.max_market_qty, instrument.qty_step)   # the bot's own sizing: capped
         if at_most:
             floored = floor_to_step(notional / price, instrument.qty_step)
             if floored * price < floor_usdt - 1e-9:
@@ -114,12 +126,12 @@ class TradeExecutor:
                     f"({floored * price:.2f} USDT) at the qty step {instrument.qty_step}, below the "
                     f"{floor_usdt:.2f} USDT minimum; the smallest order that meets it is {smallest} "
                     f"({smallest * price:.2f} USDT)")
-        why = instrument.check_order(qty, price) if qty > 0 else (
-            f"{instrument.symbol}: {notional:.2f} USDT at {_price_text(price)} is {notional / price:.8g}, which "
-            f"rounds down to 0 at the qty step {instrument.qty_step}; the minimum order is {instrument.min_qty} "
-            f"({instrument.min_qty * price:.2f} USDT)")
+        why = instrument.check_order(qty, price, market=True) if qty > 0 else (
+            f"too small: {instrument.symbol} {notional:.2f} USDT at {_price_text(price)} is {notional / price:.8g}, "
+            f"which rounds down to 0 at the qty step {instrument.qty_step}; the minimum order is "
+            f"{instrument.min_qty} ({instrument.min_qty * price:.2f} USDT)")
         if why:
-            raise InvalidOrderError(f"order too small, not sent: {why}")
+            raise InvalidOrderError(not_sent(why))
         return qty
 
     # -- targets -----------------------------------------------------------------------------
@@ -130,6 +142,7 @@ class TradeExecutor:
                       stop_loss: float | None = None, take_profit: float | None = None,
                       reason: str = "signal") -> ExecutionResult:
         """Open (or add to) a long or short with a market order; size from equity unless given."""
+        side = str(side).strip().lower()
         if side not in (PositionSide.LONG, PositionSide.SHORT):
             return self._refuse(symbol, f"side {side!r} is not long or short", reason)
         if side == PositionSide.SHORT and not self.settings.allows_short:
@@ -140,9 +153,9 @@ class TradeExecutor:
             price = self.exchange.get_price(symbol)
             if qty is not None:
                 q = floor_to_step(qty, inst.qty_step)
-                why = inst.check_order(q, price)
+                why = inst.check_order(q, price, market=True)
                 if why:
-                    raise InvalidOrderError(f"order too small, not sent: {why}")
+                    raise InvalidOrderError(not_sent(why))
             elif notional is not None:
                 q = self.qty_for_notional(notional, price, inst)
             else:
@@ -174,7 +187,9 @@ class TradeExecutor:
                           closer=lambda cid: self.exchange.close_position(symbol, client_order_id=cid))
 
     def manual_order(self, symbol: str, side: str, usdt: float) -> ExecutionResult:
-        """A market order for `usdt` worth of `symbol` (the `python -m bot order` command)."""
+        """A market order for `usdt` worth of `symbol` (the `python -m bot order` command); the
+        side in any case ("buy", "BUY", "Buy")."""
+        side = str(side).strip().capitalize()
         if side not in (Side.BUY, Side.SELL):
             return self._refuse(symbol, f"side {side!r} is not Buy or Sell", "manual")
         try:

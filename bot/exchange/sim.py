@@ -294,12 +294,9 @@ class SimExchange:
                 raise InvalidOrderError(f"{symbol}: reduce-only {side} with no {'long' if side == 'Sell' else 'short'} "
                                         "position to reduce (Bybit 110017)", client_order_id=cid)
             qty = min(qty, b.size)  # type: ignore[union-attr]
-        why = inst.check_order(qty, ref, reduce_only=reduce_only)
+        why = inst.check_order(qty, ref, reduce_only=reduce_only, market=order_type == "Market")
         if why:
             raise InvalidOrderError(why, client_order_id=cid)
-        if order_type == "Market" and qty > inst.max_market_qty:
-            raise InvalidOrderError(f"{symbol}: market quantity {qty} is above the maximum {inst.max_market_qty}",
-                                    client_order_id=cid)
         if self.category == "spot" and side == "Sell" and not reduce_only:
             held = b.size if b is not None and b.side == "long" else 0.0
             if qty > held + EPS:

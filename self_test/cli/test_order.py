@@ -65,3 +65,23 @@ def test_live_order_and_status_against_the_fake(tmp_path, env, capsys, fake_bybi
     assert main(["--env-file", "/dev/null", "status", "--live"]) == 0
     out = capsys.readouterr().out
     assert f"LIVE linear account at {fake_bybit.url}" in out and "BTCUSDT SHORT 0.002" in out
+
+
+def test_live_order_limits_come_from_the_instrument(tmp_path, env, capsys, fake_bybit, btc_hourly):
+    """1,000,000 USDT of BTCUSDT is above the 119 BTC market-order maximum (the 1,190 limit-order
+    maximum does not apply to a market order): refused as too large, never sent; a side in
+    capitals is a side."""
+    price = float(btc_hourly["close"].iloc[-1])
+    fake_bybit.set_price("BTCUSDT", price)
+    env.setenv("BYBIT_BASE_URL", fake_bybit.url)
+    env.setenv("BYBIT_API_KEY", "testkey")
+    env.setenv("BYBIT_API_SECRET", "testsecret")
+    assert main(["--env-file", "/dev/null", "order", "BTCUSDT", "BUY", "1000000", "--live", "--yes"]) == 1
+    out = capsys.readouterr().out
+    assert "order too large, not sent" in out and "market-order maximum 119" in out and "too small" not in out
+    assert fake_bybit.calls("/v5/order/create") == []
+    assert main(["--env-file", "/dev/null", "order", "BTCUSDT", "BUY", "2", "--live", "--yes"]) == 1
+    assert "order too small, not sent" in capsys.readouterr().out
+    assert main(["--env-file", "/dev/null", "order", "BTCUSDT", "BUY", "20", "--live", "--yes"]) == 0
+    (order,) = fake_bybit.book.orders.values()
+    assert order["side"] == "Buy" and order["status"] == "Filled"

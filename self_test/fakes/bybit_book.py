@@ -141,6 +141,9 @@ class FakeBook:
                 raise BybitReject(10001, "Qty invalid: not a multiple of qtyStep")
             if qty < float(lot["minOrderQty"]):
                 raise BybitReject(10001, "The number of contracts exceeds minimum limit allowed")
+            top = float(lot.get("maxMktOrderQty") or lot["maxOrderQty"]) if otype == "Market" else float(lot["maxOrderQty"])
+            if qty > top:
+                raise BybitReject(10001, "The number of contracts exceeds maximum limit allowed")
             if not reduce and qty * ref < float(lot.get("minNotionalValue", 0)):
                 raise BybitReject(110094, "Order does not meet minimum order value")
             pos = self._pos(symbol, idx)
