@@ -143,7 +143,7 @@ class Settings:
     ADOPTED_POSITIONS: str = _s("manage", "positions found on the exchange but not in the journal",
                                 choices=("manage", "close"))
     CRASH_AT: str = _s("", "crash-safety tests only: kill the process (SIGKILL) at this point of the first order; "
-                           "empty = never", choices=("", "after_intent", "after_send", "after_fill"))
+                           "empty = never", choices=("", "after_intent", "after_send", "after_fill", "after_outcome"))
 
     # --- secrets and endpoints (secrets only from the environment or .env) --------------------
     BYBIT_API_KEY: str = _s("", "Bybit API key", secret=True)

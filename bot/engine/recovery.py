@@ -6,7 +6,8 @@ wallet, which is its "exchange"):
 1. reload the agent checkpoint when there is one (a corrupt one raises `CheckpointError`: the
    bot must not trade on a half-loaded state);
 2. resolve every unresolved order intent by its client order id: found on the exchange ->
-   its status and fills are journaled; not found and never marked sent -> FAILED (it never
+   its status and fills are journaled (one transaction); a filled order whose journaled fills
+   fall short of its filled quantity gets its missing executions read and journaled; not found and never marked sent -> FAILED (it never
    left); marked sent but not found -> asked again after a moment, then tracked as LOST and
    polled by the `Reconciler` until it is known (after `lost_timeout_s` unseen it is declared
    never accepted);
@@ -56,8 +57,8 @@ _WARN_KINDS = frozenset({"adopted", "closed", "lost", "resized", "foreign-order"
 
 @dataclass(frozen=True)
 class ReconcileItem:
-    """One thing recovery changed or found. kind: resolved / failed / lost / restored / adopted /
-    closed-adopted / closed / resized / stop / foreign-order."""
+    """One thing recovery changed or found. kind: resolved / fills / failed / lost / restored /
+    adopted / closed-adopted / closed / resized / stop / foreign-order."""
 
     kind: str
     symbol: str
@@ -164,6 +165,25 @@ class _Run:
             if intent.mode != self.mode:
                 continue  # the other world's intents are resolved when that world starts
             self.guarded(f"{intent.client_order_id}: resolve", functools.partial(self.resolve, intent))
+        for intent in self.j.fills_missing(self.mode):
+            self.guarded(f"{intent.client_order_id}: fills", functools.partial(self.complete_fills, intent))
+
+    def complete_fills(self, intent: OrderIntent) -> None:
+        """A filled order whose fills the journal lacks (they could not be read when it filled):
+        read its executions by orderLinkId and journal the missing ones (read-only, never a re-send)."""
+        cid, sym = intent.client_order_id, intent.symbol
+        order = self.ex.get_order(cid, sym)
+        if order is None:
+            log.warning("reconcile: %s is filled in the journal but the exchange no longer lists it", cid)
+            return
+        have = {f.exec_id for f in self.j.fills(client_order_id=cid)}
+        fills = self.ex.get_fills(cid, sym)
+        new = [f for f in fills if f.exec_id not in have]
+        self.j.record_outcome(order, fills, mode=self.mode)
+        if new:
+            qty = sum(f.qty for f in new)
+            self.note("fills", sym, f"{sym} {intent.side} ({cid}): {len(new)} missing fill(s) journaled, "
+                                    f"{qty:g} @ {sum(f.qty * f.price for f in new) / qty:.6g}", cid)
 
     def resolve(self, intent: OrderIntent) -> None:
         cid, sym = intent.client_order_id, intent.symbol
@@ -193,11 +213,8 @@ class _Run:
             self.note("lost", sym, f"{sym} {intent.side} {intent.qty} ({cid}) was sent but its fate is unknown; "
                                    "tracked as LOST and polled until known", cid)
             return
-        self.j.record_order(order, self.mode)
-        for f in self.ex.get_fills(cid, sym) if order.filled_qty > 0 else []:
-            self.j.record_fill(f, mode=self.mode)
-        if order.status != intent.status:
-            self.j.update_intent(cid, order.status, exchange_order_id=order.exchange_order_id)
+        fills = self.ex.get_fills(cid, sym) if order.filled_qty > 0 else []
+        self.j.record_outcome(order, fills, mode=self.mode)    # status, order and fills: all or nothing
         filled = f", filled {order.filled_qty:g} @ {order.avg_price:.6g}" if order.filled_qty else ""
         self.note("resolved", sym, f"{sym} {intent.side} {intent.qty:g} ({cid}): {intent.status} -> "
                                    f"{order.status}{filled}", cid)

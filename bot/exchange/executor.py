@@ -237,14 +237,15 @@ class TradeExecutor:
             status = OrderStatus.REJECTED if isinstance(exc, ExchangeAPIError) else OrderStatus.FAILED
             self._failed(cid, symbol, side, qty, status, exc, reason)
             raise
-        self.journal.update_intent(cid, order.status, exchange_order_id=order.exchange_order_id)
-        try:
-            fills = tuple(self.exchange.get_fills(cid, symbol))
-        except BotError as exc:  # the order stands; its fills are reconciled later
-            log.warning("order %s placed but its fills could not be read: %s", cid, exc)
-            fills = ()
-        for f in fills:
-            self.journal.record_fill(f, mode=self.exchange.mode)
+        fills: tuple[Fill, ...] = ()
+        if order.filled_qty > 0:
+            try:
+                fills = tuple(self.exchange.get_fills(cid, symbol))
+            except BotError as exc:  # the order stands; recovery journals its fills (Journal.fills_missing)
+                log.warning("order %s filled, but its fills could not be read yet (%s); they are journaled at "
+                            "the next reconciliation", cid, exc)
+        # status, order and fills in one transaction: never "filled" without its fills
+        self.journal.record_outcome(order, fills, mode=self.exchange.mode)
         if order.filled_qty > 0:
             self._trade_event(order, fills, reason)
         return ExecutionResult(ok=order.status not in (OrderStatus.REJECTED, OrderStatus.FAILED),

@@ -101,6 +101,31 @@ def test_sigkill_while_opening(tmp_path, fake, point, on_exchange, recovered) ->
     assert output(run_bot(tmp_path, fake, "long")) == {"recovered": [], "orders": [], "ok": True}
 
 
+def test_fills_unreadable_at_fill_time_then_sigkill_are_journaled_by_recovery(tmp_path, fake) -> None:
+    """Bybit fills the order, but its executions cannot be read (HTTP 502) when the order is
+    answered, and the process is killed right after journaling the outcome: the journal says
+    filled with no fill. The restart reads the executions by orderLinkId, journals them, and so
+    restores its own position from its own fills instead of adopting it as foreign."""
+    from self_test.fakes.bybit_server import Fault
+
+    fake.inject("/v5/execution/list", Fault(kind="http", status=502, count=10))
+    crashed = run_bot(tmp_path, fake, "long", crash_at="after_outcome")
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-3000:]
+    assert len(fake.book.links) == 1 and "fills could not be read yet" in (tmp_path / "bot.log").read_text()
+    with Journal(tmp_path / "data" / "state.db") as j:
+        (intent,) = j.intents()
+        assert intent.status == OrderStatus.FILLED and j.fills() == [] and j.fills_missing("LIVE") == [intent]
+    fake.faults.clear()
+
+    out = output(run_bot(tmp_path, fake, "long"))
+    assert out["recovered"] == ["fills", "restored"] and out["orders"] == []     # never "adopted"
+    j = assert_agree(tmp_path, fake)
+    try:
+        assert j.fills_missing("LIVE") == [] and len(fake.book.links) == 1
+    finally:
+        j.close()
+
+
 def test_sigkill_while_closing(tmp_path, fake) -> None:
     assert output(run_bot(tmp_path, fake, "long"))["ok"]
     crashed = run_bot(tmp_path, fake, "flat", crash_at="after_send")
