@@ -78,6 +78,28 @@ def open_exchange(settings: Any, *, live: bool, trade: bool = True) -> tuple[Any
     return SimExchange(settings, state_path=paper_wallet_path(settings), price_source=prices, claim=trade), prices
 
 
+def resolve_lost_orders(settings: Any, exchange: Any) -> list[str]:
+    """What every command that talks to the exchange does first: look up the orders the journal
+    has as LOST (sent, outcome unknown) and filled orders missing their fills, by orderLinkId
+    (read-only), journal what is found and say so in one line. Returns the ids still unresolved."""
+    from bot.engine.recovery import resolve_lost
+    from bot.journal.store import Journal
+
+    if not (Path(settings.data_dir) / "state.db").exists():
+        return []
+    with Journal.for_settings(settings) as journal:
+        report = resolve_lost(settings, exchange=exchange, journal=journal)
+    found = [i for i in report.items if i.kind in ("resolved", "fills")]
+    if found:
+        print(f"resolved {len(found)} earlier order(s) by orderLinkId: " + "; ".join(i.message for i in found))
+    if report.lost:
+        print(f"{len(report.lost)} order(s) sent but still unresolved (outcome unknown; do not place them again): "
+              + ", ".join(report.lost))
+    for why in report.errors:
+        log.warning("resolving earlier orders: %s", why)
+    return list(report.lost)
+
+
 def paper_wallet_path(settings: Any) -> Path:
     return Path(settings.data_dir) / "paper_wallet.json"
 
@@ -91,11 +113,12 @@ def where(settings: Any, live: bool) -> str:
 
 def run(args: argparse.Namespace, settings: Any) -> int:
     ex, prices = open_exchange(settings, live=args.live, trade=False)  # looking, not trading
+    print(where(settings, args.live))
+    resolve_lost_orders(settings, ex)
     if prices is not None:  # paper: mark open positions at a fresh price
         for pos in ex.get_positions():
             ex.set_price(pos.symbol, prices(pos.symbol))
     bal = ex.get_balance()
-    print(where(settings, args.live))
     print(f"balance  equity {bal.equity:,.2f} {bal.coin} · available {bal.available:,.2f} · "
           f"wallet {bal.wallet_balance:,.2f} · unrealised {bal.unrealised_pnl:+,.2f}")
     positions = ex.get_positions()

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from bot.exchange.base import Exchange
     from config import Settings
 
-__all__ = ["recover", "Reconciler", "RecoveryReport", "ReconcileItem", "AgentCheckpoints"]
+__all__ = ["recover", "Reconciler", "RecoveryReport", "ReconcileItem", "AgentCheckpoints", "resolve_lost"]
 
 log = logging.getLogger(__name__)
 
@@ -400,6 +400,23 @@ def recover(settings: Settings, *, exchange: Exchange, journal: EngineJournal, b
                           message=f"Recovery after start · {report.summary()}",
                           data={"item": "summary", "mode": report.mode, "changes": len(report.items)}))
     return report
+
+
+def resolve_lost(settings: Settings, *, exchange: Exchange, journal: EngineJournal, bus: EventBus | None = None,
+                 wall: Callable[[], float] = time.time) -> RecoveryReport:
+    """What every command that talks to the exchange does first: look up each LOST intent of the
+    exchange's mode by its orderLinkId, and each filled order whose fills the journal lacks, and
+    journal what the exchange says. Read-only on the exchange (never a re-send, never a stop set);
+    an order still unseen stays LOST (only the running bot declares it never accepted)."""
+    run = _Run(settings, exchange, journal, bus, strict=False, sleep=time.sleep, recheck_delay=0.0,
+               lost_timeout_s=float("inf"), wall=wall)
+    for intent in journal.unresolved_intents():
+        if intent.mode == run.mode and intent.status == OrderStatus.LOST:
+            run.guarded(f"{intent.client_order_id}: resolve", functools.partial(run.resolve, intent))
+    for intent in journal.fills_missing(run.mode):
+        run.guarded(f"{intent.client_order_id}: fills", functools.partial(run.complete_fills, intent))
+    return RecoveryReport(mode=run.mode, items=tuple(run.items), errors=tuple(run.errors),
+                          lost=tuple(run.still_lost))
 
 
 class Reconciler:

@@ -25,7 +25,7 @@ from bot.errors import (
     InsufficientFundsError,
     InvalidOrderError,
     NetworkError,
-    OrderExecutionError,
+    OutcomeUnknownError,
     RateLimitError,
 )
 from bot.exchange.base import Instrument, floor_to_step, round_to_tick
@@ -130,7 +130,7 @@ class BybitExchange:
     mode = Mode.LIVE
 
     def __init__(self, settings: Settings, *, http: Any | None = None, retries: int = 4, retry_delay: float = 0.5,
-                 max_retry_delay: float = 8.0, fill_wait: float = 2.0,
+                 max_retry_delay: float = 8.0, fill_wait: float = 2.0, lookup_budget: float | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.settings = settings
         self.category = settings.EXCHANGE_CATEGORY
@@ -139,6 +139,8 @@ class BybitExchange:
         self.retry_delay = retry_delay
         self.max_retry_delay = max_retry_delay
         self.fill_wait = fill_wait
+        # seconds an accepted order is looked up before it is reported as "outcome unknown"
+        self.lookup_budget = float(settings.ORDER_LOOKUP_SECONDS if lookup_budget is None else lookup_budget)
         self._sleep = sleep
         self.has_keys = bool(settings.has_bybit_keys)
         add_secrets(settings.secret_values())
@@ -383,9 +385,9 @@ class BybitExchange:
         found = self._lookup(symbol, client_order_id, tries=self.retries)
         if found is not None:
             return self._settle(found, symbol, client_order_id)
-        raise OrderExecutionError(f"order {client_order_id} ({side} {q} {symbol}) not confirmed after "
-                                  f"{self.retries + 1} attempts: {last_err}; reconcile it by its orderLinkId",
-                                  client_order_id=client_order_id)
+        raise OutcomeUnknownError(f"order {client_order_id} ({side} {q} {symbol}) not confirmed after "
+                                  f"{self.retries + 1} attempts ({last_err}): outcome unknown; it is resolved by "
+                                  "its orderLinkId later (do not place it again)", client_order_id=client_order_id)
 
     def _lookup(self, symbol: str, cid: str, *, tries: int = 1) -> Order | None:
         """The order with this orderLinkId, or None; lookup failures count as "not seen yet"."""
@@ -400,20 +402,26 @@ class BybitExchange:
         return None
 
     def _settle(self, order: Order | None, symbol: str, cid: str) -> Order:
-        """Bybit acknowledges orders before matching: poll a market order until it is final."""
-        deadline = time.monotonic() + self.fill_wait
+        """Bybit acknowledges orders before matching: poll a market order until it is final. An
+        acknowledged order that cannot be seen (look-ups failing) is looked up for `lookup_budget`
+        seconds, then reported as accepted with an unknown outcome, never as failed."""
+        start = time.monotonic()
+        pause = 0.05
         while True:
             if order is None or (order.order_type == "Market" and order.status not in OrderStatus.FINAL):
                 found = self._lookup(symbol, cid)
                 order = found or order
             if order is not None and (order.order_type != "Market" or order.status in OrderStatus.FINAL):
                 return order
-            if time.monotonic() > deadline:
-                if order is None:
-                    raise OrderExecutionError(f"order {cid} acknowledged but not visible on Bybit yet",
-                                              client_order_id=cid)
+            waited = time.monotonic() - start
+            if order is not None and waited > self.fill_wait:
                 return order
-            self._sleep(0.05)
+            if waited > self.lookup_budget:
+                raise OutcomeUnknownError(f"order {cid} was accepted by Bybit but could not be seen for {waited:.0f} s: "
+                                          "outcome unknown; it is resolved by its orderLinkId later (do not place "
+                                          "it again)", client_order_id=cid)
+            self._sleep(pause)
+            pause = min(pause * 2, 1.0)
 
     def cancel_order(self, symbol: str, client_order_id: str) -> None:
         try:

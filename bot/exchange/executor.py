@@ -29,6 +29,7 @@ from bot.errors import (
     InvalidOrderError,
     NetworkError,
     OrderExecutionError,
+    OutcomeUnknownError,
 )
 from bot.events import EventBus, EventKind
 from bot.exchange.base import (
@@ -230,9 +231,13 @@ class TradeExecutor:
         except DuplicateOrderError as exc:  # the adapter could not find the order it says exists
             return self._failed(cid, symbol, side, qty, OrderStatus.LOST, exc, reason)
         except (OrderExecutionError, NetworkError) as exc:
-            # Sent, fate unknown: stays LOST in the journal until reconciliation finds it.
+            # Sent, fate unknown: stays LOST in the journal until reconciliation finds it; never
+            # reported as failed (a person reading "failed" places the order again by hand).
             self._failed(cid, symbol, side, qty, OrderStatus.LOST, exc, reason)
-            raise
+            if isinstance(exc, OutcomeUnknownError):
+                raise
+            raise OutcomeUnknownError(f"{side} {_qty_text(qty)} {symbol} ({cid}) was sent; its outcome is unknown "
+                                      f"({exc}); it is resolved by its orderLinkId later", client_order_id=cid) from exc
         except BotError as exc:  # auth, rate limit, other exchange errors: the error handler decides
             status = OrderStatus.REJECTED if isinstance(exc, ExchangeAPIError) else OrderStatus.FAILED
             self._failed(cid, symbol, side, qty, status, exc, reason)

@@ -48,7 +48,7 @@ def test_live_order_and_status_against_the_fake(tmp_path, env, capsys, fake_bybi
     price = float(btc_hourly["close"].iloc[-1])
     fake_bybit.set_price("BTCUSDT", price)
     env.setenv("BYBIT_BASE_URL", fake_bybit.url)
-    assert main(["--env-file", "/dev/null", "status", "--live"]) == 1  # no keys: refused with a reason
+    assert main(["--env-file", "/dev/null", "status", "--live"]) == 2  # no keys: refused with a reason
     env.setenv("BYBIT_API_KEY", "testkey")
     env.setenv("BYBIT_API_SECRET", "testsecret")
     assert main(["--env-file", "/dev/null", "order", "BTCUSDT", "sell", "20", "--live"]) == 1  # no consent
@@ -85,3 +85,40 @@ def test_live_order_limits_come_from_the_instrument(tmp_path, env, capsys, fake_
     assert main(["--env-file", "/dev/null", "order", "BTCUSDT", "BUY", "20", "--live", "--yes"]) == 0
     (order,) = fake_bybit.book.orders.values()
     assert order["side"] == "Buy" and order["status"] == "Filled"
+
+
+def test_an_accepted_order_that_cannot_be_seen_is_exit_4_then_resolved_by_status(tmp_path, env, capsys, fake_bybit,
+                                                                                  btc_hourly):
+    """Bybit accepts the order, then every look-up fails (HTTP 502) for longer than the adapter's
+    look-up budget: the command says "accepted, outcome unknown" and exits 4 (never 1: a person
+    reading "failed" places it again), the journal has it LOST; the next `status --live` looks it
+    up by orderLinkId (read-only), journals the fill and says so in one line."""
+    import logging
+
+    from bot.journal.store import Journal
+    from self_test.fakes.bybit_server import Fault
+
+    env.setenv("ORDER_LOOKUP_SECONDS", "1")
+    fake_bybit.set_price("BTCUSDT", float(btc_hourly["close"].iloc[-1]))
+    env.setenv("BYBIT_BASE_URL", fake_bybit.url)
+    env.setenv("BYBIT_API_KEY", "testkey")
+    env.setenv("BYBIT_API_SECRET", "testsecret")
+    for path in ("/v5/order/realtime", "/v5/order/history"):
+        fake_bybit.inject(path, Fault(kind="http", status=502, count=10_000))
+    assert main(["--env-file", "/dev/null", "order", "BTCUSDT", "buy", "20", "--live", "--yes"]) == 4
+    logging.shutdown()
+    log = (tmp_path / "bot.log").read_text()
+    assert "accepted, outcome unknown, will be resolved" in log and "Traceback" not in capsys.readouterr().err
+    (order,) = fake_bybit.book.orders.values()
+    assert order["status"] == "Filled"                                          # it did fill
+    with Journal(tmp_path / "data" / "state.db") as j:
+        assert j.get_intent(order["orderLinkId"]).status == "lost" and j.fills() == []
+    fake_bybit.faults.clear()
+    creates = len(fake_bybit.calls("/v5/order/create"))
+    assert main(["--env-file", "/dev/null", "status", "--live"]) == 0
+    out = capsys.readouterr().out
+    assert "resolved 1 earlier order(s) by orderLinkId" in out and "lost -> filled" in out
+    assert len(fake_bybit.calls("/v5/order/create")) == creates               # look-ups only, nothing sent
+    with Journal(tmp_path / "data" / "state.db") as j:
+        assert j.get_intent(order["orderLinkId"]).status == "filled"
+        assert sum(f.qty for f in j.fills()) == order["cum_qty"]
