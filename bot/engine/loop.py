@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from bot.engine.commands import EngineCommands
@@ -24,13 +25,15 @@ from bot.engine.state import TradeBook
 from bot.engine.step import CandleStep
 from bot.errors import BotError, NetworkError
 from bot.events import EventBus, EventKind
+from bot.exchange.ledger import PositionLedger
 from bot.market.feeds import MarketFeed, ReplayMarket, probe_bybit
 from bot.market.seed import SEED_FILES
-from bot.types import Connection, DataSource, ms_to_iso
+from bot.types import Connection, DataSource, Mode, Position, ms_to_iso
 
 if TYPE_CHECKING:
     from bot.engine.recovery import Reconciler
     from bot.exchange.base import Exchange
+    from bot.journal.base import Journal
     from bot.market.top_pairs import Ranking
     from config import Settings
 
@@ -137,7 +140,7 @@ class Session:
             cursor = record.get_state(REPLAY_CURSOR_KEY + market.interval)
             if cursor:
                 market.seek(int(cursor))   # a restarted replay continues where it stopped, like its wallet
-        seed_book(st.book, c.exchange)
+        seed_book(st.book, c.exchange, durable(c.journal))
         for s in symbols:
             st.pairs.pop(s, None)
             self.step.new_pair(s)        # warm-up from history, given at once
@@ -229,7 +232,7 @@ class Session:
         gone = [s for s in st.book.open if self.step.position(s) is None]
         for s in gone:          # closed outside the bot: the reconciler journaled the trade
             st.book.open.pop(s, None)
-        seed_book(st.book, c.exchange)
+        seed_book(st.book, c.exchange, durable(c.journal))
 
     def rotate_pairs(self, symbols: list[str]) -> list[str]:
         """Hourly: new hot pairs join (after a warm-up); a pair that left stays while it holds a position."""
@@ -266,12 +269,31 @@ class Session:
         raise SwitchSession()
 
 
-def seed_book(book: TradeBook, exchange: Exchange) -> None:
+def seed_book(book: TradeBook, exchange: Exchange, journal: Journal | None = None) -> None:
     """Positions that exist at start-up (persisted paper wallet, adopted live ones) enter the
-    trade book so their exit makes a proper round trip."""
+    trade book so their exit makes a proper round trip, with the costs the journal knows of
+    (`journal_costs`: Bybit reports no fees on a position, so without them a round trip would
+    leave out its entry fee)."""
     for p in exchange.get_positions():
         if p.size > 0 and p.symbol not in book.open:
-            book.seed(p)
+            book.seed(journal_costs(p, journal, book.mode) if journal is not None else p)
+
+
+def journal_costs(p: Position, journal: Journal, mode: str) -> Position:
+    """`p` as the journal's own fills built it (average entry, every fee paid, open time) when
+    they explain its side and size; else with the fees of the journal's position row; else as is."""
+    if p.fees:
+        return p                                   # the paper wallet keeps its fees itself
+    ledger = PositionLedger(mode=mode)
+    for f in journal.fills(symbol=p.symbol, mode=Mode(mode)):
+        ledger.book(f.symbol, f.side, f.qty, f.price, f.fee, f.time_ms, reason=f.reason)
+    mine = ledger.positions.get(p.symbol)
+    if mine is not None and mine.side == p.side and abs(mine.size - p.size) <= max(1e-9, 1e-6 * p.size):
+        return replace(p, entry_price=mine.entry, fees=mine.fees, opened_ms=mine.opened_ms or p.opened_ms)
+    row = next((q for q in journal.positions(Mode(mode)) if q.symbol == p.symbol and q.side == p.side), None)
+    if row is not None and row.fees:
+        return replace(p, fees=row.fees, opened_ms=row.opened_ms or p.opened_ms)
+    return p
 
 
 def save_replay_cursor(parts: Components, state: EngineState) -> None:

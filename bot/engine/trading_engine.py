@@ -285,7 +285,7 @@ class TradingEngine:
         Positions the trade book does not know yet (a persisted wallet, adopted ones) enter it
         first, so each exit makes a proper round trip."""
         step = self._prepared(self.state.mode)
-        seed_book(self.state.book, step.parts.exchange)
+        seed_book(self.state.book, step.parts.exchange, durable(step.parts.journal))
         return step.close_all(reason)
 
     def submit_manual_order(self, symbol: str, side: str, usdt: float) -> cf.Future[ManualOrderResult]:

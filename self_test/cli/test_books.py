@@ -1,0 +1,45 @@
+"""Exact books: over a session of 20 round trips made with the commands a user types (`order`,
+then `close-all`, each its own process state), the journal's closed-trade P&L is what the fake
+Bybit wallet saw, to the cent's millionth: both fees included (the entry fee is paid by one
+command, the exit by another)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.__main__ import main
+from bot.journal.store import Journal
+
+
+@pytest.fixture
+def live_env(tmp_path, monkeypatch, fake_bybit):
+    monkeypatch.setenv("HISTORICAL_DATA_PATH", str(tmp_path / "data"))
+    monkeypatch.setenv("LOG_FILE", str(tmp_path / "bot.log"))
+    monkeypatch.setenv("BYBIT_TIMEOUT", "2")
+    monkeypatch.setenv("BYBIT_BASE_URL", fake_bybit.url)
+    monkeypatch.setenv("BYBIT_API_KEY", "testkey")
+    monkeypatch.setenv("BYBIT_API_SECRET", "testsecret")
+    for k in ("EXCHANGE_CATEGORY", "LEVERAGE", "TELEGRAM_BOT_TOKEN"):
+        monkeypatch.delenv(k, raising=False)
+    return monkeypatch
+
+
+def test_journal_pnl_is_the_wallet_change_over_20_linear_round_trips(tmp_path, live_env, fake_bybit, btc_hourly,
+                                                                     capsys):
+    closes = btc_hourly["close"].to_numpy()[-400::10]          # real hourly closes, 10 hours apart
+    start = fake_bybit.book.wallet
+    for i in range(20):
+        fake_bybit.set_price("BTCUSDT", round(float(closes[2 * i]), 1))
+        side = "buy" if i % 2 == 0 else "sell"
+        assert main(["--env-file", "/dev/null", "order", "BTCUSDT", side, "40", "--live", "--yes"]) == 0
+        fake_bybit.set_price("BTCUSDT", round(float(closes[2 * i + 1]), 1))
+        assert main(["--env-file", "/dev/null", "close-all", "--live", "--yes"]) == 0, capsys.readouterr().out
+    assert all(p["size"] == 0 for p in fake_bybit.book.positions.values())
+    with Journal(tmp_path / "data" / "state.db") as j:
+        trades = j.closed_trades("LIVE")
+        fills = j.fills(mode="LIVE")
+    assert len(trades) == 20 and {t.side for t in trades} == {"long", "short"}
+    paid = sum(float(e["execFee"]) for e in fake_bybit.book.executions)
+    assert sum(t.fees for t in trades) == pytest.approx(paid, abs=1e-9)          # entry and exit fees
+    assert sum(f.fee for f in fills) == pytest.approx(paid, abs=1e-9)
+    assert sum(t.pnl for t in trades) == pytest.approx(fake_bybit.book.wallet - start, abs=1e-6)
