@@ -25,7 +25,7 @@ from bot.engine.state import TradeBook
 from bot.engine.step import CandleStep
 from bot.errors import BotError, NetworkError
 from bot.events import EventBus, EventKind
-from bot.exchange.ledger import PositionLedger
+from bot.exchange.ledger import replay_fills
 from bot.market.feeds import MarketFeed, ReplayMarket, probe_bybit
 from bot.market.seed import SEED_FILES
 from bot.types import Connection, DataSource, Mode, Position, ms_to_iso
@@ -284,9 +284,7 @@ def journal_costs(p: Position, journal: Journal, mode: str) -> Position:
     they explain its side and size; else with the fees of the journal's position row; else as is."""
     if p.fees:
         return p                                   # the paper wallet keeps its fees itself
-    ledger = PositionLedger(mode=mode)
-    for f in journal.fills(symbol=p.symbol, mode=Mode(mode)):
-        ledger.book(f.symbol, f.side, f.qty, f.price, f.fee, f.time_ms, reason=f.reason)
+    ledger, _ = replay_fills(journal.fills(symbol=p.symbol, mode=Mode(mode)), mode=mode)
     mine = ledger.positions.get(p.symbol)
     if mine is not None and mine.side == p.side and abs(mine.size - p.size) <= max(1e-9, 1e-6 * p.size):
         return replace(p, entry_price=mine.entry, fees=mine.fees, opened_ms=mine.opened_ms or p.opened_ms)

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from bot.errors import BotError, InvalidOrderError
 from bot.events import Event, EventBus, EventKind
 from bot.exchange.base import round_to_tick
+from bot.exchange.ledger import replay_fills
 from bot.types import ClosedTrade, Fill, Mode, OrderIntent, OrderStatus, Position
 
 if TYPE_CHECKING:
@@ -345,6 +346,15 @@ class _Run:
                 self.j.record_fill(f, mode=self.mode)
 
     def _trade_from_fills(self, jp: Position) -> ClosedTrade | None:
+        """The round trip the journal's fills make of `jp` (entry and exit fees included): the
+        fills replayed through the ledger end flat with a last round trip of jp's side and size.
+        Else the closing fills since it opened, with the fees the journal's position row has."""
+        ledger, trades = replay_fills(self.j.fills(symbol=jp.symbol, mode=self.mode), mode=self.mode)
+        if jp.symbol not in ledger.positions and trades:
+            t = trades[-1]
+            if t.side == jp.side and abs(t.qty - jp.size) <= max(1e-9, 1e-6 * jp.size) and t.exit_ms >= jp.opened_ms:
+                reason = t.reason if t.reason in ("stop-loss", "take-profit") else "reconcile"
+                return replace(t, reason=reason)
         closing_side = "Sell" if jp.side == "long" else "Buy"
         fills: list[Fill] = [f for f in self.j.fills(symbol=jp.symbol, mode=self.mode)
                              if f.time_ms >= jp.opened_ms and f.side == closing_side]
@@ -354,8 +364,11 @@ class _Run:
         exit_px = sum(f.qty * f.price for f in fills) / qty
         fees = jp.fees + sum(f.fee for f in fills)
         pnl = jp.direction * (exit_px - jp.entry_price) * jp.size - fees
+        # a stop (or take-profit) Bybit executed is journaled as what it was, not as "reconcile"
+        kinds = {f.reason for f in fills}
+        reason = kinds.pop() if len(kinds) == 1 and kinds <= {"stop-loss", "take-profit"} else "reconcile"
         return ClosedTrade(jp.symbol, jp.side, jp.size, jp.entry_price, exit_px, jp.opened_ms,
-                           max(f.time_ms for f in fills), pnl, fees, reason="reconcile", mode=self.mode)
+                           max(f.time_ms for f in fills), pnl, fees, reason=reason, mode=self.mode)
 
     # -- open orders -----------------------------------------------------------------------------
     def open_orders(self) -> None:

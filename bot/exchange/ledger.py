@@ -20,14 +20,14 @@ numpy arrays, and `PositionLedger`, the per-symbol book of `OpenPosition` record
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from bot.types import ClosedTrade, Mode, PositionSide
+from bot.types import ClosedTrade, Fill, Mode, PositionSide
 
 __all__ = ["OpenPosition", "PositionLedger", "Booked", "apply_fill", "pnl", "fee_of", "exit_line",
-           "taker_price", "stop_exit", "round_trip", "STOP_LOSS", "TAKE_PROFIT", "EPS"]
+           "taker_price", "stop_exit", "round_trip", "replay_fills", "STOP_LOSS", "TAKE_PROFIT", "EPS"]
 
 EPS = 1e-12          # sizes are rounded to 12 decimals; a size at or below this is no position
 STOP_LOSS, TAKE_PROFIT = "stop-loss", "take-profit"
@@ -204,3 +204,15 @@ class PositionLedger:
         nb = self.positions[symbol] = self._new(side="long" if size > 0 else "short", size=rest, entry=entry,
                                                 opened_ms=time_ms, max_size=rest, fees=fee * rest / qty)
         return Booked(gain, trade, nb)
+
+
+def replay_fills(fills: Iterable[Fill], *, mode: str) -> tuple[PositionLedger, list[ClosedTrade]]:
+    """Book `fills` (oldest first) into a fresh ledger: what is open after them, and the round
+    trips they made, each net of both its fees (how a journal's own record is read back)."""
+    ledger = PositionLedger(mode=mode)
+    trades = []
+    for f in sorted(fills, key=lambda f: f.time_ms):
+        booked = ledger.book(f.symbol, f.side, f.qty, f.price, f.fee, f.time_ms, reason=f.reason)
+        if booked.closed is not None:
+            trades.append(booked.closed)
+    return ledger, trades

@@ -339,8 +339,10 @@ def test_live_server_side_stop_while_down_closes_in_journal(tmp_path, fake_bybit
         assert [i.kind for i in rep.items] == ["closed"]
         assert rig.journal.positions("LIVE") == []
         (trade,) = rig.journal.closed_trades("LIVE")
-        assert trade.reason == "reconcile" and trade.exit_price == low and trade.entry_price == entry
-        assert trade.pnl < 0
+        # journaled as what it was (a stop-loss, with its fill), not as "reconcile"; both fees in the P&L
+        assert trade.reason == "stop-loss" and trade.exit_price == low and trade.entry_price == entry
+        assert trade.pnl == pytest.approx(0.002 * (low - entry) - trade.fees) and trade.pnl < 0
+        assert trade.fees == pytest.approx(sum(float(e["execFee"]) for e in fake_bybit.book.executions))
     finally:
         rig.journal.close()
 

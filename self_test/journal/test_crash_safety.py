@@ -216,3 +216,25 @@ def test_the_crash_hook_journal_is_a_whole_journal_and_a_context_manager(setting
         assert j.get_state("k") == 1
     with pytest.raises(JournalError, match="closed"):
         j.get_state("k")                         # leaving `with` closed the real journal
+
+
+def test_a_stop_bybit_executed_while_the_bot_was_down_is_journaled_as_stop_loss(tmp_path, fake) -> None:
+    """The position's server-side stop fills while no bot runs; the next start journals the round
+    trip as `stop-loss` with the stop's fill, and its P&L (both fees) is what the wallet lost."""
+    start = fake.book.wallet
+    assert output(run_bot(tmp_path, fake, "long"))["ok"]
+    ((_, pos),) = [(k, p) for k, p in fake.book.positions.items() if p["size"] != 0]
+    assert pos["sl"] > 0
+    fake.set_price(SYM, round(pos["sl"] - 50, 1))                   # through the stop: Bybit closes it
+    assert all(p["size"] == 0 for p in fake.book.positions.values())
+    out = output(run_bot(tmp_path, fake, "flat"))
+    assert out["recovered"] == ["closed"] and out["orders"] == []
+    j = assert_agree(tmp_path, fake)
+    try:
+        (trade,) = j.closed_trades("LIVE")
+        stop_fill = [f for f in j.fills(mode="LIVE") if f.reason == "stop-loss"]
+        assert trade.reason == "stop-loss" and len(stop_fill) == 1
+        assert trade.exit_price == pytest.approx(stop_fill[0].price)
+        assert trade.pnl == pytest.approx(fake.book.wallet - start, abs=1e-9)
+    finally:
+        j.close()
