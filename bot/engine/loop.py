@@ -20,6 +20,7 @@ from bot.engine.commands import EngineCommands
 from bot.engine.components import Components, durable
 from bot.engine.engine_state import EngineState
 from bot.engine.promotion import PromotionWatch
+from bot.engine.recovery import journal_row, protected
 from bot.engine.snapshot import EngineStatus
 from bot.engine.state import TradeBook
 from bot.engine.step import CandleStep
@@ -321,8 +322,10 @@ def finish(step: CandleStep, *, close_positions: bool, clock: Callable[[], float
                          for p in positions)
         record = durable(c.journal)
         if record is not None:
-            for p in positions:
-                record.upsert_position(p, mode=st.book.mode)
+            linear = step.settings.EXCHANGE_CATEGORY == "linear"
+            for p in positions:   # left open with their stops: the journal's are never loosened here
+                record.upsert_position(protected(p, journal_row(record, p.symbol, st.book.mode),
+                                                 entry_from_exchange=linear), mode=st.book.mode)
             record.set_state("positions_left_open", {"time_ms": int(clock() * 1000),
                                                      "positions": [p.symbol for p in positions]})
         bus.emit(EventKind.MODE, f"engine stopped; {len(positions)} position(s) left open: {desc}",

@@ -19,6 +19,7 @@ import numpy as np
 
 from bot.engine.components import Components, durable
 from bot.engine.engine_state import EngineState
+from bot.engine.recovery import journal_row, protected
 from bot.engine.state import TAIL, PairState, StreamingIndicators, TradeMarker
 from bot.errors import BotError, RiskViolationError
 from bot.events import EventBus, EventKind
@@ -257,6 +258,11 @@ class CandleStep:
             pos = self.position(ps.symbol)
             record = durable(c.journal)
             if pos is not None and record is not None:
+                # the stop the order carried is journaled (spot has no server-side stop to read back)
+                linear = self.settings.EXCHANGE_CATEGORY == "linear"
+                entry = sum(f.qty * f.price for f in fills) / sum(f.qty for f in fills) if fills else pos.entry_price
+                pos = protected(pos if linear else dataclasses.replace(pos, entry_price=entry),
+                                journal_row(record, ps.symbol, self.state.book.mode), stop=verdict.stop_loss)
                 record.upsert_position(pos, mode=self.state.book.mode)
             why = f" ({decision.reason})" if decision and decision.reason else ""
             log.info("%s %s opened %s %.6g @ %.6g (%.2f USDT), stop %.6g, take-profit %.6g%s", self.label,
@@ -278,10 +284,18 @@ class CandleStep:
         new = self.parts.risk.trailing_stop(position, ps.price, ps.atr())
         if new is None:
             return
+        linear = self.settings.EXCHANGE_CATEGORY == "linear"
         try:
-            self.parts.broker.set_stop(ps.symbol, new)
+            if linear:
+                self.parts.broker.set_stop(ps.symbol, new)
         except BotError as exc:
             self.report_error(exc, f"{ps.symbol}: trailing stop")
+            return
+        record = durable(self.parts.journal)
+        if record is not None:   # the trailed stop survives a stop, a crash and a restart
+            mode = self.state.book.mode
+            record.upsert_position(protected(position, journal_row(record, ps.symbol, mode), stop=new,
+                                             entry_from_exchange=linear), mode=mode)
 
     def _learn(self, ps: PairState, ctx: StrategyContext, before: tuple[float, float]) -> None:
         """Online learning: the transition from the previous candle of this pair to this one.
