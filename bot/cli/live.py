@@ -67,6 +67,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print("live trading needs BYBIT_API_KEY and BYBIT_API_SECRET in .env or the environment; "
               "refusing to start", file=sys.stderr)
         return 2
+    if (args.strategy or settings.STRATEGY) == "dqn":
+        from bot.safety.live_gate import dqn_live_refusal
+
+        why = dqn_live_refusal(settings)
+        if why:   # no untrained (or unproven) agent with real money; sma and analyst need no gate
+            print(why, file=sys.stderr)
+            return 1
     if not args.yes:
         if not sys.stdin.isatty() and not args.no_supervisor:
             print("no terminal to confirm on: run interactively, or pass --yes", file=sys.stderr)

@@ -272,6 +272,12 @@ class TradingEngine:
         if not self.has_live_consent():
             raise LiveTradingRefused("live trading needs the user's consent first (the confirmation in "
                                      "`python -m bot live` or in the window)")
+        if self._strategy_name() == "dqn":
+            from bot.safety.live_gate import dqn_live_refusal
+
+            why = dqn_live_refusal(self.settings)
+            if why:
+                raise LiveTradingRefused(why)
 
     # ============================================================================================
     # the synchronous path, and commands from other threads

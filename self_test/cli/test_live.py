@@ -121,3 +121,12 @@ def test_live_runs_end_to_end_on_one_minute_candles(tmp_path: Path, supervised: 
         journal.close()
     if supervised:
         assert "engine stopped after" not in log or "after 0 restarts" in log
+
+
+def test_live_refuses_an_untrained_dqn_in_one_line(tmp_path: Path) -> None:
+    proc = run_bot(tmp_path, "live", "--yes", "--strategy", "dqn", "--symbols", "BTCUSDT", "--no-supervisor",
+                   BYBIT_API_KEY="testkey", BYBIT_API_SECRET="testsecret")
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "needs a trained checkpoint that passed the walk-forward gate" in lines[0]
+    assert "Traceback" not in proc.stderr and not (tmp_path / "data" / "state.db").exists()   # nothing started
