@@ -151,6 +151,8 @@ class Settings:
     USE_TESTNET: bool = _s(False, "use Bybit testnet instead of mainnet")
     BYBIT_BASE_URL: str = _s("", "empty = pybit's official endpoint; tests point it at http://127.0.0.1:PORT")
     BYBIT_TIMEOUT: float = _s(10.0, "HTTP timeout for Bybit calls, seconds", lo=0.1, hi=120)
+    CLOSE_DEADLINE_SECONDS: float = _s(300.0, "seconds a close (reduce-only) order is retried through Bybit errors "
+                                              "before a critical alert; entries keep a short budget", lo=1, hi=3600)
     ORDER_LOOKUP_SECONDS: float = _s(10.0, "seconds an order Bybit accepted is looked up when look-ups fail, "
                                            "before it is reported as 'accepted, outcome unknown' (exit code 4)",
                                      lo=0, hi=600)

@@ -37,6 +37,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     try:
         exchange, prices = open_exchange(settings, live=args.live)
+        if hasattr(exchange, "read_policy"):
+            exchange.read_policy = "close"   # closing never gives up: reads too, until CLOSE_DEADLINE_SECONDS
         positions = [p for p in exchange.get_positions() if p.size > 0]
     except AuthError as exc:
         print(f"Bybit refused the keys: {exc}")

@@ -278,3 +278,46 @@ def test_a_server_side_stop_fill_is_visible_through_get_executions(tmp_path, fak
     assert (exit_.side, exit_.qty, exit_.reason, exit_.client_order_id) == ("Sell", 0.003, "stop-loss", "")
     assert exit_.price == round_to_tick(price * 0.97, 0.1) < stop  # a stop-market fills at the market
     assert ex.get_executions("BTCUSDT", since_ms=exit_.time_ms + 1) == []
+
+
+def test_a_rate_limit_waits_for_the_reset_bybit_gave(tmp_path, fake_bybit, price):
+    """10006 carries X-Bapi-Limit-Reset-Timestamp (the fake: 200 ms ahead): the next try waits for
+    it, not for the 10 ms base delay nor a fixed guess."""
+    s = make_settings(tmp_path, environ=dict(KEYS), BYBIT_BASE_URL=fake_bybit.url, BYBIT_TIMEOUT=0.5)
+    pauses: list[float] = []
+    ex = BybitExchange(s, retries=4, retry_delay=0.01, fill_wait=1.0, sleep=pauses.append)
+    fake_bybit.inject("/v5/account/wallet-balance", Fault("rate_limit"))
+    assert ex.get_balance().equity == pytest.approx(1000.0)
+    assert len(pauses) == 1 and 0.1 < pauses[0] <= 0.25
+
+
+def test_leverage_is_set_once_per_symbol_and_a_fault_there_does_not_fail_the_order(tmp_path, fake_bybit, price):
+    ex = live(tmp_path, fake_bybit, LEVERAGE=3.0)
+    fake_bybit.inject("/v5/position/set-leverage", Fault("http", status=502, count=100))
+    first = ex.create_order("BTCUSDT", "Buy", 0.001, client_order_id="lev-1")
+    assert first.status == OrderStatus.FILLED                          # the order went out all the same
+    fake_bybit.faults.clear()
+    for i in range(2, 5):
+        ex.create_order("BTCUSDT", "Buy", 0.001, client_order_id=f"lev-{i}")
+    assert fake_bybit.book.leverage["BTCUSDT"] == 3.0
+    answered = fake_bybit.answers("/v5/position/set-leverage")
+    assert answered.count(0) == 1                                       # set once, then never asked again
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_closing_never_gives_up_under_faults_and_never_sends_twice(tmp_path, fake_bybit, price, seed):
+    """20 % rate limits / 10016 / HTTP 502 on every private call and 30 % lost order answers (the
+    run that left positions open in 2 of 10 close-alls): the close gets through within the close
+    deadline, exactly one close order reaches Bybit, and the journal says filled."""
+    ex = live(tmp_path, fake_bybit, CLOSE_DEADLINE_SECONDS=120.0)
+    journal = MemoryJournal()
+    executor = TradeExecutor(ex, journal, settings=ex.settings)
+    assert executor.open_position("BTCUSDT", "long", notional=60).ok
+    fake_bybit.chaos(0.2, lost=0.3, seed=seed)
+    res = executor.close_position("BTCUSDT")
+    fake_bybit.chaos(0.0)
+    assert res is not None and res.ok and res.order.status == OrderStatus.FILLED
+    assert all(p["size"] == 0 for p in fake_bybit.book.positions.values())
+    closes = [o for o in fake_bybit.book.orders.values() if o["reduce"]]
+    assert len(closes) == 1 and closes[0]["orderLinkId"] == res.client_order_id
+    assert journal.get_intent(res.client_order_id).status == OrderStatus.FILLED

@@ -202,11 +202,32 @@ class FakeBybit(LoopbackServer):
             return [p for (_, pth, p) in self.requests if pth == path]
 
     # -- HTTP ----------------------------------------------------------------------------------
+    def chaos(self, rate: float, *, lost: float = 0.0, seed: int = 0) -> None:
+        """Random faults on every private request: with probability `rate` a rate limit (10006 with
+        its reset header), a 10016 or an HTTP 502 (one third each); an order that got through has
+        its answer dropped with probability `lost` (done, never answered). `rate=0` turns it off."""
+        import random
+
+        with self.lock:
+            self._chaos = (float(rate), float(lost), random.Random(seed))
+
+    def _random_fault(self, path: str) -> Fault | None:
+        chaos = getattr(self, "_chaos", None)
+        if chaos is None or path.startswith("/v5/market/"):
+            return None
+        rate, lost, rng = chaos
+        if rng.random() < rate:
+            return rng.choice([Fault(kind="rate_limit"), Fault(kind="retcode", code=10016),
+                               Fault(kind="http", status=502)])
+        if path == "/v5/order/create" and rng.random() < lost:
+            return Fault(kind="lost")
+        return None
+
     def _take_fault(self, path: str) -> Fault | None:
         with self.lock:
             lst = self.faults.get(path) or []
             if not lst:
-                return None
+                return self._random_fault(path)
             f = lst[0]
             f.count -= 1
             if f.count <= 0:
