@@ -149,6 +149,8 @@ class Settings:
     BYBIT_API_KEY: str = _s("", "Bybit API key", secret=True)
     BYBIT_API_SECRET: str = _s("", "Bybit API secret", secret=True)
     USE_TESTNET: bool = _s(False, "use Bybit testnet instead of mainnet")
+    BYBIT_DEMO: bool = _s(False, "Bybit demo trading: the live path with play money on Bybit's own servers "
+                                 "(pybit demo mode; keys of your Bybit demo account)")
     BYBIT_BASE_URL: str = _s("", "empty = pybit's official endpoint; tests point it at http://127.0.0.1:PORT")
     BYBIT_TIMEOUT: float = _s(10.0, "HTTP timeout for Bybit calls, seconds", lo=0.1, hi=120)
     CLOSE_DEADLINE_SECONDS: float = _s(300.0, "seconds a close (reduce-only) order is retried through Bybit errors "

@@ -52,7 +52,8 @@ def confirm(settings: Settings, *, ask: Callable[[str], str] = input) -> bool:
     except BotError as exc:
         at_risk = f"balance unknown ({exc})"
     s = settings
-    print(f"LIVE TRADING on Bybit {s.EXCHANGE_CATEGORY}{' TESTNET' if s.USE_TESTNET else ''}: {at_risk}.\n"
+    where = (" TESTNET" if s.USE_TESTNET else "") + (" DEMO TRADING (play money)" if s.BYBIT_DEMO else "")
+    print(f"LIVE TRADING on Bybit {s.EXCHANGE_CATEGORY}{where}: {at_risk}.\n"
           f"Each trade uses {s.POSITION_SIZE_PCT:.0%} of equity (at least {s.MIN_ORDER_USDT:g} USDT), at most "
           f"{s.MAX_RISK_PER_TRADE:.0%} of equity at risk per trade and {s.MAX_TOTAL_RISK:.0%} across positions; "
           f"new entries stop after a {s.DAILY_LOSS_LIMIT:.0%} daily loss or a {s.MAX_DRAWDOWN:.0%} drawdown.")

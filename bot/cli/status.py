@@ -108,6 +108,8 @@ def where(settings: Any, live: bool) -> str:
     if not live:
         return f"PAPER wallet {paper_wallet_path(settings)}"
     url = settings.BYBIT_BASE_URL or ("Bybit testnet" if settings.USE_TESTNET else "Bybit mainnet")
+    if settings.BYBIT_DEMO:
+        url = f"{url} (demo trading: play money)"
     return f"LIVE {settings.EXCHANGE_CATEGORY} account at {url}"
 
 

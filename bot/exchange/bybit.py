@@ -156,7 +156,7 @@ class BybitExchange:
         if http is None:
             from pybit.unified_trading import HTTP
 
-            http = HTTP(testnet=settings.USE_TESTNET, api_key=settings.BYBIT_API_KEY or None,
+            http = HTTP(testnet=settings.USE_TESTNET, demo=settings.BYBIT_DEMO, api_key=settings.BYBIT_API_KEY or None,
                         api_secret=settings.BYBIT_API_SECRET or None, timeout=settings.BYBIT_TIMEOUT,
                         max_retries=1, retry_codes={-1}, retry_delay=0, log_requests=False)
             if settings.BYBIT_BASE_URL:

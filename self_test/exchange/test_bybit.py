@@ -321,3 +321,12 @@ def test_closing_never_gives_up_under_faults_and_never_sends_twice(tmp_path, fak
     closes = [o for o in fake_bybit.book.orders.values() if o["reduce"]]
     assert len(closes) == 1 and closes[0]["orderLinkId"] == res.client_order_id
     assert journal.get_intent(res.client_order_id).status == OrderStatus.FILLED
+
+
+def test_demo_trading_points_pybit_at_bybits_demo_servers(tmp_path):
+    """BYBIT_DEMO=true: pybit's demo mode (api-demo.bybit.com; with USE_TESTNET the demo testnet).
+    Nothing is sent: the test reads the real client's endpoint."""
+    for testnet, host in ((False, "https://api-demo.bybit.com"), (True, "https://api-demo-testnet.bybit.com")):
+        s = make_settings(tmp_path, environ=dict(KEYS), BYBIT_DEMO=True, USE_TESTNET=testnet)
+        assert BybitExchange(s).http.endpoint == host
+    assert BybitExchange(make_settings(tmp_path, environ=dict(KEYS))).http.endpoint == "https://api.bybit.com"
