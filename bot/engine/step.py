@@ -400,11 +400,12 @@ class CandleStep:
 
     def close_all(self, reason: str = "close-all") -> list[ClosedTrade]:
         """Market-close every open position (on the calling thread); the round trips it closed."""
-        before = len(self.state.recent_trades)
+        before = self.state.session.trades     # a count of what was done: recent_trades is a bounded buffer
         for p in list(self.parts.exchange.get_positions()):
             if p.size > 0:
                 self._close(p.symbol, reason=reason)
-        return list(self.state.recent_trades)[before:]
+        done = self.state.session.trades - before
+        return list(self.state.recent_trades)[-done:] if done else []
 
     # -- shared with the session -------------------------------------------------------------------
     def report_error(self, exc: BaseException, context: str) -> None:

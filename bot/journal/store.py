@@ -479,8 +479,10 @@ class Journal:
                       time_ms=r["time_ms"]) for r in rows]
 
     def follow(self, bus: EventBus) -> None:
-        """Journal every event published on `bus` from now on."""
+        """Journal every event published on `bus` from now on (until this journal is closed)."""
         def _record(ev: Event) -> None:
+            if self._closed:
+                return          # the bus outlives a session's journal: nothing to write to any more
             try:
                 self.record_event(ev)
             except JournalError:

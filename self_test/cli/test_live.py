@@ -117,6 +117,17 @@ def test_live_runs_end_to_end_on_one_minute_candles(tmp_path: Path, supervised: 
             assert intents[cid].status == "filled" and o["status"] == "Filled"
             assert sum(f.qty for f in journal.fills(client_order_id=cid)) == pytest.approx(o["cum_qty"])
         assert set(fake.book.links) == set(on_fake)              # every order carried its orderLinkId
+        # every event is journaled in `events`: one trade event per order, the start and the stop
+        events = journal.recent_events(10_000)
+        fills = [e.data["client_order_id"] for e in events if e.kind == "trade" and "client_order_id" in e.data]
+        assert sorted(fills) == sorted(on_fake)
+        assert any("LIVE session started" in e.message for e in events)
+        assert any(e.kind == "mode" and "engine stopped" in e.message for e in events)
+        # the position left open is journaled with the stop Bybit holds for it
+        for (sym, _), pos in fake.book.positions.items():
+            if pos["size"]:
+                (row,) = [p for p in journal.positions("LIVE") if p.symbol == sym]
+                assert row.stop_loss == pytest.approx(pos["sl"]) and pos["sl"] > 0
     finally:
         journal.close()
     if supervised:
