@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.cli.status import open_exchange, resolve_lost_orders, where
+    from bot.cli.status import open_exchange, print_dust, resolve_lost_orders, where
     from bot.engine.trading_engine import TradingEngine
     from bot.errors import AuthError, BotError
 
@@ -47,6 +47,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     resolve_lost_orders(settings, exchange)
     if not positions:
         print("no open positions")
+        print_dust(exchange)
         return 0
     for p in positions:
         print(f"  {p.symbol} {p.side.upper()} {p.size:g} @ {p.entry_price:,.6g}")
@@ -76,6 +77,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     if isinstance(exchange, SimExchange):   # the paper wallet persists
         exchange.save()
+    print_dust(exchange)
     if left:
         print(f"STILL OPEN: {', '.join(p.symbol for p in left)} (see the log for why)")
         return 1

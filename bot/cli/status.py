@@ -100,6 +100,15 @@ def resolve_lost_orders(settings: Any, exchange: Any) -> list[str]:
     return list(report.lost)
 
 
+def print_dust(exchange: Any) -> None:
+    """Spot coins left below Bybit's smallest order (a buy's fee is taken in the coin): shown as
+    dust, never as an open position or a qty-0 order."""
+    dust = getattr(exchange, "dust", None) or {}
+    if dust:
+        print("dust (below Bybit's smallest order, cannot be sold): "
+              + ", ".join(f"{coin} {qty:.8f}".rstrip("0") for coin, qty in sorted(dust.items())))
+
+
 def paper_wallet_path(settings: Any) -> Path:
     return Path(settings.data_dir) / "paper_wallet.json"
 
@@ -131,6 +140,7 @@ def run(args: argparse.Namespace, settings: Any) -> int:
                          f" · TP {p.take_profit:,.2f}" if p.take_profit else ""])
         print(f"  {p.symbol} {p.side.upper()} {p.size:g} @ {p.entry_price:,.2f} · mark {p.mark_price:,.2f} · "
               f"P&L {p.unrealised_pnl:+,.2f}{stops}{src}")
+    print_dust(ex)
     orders = ex.get_open_orders()
     print(f"open orders ({len(orders)})")
     for o in orders:

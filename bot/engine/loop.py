@@ -277,17 +277,24 @@ def seed_book(book: TradeBook, exchange: Exchange, journal: Journal | None = Non
     leave out its entry fee)."""
     for p in exchange.get_positions():
         if p.size > 0 and p.symbol not in book.open:
-            book.seed(journal_costs(p, journal, book.mode) if journal is not None else p)
+            book.seed(journal_costs(p, journal, book.mode, dust=_dust(exchange, p.symbol))
+                      if journal is not None else p)
 
 
-def journal_costs(p: Position, journal: Journal, mode: str) -> Position:
+def _dust(exchange: Exchange, symbol: str) -> float:
+    """Spot: one quantity step (what a close leaves unsold); linear: 0."""
+    inst = exchange.get_instrument(symbol)
+    return float(inst.qty_step) if inst.category == "spot" else 0.0
+
+
+def journal_costs(p: Position, journal: Journal, mode: str, *, dust: float = 0.0) -> Position:
     """`p` as the journal's own fills built it (average entry, every fee paid, open time) when
     they explain its side and size; else with the fees of the journal's position row; else as is."""
     if p.fees:
         return p                                   # the paper wallet keeps its fees itself
-    ledger, _ = replay_fills(journal.fills(symbol=p.symbol, mode=Mode(mode)), mode=mode)
+    ledger, _ = replay_fills(journal.fills(symbol=p.symbol, mode=Mode(mode)), mode=mode, dust=dust)
     mine = ledger.positions.get(p.symbol)
-    if mine is not None and mine.side == p.side and abs(mine.size - p.size) <= max(1e-9, 1e-6 * p.size):
+    if mine is not None and mine.side == p.side and abs(mine.size - p.size) <= max(1e-9, 1e-6 * p.size, dust):
         return replace(p, entry_price=mine.entry, fees=mine.fees, opened_ms=mine.opened_ms or p.opened_ms)
     row = next((q for q in journal.positions(Mode(mode)) if q.symbol == p.symbol and q.side == p.side), None)
     if row is not None and row.fees:

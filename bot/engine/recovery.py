@@ -397,7 +397,8 @@ class _Run:
         """The round trip the journal's fills make of `jp` (entry and exit fees included): the
         fills replayed through the ledger end flat with a last round trip of jp's side and size.
         Else the closing fills since it opened, with the fees the journal's position row has."""
-        ledger, trades = replay_fills(self.j.fills(symbol=jp.symbol, mode=self.mode), mode=self.mode)
+        dust = 0.0 if self.linear else float(self.ex.get_instrument(jp.symbol).qty_step)
+        ledger, trades = replay_fills(self.j.fills(symbol=jp.symbol, mode=self.mode), mode=self.mode, dust=dust)
         if jp.symbol not in ledger.positions and trades:
             t = trades[-1]
             if t.side == jp.side and abs(t.qty - jp.size) <= max(1e-9, 1e-6 * jp.size) and t.exit_ms >= jp.opened_ms:

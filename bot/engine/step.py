@@ -350,7 +350,7 @@ class CandleStep:
         ps = st.pairs.get(fill.symbol)
         if ps is not None:
             ps.markers.append(TradeMarker(fill.time_ms, fill.price, fill.side, fill.reason))
-        trade = st.book.apply(fill)
+        trade = st.book.apply(fill, dust=self._dust(fill.symbol))
         if trade is None:
             return None
         st.recent_trades.append(trade)
@@ -419,6 +419,16 @@ class CandleStep:
             if p.symbol == symbol and p.size > 0:
                 return p
         return None
+
+    def _dust(self, symbol: str) -> float:
+        """Spot: what a close leaves that can never be sold (less than one quantity step; Bybit
+        takes a buy's fee in the coin bought). Linear positions close exactly."""
+        if self.settings.EXCHANGE_CATEGORY != "spot":
+            return 0.0
+        try:
+            return float(self.parts.exchange.get_instrument(symbol).qty_step)
+        except BotError:
+            return 0.0
 
     @property
     def label(self) -> str:

@@ -164,6 +164,7 @@ class BybitExchange:
         self.http = http
         self._instruments: dict[str, Instrument] = {}
         self._leverage_done: set[str] = set()
+        self.dust: dict[str, float] = {}   # spot: coins held below the smallest sellable order (last read)
         self.hedge_mode = False
 
     @classmethod
@@ -260,21 +261,41 @@ class BybitExchange:
         (Bybit does not report an entry price for spot holdings; the journal knows it)."""
         acct = (self._call("get_wallet_balance", policy=policy, accountType="UNIFIED").get("list") or [{}])[0]
         out = []
+        self.dust = {}
         for c in acct.get("coin", []):
-            qty = _f(c.get("walletBalance"))
+            qty = _f(c.get("walletBalance")) - _f(c.get("locked"))     # free: what can be sold
             if c.get("coin") == self.settings.QUOTE_COIN or qty <= 0:
                 continue
-            mark = _f(c.get("usdValue")) / qty
-            out.append(Position(symbol=f"{c['coin']}{self.settings.QUOTE_COIN}", side=PositionSide.LONG, size=qty,
-                                entry_price=mark, mark_price=mark))
+            symbol = f"{c['coin']}{self.settings.QUOTE_COIN}"
+            mark = _f(c.get("usdValue")) / _f(c.get("walletBalance"), qty)
+            try:
+                inst = self.get_instrument(symbol)
+            except (InvalidOrderError, ExchangeAPIError):
+                inst = None          # a coin with no USDT market: shown as held, never sold by the bot
+            why = inst.check_order(floor_to_step(qty, inst.qty_step), mark, market=True) if inst is not None else None
+            if why and why.startswith("too small"):
+                self.dust[c["coin"]] = qty    # below what Bybit would buy back: dust, not a position
+                continue
+            out.append(Position(symbol=symbol, side=PositionSide.LONG, size=qty, entry_price=mark, mark_price=mark))
         return out
 
+    def _base_fee(self, symbol: str, coin: str) -> bool:
+        """Is a fee in `coin` taken in the base coin of `symbol` (a spot buy)?"""
+        quote = self.settings.QUOTE_COIN
+        return bool(coin) and coin != quote and symbol == f"{coin}{quote}"
+
     def _order(self, r: dict[str, Any]) -> Order:
-        fee = _f(r.get("cumExecFee")) or sum(_f(v) for v in (r.get("cumFeeDetail") or {}).values())
+        detail = r.get("cumFeeDetail") or {}
+        fee = _f(r.get("cumExecFee")) or sum(_f(v) for v in detail.values())
+        filled, avg = _f(r.get("cumExecQty")), _f(r.get("avgPrice"))
+        if any(self._base_fee(r["symbol"], coin) for coin in detail):
+            # a spot buy's fee is taken in the base coin: what the order left us is the fill net of
+            # it, and the fee is shown (and booked) in USDT at the fill price
+            filled, fee = filled - fee, fee * avg
         return Order(client_order_id=r.get("orderLinkId", ""), symbol=r["symbol"], side=Side(r["side"]), qty=_f(r.get("qty")),
                      order_type=r.get("orderType", "Market"), status=_STATUS.get(r.get("orderStatus", ""), OrderStatus.NEW),
                      price=_opt(r.get("price")) if r.get("orderType") == "Limit" else None,
-                     avg_price=_f(r.get("avgPrice")), filled_qty=_f(r.get("cumExecQty")), fee=fee,
+                     avg_price=avg, filled_qty=filled, fee=fee,
                      reduce_only=bool(r.get("reduceOnly")), stop_loss=_opt(r.get("stopLoss")),
                      take_profit=_opt(r.get("takeProfit")), exchange_order_id=r.get("orderId", ""),
                      created_ms=int(_f(r.get("createdTime"))), updated_ms=int(_f(r.get("updatedTime"))),
@@ -308,12 +329,14 @@ class BybitExchange:
         rows = self._call("get_executions", category=self.category, symbol=symbol, limit=100, **where).get("list") or []
         return [self._fill(r, r.get("orderLinkId", "")) for r in reversed(rows) if r.get("execType", "Trade") == "Trade"]
 
-    @staticmethod
-    def _fill(r: dict[str, Any], cid: str) -> Fill:
+    def _fill(self, r: dict[str, Any], cid: str) -> Fill:
         reason = "signal" if r.get("orderLinkId") else {"StopLoss": "stop-loss", "TakeProfit": "take-profit"}.get(
             r.get("stopOrderType", ""), "reconcile")
+        qty, price, fee = _f(r.get("execQty")), _f(r.get("execPrice")), _f(r.get("execFee"))
+        if self._base_fee(r["symbol"], str(r.get("feeCurrency") or "")):
+            qty, fee = qty - fee, fee * price     # received net of a base-coin fee; the fee in USDT
         return Fill(client_order_id=r.get("orderLinkId") or cid, symbol=r["symbol"], side=Side(r["side"]),
-                    qty=_f(r.get("execQty")), price=_f(r.get("execPrice")), fee=_f(r.get("execFee")),
+                    qty=qty, price=price, fee=fee,
                     time_ms=int(_f(r.get("execTime"))), exchange_order_id=r.get("orderId", ""),
                     exec_id=r.get("execId", ""), is_maker=bool(r.get("isMaker")), reason=reason)
 

@@ -197,6 +197,17 @@ class TradeExecutor:
             inst = self.exchange.get_instrument(symbol)
             price = self.exchange.get_price(symbol)
             q = self.qty_for_notional(usdt, price, inst, at_most=True)
+            if side == Side.SELL and not self.settings.allows_short:
+                # spot sells what is free (a buy's fee was taken in the coin: 20 USDT bought is a
+                # little less than 20 USDT to sell), floored to the step; never more
+                pos = self._position(symbol)
+                free = floor_to_step(pos.size, inst.qty_step) if pos is not None else 0.0
+                if free <= 0:
+                    raise InvalidOrderError(f"order not sent: no {inst.base_coin or symbol} free to sell on spot")
+                if q > free:
+                    log.info("%s: selling the %g free instead of %g (spot cannot sell more than it holds)",
+                             symbol, free, q)
+                    q = free
         except InvalidOrderError as exc:
             return self._refuse(symbol, str(exc), "manual")
         return self._send(symbol, Side(side), q, reason="manual", prefix="manual")

@@ -64,3 +64,42 @@ def test_close_all_under_faults_closes_every_time_without_a_traceback(tmp_path, 
     assert len(closes) == 10 and len({o["orderLinkId"] for o in closes}) == 10
     with Journal(tmp_path / "data" / "state.db") as j:
         assert len(j.closed_trades("LIVE")) == 10 and j.unresolved_intents() == []
+
+
+def test_spot_end_to_end_fees_in_the_coin_dust_and_pnl(tmp_path, live_env, fake_bybit, btc_hourly, capsys):
+    """Spot, where Bybit takes a buy's fee in the coin bought: a sell right after a buy of the same
+    value sells what is free; close-all sells the free balance floored to the step and calls the
+    rest dust (no 'STILL OPEN', no qty-0 order, no position in status); fees show in USDT; over
+    20 round trips the journal's P&L is the wallet's change (USDT and coins) to within one
+    quantity step's value."""
+    live_env.setenv("EXCHANGE_CATEGORY", "spot")
+    live_env.setenv("LEVERAGE", "1")
+    closes = btc_hourly["close"].to_numpy()[-400::10]
+    fake_bybit.set_price("BTCUSDT", round(float(closes[0]), 1))
+    assert main(["--env-file", "/dev/null", "order", "BTCUSDT", "buy", "20", "--live", "--yes"]) == 0
+    out = capsys.readouterr().out
+    assert "fee 0.0000 USDT" not in out and " fee 0.0" in out            # the coin fee, in USDT
+    assert main(["--env-file", "/dev/null", "order", "BTCUSDT", "SELL", "20", "--live", "--yes"]) == 0
+    assert main(["--env-file", "/dev/null", "status", "--live"]) == 0
+    out = capsys.readouterr().out
+    assert "positions (0)" in out and "dust (below Bybit's smallest order" in out
+    start_usdt = fake_bybit.book.wallet
+    start_coins = fake_bybit.book.coins.get("BTC", 0.0)
+    for i in range(20):
+        fake_bybit.set_price("BTCUSDT", round(float(closes[2 * i]), 1))
+        assert main(["--env-file", "/dev/null", "order", "BTCUSDT", "buy", "40", "--live", "--yes"]) == 0
+        fake_bybit.set_price("BTCUSDT", round(float(closes[2 * i + 1]), 1))
+        assert main(["--env-file", "/dev/null", "close-all", "--live", "--yes"]) == 0
+        out = capsys.readouterr().out
+        assert "STILL OPEN" not in out and "closed BTCUSDT long" in out
+    assert all(float(o["qty"]) > 0 for o in fake_bybit.book.orders.values())          # never a qty-0 order
+    assert fake_bybit.book.coins["BTC"] < 0.000001                                        # dust only
+    with Journal(tmp_path / "data" / "state.db") as j:
+        trades = j.closed_trades("LIVE")[-20:]
+    assert len(trades) == 20 and all(t.reason == "close-all" for t in trades)
+    last = float(round(closes[39], 1))
+    wallet_change = (fake_bybit.book.wallet - start_usdt) + (fake_bybit.book.coins["BTC"] - start_coins) * last
+    assert sum(t.pnl for t in trades) == pytest.approx(wallet_change, abs=0.000001 * last)   # one step
+    paid = sum(float(e["execFee"]) * (float(e["execPrice"]) if e["feeCurrency"] == "BTC" else 1.0)
+               for e in fake_bybit.book.executions[-40:])
+    assert sum(t.fees for t in trades) == pytest.approx(paid, rel=1e-3)                 # both fees, in USDT

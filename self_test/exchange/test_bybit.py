@@ -243,17 +243,23 @@ def test_spot_orders_are_in_base_coin_and_holdings_show_as_longs(tmp_path, fake_
     inst = ex.get_instrument("BTCUSDT")
     assert (inst.qty_step, inst.min_notional, inst.category) == (0.000001, 5.0, "spot")
     order = ex.create_order("BTCUSDT", "Buy", 0.0025, client_order_id="spot-1")
-    assert order.status == OrderStatus.FILLED and order.filled_qty == 0.0025
+    # Bybit takes a spot buy's fee in the coin bought: 0.0025 BTC bought leaves 0.0024975 BTC, and
+    # the fee (0.0000025 BTC) is shown and booked in USDT at the fill price
+    assert order.status == OrderStatus.FILLED and order.filled_qty == pytest.approx(0.0024975)
+    assert order.fee == pytest.approx(0.0000025 * price)
+    (fill,) = ex.get_fills("spot-1", "BTCUSDT")
+    assert fill.qty == pytest.approx(0.0024975) and fill.fee == pytest.approx(0.0000025 * price)
     assert fake_bybit.calls("/v5/order/create")[-1]["marketUnit"] == "baseCoin"
     assert fake_bybit.calls("/v5/position/set-leverage") == []  # no leverage on spot
     (pos,) = ex.get_positions()
-    assert (pos.symbol, pos.side, pos.size) == ("BTCUSDT", "long", 0.0025)
+    assert (pos.symbol, pos.side) == ("BTCUSDT", "long") and pos.size == pytest.approx(0.0024975)
     with pytest.raises(InsufficientFundsError) as e:
         ex.create_order("BTCUSDT", "Sell", 0.01, client_order_id="spot-2")  # more than held: spot cannot short
     assert e.value.code == 170131
-    ex.close_position("BTCUSDT", client_order_id="spot-3")
-    assert ex.get_positions() == []
-    spent = 0.0025 * price * 0.001 * 2  # spot fee, both ways
+    close = ex.close_position("BTCUSDT", client_order_id="spot-3")
+    assert close.filled_qty == 0.002497                                # the free balance floored to the step
+    assert ex.get_positions() == [] and ex.dust == {"BTC": pytest.approx(0.0000005)}   # dust, not a position
+    spent = 0.0025 * price - 0.002497 * price * (1 - 0.001)
     assert ex.get_balance().wallet_balance == pytest.approx(1000 - spent)
 
 
