@@ -21,7 +21,7 @@ from bot.engine.components import Components, durable
 from bot.engine.engine_state import EngineState
 from bot.engine.recovery import journal_row, protected
 from bot.engine.state import TAIL, PairState, StreamingIndicators, TradeMarker
-from bot.errors import BotError, RiskViolationError
+from bot.errors import BotError, OutcomeUnknownError, RiskViolationError
 from bot.events import EventBus, EventKind
 from bot.strategies.base import (
     FLAT,
@@ -230,7 +230,7 @@ class CandleStep:
         return True
 
     def _open(self, ps: PairState, side: str, price: float, time_ms: int, *, decision: Decision | None = None,
-              requested: float | None = None, source: str = "bot") -> tuple[bool, str, list[Fill]]:
+              requested: float | None = None, source: str = "bot", protect: bool = True) -> tuple[bool, str, list[Fill]]:
         c = self.parts
         balance = c.exchange.get_balance()
         verdict = c.risk.evaluate_entry(
@@ -244,9 +244,15 @@ class CandleStep:
         if verdict.reason:
             log.info("%s %s: %s", self.source, ps.symbol, verdict.reason)
         try:
-            ok, msg, fills = c.broker.open(ps.symbol, side, verdict.notional, stop_loss=verdict.stop_loss,
-                                           take_profit=verdict.take_profit,
+            ok, msg, fills = c.broker.open(ps.symbol, side, verdict.notional,
+                                           stop_loss=verdict.stop_loss if protect else None,
+                                           take_profit=verdict.take_profit if protect else None,
                                            reason="manual" if source == "manual" else "signal")
+        except OutcomeUnknownError as exc:
+            self.report_error(exc, f"{ps.symbol}: open {side}")
+            if source == "manual":
+                raise            # a person must not read "failed" and place it again
+            return False, f"order sent, outcome unknown: {exc}", []
         except BotError as exc:
             self.report_error(exc, f"{ps.symbol}: open {side}")
             return False, f"order failed: {exc}", []
@@ -262,7 +268,8 @@ class CandleStep:
                 linear = self.settings.EXCHANGE_CATEGORY == "linear"
                 entry = sum(f.qty * f.price for f in fills) / sum(f.qty for f in fills) if fills else pos.entry_price
                 pos = protected(pos if linear else dataclasses.replace(pos, entry_price=entry),
-                                journal_row(record, ps.symbol, self.state.book.mode), stop=verdict.stop_loss)
+                                journal_row(record, ps.symbol, self.state.book.mode),
+                                stop=verdict.stop_loss if protect else None)
                 record.upsert_position(pos, mode=self.state.book.mode)
             why = f" ({decision.reason})" if decision and decision.reason else ""
             log.info("%s %s opened %s %.6g @ %.6g (%.2f USDT), stop %.6g, take-profit %.6g%s", self.label,
@@ -367,8 +374,11 @@ class CandleStep:
         return trade
 
     # -- a person's orders -----------------------------------------------------------------------
-    def manual_order(self, symbol: str, side: str, usdt: float) -> ManualOrderResult:
-        """A person's order through the same circuit breaker, risk checks and executor as the bot's."""
+    def manual_order(self, symbol: str, side: str, usdt: float, *, protect: bool = True) -> ManualOrderResult:
+        """A person's order through the same circuit breaker, risk checks and executor as the bot's,
+        with the risk manager's stop-loss and take-profit on the exchange (`protect=False`: sized
+        and checked the same, sent without them). An order sent whose outcome is unknown raises
+        `OutcomeUnknownError` (never a refusal: it may have filled)."""
         side_l = {"buy": "long", "long": "long", "sell": "short", "short": "short"}.get(side.lower())
         if side_l is None:
             return ManualOrderResult(False, f"side {side!r} is not known; use buy or sell", symbol)
@@ -385,7 +395,7 @@ class CandleStep:
         time_ms = int(self.clock() * 1000)
         if not c.errors.allows_entries():
             return ManualOrderResult(False, f"circuit breaker {c.errors.state}: {c.errors.reason}", symbol)
-        ok, msg, fills = self._open(ps, side_l, price, time_ms, requested=usdt, source="manual")
+        ok, msg, fills = self._open(ps, side_l, price, time_ms, requested=usdt, source="manual", protect=protect)
         qty = sum(f.qty for f in fills)
         px = fills[-1].price if fills else 0.0
         cid = fills[-1].client_order_id if fills else ""

@@ -176,7 +176,8 @@ class TradeExecutor:
         sl = round_to_tick(stop_loss, inst.tick_size) if stop_loss else None
         tp = round_to_tick(take_profit, inst.tick_size) if take_profit else None
         order_side = Side.BUY if side == PositionSide.LONG else Side.SELL
-        return self._send(symbol, order_side, q, reason=reason, stop_loss=sl, take_profit=tp, prefix="open")
+        return self._send(symbol, order_side, q, reason=reason, stop_loss=sl, take_profit=tp,
+                          prefix="manual" if reason == "manual" else "open")
 
     def close_position(self, symbol: str, *, reason: str = "signal") -> ExecutionResult | None:
         """Close the whole position in `symbol` with a reduce-only market order; None if flat."""
