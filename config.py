@@ -153,6 +153,8 @@ class Settings:
                                  "(pybit demo mode; keys of your Bybit demo account)")
     BYBIT_BASE_URL: str = _s("", "empty = pybit's official endpoint; tests point it at http://127.0.0.1:PORT")
     BYBIT_TIMEOUT: float = _s(10.0, "HTTP timeout for Bybit calls, seconds", lo=0.1, hi=120)
+    ACCOUNT_REFRESH_SECONDS: float = _s(2.0, "live: the running bot reads balance and positions from Bybit at most "
+                                             "this often (every order or stop change reads anew)", lo=0, hi=60)
     CLOSE_DEADLINE_SECONDS: float = _s(300.0, "seconds a close (reduce-only) order is retried through Bybit errors "
                                               "before a critical alert; entries keep a short budget", lo=1, hi=3600)
     ORDER_LOOKUP_SECONDS: float = _s(10.0, "seconds an order Bybit accepted is looked up when look-ups fail, "

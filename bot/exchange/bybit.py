@@ -122,6 +122,9 @@ def map_error(exc: BaseException, what: str, *, client_order_id: str | None = No
     return exc if isinstance(exc, Exception) else RuntimeError(str(exc))
 
 
+_VIEWS = frozenset({"get_wallet_balance", "get_positions"})   # the account view a snapshot reads
+
+
 def is_transient(err: BaseException) -> bool:
     """Worth retrying after a pause (the request may or may not have been processed)."""
     if isinstance(err, (NetworkError, RateLimitError)):
@@ -137,7 +140,7 @@ class BybitExchange:
 
     def __init__(self, settings: Settings, *, http: Any | None = None, retries: int = 4, retry_delay: float = 0.5,
                  max_retry_delay: float = 8.0, fill_wait: float = 2.0, lookup_budget: float | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 view_seconds: float = 0.0, sleep: Callable[[float], None] = time.sleep) -> None:
         self.settings = settings
         self.category = settings.EXCHANGE_CATEGORY
         self.leverage = float(settings.LEVERAGE)
@@ -151,6 +154,10 @@ class BybitExchange:
         # "read"; a command whose whole job is closing (close-all) sets "close": its reads then keep at
         # it until the close deadline too
         self.read_policy = "read"
+        # the account view (balance, positions) is read from Bybit at most every `view_seconds` (the
+        # engine: ACCOUNT_REFRESH_SECONDS; 0 = every time); any order, cancel or stop change reads anew
+        self.view_seconds = float(view_seconds)
+        self._views: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
         self.has_keys = bool(settings.has_bybit_keys)
         add_secrets(settings.secret_values())
         if http is None:
@@ -190,6 +197,20 @@ class BybitExchange:
         as its policy says (default: `read_policy`)."""
         if private and not self.has_keys:
             raise AuthError("Bybit API keys are not set: put BYBIT_API_KEY and BYBIT_API_SECRET in .env", code=10003)
+        if method not in _VIEWS:
+            if not method.startswith("get_"):
+                self._views.clear()          # a change on the account: the next view is read anew
+        elif self.view_seconds > 0:
+            key = (method, repr(sorted(params.items())))
+            hit = self._views.get(key)
+            if hit is not None and time.monotonic() - hit[0] < self.view_seconds:
+                return hit[1]
+            result = self._call_policy(method, policy, params)
+            self._views[key] = (time.monotonic(), result)
+            return result
+        return self._call_policy(method, policy, params)
+
+    def _call_policy(self, method: str, policy: str | None, params: dict[str, Any]) -> dict[str, Any]:
         rule = self.policies[policy or self.read_policy]
         start = time.monotonic()
         attempt = 0
@@ -417,6 +438,7 @@ class BybitExchange:
                                 client_order_id, last_err)
                     return self._settle(found, symbol, client_order_id, lookup)
             try:
+                self._views.clear()
                 self._once("place_order", **params)
                 return self._settle(None, symbol, client_order_id, lookup)
             except DuplicateOrderError as err:  # an earlier attempt landed

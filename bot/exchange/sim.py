@@ -51,7 +51,8 @@ __all__ = ["SimExchange", "KNOWN_INSTRUMENTS", "generic_instrument", "check_clie
 
 log = logging.getLogger(__name__)
 
-_KEEP_ORDERS, _KEEP_FILLS, _KEEP_EQUITY = 500, 500, 2000  # the journal keeps the full record
+# the journal keeps the full record; the wallet file keeps what it needs, so it stays small
+_KEEP_ORDERS, _KEEP_FILLS, _KEEP_EQUITY, _KEEP_CLOSED = 500, 500, 2000, 500
 
 @dataclass
 class _Book(OpenPosition):
@@ -415,6 +416,7 @@ class SimExchange:
             for cid in [c for c, o in st.orders.items() if o.status in OrderStatus.FINAL][: len(st.orders) - _KEEP_ORDERS]:
                 del st.orders[cid]
         del st.fills[:-_KEEP_FILLS]
+        del st.closed[:-_KEEP_CLOSED]
 
     def save(self) -> None:
         """Write the state now (it is also written after every fill)."""

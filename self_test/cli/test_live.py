@@ -107,6 +107,11 @@ def test_live_runs_end_to_end_on_one_minute_candles(tmp_path: Path, supervised: 
     assert proc.returncode == 0, (proc.stderr[-3000:], log[-3000:])
     assert "Traceback" not in proc.stdout + proc.stderr + log, log[-3000:]
     assert "14 candles processed" in log
+    # the account view is read from Bybit at most every ACCOUNT_REFRESH_SECONDS (2 s) and after
+    # each order, not for every snapshot (about 5 reads a second while idle, before)
+    # (the session lasts about 15 s: a read per snapshot would be dozens)
+    reads = len(fake.calls("/v5/account/wallet-balance"))
+    assert reads <= 12 + 3 * len(fake.book.orders), reads
     on_fake = {o["orderLinkId"]: o for o in fake.book.orders.values()}
     assert len(on_fake) >= 2, "no SMA crossing reached Bybit"
     journal = Journal(db)
