@@ -21,7 +21,7 @@ from bot.engine.components import Components, durable
 from bot.engine.engine_state import EngineState
 from bot.engine.recovery import journal_row, protected
 from bot.engine.state import TAIL, PairState, StreamingIndicators, TradeMarker
-from bot.errors import BotError, OutcomeUnknownError, RiskViolationError
+from bot.errors import BotError, InvalidOrderError, OutcomeUnknownError, RiskViolationError
 from bot.events import EventBus, EventKind
 from bot.strategies.base import (
     FLAT,
@@ -281,8 +281,21 @@ class CandleStep:
         try:
             ok, msg, fills = self.parts.broker.close(symbol, reason=reason)
         except BotError as exc:
+            if self.state.mode == "LIVE" and not isinstance(exc, InvalidOrderError):
+                # the close policy kept at it until CLOSE_DEADLINE_SECONDS: a person must act now
+                record = durable(self.parts.journal)
+                if record is not None:
+                    record.set_state(f"unclosed_{symbol}", {"time_ms": int(self.clock() * 1000), "reason": reason,
+                                                            "error": str(exc)})
+                self.bus.emit(EventKind.CRITICAL, f"🚨 CRITICAL ERROR 🚨 {symbol} could not be closed ({reason}) "
+                              f"within {self.settings.CLOSE_DEADLINE_SECONDS:g} s: {exc}. The position is still open "
+                              "(unclosed in the journal); close it on Bybit by hand.", level="CRITICAL",
+                              symbol=symbol, unclosed=True)
             self.report_error(exc, f"{symbol}: close ({reason})")
             return False, f"close failed: {exc}", []
+        record = durable(self.parts.journal)
+        if record is not None and record.get_state(f"unclosed_{symbol}") is not None and ok:
+            record.set_state(f"unclosed_{symbol}", None)
         for f in fills:
             self._book_fill(f if f.reason == reason else dataclasses.replace(f, reason=reason))
         return ok, msg, fills
