@@ -65,7 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     clock = FastClock(t0, args.speed)
     fake = FakeBybit(clock=clock, auth_clock=clock, follow_klines=True)
     span = int(args.minutes) + 5
-    serve_minutes(fake, SYMBOLS, end_ms=(t0 + span * 60) * 1000, n=800 + span)
+    # the served stretch of real prices ends 95 candles before the newest seed candle: the minutes
+    # to come then hold several SMA(10/30) crossings, so the bot trades during the soak
+    serve_minutes(fake, SYMBOLS, end_ms=(t0 + span * 60) * 1000, n=800 + span, back=max(0, 130 - span))
     fake.start()
     tmp = Path(tempfile.mkdtemp(prefix="soak-"))
     values = {"HISTORICAL_DATA_PATH": str(tmp / "data"), "LOG_FILE": str(tmp / "bot.log"), "BYBIT_BASE_URL": fake.url,
