@@ -23,6 +23,7 @@ from bot.engine.recovery import journal_row, protected
 from bot.engine.state import TAIL, PairState, StreamingIndicators, TradeMarker
 from bot.errors import BotError, InvalidOrderError, OutcomeUnknownError, RiskViolationError
 from bot.events import EventBus, EventKind
+from bot.exchange.base import round_to_tick
 from bot.strategies.base import (
     FLAT,
     LONG,
@@ -269,7 +270,7 @@ class CandleStep:
                 entry = sum(f.qty * f.price for f in fills) / sum(f.qty for f in fills) if fills else pos.entry_price
                 pos = protected(pos if linear else dataclasses.replace(pos, entry_price=entry),
                                 journal_row(record, ps.symbol, self.state.book.mode),
-                                stop=verdict.stop_loss if protect else None)
+                                stop=self._on_tick(ps.symbol, verdict.stop_loss) if protect else None)
                 record.upsert_position(pos, mode=self.state.book.mode)
             why = f" ({decision.reason})" if decision and decision.reason else ""
             log.info("%s %s opened %s %.6g @ %.6g (%.2f USDT), stop %.6g, take-profit %.6g%s", self.label,
@@ -305,6 +306,7 @@ class CandleStep:
         if new is None:
             return
         linear = self.settings.EXCHANGE_CATEGORY == "linear"
+        new = self._on_tick(ps.symbol, new)
         try:
             if linear:
                 self.parts.broker.set_stop(ps.symbol, new)
@@ -442,6 +444,16 @@ class CandleStep:
             if p.symbol == symbol and p.size > 0:
                 return p
         return None
+
+    def _on_tick(self, symbol: str, price: float | None) -> float | None:
+        """`price` rounded to the symbol's tick, as the exchange holds it (a journaled stop that
+        differs from Bybit's by rounding alone is the same stop)."""
+        if not price:
+            return price
+        try:
+            return round_to_tick(price, self.parts.exchange.get_instrument(symbol).tick_size)
+        except BotError:
+            return price
 
     def _dust(self, symbol: str) -> float:
         """Spot: what a close leaves that can never be sold (less than one quantity step; Bybit
