@@ -145,12 +145,14 @@ class Settings:
     ADOPTED_POSITIONS: str = _s("manage", "positions found on the exchange but not in the journal",
                                 choices=("manage", "close"))
     CRASH_AT: str = _s("", "crash-safety tests only: kill the process (SIGKILL) at this point of the first order; "
-                           "empty = never", choices=("", "after_intent", "after_send", "after_fill"))
+                           "empty = never", choices=("", "after_intent", "after_send", "after_fill", "after_outcome"))
 
     # --- secrets and endpoints (secrets only from the environment or .env) --------------------
     BYBIT_API_KEY: str = _s("", "Bybit API key", secret=True)
     BYBIT_API_SECRET: str = _s("", "Bybit API secret", secret=True)
     USE_TESTNET: bool = _s(False, "use Bybit testnet instead of mainnet")
+    BYBIT_DEMO: bool = _s(False, "Bybit demo trading: the live path with play money on Bybit's own servers "
+                                 "(pybit demo mode; keys of your Bybit demo account)")
     BYBIT_BASE_URL: str = _s("", "empty = pybit's official endpoint; tests point it at http://127.0.0.1:PORT")
     BYBIT_TIMEOUT: float = _s(10.0, "HTTP timeout for Bybit calls, seconds", lo=0.1, hi=120)
     BYBIT_WS_URL: str = _s("", "empty = pybit's official WebSocket streams (none when BYBIT_BASE_URL is set); "
@@ -158,6 +160,13 @@ class Settings:
     BYBIT_WS_PING_SECONDS: float = _s(20.0, "seconds between WebSocket pings (Bybit asks for 20)", lo=0.2, hi=60)
     BYBIT_WS_STALL_SECONDS: float = _s(60.0, "a WebSocket silent this long is taken as stalled and reopened; "
                                              "REST polling covers the gap", lo=0.5, hi=600)
+    ACCOUNT_REFRESH_SECONDS: float = _s(2.0, "live: the running bot reads balance and positions from Bybit at most "
+                                             "this often (every order or stop change reads anew)", lo=0, hi=60)
+    CLOSE_DEADLINE_SECONDS: float = _s(300.0, "seconds a close (reduce-only) order is retried through Bybit errors "
+                                              "before a critical alert; entries keep a short budget", lo=1, hi=3600)
+    ORDER_LOOKUP_SECONDS: float = _s(10.0, "seconds an order Bybit accepted is looked up when look-ups fail, "
+                                           "before it is reported as 'accepted, outcome unknown' (exit code 4)",
+                                     lo=0, hi=600)
     TELEGRAM_BOT_TOKEN: str = _s("", "Telegram bot token; empty disables alerts", secret=True)
     TELEGRAM_CHAT_ID: str = _s("", "the only Telegram chat the bot ever messages")
     TELEGRAM_BASE_URL: str = _s("", "empty = api.telegram.org; tests point it at a loopback fake")

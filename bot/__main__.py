@@ -4,7 +4,11 @@ Each command lives in its own module under `bot/cli/` and defines `COMMAND` (its
 `HELP` (one line), `add_arguments(parser)` and `run(args, settings) -> int`. Commands are found
 automatically, so adding one never touches this file.
 
-Exit codes: 0 ok, 1 failed, 2 bad usage or settings, 3 critical error (a supervisor may restart).
+Exit codes, the same for every command (README, "Exit codes"): 0 done, 1 failed or refused (nothing
+happened that you do not know about), 2 bad usage or settings (missing or refused API keys
+included), 3 critical error of a running bot (the supervisor restarts it), 4 an order was sent and
+accepted (or may have been) but its outcome is not known yet: it is resolved by its orderLinkId by
+the next command or start; do not place it again by hand.
 """
 
 from __future__ import annotations
@@ -16,9 +20,9 @@ import pkgutil
 import sys
 
 import bot.cli
-from bot.errors import BotError, ConfigError
+from bot.errors import AuthError, BotError, ConfigError, OutcomeUnknownError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CRITICAL = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CRITICAL, EXIT_UNKNOWN = 0, 1, 2, 3, 4
 
 
 def _commands() -> dict[str, object]:
@@ -70,6 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         logging.getLogger("bot").error("settings error: %s", exc)
         return EXIT_USAGE
+    except AuthError as exc:
+        logging.getLogger("bot").error("API keys: %s", exc)
+        return EXIT_USAGE
+    except OutcomeUnknownError as exc:
+        logging.getLogger("bot").error("accepted, outcome unknown, will be resolved: %s", exc)
+        return EXIT_UNKNOWN
     except BotError as exc:
         logging.getLogger("bot").error("%s: %s", type(exc).__name__, exc)
         return EXIT_FAILED

@@ -18,6 +18,7 @@ __all__ = [
     "OrderExecutionError",
     "InvalidOrderError",
     "DuplicateOrderError",
+    "OutcomeUnknownError",
     "StrategyError",
     "RiskViolationError",
     "CheckpointError",
@@ -79,6 +80,11 @@ class InvalidOrderError(OrderExecutionError):
 
 class DuplicateOrderError(OrderExecutionError):
     """An order with this client order id already exists on the exchange."""
+
+
+class OutcomeUnknownError(OrderExecutionError):
+    """The order was sent and the exchange accepted it (or may have): what became of it is not
+    known yet. It is journaled LOST and resolved by its client order id later; never send it again."""
 
 
 class StrategyError(BotError):

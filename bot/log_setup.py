@@ -71,6 +71,20 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class OneLineFormatter(logging.Formatter):
+    """The console's format when there is a log file: an error is its one line there, its
+    traceback goes to the log file only (a person reads the line, a developer the file)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        kept = record.exc_text
+        record.exc_text = None
+        try:
+            text = super().format(record)
+        finally:
+            record.exc_text = kept
+        return text + ("  (details in the log file)" if kept else "")
+
+
 def setup_logging(*, log_file: str | Path | None, level: str = "INFO", secrets: Iterable[str] = (),
                   max_bytes: int = 5_000_000, backup_count: int = 5, console: bool = True) -> logging.Logger:
     """Configure the root logger once: rotating file + console, both behind the redaction filter.
@@ -95,7 +109,9 @@ def setup_logging(*, log_file: str | Path | None, level: str = "INFO", secrets: 
         handlers.append(logging.StreamHandler(sys.stderr))
     for h in handlers:
         h._bot_handler = True  # type: ignore[attr-defined]
-        h.setFormatter(fmt)
+        console_with_file = log_file and isinstance(h, logging.StreamHandler) and \
+            not isinstance(h, logging.FileHandler)
+        h.setFormatter(OneLineFormatter(_LOG_FORMAT) if console_with_file else fmt)
         h.addFilter(RedactingFilter())
         root.addHandler(h)
     # Third-party loggers that echo requests (with headers) stay quiet unless we debug.

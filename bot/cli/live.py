@@ -54,7 +54,8 @@ def confirm(settings: Settings, *, ask: Callable[[str], str] = input) -> bool:
     except BotError as exc:
         at_risk = f"balance unknown ({exc})"
     s = settings
-    print(f"LIVE TRADING on Bybit {s.EXCHANGE_CATEGORY}{' TESTNET' if s.USE_TESTNET else ''}: {at_risk}.\n"
+    where = (" TESTNET" if s.USE_TESTNET else "") + (" DEMO TRADING (play money)" if s.BYBIT_DEMO else "")
+    print(f"LIVE TRADING on Bybit {s.EXCHANGE_CATEGORY}{where}: {at_risk}.\n"
           f"Each trade uses {s.POSITION_SIZE_PCT:.0%} of equity (at least {s.MIN_ORDER_USDT:g} USDT), at most "
           f"{s.MAX_RISK_PER_TRADE:.0%} of equity at risk per trade and {s.MAX_TOTAL_RISK:.0%} across positions; "
           f"new entries stop after a {s.DAILY_LOSS_LIMIT:.0%} daily loss or a {s.MAX_DRAWDOWN:.0%} drawdown.")
@@ -69,6 +70,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print("live trading needs BYBIT_API_KEY and BYBIT_API_SECRET in .env or the environment; "
               "refusing to start", file=sys.stderr)
         return 2
+    if (args.strategy or settings.STRATEGY) == "dqn":
+        from bot.safety.live_gate import dqn_live_refusal
+
+        why = dqn_live_refusal(settings)
+        if why:   # no untrained (or unproven) agent with real money; sma and analyst need no gate
+            print(why, file=sys.stderr)
+            return 1
     if not args.yes:
         if not sys.stdin.isatty() and not args.no_supervisor:
             print("no terminal to confirm on: run interactively, or pass --yes", file=sys.stderr)

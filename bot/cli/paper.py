@@ -87,7 +87,7 @@ def run_engine(args: argparse.Namespace, settings: Settings, *, mode: str) -> in
     app.shutdown(close_positions=args.close_on_exit)
     snap = engine.snapshot()
     log.info("%s session over: equity %.2f USDT, %d open position(s), %d closed trade(s) this session, %s data",
-             mode, snap.equity, len(snap.positions), len(engine.recent_trades), snap.data_source)
+             mode, snap.equity, len(snap.positions), engine.state.session.trades, snap.data_source)
     if snap.status == EngineStatus.ERROR:
         return EXIT_CRITICAL
     return EXIT_OK

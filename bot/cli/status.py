@@ -78,6 +78,37 @@ def open_exchange(settings: Any, *, live: bool, trade: bool = True) -> tuple[Any
     return SimExchange(settings, state_path=paper_wallet_path(settings), price_source=prices, claim=trade), prices
 
 
+def resolve_lost_orders(settings: Any, exchange: Any) -> list[str]:
+    """What every command that talks to the exchange does first: look up the orders the journal
+    has as LOST (sent, outcome unknown) and filled orders missing their fills, by orderLinkId
+    (read-only), journal what is found and say so in one line. Returns the ids still unresolved."""
+    from bot.engine.recovery import resolve_lost
+    from bot.journal.store import Journal
+
+    if not (Path(settings.data_dir) / "state.db").exists():
+        return []
+    with Journal.for_settings(settings) as journal:
+        report = resolve_lost(settings, exchange=exchange, journal=journal)
+    found = [i for i in report.items if i.kind in ("resolved", "fills")]
+    if found:
+        print(f"resolved {len(found)} earlier order(s) by orderLinkId: " + "; ".join(i.message for i in found))
+    if report.lost:
+        print(f"{len(report.lost)} order(s) sent but still unresolved (outcome unknown; do not place them again): "
+              + ", ".join(report.lost))
+    for why in report.errors:
+        log.warning("resolving earlier orders: %s", why)
+    return list(report.lost)
+
+
+def print_dust(exchange: Any) -> None:
+    """Spot coins left below Bybit's smallest order (a buy's fee is taken in the coin): shown as
+    dust, never as an open position or a qty-0 order."""
+    dust = getattr(exchange, "dust", None) or {}
+    if dust:
+        print("dust (below Bybit's smallest order, cannot be sold): "
+              + ", ".join(f"{coin} {qty:.8f}".rstrip("0") for coin, qty in sorted(dust.items())))
+
+
 def paper_wallet_path(settings: Any) -> Path:
     return Path(settings.data_dir) / "paper_wallet.json"
 
@@ -86,16 +117,19 @@ def where(settings: Any, live: bool) -> str:
     if not live:
         return f"PAPER wallet {paper_wallet_path(settings)}"
     url = settings.BYBIT_BASE_URL or ("Bybit testnet" if settings.USE_TESTNET else "Bybit mainnet")
+    if settings.BYBIT_DEMO:
+        url = f"{url} (demo trading: play money)"
     return f"LIVE {settings.EXCHANGE_CATEGORY} account at {url}"
 
 
 def run(args: argparse.Namespace, settings: Any) -> int:
     ex, prices = open_exchange(settings, live=args.live, trade=False)  # looking, not trading
+    print(where(settings, args.live))
+    resolve_lost_orders(settings, ex)
     if prices is not None:  # paper: mark open positions at a fresh price
         for pos in ex.get_positions():
             ex.set_price(pos.symbol, prices(pos.symbol))
     bal = ex.get_balance()
-    print(where(settings, args.live))
     print(f"balance  equity {bal.equity:,.2f} {bal.coin} · available {bal.available:,.2f} · "
           f"wallet {bal.wallet_balance:,.2f} · unrealised {bal.unrealised_pnl:+,.2f}")
     positions = ex.get_positions()
@@ -106,6 +140,7 @@ def run(args: argparse.Namespace, settings: Any) -> int:
                          f" · TP {p.take_profit:,.2f}" if p.take_profit else ""])
         print(f"  {p.symbol} {p.side.upper()} {p.size:g} @ {p.entry_price:,.2f} · mark {p.mark_price:,.2f} · "
               f"P&L {p.unrealised_pnl:+,.2f}{stops}{src}")
+    print_dust(ex)
     orders = ex.get_open_orders()
     print(f"open orders ({len(orders)})")
     for o in orders:

@@ -135,5 +135,12 @@ def run(args: argparse.Namespace, settings: Any) -> int:
         print(f"training before fold {t['fold']}: {t['env_steps']} env steps in {t['seconds']} s "
               f"({t['steps_per_s']} steps/s)")
     if not args.no_save and agents:
-        print(f"checkpoint: {agents[-1].save()}")
+        from bot.safety.live_gate import judge, record_verdict
+
+        checkpoint = agents[-1].save()
+        passed, why = judge(report.rows)   # the walk-forward gate live trading with the DQN asks for
+        record_verdict(checkpoint, passed, why, symbol=args.symbol.upper(), interval=interval)
+        print(f"checkpoint: {checkpoint}")
+        print(f"walk-forward gate {'PASSED' if passed else 'NOT passed'}: {why}"
+              + ("" if passed else " (this agent may paper trade, not trade live)"))
     return 0

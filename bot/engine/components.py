@@ -192,7 +192,7 @@ def build_components(settings: Settings, mode: str, *, given: GivenParts, journa
     if given.exchange is None or (mode == "LIVE" and given.exchange.mode != "LIVE"):
         if mode == "LIVE":
             from bot.exchange.bybit import BybitExchange
-            exchange = BybitExchange(settings)
+            exchange = BybitExchange(settings, view_seconds=settings.ACCOUNT_REFRESH_SECONDS)
         else:
             # The paper wallet persists across restarts; its clock is the market's, so a replayed
             # fill carries the time of the candle it happened in (and lands on the chart there).

@@ -14,24 +14,28 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from bot.engine.commands import EngineCommands
 from bot.engine.components import Components, durable
 from bot.engine.engine_state import EngineState
 from bot.engine.promotion import PromotionWatch
+from bot.engine.recovery import journal_row, protected
 from bot.engine.snapshot import EngineStatus
 from bot.engine.state import TradeBook
 from bot.engine.step import CandleStep
 from bot.errors import BotError, NetworkError
 from bot.events import EventBus, EventKind
+from bot.exchange.ledger import replay_fills
 from bot.market.feeds import BybitMarket, MarketFeed, ReplayMarket, probe_bybit
 from bot.market.seed import SEED_FILES
-from bot.types import Connection, DataSource, ms_to_iso
+from bot.types import Connection, DataSource, Mode, Position, ms_to_iso
 
 if TYPE_CHECKING:
     from bot.engine.recovery import Reconciler
     from bot.exchange.base import Exchange
+    from bot.journal.base import Journal
     from bot.market.top_pairs import Ranking
     from config import Settings
 
@@ -140,7 +144,7 @@ class Session:
             cursor = record.get_state(REPLAY_CURSOR_KEY + market.interval)
             if cursor:
                 market.seek(int(cursor))   # a restarted replay continues where it stopped, like its wallet
-        seed_book(st.book, c.exchange)
+        seed_book(st.book, c.exchange, durable(c.journal))
         for s in symbols:
             st.pairs.pop(s, None)
             self.step.new_pair(s)        # warm-up from history, given at once
@@ -233,7 +237,7 @@ class Session:
         gone = [s for s in st.book.open if self.step.position(s) is None]
         for s in gone:          # closed outside the bot: the reconciler journaled the trade
             st.book.open.pop(s, None)
-        seed_book(st.book, c.exchange)
+        seed_book(st.book, c.exchange, durable(c.journal))
 
     def rotate_pairs(self, symbols: list[str]) -> list[str]:
         """Hourly: new hot pairs join (after a warm-up); a pair that left stays while it holds a position."""
@@ -270,12 +274,36 @@ class Session:
         raise SwitchSession()
 
 
-def seed_book(book: TradeBook, exchange: Exchange) -> None:
+def seed_book(book: TradeBook, exchange: Exchange, journal: Journal | None = None) -> None:
     """Positions that exist at start-up (persisted paper wallet, adopted live ones) enter the
-    trade book so their exit makes a proper round trip."""
+    trade book so their exit makes a proper round trip, with the costs the journal knows of
+    (`journal_costs`: Bybit reports no fees on a position, so without them a round trip would
+    leave out its entry fee)."""
     for p in exchange.get_positions():
         if p.size > 0 and p.symbol not in book.open:
-            book.seed(p)
+            book.seed(journal_costs(p, journal, book.mode, dust=_dust(exchange, p.symbol))
+                      if journal is not None else p)
+
+
+def _dust(exchange: Exchange, symbol: str) -> float:
+    """Spot: one quantity step (what a close leaves unsold); linear: 0."""
+    inst = exchange.get_instrument(symbol)
+    return float(inst.qty_step) if inst.category == "spot" else 0.0
+
+
+def journal_costs(p: Position, journal: Journal, mode: str, *, dust: float = 0.0) -> Position:
+    """`p` as the journal's own fills built it (average entry, every fee paid, open time) when
+    they explain its side and size; else with the fees of the journal's position row; else as is."""
+    if p.fees:
+        return p                                   # the paper wallet keeps its fees itself
+    ledger, _ = replay_fills(journal.fills(symbol=p.symbol, mode=Mode(mode)), mode=mode, dust=dust)
+    mine = ledger.positions.get(p.symbol)
+    if mine is not None and mine.side == p.side and abs(mine.size - p.size) <= max(1e-9, 1e-6 * p.size, dust):
+        return replace(p, entry_price=mine.entry, fees=mine.fees, opened_ms=mine.opened_ms or p.opened_ms)
+    row = next((q for q in journal.positions(Mode(mode)) if q.symbol == p.symbol and q.side == p.side), None)
+    if row is not None and row.fees:
+        return replace(p, fees=row.fees, opened_ms=row.opened_ms or p.opened_ms)
+    return p
 
 
 def save_replay_cursor(parts: Components, state: EngineState) -> None:
@@ -305,8 +333,10 @@ def finish(step: CandleStep, *, close_positions: bool, clock: Callable[[], float
                          for p in positions)
         record = durable(c.journal)
         if record is not None:
-            for p in positions:
-                record.upsert_position(p, mode=st.book.mode)
+            linear = step.settings.EXCHANGE_CATEGORY == "linear"
+            for p in positions:   # left open with their stops: the journal's are never loosened here
+                record.upsert_position(protected(p, journal_row(record, p.symbol, st.book.mode),
+                                                 entry_from_exchange=linear), mode=st.book.mode)
             record.set_state("positions_left_open", {"time_ms": int(clock() * 1000),
                                                      "positions": [p.symbol for p in positions]})
         bus.emit(EventKind.MODE, f"engine stopped; {len(positions)} position(s) left open: {desc}",

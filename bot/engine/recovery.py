@@ -6,7 +6,8 @@ wallet, which is its "exchange"):
 1. reload the agent checkpoint when there is one (a corrupt one raises `CheckpointError`: the
    bot must not trade on a half-loaded state);
 2. resolve every unresolved order intent by its client order id: found on the exchange ->
-   its status and fills are journaled; not found and never marked sent -> FAILED (it never
+   its status and fills are journaled (one transaction); a filled order whose journaled fills
+   fall short of its filled quantity gets its missing executions read and journaled; not found and never marked sent -> FAILED (it never
    left); marked sent but not found -> asked again after a moment, then tracked as LOST and
    polled by the `Reconciler` until it is known (after `lost_timeout_s` unseen it is declared
    never accepted);
@@ -38,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from bot.errors import BotError, InvalidOrderError
 from bot.events import Event, EventBus, EventKind
 from bot.exchange.base import round_to_tick
+from bot.exchange.ledger import replay_fills
 from bot.types import ClosedTrade, Fill, Mode, OrderIntent, OrderStatus, Position
 
 if TYPE_CHECKING:
@@ -45,7 +47,8 @@ if TYPE_CHECKING:
     from bot.exchange.base import Exchange
     from config import Settings
 
-__all__ = ["recover", "Reconciler", "RecoveryReport", "ReconcileItem", "AgentCheckpoints"]
+__all__ = ["recover", "Reconciler", "RecoveryReport", "ReconcileItem", "AgentCheckpoints", "resolve_lost",
+           "protected"]
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +59,8 @@ _WARN_KINDS = frozenset({"adopted", "closed", "lost", "resized", "foreign-order"
 
 @dataclass(frozen=True)
 class ReconcileItem:
-    """One thing recovery changed or found. kind: resolved / failed / lost / restored / adopted /
-    closed-adopted / closed / resized / stop / foreign-order."""
+    """One thing recovery changed or found. kind: resolved / fills / failed / lost / restored /
+    adopted / closed-adopted / closed / resized / stop / foreign-order."""
 
     kind: str
     symbol: str
@@ -102,6 +105,28 @@ class AgentCheckpoints(Protocol):
     def store(self) -> _CheckpointStore: ...
 
     def load(self, path: str | Path | None = None) -> Path: ...
+
+
+def protected(p: Position, row: Position | None, *, stop: float | None = None,
+              entry_from_exchange: bool = True) -> Position:
+    """The position to journal: the exchange's side, size and marks; from the journal's row of the
+    same side its open time, fees and (when the exchange's entry is only a mark, as on spot) its
+    entry; and the tightest stop anyone knows of (the exchange's, the journal's, `stop`): a stop
+    is never loosened by a restart, a resize or a clean stop, only tightened."""
+    same = row is not None and row.side == p.side
+    stops = [x for x in (p.stop_loss, row.stop_loss if same and row is not None else None, stop) if x]
+    tight = (max(stops) if p.side == "long" else min(stops)) if stops else None
+    if not same or row is None:
+        return replace(p, stop_loss=tight)
+    return replace(p, stop_loss=tight, take_profit=p.take_profit or row.take_profit,
+                   entry_price=p.entry_price if entry_from_exchange and p.entry_price else row.entry_price,
+                   opened_ms=row.opened_ms or p.opened_ms, fees=p.fees or row.fees,
+                   trailing_stop=p.trailing_stop or row.trailing_stop)
+
+
+def journal_row(journal: Any, symbol: str, mode: str) -> Position | None:
+    """The journal's open position of `symbol` in `mode`, or None."""
+    return next((q for q in journal.positions(Mode(mode)) if q.symbol == symbol), None)
 
 
 def _new_cid() -> str:
@@ -164,6 +189,25 @@ class _Run:
             if intent.mode != self.mode:
                 continue  # the other world's intents are resolved when that world starts
             self.guarded(f"{intent.client_order_id}: resolve", functools.partial(self.resolve, intent))
+        for intent in self.j.fills_missing(self.mode):
+            self.guarded(f"{intent.client_order_id}: fills", functools.partial(self.complete_fills, intent))
+
+    def complete_fills(self, intent: OrderIntent) -> None:
+        """A filled order whose fills the journal lacks (they could not be read when it filled):
+        read its executions by orderLinkId and journal the missing ones (read-only, never a re-send)."""
+        cid, sym = intent.client_order_id, intent.symbol
+        order = self.ex.get_order(cid, sym)
+        if order is None:
+            log.warning("reconcile: %s is filled in the journal but the exchange no longer lists it", cid)
+            return
+        have = {f.exec_id for f in self.j.fills(client_order_id=cid)}
+        fills = self.ex.get_fills(cid, sym)
+        new = [f for f in fills if f.exec_id not in have]
+        self.j.record_outcome(order, fills, mode=self.mode)
+        if new:
+            qty = sum(f.qty for f in new)
+            self.note("fills", sym, f"{sym} {intent.side} ({cid}): {len(new)} missing fill(s) journaled, "
+                                    f"{qty:g} @ {sum(f.qty * f.price for f in new) / qty:.6g}", cid)
 
     def resolve(self, intent: OrderIntent) -> None:
         cid, sym = intent.client_order_id, intent.symbol
@@ -193,11 +237,8 @@ class _Run:
             self.note("lost", sym, f"{sym} {intent.side} {intent.qty} ({cid}) was sent but its fate is unknown; "
                                    "tracked as LOST and polled until known", cid)
             return
-        self.j.record_order(order, self.mode)
-        for f in self.ex.get_fills(cid, sym) if order.filled_qty > 0 else []:
-            self.j.record_fill(f, mode=self.mode)
-        if order.status != intent.status:
-            self.j.update_intent(cid, order.status, exchange_order_id=order.exchange_order_id)
+        fills = self.ex.get_fills(cid, sym) if order.filled_qty > 0 else []
+        self.j.record_outcome(order, fills, mode=self.mode)    # status, order and fills: all or nothing
         filled = f", filled {order.filled_qty:g} @ {order.avg_price:.6g}" if order.filled_qty else ""
         self.note("resolved", sym, f"{sym} {intent.side} {intent.qty:g} ({cid}): {intent.status} -> "
                                    f"{order.status}{filled}", cid)
@@ -228,37 +269,50 @@ class _Run:
                 self.j.upsert_position(p, mode=self.mode)
                 self.note("restored", p.symbol, f"{p.symbol} {p.side} {p.size:g} @ {p.entry_price:.6g} restored into "
                                                 "the journal from its own fills")
-                self.ensure_stop(p)
+                self.ensure_stop(p, on_exchange=p.stop_loss)
             elif self.s.ADOPTED_POSITIONS == "close":
                 self.close_adopted(p)
             else:
                 self.j.upsert_position(p, mode=self.mode)
                 self.note("adopted", p.symbol, f"{p.symbol} {p.side} {p.size:g} @ {p.entry_price:.6g} found on the "
                                                "exchange but not in the journal; adopted and managed")
-                self.ensure_stop(p)
+                self.ensure_stop(p, on_exchange=p.stop_loss)
             return
+        kept = protected(p, jp, entry_from_exchange=self.linear)   # entry, stop, fees: never loosened
         if jp.side != p.side or abs(jp.size - p.size) > tol:
-            self.j.upsert_position(p, mode=self.mode)
+            self.j.upsert_position(kept, mode=self.mode)
             self.note("resized", p.symbol, f"{p.symbol}: journal had {jp.side} {jp.size:g}, the exchange has "
-                                           f"{p.side} {p.size:g}; the journal follows the exchange")
-            self.ensure_stop(p)
-        elif p.stop_loss is None and (jp.stop_loss is None or self.s.EXCHANGE_CATEGORY == "linear"):
-            self.ensure_stop(p, wanted=jp.stop_loss)  # spot: the journal's stop is the stop
+                                           f"{p.side} {p.size:g}; the journal follows the exchange"
+                                           + (f" (stop kept at {kept.stop_loss:.6g})" if kept.stop_loss else ""))
+            self.ensure_stop(kept, on_exchange=p.stop_loss)
+        elif kept.stop_loss is None or kept.stop_loss != p.stop_loss or kept.stop_loss != jp.stop_loss:
+            self.ensure_stop(kept, on_exchange=p.stop_loss)
 
-    def ensure_stop(self, p: Position, *, wanted: float | None = None) -> None:
-        """A position without a stop-loss gets one (the journal's, else STOP_LOSS_PCT from the worse of
-        entry and the current price, so the stop is on the right side of the market)."""
-        if p.stop_loss is not None:
+    @property
+    def linear(self) -> bool:
+        return getattr(self.s, "EXCHANGE_CATEGORY", "linear") == "linear"
+
+    def ensure_stop(self, p: Position, *, on_exchange: float | None = None) -> None:
+        """Every position has a stop-loss: the one it carries (the exchange's, or the journal's merged
+        in by `protected`) is put on the exchange when the exchange lacks it; a position without
+        any gets STOP_LOSS_PCT from the worse of entry and the current price. A known stop the price
+        has already crossed is never replaced by a looser one: the position is closed at market."""
+        price = self.price(p.symbol) or p.entry_price
+        wanted = p.stop_loss
+        if wanted is not None and ((p.side == "long" and wanted >= price) or (p.side == "short" and wanted <= price)):
+            self.close_now(p, reason="stop-loss", why=f"its stop {wanted:.6g} was crossed (price {price:.6g})")
+            return
+        if wanted is not None and (not self.linear or on_exchange == wanted):
+            self.j.upsert_position(p, mode=self.mode)
             return
         pct = float(self.s.STOP_LOSS_PCT)
-        price = self.price(p.symbol) or p.entry_price
-        if wanted is None or (p.side == "long" and wanted >= price) or (p.side == "short" and wanted <= price):
+        if wanted is None:
             ref = min(p.entry_price, price) if p.side == "long" else max(p.entry_price, price)
             wanted = ref * (1 - pct) if p.side == "long" else ref * (1 + pct)
         tick = self.ex.get_instrument(p.symbol).tick_size
         stop = round_to_tick(wanted, tick)
         where = "on the exchange"
-        if getattr(self.s, "EXCHANGE_CATEGORY", "linear") != "linear":
+        if not self.linear:
             where = "in the journal (spot has no server-side stop: the bot watches it)"
         else:
             try:
@@ -267,13 +321,18 @@ class _Run:
                 # Not a reason to refuse the start: the journal keeps the stop and the bot watches it.
                 where = f"in the journal only (the exchange refused it: {exc}; the bot watches it)"
         self.j.upsert_position(replace(p, stop_loss=stop), mode=self.mode)
-        self.note("stop", p.symbol, f"{p.symbol} {p.side} had no stop-loss; set at {stop:.6g} {where}")
+        had = f"tightened from {on_exchange:.6g}" if on_exchange else "had none"
+        self.note("stop", p.symbol, f"{p.symbol} {p.side} stop-loss set at {stop:.6g} {where} ({had})")
 
     def close_adopted(self, p: Position) -> None:
+        self.close_now(p, reason="reconcile", why="found on the exchange but not in the journal (ADOPTED_POSITIONS=close)")
+
+    def close_now(self, p: Position, *, reason: str, why: str) -> None:
+        """Close `p` at market through a journaled intent, and journal its round trip."""
         cid = _new_cid()
         side = "Sell" if p.side == "long" else "Buy"
         self.j.record_intent(OrderIntent(client_order_id=cid, symbol=p.symbol, side=side, qty=p.size,  # type: ignore[arg-type]
-                                         reduce_only=True, mode=self.mode, reason="reconcile"))  # before it is sent
+                                         reduce_only=True, mode=self.mode, reason=reason))  # before it is sent
         self.j.update_intent(cid, OrderStatus.SENT)
         order = self.ex.close_position(p.symbol, client_order_id=cid)
         if order is None:
@@ -286,11 +345,18 @@ class _Run:
         exit_px = order.avg_price or p.mark_price or p.entry_price
         fees = sum(f.fee for f in fills) or order.fee
         pnl = p.direction * (exit_px - p.entry_price) * order.filled_qty - fees
-        self.j.record_closed_trade(ClosedTrade(p.symbol, p.side, order.filled_qty, p.entry_price, exit_px,
-                                               p.opened_ms or int(self.wall() * 1000), int(self.wall() * 1000), pnl,
-                                               fees, reason="reconcile", mode=self.mode))
-        self.note("closed-adopted", p.symbol, f"{p.symbol} {p.side} {p.size:g} found on the exchange but not in the "
-                                              f"journal; closed (ADOPTED_POSITIONS=close) @ {exit_px:.6g}", cid)
+        fees += p.fees
+        pnl -= p.fees
+        trade = ClosedTrade(p.symbol, p.side, order.filled_qty, p.entry_price, exit_px,
+                            p.opened_ms or int(self.wall() * 1000), int(self.wall() * 1000), pnl, fees, reason=reason,
+                            mode=self.mode)
+        if reason == "reconcile":
+            self.j.record_closed_trade(trade)
+            self.note("closed-adopted", p.symbol, f"{p.symbol} {p.side} {p.size:g} {why}; closed @ {exit_px:.6g}", cid)
+        else:
+            self.j.close_position(trade)
+            self.note("closed", p.symbol, f"{p.symbol} {p.side} {p.size:g}: {why}; closed at market @ {exit_px:.6g} "
+                                          f"({reason})", cid)
 
     def close_in_journal(self, jp: Position) -> None:
         now_ms = int(self.wall() * 1000)
@@ -328,6 +394,16 @@ class _Run:
                 self.j.record_fill(f, mode=self.mode)
 
     def _trade_from_fills(self, jp: Position) -> ClosedTrade | None:
+        """The round trip the journal's fills make of `jp` (entry and exit fees included): the
+        fills replayed through the ledger end flat with a last round trip of jp's side and size.
+        Else the closing fills since it opened, with the fees the journal's position row has."""
+        dust = 0.0 if self.linear else float(self.ex.get_instrument(jp.symbol).qty_step)
+        ledger, trades = replay_fills(self.j.fills(symbol=jp.symbol, mode=self.mode), mode=self.mode, dust=dust)
+        if jp.symbol not in ledger.positions and trades:
+            t = trades[-1]
+            if t.side == jp.side and abs(t.qty - jp.size) <= max(1e-9, 1e-6 * jp.size) and t.exit_ms >= jp.opened_ms:
+                reason = t.reason if t.reason in ("stop-loss", "take-profit") else "reconcile"
+                return replace(t, reason=reason)
         closing_side = "Sell" if jp.side == "long" else "Buy"
         fills: list[Fill] = [f for f in self.j.fills(symbol=jp.symbol, mode=self.mode)
                              if f.time_ms >= jp.opened_ms and f.side == closing_side]
@@ -337,8 +413,11 @@ class _Run:
         exit_px = sum(f.qty * f.price for f in fills) / qty
         fees = jp.fees + sum(f.fee for f in fills)
         pnl = jp.direction * (exit_px - jp.entry_price) * jp.size - fees
+        # a stop (or take-profit) Bybit executed is journaled as what it was, not as "reconcile"
+        kinds = {f.reason for f in fills}
+        reason = kinds.pop() if len(kinds) == 1 and kinds <= {"stop-loss", "take-profit"} else "reconcile"
         return ClosedTrade(jp.symbol, jp.side, jp.size, jp.entry_price, exit_px, jp.opened_ms,
-                           max(f.time_ms for f in fills), pnl, fees, reason="reconcile", mode=self.mode)
+                           max(f.time_ms for f in fills), pnl, fees, reason=reason, mode=self.mode)
 
     # -- open orders -----------------------------------------------------------------------------
     def open_orders(self) -> None:
@@ -383,6 +462,23 @@ def recover(settings: Settings, *, exchange: Exchange, journal: EngineJournal, b
                           message=f"Recovery after start · {report.summary()}",
                           data={"item": "summary", "mode": report.mode, "changes": len(report.items)}))
     return report
+
+
+def resolve_lost(settings: Settings, *, exchange: Exchange, journal: EngineJournal, bus: EventBus | None = None,
+                 wall: Callable[[], float] = time.time) -> RecoveryReport:
+    """What every command that talks to the exchange does first: look up each LOST intent of the
+    exchange's mode by its orderLinkId, and each filled order whose fills the journal lacks, and
+    journal what the exchange says. Read-only on the exchange (never a re-send, never a stop set);
+    an order still unseen stays LOST (only the running bot declares it never accepted)."""
+    run = _Run(settings, exchange, journal, bus, strict=False, sleep=time.sleep, recheck_delay=0.0,
+               lost_timeout_s=float("inf"), wall=wall)
+    for intent in journal.unresolved_intents():
+        if intent.mode == run.mode and intent.status == OrderStatus.LOST:
+            run.guarded(f"{intent.client_order_id}: resolve", functools.partial(run.resolve, intent))
+    for intent in journal.fills_missing(run.mode):
+        run.guarded(f"{intent.client_order_id}: fills", functools.partial(run.complete_fills, intent))
+    return RecoveryReport(mode=run.mode, items=tuple(run.items), errors=tuple(run.errors),
+                          lost=tuple(run.still_lost))
 
 
 class Reconciler:

@@ -269,11 +269,12 @@ class TradeBook(PositionLedger):
             v += p.realised - p.fees + p.unrealised(mark)
         return v
 
-    def apply(self, fill: Fill) -> ClosedTrade | None:
+    def apply(self, fill: Fill, *, dust: float = 0.0) -> ClosedTrade | None:
         """Book one fill; returns the round trip it completed, if any. The exchange's realised
-        P&L of the fill, when it reports one, counts instead of the computed one."""
+        P&L of the fill, when it reports one, counts instead of the computed one. `dust`: see
+        `PositionLedger.book` (spot: one quantity step)."""
         booked = self.book(fill.symbol, fill.side, fill.qty, fill.price, fill.fee, fill.time_ms,
-                           reason=fill.reason, realised=fill.realised_pnl)
+                           reason=fill.reason, realised=fill.realised_pnl, dust=dust)
         trade = booked.closed
         if trade is not None:
             self.closed_pnl[fill.symbol] = self.closed_pnl.get(fill.symbol, 0.0) + trade.pnl

@@ -23,9 +23,11 @@ from bot.engine.candle_frames import CandleFrames
 from bot.engine.components import Components, durable
 from bot.engine.engine_state import EngineState
 from bot.engine.past import LEARNER_CURVE_FILE, read_learner_curve
+from bot.engine.recovery import journal_row, protected
 from bot.engine.state import TAIL, PairState, StreamingIndicators, TradeMarker
-from bot.errors import BotError, RiskViolationError
+from bot.errors import BotError, InvalidOrderError, OutcomeUnknownError, RiskViolationError
 from bot.events import EventBus, EventKind
+from bot.exchange.base import round_to_tick
 from bot.strategies.base import (
     FLAT,
     LONG,
@@ -337,7 +339,7 @@ class CandleStep:
         return True
 
     def _open(self, ps: PairState, side: str, price: float, time_ms: int, *, decision: Decision | None = None,
-              requested: float | None = None, source: str = "bot") -> tuple[bool, str, list[Fill]]:
+              requested: float | None = None, source: str = "bot", protect: bool = True) -> tuple[bool, str, list[Fill]]:
         c = self.parts
         balance = c.exchange.get_balance()
         verdict = c.risk.evaluate_entry(
@@ -351,9 +353,15 @@ class CandleStep:
         if verdict.reason:
             log.info("%s %s: %s", self.source, ps.symbol, verdict.reason)
         try:
-            ok, msg, fills = c.broker.open(ps.symbol, side, verdict.notional, stop_loss=verdict.stop_loss,
-                                           take_profit=verdict.take_profit,
+            ok, msg, fills = c.broker.open(ps.symbol, side, verdict.notional,
+                                           stop_loss=verdict.stop_loss if protect else None,
+                                           take_profit=verdict.take_profit if protect else None,
                                            reason="manual" if source == "manual" else "signal")
+        except OutcomeUnknownError as exc:
+            self.report_error(exc, f"{ps.symbol}: open {side}")
+            if source == "manual":
+                raise            # a person must not read "failed" and place it again
+            return False, f"order sent, outcome unknown: {exc}", []
         except BotError as exc:
             self.report_error(exc, f"{ps.symbol}: open {side}")
             return False, f"order failed: {exc}", []
@@ -365,10 +373,16 @@ class CandleStep:
             pos = self.position(ps.symbol)
             record = durable(c.journal)
             if pos is not None and record is not None:
+                # the stop the order carried is journaled (spot has no server-side stop to read back)
+                linear = self.settings.EXCHANGE_CATEGORY == "linear"
+                entry = sum(f.qty * f.price for f in fills) / sum(f.qty for f in fills) if fills else pos.entry_price
+                pos = protected(pos if linear else dataclasses.replace(pos, entry_price=entry),
+                                journal_row(record, ps.symbol, self.state.book.mode),
+                                stop=self._on_tick(ps.symbol, verdict.stop_loss) if protect else None)
                 record.upsert_position(pos, mode=self.state.book.mode)
             why = f" ({decision.reason})" if decision and decision.reason else ""
-            log.info("%s %s %s opened %s %.6g @ %.6g (%.2f USDT), stop %.6g, take-profit %.6g%s", self.state.mode,
-                     self.source, ps.symbol, side, sum(f.qty for f in fills), fills[-1].price,
+            log.info("%s %s opened %s %.6g @ %.6g (%.2f USDT), stop %.6g, take-profit %.6g%s", self.label,
+                     ps.symbol, side, sum(f.qty for f in fills), fills[-1].price,
                      sum(f.qty * f.price for f in fills), verdict.stop_loss, verdict.take_profit, why)
         return ok, msg, fills
 
@@ -376,8 +390,21 @@ class CandleStep:
         try:
             ok, msg, fills = self.parts.broker.close(symbol, reason=reason)
         except BotError as exc:
+            if self.state.mode == "LIVE" and not isinstance(exc, InvalidOrderError):
+                # the close policy kept at it until CLOSE_DEADLINE_SECONDS: a person must act now
+                record = durable(self.parts.journal)
+                if record is not None:
+                    record.set_state(f"unclosed_{symbol}", {"time_ms": int(self.clock() * 1000), "reason": reason,
+                                                            "error": str(exc)})
+                self.bus.emit(EventKind.CRITICAL, f"🚨 CRITICAL ERROR 🚨 {symbol} could not be closed ({reason}) "
+                              f"within {self.settings.CLOSE_DEADLINE_SECONDS:g} s: {exc}. The position is still open "
+                              "(unclosed in the journal); close it on Bybit by hand.", level="CRITICAL",
+                              symbol=symbol, unclosed=True)
             self.report_error(exc, f"{symbol}: close ({reason})")
             return False, f"close failed: {exc}", []
+        record = durable(self.parts.journal)
+        if record is not None and record.get_state(f"unclosed_{symbol}") is not None and ok:
+            record.set_state(f"unclosed_{symbol}", None)
         for f in fills:
             self._book_fill(f if f.reason == reason else dataclasses.replace(f, reason=reason))
         return ok, msg, fills
@@ -386,10 +413,19 @@ class CandleStep:
         new = self.parts.risk.trailing_stop(position, ps.price, ps.atr())
         if new is None:
             return
+        linear = self.settings.EXCHANGE_CATEGORY == "linear"
+        new = self._on_tick(ps.symbol, new)
         try:
-            self.parts.broker.set_stop(ps.symbol, new)
+            if linear:
+                self.parts.broker.set_stop(ps.symbol, new)
         except BotError as exc:
             self.report_error(exc, f"{ps.symbol}: trailing stop")
+            return
+        record = durable(self.parts.journal)
+        if record is not None:   # the trailed stop survives a stop, a crash and a restart
+            mode = self.state.book.mode
+            record.upsert_position(protected(position, journal_row(record, ps.symbol, mode), stop=new,
+                                             entry_from_exchange=linear), mode=mode)
 
     def _learn(self, ps: PairState, ctx: StrategyContext, before: tuple[float, float]) -> None:
         """Online learning: the transition from the previous candle of this pair to this one.
@@ -448,7 +484,7 @@ class CandleStep:
         ps = st.pairs.get(fill.symbol)
         if ps is not None:
             ps.markers.append(TradeMarker(fill.time_ms, fill.price, fill.side, fill.reason))
-        trade = st.book.apply(fill)
+        trade = st.book.apply(fill, dust=self._dust(fill.symbol))
         if trade is None:
             return None
         st.recent_trades.append(trade)
@@ -458,15 +494,18 @@ class CandleStep:
             record.close_position(trade)
         kind = {"stop-loss": EventKind.STOP_LOSS, "take-profit": EventKind.TAKE_PROFIT}.get(trade.reason,
                                                                                           EventKind.TRADE)
-        self.bus.emit(kind, f"{st.mode} {self.source} {trade.symbol} {trade.side} closed ({trade.reason}) "
+        self.bus.emit(kind, f"{self.label} {trade.symbol} {trade.side} closed ({trade.reason}) "
                             f"{trade.entry_price:.6g} -> {trade.exit_price:.6g}, P&L {trade.pnl:+.2f} USDT "
                             f"after {trade.fees:.2f} fees", symbol=trade.symbol, pnl=trade.pnl, reason=trade.reason,
                       exit_time=ms_to_iso(trade.exit_ms))
         return trade
 
     # -- a person's orders -----------------------------------------------------------------------
-    def manual_order(self, symbol: str, side: str, usdt: float) -> ManualOrderResult:
-        """A person's order through the same circuit breaker, risk checks and executor as the bot's."""
+    def manual_order(self, symbol: str, side: str, usdt: float, *, protect: bool = True) -> ManualOrderResult:
+        """A person's order through the same circuit breaker, risk checks and executor as the bot's,
+        with the risk manager's stop-loss and take-profit on the exchange (`protect=False`: sized
+        and checked the same, sent without them). An order sent whose outcome is unknown raises
+        `OutcomeUnknownError` (never a refusal: it may have filled)."""
         side_l = {"buy": "long", "long": "long", "sell": "short", "short": "short"}.get(side.lower())
         if side_l is None:
             return ManualOrderResult(False, f"side {side!r} is not known; use buy or sell", symbol)
@@ -483,7 +522,7 @@ class CandleStep:
         time_ms = int(self.clock() * 1000)
         if not c.errors.allows_entries():
             return ManualOrderResult(False, f"circuit breaker {c.errors.state}: {c.errors.reason}", symbol)
-        ok, msg, fills = self._open(ps, side_l, price, time_ms, requested=usdt, source="manual")
+        ok, msg, fills = self._open(ps, side_l, price, time_ms, requested=usdt, source="manual", protect=protect)
         qty = sum(f.qty for f in fills)
         px = fills[-1].price if fills else 0.0
         cid = fills[-1].client_order_id if fills else ""
@@ -498,11 +537,12 @@ class CandleStep:
 
     def close_all(self, reason: str = "close-all") -> list[ClosedTrade]:
         """Market-close every open position (on the calling thread); the round trips it closed."""
-        before = len(self.state.recent_trades)
+        before = self.state.session.trades     # a count of what was done: recent_trades is a bounded buffer
         for p in list(self.parts.exchange.get_positions()):
             if p.size > 0:
                 self._close(p.symbol, reason=reason)
-        return list(self.state.recent_trades)[before:]
+        done = self.state.session.trades - before
+        return list(self.state.recent_trades)[-done:] if done else []
 
     # -- shared with the session -------------------------------------------------------------------
     def report_error(self, exc: BaseException, context: str) -> None:
@@ -516,6 +556,35 @@ class CandleStep:
             if p.symbol == symbol and p.size > 0:
                 return p
         return None
+
+    def _on_tick(self, symbol: str, price: float | None) -> float | None:
+        """`price` rounded to the symbol's tick, as the exchange holds it (a journaled stop that
+        differs from Bybit's by rounding alone is the same stop)."""
+        if not price:
+            return price
+        try:
+            return round_to_tick(price, self.parts.exchange.get_instrument(symbol).tick_size)
+        except BotError:
+            return price
+
+    def _dust(self, symbol: str) -> float:
+        """Spot: what a close leaves that can never be sold (less than one quantity step; Bybit
+        takes a buy's fee in the coin bought). Linear positions close exactly."""
+        if self.settings.EXCHANGE_CATEGORY != "spot":
+            return 0.0
+        try:
+            return float(self.parts.exchange.get_instrument(symbol).qty_step)
+        except BotError:
+            return 0.0
+
+    @property
+    def label(self) -> str:
+        """What a trade line is labelled: the mode and, while a session runs, the data really in use
+        ("LIVE, Bybit data", "PAPER, REPLAY data"); the mode alone for orders given by hand."""
+        m = self.parts.market
+        if m is None:
+            return str(self.state.mode)
+        return f"{self.state.mode}, {'Bybit' if m.source == DataSource.LIVE else 'REPLAY'} data"
 
     @property
     def source(self) -> str:

@@ -87,6 +87,7 @@ class TradingEngine:
         self.clock = clock
         self.given = GivenParts(strategy=strategy, market=market, exchange=exchange)
         self.journals = Journals(settings, journal)
+        self._followed: set[int] = set()     # journals that write this bus's events into `events`
         self.state = EngineState(training=bool(settings.TRAINING_ENABLED))
         self.force_replay = force_replay
         self.c: Components | None = None        # the parts of the current mode (None until prepared)
@@ -167,6 +168,12 @@ class TradingEngine:
                              journal=self.journals.for_session(mode, replay=st.replay),
                              pair_manager=self._pair_manager(), replay=st.replay, bus=self.bus,
                              market_clock=self.market_clock)
+        record = durable(c.journal)
+        if record is not None and id(record) not in self._followed:
+            follow = getattr(record, "follow", None)   # the SQLite journal: every event into `events`
+            if callable(follow):
+                follow(self.bus)
+                self._followed.add(id(record))
         st.book = TradeBook(mode="PAPER" if mode == "BACKTEST" else mode)
         self.c = c
         self.step = CandleStep(self.settings, c, st, self.bus, clock=self.clock)
@@ -283,6 +290,12 @@ class TradingEngine:
         if not self.has_live_consent():
             raise LiveTradingRefused("live trading needs the user's consent first (the confirmation in "
                                      "`python -m bot live` or in the window)")
+        if self._strategy_name() == "dqn":
+            from bot.safety.live_gate import dqn_live_refusal
+
+            why = dqn_live_refusal(self.settings)
+            if why:
+                raise LiveTradingRefused(why)
 
     # ============================================================================================
     # the synchronous path, and commands from other threads
@@ -296,7 +309,7 @@ class TradingEngine:
         Positions the trade book does not know yet (a persisted wallet, adopted ones) enter it
         first, so each exit makes a proper round trip."""
         step = self._prepared(self.state.mode)
-        seed_book(self.state.book, step.parts.exchange)
+        seed_book(self.state.book, step.parts.exchange, durable(step.parts.journal))
         return step.close_all(reason)
 
     def submit_manual_order(self, symbol: str, side: str, usdt: float) -> cf.Future[ManualOrderResult]:

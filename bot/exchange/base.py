@@ -70,18 +70,22 @@ class Instrument:
     category: str = "linear"
     status: str = "Trading"
 
-    def check_order(self, qty: float, price: float, *, reduce_only: bool = False) -> str | None:
-        """Why Bybit would reject this order, or None if it would accept it."""
+    def check_order(self, qty: float, price: float, *, reduce_only: bool = False, market: bool = False) -> str | None:
+        """Why Bybit would reject this order, or None if it would accept it. The reason starts
+        with "too small" or "too large" when it is about the size (`market`: a market order,
+        checked against the market-order maximum, which is far below the limit-order one)."""
         if qty <= 0:
-            return f"{self.symbol}: quantity {qty} is not positive"
+            return f"too small: {self.symbol} quantity {qty} is not positive"
         if abs(floor_to_step(qty, self.qty_step) - qty) > self.qty_step * 1e-6:
             return f"{self.symbol}: quantity {qty} is not a multiple of the step {self.qty_step}"
         if qty < self.min_qty - 1e-12:
-            return f"{self.symbol}: quantity {qty} is below the minimum {self.min_qty}"
-        if qty > self.max_qty:
-            return f"{self.symbol}: quantity {qty} is above the maximum {self.max_qty}"
+            return f"too small: {self.symbol} quantity {qty} is below the minimum {self.min_qty}"
+        limit, kind = (self.max_market_qty, "market-order ") if market else (self.max_qty, "")
+        if qty > limit + 1e-12:
+            return (f"too large: {self.symbol} quantity {qty:g} ({qty * price:,.2f} {self.quote_coin}) is above "
+                    f"the {kind}maximum {limit:g}")
         if not reduce_only and qty * price < self.min_notional - 1e-9:
-            return (f"{self.symbol}: order value {qty * price:.4f} {self.quote_coin} is below the minimum "
+            return (f"too small: {self.symbol} order value {qty * price:.4f} {self.quote_coin} is below the minimum "
                     f"{self.min_notional}")
         return None
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from bot.errors import (
@@ -25,11 +26,12 @@ from bot.errors import (
     InsufficientFundsError,
     InvalidOrderError,
     NetworkError,
-    OrderExecutionError,
+    OutcomeUnknownError,
     RateLimitError,
 )
 from bot.exchange.base import Instrument, floor_to_step, round_to_tick
 from bot.exchange.instruments import check_client_order_id, parse_instrument
+from bot.exchange.retry import policies
 from bot.log_setup import add_secrets, redact
 from bot.types import (
     Balance,
@@ -91,7 +93,11 @@ def map_error(exc: BaseException, what: str, *, client_order_id: str | None = No
         if code in AUTH_CODES:
             return AuthError(text, code=code)
         if code in RATE_CODES:
-            return RateLimitError(text, code=code)
+            limited = RateLimitError(text, code=code)
+            headers = getattr(exc, "resp_headers", None) or {}
+            reset = headers.get("X-Bapi-Limit-Reset-Timestamp") if hasattr(headers, "get") else None
+            limited.reset_ms = int(reset) if reset and str(reset).isdigit() else None  # type: ignore[attr-defined]
+            return limited
         if code in FUNDS_CODES:
             return InsufficientFundsError(text, code=code)
         if code in DUPLICATE_CODES:
@@ -116,6 +122,9 @@ def map_error(exc: BaseException, what: str, *, client_order_id: str | None = No
     return exc if isinstance(exc, Exception) else RuntimeError(str(exc))
 
 
+_VIEWS = frozenset({"get_wallet_balance", "get_positions"})   # the account view a snapshot reads
+
+
 def is_transient(err: BaseException) -> bool:
     """Worth retrying after a pause (the request may or may not have been processed)."""
     if isinstance(err, (NetworkError, RateLimitError)):
@@ -130,22 +139,31 @@ class BybitExchange:
     mode = Mode.LIVE
 
     def __init__(self, settings: Settings, *, http: Any | None = None, retries: int = 4, retry_delay: float = 0.5,
-                 max_retry_delay: float = 8.0, fill_wait: float = 2.0,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 max_retry_delay: float = 8.0, fill_wait: float = 2.0, lookup_budget: float | None = None,
+                 view_seconds: float = 0.0, sleep: Callable[[float], None] = time.sleep) -> None:
         self.settings = settings
         self.category = settings.EXCHANGE_CATEGORY
         self.leverage = float(settings.LEVERAGE)
         self.retries = max(1, retries)
-        self.retry_delay = retry_delay
-        self.max_retry_delay = max_retry_delay
         self.fill_wait = fill_wait
+        # one retry policy per kind of call (bot/exchange/retry.py)
+        self.policies = policies(settings, retries=retries, retry_delay=retry_delay, max_retry_delay=max_retry_delay)
+        if lookup_budget is not None:
+            self.policies["lookup"] = replace(self.policies["lookup"], budget_s=float(lookup_budget))
         self._sleep = sleep
+        # "read"; a command whose whole job is closing (close-all) sets "close": its reads then keep at
+        # it until the close deadline too
+        self.read_policy = "read"
+        # the account view (balance, positions) is read from Bybit at most every `view_seconds` (the
+        # engine: ACCOUNT_REFRESH_SECONDS; 0 = every time); any order, cancel or stop change reads anew
+        self.view_seconds = float(view_seconds)
+        self._views: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
         self.has_keys = bool(settings.has_bybit_keys)
         add_secrets(settings.secret_values())
         if http is None:
             from pybit.unified_trading import HTTP
 
-            http = HTTP(testnet=settings.USE_TESTNET, api_key=settings.BYBIT_API_KEY or None,
+            http = HTTP(testnet=settings.USE_TESTNET, demo=settings.BYBIT_DEMO, api_key=settings.BYBIT_API_KEY or None,
                         api_secret=settings.BYBIT_API_SECRET or None, timeout=settings.BYBIT_TIMEOUT,
                         max_retries=1, retry_codes={-1}, retry_delay=0, log_requests=False)
             if settings.BYBIT_BASE_URL:
@@ -153,6 +171,7 @@ class BybitExchange:
         self.http = http
         self._instruments: dict[str, Instrument] = {}
         self._leverage_done: set[str] = set()
+        self.dust: dict[str, float] = {}   # spot: coins held below the smallest sellable order (last read)
         self.hedge_mode = False
 
     @classmethod
@@ -160,9 +179,6 @@ class BybitExchange:
         return cls(settings)
 
     # -- plumbing ----------------------------------------------------------------------------
-    def _backoff(self, attempt: int) -> float:
-        return min(self.max_retry_delay, self.retry_delay * 2.0 ** attempt)
-
     def _once(self, method: str, **params: Any) -> dict[str, Any]:
         """One pybit call; the reply's `result`, or the mapped bot exception."""
         try:
@@ -176,20 +192,38 @@ class BybitExchange:
             raise mapped from None
         return reply.get("result") or {}
 
-    def _call(self, method: str, *, private: bool = True, **params: Any) -> dict[str, Any]:
-        """An idempotent call (read, cancel, leverage, trading-stop), retried on transient failures."""
+    def _call(self, method: str, *, private: bool = True, policy: str | None = None, **params: Any) -> dict[str, Any]:
+        """An idempotent call (read, cancel, leverage, trading-stop), retried on transient failures
+        as its policy says (default: `read_policy`)."""
         if private and not self.has_keys:
             raise AuthError("Bybit API keys are not set: put BYBIT_API_KEY and BYBIT_API_SECRET in .env", code=10003)
-        for attempt in range(self.retries):
+        if method not in _VIEWS:
+            if not method.startswith("get_"):
+                self._views.clear()          # a change on the account: the next view is read anew
+        elif self.view_seconds > 0:
+            key = (method, repr(sorted(params.items())))
+            hit = self._views.get(key)
+            if hit is not None and time.monotonic() - hit[0] < self.view_seconds:
+                return hit[1]
+            result = self._call_policy(method, policy, params)
+            self._views[key] = (time.monotonic(), result)
+            return result
+        return self._call_policy(method, policy, params)
+
+    def _call_policy(self, method: str, policy: str | None, params: dict[str, Any]) -> dict[str, Any]:
+        rule = self.policies[policy or self.read_policy]
+        start = time.monotonic()
+        attempt = 0
+        while True:
             try:
                 return self._once(method, **params)
             except Exception as err:
-                if not is_transient(err) or attempt == self.retries - 1:
+                pause = rule.delay(attempt, err)
+                attempt += 1
+                if not is_transient(err) or not rule.more(attempt, time.monotonic() - start, pause):
                     raise
-                log.warning("%s (attempt %d of %d); retrying in %.1fs", err, attempt + 1, self.retries,
-                            self._backoff(attempt))
-                self._sleep(self._backoff(attempt))
-        raise AssertionError("unreachable")
+                log.warning("%s (attempt %d, %s policy); retrying in %.1fs", err, attempt, rule.kind, pause)
+                self._sleep(pause)
 
     # -- market ------------------------------------------------------------------------------
     def get_price(self, symbol: str) -> float:
@@ -220,9 +254,13 @@ class BybitExchange:
                        unrealised_pnl=upl, coin=quote)
 
     def get_positions(self) -> list[Position]:
+        return self._positions()
+
+    def _positions(self, *, policy: str | None = None) -> list[Position]:
         if self.category == "spot":
-            return self._spot_holdings()
-        rows = self._call("get_positions", category="linear", settleCoin=self.settings.QUOTE_COIN).get("list") or []
+            return self._spot_holdings(policy=policy)
+        rows = self._call("get_positions", policy=policy, category="linear",
+                          settleCoin=self.settings.QUOTE_COIN).get("list") or []
         out = []
         for r in rows:
             size = _f(r.get("size"))
@@ -239,26 +277,46 @@ class BybitExchange:
                 self.hedge_mode = True
         return out
 
-    def _spot_holdings(self) -> list[Position]:
+    def _spot_holdings(self, *, policy: str | None = None) -> list[Position]:
         """Spot has no positions: non-quote coins held are shown as longs at their current value
         (Bybit does not report an entry price for spot holdings; the journal knows it)."""
-        acct = (self._call("get_wallet_balance", accountType="UNIFIED").get("list") or [{}])[0]
+        acct = (self._call("get_wallet_balance", policy=policy, accountType="UNIFIED").get("list") or [{}])[0]
         out = []
+        self.dust = {}
         for c in acct.get("coin", []):
-            qty = _f(c.get("walletBalance"))
+            qty = _f(c.get("walletBalance")) - _f(c.get("locked"))     # free: what can be sold
             if c.get("coin") == self.settings.QUOTE_COIN or qty <= 0:
                 continue
-            mark = _f(c.get("usdValue")) / qty
-            out.append(Position(symbol=f"{c['coin']}{self.settings.QUOTE_COIN}", side=PositionSide.LONG, size=qty,
-                                entry_price=mark, mark_price=mark))
+            symbol = f"{c['coin']}{self.settings.QUOTE_COIN}"
+            mark = _f(c.get("usdValue")) / _f(c.get("walletBalance"), qty)
+            try:
+                inst = self.get_instrument(symbol)
+            except (InvalidOrderError, ExchangeAPIError):
+                inst = None          # a coin with no USDT market: shown as held, never sold by the bot
+            why = inst.check_order(floor_to_step(qty, inst.qty_step), mark, market=True) if inst is not None else None
+            if why and why.startswith("too small"):
+                self.dust[c["coin"]] = qty    # below what Bybit would buy back: dust, not a position
+                continue
+            out.append(Position(symbol=symbol, side=PositionSide.LONG, size=qty, entry_price=mark, mark_price=mark))
         return out
 
+    def _base_fee(self, symbol: str, coin: str) -> bool:
+        """Is a fee in `coin` taken in the base coin of `symbol` (a spot buy)?"""
+        quote = self.settings.QUOTE_COIN
+        return bool(coin) and coin != quote and symbol == f"{coin}{quote}"
+
     def _order(self, r: dict[str, Any]) -> Order:
-        fee = _f(r.get("cumExecFee")) or sum(_f(v) for v in (r.get("cumFeeDetail") or {}).values())
+        detail = r.get("cumFeeDetail") or {}
+        fee = _f(r.get("cumExecFee")) or sum(_f(v) for v in detail.values())
+        filled, avg = _f(r.get("cumExecQty")), _f(r.get("avgPrice"))
+        if any(self._base_fee(r["symbol"], coin) for coin in detail):
+            # a spot buy's fee is taken in the base coin: what the order left us is the fill net of
+            # it, and the fee is shown (and booked) in USDT at the fill price
+            filled, fee = filled - fee, fee * avg
         return Order(client_order_id=r.get("orderLinkId", ""), symbol=r["symbol"], side=Side(r["side"]), qty=_f(r.get("qty")),
                      order_type=r.get("orderType", "Market"), status=_STATUS.get(r.get("orderStatus", ""), OrderStatus.NEW),
                      price=_opt(r.get("price")) if r.get("orderType") == "Limit" else None,
-                     avg_price=_f(r.get("avgPrice")), filled_qty=_f(r.get("cumExecQty")), fee=fee,
+                     avg_price=avg, filled_qty=filled, fee=fee,
                      reduce_only=bool(r.get("reduceOnly")), stop_loss=_opt(r.get("stopLoss")),
                      take_profit=_opt(r.get("takeProfit")), exchange_order_id=r.get("orderId", ""),
                      created_ms=int(_f(r.get("createdTime"))), updated_ms=int(_f(r.get("updatedTime"))),
@@ -292,12 +350,14 @@ class BybitExchange:
         rows = self._call("get_executions", category=self.category, symbol=symbol, limit=100, **where).get("list") or []
         return [self._fill(r, r.get("orderLinkId", "")) for r in reversed(rows) if r.get("execType", "Trade") == "Trade"]
 
-    @staticmethod
-    def _fill(r: dict[str, Any], cid: str) -> Fill:
+    def _fill(self, r: dict[str, Any], cid: str) -> Fill:
         reason = "signal" if r.get("orderLinkId") else {"StopLoss": "stop-loss", "TakeProfit": "take-profit"}.get(
             r.get("stopOrderType", ""), "reconcile")
+        qty, price, fee = _f(r.get("execQty")), _f(r.get("execPrice")), _f(r.get("execFee"))
+        if self._base_fee(r["symbol"], str(r.get("feeCurrency") or "")):
+            qty, fee = qty - fee, fee * price     # received net of a base-coin fee; the fee in USDT
         return Fill(client_order_id=r.get("orderLinkId") or cid, symbol=r["symbol"], side=Side(r["side"]),
-                    qty=_f(r.get("execQty")), price=_f(r.get("execPrice")), fee=_f(r.get("execFee")),
+                    qty=qty, price=price, fee=fee,
                     time_ms=int(_f(r.get("execTime"))), exchange_order_id=r.get("orderId", ""),
                     exec_id=r.get("execId", ""), is_maker=bool(r.get("isMaker")), reason=reason)
 
@@ -310,20 +370,37 @@ class BybitExchange:
         return 1 if side == Side.BUY else 2
 
     def _ensure_leverage(self, symbol: str) -> None:
+        """LEVERAGE on `symbol`, set once per symbol per session (this adapter). A transient
+        failure does not fail the order: it goes out at the account's current leverage (the
+        margin check is Bybit's) and the next order tries again."""
         if self.category != "linear" or symbol in self._leverage_done:
             return
         lev = f"{self.leverage:g}"
         try:
             self._call("set_leverage", category="linear", symbol=symbol, buyLeverage=lev, sellLeverage=lev)
         except ExchangeAPIError as err:
+            if is_transient(err):
+                log.warning("%s: leverage not set this time (%s); the order goes out at the current leverage",
+                            symbol, err)
+                return
             if err.code != 110043:  # "leverage not modified" = already what we want
                 raise
+        except NetworkError as err:
+            log.warning("%s: leverage not set this time (%s); the order goes out at the current leverage", symbol, err)
+            return
         self._leverage_done.add(symbol)
 
     def create_order(self, symbol: str, side: Side, qty: float, order_type: OrderType = "Market",
                      price: float | None = None, reduce_only: bool = False, stop_loss: float | None = None,
                      take_profit: float | None = None, *, client_order_id: str) -> Order:
-        """Place an order at most once, whatever the network does; returns it as Bybit knows it."""
+        """Place an order at most once, whatever the network does; returns it as Bybit knows it.
+        Reduce-only orders are closes (the close policy: never give up before the close deadline)."""
+        return self._place(symbol, side, qty, order_type, price, reduce_only, stop_loss, take_profit,
+                           client_order_id=client_order_id, closing=reduce_only)
+
+    def _place(self, symbol: str, side: Side, qty: float, order_type: OrderType, price: float | None,
+               reduce_only: bool, stop_loss: float | None, take_profit: float | None, *, client_order_id: str,
+               closing: bool) -> Order:
         check_client_order_id(client_order_id)
         if not self.has_keys:
             raise AuthError("Bybit API keys are not set: put BYBIT_API_KEY and BYBIT_API_SECRET in .env", code=10003)
@@ -346,45 +423,55 @@ class BybitExchange:
                 params["stopLoss"] = _num(round_to_tick(stop_loss, inst.tick_size), inst.tick_size)
             if take_profit:
                 params["takeProfit"] = _num(round_to_tick(take_profit, inst.tick_size), inst.tick_size)
+        rule = self.policies["close" if closing else "entry"]
+        lookup = "close_lookup" if closing else "lookup"
+        start = time.monotonic()
         last_err: Exception | None = None
-        for attempt in range(self.retries + 1):
+        attempt = 0
+        while True:
             if self.category == "linear":
                 params["positionIdx"] = self._position_idx(side, reduce_only)
-            if attempt > 0:
-                found = self._lookup(symbol, client_order_id)
+            if attempt > 0 and last_err is not None:
+                found = self._lookup(symbol, client_order_id)   # before any re-send: did it land after all?
                 if found is not None:
                     log.warning("order %s was placed after all (found on Bybit after %s); adopting it",
                                 client_order_id, last_err)
-                    return self._settle(found, symbol, client_order_id)
-                if last_err is not None and is_transient(last_err):
-                    self._sleep(self._backoff(attempt - 1))
+                    return self._settle(found, symbol, client_order_id, lookup)
             try:
+                self._views.clear()
                 self._once("place_order", **params)
-                return self._settle(None, symbol, client_order_id)
+                return self._settle(None, symbol, client_order_id, lookup)
             except DuplicateOrderError as err:  # an earlier attempt landed
                 last_err = err
                 found = self._lookup(symbol, client_order_id, tries=self.retries)
                 if found is not None:
-                    return self._settle(found, symbol, client_order_id)
+                    return self._settle(found, symbol, client_order_id, lookup)
             except InvalidOrderError as err:
                 if (getattr(err, "code", None) == 10001 and "position idx" in str(err).lower()
-                        and self.category == "linear"):
+                        and self.category == "linear" and attempt == 0):
                     self.hedge_mode = not self.hedge_mode  # the account is in the other position mode
                     log.warning("Bybit account position mode differs; switching to %s mode",
                                 "hedge" if self.hedge_mode else "one-way")
                     last_err = None
+                    attempt += 1
                     continue
                 raise
             except Exception as err:
                 if not is_transient(err):
                     raise
                 last_err = err
-                log.warning("placing %s: %s (attempt %d)", client_order_id, err, attempt + 1)
+                log.warning("placing %s: %s (attempt %d, %s policy)", client_order_id, err, attempt + 1, rule.kind)
+            pause = rule.delay(attempt, last_err)
+            attempt += 1
+            if not rule.more(attempt, time.monotonic() - start, pause):
+                break
+            self._sleep(pause)
         found = self._lookup(symbol, client_order_id, tries=self.retries)
         if found is not None:
-            return self._settle(found, symbol, client_order_id)
-        raise OrderExecutionError(f"order {client_order_id} ({side} {q} {symbol}) not confirmed after "
-                                  f"{self.retries + 1} attempts: {last_err}; reconcile it by its orderLinkId",
+            return self._settle(found, symbol, client_order_id, lookup)
+        raise OutcomeUnknownError(f"order {client_order_id} ({side} {q} {symbol}) not confirmed after "
+                                  f"{attempt} attempts in {time.monotonic() - start:.0f} s ({last_err}): outcome "
+                                  "unknown; it is resolved by its orderLinkId later (do not place it again)",
                                   client_order_id=client_order_id)
 
     def _lookup(self, symbol: str, cid: str, *, tries: int = 1) -> Order | None:
@@ -396,24 +483,31 @@ class BybitExchange:
                 if not is_transient(err) or i == tries - 1:
                     log.warning("looking up order %s failed: %s", cid, err)
                     return None
-                self._sleep(self._backoff(i))
+                self._sleep(self.policies["lookup"].delay(i, err))
         return None
 
-    def _settle(self, order: Order | None, symbol: str, cid: str) -> Order:
-        """Bybit acknowledges orders before matching: poll a market order until it is final."""
-        deadline = time.monotonic() + self.fill_wait
+    def _settle(self, order: Order | None, symbol: str, cid: str, policy: str = "lookup") -> Order:
+        """Bybit acknowledges orders before matching: poll a market order until it is final. An
+        acknowledged order that cannot be seen (look-ups failing) is looked up for its policy's
+        budget, then reported as accepted with an unknown outcome, never as failed."""
+        budget = self.policies[policy].budget_s
+        start = time.monotonic()
+        pause = 0.05
         while True:
             if order is None or (order.order_type == "Market" and order.status not in OrderStatus.FINAL):
                 found = self._lookup(symbol, cid)
                 order = found or order
             if order is not None and (order.order_type != "Market" or order.status in OrderStatus.FINAL):
                 return order
-            if time.monotonic() > deadline:
-                if order is None:
-                    raise OrderExecutionError(f"order {cid} acknowledged but not visible on Bybit yet",
-                                              client_order_id=cid)
+            waited = time.monotonic() - start
+            if order is not None and waited > self.fill_wait:
                 return order
-            self._sleep(0.05)
+            if waited > budget:
+                raise OutcomeUnknownError(f"order {cid} was accepted by Bybit but could not be seen for {waited:.0f} s: "
+                                          "outcome unknown; it is resolved by its orderLinkId later (do not place "
+                                          "it again)", client_order_id=cid)
+            self._sleep(pause)
+            pause = min(pause * 2, 1.0)
 
     def cancel_order(self, symbol: str, client_order_id: str) -> None:
         try:
@@ -444,9 +538,10 @@ class BybitExchange:
                 raise
 
     def close_position(self, symbol: str, *, client_order_id: str) -> Order | None:
-        pos = next((p for p in self.get_positions() if p.symbol == symbol), None)
+        """Close the whole position at market; reads and the order keep at it until the close deadline."""
+        pos = next((p for p in self._positions(policy="close") if p.symbol == symbol), None)
         if pos is None:
             return None
         side = Side.SELL if pos.side == PositionSide.LONG else Side.BUY
-        return self.create_order(symbol, side, pos.size, reduce_only=self.category == "linear",
-                                 client_order_id=client_order_id)
+        return self._place(symbol, side, pos.size, "Market", None, self.category == "linear", None, None,
+                           client_order_id=client_order_id, closing=True)

@@ -29,6 +29,7 @@ from bot.errors import (
     InvalidOrderError,
     NetworkError,
     OrderExecutionError,
+    OutcomeUnknownError,
 )
 from bot.events import EventBus, EventKind
 from bot.exchange.base import (
@@ -63,6 +64,14 @@ class ExecutionResult:
     order: Order | None = None
     fills: tuple[Fill, ...] = ()
     error: str = ""
+
+
+def not_sent(why: str) -> str:
+    """An instrument check's reason as the refusal a person reads: "order too large, not sent: ..."."""
+    for word in ("too small", "too large"):
+        if why.startswith(f"{word}: "):
+            return f"order {word}, not sent: {why.removeprefix(f'{word}: ')}"
+    return f"order not sent: {why}"
 
 
 def _qty_text(qty: float) -> str:
@@ -105,6 +114,10 @@ class TradeExecutor:
         sent: the order is refused with the smallest amount that would do."""
         floor_usdt = self.settings.MIN_ORDER_USDT
         qty = order_qty(notional, price, instrument.qty_step, floor_usdt)
+        if qty > instrument.max_market_qty:
+            if at_most:   # a person named the amount: say what is too much, send nothing
+                raise InvalidOrderError(not_sent(instrument.check_order(qty, price, market=True) or ""))
+            qty = floor_to_step(instrument.max_market_qty, instrument.qty_step)   # the bot's own sizing: capped
         if at_most:
             floored = floor_to_step(notional / price, instrument.qty_step)
             if floored * price < floor_usdt - 1e-9:
@@ -114,12 +127,12 @@ class TradeExecutor:
                     f"({floored * price:.2f} USDT) at the qty step {instrument.qty_step}, below the "
                     f"{floor_usdt:.2f} USDT minimum; the smallest order that meets it is {smallest} "
                     f"({smallest * price:.2f} USDT)")
-        why = instrument.check_order(qty, price) if qty > 0 else (
-            f"{instrument.symbol}: {notional:.2f} USDT at {_price_text(price)} is {notional / price:.8g}, which "
-            f"rounds down to 0 at the qty step {instrument.qty_step}; the minimum order is {instrument.min_qty} "
-            f"({instrument.min_qty * price:.2f} USDT)")
+        why = instrument.check_order(qty, price, market=True) if qty > 0 else (
+            f"too small: {instrument.symbol} {notional:.2f} USDT at {_price_text(price)} is {notional / price:.8g}, "
+            f"which rounds down to 0 at the qty step {instrument.qty_step}; the minimum order is "
+            f"{instrument.min_qty} ({instrument.min_qty * price:.2f} USDT)")
         if why:
-            raise InvalidOrderError(f"order too small, not sent: {why}")
+            raise InvalidOrderError(not_sent(why))
         return qty
 
     # -- targets -----------------------------------------------------------------------------
@@ -130,6 +143,7 @@ class TradeExecutor:
                       stop_loss: float | None = None, take_profit: float | None = None,
                       reason: str = "signal") -> ExecutionResult:
         """Open (or add to) a long or short with a market order; size from equity unless given."""
+        side = str(side).strip().lower()
         if side not in (PositionSide.LONG, PositionSide.SHORT):
             return self._refuse(symbol, f"side {side!r} is not long or short", reason)
         if side == PositionSide.SHORT and not self.settings.allows_short:
@@ -140,9 +154,9 @@ class TradeExecutor:
             price = self.exchange.get_price(symbol)
             if qty is not None:
                 q = floor_to_step(qty, inst.qty_step)
-                why = inst.check_order(q, price)
+                why = inst.check_order(q, price, market=True)
                 if why:
-                    raise InvalidOrderError(f"order too small, not sent: {why}")
+                    raise InvalidOrderError(not_sent(why))
             elif notional is not None:
                 q = self.qty_for_notional(notional, price, inst)
             else:
@@ -162,7 +176,8 @@ class TradeExecutor:
         sl = round_to_tick(stop_loss, inst.tick_size) if stop_loss else None
         tp = round_to_tick(take_profit, inst.tick_size) if take_profit else None
         order_side = Side.BUY if side == PositionSide.LONG else Side.SELL
-        return self._send(symbol, order_side, q, reason=reason, stop_loss=sl, take_profit=tp, prefix="open")
+        return self._send(symbol, order_side, q, reason=reason, stop_loss=sl, take_profit=tp,
+                          prefix="manual" if reason == "manual" else "open")
 
     def close_position(self, symbol: str, *, reason: str = "signal") -> ExecutionResult | None:
         """Close the whole position in `symbol` with a reduce-only market order; None if flat."""
@@ -174,13 +189,26 @@ class TradeExecutor:
                           closer=lambda cid: self.exchange.close_position(symbol, client_order_id=cid))
 
     def manual_order(self, symbol: str, side: str, usdt: float) -> ExecutionResult:
-        """A market order for `usdt` worth of `symbol` (the `python -m bot order` command)."""
+        """A market order for `usdt` worth of `symbol` (the `python -m bot order` command); the
+        side in any case ("buy", "BUY", "Buy")."""
+        side = str(side).strip().capitalize()
         if side not in (Side.BUY, Side.SELL):
             return self._refuse(symbol, f"side {side!r} is not Buy or Sell", "manual")
         try:
             inst = self.exchange.get_instrument(symbol)
             price = self.exchange.get_price(symbol)
             q = self.qty_for_notional(usdt, price, inst, at_most=True)
+            if side == Side.SELL and not self.settings.allows_short:
+                # spot sells what is free (a buy's fee was taken in the coin: 20 USDT bought is a
+                # little less than 20 USDT to sell), floored to the step; never more
+                pos = self._position(symbol)
+                free = floor_to_step(pos.size, inst.qty_step) if pos is not None else 0.0
+                if free <= 0:
+                    raise InvalidOrderError(f"order not sent: no {inst.base_coin or symbol} free to sell on spot")
+                if q > free:
+                    log.info("%s: selling the %g free instead of %g (spot cannot sell more than it holds)",
+                             symbol, free, q)
+                    q = free
         except InvalidOrderError as exc:
             return self._refuse(symbol, str(exc), "manual")
         return self._send(symbol, Side(side), q, reason="manual", prefix="manual")
@@ -215,21 +243,26 @@ class TradeExecutor:
         except DuplicateOrderError as exc:  # the adapter could not find the order it says exists
             return self._failed(cid, symbol, side, qty, OrderStatus.LOST, exc, reason)
         except (OrderExecutionError, NetworkError) as exc:
-            # Sent, fate unknown: stays LOST in the journal until reconciliation finds it.
+            # Sent, fate unknown: stays LOST in the journal until reconciliation finds it; never
+            # reported as failed (a person reading "failed" places the order again by hand).
             self._failed(cid, symbol, side, qty, OrderStatus.LOST, exc, reason)
-            raise
+            if isinstance(exc, OutcomeUnknownError):
+                raise
+            raise OutcomeUnknownError(f"{side} {_qty_text(qty)} {symbol} ({cid}) was sent; its outcome is unknown "
+                                      f"({exc}); it is resolved by its orderLinkId later", client_order_id=cid) from exc
         except BotError as exc:  # auth, rate limit, other exchange errors: the error handler decides
             status = OrderStatus.REJECTED if isinstance(exc, ExchangeAPIError) else OrderStatus.FAILED
             self._failed(cid, symbol, side, qty, status, exc, reason)
             raise
-        self.journal.update_intent(cid, order.status, exchange_order_id=order.exchange_order_id)
-        try:
-            fills = tuple(self.exchange.get_fills(cid, symbol))
-        except BotError as exc:  # the order stands; its fills are reconciled later
-            log.warning("order %s placed but its fills could not be read: %s", cid, exc)
-            fills = ()
-        for f in fills:
-            self.journal.record_fill(f, mode=self.exchange.mode)
+        fills: tuple[Fill, ...] = ()
+        if order.filled_qty > 0:
+            try:
+                fills = tuple(self.exchange.get_fills(cid, symbol))
+            except BotError as exc:  # the order stands; recovery journals its fills (Journal.fills_missing)
+                log.warning("order %s filled, but its fills could not be read yet (%s); they are journaled at "
+                            "the next reconciliation", cid, exc)
+        # status, order and fills in one transaction: never "filled" without its fills
+        self.journal.record_outcome(order, fills, mode=self.exchange.mode)
         if order.filled_qty > 0:
             self._trade_event(order, fills, reason)
         return ExecutionResult(ok=order.status not in (OrderStatus.REJECTED, OrderStatus.FAILED),

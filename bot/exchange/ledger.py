@@ -20,15 +20,15 @@ numpy arrays, and `PositionLedger`, the per-symbol book of `OpenPosition` record
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from bot.exchange.base import round_to_tick
-from bot.types import ClosedTrade, Mode, PositionSide
+from bot.types import ClosedTrade, Fill, Mode, PositionSide
 
 __all__ = ["OpenPosition", "PositionLedger", "Booked", "apply_fill", "pnl", "fee_of", "exit_line",
-           "taker_price", "stop_exit", "stop_fill", "round_trip", "STOP_LOSS", "TAKE_PROFIT", "EPS"]
+           "taker_price", "stop_exit", "stop_fill", "round_trip", "replay_fills", "STOP_LOSS", "TAKE_PROFIT", "EPS"]
 
 EPS = 1e-12          # sizes are rounded to 12 decimals; a size at or below this is no position
 STOP_LOSS, TAKE_PROFIT = "stop-loss", "take-profit"
@@ -176,13 +176,17 @@ class PositionLedger:
         self._new = new_position
 
     def book(self, symbol: str, side: str, qty: float, price: float, fee: float, time_ms: int, *,
-             reason: str = "signal", realised: float | None = None) -> Booked:
+             reason: str = "signal", realised: float | None = None, dust: float = 0.0) -> Booked:
         """Book one fill (`side` Buy / Sell, `qty` > 0, `fee` paid on all of it).
 
         `realised`: the P&L the exchange reports for the fill, used instead of the computed one
-        when it is given and not zero (a live position adopted at an approximate entry)."""
+        when it is given and not zero (a live position adopted at an approximate entry).
+        `dust`: a reduction that leaves at most this much (spot: less than one quantity step,
+        which can never be sold) closes the round trip; the dust stays in the wallet."""
         p = self.positions.get(symbol)
         signed = qty if side == "Buy" else -qty
+        if p is not None and dust and (p.signed > 0) != (signed > 0) and 0 < abs(signed) - p.size <= dust:
+            signed = -p.signed          # a close that also sold earlier dust: no reversal of a dust amount
         size, entry, closed, gain = apply_fill(p.signed if p is not None else 0.0,
                                                p.entry if p is not None else 0.0, signed, price)
         if closed == 0.0:                      # opened or added
@@ -203,8 +207,10 @@ class PositionLedger:
         p.exit_value += closed * price
         p.reason = reason
         if size != 0.0 and (size > 0) == (p.side == "long"):    # reduced, still open
-            p.size = abs(size)
-            return Booked(gain)
+            if abs(size) > dust:
+                p.size = abs(size)
+                return Booked(gain)
+            size = 0.0                                          # only dust left: the round trip is done
         del self.positions[symbol]
         trade = round_trip(symbol, 1 if p.side == "long" else -1, p.exit_qty, p.entry, p.exit_value / p.exit_qty,
                            p.opened_ms, time_ms, p.realised, p.fees, reason, self.mode)
@@ -214,3 +220,15 @@ class PositionLedger:
         nb = self.positions[symbol] = self._new(side="long" if size > 0 else "short", size=rest, entry=entry,
                                                 opened_ms=time_ms, max_size=rest, fees=fee * rest / qty)
         return Booked(gain, trade, nb)
+
+
+def replay_fills(fills: Iterable[Fill], *, mode: str, dust: float = 0.0) -> tuple[PositionLedger, list[ClosedTrade]]:
+    """Book `fills` (oldest first) into a fresh ledger: what is open after them, and the round
+    trips they made, each net of both its fees (how a journal's own record is read back)."""
+    ledger = PositionLedger(mode=mode)
+    trades = []
+    for f in sorted(fills, key=lambda f: f.time_ms):
+        booked = ledger.book(f.symbol, f.side, f.qty, f.price, f.fee, f.time_ms, reason=f.reason, dust=dust)
+        if booked.closed is not None:
+            trades.append(booked.closed)
+    return ledger, trades

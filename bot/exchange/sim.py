@@ -59,7 +59,8 @@ __all__ = ["SimExchange", "KNOWN_INSTRUMENTS", "generic_instrument", "check_clie
 
 log = logging.getLogger(__name__)
 
-_KEEP_ORDERS, _KEEP_FILLS, _KEEP_EQUITY = 500, 500, 2000  # the journal keeps the full record
+# the journal keeps the full record; the wallet file keeps what it needs, so it stays small
+_KEEP_ORDERS, _KEEP_FILLS, _KEEP_EQUITY, _KEEP_CLOSED = 500, 500, 2000, 500
 
 @dataclass
 class _Book(OpenPosition):
@@ -304,12 +305,9 @@ class SimExchange:
                 raise InvalidOrderError(f"{symbol}: reduce-only {side} with no {'long' if side == 'Sell' else 'short'} "
                                         "position to reduce (Bybit 110017)", client_order_id=cid)
             qty = min(qty, b.size)  # type: ignore[union-attr]
-        why = inst.check_order(qty, ref, reduce_only=reduce_only)
+        why = inst.check_order(qty, ref, reduce_only=reduce_only, market=order_type == "Market")
         if why:
             raise InvalidOrderError(why, client_order_id=cid)
-        if order_type == "Market" and qty > inst.max_market_qty:
-            raise InvalidOrderError(f"{symbol}: market quantity {qty} is above the maximum {inst.max_market_qty}",
-                                    client_order_id=cid)
         if self.category == "spot" and side == "Sell" and not reduce_only:
             held = b.size if b is not None and b.side == "long" else 0.0
             if qty > held + EPS:
@@ -430,6 +428,7 @@ class SimExchange:
             for cid in [c for c, o in st.orders.items() if o.status in OrderStatus.FINAL][: len(st.orders) - _KEEP_ORDERS]:
                 del st.orders[cid]
         del st.fills[:-_KEEP_FILLS]
+        del st.closed[:-_KEEP_CLOSED]
 
     def save(self) -> None:
         """Write the state now (it is also written after every fill)."""

@@ -10,6 +10,7 @@ are empty, and writing them does nothing, because a backtest's record is its res
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 
@@ -17,6 +18,8 @@ from bot.errors import JournalError
 from bot.types import ClosedTrade, Fill, Mode, Order, OrderIntent, OrderStatus, Position
 
 __all__ = ["OrderJournal", "Journal", "MemoryJournal"]
+
+_QTY_EPS = 1e-9   # relative: fills that add up to the order's quantity within this are complete
 
 
 @runtime_checkable
@@ -33,9 +36,18 @@ class OrderJournal(Protocol):
         ...
 
     def record_fill(self, fill: Fill, *, mode: Mode) -> None: ...
+    def record_outcome(self, order: Order, fills: Sequence[Fill], *, mode: Mode, error: str = "") -> None:
+        """What the exchange did with a journaled order: its status, the order as the exchange
+        knows it and its fills, all or nothing (one transaction), so a crash never leaves an
+        order marked filled without the fills that say at what price."""
+        ...
     def get_intent(self, client_order_id: str) -> OrderIntent | None: ...
     def unresolved_intents(self) -> list[OrderIntent]:
         """Intents whose fate on the exchange is not known yet (pending, sent, lost)."""
+        ...
+    def fills_missing(self, mode: Mode) -> list[OrderIntent]:
+        """(Partly) filled intents of `mode` whose journaled fills add up to less than the
+        exchange filled (the fills could not be read when the order was answered)."""
         ...
 
 
@@ -133,6 +145,29 @@ class MemoryJournal:
     def record_fill(self, fill: Fill, *, mode: Mode) -> None:
         with self._lock:
             self._fills.append((fill, mode))
+
+    def record_outcome(self, order: Order, fills: Sequence[Fill], *, mode: Mode, error: str = "") -> None:
+        with self._lock:
+            self._orders[order.client_order_id] = (order, mode)
+            old = self._intents[order.client_order_id]
+            self._intents[order.client_order_id] = replace(
+                old, status=order.status, exchange_order_id=order.exchange_order_id or old.exchange_order_id,
+                error=error or old.error)
+            seen = {(f.client_order_id, f.exec_id) for f, _ in self._fills if f.exec_id}
+            self._fills.extend((f, mode) for f in fills if not f.exec_id or (f.client_order_id, f.exec_id) not in seen)
+
+    def fills_missing(self, mode: Mode) -> list[OrderIntent]:
+        with self._lock:
+            out = []
+            for i in self._intents.values():
+                if i.mode != mode or i.status not in (OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED):
+                    continue
+                found = self._orders.get(i.client_order_id)
+                want = found[0].filled_qty if found is not None else i.qty
+                have = sum(f.qty for f, _ in self._fills if f.client_order_id == i.client_order_id)
+                if have < want - _QTY_EPS * max(1.0, want):
+                    out.append(i)
+            return out
 
     def get_intent(self, client_order_id: str) -> OrderIntent | None:
         with self._lock:

@@ -8,7 +8,10 @@ writes the journal at each step of an order, the journal is where "after the int
 - `after_intent`: right after the intent is committed, before anything is sent;
 - `after_send`:   the exchange accepted the order, but the process dies before its answer is
                   journaled (the first write that carries the exchange's answer is never made);
-- `after_fill`:   right after the first fill is committed, before the rest of the bookkeeping.
+- `after_fill`:   right after the first fill is committed (with the order's status, in one
+                  transaction: `record_outcome`), before the rest of the bookkeeping;
+- `after_outcome`: right after the order's outcome is committed, fills or none (they may not
+                  have been readable yet), before the position bookkeeping.
 
 The kill is SIGKILL: no `finally`, no `atexit`, no flush, exactly like a power cut of the
 process (the OS still has what SQLite committed). It happens once per data folder: a marker
@@ -21,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -31,7 +35,7 @@ __all__ = ["CrashingJournal", "CRASH_POINTS"]
 
 log = logging.getLogger(__name__)
 
-CRASH_POINTS = ("after_intent", "after_send", "after_fill")
+CRASH_POINTS = ("after_intent", "after_send", "after_fill", "after_outcome")
 _BEFORE_ANSWER = frozenset({OrderStatus.PENDING, OrderStatus.SENT})
 
 
@@ -79,6 +83,13 @@ class CrashingJournal:
         if self.point == "after_send":
             _die(self.point, self.marker)
         self._journal.record_order(order, mode)
+
+    def record_outcome(self, order: Order, fills: Sequence[Fill], *, mode: Mode, error: str = "") -> None:
+        if self.point == "after_send":
+            _die(self.point, self.marker)
+        self._journal.record_outcome(order, fills, mode=mode, error=error)
+        if (self.point == "after_fill" and fills) or self.point == "after_outcome":
+            _die(self.point, self.marker)
 
     def record_fill(self, fill: Fill, *, mode: Mode) -> None:
         if self.point == "after_send":

@@ -28,7 +28,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -319,12 +319,47 @@ class Journal:
     def record_fill(self, fill: Fill, *, mode: Mode) -> None:
         """Store one execution; the same (order, exec id) reported again is ignored."""
         with self._tx() as c:
-            c.execute("INSERT OR IGNORE INTO fills (client_order_id, symbol, side, qty, price, fee, time_ms, "
-                      "exchange_order_id, exec_id, is_maker, realised_pnl, reason, mode) "
-                      "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                      (fill.client_order_id, fill.symbol, fill.side, fill.qty, fill.price, fill.fee, fill.time_ms,
-                       fill.exchange_order_id, fill.exec_id, int(fill.is_maker), fill.realised_pnl, fill.reason,
-                       mode))
+            self._write_fill(c, fill, mode)
+
+    @staticmethod
+    def _write_fill(c: sqlite3.Connection, fill: Fill, mode: Mode) -> None:
+        c.execute("INSERT OR IGNORE INTO fills (client_order_id, symbol, side, qty, price, fee, time_ms, "
+                  "exchange_order_id, exec_id, is_maker, realised_pnl, reason, mode) "
+                  "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                  (fill.client_order_id, fill.symbol, fill.side, fill.qty, fill.price, fill.fee, fill.time_ms,
+                   fill.exchange_order_id, fill.exec_id, int(fill.is_maker), fill.realised_pnl, fill.reason, mode))
+
+    @staticmethod
+    def _write_order(c: sqlite3.Connection, order: Order, mode: Mode) -> None:
+        c.execute("INSERT OR REPLACE INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                  (order.client_order_id, order.exchange_order_id, order.symbol, order.side, order.qty,
+                   order.order_type, order.status, order.price, order.avg_price, order.filled_qty, order.fee,
+                   int(order.reduce_only), order.stop_loss, order.take_profit, order.created_ms,
+                   order.updated_ms, order.reject_reason, mode))
+
+    def record_outcome(self, order: Order, fills: Sequence[Fill], *, mode: Mode, error: str = "") -> None:
+        """The order's status, the order and its fills in one transaction (see `OrderJournal`)."""
+        with self._tx() as c:
+            self._write_order(c, order, mode)
+            cur = c.execute(
+                "UPDATE intents SET status=?, exchange_order_id=CASE WHEN ?='' THEN exchange_order_id ELSE ? END, "
+                "error=CASE WHEN ?='' THEN error ELSE ? END, updated_ms=? WHERE client_order_id=?",
+                (order.status, order.exchange_order_id, order.exchange_order_id, error, error, _now_ms(),
+                 order.client_order_id))
+            if cur.rowcount == 0:
+                raise UnknownIntentError(f"client order id {order.client_order_id} is not in the journal")
+            for fill in fills:
+                self._write_fill(c, fill, mode)
+
+    def fills_missing(self, mode: Mode) -> list[OrderIntent]:
+        """(Partly) filled intents whose fills add up to less than the order's filled quantity (the
+        exchange's, from the orders table; the intent's quantity when no order row was stored)."""
+        rows = self._query(
+            "SELECT i.* FROM intents i LEFT JOIN orders o ON o.client_order_id = i.client_order_id "
+            "WHERE i.mode=? AND i.status IN (?, ?) AND COALESCE(o.filled_qty, i.qty) * (1 - 1e-9) > "
+            "(SELECT COALESCE(SUM(f.qty), 0) FROM fills f WHERE f.client_order_id = i.client_order_id) "
+            "ORDER BY i.created_ms, i.rowid", (mode, OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED))
+        return [_intent(r) for r in rows]
 
     def get_intent(self, client_order_id: str) -> OrderIntent | None:
         rows = self._query("SELECT * FROM intents WHERE client_order_id=?", (client_order_id,))
@@ -340,11 +375,7 @@ class Journal:
     def record_order(self, order: Order, mode: Mode) -> None:
         """Store the exchange's view of an order; its intent (if any, and not final) follows its status."""
         with self._tx() as c:
-            c.execute("INSERT OR REPLACE INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                      (order.client_order_id, order.exchange_order_id, order.symbol, order.side, order.qty,
-                       order.order_type, order.status, order.price, order.avg_price, order.filled_qty, order.fee,
-                       int(order.reduce_only), order.stop_loss, order.take_profit, order.created_ms,
-                       order.updated_ms, order.reject_reason, mode))
+            self._write_order(c, order, mode)
             marks = ",".join("?" * len(OrderStatus.FINAL))
             c.execute(f"UPDATE intents SET status=?, exchange_order_id=CASE WHEN ?='' THEN exchange_order_id "
                       f"ELSE ? END, updated_ms=? WHERE client_order_id=? AND status NOT IN ({marks})",
@@ -448,8 +479,10 @@ class Journal:
                       time_ms=r["time_ms"]) for r in rows]
 
     def follow(self, bus: EventBus) -> None:
-        """Journal every event published on `bus` from now on."""
+        """Journal every event published on `bus` from now on (until this journal is closed)."""
         def _record(ev: Event) -> None:
+            if self._closed:
+                return          # the bus outlives a session's journal: nothing to write to any more
             try:
                 self.record_event(ev)
             except JournalError:

@@ -339,8 +339,10 @@ def test_live_server_side_stop_while_down_closes_in_journal(tmp_path, fake_bybit
         assert [i.kind for i in rep.items] == ["closed"]
         assert rig.journal.positions("LIVE") == []
         (trade,) = rig.journal.closed_trades("LIVE")
-        assert trade.reason == "reconcile" and trade.exit_price == low and trade.entry_price == entry
-        assert trade.pnl < 0
+        # journaled as what it was (a stop-loss, with its fill), not as "reconcile"; both fees in the P&L
+        assert trade.reason == "stop-loss" and trade.exit_price == low and trade.entry_price == entry
+        assert trade.pnl == pytest.approx(0.002 * (low - entry) - trade.fees) and trade.pnl < 0
+        assert trade.fees == pytest.approx(sum(float(e["execFee"]) for e in fake_bybit.book.executions))
     finally:
         rig.journal.close()
 
@@ -356,5 +358,64 @@ def test_unreachable_exchange_stops_recovery_but_not_the_periodic_check(tmp_path
             rig.recover()
         rep = Reconciler(rig.settings, exchange=rig.ex, journal=rig.journal).run()
         assert not rep.ok and "read positions" in rep.errors[0]
+    finally:
+        rig.journal.close()
+
+
+def test_a_restart_never_loosens_a_stop_it_may_tighten_one(tmp_path, fake_bybit, live_price) -> None:
+    """Linear: the journal's (trailed) stop is tighter than the one on Bybit (the trailing update
+    never reached it): the restart puts the journal's on Bybit. Then Bybit's is tighter than the
+    journal's: the journal follows. Never the looser of the two, and no STOP_LOSS_PCT stop."""
+    from dataclasses import replace
+
+    rig = LiveRig(tmp_path, fake_bybit, live_price)
+    try:
+        first = round(live_price * 0.97, 1)
+        rig.place("live-open-1", "Buy", 0.002, complete=True, stop_loss=first)
+        trailed = round(live_price * 0.99, 1)
+        (row,) = rig.journal.positions("LIVE")
+        rig.journal.upsert_position(replace(row, stop_loss=trailed), mode="LIVE")
+        rig.restart()
+        rep = rig.recover()
+        assert [i.kind for i in rep.items] == ["stop"] and "tightened from" in rep.items[0].message
+        ((_, pos),) = [(k, p) for k, p in fake_bybit.book.positions.items() if p["size"]]
+        assert pos["sl"] == trailed and rig.journal.positions("LIVE")[0].stop_loss == trailed
+        pos["sl"] = round(live_price * 0.995, 1)                       # tightened on Bybit by hand
+        rig.restart()
+        assert rig.recover().items == ()
+        assert rig.journal.positions("LIVE")[0].stop_loss == pos["sl"]
+    finally:
+        rig.journal.close()
+
+
+def test_spot_stop_and_entry_survive_restarts_and_a_crossed_stop_closes(tmp_path, fake_bybit, live_price) -> None:
+    """Spot has no server-side stop: the journal's entry and stop are the truth. A restart keeps
+    them exactly (Bybit's spot 'entry' is only a mark, and no new, lower stop is made up); when the
+    price crossed the stop while the bot was down, the restart closes at market as a stop-loss."""
+    from dataclasses import replace
+
+    rig = LiveRig(tmp_path, fake_bybit, live_price, EXCHANGE_CATEGORY="spot", LEVERAGE=1.0)
+    try:
+        fake_bybit.book.wallet = 1000.0
+        rig.journal.record_intent(OrderIntent("spot-1", SYM, "Buy", 0.002, mode="LIVE"))  # type: ignore[arg-type]
+        order = rig.ex.create_order(SYM, "Buy", 0.002, client_order_id="spot-1")  # type: ignore[arg-type]
+        rig.journal.record_outcome(order, rig.ex.get_fills("spot-1", SYM), mode="LIVE")
+        stop = round(live_price * 0.98, 1)
+        (held,) = rig.ex.get_positions()
+        rig.journal.upsert_position(replace(held, entry_price=live_price, stop_loss=stop), mode="LIVE")
+        fake_bybit.set_price(SYM, round(live_price * 0.99, 1))         # lower, above the stop: marks move
+        for _ in range(2):
+            rig.restart()
+            rep = rig.recover()
+            assert [i.kind for i in rep.items] == []
+            (row,) = rig.journal.positions("LIVE")
+            assert row.stop_loss == stop and row.entry_price == live_price
+        fake_bybit.set_price(SYM, round(live_price * 0.97, 1))         # through the stop while down
+        rig.restart()
+        rep = rig.recover()
+        assert [i.kind for i in rep.items] == ["closed"] and "stop" in rep.items[0].message
+        assert rig.journal.positions("LIVE") == [] and fake_bybit.book.coins.get("BTC", 0) == 0
+        (trade,) = rig.journal.closed_trades("LIVE")
+        assert trade.reason == "stop-loss" and trade.entry_price == live_price
     finally:
         rig.journal.close()

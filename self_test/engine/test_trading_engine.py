@@ -543,3 +543,33 @@ def test_replay_hands_over_to_live_data_when_bybit_comes_back(tmp_path, fake_byb
     msgs = [e.message for e in drain(q) if e.kind == EventKind.DATA]
     assert any("cannot be reached" in m for m in msgs) and any("reachable again" in m for m in msgs)
     assert (tmp_path / "data" / "replay_state.db").exists() and (tmp_path / "data" / "state.db").exists()
+
+
+def test_a_close_that_cannot_get_through_by_the_deadline_is_a_critical_alert_and_stays_unclosed(tmp_path, fake_bybit,
+                                                                                              btc_hourly):
+    """Bybit refuses every order for longer than CLOSE_DEADLINE_SECONDS: the close policy keeps at it
+    until then, never sends twice, then raises a critical alert; the position stays open in the
+    journal, marked unclosed, until a later close gets through."""
+    from bot.exchange.bybit import BybitExchange
+    from self_test.fakes.bybit_server import Fault
+
+    keys = {"BYBIT_API_KEY": "testkey", "BYBIT_API_SECRET": "testsecret"}
+    s = make_settings(tmp_path, environ=keys, BYBIT_BASE_URL=fake_bybit.url, BYBIT_TIMEOUT=1.0,
+                      CLOSE_DEADLINE_SECONDS=1.0, ORDER_LOOKUP_SECONDS=0.5, STRATEGY="sma")
+    fake_bybit.set_price("BTCUSDT", round(float(btc_hourly["close"].iloc[-1]), 1))
+    ex = BybitExchange(s, retries=2, retry_delay=0.05)
+    ex.create_order("BTCUSDT", "Buy", 0.002, client_order_id="held-1")
+    journal = Journal(tmp_path / "state.db")
+    engine = TradingEngine(s, exchange=ex, journal=journal)
+    q = engine.subscribe()
+    engine.prepare("LIVE", confirmed=True)
+    fake_bybit.inject("/v5/order/create", Fault("http", status=502, count=10_000))
+    assert engine.close_all("close-all") == []
+    crit = [e for e in drain(q) if e.kind == EventKind.CRITICAL]
+    assert len(crit) == 1 and "could not be closed" in crit[0].message and "still open" in crit[0].message
+    assert journal.get_state("unclosed_BTCUSDT")["reason"] == "close-all"
+    assert fake_bybit.book.orders and len(fake_bybit.book.orders) == 1          # nothing sent twice
+    fake_bybit.faults.clear()
+    assert len(engine.close_all("close-all")) == 1 and journal.get_state("unclosed_BTCUSDT") is None
+    engine.close()
+    journal.close()

@@ -243,17 +243,23 @@ def test_spot_orders_are_in_base_coin_and_holdings_show_as_longs(tmp_path, fake_
     inst = ex.get_instrument("BTCUSDT")
     assert (inst.qty_step, inst.min_notional, inst.category) == (0.000001, 5.0, "spot")
     order = ex.create_order("BTCUSDT", "Buy", 0.0025, client_order_id="spot-1")
-    assert order.status == OrderStatus.FILLED and order.filled_qty == 0.0025
+    # Bybit takes a spot buy's fee in the coin bought: 0.0025 BTC bought leaves 0.0024975 BTC, and
+    # the fee (0.0000025 BTC) is shown and booked in USDT at the fill price
+    assert order.status == OrderStatus.FILLED and order.filled_qty == pytest.approx(0.0024975)
+    assert order.fee == pytest.approx(0.0000025 * price)
+    (fill,) = ex.get_fills("spot-1", "BTCUSDT")
+    assert fill.qty == pytest.approx(0.0024975) and fill.fee == pytest.approx(0.0000025 * price)
     assert fake_bybit.calls("/v5/order/create")[-1]["marketUnit"] == "baseCoin"
     assert fake_bybit.calls("/v5/position/set-leverage") == []  # no leverage on spot
     (pos,) = ex.get_positions()
-    assert (pos.symbol, pos.side, pos.size) == ("BTCUSDT", "long", 0.0025)
+    assert (pos.symbol, pos.side) == ("BTCUSDT", "long") and pos.size == pytest.approx(0.0024975)
     with pytest.raises(InsufficientFundsError) as e:
         ex.create_order("BTCUSDT", "Sell", 0.01, client_order_id="spot-2")  # more than held: spot cannot short
     assert e.value.code == 170131
-    ex.close_position("BTCUSDT", client_order_id="spot-3")
-    assert ex.get_positions() == []
-    spent = 0.0025 * price * 0.001 * 2  # spot fee, both ways
+    close = ex.close_position("BTCUSDT", client_order_id="spot-3")
+    assert close.filled_qty == 0.002497                                # the free balance floored to the step
+    assert ex.get_positions() == [] and ex.dust == {"BTC": pytest.approx(0.0000005)}   # dust, not a position
+    spent = 0.0025 * price - 0.002497 * price * (1 - 0.001)
     assert ex.get_balance().wallet_balance == pytest.approx(1000 - spent)
 
 
@@ -278,3 +284,55 @@ def test_a_server_side_stop_fill_is_visible_through_get_executions(tmp_path, fak
     assert (exit_.side, exit_.qty, exit_.reason, exit_.client_order_id) == ("Sell", 0.003, "stop-loss", "")
     assert exit_.price == round_to_tick(price * 0.97, 0.1) < stop  # a stop-market fills at the market
     assert ex.get_executions("BTCUSDT", since_ms=exit_.time_ms + 1) == []
+
+
+def test_a_rate_limit_waits_for_the_reset_bybit_gave(tmp_path, fake_bybit, price):
+    """10006 carries X-Bapi-Limit-Reset-Timestamp (the fake: 200 ms ahead): the next try waits for
+    it, not for the 10 ms base delay nor a fixed guess."""
+    s = make_settings(tmp_path, environ=dict(KEYS), BYBIT_BASE_URL=fake_bybit.url, BYBIT_TIMEOUT=0.5)
+    pauses: list[float] = []
+    ex = BybitExchange(s, retries=4, retry_delay=0.01, fill_wait=1.0, sleep=pauses.append)
+    fake_bybit.inject("/v5/account/wallet-balance", Fault("rate_limit"))
+    assert ex.get_balance().equity == pytest.approx(1000.0)
+    assert len(pauses) == 1 and 0.1 < pauses[0] <= 0.25
+
+
+def test_leverage_is_set_once_per_symbol_and_a_fault_there_does_not_fail_the_order(tmp_path, fake_bybit, price):
+    ex = live(tmp_path, fake_bybit, LEVERAGE=3.0)
+    fake_bybit.inject("/v5/position/set-leverage", Fault("http", status=502, count=100))
+    first = ex.create_order("BTCUSDT", "Buy", 0.001, client_order_id="lev-1")
+    assert first.status == OrderStatus.FILLED                          # the order went out all the same
+    fake_bybit.faults.clear()
+    for i in range(2, 5):
+        ex.create_order("BTCUSDT", "Buy", 0.001, client_order_id=f"lev-{i}")
+    assert fake_bybit.book.leverage["BTCUSDT"] == 3.0
+    answered = fake_bybit.answers("/v5/position/set-leverage")
+    assert answered.count(0) == 1                                       # set once, then never asked again
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_closing_never_gives_up_under_faults_and_never_sends_twice(tmp_path, fake_bybit, price, seed):
+    """20 % rate limits / 10016 / HTTP 502 on every private call and 30 % lost order answers (the
+    run that left positions open in 2 of 10 close-alls): the close gets through within the close
+    deadline, exactly one close order reaches Bybit, and the journal says filled."""
+    ex = live(tmp_path, fake_bybit, CLOSE_DEADLINE_SECONDS=120.0)
+    journal = MemoryJournal()
+    executor = TradeExecutor(ex, journal, settings=ex.settings)
+    assert executor.open_position("BTCUSDT", "long", notional=60).ok
+    fake_bybit.chaos(0.2, lost=0.3, seed=seed)
+    res = executor.close_position("BTCUSDT")
+    fake_bybit.chaos(0.0)
+    assert res is not None and res.ok and res.order.status == OrderStatus.FILLED
+    assert all(p["size"] == 0 for p in fake_bybit.book.positions.values())
+    closes = [o for o in fake_bybit.book.orders.values() if o["reduce"]]
+    assert len(closes) == 1 and closes[0]["orderLinkId"] == res.client_order_id
+    assert journal.get_intent(res.client_order_id).status == OrderStatus.FILLED
+
+
+def test_demo_trading_points_pybit_at_bybits_demo_servers(tmp_path):
+    """BYBIT_DEMO=true: pybit's demo mode (api-demo.bybit.com; with USE_TESTNET the demo testnet).
+    Nothing is sent: the test reads the real client's endpoint."""
+    for testnet, host in ((False, "https://api-demo.bybit.com"), (True, "https://api-demo-testnet.bybit.com")):
+        s = make_settings(tmp_path, environ=dict(KEYS), BYBIT_DEMO=True, USE_TESTNET=testnet)
+        assert BybitExchange(s).http.endpoint == host
+    assert BybitExchange(make_settings(tmp_path, environ=dict(KEYS))).http.endpoint == "https://api.bybit.com"

@@ -251,6 +251,20 @@ def test_state_survives_a_restart_and_the_file_is_written_atomically(tmp_path, f
         sim(tmp_path)
 
 
+def test_the_wallet_file_stays_bounded_however_many_trades(tmp_path, feed):
+    """Closed trades live in the journal; the paper wallet file keeps the last 500 round trips
+    (and 500 orders and fills), so 600 round trips do not grow it without end."""
+    ex = sim(tmp_path)
+    ex.on_candle(feed.candle_at(10))
+    for i in range(600):
+        ex.create_order("BTCUSDT", "Buy", 0.01, client_order_id=f"b{i}")
+        ex.create_order("BTCUSDT", "Sell", 0.01, client_order_id=f"s{i}")
+    ex.save()
+    data = json.loads((tmp_path / "paper_wallet.json").read_text())
+    assert len(data["closed"]) == 500 and len(data["fills"]) == 500 and len(data["orders"]) <= 500
+    assert data["closed"][-1] == vars(ex.closed_trades()[-1])       # the newest are the ones kept
+
+
 def test_wallet_file_of_another_category_is_refused(tmp_path, feed):
     ex = sim(tmp_path)
     ex.on_candle(feed.candle_at(5))

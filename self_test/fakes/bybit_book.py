@@ -8,7 +8,7 @@ check (110007), reduce-only on a flat position (110017), duplicate orderLinkId (
 TP/SL not modified (34040). Market orders fill at once at the fake's last price (no slippage)
 with the taker fee; marketable limit orders likewise; other limit orders rest until `set_price`
 crosses them (maker fee). Position stop-loss / take-profit trigger in `set_price`.
-Spot fees are charged in USDT (Bybit takes buy fees in the base coin; the fake keeps it simple).
+Spot buy fees are taken in the base coin (what is bought), sell fees in USDT, as Bybit does.
 """
 
 from __future__ import annotations
@@ -148,6 +148,9 @@ class FakeBook:
                 raise BybitReject(10001, "Qty invalid: not a multiple of qtyStep")
             if qty < float(lot["minOrderQty"]):
                 raise BybitReject(10001, "The number of contracts exceeds minimum limit allowed")
+            top = float(lot.get("maxMktOrderQty") or lot["maxOrderQty"]) if otype == "Market" else float(lot["maxOrderQty"])
+            if qty > top:
+                raise BybitReject(10001, "The number of contracts exceeds maximum limit allowed")
             if not reduce and qty * ref < float(lot.get("minNotionalValue", 0)):
                 raise BybitReject(110094, "Order does not meet minimum order value")
             pos = self._pos(symbol, idx)
@@ -172,7 +175,7 @@ class FakeBook:
             if qty * ref < float(lot["minOrderAmt"]):
                 raise BybitReject(170140, "Order value exceeded lower limit.")
             base = inst["baseCoin"]
-            if side == "Buy" and qty * ref * (1 + self.spot_fee) > self.wallet + 1e-9:
+            if side == "Buy" and qty * ref > self.wallet + 1e-9:
                 raise BybitReject(170131, "Insufficient balance.")
             if side == "Sell" and qty > self.coins.get(base, 0.0) + EPS:
                 raise BybitReject(170131, "Insufficient balance.")
@@ -227,17 +230,26 @@ class FakeBook:
             pos["updated"] = self.ms()
             self.wallet -= fee
         else:
+            # Bybit takes a spot buy's fee in the base coin (a 0.000666 BTC buy leaves 0.000665334 BTC)
+            # and a sell's in the quote coin (reference 3.13; the issue's recorded run).
             base = self.instrument("spot", o["symbol"])["baseCoin"]
-            self.coins[base] = self.coins.get(base, 0.0) + signed
-            self.wallet -= signed * price + fee
+            if o["side"] == "Buy":
+                fee = round(qty * rate, 12)                     # in the base coin
+                self.coins[base] = round(self.coins.get(base, 0.0) + qty - fee, 12)
+                self.wallet -= qty * price
+            else:
+                self.coins[base] = round(self.coins.get(base, 0.0) - qty, 12)
+                self.wallet += qty * price - fee
+        fee_coin = (self.instrument("spot", o["symbol"])["baseCoin"] if o["category"] == "spot" and o["side"] == "Buy"
+                    else "USDT")
         o.update(leaves=0.0, cum_qty=o["cum_qty"] + qty, cum_value=o["cum_value"] + qty * price,
-                 cum_fee=o["cum_fee"] + fee, status="Filled", updated=self.ms())
+                 cum_fee=o["cum_fee"] + fee, fee_coin=fee_coin, status="Filled", updated=self.ms())
         self.executions.append({
             "symbol": o["symbol"], "orderId": o["orderId"], "orderLinkId": o["orderLinkId"], "side": o["side"],
             "orderPrice": _fmt(o["price"]), "orderQty": _fmt(o["qty"]), "leavesQty": "0",
             "orderType": o["orderType"], "execFee": _fmt(fee), "execId": str(uuid.uuid4()),
             "execPrice": _fmt(price), "execQty": _fmt(qty), "execType": "Trade", "execValue": _fmt(qty * price),
-            "execTime": str(self.ms()), "feeCurrency": "USDT", "isMaker": maker, "feeRate": _fmt(rate),
+            "execTime": str(self.ms()), "feeCurrency": fee_coin, "isMaker": maker, "feeRate": _fmt(rate),
             "markPrice": _fmt(price), "closedSize": _fmt(closed), "seq": len(self.executions) + 1,
             "stopOrderType": o.get("stop_type", ""),
             "category": o["category"]})
@@ -293,7 +305,7 @@ class FakeBook:
             "cancelType": "UNKNOWN", "rejectReason": "EC_NoError", "avgPrice": _fmt(avg) if avg else "",
             "leavesQty": _fmt(o["leaves"]), "leavesValue": _fmt(o["leaves"] * o["price"]),
             "cumExecQty": _fmt(o["cum_qty"]), "cumExecValue": _fmt(o["cum_value"]),
-            "cumExecFee": _fmt(o["cum_fee"]), "cumFeeDetail": {"USDT": _fmt(o["cum_fee"])} if o["cum_fee"] else {},
+            "cumExecFee": _fmt(o["cum_fee"]), "cumFeeDetail": {o.get("fee_coin", "USDT"): _fmt(o["cum_fee"])} if o["cum_fee"] else {},
             "timeInForce": "IOC" if o["orderType"] == "Market" else "GTC", "orderType": o["orderType"],
             "stopOrderType": "", "takeProfit": _fmt(o["tp"]) if o["tp"] else "",
             "stopLoss": _fmt(o["sl"]) if o["sl"] else "", "reduceOnly": o["reduce"], "closeOnTrigger": False,

@@ -79,11 +79,17 @@ class FakeBybit(LoopbackServer):
     thread_name = "fake-bybit"
 
     def __init__(self, *, api_key: str = "testkey", api_secret: str = "testsecret",
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, auth_clock: Callable[[], float] = time.time,
+                 follow_klines: bool = False) -> None:
         super().__init__()
         self.api_key = api_key
         self.api_secret = api_secret
         self.clock = clock
+        self.auth_clock = auth_clock      # the client's wall clock, for the recv_window check
+        # True: the last price of each symbol with klines is the close of its last closed candle
+        # at `clock()` (a fake whose time runs fills at the candles' prices without a test's help)
+        self.follow_klines = follow_klines
+        self._priced_to: dict[str, int] = {}
         self.lock = threading.RLock()
         self.requests: list[tuple[str, str, dict[str, Any]]] = []  # (method, path, params)
         # (path, retCode; the HTTP status for an injected HTTP error; None when the answer was dropped)
@@ -166,6 +172,20 @@ class FakeBybit(LoopbackServer):
                 self.tickers[category] = rows
             self.book.set_price(symbol, float(price))
 
+    def _price_from_klines(self) -> None:
+        """follow_klines: move each symbol's price to the close of its newest closed candle."""
+        from bot.types import interval_ms
+
+        now = self.now_ms()
+        with self.lock:
+            for (symbol, interval), frame in self.klines.items():
+                idx = np.asarray(frame.index, dtype=np.int64)
+                i = int(np.searchsorted(idx, now - interval_ms(interval), side="right")) - 1
+                if i < 0 or self._priced_to.get(symbol) == int(idx[i]):
+                    continue
+                self._priced_to[symbol] = int(idx[i])
+                self.set_price(symbol, float(frame["close"].iloc[i]))
+
     def orders_with_link(self, order_link_id: str) -> list[dict[str, Any]]:
         """Every order the fake holds with this orderLinkId (the tests' "exactly one" check)."""
         with self.lock:
@@ -182,11 +202,32 @@ class FakeBybit(LoopbackServer):
             return [p for (_, pth, p) in self.requests if pth == path]
 
     # -- HTTP ----------------------------------------------------------------------------------
+    def chaos(self, rate: float, *, lost: float = 0.0, seed: int = 0) -> None:
+        """Random faults on every private request: with probability `rate` a rate limit (10006 with
+        its reset header), a 10016 or an HTTP 502 (one third each); an order that got through has
+        its answer dropped with probability `lost` (done, never answered). `rate=0` turns it off."""
+        import random
+
+        with self.lock:
+            self._chaos = (float(rate), float(lost), random.Random(seed))
+
+    def _random_fault(self, path: str) -> Fault | None:
+        chaos = getattr(self, "_chaos", None)
+        if chaos is None or path.startswith("/v5/market/"):
+            return None
+        rate, lost, rng = chaos
+        if rng.random() < rate:
+            return rng.choice([Fault(kind="rate_limit"), Fault(kind="retcode", code=10016),
+                               Fault(kind="http", status=502)])
+        if path == "/v5/order/create" and rng.random() < lost:
+            return Fault(kind="lost")
+        return None
+
     def _take_fault(self, path: str) -> Fault | None:
         with self.lock:
             lst = self.faults.get(path) or []
             if not lst:
-                return None
+                return self._random_fault(path)
             f = lst[0]
             f.count -= 1
             if f.count <= 0:
@@ -220,7 +261,7 @@ class FakeBybit(LoopbackServer):
                             hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected, sign):
             return BybitReject(10004, f"error sign! origin_string[{ts}{key}{recv}{payload}]")
-        server = int(time.time() * 1000)  # recv_window is checked against wall time, as Bybit does
+        server = int(self.auth_clock() * 1000)  # recv_window is checked against wall time, as Bybit does
         try:
             t, w = int(ts), int(recv)
         except ValueError:
@@ -256,6 +297,8 @@ class FakeBybit(LoopbackServer):
             if rej is not None:
                 self._send(h, 200, self.envelope(rej.code, rej.message))
                 return
+        if self.follow_klines:
+            self._price_from_klines()
         fault = self._take_fault(path)
         if fault is not None:
             if fault.kind in ("http", "retcode", "rate_limit"):

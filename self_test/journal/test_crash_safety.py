@@ -101,6 +101,31 @@ def test_sigkill_while_opening(tmp_path, fake, point, on_exchange, recovered) ->
     assert output(run_bot(tmp_path, fake, "long")) == {"recovered": [], "orders": [], "ok": True}
 
 
+def test_fills_unreadable_at_fill_time_then_sigkill_are_journaled_by_recovery(tmp_path, fake) -> None:
+    """Bybit fills the order, but its executions cannot be read (HTTP 502) when the order is
+    answered, and the process is killed right after journaling the outcome: the journal says
+    filled with no fill. The restart reads the executions by orderLinkId, journals them, and so
+    restores its own position from its own fills instead of adopting it as foreign."""
+    from self_test.fakes.bybit_server import Fault
+
+    fake.inject("/v5/execution/list", Fault(kind="http", status=502, count=10))
+    crashed = run_bot(tmp_path, fake, "long", crash_at="after_outcome")
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-3000:]
+    assert len(fake.book.links) == 1 and "fills could not be read yet" in (tmp_path / "bot.log").read_text()
+    with Journal(tmp_path / "data" / "state.db") as j:
+        (intent,) = j.intents()
+        assert intent.status == OrderStatus.FILLED and j.fills() == [] and j.fills_missing("LIVE") == [intent]
+    fake.faults.clear()
+
+    out = output(run_bot(tmp_path, fake, "long"))
+    assert out["recovered"] == ["fills", "restored"] and out["orders"] == []     # never "adopted"
+    j = assert_agree(tmp_path, fake)
+    try:
+        assert j.fills_missing("LIVE") == [] and len(fake.book.links) == 1
+    finally:
+        j.close()
+
+
 def test_sigkill_while_closing(tmp_path, fake) -> None:
     assert output(run_bot(tmp_path, fake, "long"))["ok"]
     crashed = run_bot(tmp_path, fake, "flat", crash_at="after_send")
@@ -191,3 +216,25 @@ def test_the_crash_hook_journal_is_a_whole_journal_and_a_context_manager(setting
         assert j.get_state("k") == 1
     with pytest.raises(JournalError, match="closed"):
         j.get_state("k")                         # leaving `with` closed the real journal
+
+
+def test_a_stop_bybit_executed_while_the_bot_was_down_is_journaled_as_stop_loss(tmp_path, fake) -> None:
+    """The position's server-side stop fills while no bot runs; the next start journals the round
+    trip as `stop-loss` with the stop's fill, and its P&L (both fees) is what the wallet lost."""
+    start = fake.book.wallet
+    assert output(run_bot(tmp_path, fake, "long"))["ok"]
+    ((_, pos),) = [(k, p) for k, p in fake.book.positions.items() if p["size"] != 0]
+    assert pos["sl"] > 0
+    fake.set_price(SYM, round(pos["sl"] - 50, 1))                   # through the stop: Bybit closes it
+    assert all(p["size"] == 0 for p in fake.book.positions.values())
+    out = output(run_bot(tmp_path, fake, "flat"))
+    assert out["recovered"] == ["closed"] and out["orders"] == []
+    j = assert_agree(tmp_path, fake)
+    try:
+        (trade,) = j.closed_trades("LIVE")
+        stop_fill = [f for f in j.fills(mode="LIVE") if f.reason == "stop-loss"]
+        assert trade.reason == "stop-loss" and len(stop_fill) == 1
+        assert trade.exit_price == pytest.approx(stop_fill[0].price)
+        assert trade.pnl == pytest.approx(fake.book.wallet - start, abs=1e-9)
+    finally:
+        j.close()

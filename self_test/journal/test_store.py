@@ -137,6 +137,37 @@ def test_record_order_moves_an_open_intent_but_not_a_final_one(journal: Journal)
     assert journal.get_intent("o1").status == OrderStatus.FILLED
 
 
+@pytest.mark.parametrize("make", [lambda tmp: Journal(tmp / "state.db"), lambda tmp: base.MemoryJournal()],
+                         ids=["sqlite", "memory"])
+def test_an_outcome_is_status_order_and_fills_at_once_and_short_fills_are_found(tmp_path: Path, make) -> None:
+    j = make(tmp_path)
+    try:
+        j.record_intent(intent("o1", status=OrderStatus.SENT, mode="LIVE"))
+        order = Order("o1", "BTCUSDT", "Buy", 0.04, status=OrderStatus.FILLED, avg_price=PRICE, filled_qty=0.04,
+                      exchange_order_id="E1")
+        j.record_outcome(order, [], mode="LIVE")             # filled, but the fills could not be read
+        assert j.get_intent("o1").status == OrderStatus.FILLED and j.get_order("o1").filled_qty == 0.04
+        assert [i.client_order_id for i in j.fills_missing("LIVE")] == ["o1"] and j.fills_missing("PAPER") == []
+        half = Fill("o1", "BTCUSDT", "Buy", 0.02, PRICE, 0.03, 1, exec_id="x")
+        j.record_outcome(order, [half], mode="LIVE")
+        assert [i.client_order_id for i in j.fills_missing("LIVE")] == ["o1"]       # 0.02 of 0.04
+        j.record_outcome(order, [half, Fill("o1", "BTCUSDT", "Buy", 0.02, PRICE, 0.03, 2, exec_id="y")], mode="LIVE")
+        assert j.fills_missing("LIVE") == [] and [f.exec_id for f in j.fills(client_order_id="o1")] == ["x", "y"]
+    finally:
+        j.close()
+
+
+def test_an_outcome_that_cannot_be_written_leaves_the_intent_as_it_was(journal: Journal) -> None:
+    """Status and fills are one transaction: a fill that cannot be stored takes the status with it."""
+    journal.record_intent(intent("o2", status=OrderStatus.SENT, mode="LIVE"))
+    order = Order("o2", "BTCUSDT", "Buy", 0.04, status=OrderStatus.FILLED, avg_price=PRICE, filled_qty=0.04)
+    broken = Fill("o2", "BTCUSDT", "Buy", 0.04, [PRICE], 0.05, 1, exec_id="z")   # a price SQLite cannot bind
+    with pytest.raises(JournalError):
+        journal.record_outcome(order, [broken], mode="LIVE")
+    assert journal.get_intent("o2").status == OrderStatus.SENT and journal.get_order("o2") is None
+    assert journal.fills() == []
+
+
 def test_failed_transaction_leaves_nothing(journal: Journal) -> None:
     journal.record_intent(intent("keep"))
     with pytest.raises(RuntimeError):

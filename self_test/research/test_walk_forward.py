@@ -132,6 +132,10 @@ def test_train_command_end_to_end(tmp_path, monkeypatch, capsys):
     assert report["folds"][0]["start"].startswith("2019-01-01")
     assert (tmp_path / "reports" / "walk_forward_BTCUSDT_60.png").exists()
     assert list((tmp_path / "data" / "models").glob("dqn-*.pt")), "the trained agent is saved"
+    # judged by the walk-forward gate live trading with the DQN asks for (this tiny run does not pass it)
+    gate = json.loads((tmp_path / "data" / "models" / "walk_forward_gate.json").read_text())
+    (verdict,) = gate.values()
+    assert "walk-forward gate" in out and verdict["passed"] == ("walk-forward gate PASSED" in out)
     assert main(["--env-file", str(tmp_path / "none.env"), "train", "--train-until", "not-a-date"]) == 2
 
 
