@@ -71,10 +71,12 @@ def record_verdict(checkpoint: Path, passed: bool, why: str, *, symbol: str = ""
 
 def dqn_live_refusal(settings: Any) -> str | None:
     """Why the DQN may not trade live (one line), or None when its newest checkpoint passed the gate."""
-    from bot.agent.checkpoints import CheckpointStore
+    from bot.agent.checkpoints import SHIPPED_MODEL, CheckpointStore
 
     models = Path(settings.data_dir) / "models"
-    latest = CheckpointStore(models).latest()
+    # the checkpoint the DQN strategy would load: the folder's newest, else the shipped default
+    shipped = SHIPPED_MODEL if getattr(settings, "DQN_SHIPPED_MODEL", True) else None
+    latest = CheckpointStore(models, fallback=shipped).latest()
     train = "train one with `python -m bot train --symbol BTCUSDT --train-until YYYY-MM-DD`"
     if latest is None:
         return f"live trading with the DQN needs a trained checkpoint that passed the walk-forward gate: none in {models}; {train}"

@@ -23,8 +23,10 @@ def test_the_gate_wants_profit_above_buy_and_hold_and_a_deflated_sharpe_of_095()
 
 
 def test_live_dqn_needs_the_newest_checkpoint_to_have_passed(tmp_path: Path) -> None:
-    s = make_settings(tmp_path)
+    s = make_settings(tmp_path, DQN_SHIPPED_MODEL=False)     # a user's folder with no model at all
     assert "needs a trained checkpoint" in dqn_live_refusal(s)
+    shipped = make_settings(tmp_path / "shipped")               # the shipped default: never judged by train
+    assert "dqn-default.pt has not passed the walk-forward gate" in dqn_live_refusal(shipped)
     store = CheckpointStore(Path(s.data_dir) / "models")
     ckpt = store.save({"format": 1, "weights": [1.0, 2.0]}, 1000)
     assert "has not passed the walk-forward gate" in dqn_live_refusal(s)          # never judged

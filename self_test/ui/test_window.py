@@ -366,6 +366,11 @@ def test_paper_session_trades_draws_and_stops_without_freezing(display: str, ope
     # Pause (no new decisions), then a manual Buy through the same executor: a position in the table.
     v.controls.pause_button.invoke()
     pump_until(root, lambda: ctl.engine.snapshot().status == "Paused", 30, "the engine to pause")
+    # a decision already under way when Pause was pressed may still open a position: wait until two
+    # more candles went by paused, so what is open now stays as it is
+    seen = ctl.engine.snapshot().metrics.get("candles", 0)
+    pump_until(root, lambda: ctl.engine.snapshot().metrics.get("candles", 0) >= seen + 2, 30,
+               "two candles while paused")
     pump_until(root, lambda: str(v.orders.buy_button.cget("state")) == "normal", 10, "the order buttons")
     def order_buttons_free() -> bool:  # the form is disabled while an order is on its way
         return str(v.orders.buy_button.cget("state")) == "normal"
