@@ -375,7 +375,13 @@ def test_paper_session_trades_draws_and_stops_without_freezing(display: str, ope
     def order_buttons_free() -> bool:  # the form is disabled while an order is on its way
         return str(v.orders.buy_button.cget("state")) == "normal"
 
-    for sym in list(v.orders.position_symbols()):
+    def held() -> set:
+        return {p.symbol for p in ctl.engine.snapshot().positions}
+
+    # the table refreshes on the window's poll: let it catch up with what the paused engine holds
+    pump_until(root, lambda: set(v.orders.position_symbols()) == held(), 10,
+               lambda: f"the positions table to show {held()} (shows {v.orders.position_symbols()})")
+    for sym in sorted(held()):
         v.orders.symbol.set(sym)
         v.orders.close_button.invoke()
         pump_until(root, lambda s=sym: s not in v.orders.position_symbols() and order_buttons_free(), 30,
@@ -390,7 +396,9 @@ def test_paper_session_trades_draws_and_stops_without_freezing(display: str, ope
                lambda: f"the refusal of a 1 USDT order (shown: {v.orders.result.cget('text')!r})")
     refusal = v.orders.result.cget("text")
     assert "filled" not in refusal and str(v.orders.result.cget("foreground")) == "#b00020", refusal
-    assert "BTCUSDT" not in v.orders.position_symbols()
+    assert "BTCUSDT" not in v.orders.position_symbols(), (
+        f"positions {ctl.engine.snapshot().positions}, status {ctl.engine.snapshot().status}, "
+        f"log tail {v.log_panel.contents()[-1500:]}")
     with capsys.disabled():
         print(f"manual 1 USDT order: {refusal}")
     trades_before = set(v.orders.trades.get_children())

@@ -65,6 +65,8 @@ def test_first_session_draws_equity_in_candle_time_and_a_restart_shows_the_recor
     # is closed with the window's own button, so the buy is not refused as a second position.
     click(v.controls.pause_button)
     pump_until(root, lambda: ctl.engine.snapshot().status == "Paused", 30, "the bot to pause")
+    held = lambda: {p.symbol for p in ctl.engine.snapshot().positions}  # noqa: E731
+    pump_until(root, lambda: set(v.orders.position_symbols()) == held(), 10, "the positions table to catch up")
     if v.orders.positions.get_children():
         v.orders.symbol.set("BTCUSDT")
         click(v.orders.close_button)
