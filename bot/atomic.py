@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_file", "atomic_write_bytes", "atomic_write_text", "atomic_write_json"]
+__all__ = ["atomic_file", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_write_png"]
 
 
 @contextmanager
@@ -48,3 +48,15 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 def atomic_write_json(path: str | os.PathLike, obj: Any, *, default: Callable[[Any], Any] | None = None,
                       indent: int | None = 2) -> None:
     atomic_write_text(path, json.dumps(obj, indent=indent, default=default, sort_keys=False))
+
+
+def atomic_write_png(fig: Any, path: str | os.PathLike, *, dpi: int) -> None:
+    """Save a matplotlib figure as a PNG atomically, then close it (pyplot keeps every figure it
+    made open until it is closed, saved or not)."""
+    import matplotlib.pyplot as plt
+
+    try:
+        with atomic_file(path) as fh:
+            fig.savefig(fh, format="png", dpi=dpi)
+    finally:
+        plt.close(fig)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bot.atomic import atomic_file, atomic_write_text
+from bot.atomic import atomic_write_png, atomic_write_text
 from bot.research.walk_forward import Curve, _chain, _finite, _iso, summarize
 
 __all__ = ["ResearchReport", "aggregate", "choose_default", "METRICS", "record_of", "from_json"]
@@ -171,11 +171,7 @@ class ResearchReport:
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7, loc="upper left")
         fig.tight_layout()
-        try:
-            with atomic_file(path) as fh:
-                fig.savefig(fh, format="png", dpi=90)
-        finally:
-            plt.close(fig)
+        atomic_write_png(fig, path, dpi=90)
 
 
 def from_json(record: dict[str, Any]) -> ResearchReport:

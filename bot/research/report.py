@@ -21,7 +21,7 @@ import pandas as pd
 
 from bot.analysis.features import REGIMES, regime
 from bot.analysis.metrics import max_drawdown, performance
-from bot.atomic import atomic_file, atomic_write_bytes
+from bot.atomic import atomic_write_bytes, atomic_write_png
 from bot.research.fast_path import BacktestResult, CostModel, buy_and_hold
 from bot.types import interval_ms, ms_to_iso
 
@@ -125,11 +125,7 @@ class BacktestReport:
         ax3.legend(loc="upper left")
         fig.tight_layout()
         path = Path(path)
-        try:
-            with atomic_file(path) as fh:
-                fig.savefig(fh, format="png", dpi=90)
-        finally:
-            plt.close(fig)
+        atomic_write_png(fig, path, dpi=90)
         return path
 
 

@@ -28,7 +28,7 @@ import pandas as pd
 
 from bot.agent.environment import LONG_ACTION, MarketData, TradingEnv
 from bot.analysis.metrics import deflated_sharpe, log_returns, performance
-from bot.atomic import atomic_file, atomic_write_text
+from bot.atomic import atomic_write_png, atomic_write_text
 
 __all__ = ["Fold", "Curve", "WalkForwardReport", "make_folds", "evaluate_window", "walk_forward", "greedy_return",
            "sma_actions", "record_trial", "STRATEGY_NAMES"]
@@ -217,11 +217,7 @@ class WalkForwardReport:
         ax.grid(alpha=0.3)
         ax.legend()
         fig.tight_layout()
-        try:
-            with atomic_file(path) as fh:
-                fig.savefig(fh, format="png", dpi=110)
-        finally:
-            plt.close(fig)
+        atomic_write_png(fig, path, dpi=110)
 
 
 def walk_forward(frame: pd.DataFrame, *, settings: Any, symbol: str, interval: str, train_until: str,
