@@ -83,13 +83,11 @@ def _ms(text: str | None, what: str) -> int | None:
 def load_frame(settings: Any, symbol: str, interval: str, *, data: Any, start: str | None,
                end: str | None) -> tuple[Any, int]:
     """(candles, index of the first traded candle): everything before --start is warm-up.
-    `data`: a file already read (`bot.market.ohlcv_file.CandleFile`), a path, or None (the cache)."""
+    `data`: a file already read (`bot.market.ohlcv_file.CandleFile`, see `read_data_file`), or None
+    (the cache, or the seed candles)."""
     import numpy as np
 
     from bot.errors import DataError
-    if isinstance(data, (str, Path)):
-        from bot.market.ohlcv_file import FileOptions, read_candle_file
-        data = read_candle_file(data, FileOptions(symbol=symbol, interval=interval))
     if data is not None:
         frame = data.frame
     else:

@@ -37,7 +37,7 @@ import pandas as pd
 
 from bot.errors import DataError
 from bot.market.candles import validate_candles
-from bot.types import ms_to_iso
+from bot.types import interval_ms, ms_to_iso
 
 __all__ = ["FileOptions", "CandleFile", "read_candle_file", "infer_interval", "INTERVAL_OF_STEP"]
 
@@ -422,11 +422,6 @@ def infer_interval(times_ms: np.ndarray) -> str:
                     f"({', '.join(INTERVAL_OF_STEP.values())}, M)")
 
 
-def _step_ms(interval: str) -> int:
-    from bot.types import interval_ms
-    return interval_ms(interval)
-
-
 def read_candle_file(path: str | Path, options: FileOptions | None = None) -> CandleFile:
     """Read any OHLCV file (see the module docstring); a `DataError` names what is wrong."""
     from bot.analysis.metrics import has_exchange_calendar
@@ -475,12 +470,12 @@ def read_candle_file(path: str | Path, options: FileOptions | None = None) -> Ca
     ts = t[rows]
     interval = infer_interval(ts)
     if opt.interval is not None and str(opt.interval) != interval:
-        raise DataError(f"data file {r.path}: its candles are {_span(_step_ms(interval))} apart (interval "
+        raise DataError(f"data file {r.path}: its candles are {_span(interval_ms(interval))} apart (interval "
                         f"{interval}), not --interval {opt.interval}; drop --interval or give a file of that interval")
     calendar = has_exchange_calendar(ts)
     if calendar:
         r.notes.append("no weekend candles: an exchange calendar (metrics use 252 trading days a year)")
-    r.gaps(ts, _step_ms(interval), calendar)
+    r.gaps(ts, interval_ms(interval), calendar)
     frame = pd.DataFrame({
         "open": ohlc[rows, 0], "high": ohlc[rows, 1], "low": ohlc[rows, 2], "close": ohlc[rows, 3],
         "volume": volume[rows], "turnover": turnover[rows],
