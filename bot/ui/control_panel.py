@@ -101,8 +101,9 @@ class ControlPanel(ttk.Frame):
         self.cache.set(self.pause_button, text="Resume" if snap.status == "Paused" else "Pause")
         learner = snap.learner or {}
         self.cache.set(self.epsilon_label, text=f"epsilon {snap.epsilon:.3f}" if running else "epsilon -")
-        parts = [f"{name} {learner[key]:.4g}" for key, name in (("steps", "steps"), ("loss", "loss"),
-                                                                ("reward", "reward")) if learner.get(key)]
+        # steps are a count (55008, not 5.501e+04); loss and reward four significant digits
+        parts = [f"{key} {learner[key]:{'.0f' if key == 'steps' else '.4g'}}"
+                 for key in ("steps", "loss", "reward") if learner.get(key)]
         if running or parts:   # stopped with nothing to say: the checkpoint note stays
             self.cache.set(self.learner_label, text="  ".join(parts) if parts else "learner warming up")
         scores = dict(snap.pair_scores)
