@@ -202,6 +202,9 @@ class RemoteControl:
                                   level="INFO" if outcome.ok else "WARNING", source=source, command=command,
                                   ok=outcome.ok, outcome=outcome.text)
         j = self._journal()
+        follows = getattr(j, "follows", None)
+        if callable(follows) and follows(self.engine.bus):
+            return                                  # the session's journal already wrote the bus event
         if j is not None and hasattr(j, "record_event"):
             try:
                 j.record_event(ev)

@@ -148,6 +148,7 @@ class Journal:
         self._readers: dict[int, sqlite3.Connection] = {}
         self._readers_lock = threading.Lock()
         self._closed = False
+        self._followed_buses: set[int] = set()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         existed = self.path.exists() and self.path.stat().st_size > 0
         try:
@@ -478,8 +479,13 @@ class Journal:
         return [Event(kind=r["kind"], message=r["message"], level=r["level"], data=json.loads(r["data"]),
                       time_ms=r["time_ms"]) for r in rows]
 
+    def follows(self, bus: EventBus) -> bool:
+        """True while every event of `bus` reaches this journal through `follow` (it is open)."""
+        return id(bus) in self._followed_buses and not self._closed
+
     def follow(self, bus: EventBus) -> None:
         """Journal every event published on `bus` from now on (until this journal is closed)."""
+        self._followed_buses.add(id(bus))
         def _record(ev: Event) -> None:
             if self._closed:
                 return          # the bus outlives a session's journal: nothing to write to any more

@@ -129,6 +129,7 @@ def test_commands_from_the_phone_over_a_running_paper_engine(tmp_path, caplog) -
                      "telegram command /closeall (close): closed BTCUSDT", "not confirmed in time",
                      "telegram command /live: refused", "telegram command /stop (keep): stopped"):
         assert expected in joined, joined
+    assert sum(m.startswith("telegram command /pause: paused") for m in said) == 1, said   # journaled once
     assert "999" not in joined
 
 
