@@ -12,12 +12,24 @@ from __future__ import annotations
 import threading
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from bot.engine.snapshot import CriterionProgress, EngineStatus
 from bot.engine.state import PairState, TradeBook
 from bot.types import ClosedTrade, Mode
 
 __all__ = ["EngineState", "SessionStats"]
+
+
+UNCLOSED = "unclosed_"   # journal state key prefix: a position a close could not get out of
+
+
+def unclosed_in(journal: Any) -> dict[str, str]:
+    """symbol -> why, for the positions `journal` marks unclosed (None: no durable journal)."""
+    if journal is None:
+        return {}
+    return {key[len(UNCLOSED):]: str((value or {}).get("error", ""))
+            for key, value in journal.states(UNCLOSED).items() if value is not None}
 
 
 @dataclass
@@ -69,6 +81,9 @@ class EngineState:
     learner_curve: deque[tuple[float, float, float, float]] = field(default_factory=lambda: deque(maxlen=5000))
     session: SessionStats = field(default_factory=SessionStats)
     ready_alerted: bool = False      # "READY FOR LIVE" said once per engine, not once a minute
+    # symbol -> why: positions a close could not get out of by CLOSE_DEADLINE_SECONDS (journal
+    # state `unclosed_<symbol>`); the window shows them in red until a close gets through
+    unclosed: dict[str, str] = field(default_factory=dict)
 
     def new_session(self) -> None:
         """A new session (first start, restart, or a change of data source) starts its pairs afresh."""

@@ -38,6 +38,7 @@ class PastRecord:
     equity: float
     balance: float
     positions: tuple[Position, ...] = ()
+    unclosed: tuple[str, ...] = ()                   # symbols a close could not get out of (shown in red)
     trades: tuple[ClosedTrade, ...] = ()
     equity_points: tuple[tuple[int, float, float], ...] = ()   # (candle close ms, equity, balance)
 
@@ -81,14 +82,18 @@ def last_paper_source_was_replay(settings: Settings) -> bool:
 
 
 def _journal_part(settings: Settings, name: str, mode: Mode) -> tuple[tuple[ClosedTrade, ...],
-                                                                       tuple[tuple[int, float, float], ...]]:
+                                                                       tuple[tuple[int, float, float], ...],
+                                                                       tuple[str, ...]]:
+    """The closed trades, the equity points and the unclosed symbols the journal `name` holds."""
     if not (Path(settings.data_dir) / name).exists():
-        return (), ()
+        return (), (), ()
+    from bot.engine.engine_state import unclosed_in
     from bot.journal.store import Journal
 
     journal = Journal(Path(settings.data_dir) / name)
     try:
-        return tuple(journal.closed_trades(mode=mode)), tuple(journal.equity_history(mode))
+        return (tuple(journal.closed_trades(mode=mode)), tuple(journal.equity_history(mode)),
+                tuple(sorted(unclosed_in(journal))))
     finally:
         journal.close()
 
@@ -103,9 +108,10 @@ def read_past(settings: Settings, mode: str, *, replay: bool | None = None) -> P
         ex = BybitExchange.from_settings(settings)
         bal = ex.get_balance()
         positions = tuple(p for p in ex.get_positions() if p.size > 0)
-        trades, points = _journal_part(settings, "state.db", Mode.LIVE)
+        trades, points, unclosed = _journal_part(settings, "state.db", Mode.LIVE)
         return PastRecord(mode="LIVE", replay=False, where="your Bybit account", equity=bal.equity,
-                          balance=bal.wallet_balance, positions=positions, trades=trades, equity_points=points)
+                          balance=bal.wallet_balance, positions=positions, unclosed=unclosed, trades=trades,
+                          equity_points=points)
     if replay is None:
         replay = last_paper_source_was_replay(settings)
     journal_name, wallet_name = REPLAY_FILES if replay else PAPER_FILES
@@ -114,7 +120,7 @@ def read_past(settings: Settings, mode: str, *, replay: bool | None = None) -> P
     wallet = SimExchange(settings, state_path=Path(settings.data_dir) / wallet_name, claim=False)
     bal = wallet.get_balance()
     positions = tuple(p for p in wallet.get_positions() if p.size > 0)
-    trades, points = _journal_part(settings, journal_name, Mode.PAPER)
+    trades, points, unclosed = _journal_part(settings, journal_name, Mode.PAPER)
     where = "the replay paper wallet (recorded candles)" if replay else "the paper wallet"
     return PastRecord(mode="PAPER", replay=replay, where=where, equity=bal.equity, balance=bal.wallet_balance,
-                      positions=positions, trades=trades, equity_points=points)
+                      positions=positions, unclosed=unclosed, trades=trades, equity_points=points)

@@ -50,6 +50,7 @@ class EngineSnapshot:
     balance: float = 0.0
     available: float = 0.0
     positions: tuple[Position, ...] = ()
+    unclosed: tuple[str, ...] = ()              # symbols a close could not get out of (shown in red)
     recent_trades: tuple[ClosedTrade, ...] = ()
     active_pairs: tuple[str, ...] = ()
     pair_scores: tuple[tuple[str, float], ...] = ()
@@ -74,7 +75,7 @@ def build_snapshot(state: EngineState, parts: Components | None, *, strategy: st
         mode=state.mode, status=state.status, strategy=strategy, training=state.training, restarts=state.restarts,
         errors=tuple(state.errors_seen), time_ms=now_ms, promotion=state.promotion,
         active_pairs=state.active_pairs, pair_scores=state.pair_scores, last_prices=dict(state.last_prices),
-        last_candle_ms=state.last_candle_ms, recent_trades=tuple(list(state.recent_trades)[-50:]))
+        last_candle_ms=state.last_candle_ms, unclosed=tuple(sorted(state.unclosed)), recent_trades=tuple(list(state.recent_trades)[-50:]))
     if parts is None:
         return EngineSnapshot(**base)
     from bot.strategies.base import LearningStrategy

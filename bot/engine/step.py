@@ -21,7 +21,7 @@ import numpy as np
 from bot.atomic import atomic_write_json
 from bot.engine.candle_frames import CandleFrames
 from bot.engine.components import Components, durable
-from bot.engine.engine_state import EngineState
+from bot.engine.engine_state import UNCLOSED, EngineState
 from bot.engine.past import LEARNER_CURVE_FILE, read_learner_curve
 from bot.engine.recovery import journal_row, protected
 from bot.engine.state import TAIL, PairState, StreamingIndicators, TradeMarker
@@ -394,8 +394,9 @@ class CandleStep:
                 # the close policy kept at it until CLOSE_DEADLINE_SECONDS: a person must act now
                 record = durable(self.parts.journal)
                 if record is not None:
-                    record.set_state(f"unclosed_{symbol}", {"time_ms": int(self.clock() * 1000), "reason": reason,
-                                                            "error": str(exc)})
+                    record.set_state(UNCLOSED + symbol, {"time_ms": int(self.clock() * 1000), "reason": reason,
+                                                         "error": str(exc)})
+                self.state.unclosed[symbol] = str(exc)
                 self.bus.emit(EventKind.CRITICAL, f"🚨 CRITICAL ERROR 🚨 {symbol} could not be closed ({reason}) "
                               f"within {self.settings.CLOSE_DEADLINE_SECONDS:g} s: {exc}. The position is still open "
                               "(unclosed in the journal); close it on Bybit by hand.", level="CRITICAL",
@@ -403,8 +404,10 @@ class CandleStep:
             self.report_error(exc, f"{symbol}: close ({reason})")
             return False, f"close failed: {exc}", []
         record = durable(self.parts.journal)
-        if record is not None and record.get_state(f"unclosed_{symbol}") is not None and ok:
-            record.set_state(f"unclosed_{symbol}", None)
+        if record is not None and record.get_state(UNCLOSED + symbol) is not None and ok:
+            record.set_state(UNCLOSED + symbol, None)
+        if ok:
+            self.state.unclosed.pop(symbol, None)
         for f in fills:
             self._book_fill(f if f.reason == reason else dataclasses.replace(f, reason=reason))
         return ok, msg, fills

@@ -39,7 +39,7 @@ from bot.engine.components import (
     build_components,
     durable,
 )
-from bot.engine.engine_state import EngineState
+from bot.engine.engine_state import EngineState, unclosed_in
 from bot.engine.loop import FeedChooser, Session, SwitchSession, finish, seed_book
 from bot.engine.promotion import PromotionWatch, SwitchToLive
 from bot.engine.snapshot import EngineSnapshot, EngineStatus, build_snapshot
@@ -175,6 +175,7 @@ class TradingEngine:
                 follow(self.bus)
                 self._followed.add(id(record))
         st.book = TradeBook(mode="PAPER" if mode == "BACKTEST" else mode)
+        st.unclosed = unclosed_in(record)
         self.c = c
         self.step = CandleStep(self.settings, c, st, self.bus, clock=self.clock)
         if isinstance(c.strategy, LearningStrategy):
@@ -310,7 +311,9 @@ class TradingEngine:
         first, so each exit makes a proper round trip."""
         step = self._prepared(self.state.mode)
         seed_book(self.state.book, step.parts.exchange, durable(step.parts.journal))
-        return step.close_all(reason)
+        closed = step.close_all(reason)
+        self._publish_snapshot()   # what is left open (and unclosed) shows now, running or not
+        return closed
 
     def submit_manual_order(self, symbol: str, side: str, usdt: float) -> cf.Future[ManualOrderResult]:
         """A person's order, through the same risk checks and executor as the bot's. The future

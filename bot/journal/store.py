@@ -505,6 +505,12 @@ class Journal:
         rows = self._query("SELECT value FROM state WHERE key=?", (key,))
         return json.loads(rows[0][0]) if rows else default
 
+    def states(self, prefix: str) -> dict[str, Any]:
+        """Every stored value whose key starts with `prefix` (e.g. 'unclosed_'), by key."""
+        rows = self._query("SELECT key, value FROM state WHERE substr(key, 1, ?) = ? ORDER BY key",
+                           (len(prefix), prefix))
+        return {k: json.loads(v) for k, v in rows}
+
     # -- vetoes, reviews, lessons ----------------------------------------------------------------
     def record_veto(self, symbol: str, source: str, reason: str, data: dict[str, Any] | None = None) -> None:
         with self._tx() as c:

@@ -207,7 +207,8 @@ class Controller(ModeChoice):
         if past is not None:   # before Start: the wallet it will trade, from its record
             v.status.show_money(past.equity, past.balance)
         v.controls.update_from(snap, running=running)
-        v.orders.show_positions(past.positions if past is not None else snap.positions)
+        v.orders.show_positions(*((past.positions, past.unclosed) if past is not None
+                                  else (snap.positions, snap.unclosed)))
         v.orders.show_trades(past.trades if past is not None else snap.recent_trades)
         symbols = self._symbols(snap)
         v.orders.set_symbols(symbols)

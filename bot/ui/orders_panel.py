@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import tkinter as tk
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from tkinter import ttk
 from typing import Any
 
@@ -14,6 +14,7 @@ from bot.ui.words import one_line
 __all__ = ["OrdersPanel", "parse_usdt", "describe_result"]
 
 GAIN, LOSS = "#0a7d32", "#b00020"
+UNCLOSED_GROUND = "#fbd3d3"   # a position the bot could not close: act on Bybit by hand
 RESULT_CHARS = 58   # the order result line
 
 
@@ -86,13 +87,14 @@ class OrdersPanel(ttk.Frame):
         cols = ("side", "size", "entry", "mark", "upnl", "stop", "tp")
         self.positions = ttk.Treeview(box, columns=cols, height=6, selectmode="browse")
         self.positions.heading("#0", text="Symbol")
-        self.positions.column("#0", width=84, stretch=False)
+        self.positions.column("#0", width=100, stretch=False)
         for col, title, width in zip(cols, ("Side", "Size", "Entry", "Mark", "uP&L", "Stop", "TP"),
                                      (44, 50, 54, 54, 52, 54, 54), strict=True):
             self.positions.heading(col, text=title)
             self.positions.column(col, width=width, anchor="e", stretch=True)
         self.positions.tag_configure("gain", foreground=GAIN)
         self.positions.tag_configure("loss", foreground=LOSS)
+        self.positions.tag_configure("unclosed", foreground=LOSS, background=UNCLOSED_GROUND)
         self.positions.pack(fill="both", expand=True)
         self.positions.bind("<<TreeviewSelect>>", self._position_selected)
 
@@ -135,17 +137,20 @@ class OrdersPanel(ttk.Frame):
     def show_result(self, text: str, *, ok: bool) -> None:
         self.result.configure(text=one_line(text, RESULT_CHARS), foreground=GAIN if ok else LOSS)
 
-    def show_positions(self, positions: Sequence[Position]) -> None:
+    def show_positions(self, positions: Sequence[Position], unclosed: Collection[str] = ()) -> None:
+        """`unclosed`: symbols a close could not get out of by its deadline: their rows are red
+        (on a red ground, marked ⚠) until a close gets through."""
         rows = tuple((p.symbol, p.side, p.size, p.entry_price, p.mark_price, round(p.unrealised_pnl, 2),
-                      p.stop_loss, p.take_profit) for p in positions)
+                      p.stop_loss, p.take_profit, p.symbol in unclosed) for p in positions)
         if rows:
             self.rows_seen += 1
         if rows == self._positions_shown:
             return
 
         def cells(row: tuple) -> dict:
-            _sym, side, size, entry, mark, upnl, stop, tp = row
-            return {"tags": ("gain" if upnl >= 0 else "loss",),
+            sym, side, size, entry, mark, upnl, stop, tp, stuck = row
+            tag = "unclosed" if stuck else "gain" if upnl >= 0 else "loss"
+            return {"tags": (tag,), "text": f"⚠ {sym}" if stuck else sym,
                     "values": (side, f"{size:g}", _price(entry), _price(mark), f"{upnl:+,.2f}", _price(stop),
                                _price(tp))}
 
@@ -158,7 +163,7 @@ class OrdersPanel(ttk.Frame):
             selected = self.positions.selection()
             self.positions.delete(*(r[0] for r in old))
             for row in rows:
-                self.positions.insert("", "end", iid=row[0], text=row[0], **cells(row))
+                self.positions.insert("", "end", iid=row[0], **cells(row))
             keep = [s for s in selected if s in {r[0] for r in rows}]
             if keep:
                 self.positions.selection_set(keep)

@@ -569,7 +569,12 @@ def test_a_close_that_cannot_get_through_by_the_deadline_is_a_critical_alert_and
     assert len(crit) == 1 and "could not be closed" in crit[0].message and "still open" in crit[0].message
     assert journal.get_state("unclosed_BTCUSDT")["reason"] == "close-all"
     assert fake_bybit.book.orders and len(fake_bybit.book.orders) == 1          # nothing sent twice
+    assert engine.snapshot().unclosed == ("BTCUSDT",)                           # the window shows it red
+    again = TradingEngine(s, exchange=ex, journal=journal)                      # and after a restart
+    again.prepare("LIVE", confirmed=True)
+    assert list(again.state.unclosed) == ["BTCUSDT"] and "HTTP 502" in again.state.unclosed["BTCUSDT"]
     fake_bybit.faults.clear()
     assert len(engine.close_all("close-all")) == 1 and journal.get_state("unclosed_BTCUSDT") is None
+    assert engine.snapshot().unclosed == ()
     engine.close()
     journal.close()

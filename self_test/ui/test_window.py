@@ -200,7 +200,8 @@ def test_ui_check_flag_loads_settings_and_modules(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------------------------
 # the window
 
-def test_window_builds_and_live_needs_keys_then_a_confirmation(open_window, tmp_path: Path, fake_bybit) -> None:
+def test_window_builds_and_live_needs_keys_then_a_confirmation(display: str, open_window, tmp_path: Path,
+                                                               fake_bybit) -> None:
     from bot.engine.app import assemble
     from bot.engine.trading_engine import TradingEngine
     from bot.ui import TITLE
@@ -278,6 +279,16 @@ def test_window_builds_and_live_needs_keys_then_a_confirmation(open_window, tmp_
         assert "5 % of equity" in message and "at least 10 USDT" in message
         assert "[ ] closed trades: 0 (needs >= 30)" in message and "1 of 6 met" in message  # drawdown 0 % is met
         assert ctl.selected_mode == "PAPER" and not engine.has_live_consent()
+        # issue 16, item 3: a position a close could not get out of (journaled unclosed) is red
+        from bot.exchange.bybit import BybitExchange
+        from bot.journal.store import Journal
+
+        fake_bybit.set_price("BTCUSDT", 30_000.0)
+        BybitExchange.from_settings(settings).create_order("BTCUSDT", "Buy", 0.002, client_order_id="held-1")
+        fake_bybit.book.wallet = 2345.67    # the balance the user sees, not it less the fee
+        journal = Journal(Path(settings.data_dir) / "state.db")
+        journal.set_state("unclosed_BTCUSDT", {"time_ms": 1, "reason": "close-all", "error": "HTTP 502"})
+        journal.close()
         ctl.view.controls.live_radio.invoke()
         pump_until(root, lambda: ctl.selected_mode == "LIVE", 30, "LIVE to be selected after consent")
         assert engine.has_live_consent()
@@ -287,6 +298,15 @@ def test_window_builds_and_live_needs_keys_then_a_confirmation(open_window, tmp_
         assert ctl.past is not None and ctl.past.mode == "LIVE" and ctl.past.where == "your Bybit account"
         assert ctl.view.status.values["mode"].cget("text") == "LIVE"
         assert ctl.view.status.values["mode"].cget("foreground") == "#ff4d4f"  # LIVE in red
+        table = ctl.view.orders.positions
+        pump_until(root, lambda: table.exists("BTCUSDT"), 30, "the Bybit position in the table")
+        assert table.item("BTCUSDT", "tags") == ["unclosed"] or table.item("BTCUSDT", "tags") == ("unclosed",)
+        assert table.item("BTCUSDT", "text") == "⚠ BTCUSDT"
+        assert str(table.tag_configure("unclosed", "background")) == "#fbd3d3"
+        assert str(table.tag_configure("unclosed", "foreground")) == "#b00020"
+        if os.environ.get("UI_DOCS_SHOTS"):   # docs/ui.md's picture of it
+            root.update()
+            screenshot_png(display, Path(os.environ["UI_DOCS_SHOTS"]) / "after_unclosed_position.png")
     finally:
         close_window(ctl)
 
