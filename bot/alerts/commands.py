@@ -79,7 +79,8 @@ def format_status(s: dict[str, Any]) -> str:
         for p in pos:
             stop = fmt_price(p["stop_loss"]) if p.get("stop_loss") else "none"
             tp = fmt_price(p["take_profit"]) if p.get("take_profit") else "none"
-            lines.append(f"• {p['symbol']} {p['side']} {fmt_qty(p['size'])} @ {fmt_price(p['entry_price'])} · mark "
+            stuck = "🚨 UNCLOSED (the bot could not close it: close it on Bybit) " if p.get("unclosed") else ""
+            lines.append(f"• {stuck}{p['symbol']} {p['side']} {fmt_qty(p['size'])} @ {fmt_price(p['entry_price'])} · mark "
                          f"{fmt_price(p['mark_price'])} · P&L {p['unrealised_pnl']:+,.2f} · stop {stop} · TP {tp}")
     if s.get("circuit") not in (None, "closed"):
         lines.append(f"⚠️ circuit breaker {s['circuit']}")

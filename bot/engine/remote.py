@@ -86,7 +86,8 @@ class RemoteControl:
             "candles": int(s.metrics.get("candles", 0) or 0),
             "positions": [{"symbol": p.symbol, "side": str(p.side), "size": p.size, "entry_price": p.entry_price,
                            "mark_price": p.mark_price, "unrealised_pnl": p.unrealised_pnl,
-                           "stop_loss": p.stop_loss, "take_profit": p.take_profit} for p in s.positions],
+                           "stop_loss": p.stop_loss, "take_profit": p.take_profit,
+                           "unclosed": p.symbol in s.unclosed} for p in s.positions],
             "promotion": [{"name": c.name, "required": c.required, "actual": c.actual, "met": c.met}
                           for c in s.promotion],
         }

@@ -9,7 +9,7 @@ import logging
 
 import pytest
 
-from bot.alerts.commands import format_profit, format_trades
+from bot.alerts.commands import format_profit, format_status, format_trades
 from bot.alerts.telegram import TelegramNotifier
 from bot.engine.app import App
 from bot.engine.remote import ProfitReport
@@ -145,6 +145,17 @@ def test_trade_and_profit_texts() -> None:
                      buy_hold_pct=2.0)
     assert "Net -4.50 USDT (-0.45 %) after 1.20 USDT fees" in format_profit(r)
     assert "+2.00 %" in format_profit(r)
+
+
+def test_status_names_a_position_the_bot_could_not_close() -> None:
+    s = {"mode": "LIVE", "status": "running", "data_source": "LIVE", "connection": "WebSocket", "strategy": "sma",
+         "equity": 1000.0, "balance": 990.0, "available": 900.0, "circuit": "closed",
+         "positions": [{"symbol": sym, "side": "long", "size": 0.002, "entry_price": 30000.0, "mark_price": 30100.0,
+                        "unrealised_pnl": 0.2, "stop_loss": 29000.0, "take_profit": 0.0, "unclosed": stuck}
+                       for sym, stuck in (("BTCUSDT", True), ("ETHUSDT", False))]}
+    lines = format_status(s).splitlines()
+    assert lines[3].startswith("• 🚨 UNCLOSED") and "BTCUSDT" in lines[3] and "close it on Bybit" in lines[3]
+    assert lines[4].startswith("• ETHUSDT long") and "UNCLOSED" not in lines[4]
 
 
 @pytest.mark.parametrize("token", ["", TOKEN])

@@ -68,8 +68,12 @@
       v.textContent = (bot >= 0 ? "+" : "") + fmt(bot) + " % vs " + (bh >= 0 ? "+" : "") + fmt(bh) + " %";
       v.className = "big " + (bot >= bh ? "up" : "down");
     }
-    fill("positions", (s.positions || []).map((p) => row([p.symbol, p.side, String(p.size), price(p.entry_price),
-      price(p.mark_price), signed(p.unrealised_pnl), price(p.stop_loss), price(p.take_profit)])), "no open position");
+    fill("positions", (s.positions || []).map((p) => {
+      const tr = row([p.unclosed ? "⚠ " + p.symbol : p.symbol, p.side, String(p.size), price(p.entry_price),
+        price(p.mark_price), signed(p.unrealised_pnl), price(p.stop_loss), price(p.take_profit)]);
+      if (p.unclosed) { tr.className = "unclosed"; tr.title = "the bot could not close it: close it on Bybit by hand"; }
+      return tr;
+    }), "no open position");
     fill("promotion", (s.promotion || []).map((c) => row([{ text: c.met ? "✔" : "✘", cls: c.met ? "up" : "down" },
       c.name, c.required, c.actual])), "not measured yet");
     if (s.trades) {
