@@ -44,6 +44,7 @@ PUBLIC_PATHS = ("/v5/public/linear", "/v5/public/spot", "/v5/public/inverse", "/
 PRIVATE_PATH = "/v5/private"
 PRIVATE_TOPICS = ("order", "execution", "position", "wallet", "greeks", "execution.fast")
 PUBLIC_PREFIXES = ("kline.", "tickers.", "orderbook.", "publicTrade.", "liquidation.")
+SPOT_ARGS_MAX = 10
 _STEP_MS = {"D": 86_400_000, "W": 604_800_000}
 
 
@@ -80,6 +81,7 @@ class FakeBybitStream:
         self.opened = 0                                   # connections accepted so far
         self.received: list[tuple[str, dict[str, Any]]] = []   # (path, client message)
         self.auth_results: list[bool] = []
+        self.refused: list[str] = []                          # ret_msg of each subscribe refused
         self.refusing = False
         self._server: Server | None = None
         self._address: tuple[str, int] | None = None
@@ -185,6 +187,9 @@ class FakeBybitStream:
                         conn.topics.update(args)
                     else:
                         conn.topics.difference_update(args)
+            if why:
+                with self.lock:
+                    self.refused.append(why)
             ret = "subscribe" if conn.path.endswith("/spot") and not why and op == "subscribe" else why
             self._reply(conn, {"success": not why, "ret_msg": ret, **base, "op": op})
         else:
@@ -210,6 +215,8 @@ class FakeBybitStream:
         return True, ""
 
     def _check_topics(self, conn: _Conn, topics: list[str]) -> str:
+        if conn.path.endswith("/spot") and len(topics) > SPOT_ARGS_MAX:
+            return f"error:args size >{SPOT_ARGS_MAX}"    # Bybit spot: at most 10 topics per request
         for t in topics:
             if conn.private:
                 if t not in PRIVATE_TOPICS:
