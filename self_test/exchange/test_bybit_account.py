@@ -1,0 +1,151 @@
+"""The adapter on the private streams: fills and the account view pushed by the fake Bybit's
+WebSocket (the real pybit client), REST only where the stream cannot serve, and back to REST while
+the stream is down. The fake's REST calls are counted: what did not go over REST came pushed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.exchange.bybit import BybitExchange
+from bot.exchange.executor import TradeExecutor
+from bot.journal.store import Journal
+from bot.market.seed import load_seed
+from bot.types import Connection
+from config import Settings
+from self_test.conftest import make_settings, wait_for
+from self_test.fakes.bybit_server import FakeBybit
+from self_test.fakes.bybit_ws import FakeBybitStream
+
+PRICE = round(float(load_seed("BTCUSDT", "60")["close"].iloc[-1]), 1)   # the last real recorded hourly close
+ORDER_READS = ("/v5/order/realtime", "/v5/order/history", "/v5/execution/list")
+ACCOUNT_READS = ("/v5/position/list", "/v5/account/wallet-balance")
+
+
+@pytest.fixture
+def fakes() -> Iterator[tuple[FakeBybit, FakeBybitStream]]:
+    with FakeBybit() as rest, FakeBybitStream(rest) as ws:
+        rest.set_price("BTCUSDT", PRICE)
+        yield rest, ws
+
+
+def _settings(tmp_path: Path, rest: FakeBybit, ws: FakeBybitStream) -> Settings:
+    return make_settings(tmp_path, environ={"BYBIT_API_KEY": "testkey", "BYBIT_API_SECRET": "testsecret"},
+                         BYBIT_BASE_URL=rest.url, BYBIT_WS_URL=ws.url, BYBIT_WS_PING_SECONDS=0.5,
+                         BYBIT_WS_STALL_SECONDS=2.0, ACCOUNT_REFRESH_SECONDS=0.0)
+
+
+def _paths(rest: FakeBybit, since: int) -> list[str]:
+    with rest.lock:
+        return [path for _, path, _ in rest.requests[since:]]
+
+
+def _by_hand(rest: FakeBybit, side: str, qty: str) -> None:
+    """An order placed on Bybit outside the bot (the website): the real pybit client, no orderLinkId."""
+    from pybit.unified_trading import HTTP
+
+    http = HTTP(api_key="testkey", api_secret="testsecret", max_retries=1, retry_codes={-1}, retry_delay=0, timeout=5)
+    http.endpoint = rest.url
+    assert http.place_order(category="linear", symbol="BTCUSDT", side=side, orderType="Market", qty=qty,
+                            reduceOnly=True, positionIdx=0)["retCode"] == 0
+
+
+def _streaming(ex: BybitExchange, ws: FakeBybitStream) -> None:
+    assert ex.start_stream()
+    wait_for(lambda: ex.stream_state == Connection.CONNECTED and ws.subscribed("wallet", "/v5/private"),
+             message="the private streams up")
+    ex.get_balance()
+    ex.get_positions()          # the views seeded over REST once on this connection
+
+
+def test_an_order_and_its_fill_come_pushed_and_are_journaled_once(tmp_path: Path, fakes) -> None:
+    rest, ws = fakes
+    s = _settings(tmp_path, rest, ws)
+    ex = BybitExchange(s, retries=2, retry_delay=0.05)
+    with Journal(tmp_path / "j.db") as journal:
+        try:
+            _streaming(ex, ws)
+            executor = TradeExecutor(ex, journal, settings=s)
+            before = len(rest.requests)
+            res = executor.open_position("BTCUSDT", "long", notional=100.0, stop_loss=round(PRICE * 0.98, 1))
+            paths = _paths(rest, before)
+            assert res.ok and res.order is not None and res.order.status == "filled" and len(res.fills) == 1
+            # the order's outcome and its execution came by the stream: no REST polling of either,
+            # and the adapter waits at most 1 s on the stream before it would have polled
+            assert paths.count("/v5/order/create") == 1 and not set(paths) & set(ORDER_READS + ACCOUNT_READS)
+            (execution,) = rest.book.executions
+            assert res.fills[0].exec_id == execution["execId"] and res.fills[0].qty == float(execution["execQty"])
+            assert [f.exec_id for f in journal.fills(client_order_id=res.client_order_id)] == [execution["execId"]]
+            # what REST would say now, pushed: the position with its stop, the wallet net of the fee
+            before = len(rest.requests)
+            (pos,) = ex.get_positions()
+            bal = ex.get_balance()
+            assert not set(_paths(rest, before)) & set(ACCOUNT_READS)
+            assert (pos.symbol, pos.side, pos.size) == ("BTCUSDT", "long", res.order.filled_qty)
+            assert pos.entry_price == pytest.approx(PRICE)
+            assert pos.stop_loss == round(PRICE * 0.98, 1)
+            assert bal.wallet_balance == pytest.approx(1000.0 - float(execution["execFee"]))
+            assert ex.take_outside_changes() == set()          # our own order is no outside change
+            # the REST look-ups recovery makes find the same execution: journaled once
+            journal.record_outcome(res.order, ex.get_fills(res.client_order_id, "BTCUSDT"), mode=ex.mode)
+            assert len(journal.fills(client_order_id=res.client_order_id)) == 1
+        finally:
+            ex.close_stream()
+
+
+def test_a_close_by_hand_and_a_stop_bybit_executed_arrive_pushed_as_outside_changes(tmp_path: Path, fakes) -> None:
+    rest, ws = fakes
+    s = _settings(tmp_path, rest, ws)
+    ex = BybitExchange(s, retries=2, retry_delay=0.05)
+    with Journal(tmp_path / "j.db") as journal:
+        try:
+            _streaming(ex, ws)
+            executor = TradeExecutor(ex, journal, settings=s)
+            assert executor.open_position("BTCUSDT", "long", notional=100.0).ok
+            (pos,) = ex.get_positions()
+            before = len(rest.requests)
+            _by_hand(rest, "Sell", f"{pos.size / 2:g}")             # half closed on the website
+            wait_for(lambda: ex.get_positions()[0].size == pytest.approx(pos.size / 2), timeout=5,
+                     message="the half close pushed")
+            wait_for(lambda: "BTCUSDT" in ex.take_outside_changes(), timeout=5, message="an outside change")
+            assert _paths(rest, before).count("/v5/position/list") == 0
+            assert ex.set_trading_stop("BTCUSDT", stop_loss=round(PRICE * 0.99, 1)) is None
+            before = len(rest.requests)
+            rest.book.set_price("BTCUSDT", round(PRICE * 0.985, 1))    # Bybit executes the stop
+            wait_for(lambda: ex.get_positions() == [], timeout=5, message="the stopped-out position gone")
+            wait_for(lambda: "BTCUSDT" in ex.take_outside_changes(), timeout=5, message="the stop as outside change")
+            assert _paths(rest, before).count("/v5/position/list") == 0
+        finally:
+            ex.close_stream()
+
+
+def test_while_the_private_stream_is_down_rest_serves_and_nothing_is_lost_or_doubled(tmp_path: Path, fakes) -> None:
+    rest, ws = fakes
+    s = _settings(tmp_path, rest, ws)
+    ex = BybitExchange(s, retries=2, retry_delay=0.05)
+    with Journal(tmp_path / "j.db") as journal:
+        try:
+            _streaming(ex, ws)
+            executor = TradeExecutor(ex, journal, settings=s)
+            assert executor.open_position("BTCUSDT", "long", notional=100.0).ok       # pushed
+            ws.refuse(True)
+            assert ws.drop("/v5/private") == 1
+            wait_for(lambda: ex.stream_state == Connection.POLLING, timeout=5, message="Polling-REST")
+            before = len(rest.requests)
+            down = executor.open_position("BTCUSDT", "long", notional=50.0)          # over REST
+            assert down.ok and len(down.fills) == 1
+            assert {"/v5/order/realtime", "/v5/execution/list"} <= set(_paths(rest, before))
+            assert ex.get_positions()[0].size == pytest.approx(sum(float(e["execQty"]) for e in rest.book.executions))
+            ws.refuse(False)
+            wait_for(lambda: ex.stream_state == Connection.CONNECTED, timeout=10, message="the stream back")
+            wait_for(lambda: "*" in ex.take_outside_changes(), message="a reconnection: check everything once")
+            assert executor.close_position("BTCUSDT").ok                            # pushed again
+            assert ex.get_positions() == []
+            journaled = [f.exec_id for f in journal.fills()]
+            assert sorted(journaled) == sorted(e["execId"] for e in rest.book.executions) and len(journaled) == 3
+            assert all(i.status == "filled" for i in journal.intents())
+        finally:
+            ex.close_stream()
+        assert ex.stream_state == ""
