@@ -71,11 +71,13 @@ class FakeBybitStream:
     """Start with `with FakeBybitStream(rest) as ws:`; point BYBIT_WS_URL at `ws.url`."""
 
     def __init__(self, rest: FakeBybit | None = None, *, api_key: str | None = None,
-                 api_secret: str | None = None, clock: Callable[[], float] | None = None) -> None:
+                 api_secret: str | None = None, clock: Callable[[], float] | None = None,
+                 auth_clock: Callable[[], float] = time.time) -> None:
         self.rest = rest
         self.api_key = api_key or (rest.api_key if rest else "testkey")
         self.api_secret = api_secret or (rest.api_secret if rest else "testsecret")
         self.clock = clock or (rest.clock if rest else time.time)
+        self.auth_clock = auth_clock      # the client's wall clock, for the `expires` check
         self.lock = threading.Lock()
         self.conns: list[_Conn] = []
         self.opened = 0                                   # connections accepted so far
@@ -207,7 +209,7 @@ class FakeBybitStream:
             exp = int(expires)
         except (TypeError, ValueError):
             return False, "error:params error"
-        if exp <= int(time.time() * 1000):          # checked against wall time, as Bybit does
+        if exp <= int(self.auth_clock() * 1000):     # checked against wall time, as Bybit does
             return False, "error:request expired"
         expected = hmac.new(self.api_secret.encode(), f"GET/realtime{exp}".encode(), hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected, str(sign)):
