@@ -26,6 +26,7 @@ from bot.exchange.bybit_stream import AccountUpdate
 
 __all__ = ["AccountMirror"]
 
+KEEP_ORDERS = 10_000        # orders of ours remembered with their pushes
 _FINAL = frozenset({"Filled", "Cancelled", "PartiallyFilledCanceled", "Deactivated", "Rejected"})
 
 
@@ -50,7 +51,7 @@ class AccountMirror:
         self._orders: dict[str, dict[str, Any]] = {}    # orderLinkId -> latest order row
         self._execs: dict[str, dict[str, dict[str, Any]]] = {}   # orderLinkId -> execId -> row
         self._seeded: dict[str, tuple[int, float]] = {}  # view -> (link epoch, monotonic time of the seed)
-        self._mine: set[str] = set()                 # orderLinkIds this adapter placed
+        self._mine: dict[str, None] = {}             # orderLinkIds this adapter placed, oldest first
         self._outside: set[str] = set()              # symbols changed from outside, not yet taken
         # an execution was pushed and the position / wallet push it causes has not come yet (Bybit
         # sends order, execution, position, wallet in that order, milliseconds apart)
@@ -86,16 +87,17 @@ class AccountMirror:
                         self._due["wallet"].clear()
                 elif update.topic == "order":
                     link = str(row.get("orderLinkId") or "")
-                    if link:
+                    if link in self._mine:           # only ours are waited on (others: the reconcile)
                         old = self._orders.get(link)
                         if old is None or int(row.get("updatedTime") or 0) >= int(old.get("updatedTime") or 0):
                             self._orders[link] = dict(row)
                 elif update.topic == "execution":
                     link = str(row.get("orderLinkId") or "")
-                    if not link or link not in self._mine or row.get("execType", "Trade") != "Trade":
+                    ours = link in self._mine and row.get("execType", "Trade") == "Trade"
+                    if not ours:
                         # a stop Bybit executed, a close by hand, a liquidation or ADL: the engine looks
                         self._outside.add(str(row.get("symbol") or "*"))
-                    if row.get("execType", "Trade") == "Trade" and link:
+                    else:
                         self._execs.setdefault(link, {})[str(row.get("execId") or "")] = dict(row)
                     symbol = str(row.get("symbol") or "")
                     self._due["wallet"].add(symbol)
@@ -123,9 +125,12 @@ class AccountMirror:
     def placing(self, link: str) -> None:
         """An order of ours is about to be sent: its executions and position pushes are no outside change."""
         with self._cond:
-            self._mine.add(link)
-            if len(self._mine) > 10_000:             # old ids: their pushes came long ago
-                self._mine = set(list(self._mine)[-5_000:])
+            self._mine[link] = None
+            if len(self._mine) > KEEP_ORDERS:        # a bot running for weeks: old orders' pushes came long ago
+                for old in list(self._mine)[:KEEP_ORDERS // 2]:
+                    del self._mine[old]
+                    self._orders.pop(old, None)
+                    self._execs.pop(old, None)
 
     def fresh(self, view: str, *, wait: float = 0.5) -> bool:
         """Is `view` ("positions" or "wallet") served from the pushes now? A view an execution

@@ -149,3 +149,31 @@ def test_while_the_private_stream_is_down_rest_serves_and_nothing_is_lost_or_dou
         finally:
             ex.close_stream()
         assert ex.stream_state == ""
+
+
+def test_a_push_newer_than_the_rest_read_wins_and_each_connection_reads_anew() -> None:
+    import time
+
+    from bot.exchange.bybit_account import AccountMirror
+    from bot.exchange.bybit_stream import AccountUpdate
+
+    m = AccountMirror(rest_seconds=60.0)
+    m.link_state(True, 1)
+    assert not m.fresh("positions", wait=0)                      # nothing read on this connection yet
+    started = time.monotonic()                                   # a REST read begins ...
+    m.apply(AccountUpdate("position", ({"category": "linear", "symbol": "BTCUSDT", "side": "Buy", "size": "0.02",
+                                        "entryPrice": "100", "positionIdx": 0, "seq": 7},), 1, time.monotonic()))
+    # ... and answers what was true before the push
+    m.seed("positions", [{"symbol": "BTCUSDT", "side": "Buy", "size": "0.01", "avgPrice": "100", "seq": 6},
+                         {"symbol": "ETHUSDT", "side": "Sell", "size": "0.5", "avgPrice": "2000"}],
+           started=started, epoch=1)
+    rows = {r["symbol"]: r for r in m.position_rows()}
+    assert rows["BTCUSDT"]["size"] == "0.02" and rows["BTCUSDT"]["avgPrice"] == "100"   # the push is newer
+    assert rows["ETHUSDT"]["size"] == "0.5" and m.fresh("positions", wait=0)
+    m.apply(AccountUpdate("position", ({"category": "linear", "symbol": "BTCUSDT", "side": "Buy", "size": "0.03",
+                                        "entryPrice": "100", "positionIdx": 0, "seq": 5},), 1, time.monotonic()))
+    assert {r["symbol"]: r for r in m.position_rows()}["BTCUSDT"]["size"] == "0.02"      # an older push: ignored
+    m.link_state(False, 1)
+    assert not m.fresh("positions", wait=0)                      # down: REST serves
+    m.link_state(True, 2)
+    assert not m.fresh("positions", wait=0) and m.take_outside() == {"*"}   # missed pushes: read anew, check all
