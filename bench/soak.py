@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     links = [o["orderLinkId"] for o in book.orders.values()]
     with Journal(tmp / "data" / "state.db") as j:
         intents = {i.client_order_id: i for i in j.intents(mode="LIVE")}
-        batches = len(j.equity_history("LIVE"))
+        closes = len({t for t, _, _ in j.equity_history("LIVE")})   # pushed candles may come a pair at a time
         jpos = {p.symbol: p for p in j.positions("LIVE")}
         fills = {f.exec_id for f in j.fills(mode="LIVE") if f.client_order_id}
         unresolved = j.unresolved_intents()
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     log = (tmp / "bot.log").read_text(errors="replace")
     print(f"market minutes run: {args.minutes:g}; SIGKILLs: {kills}; supervisor restarts: "
           f"{log.count('restarting in')}")
-    print(f"candles processed: {batches * len(SYMBOLS)} ({batches} closes x {len(SYMBOLS)} pairs journaled)")
+    print(f"candles processed: {closes * len(SYMBOLS)} ({closes} closes journaled x {len(SYMBOLS)} pairs)")
     print(f"orders on Bybit: {len(links)} ({len(book.executions)} fills); duplicated orders: {duplicated}")
     print(f"journal vs exchange differences: {len(diffs)}" + "".join(f"\n  {d}" for d in diffs[:10]))
     print(f"positions left unprotected (no stop-loss on Bybit): {len(unprotected)} {unprotected or ''}")

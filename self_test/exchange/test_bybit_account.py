@@ -60,95 +60,96 @@ def _streaming(ex: BybitExchange, ws: FakeBybitStream) -> None:
     ex.get_positions()          # the views seeded over REST once on this connection
 
 
-def test_an_order_and_its_fill_come_pushed_and_are_journaled_once(tmp_path: Path, fakes) -> None:
-    rest, ws = fakes
-    s = _settings(tmp_path, rest, ws)
-    ex = BybitExchange(s, retries=2, retry_delay=0.05)
-    with Journal(tmp_path / "j.db") as journal:
-        try:
-            _streaming(ex, ws)
-            executor = TradeExecutor(ex, journal, settings=s)
-            before = len(rest.requests)
-            res = executor.open_position("BTCUSDT", "long", notional=100.0, stop_loss=round(PRICE * 0.98, 1))
-            paths = _paths(rest, before)
-            assert res.ok and res.order is not None and res.order.status == "filled" and len(res.fills) == 1
-            # the order's outcome and its execution came by the stream: no REST polling of either,
-            # and the adapter waits at most 1 s on the stream before it would have polled
-            assert paths.count("/v5/order/create") == 1 and not set(paths) & set(ORDER_READS + ACCOUNT_READS)
-            (execution,) = rest.book.executions
-            assert res.fills[0].exec_id == execution["execId"] and res.fills[0].qty == float(execution["execQty"])
-            assert [f.exec_id for f in journal.fills(client_order_id=res.client_order_id)] == [execution["execId"]]
-            # what REST would say now, pushed: the position with its stop, the wallet net of the fee
-            before = len(rest.requests)
-            (pos,) = ex.get_positions()
-            bal = ex.get_balance()
-            assert not set(_paths(rest, before)) & set(ACCOUNT_READS)
-            assert (pos.symbol, pos.side, pos.size) == ("BTCUSDT", "long", res.order.filled_qty)
-            assert pos.entry_price == pytest.approx(PRICE)
-            assert pos.stop_loss == round(PRICE * 0.98, 1)
-            assert bal.wallet_balance == pytest.approx(1000.0 - float(execution["execFee"]))
-            assert ex.take_outside_changes() == set()          # our own order is no outside change
-            # the REST look-ups recovery makes find the same execution: journaled once
-            journal.record_outcome(res.order, ex.get_fills(res.client_order_id, "BTCUSDT"), mode=ex.mode)
-            assert len(journal.fills(client_order_id=res.client_order_id)) == 1
-        finally:
-            ex.close_stream()
+class Live:
+    """The adapter with its private streams up, an executor and a journal on it."""
+
+    def __init__(self, tmp_path: Path, rest: FakeBybit, ws: FakeBybitStream) -> None:
+        self.rest, self.ws = rest, ws
+        s = _settings(tmp_path, rest, ws)
+        self.ex = BybitExchange(s, retries=2, retry_delay=0.05)
+        self.journal = Journal(tmp_path / "j.db")
+        self.executor = TradeExecutor(self.ex, self.journal, settings=s)
 
 
-def test_a_close_by_hand_and_a_stop_bybit_executed_arrive_pushed_as_outside_changes(tmp_path: Path, fakes) -> None:
-    rest, ws = fakes
-    s = _settings(tmp_path, rest, ws)
-    ex = BybitExchange(s, retries=2, retry_delay=0.05)
-    with Journal(tmp_path / "j.db") as journal:
-        try:
-            _streaming(ex, ws)
-            executor = TradeExecutor(ex, journal, settings=s)
-            assert executor.open_position("BTCUSDT", "long", notional=100.0).ok
-            (pos,) = ex.get_positions()
-            before = len(rest.requests)
-            _by_hand(rest, "Sell", f"{pos.size / 2:g}")             # half closed on the website
-            wait_for(lambda: ex.get_positions()[0].size == pytest.approx(pos.size / 2), timeout=5,
-                     message="the half close pushed")
-            wait_for(lambda: "BTCUSDT" in ex.take_outside_changes(), timeout=5, message="an outside change")
-            assert _paths(rest, before).count("/v5/position/list") == 0
-            assert ex.set_trading_stop("BTCUSDT", stop_loss=round(PRICE * 0.99, 1)) is None
-            before = len(rest.requests)
-            rest.book.set_price("BTCUSDT", round(PRICE * 0.985, 1))    # Bybit executes the stop
-            wait_for(lambda: ex.get_positions() == [], timeout=5, message="the stopped-out position gone")
-            wait_for(lambda: "BTCUSDT" in ex.take_outside_changes(), timeout=5, message="the stop as outside change")
-            assert _paths(rest, before).count("/v5/position/list") == 0
-        finally:
-            ex.close_stream()
+@pytest.fixture
+def live(tmp_path: Path, fakes) -> Iterator[Live]:
+    rig = Live(tmp_path, *fakes)
+    try:
+        _streaming(rig.ex, rig.ws)
+        yield rig
+    finally:
+        rig.ex.close_stream()
+        rig.journal.close()
 
 
-def test_while_the_private_stream_is_down_rest_serves_and_nothing_is_lost_or_doubled(tmp_path: Path, fakes) -> None:
-    rest, ws = fakes
-    s = _settings(tmp_path, rest, ws)
-    ex = BybitExchange(s, retries=2, retry_delay=0.05)
-    with Journal(tmp_path / "j.db") as journal:
-        try:
-            _streaming(ex, ws)
-            executor = TradeExecutor(ex, journal, settings=s)
-            assert executor.open_position("BTCUSDT", "long", notional=100.0).ok       # pushed
-            ws.refuse(True)
-            assert ws.drop("/v5/private") == 1
-            wait_for(lambda: ex.stream_state == Connection.POLLING, timeout=5, message="Polling-REST")
-            before = len(rest.requests)
-            down = executor.open_position("BTCUSDT", "long", notional=50.0)          # over REST
-            assert down.ok and len(down.fills) == 1
-            assert {"/v5/order/realtime", "/v5/execution/list"} <= set(_paths(rest, before))
-            assert ex.get_positions()[0].size == pytest.approx(sum(float(e["execQty"]) for e in rest.book.executions))
-            ws.refuse(False)
-            wait_for(lambda: ex.stream_state == Connection.CONNECTED, timeout=10, message="the stream back")
-            wait_for(lambda: "*" in ex.take_outside_changes(), message="a reconnection: check everything once")
-            assert executor.close_position("BTCUSDT").ok                            # pushed again
-            assert ex.get_positions() == []
-            journaled = [f.exec_id for f in journal.fills()]
-            assert sorted(journaled) == sorted(e["execId"] for e in rest.book.executions) and len(journaled) == 3
-            assert all(i.status == "filled" for i in journal.intents())
-        finally:
-            ex.close_stream()
-        assert ex.stream_state == ""
+def test_an_order_and_its_fill_come_pushed_and_are_journaled_once(live: Live) -> None:
+    rest, ex, executor, journal = live.rest, live.ex, live.executor, live.journal
+    before = len(rest.requests)
+    res = executor.open_position("BTCUSDT", "long", notional=100.0, stop_loss=round(PRICE * 0.98, 1))
+    paths = _paths(rest, before)
+    assert res.ok and res.order is not None and res.order.status == "filled" and len(res.fills) == 1
+    # the order's outcome and its execution came by the stream: no REST polling of either,
+    # and the adapter waits at most 1 s on the stream before it would have polled
+    assert paths.count("/v5/order/create") == 1 and not set(paths) & set(ORDER_READS + ACCOUNT_READS)
+    (execution,) = rest.book.executions
+    assert res.fills[0].exec_id == execution["execId"] and res.fills[0].qty == float(execution["execQty"])
+    assert [f.exec_id for f in journal.fills(client_order_id=res.client_order_id)] == [execution["execId"]]
+    # what REST would say now, pushed: the position with its stop, the wallet net of the fee
+    before = len(rest.requests)
+    (pos,) = ex.get_positions()
+    bal = ex.get_balance()
+    assert not set(_paths(rest, before)) & set(ACCOUNT_READS)
+    assert (pos.symbol, pos.side, pos.size) == ("BTCUSDT", "long", res.order.filled_qty)
+    assert pos.entry_price == pytest.approx(PRICE)
+    assert pos.stop_loss == round(PRICE * 0.98, 1)
+    assert bal.wallet_balance == pytest.approx(1000.0 - float(execution["execFee"]))
+    assert ex.take_outside_changes() == set()          # our own order is no outside change
+    # the REST look-ups recovery makes find the same execution: journaled once
+    journal.record_outcome(res.order, ex.get_fills(res.client_order_id, "BTCUSDT"), mode=ex.mode)
+    assert len(journal.fills(client_order_id=res.client_order_id)) == 1
+
+
+def test_a_close_by_hand_and_a_stop_bybit_executed_arrive_pushed_as_outside_changes(live: Live) -> None:
+    rest, ex, executor = live.rest, live.ex, live.executor
+    assert executor.open_position("BTCUSDT", "long", notional=100.0).ok
+    (pos,) = ex.get_positions()
+    before = len(rest.requests)
+    _by_hand(rest, "Sell", f"{pos.size / 2:g}")             # half closed on the website
+    wait_for(lambda: ex.get_positions()[0].size == pytest.approx(pos.size / 2), timeout=5,
+             message="the half close pushed")
+    wait_for(lambda: "BTCUSDT" in ex.take_outside_changes(), timeout=5, message="an outside change")
+    assert _paths(rest, before).count("/v5/position/list") == 0
+    assert ex.set_trading_stop("BTCUSDT", stop_loss=round(PRICE * 0.99, 1)) is None
+    before = len(rest.requests)
+    rest.book.set_price("BTCUSDT", round(PRICE * 0.985, 1))    # Bybit executes the stop
+    wait_for(lambda: ex.get_positions() == [], timeout=5, message="the stopped-out position gone")
+    wait_for(lambda: "BTCUSDT" in ex.take_outside_changes(), timeout=5, message="the stop as outside change")
+    assert _paths(rest, before).count("/v5/position/list") == 0
+
+
+def test_while_the_private_stream_is_down_rest_serves_and_nothing_is_lost_or_doubled(live: Live) -> None:
+    rest, ws, ex, executor, journal = live.rest, live.ws, live.ex, live.executor, live.journal
+    assert executor.open_position("BTCUSDT", "long", notional=100.0).ok       # pushed
+    ws.refuse(True)
+    assert ws.drop("/v5/private") == 1
+    wait_for(lambda: ex.stream_state == Connection.POLLING, timeout=5, message="Polling-REST")
+    before = len(rest.requests)
+    down = executor.open_position("BTCUSDT", "long", notional=50.0)          # over REST
+    assert down.ok and len(down.fills) == 1
+    assert {"/v5/order/realtime", "/v5/execution/list"} <= set(_paths(rest, before))
+    assert ex.get_positions()[0].size == pytest.approx(sum(float(e["execQty"]) for e in rest.book.executions))
+    ws.refuse(False)
+    wait_for(lambda: ex.stream_state == Connection.CONNECTED, timeout=10, message="the stream back")
+    wait_for(lambda: "*" in ex.take_outside_changes(), message="a reconnection: check everything once")
+    before = len(rest.requests)
+    assert executor.close_position("BTCUSDT").ok
+    assert not set(_paths(rest, before)) & set(ORDER_READS)                  # pushed again
+    assert ex.get_positions() == []
+    journaled = [f.exec_id for f in journal.fills()]
+    assert sorted(journaled) == sorted(e["execId"] for e in rest.book.executions) and len(journaled) == 3
+    assert all(i.status == "filled" for i in journal.intents())
+    ex.close_stream()
+    assert ex.stream_state == ""
 
 
 def test_a_push_newer_than_the_rest_read_wins_and_each_connection_reads_anew() -> None:
