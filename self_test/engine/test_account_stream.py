@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from bot.alerts.telegram import format_event
 from bot.engine.snapshot import EngineStatus
 from bot.engine.trading_engine import TradingEngine
 from bot.events import EventKind
@@ -76,3 +77,4 @@ def test_a_position_closed_on_bybit_reaches_the_snapshot_pushed_and_the_journal_
     down = [e for e in events if "private stream down" in e.message]
     back = [e for e in events if "private stream back" in e.message]
     assert down and down[0].level == "WARNING" and back and back[0].data.get("alert") is True
+    assert (format_event(down[0]) or "").startswith("📡") and (format_event(back[0]) or "").startswith("📡")  # the phone
