@@ -162,6 +162,9 @@ class Settings:
                                              "REST polling covers the gap", lo=0.5, hi=600)
     ACCOUNT_REFRESH_SECONDS: float = _s(2.0, "live: the running bot reads balance and positions from Bybit at most "
                                              "this often (every order or stop change reads anew)", lo=0, hi=60)
+    ACCOUNT_STREAM_REFRESH_SECONDS: float = _s(60.0, "live, while Bybit's private streams are up (they push every "
+                                                    "fill and change): balance and positions are read over REST "
+                                                    "only this often", lo=1, hi=3600)
     CLOSE_DEADLINE_SECONDS: float = _s(300.0, "seconds a close (reduce-only) order is retried through Bybit errors "
                                               "before a critical alert; entries keep a short budget", lo=1, hi=3600)
     ORDER_LOOKUP_SECONDS: float = _s(10.0, "seconds an order Bybit accepted is looked up when look-ups fail, "

@@ -9,12 +9,16 @@ user types, `python -m bot live --yes --strategy sma --symbols BTCUSDT,ETHUSDT -
 under its supervisor; every `--kill-every` minutes its trading process is SIGKILLed at a random
 moment (the supervisor restarts it, and the restart recovers from the journal). `--speed` runs
 the wall clock of the fake and of the bot faster (self_test/fakes/fast_clock.py; 1 = real time).
-Not covered here: WebSocket drops (the streams are another part's work; this bot polls REST).
+The fake's WebSocket (self_test/fakes/bybit_ws.py) pushes the closed 1-minute candles on the public
+kline stream and every order, fill, position and wallet change on the private streams; every
+`--drop-every` minutes (at a random moment) it cuts every socket, public and private, without a
+close frame: the bot polls REST while they are down, reconnects with backoff, backfills candles
+and reads the account over REST until the private stream is back.
 
 At the end the supervisor is stopped (SIGTERM), `python -m bot status --live` resolves what is
 left, and it prints: candles processed, orders, duplicated orders, journal vs exchange
-differences, positions left without a stop, and the longest time from a candle's close to an
-order on it.
+differences, positions left without a stop, the longest time from a candle's close to an order on
+it, socket drops and the reconnections the bot made.
 
     .venv/bin/python bench/soak.py --minutes 30                     # 30 minutes, real time
     .venv/bin/python bench/soak.py --minutes 30 --speed 6           # 30 market minutes in 5
@@ -25,10 +29,12 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -51,12 +57,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--faults", type=float, default=0.2, help="share of private REST calls that fail (default 0.2)")
     p.add_argument("--lost", type=float, default=0.3, help="share of order answers dropped (default 0.3)")
     p.add_argument("--kill-every", type=float, default=5.0, help="market minutes between SIGKILLs (default 5)")
+    p.add_argument("--drop-every", type=float, default=3.0,
+                   help="market minutes between WebSocket drops, every socket at once (default 3; 0 = none)")
     p.add_argument("--seed", type=int, default=1)
     args = p.parse_args(argv)
     os.environ["NO_PROXY"] = "127.0.0.1,localhost"
 
     from bot.journal.store import Journal
     from self_test.fakes.bybit_server import FakeBybit
+    from self_test.fakes.bybit_ws import FakeBybitStream
     from self_test.fakes.fast_clock import FastClock
     from self_test.fakes.minute_market import serve_minutes
 
@@ -69,8 +78,17 @@ def main(argv: list[str] | None = None) -> int:
     # to come then hold several SMA(10/30) crossings, so the bot trades during the soak
     serve_minutes(fake, SYMBOLS, end_ms=(t0 + span * 60) * 1000, n=800 + span, back=max(0, 130 - span))
     fake.start()
+    ws = FakeBybitStream(fake, auth_clock=clock).start()
+    ticking = threading.Event()
+
+    def tick() -> None:            # the kline pushes: what closed since the last tick, every 0.25 s
+        while not ticking.wait(0.25):
+            ws.tick()
+
+    threading.Thread(target=tick, name="soak-ws-ticks", daemon=True).start()
     tmp = Path(tempfile.mkdtemp(prefix="soak-"))
     values = {"HISTORICAL_DATA_PATH": str(tmp / "data"), "LOG_FILE": str(tmp / "bot.log"), "BYBIT_BASE_URL": fake.url,
+              "BYBIT_WS_URL": ws.url, "BYBIT_WS_PING_SECONDS": "5", "BYBIT_WS_STALL_SECONDS": "15",
               "BYBIT_API_KEY": "testkey", "BYBIT_API_SECRET": "testsecret", "BYBIT_TIMEOUT": "3",
               "MARKET_POLL_SECONDS": "0.5", "TELEGRAM_BOT_TOKEN": "", "RESTART_MAX_PER_HOUR": "1000",
               "RESTART_BACKOFF_SECONDS": "1", "RECONCILE_INTERVAL_SECONDS": "60", "TRAINING_ENABLED": "false"}
@@ -81,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     env.update(clock.env())
     bot = [sys.executable, "-m", "bot", "--env-file", str(env_file)]
     print(f"soak: {args.minutes:g} market minutes at speed {args.speed:g} ({args.minutes / args.speed:.1f} real), "
-          f"faults {args.faults:.0%}, lost order answers {args.lost:.0%}, SIGKILL every {args.kill_every:g} min; "
+          f"faults {args.faults:.0%}, lost order answers {args.lost:.0%}, SIGKILL every {args.kill_every:g} min, "
+          f"every socket dropped every {args.drop_every:g} min; "
           f"data in {tmp}", flush=True)
     fake.chaos(args.faults, lost=args.lost, seed=args.seed)
     sup = subprocess.Popen([*bot, "live", "--yes", "--override-gate", "--strategy", "sma", "--symbols", ",".join(SYMBOLS),
@@ -91,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     start = time.monotonic()
     kills = 0
     next_kill = start + rng.uniform(0.5, 1.0) * args.kill_every * 60 / args.speed
+    drops = dropped = 0
+    drop_gap = args.drop_every * 60 / args.speed
+    next_drop = start + rng.uniform(0.3, 1.0) * drop_gap if args.drop_every > 0 else float("inf")
     while time.monotonic() - start < real_span:
         time.sleep(0.2)
         if sup.poll() is not None:
@@ -102,21 +124,28 @@ def main(argv: list[str] | None = None) -> int:
                 os.kill(kids[0], signal.SIGKILL)
                 kills += 1
             next_kill += args.kill_every * 60 / args.speed * rng.uniform(0.6, 1.4)
+        if time.monotonic() >= next_drop:
+            n = ws.drop()
+            drops += 1
+            dropped += n
+            next_drop += drop_gap * rng.uniform(0.6, 1.4)
     sup.send_signal(signal.SIGTERM)
     try:
         sup.wait(timeout=120)
     except subprocess.TimeoutExpired:
         sup.kill()
+    ticking.set()
     fake.chaos(0.0)
     status = subprocess.run([*bot, "status", "--live"], env=env, cwd=str(ROOT), capture_output=True, text=True,
                             timeout=300)
+    ws.stop()
     fake.stop()
 
     book = fake.book
     links = [o["orderLinkId"] for o in book.orders.values()]
     with Journal(tmp / "data" / "state.db") as j:
         intents = {i.client_order_id: i for i in j.intents(mode="LIVE")}
-        batches = len(j.equity_history("LIVE"))
+        closes = len({t for t, _, _ in j.equity_history("LIVE")})   # pushed candles may come a pair at a time
         jpos = {p.symbol: p for p in j.positions("LIVE")}
         fills = {f.exec_id for f in j.fills(mode="LIVE") if f.client_order_id}
         unresolved = j.unresolved_intents()
@@ -141,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     log = (tmp / "bot.log").read_text(errors="replace")
     print(f"market minutes run: {args.minutes:g}; SIGKILLs: {kills}; supervisor restarts: "
           f"{log.count('restarting in')}")
-    print(f"candles processed: {batches * len(SYMBOLS)} ({batches} closes x {len(SYMBOLS)} pairs journaled)")
+    print(f"candles processed: {closes * len(SYMBOLS)} ({closes} closes journaled x {len(SYMBOLS)} pairs)")
     print(f"orders on Bybit: {len(links)} ({len(book.executions)} fills); duplicated orders: {duplicated}")
     print(f"journal vs exchange differences: {len(diffs)}" + "".join(f"\n  {d}" for d in diffs[:10]))
     print(f"positions left unprotected (no stop-loss on Bybit): {len(unprotected)} {unprotected or ''}")
@@ -150,6 +179,14 @@ def main(argv: list[str] | None = None) -> int:
               f"median {sorted(delays)[len(delays) // 2]:.2f}")
     print(f"faults answered: {sum(1 for _, c in fake.answered if c not in (0, None))} of {len(fake.answered)} requests; "
           f"order answers dropped: {sum(1 for pth, c in fake.answered if pth == '/v5/order/create' and c is None)}")
+    print(f"WebSocket drops: {drops} ({dropped} sockets cut); connections the fake accepted: {ws.opened}; "
+          f"reconnections after a drop or stall: kline {len(re.findall(r'kline 1 stream connected [(]connection (?:[2-9]|[0-9]{2,})', log))}, "
+          f"private {len(re.findall(r'private stream connected [(]connection (?:[2-9]|[0-9]{2,})', log))}; "
+          f"private stream back (alerts): {log.count('private stream back')}")
+    rest_paths = [pth for _, pth, _ in fake.requests]
+    print("REST calls: " + ", ".join(f"{pth} {rest_paths.count(pth)}" for pth in (
+        "/v5/market/kline", "/v5/account/wallet-balance", "/v5/position/list", "/v5/order/realtime",
+        "/v5/execution/list", "/v5/order/create")))
     print(f"tracebacks on the console of `status --live`: {status.stderr.count('Traceback')}; "
           f"status exit code {status.returncode}")
     ok = duplicated == 0 and not diffs and not unprotected

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from bot.engine.account_stream import AccountStream
 from bot.engine.commands import EngineCommands
 from bot.engine.components import Components, durable
 from bot.engine.engine_state import EngineState
@@ -117,12 +118,15 @@ class Session:
         self.clock = clock
         self._reconciler: Reconciler | None = None
         self._equity_writes = 0
+        self.account: AccountStream | None = None
 
     def run(self) -> None:
         from bot.engine import recovery
 
         st, c, market = self.state, self.parts, self.market
         agent = self.step.learner.agent if self.step.learner is not None else None
+        if st.mode == "LIVE":   # fills and outside changes pushed by the private streams (Bybit)
+            self.account = AccountStream(c.exchange, self.bus, refresh_seconds=self.settings.ACCOUNT_REFRESH_SECONDS)
         # Raises when recovery cannot finish: the bot must not trade on a state it does not know.
         recovery.recover(self.settings, exchange=c.exchange, journal=c.journal, bus=self.bus, agent=agent)
         open_syms = [p.symbol for p in c.exchange.get_positions() if p.size > 0]
@@ -200,7 +204,10 @@ class Session:
                 self.promotion.check(c.journal)
             if c.pair_manager.due():
                 symbols = self.rotate_pairs(symbols)
-            if st.mode == "LIVE" and now >= next_reconcile:
+            outside = self.account.outside_changes() if self.account is not None else set()
+            if outside:
+                log.info("LIVE account changed outside the bot (%s): reconciling now", ", ".join(sorted(outside)))
+            if st.mode == "LIVE" and (now >= next_reconcile or outside):
                 next_reconcile = now + self.settings.RECONCILE_INTERVAL_SECONDS
                 self._reconcile()
             if candles or now >= next_snap:

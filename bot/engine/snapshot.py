@@ -45,6 +45,7 @@ class EngineSnapshot:
     status: EngineStatus = EngineStatus.STOPPED
     data_source: str = DataSource.REPLAY
     connection: str = Connection.OFFLINE_REPLAY
+    account_stream: str = ""                    # live: the private streams, Connected | Polling-REST; "" none
     strategy: str = "dqn"
     equity: float = 0.0
     balance: float = 0.0
@@ -91,6 +92,7 @@ def build_snapshot(state: EngineState, parts: Components | None, *, strategy: st
     return EngineSnapshot(
         **base, data_source=market.source if market is not None else DataSource.REPLAY,
         connection=market.connection if market is not None else Connection.OFFLINE_REPLAY,
+        account_stream=str(getattr(parts.exchange, "stream_state", "") or ""),
         equity=bal.equity, balance=bal.wallet_balance, available=bal.available,
         positions=tuple(p for p in parts.exchange.get_positions() if p.size > 0), metrics=metrics,
         epsilon=float(strat.epsilon or 0.0) if isinstance(strat, LearningStrategy) else 0.0,

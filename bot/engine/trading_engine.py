@@ -394,13 +394,21 @@ class TradingEngine:
                 self._finish(self._close_on_stop)
             except Exception:
                 log.exception("engine: failed while stopping")
+            self._close_streams()
         self._set_status(EngineStatus.STOPPED)
 
     def _drop_parts(self) -> None:
         """Forget the session's parts; a feed the engine chose itself is closed (its WebSocket with it)."""
         if self.c is not None and self.c.market is not None and self.c.market is not self.given.market:
             self.c.market.close()
+        self._close_streams()
         self.c = self.step = None
+
+    def _close_streams(self) -> None:
+        """The exchange's private streams (a live session's) end with the session's parts."""
+        close = getattr(self.c.exchange, "close_stream", None) if self.c is not None else None
+        if callable(close):
+            close()
 
     def _open_session(self) -> Session:
         """A new session: pairs ranked, then the market chosen for them, then the parts built

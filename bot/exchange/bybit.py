@@ -30,11 +30,15 @@ from bot.errors import (
     RateLimitError,
 )
 from bot.exchange.base import Instrument, floor_to_step, round_to_tick
+from bot.exchange.bybit_account import AccountMirror
+from bot.exchange.bybit_stream import PrivateStream
 from bot.exchange.instruments import check_client_order_id, parse_instrument
 from bot.exchange.retry import policies
 from bot.log_setup import add_secrets, redact
+from bot.market.bybit_socket import LinkState, ws_base_url
 from bot.types import (
     Balance,
+    Connection,
     Fill,
     Mode,
     Order,
@@ -173,10 +177,77 @@ class BybitExchange:
         self._leverage_done: set[str] = set()
         self.dust: dict[str, float] = {}   # spot: coins held below the smallest sellable order (last read)
         self.hedge_mode = False
+        # the private streams while the engine runs (`start_stream`): fills and the account view come
+        # pushed; None = every read over REST
+        self.mirror: AccountMirror | None = None
+        self._stream: PrivateStream | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "BybitExchange":
         return cls(settings)
+
+    # -- the private streams -----------------------------------------------------------------
+    def start_stream(self, *, on_state: Callable[[str, str], None] | None = None) -> bool:
+        """Open the private order / execution / position / wallet streams (pybit WebSocket, its own
+        thread, reconnecting with backoff) and serve fills and the account view from them while they
+        are up; REST while they are down. False when there can be none (no keys, or BYBIT_BASE_URL set
+        without BYBIT_WS_URL). `on_state(state, why)`: the link's changes (LinkState), for alerts."""
+        if self._stream is not None:
+            return True
+        if not self.has_keys or ws_base_url(self.settings) is None:
+            return False
+        mirror = AccountMirror(rest_seconds=self.settings.ACCOUNT_STREAM_REFRESH_SECONDS,
+                               quote=self.settings.QUOTE_COIN)
+
+        def state(now: str, why: str) -> None:
+            stream = self._stream
+            mirror.link_state(now == LinkState.CONNECTED, stream.link.epoch if stream is not None else 0)
+            if on_state is not None:
+                on_state(now, why)
+
+        self.mirror = mirror
+        self._stream = PrivateStream(self.settings, on_update=mirror.apply, on_state=state, keep=False)
+        self._stream.start()
+        return True
+
+    def close_stream(self) -> None:
+        """Close the private streams; every read goes over REST again."""
+        stream, self._stream, self.mirror = self._stream, None, None
+        if stream is not None:
+            stream.close()
+
+    @property
+    def stream_state(self) -> str:
+        """The private streams as the snapshot shows them: "" (none), Connected or Polling-REST."""
+        if self._stream is None:
+            return ""
+        return Connection.CONNECTED if self._stream.connected else Connection.POLLING
+
+    def take_outside_changes(self) -> set[str]:
+        """Symbols the private streams saw changed from outside (a stop Bybit executed, a close by
+        hand; "*" after a reconnection) since the last call: the engine reconciles them at once."""
+        return self.mirror.take_outside() if self.mirror is not None else set()
+
+    def _pushed_view(self, method: str, policy: str | None, params: dict[str, Any]) -> dict[str, Any] | None:
+        """The account view from the pushes (seeded over REST once per connection and every
+        ACCOUNT_STREAM_REFRESH_SECONDS); None when the stream cannot serve it."""
+        mirror = self.mirror
+        if mirror is None or not mirror.connected:
+            return None
+        if method == "get_wallet_balance":
+            if params.get("accountType") != "UNIFIED":
+                return None
+            view = "wallet"
+        elif params.get("category") == "linear" and not params.get("symbol"):
+            view = "positions"
+        else:
+            return None
+        if mirror.fresh(view):
+            return {"list": mirror.wallet_rows() if view == "wallet" else mirror.position_rows()}
+        started, epoch = time.monotonic(), mirror.epoch
+        result = self._call_policy(method, policy, params)
+        mirror.seed(view, list(result.get("list") or []), started=started, epoch=epoch)
+        return result
 
     # -- plumbing ----------------------------------------------------------------------------
     def _once(self, method: str, **params: Any) -> dict[str, Any]:
@@ -200,6 +271,8 @@ class BybitExchange:
         if method not in _VIEWS:
             if not method.startswith("get_"):
                 self._views.clear()          # a change on the account: the next view is read anew
+        elif (pushed := self._pushed_view(method, policy, params)) is not None:
+            return pushed
         elif self.view_seconds > 0:
             key = (method, repr(sorted(params.items())))
             hit = self._views.get(key)
@@ -338,6 +411,11 @@ class BybitExchange:
         return None
 
     def get_fills(self, client_order_id: str, symbol: str | None = None) -> list[Fill]:
+        mirror = self.mirror
+        if mirror is not None:
+            rows = mirror.executions(client_order_id, 1.0)   # pushed with the fill: no REST read
+            if rows is not None:
+                return [self._fill(r, client_order_id) for r in rows]
         where: dict[str, Any] = {"symbol": symbol} if symbol else {}
         rows = self._call("get_executions", category=self.category, orderLinkId=client_order_id,
                           **where).get("list") or []
@@ -439,6 +517,8 @@ class BybitExchange:
                     return self._settle(found, symbol, client_order_id, lookup)
             try:
                 self._views.clear()
+                if self.mirror is not None:
+                    self.mirror.placing(client_order_id)     # its pushes are ours, not an outside change
                 self._once("place_order", **params)
                 return self._settle(None, symbol, client_order_id, lookup)
             except DuplicateOrderError as err:  # an earlier attempt landed
@@ -490,6 +570,12 @@ class BybitExchange:
         """Bybit acknowledges orders before matching: poll a market order until it is final. An
         acknowledged order that cannot be seen (look-ups failing) is looked up for its policy's
         budget, then reported as accepted with an unknown outcome, never as failed."""
+        mirror = self.mirror
+        if order is None and mirror is not None:
+            # the order stream says what became of it, usually within milliseconds: no REST polling
+            row = mirror.wait_order(cid, min(1.0, self.fill_wait))
+            if row is not None:
+                return self._order(row)
         budget = self.policies[policy].budget_s
         start = time.monotonic()
         pause = 0.05

@@ -42,13 +42,15 @@ class PrivateStream(LinkedStream):
 
     def __init__(self, settings: Any, *, on_update: Callable[[AccountUpdate], None] | None = None,
                  on_state: Callable[[str, str], None] | None = None, base_url: str | None = None,
-                 maxsize: int = 10_000) -> None:
+                 maxsize: int = 10_000, keep: bool = True) -> None:
+        """`keep`: also queue every update for `get` / `drain` (False: `on_update` alone takes them)."""
         url = ws_base_url(settings) if base_url is None else base_url
         if url is None:
             raise ValueError("no private stream: BYBIT_BASE_URL is set without BYBIT_WS_URL")
         if not (settings.BYBIT_API_KEY and settings.BYBIT_API_SECRET):
             raise ValueError("the private stream needs BYBIT_API_KEY and BYBIT_API_SECRET")
         self._on_update = on_update
+        self._keep = keep
         self._queue: queue.Queue[AccountUpdate] = queue.Queue(maxsize=maxsize)
         self.bad_messages = 0
         self.dropped = 0
@@ -72,7 +74,8 @@ class PrivateStream(LinkedStream):
                         if isinstance(msg, dict) else "?", exc)
             return
         try:
-            self._queue.put_nowait(update)
+            if self._keep:
+                self._queue.put_nowait(update)
         except queue.Full:
             self.dropped += 1
             log.warning("Bybit private stream: queue full, %s update dropped (%d so far); REST stays the truth",

@@ -128,7 +128,7 @@ class StreamLink:
     `epoch` counts successful connections, so a reader can tell a reconnect happened."""
 
     def __init__(self, channel: str, subscribe: Callable[[Any], None], *, base_url: str, testnet: bool = False,
-                 api_key: str | None = None, api_secret: str | None = None, ping_seconds: float = 20.0,
+                 demo: bool = False, api_key: str | None = None, api_secret: str | None = None, ping_seconds: float = 20.0,
                  stall_seconds: float = 60.0, on_state: Callable[[str, str], None] | None = None,
                  name: str = "") -> None:
         self.channel = channel
@@ -136,6 +136,7 @@ class StreamLink:
         self._subscribe = subscribe
         self._base_url = base_url
         self._testnet = testnet
+        self._demo = demo
         self._keys = (api_key, api_secret)
         self.ping_seconds = float(ping_seconds)
         self.stall_seconds = float(stall_seconds)
@@ -194,7 +195,7 @@ class StreamLink:
 
     def _open(self) -> Any:
         key, secret = self._keys
-        kwargs: dict[str, Any] = dict(testnet=self._testnet, ping_interval=self.ping_seconds,
+        kwargs: dict[str, Any] = dict(testnet=self._testnet, demo=self._demo, ping_interval=self.ping_seconds,
                                       ping_timeout=self.ping_seconds / 2, restart_on_error=False,
                                       # pybit counts down before it checks: 2 = one attempt, raising if it fails
                                       retries=2)
@@ -258,8 +259,11 @@ class LinkedStream:
 
     def _make_link(self, settings: Any, channel: str, *, base_url: str, on_state: Callable[[str, str], None] | None,
                    name: str, keys: bool = False) -> None:
+        # Bybit demo trading has its own private stream (pybit's demo=True: stream-demo.bybit.com);
+        # its market data is mainnet's (or testnet's), so the public streams never take `demo`.
         self.link = StreamLink(
             channel, self._subscribe, base_url=base_url, testnet=settings.USE_TESTNET,
+            demo=bool(getattr(settings, "BYBIT_DEMO", False)) and channel == "private",
             api_key=settings.BYBIT_API_KEY if keys else None, api_secret=settings.BYBIT_API_SECRET if keys else None,
             ping_seconds=settings.BYBIT_WS_PING_SECONDS, stall_seconds=settings.BYBIT_WS_STALL_SECONDS,
             on_state=on_state, name=name)

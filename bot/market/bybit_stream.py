@@ -15,9 +15,11 @@ from typing import Any
 from bot.market.bybit_socket import LinkedStream
 from bot.types import Candle
 
-__all__ = ["KlineStream", "parse_kline"]
+__all__ = ["KlineStream", "parse_kline", "SUBSCRIBE_ARGS_MAX"]
 
 log = logging.getLogger(__name__)
+
+SUBSCRIBE_ARGS_MAX = 10   # topics per subscribe request Bybit accepts on spot (reference section 6)
 
 
 def parse_kline(msg: dict[str, Any], interval: str) -> list[Candle]:
@@ -47,7 +49,11 @@ class KlineStream(LinkedStream):
                         name=f"kline {self.interval}")
 
     def _subscribe(self, ws: Any) -> None:
-        ws.kline_stream(interval=self.interval, symbol=list(self.symbols), callback=self._on_kline)
+        # Bybit spot takes at most SUBSCRIBE_ARGS_MAX topics per subscribe request (a longer one is
+        # refused, and pybit only logs that): one request per chunk, on every category alike.
+        for i in range(0, len(self.symbols), SUBSCRIBE_ARGS_MAX):
+            ws.kline_stream(interval=self.interval, symbol=self.symbols[i:i + SUBSCRIBE_ARGS_MAX],
+                            callback=self._on_kline)
 
     def _on_kline(self, msg: dict[str, Any]) -> None:
         # Runs in pybit's receive thread: anything raised here would end the link, so nothing is.

@@ -44,6 +44,7 @@ PUBLIC_PATHS = ("/v5/public/linear", "/v5/public/spot", "/v5/public/inverse", "/
 PRIVATE_PATH = "/v5/private"
 PRIVATE_TOPICS = ("order", "execution", "position", "wallet", "greeks", "execution.fast")
 PUBLIC_PREFIXES = ("kline.", "tickers.", "orderbook.", "publicTrade.", "liquidation.")
+SPOT_ARGS_MAX = 10
 _STEP_MS = {"D": 86_400_000, "W": 604_800_000}
 
 
@@ -70,16 +71,19 @@ class FakeBybitStream:
     """Start with `with FakeBybitStream(rest) as ws:`; point BYBIT_WS_URL at `ws.url`."""
 
     def __init__(self, rest: FakeBybit | None = None, *, api_key: str | None = None,
-                 api_secret: str | None = None, clock: Callable[[], float] | None = None) -> None:
+                 api_secret: str | None = None, clock: Callable[[], float] | None = None,
+                 auth_clock: Callable[[], float] = time.time) -> None:
         self.rest = rest
         self.api_key = api_key or (rest.api_key if rest else "testkey")
         self.api_secret = api_secret or (rest.api_secret if rest else "testsecret")
         self.clock = clock or (rest.clock if rest else time.time)
+        self.auth_clock = auth_clock      # the client's wall clock, for the `expires` check
         self.lock = threading.Lock()
         self.conns: list[_Conn] = []
         self.opened = 0                                   # connections accepted so far
         self.received: list[tuple[str, dict[str, Any]]] = []   # (path, client message)
         self.auth_results: list[bool] = []
+        self.refused: list[str] = []                          # ret_msg of each subscribe refused
         self.refusing = False
         self._server: Server | None = None
         self._address: tuple[str, int] | None = None
@@ -185,6 +189,9 @@ class FakeBybitStream:
                         conn.topics.update(args)
                     else:
                         conn.topics.difference_update(args)
+            if why:
+                with self.lock:
+                    self.refused.append(why)
             ret = "subscribe" if conn.path.endswith("/spot") and not why and op == "subscribe" else why
             self._reply(conn, {"success": not why, "ret_msg": ret, **base, "op": op})
         else:
@@ -202,7 +209,7 @@ class FakeBybitStream:
             exp = int(expires)
         except (TypeError, ValueError):
             return False, "error:params error"
-        if exp <= int(time.time() * 1000):          # checked against wall time, as Bybit does
+        if exp <= int(self.auth_clock() * 1000):     # checked against wall time, as Bybit does
             return False, "error:request expired"
         expected = hmac.new(self.api_secret.encode(), f"GET/realtime{exp}".encode(), hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected, str(sign)):
@@ -210,6 +217,8 @@ class FakeBybitStream:
         return True, ""
 
     def _check_topics(self, conn: _Conn, topics: list[str]) -> str:
+        if conn.path.endswith("/spot") and len(topics) > SPOT_ARGS_MAX:
+            return f"error:args size >{SPOT_ARGS_MAX}"    # Bybit spot: at most 10 topics per request
         for t in topics:
             if conn.private:
                 if t not in PRIVATE_TOPICS:

@@ -213,3 +213,55 @@ def test_no_stream_to_the_official_bybit_when_only_the_rest_url_is_set(tmp_path:
         r.close()
     official = make_settings(tmp_path)
     assert ws_base_url(official) == ""           # "" = pybit's own endpoints
+
+
+def test_more_than_ten_spot_symbols_are_subscribed_in_chunks_bybit_accepts(tmp_path: Path) -> None:
+    """Bybit spot refuses a subscribe request of more than 10 topics (pybit only logs that, and the
+    candles of every symbol in it would never come): the stream sends chunks of at most 10."""
+    from bot.market.bybit_stream import SUBSCRIBE_ARGS_MAX, KlineStream
+
+    symbols = [f"C{i:02d}USDT" for i in range(23)]
+    with FakeBybit() as rest, FakeBybitStream(rest) as ws:
+        settings = make_settings(tmp_path, EXCHANGE_CATEGORY="spot", BYBIT_BASE_URL=rest.url, BYBIT_WS_URL=ws.url,
+                                 BYBIT_WS_PING_SECONDS=0.5, BYBIT_WS_STALL_SECONDS=3.0)
+        stream = KlineStream(settings, symbols, "1", base_url=ws.url).start()
+        try:
+            assert ws.wait(lambda: all(ws.subscribed(f"kline.1.{s}", "/v5/public/spot") for s in symbols)), \
+                "every spot symbol subscribed"
+            requests = [m["args"] for path, m in ws.received if m.get("op") == "subscribe"]
+            assert len(requests) == 3 and max(map(len, requests)) == SUBSCRIBE_ARGS_MAX == 10
+            assert sorted(a for r in requests for a in r) == sorted(f"kline.1.{s}" for s in symbols)
+        finally:
+            stream.close()
+        # the fake refuses what Bybit refuses: one request of 11 spot topics
+        from bot.market.bybit_socket import StreamLink
+
+        link = StreamLink("spot", lambda w: w.kline_stream(interval="1", symbol=symbols[:11], callback=print),
+                          base_url=ws.url, ping_seconds=0.5, stall_seconds=3.0).start()
+        try:
+            assert link.wait_connected(5.0)
+            assert ws.wait(lambda: ws.refused == ["error:args size >10"])
+            assert not ws.subscribed(f"kline.1.{symbols[0]}", "/v5/public/spot")
+        finally:
+            link.close()
+
+
+def test_demo_trading_takes_the_demo_private_stream_and_the_real_market_data(tmp_path: Path) -> None:
+    """BYBIT_DEMO: pybit's demo=True on the private stream (stream-demo.bybit.com); Bybit's demo
+    trading has no market-data stream of its own, so the kline stream stays on mainnet (or testnet)."""
+    from bot.exchange.bybit_stream import PrivateStream
+    from bot.market.bybit_stream import KlineStream
+
+    with FakeBybit() as rest, FakeBybitStream(rest) as ws:
+        settings = make_settings(tmp_path, environ={"BYBIT_API_KEY": "testkey", "BYBIT_API_SECRET": "testsecret"},
+                                 BYBIT_DEMO=True, BYBIT_BASE_URL=rest.url, BYBIT_WS_URL=ws.url,
+                                 BYBIT_WS_PING_SECONDS=0.5, BYBIT_WS_STALL_SECONDS=3.0)
+        private = PrivateStream(settings).start()
+        public = KlineStream(settings, [SYMBOL], "1", base_url=ws.url).start()
+        try:
+            assert private.link.wait_connected(5.0) and public.link.wait_connected(5.0)
+            assert private.link._ws.demo is True and public.link._ws.demo is False
+            assert ws.wait(lambda: ws.subscribed("execution", "/v5/private")) and ws.auth_results == [True]
+        finally:
+            private.close()
+            public.close()
