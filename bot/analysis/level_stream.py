@@ -11,38 +11,11 @@ from __future__ import annotations
 
 from collections import deque
 
-import numpy as np
-
 from bot.analysis import indicators as ind
 from bot.analysis.features import Level
+from bot.analysis.indicator_stream import numpy_sum
 
 __all__ = ["LevelStream"]
-
-_PAIRWISE_MAX = 128   # numpy sums up to this many values with 8 accumulators (pairwise.c)
-
-
-def _numpy_sum(xs: list[float]) -> float:
-    """`np.sum` of a short list, the same bits without building an array: numpy adds fewer than
-    8 values in a row and up to 128 with 8 accumulators combined pairwise."""
-    n = len(xs)
-    if n < 8:
-        s = 0.0
-        for x in xs:
-            s += x
-        return s
-    if n > _PAIRWISE_MAX:
-        return float(np.sum(xs))
-    r = xs[:8]
-    i = 8
-    while i + 8 <= n:
-        for j in range(8):
-            r[j] += xs[i + j]
-        i += 8
-    s = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
-    for x in xs[i:]:
-        s += x
-    return s
-
 
 class LevelStream:
     """Pivot highs and lows of the last `lookback` candles and their price clusters.
@@ -93,7 +66,7 @@ class LevelStream:
 
         def close_group() -> None:
             if len(group_p) >= min_touches:
-                p = _numpy_sum(group_p) / len(group_p)
+                p = numpy_sum(group_p) / len(group_p)
                 levels.append(Level(p, len(group_p), "support" if p < last_close else "resistance",
                                     max(group_i)))
 
@@ -104,7 +77,7 @@ class LevelStream:
                 group_p, group_i = [], []
             group_p.append(p)
             group_i.append(i)
-            mean = _numpy_sum(group_p) / len(group_p)
+            mean = numpy_sum(group_p) / len(group_p)
         if group_p:
             close_group()
         return levels
