@@ -9,6 +9,7 @@ same `Level`s as `support_resistance` over the same last L candles (tested on re
 
 from __future__ import annotations
 
+import bisect
 from collections import deque
 
 from bot.analysis import indicators as ind
@@ -32,52 +33,55 @@ class LevelStream:
         self.tolerance_atr = float(tolerance_atr)
         self._h: deque[float] = deque(maxlen=2 * self.span + 1)
         self._lo: deque[float] = deque(maxlen=2 * self.span + 1)
-        self._highs: deque[tuple[int, float]] = deque()   # (candle number, price), oldest first
-        self._lows: deque[tuple[int, float]] = deque()
+        # pivots as (price, 0 high / 1 low, candle number): sorted, this is support_resistance's
+        # stable price order of [highs by time, lows by time]
+        self._sorted: list[tuple[float, int, int]] = []
+        self._by_time: deque[tuple[float, int, int]] = deque()   # the same, oldest first
         self.candles = 0
 
     def update(self, high: float, low: float) -> None:
         """Move on by one closed candle: the candle `span` back may now be a confirmed pivot."""
-        h, lo = self._h, self._lo
+        h, lo, span = self._h, self._lo, self.span
         h.append(float(high))
         lo.append(float(low))
         self.candles += 1
         if len(h) == h.maxlen:
-            i = self.candles - 1 - self.span
-            if h[self.span] == max(h):
-                self._highs.append((i, h[self.span]))
-            if lo[self.span] == min(lo):
-                self._lows.append((i, lo[self.span]))
-        first = self.candles - self.lookback + self.span   # pivots before this lost their left side
-        for piv in (self._highs, self._lows):
-            while piv and piv[0][0] < first:
-                piv.popleft()
+            i = self.candles - 1 - span
+            if h[span] == max(h):
+                self._add((h[span], 0, i))
+            if lo[span] == min(lo):
+                self._add((lo[span], 1, i))
+        first = self.candles - self.lookback + span   # pivots before this lost their left side
+        old = self._by_time
+        while old and old[0][2] < first:
+            piv = old.popleft()
+            del self._sorted[bisect.bisect_left(self._sorted, piv)]
+
+    def _add(self, piv: tuple[float, int, int]) -> None:
+        self._by_time.append(piv)
+        bisect.insort(self._sorted, piv)
 
     def levels(self, atr: float, last_close: float, *, min_touches: int = 1) -> list[Level]:
         """The clusters, sorted by price: pivots grouped while each stays within
-        `tolerance_atr` x `atr` of its group's mean (as `features.support_resistance`)."""
+        `tolerance_atr` x `atr` of its group's mean (as `features.support_resistance`; the means
+        are numpy's sums, bit for bit). `atr` is the current ATR."""
         if not atr == atr or self.candles == 0:
             return []
         tol = self.tolerance_atr * float(atr)
-        pivots = sorted([*self._highs, *self._lows], key=lambda p: p[1])   # stable: highs first
         levels: list[Level] = []
-        group_p: list[float] = []
-        group_i: list[int] = []
-
-        def close_group() -> None:
-            if len(group_p) >= min_touches:
-                p = numpy_sum(group_p) / len(group_p)
-                levels.append(Level(p, len(group_p), "support" if p < last_close else "resistance",
-                                    max(group_i)))
-
-        mean = 0.0
-        for i, p in pivots:
-            if group_p and p - mean > tol:
-                close_group()
-                group_p, group_i = [], []
-            group_p.append(p)
-            group_i.append(i)
-            mean = numpy_sum(group_p) / len(group_p)
-        if group_p:
-            close_group()
+        group: list[float] = []
+        newest = -1
+        total = mean = 0.0
+        for p, _, i in self._sorted:
+            if group and p - mean > tol:
+                if len(group) >= min_touches:
+                    levels.append(Level(mean, len(group), "support" if mean < last_close else "resistance", newest))
+                group, newest, total = [], -1, 0.0
+            group.append(p)
+            newest = max(newest, i)
+            n = len(group)
+            total += p      # numpy adds fewer than 8 values one after the other
+            mean = (total if n < 8 else numpy_sum(group)) / n
+        if group and len(group) >= min_touches:
+            levels.append(Level(mean, len(group), "support" if mean < last_close else "resistance", newest))
         return levels

@@ -39,8 +39,8 @@ import pandas as pd
 
 from bot.errors import BotError, DataError, StrategyError
 from bot.journal.base import Journal
-from bot.market.timeframes import bucket_start, ratio
-from bot.strategies.analyst_book import AnalystBook
+from bot.market.timeframes import ratio
+from bot.strategies.analyst_book import AnalystBook, CandleBuckets, EntryView
 from bot.strategies.base import FLAT, LONG, SHORT, Decision, StrategyContext
 from bot.strategies.lessons import Lesson, effective_limits, parse_lessons
 from bot.types import interval_ms
@@ -101,32 +101,6 @@ def _trend(e50: float, e200: float, adx: float, pdi: float, mdi: float, close: f
     return DailyTrend(FLAT, f"daily trend neutral ({facts})", adx)
 
 
-@dataclass
-class _Entry:
-    """The entry timeframe at its last closed candle: what the rules read."""
-
-    price: float
-    prev: float
-    open: float
-    high20: float          # highest high of the 20 candles before the last
-    low20: float
-    low2: float            # lowest low of the last two candles
-    high2: float
-    atr: float
-    ema21: float
-    ema50: float
-    rsi: float
-    adx: float             # ADX 14
-    plus_di: float         # +DI/-DI of ADX_PERIOD
-    minus_di: float
-    hist: float            # MACD histogram, this candle and the one before
-    prev_hist: float
-    cmf: float
-    volume_ratio: float
-    bandwidths: Any        # the last Bollinger bandwidths (deque, newest last)
-    adx_regime: float      # ADX of ADX_PERIOD, as the regime rule reads it
-
-
 class AnalystStrategy:
     """Rule-based analyst on the entry timeframe, confirmed by the higher one.
 
@@ -156,7 +130,8 @@ class AnalystStrategy:
         self.history = history
         self._books: dict[tuple[str, str], AnalystBook] = {}
         self._entry_ms = interval_ms(self.entry_interval)
-        self._confirm_ms = interval_ms(self.confirm_interval)
+        self._entry_buckets = CandleBuckets(self.entry_interval, self._entry_ms)     # for their bucket arithmetic
+        self._confirm_buckets = CandleBuckets(self.confirm_interval, self._entry_ms)
         self._problems: dict[str, str | None] = {}
         from bot.analysis.features import regime_thresholds
 
@@ -224,7 +199,7 @@ class AnalystStrategy:
             raise StrategyError(f"analyst: {why}")
         held = context.position_target
         entry_ms = self._entry_ms
-        last_closed = int(bucket_start(context.time_ms, self.entry_interval)) - entry_ms
+        last_closed = self._entry_buckets.open_of(context.time_ms) - entry_ms
         book = self._books.get((context.symbol, context.interval))
         if book is not None and last_closed == book.evaluated_ms and book.decision is not None:
             # Between entry closes the analyst holds what it has (a stop may have closed it). The
@@ -233,7 +208,7 @@ class AnalystStrategy:
                             reason=f"holding until the next {self.entry_interval} close", source=self.name)
         book = self._book(context)
         book.evaluated_ms = last_closed
-        confirm_key = int(bucket_start(context.time_ms, self.confirm_interval))
+        confirm_key = self._confirm_buckets.open_of(context.time_ms)
         if confirm_key != book.daily_key:
             book.daily_key = confirm_key
             book.daily_candles = book.confirm_count
@@ -254,37 +229,14 @@ class AnalystStrategy:
         return _trend(_f(st.ema[50]), _f(st.ema[200]), _f(st.adx[14]), _f(st.plus_di[n]), _f(st.minus_di[n]),
                       book.confirm_close, float(self.settings.ADX_TREND_THRESHOLD))
 
-    def _volatile(self, e: _Entry) -> bool:
-        """The regime rule's volatile verdict (`features.regime_codes`) at the last entry candle:
-        bandwidth above its rolling percentile, once the ADX and that percentile are defined."""
-        from bot.analysis.features import percentile_linear
-
-        look, bws = self._regime_look, e.bandwidths
-        if not e.adx_regime == e.adx_regime or len(bws) < look:
-            return False
-        last = np.fromiter(bws, dtype=np.float64, count=len(bws))[-look:]
-        if not np.isfinite(last).all():
-            return False
-        return bool(last[-1] > percentile_linear(last, self._volatile_pct))
-
-    def _entry(self, book: AnalystBook) -> _Entry:
-        st, rc, n = book.entry, book.recent, int(self.settings.ADX_PERIOD)
-        last, before = rc[-1], rc[-2]
-        earlier = list(rc)[-21:-1]
-        return _Entry(price=last[4], prev=before[4], open=last[1], high20=max(r[2] for r in earlier),
-                      low20=min(r[3] for r in earlier), low2=min(last[3], before[3]), high2=max(last[2], before[2]),
-                      atr=_f(st.atr[14]), ema21=_f(st.ema[21]), ema50=_f(st.ema[50]), rsi=_f(st.rsi),
-                      adx=_f(st.adx[14]), plus_di=_f(st.plus_di[n]), minus_di=_f(st.minus_di[n]),
-                      hist=_f(st.macd_hist), prev_hist=_f(st.prev_macd_hist), cmf=_f(st.cmf),
-                      volume_ratio=_f(st.volume_ratio), bandwidths=st.bandwidths, adx_regime=_f(st.adx[n]))
-
     def _evaluate(self, book: AnalystBook, trend: DailyTrend, ctx: StrategyContext) -> Decision:
-        e = self._entry(book)
+        s = self.settings
+        e = book.entry_view(int(s.ADX_PERIOD))
         price, atr = e.price, e.atr
         if not atr > 0:
             return Decision(target=ctx.position_target, source=self.name, reason="ATR not defined yet")
         levels = book.levels.levels(atr, price)
-        reg = "volatile" if self._volatile(e) else "not volatile"
+        reg = "volatile" if e.volatile(self._regime_look, self._volatile_pct) else "not volatile"
         held = ctx.position_target
         setups = [st for st in (self._setup(e, levels, side, atr) for side in (LONG, SHORT)) if st]
         if held != FLAT:
@@ -305,7 +257,7 @@ class AnalystStrategy:
                    key=lambda d: (d.target != FLAT, d.confidence))
         return best
 
-    def _exit_reason(self, held: int, e: _Entry, price: float, trend: DailyTrend) -> str:
+    def _exit_reason(self, held: int, e: EntryView, price: float, trend: DailyTrend) -> str:
         if trend.direction == -held:
             return trend.text
         e50, hist = e.ema50, e.hist
@@ -313,7 +265,7 @@ class AnalystStrategy:
             return f"{self.entry_interval} trend broke (close beyond EMA50 {e50:,.0f}, MACD histogram {hist:+.1f})"
         return ""
 
-    def _setup(self, e: _Entry, levels: Sequence[Any], side: int, atr: float) -> Setup | None:
+    def _setup(self, e: EntryView, levels: Sequence[Any], side: int, atr: float) -> Setup | None:
         price, prev = e.price, e.prev
         # breakout: through a level touched twice or more, or through the 20-candle extreme
         for lv in sorted(levels, key=lambda lv: abs(lv.price - price)):
@@ -333,7 +285,7 @@ class AnalystStrategy:
             return Setup(side, "pullback", f"dip to EMA21 {e21:,.0f} in a {self.entry_interval} "
                                            f"{'up' if side > 0 else 'down'}trend, closed back beyond it", e21)
         adx = e.adx
-        if adx < 20 and self._quiet_bands(e):
+        if adx < 20 and e.quiet_bands():
             near = [lv for lv in levels if side * (price - lv.price) > 0 and abs(price - lv.price) <= atr]
             if near and side * (price - e.open) > 0:
                 lv = min(near, key=lambda lv: abs(price - lv.price))
@@ -342,14 +294,7 @@ class AnalystStrategy:
                              lv.price)
         return None
 
-    @staticmethod
-    def _quiet_bands(e: _Entry) -> bool:
-        """Narrow bands: the last bandwidth in the lowest 30 % of the last 100 (50 at least)."""
-        bw = np.fromiter(e.bandwidths, dtype=np.float64, count=len(e.bandwidths))[-100:]
-        bw = bw[np.isfinite(bw)]
-        return bool(len(bw) >= 50 and bw[-1] <= np.percentile(bw, 30))
-
-    def _score(self, st: Setup, e: _Entry, trend: DailyTrend, reg: str) -> tuple[float, list[str]]:
+    def _score(self, st: Setup, e: EntryView, trend: DailyTrend, reg: str) -> tuple[float, list[str]]:
         side = st.side
         score, why = SETUP_BASE[st.kind], []
         if trend.direction == side:
@@ -385,7 +330,7 @@ class AnalystStrategy:
             why.append("volatile regime")
         return float(np.clip(score, 0, 100)), why
 
-    def _propose(self, st: Setup, e: _Entry, price: float, levels: Sequence[Any],
+    def _propose(self, st: Setup, e: EntryView, price: float, levels: Sequence[Any],
                  atr: float, trend: DailyTrend, reg: str, ctx: StrategyContext) -> Decision:
         s, side = self.settings, st.side
         name = "long" if side > 0 else "short"

@@ -19,7 +19,9 @@ stream is rebuilt over the new series. Tested against a golden record of the win
 
 from __future__ import annotations
 
+import math
 from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,7 +32,7 @@ from bot.analysis.level_stream import LevelStream
 from bot.market.timeframes import bucket_start, resample
 from bot.types import interval_ms
 
-__all__ = ["AnalystBook", "CandleBuckets"]
+__all__ = ["AnalystBook", "CandleBuckets", "EntryView"]
 
 _WEEK_OFFSET_MS = 4 * 86_400_000   # as bot.market.timeframes: weeks open on Monday
 Row = tuple[int, float, float, float, float, float]   # open ms, open, high, low, close, volume
@@ -48,6 +50,10 @@ class CandleBuckets:
         self.key = -1
         self.o = self.h = self.lo = self.c = 0.0
         self.vols: list[float] = []
+
+    def open_of(self, t: int) -> int:
+        """Open time of the bucket that time `t` (ms) falls in (`timeframes.bucket_start`)."""
+        return (t - self.offset) // self.size * self.size + self.offset
 
     def add(self, t: int, o: float, h: float, lo: float, c: float, v: float) -> list[Row]:
         """Take one base candle; returns the candles that closed with it (0, 1 or 2)."""
@@ -68,6 +74,60 @@ class CandleBuckets:
 
     def _row(self) -> Row:
         return (self.key, self.o, self.h, self.lo, self.c, numpy_sum(self.vols))
+
+
+def _f(x: float) -> float:
+    return x if math.isfinite(x) else math.nan
+
+
+@dataclass
+class EntryView:
+    """The entry timeframe at its last closed candle: the numbers the analyst's rules read, as
+    `compute_all` over the entry candles would give them at its last row."""
+
+    price: float
+    prev: float
+    open: float
+    high20: float          # highest high of the 20 candles before the last
+    low20: float
+    low2: float            # lowest low of the last two candles
+    high2: float
+    atr: float             # ATR 14
+    ema21: float
+    ema50: float
+    rsi: float
+    adx: float             # ADX 14
+    plus_di: float         # +DI/-DI of ADX_PERIOD
+    minus_di: float
+    hist: float            # MACD histogram, this candle and the one before
+    prev_hist: float
+    cmf: float
+    volume_ratio: float
+    adx_regime: float      # ADX of ADX_PERIOD, as the regime rule reads it
+    bandwidths: deque[float]   # the last Bollinger bandwidths, newest last (NaN while warming up)
+
+    def volatile(self, lookback: int, percentile: float) -> bool:
+        """The regime rule's volatile verdict (`features.regime_codes`) at this candle: the
+        bandwidth above its rolling `percentile` over `lookback` candles, once the ADX and that
+        percentile are defined."""
+        from bot.analysis.features import percentile_linear
+
+        bws = self.bandwidths
+        if not self.adx_regime == self.adx_regime or len(bws) < lookback:
+            return False
+        last = np.fromiter(bws, dtype=np.float64, count=len(bws))[-lookback:]
+        if not np.isfinite(last).all():
+            return False
+        return bool(last[-1] > percentile_linear(last, percentile))
+
+    def quiet_bands(self) -> bool:
+        """Narrow bands: the last bandwidth in the lowest 30 % of the last 100 (50 at least)."""
+        quiet: bool | None = self.__dict__.get("_quiet")
+        if quiet is None:   # asked once per side: computed once
+            bw = np.fromiter(self.bandwidths, dtype=np.float64, count=len(self.bandwidths))[-100:]
+            bw = bw[np.isfinite(bw)]
+            quiet = self.__dict__["_quiet"] = bool(len(bw) >= 50 and bw[-1] <= np.percentile(bw, 30))
+        return quiet
 
 
 class AnalystBook:
@@ -159,6 +219,19 @@ class AnalystBook:
             self.confirm = self._confirm_stream(rows)
 
     # -- what the analyst reads ------------------------------------------------------------------
+    def entry_view(self, adx_period: int) -> EntryView:
+        """The entry timeframe's numbers at its last closed candle (needs two or more)."""
+        st, rc, n = self.entry, self.recent, adx_period
+        last, before = rc[-1], rc[-2]
+        earlier = list(rc)[:-1]
+        return EntryView(price=last[4], prev=before[4], open=last[1], high20=max(r[2] for r in earlier),
+                         low20=min(r[3] for r in earlier), low2=min(last[3], before[3]),
+                         high2=max(last[2], before[2]), atr=_f(st.atr[14]), ema21=_f(st.ema[21]),
+                         ema50=_f(st.ema[50]), rsi=_f(st.rsi), adx=_f(st.adx[14]), plus_di=_f(st.plus_di[n]),
+                         minus_di=_f(st.minus_di[n]), hist=_f(st.macd_hist), prev_hist=_f(st.prev_macd_hist),
+                         cmf=_f(st.cmf), volume_ratio=_f(st.volume_ratio), adx_regime=_f(st.adx[n]),
+                         bandwidths=st.bandwidths)
+
     @property
     def confirm_close(self) -> float:
         """Close of the last confirmation candle."""
