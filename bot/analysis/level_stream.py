@@ -11,12 +11,20 @@ from __future__ import annotations
 
 import bisect
 from collections import deque
+from typing import NamedTuple
 
 from bot.analysis import indicators as ind
 from bot.analysis.features import Level
 from bot.analysis.indicator_stream import numpy_sum
 
-__all__ = ["LevelStream"]
+__all__ = ["Cluster", "LevelStream"]
+
+
+class Cluster(NamedTuple):
+    """A price level: the mean of a cluster of pivots and how many pivots it holds."""
+
+    price: float
+    touches: int
 
 class LevelStream:
     """Pivot highs and lows of the last `lookback` candles and their price clusters.
@@ -61,27 +69,39 @@ class LevelStream:
         self._by_time.append(piv)
         bisect.insort(self._sorted, piv)
 
+    def clusters(self, atr: float) -> list[Cluster]:
+        """The clusters as (price, touches), sorted by price: pivots grouped while each stays
+        within `tolerance_atr` x `atr` of its group's mean (as `features.support_resistance`; the
+        means are numpy's, bit for bit). `atr` is the current ATR."""
+        return [Cluster(p, n) for p, n, _ in self._groups(atr)]
+
     def levels(self, atr: float, last_close: float, *, min_touches: int = 1) -> list[Level]:
-        """The clusters, sorted by price: pivots grouped while each stays within
-        `tolerance_atr` x `atr` of its group's mean (as `features.support_resistance`; the means
-        are numpy's sums, bit for bit). `atr` is the current ATR."""
-        if not atr == atr or self.candles == 0:
+        """The clusters as `Level`s (support below `last_close`, resistance above), as
+        `features.support_resistance` gives them."""
+        return [Level(p, n, "support" if p < last_close else "resistance", i)
+                for p, n, i in self._groups(atr) if n >= min_touches]
+
+    def _groups(self, atr: float) -> list[tuple[float, int, int]]:
+        if not atr == atr:
             return []
         tol = self.tolerance_atr * float(atr)
-        levels: list[Level] = []
+        out: list[tuple[float, int, int]] = []
         group: list[float] = []
-        newest = -1
+        n = newest = 0
         total = mean = 0.0
         for p, _, i in self._sorted:
-            if group and p - mean > tol:
-                if len(group) >= min_touches:
-                    levels.append(Level(mean, len(group), "support" if mean < last_close else "resistance", newest))
-                group, newest, total = [], -1, 0.0
+            if n and p - mean > tol:
+                out.append((mean, n, newest))
+                group, n, newest, total = [], 0, 0, 0.0
             group.append(p)
-            newest = max(newest, i)
-            n = len(group)
-            total += p      # numpy adds fewer than 8 values one after the other
-            mean = (total if n < 8 else numpy_sum(group)) / n
-        if group and len(group) >= min_touches:
-            levels.append(Level(mean, len(group), "support" if mean < last_close else "resistance", newest))
-        return levels
+            n += 1
+            if i > newest:
+                newest = i
+            if n < 8:
+                total += p      # numpy adds fewer than 8 values one after the other
+                mean = total / n
+            else:
+                mean = numpy_sum(group) / n
+        if n:
+            out.append((mean, n, newest))
+        return out

@@ -235,7 +235,7 @@ class AnalystStrategy:
         price, atr = e.price, e.atr
         if not atr > 0:
             return Decision(target=ctx.position_target, source=self.name, reason="ATR not defined yet")
-        levels = book.levels.levels(atr, price)
+        levels = book.levels.clusters(atr)
         reg = "volatile" if e.volatile(self._regime_look, self._volatile_pct) else "not volatile"
         held = ctx.position_target
         setups = [st for st in (self._setup(e, levels, side, atr) for side in (LONG, SHORT)) if st]
@@ -268,11 +268,12 @@ class AnalystStrategy:
     def _setup(self, e: EntryView, levels: Sequence[Any], side: int, atr: float) -> Setup | None:
         price, prev = e.price, e.prev
         # breakout: through a level touched twice or more, or through the 20-candle extreme
-        for lv in sorted(levels, key=lambda lv: abs(lv.price - price)):
-            if lv.touches >= 2 and side * (prev - lv.price) <= 0 < side * (price - lv.price):
-                if side * (price - lv.price) <= 1.5 * atr:  # not already far beyond it
-                    return Setup(side, "breakout", f"close through the level {lv.price:,.0f} "
-                                                   f"({lv.touches} touches)", lv.price)
+        crossed = [lv for lv in levels if lv.touches >= 2 and side * (prev - lv.price) <= 0
+                   < side * (price - lv.price) <= 1.5 * atr]   # ... and not already far beyond it
+        if crossed:   # the nearest (the first of equals, as a stable sort by distance)
+            lv = min(crossed, key=lambda lv: abs(lv.price - price))
+            return Setup(side, "breakout", f"close through the level {lv.price:,.0f} "
+                                           f"({lv.touches} touches)", lv.price)
         extreme = e.high20 if side > 0 else e.low20
         if side * (price - extreme) > 0 and side * (prev - extreme) <= 0:
             return Setup(side, "breakout", f"close through the 20-candle {'high' if side > 0 else 'low'} "

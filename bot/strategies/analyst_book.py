@@ -224,8 +224,8 @@ class AnalystBook:
         st, rc, n = self.entry, self.recent, adx_period
         last, before = rc[-1], rc[-2]
         earlier = list(rc)[:-1]
-        return EntryView(price=last[4], prev=before[4], open=last[1], high20=max(r[2] for r in earlier),
-                         low20=min(r[3] for r in earlier), low2=min(last[3], before[3]),
+        return EntryView(price=last[4], prev=before[4], open=last[1], high20=max([r[2] for r in earlier]),
+                         low20=min([r[3] for r in earlier]), low2=min(last[3], before[3]),
                          high2=max(last[2], before[2]), atr=_f(st.atr[14]), ema21=_f(st.ema[21]),
                          ema50=_f(st.ema[50]), rsi=_f(st.rsi), adx=_f(st.adx[14]), plus_di=_f(st.plus_di[n]),
                          minus_di=_f(st.minus_di[n]), hist=_f(st.macd_hist), prev_hist=_f(st.prev_macd_hist),
