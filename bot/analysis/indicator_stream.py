@@ -58,17 +58,22 @@ class SeededRecursion:
     recursion: an EMA (skip 0, count n, div n), a Wilder mean (skip 1: the first candle has no
     change), a Wilder sum (div 1)."""
 
-    __slots__ = ("a", "b", "skip", "count", "div", "seen", "total", "value")
+    __slots__ = ("a", "b", "skip", "count", "div", "seen", "total", "value", "seeded")
 
     def __init__(self, a: float, b: float, *, skip: int, count: int, div: float) -> None:
         self.a, self.b, self.skip, self.count, self.div = a, b, skip, count, div
         self.seen = 0
         self.total = 0.0
         self.value = NAN
+        self.seeded = False
 
     def update(self, x: float) -> float:
+        if self.seeded:
+            v = self.value = self.a * self.value + self.b * x
+            return v
         seen = self.seen = self.seen + 1
         if seen > self.skip + self.count:
+            self.seeded = True
             self.value = self.a * self.value + self.b * x
         elif seen > self.skip:
             self.total += x
@@ -193,8 +198,8 @@ class IndicatorStream:
         nb = self.bb_n
         if len(closes) == nb:
             mid = math.fsum(closes) / nb
-            mean = mid
-            sd = math.sqrt(math.fsum([(x - mean) ** 2 for x in closes]) / nb)
+            dev = [x - mid for x in closes]
+            sd = math.sqrt(math.fsum([d * d for d in dev]) / nb)
             if self.bb_k != 1.0:
                 sd *= self.bb_k
             self.bandwidths.append(((sd + mid) - (mid - sd)) / mid if mid != 0 else NAN)

@@ -10,6 +10,7 @@ same `Level`s as `support_resistance` over the same last L candles (tested on re
 from __future__ import annotations
 
 import bisect
+import math
 from collections import deque
 from typing import NamedTuple
 
@@ -69,11 +70,12 @@ class LevelStream:
         self._by_time.append(piv)
         bisect.insort(self._sorted, piv)
 
-    def clusters(self, atr: float) -> list[Cluster]:
+    def clusters(self, atr: float, *, near: float = 0.0, within: float = math.inf) -> list[Cluster]:
         """The clusters as (price, touches), sorted by price: pivots grouped while each stays
         within `tolerance_atr` x `atr` of its group's mean (as `features.support_resistance`; the
-        means are numpy's, bit for bit). `atr` is the current ATR."""
-        return [Cluster(p, n) for p, n, _ in self._groups(atr)]
+        means are numpy's, bit for bit). `atr` is the current ATR. With `near` and `within`: only
+        the clusters at most `within` from the price `near` (the grouping still sees them all)."""
+        return [Cluster(p, n) for p, n, _ in self._groups(atr) if abs(p - near) <= within]
 
     def levels(self, atr: float, last_close: float, *, min_touches: int = 1) -> list[Level]:
         """The clusters as `Level`s (support below `last_close`, resistance above), as

@@ -133,6 +133,7 @@ class AnalystStrategy:
         self._entry_buckets = CandleBuckets(self.entry_interval, self._entry_ms)     # for their bucket arithmetic
         self._confirm_buckets = CandleBuckets(self.confirm_interval, self._entry_ms)
         self._problems: dict[str, str | None] = {}
+        self._level_reach = 1.0 + max(1.5, float(settings.STOP_ATR_MULT), float(settings.TAKE_PROFIT_ATR_MULT))
         from bot.analysis.features import regime_thresholds
 
         _, self._volatile_pct, self._regime_look = regime_thresholds(settings)
@@ -235,7 +236,8 @@ class AnalystStrategy:
         price, atr = e.price, e.atr
         if not atr > 0:
             return Decision(target=ctx.position_target, source=self.name, reason="ATR not defined yet")
-        levels = book.levels.clusters(atr)
+        # every rule below looks at levels within a few ATRs (stop, take-profit, breakout distance)
+        levels = book.levels.clusters(atr, near=price, within=self._level_reach * atr)
         reg = "volatile" if e.volatile(self._regime_look, self._volatile_pct) else "not volatile"
         held = ctx.position_target
         setups = [st for st in (self._setup(e, levels, side, atr) for side in (LONG, SHORT)) if st]
