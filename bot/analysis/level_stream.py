@@ -87,15 +87,14 @@ class LevelStream:
         if not atr == atr:
             return []
         tol = self.tolerance_atr * float(atr)
+        pivots = self._sorted
         out: list[tuple[float, int, int]] = []
-        group: list[float] = []
-        n = newest = 0
+        start = n = newest = 0      # the group is pivots[start:start + n]
         total = mean = 0.0
-        for p, _, i in self._sorted:
+        for j, (p, _, i) in enumerate(pivots):
             if n and p - mean > tol:
                 out.append((mean, n, newest))
-                group, n, newest, total = [], 0, 0, 0.0
-            group.append(p)
+                start, n, newest, total = j, 0, 0, 0.0
             n += 1
             if i > newest:
                 newest = i
@@ -103,7 +102,7 @@ class LevelStream:
                 total += p      # numpy adds fewer than 8 values one after the other
                 mean = total / n
             else:
-                mean = numpy_sum(group) / n
+                mean = numpy_sum([q for q, _, _ in pivots[start:j + 1]]) / n
         if n:
             out.append((mean, n, newest))
         return out
