@@ -256,6 +256,123 @@ def dqn_speed(frame: pd.DataFrame, settings, candles: int, warmup: int = 400) ->
     return lines
 
 
+def analyst_speed(candles: int, warmup: int = 400) -> list[str]:
+    """The analyst's rules on the engine path next to backtesting.py driving the same rules.
+
+    Engine path: `engine_backtest` (strategy -> review -> risk manager -> executor -> SimExchange)
+    with `AnalystStrategy` as the CLI builds it (history from the candle cache / seed), over the
+    last `candles` + `warmup` hourly seed candles; the analyst's own share is the time spent in
+    its `decide`. backtesting.py: a `Strategy` whose `next()` hands the candles so far (arrays,
+    no DataFrame) to a second `AnalystStrategy` object and follows its target with a market order
+    at the close (half the equity, the analyst's stop and take-profit); no risk manager, so its
+    trades differ from ours: only the speed of the same rules is compared."""
+    import logging
+    import tempfile
+
+    from backtesting import Backtest, Strategy
+
+    from bot.research.backtest import engine_backtest
+    from bot.strategies.analyst import AnalystStrategy
+    from bot.strategies.base import FLAT, LONG, SHORT, StrategyContext
+    from bot.types import Position, PositionSide
+
+    tmp = tempfile.mkdtemp(prefix="bench-analyst-")
+    settings = load_settings(None, environ={}, HISTORICAL_DATA_PATH=f"{tmp}/data", LOG_FILE=f"{tmp}/bot.log",
+                             SIMULATION_ORDER_DELAY=0.0)
+    frame = load_seed("BTCUSDT", "60").iloc[-(candles + warmup):]
+
+    class Timed(AnalystStrategy):
+        spent, calls, first = 0.0, 0, 0.0   # `first`: the first decide, which loads the cache
+
+        def decide(self, context):
+            t0 = time.perf_counter()
+            try:
+                return super().decide(context)
+            finally:
+                dt = time.perf_counter() - t0
+                if Timed.calls == 0:
+                    Timed.first = dt
+                else:
+                    Timed.spent += dt
+                Timed.calls += 1
+
+    logging.disable(logging.WARNING)
+    try:
+        t0 = time.perf_counter()
+        res = engine_backtest(settings, Timed(settings), frame, start=warmup)
+        dt = time.perf_counter() - t0
+    finally:
+        logging.disable(logging.NOTSET)
+    ours = res.candles / dt
+    own = Timed.spent / max(Timed.calls - 1, 1) * 1e6
+
+    times = np.asarray(frame.index, dtype=np.int64)
+    values = frame[["open", "high", "low", "close", "volume", "turnover"]].to_numpy(dtype=np.float64)
+    analyst = AnalystStrategy(settings)
+
+    class Candles(dict):
+        """The context's candles as the engine passes them: arrays through `tail`."""
+
+        def __init__(self, n: int) -> None:
+            super().__init__()
+            self.n = n
+
+        def tail(self, interval: str):
+            return times[:self.n], values[:self.n]
+
+        def get(self, interval: str, default=None):   # a strategy that reads a frame: the last 400
+            return frame.iloc[max(0, self.n - 400):self.n] if interval == "60" else default
+
+        __getitem__ = get
+
+    class AnalystRules(Strategy):
+        def init(self) -> None:
+            pass
+
+        def next(self) -> None:
+            n = len(self.data)
+            if n <= warmup:
+                return
+            price = float(values[n - 1, 3])
+            pos = None
+            if self.position:
+                side = PositionSide.LONG if self.position.is_long else PositionSide.SHORT
+                pos = Position("BTCUSDT", side, abs(float(self.position.size)), price)
+            d = analyst.decide(StrategyContext(symbol="BTCUSDT", interval="60", time_ms=int(times[n - 1]) + HOUR,
+                                               price=price, candles=Candles(n), position=pos))
+            held = pos.direction if pos is not None else FLAT
+            if d.target == held:
+                return
+            if held != FLAT:
+                self.position.close()
+            sl, tp = d.stop_loss, d.take_profit
+            if d.target == LONG:
+                ok = sl is not None and tp is not None and sl < price < tp
+                self.buy(size=0.5, sl=sl if ok else None, tp=tp if ok else None)
+            elif d.target == SHORT:
+                ok = sl is not None and tp is not None and tp < price < sl
+                self.sell(size=0.5, sl=sl if ok else None, tp=tp if ok else None)
+
+    data = frame.rename(columns=str.capitalize)[["Open", "High", "Low", "Close", "Volume"]]
+    data.index = pd.to_datetime(times, unit="ms")
+    bt = Backtest(data, AnalystRules, cash=10_000_000, commission=COMMISSION, trade_on_close=True,
+                  finalize_trades=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t0 = time.perf_counter()
+        stats = bt.run()
+        pdt = time.perf_counter() - t0
+    peer_speed = len(frame) / pdt
+    return [f"analyst (rules of bot/strategies/analyst.py), {res.candles} hourly candles after {warmup} of warm-up:",
+            f"  engine path (strategy -> review -> risk -> executor -> SimExchange): {dt:.2f} s = "
+            f"{ours:,.0f} candles/s, {len(res.trades)} trades; the analyst's own decide: {own:.1f} us per candle "
+            f"(= {1e6 / own:,.0f} candles/s if the engine cost nothing) after a first decide of "
+            f"{Timed.first * 1e3:.0f} ms (600 days of cached candles taken in)",
+            f"  backtesting.py running the same AnalystStrategy rules (no risk manager): {pdt:.2f} s = "
+            f"{peer_speed:,.0f} candles/s, {int(stats['# Trades'])} trades",
+            f"  speed ratio engine path / backtesting.py: {ours / peer_speed:.2f}x"]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=5, help="timed runs of each tool; the best counts (default 5)")
@@ -263,7 +380,14 @@ def main() -> int:
     ap.add_argument("--sizes", default="1,4,16", help="vectorbt comparison: multiples of the seed candles (default 1,4,16)")
     ap.add_argument("--no-cold", action="store_true", help="skip the cold (fresh process) timings")
     ap.add_argument("--cold-run", choices=("ours", "vectorbt"), help=argparse.SUPPRESS)
+    ap.add_argument("--analyst-only", type=int, metavar="CANDLES", default=0,
+                    help="only time the analyst: engine path vs backtesting.py over CANDLES hourly candles")
     args = ap.parse_args()
+    if args.analyst_only:
+        print(f"machine: {os.cpu_count()} CPU(s), load {os.getloadavg()[0]:.2f}; command: .venv/bin/python "
+              f"bench/backtest.py --analyst-only {args.analyst_only}")
+        print("\n".join(analyst_speed(args.analyst_only)))
+        return 0
     sizes = [int(x) for x in args.sizes.split(",")]
     if args.cold_run:
         cold_run(args.cold_run, sizes[0])

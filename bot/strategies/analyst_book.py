@@ -1,0 +1,259 @@
+"""What the analyst keeps about one symbol, carried forward one base candle at a time.
+
+The analyst reads its entry timeframe (4 h) and its confirmation timeframe (daily), both built
+from the bot's candles. Rebuilding them with a pandas resample and recomputing every indicator
+over a 1,200-candle window at each entry close cost ~1 ms per base candle. The book instead:
+
+- keeps the base candles (the last CONFIRM_DAYS, trimmed now and then exactly as before);
+- closes entry and confirmation candles as the base candles come (`CandleBuckets`: the rule of
+  `bot.market.timeframes.resample`, a bucket closes once the data reaches its end or moves past it);
+- feeds each closed entry candle to an `IndicatorStream` and a `LevelStream`, and each closed
+  confirmation candle (after the recorded ones from the cache) to a second `IndicatorStream`.
+
+The windowed analysis started its recursions 1,200 entry candles back; after that many candles
+an EMA 50 or a Wilder average has forgotten its seed below 1e-17, so the streams' values equal
+the window's to rounding. The confirmation series starts where the kept base candles start (or
+with the recorded ones), as the resample did: when a trim moves that start, the confirmation
+stream is rebuilt over the new series. Tested against a golden record of the windowed analyst.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bot.analysis.indicator_stream import IndicatorStream, numpy_sum
+from bot.analysis.level_stream import LevelStream
+from bot.market.timeframes import bucket_start, resample
+from bot.types import interval_ms
+
+__all__ = ["AnalystBook", "CandleBuckets", "EntryView"]
+
+_WEEK_OFFSET_MS = 4 * 86_400_000   # as bot.market.timeframes: weeks open on Monday
+Row = tuple[int, float, float, float, float, float]   # open ms, open, high, low, close, volume
+
+
+class CandleBuckets:
+    """Closed `interval` candles from base candles fed in order, by `resample`'s rule."""
+
+    __slots__ = ("size", "offset", "base_ms", "key", "o", "h", "lo", "c", "vols")
+
+    def __init__(self, interval: str, base_ms: int) -> None:
+        self.size = interval_ms(interval)
+        self.offset = _WEEK_OFFSET_MS if interval == "W" else 0
+        self.base_ms = base_ms
+        self.key = -1
+        self.o = self.h = self.lo = self.c = 0.0
+        self.vols: list[float] = []
+
+    def open_of(self, t: int) -> int:
+        """Open time of the bucket that time `t` (ms) falls in (`timeframes.bucket_start`)."""
+        return (t - self.offset) // self.size * self.size + self.offset
+
+    def add(self, t: int, o: float, h: float, lo: float, c: float, v: float) -> list[Row]:
+        """Take one base candle; returns the candles that closed with it (0, 1 or 2)."""
+        out: list[Row] = []
+        key = (t - self.offset) // self.size * self.size + self.offset
+        if key != self.key:
+            if self.vols:
+                out.append(self._row())   # the data moved past it: closed even if it had gaps
+            self.key, self.o, self.h, self.lo, self.vols = key, o, h, lo, []
+        else:
+            self.h, self.lo = max(self.h, h), min(self.lo, lo)
+        self.c = c
+        self.vols.append(v)
+        if t + self.base_ms >= key + self.size:   # its last base candle: closed now
+            out.append(self._row())
+            self.vols = []
+        return out
+
+    def _row(self) -> Row:
+        return (self.key, self.o, self.h, self.lo, self.c, numpy_sum(self.vols))
+
+
+def _f(x: float) -> float:
+    return x if math.isfinite(x) else math.nan
+
+
+@dataclass
+class EntryView:
+    """The entry timeframe at its last closed candle: the numbers the analyst's rules read, as
+    `compute_all` over the entry candles would give them at its last row."""
+
+    price: float
+    prev: float
+    open: float
+    high20: float          # highest high of the 20 candles before the last
+    low20: float
+    low2: float            # lowest low of the last two candles
+    high2: float
+    atr: float             # ATR 14
+    ema21: float
+    ema50: float
+    rsi: float
+    adx: float             # ADX 14
+    plus_di: float         # +DI/-DI of ADX_PERIOD
+    minus_di: float
+    hist: float            # MACD histogram, this candle and the one before
+    prev_hist: float
+    cmf: float
+    volume_ratio: float
+    adx_regime: float      # ADX of ADX_PERIOD, as the regime rule reads it
+    bandwidths: deque[float]   # the last Bollinger bandwidths, newest last (NaN while warming up)
+
+    def volatile(self, lookback: int, percentile: float) -> bool:
+        """The regime rule's volatile verdict (`features.regime_codes`) at this candle: the
+        bandwidth above its rolling `percentile` over `lookback` candles, once the ADX and that
+        percentile are defined."""
+        from bot.analysis.features import percentile_linear
+
+        bws = self.bandwidths
+        if not self.adx_regime == self.adx_regime or len(bws) < lookback:
+            return False
+        last = np.fromiter(bws, dtype=np.float64, count=len(bws))[-lookback:]
+        if not np.isfinite(last).all():
+            return False
+        return bool(last[-1] > percentile_linear(last, percentile))
+
+    def quiet_bands(self) -> bool:
+        """Narrow bands: the last bandwidth in the lowest 30 % of the last 100 (50 at least)."""
+        quiet: bool | None = self.__dict__.get("_quiet")
+        if quiet is None:   # asked once per side: computed once
+            bw = np.fromiter(self.bandwidths, dtype=np.float64, count=len(self.bandwidths))[-100:]
+            bw = bw[np.isfinite(bw)]
+            quiet = self.__dict__["_quiet"] = bool(len(bw) >= 50 and bw[-1] <= np.percentile(bw, 30))
+        return quiet
+
+
+class AnalystBook:
+    """Base candles, the entry timeframe's indicators and levels, and the confirmation trend's
+    indicators of one symbol, as of the newest base candle taken in."""
+
+    def __init__(self, settings: Any, base_interval: str, entry_interval: str, confirm_interval: str,
+                 keep: int, history: pd.DataFrame | None, recorded: pd.DataFrame | None) -> None:
+        self.settings = settings
+        self.base_ms = interval_ms(base_interval)
+        self.base_interval, self.entry_interval, self.confirm_interval = base_interval, entry_interval, confirm_interval
+        self.keep = keep
+        self.evaluated_ms = -1
+        self.decision: Any = None
+        self.daily_key = -1
+        self.daily: Any = None
+        self.daily_candles = 0
+        self.last_ms = -1
+        self._times: deque[int] = deque()       # base candles kept (open times), as the frame was
+        self._rows: deque[Row] = deque()
+        self._entry_buckets = CandleBuckets(entry_interval, self.base_ms)
+        self._confirm_buckets = CandleBuckets(confirm_interval, self.base_ms)
+        s = settings
+        lookback = max(100, int(getattr(s, "REGIME_LOOKBACK", 100)))
+        self.entry = IndicatorStream(emas=(21, 50), atr_periods=(14,), adx_periods=tuple({14, int(s.ADX_PERIOD)}),
+                                     bb_period=int(s.BB_PERIOD), bb_std=float(s.BB_STD), bandwidth_keep=lookback)
+        self.levels = LevelStream(lookback=300, tolerance_atr=float(s.SR_TOLERANCE_ATR))
+        self.recent: deque[Row] = deque(maxlen=21)   # the last entry candles, newest last
+        rec = recorded if recorded is not None and len(recorded) else None
+        self._recorded: list[Row] = [] if rec is None else _rows(rec)
+        self._confirm_rows: list[Row] = list(self._recorded)
+        self.confirm = self._confirm_stream(self._confirm_rows)
+        if history is not None and len(history):
+            self.take(np.asarray(history.index, dtype=np.int64),
+                      history[["open", "high", "low", "close", "volume"]].to_numpy(dtype=np.float64))
+
+    def _confirm_stream(self, rows: list[Row]) -> IndicatorStream:
+        s = self.settings
+        stream = IndicatorStream(emas=(50, 200), atr_periods=(), adx_periods=tuple({14, int(s.ADX_PERIOD)}),
+                                 bb_period=int(s.BB_PERIOD), bb_std=float(s.BB_STD), bandwidth_keep=1)
+        for r in rows:
+            stream.update(r[2], r[3], r[4], r[5])
+        return stream
+
+    # -- candles in ------------------------------------------------------------------------------
+    def take(self, times: np.ndarray, values: np.ndarray) -> None:
+        """Take the base candles newer than the last one taken (values: open, high, low, close,
+        volume columns), then trim the kept ones as the windowed analyst did."""
+        first = int(np.searchsorted(times, self.last_ms, side="right"))
+        if first < len(times):
+            rec_last = self._recorded[-1][0] if self._recorded else None
+            for t, row in zip(times[first:].tolist(), values[first:, :5].tolist(), strict=True):
+                o, h, lo, c, v = row
+                self._times.append(t)
+                self._rows.append((t, o, h, lo, c, v))
+                for e in self._entry_buckets.add(t, o, h, lo, c, v):
+                    self._entry_closed(e)
+                for d in self._confirm_buckets.add(t, o, h, lo, c, v):
+                    if rec_last is None or d[0] > rec_last:
+                        self._confirm_rows.append(d)
+                        self.confirm.update(d[2], d[3], d[4], d[5])
+            self.last_ms = int(times[-1])
+        keep = self.keep
+        if len(self._times) > keep + keep // 10:   # trim now and then, not on every candle
+            for _ in range(len(self._times) - keep):
+                self._times.popleft()
+                self._rows.popleft()
+            self._rebuild_confirm()
+
+    def _entry_closed(self, row: Row) -> None:
+        _, _, h, lo, c, v = row
+        self.entry.update(h, lo, c, v)
+        self.levels.update(h, lo)
+        self.recent.append(row)
+
+    def _rebuild_confirm(self) -> None:
+        """The confirmation series after a trim: the recorded candles, then those resampled from
+        the kept base candles; the stream starts over only if the series changed."""
+        frame = pd.DataFrame(list(self._rows), columns=["t", "open", "high", "low", "close", "volume"]).set_index("t")
+        days = resample(frame, self.base_interval, self.confirm_interval)
+        rows = _rows(days)
+        if self._recorded:
+            rec_last = self._recorded[-1][0]
+            rows = self._recorded + [r for r in rows if r[0] > rec_last]
+        same = len(rows) == len(self._confirm_rows) and all(
+            a[:5] == b[:5] for a, b in zip(rows, self._confirm_rows, strict=True))
+        if not same:
+            self._confirm_rows = rows
+            self.confirm = self._confirm_stream(rows)
+
+    # -- what the analyst reads ------------------------------------------------------------------
+    def entry_view(self, adx_period: int) -> EntryView:
+        """The entry timeframe's numbers at its last closed candle (needs two or more)."""
+        st, rc, n = self.entry, self.recent, adx_period
+        last, before = rc[-1], rc[-2]
+        earlier = list(rc)[:-1]
+        return EntryView(price=last[4], prev=before[4], open=last[1], high20=max([r[2] for r in earlier]),
+                         low20=min([r[3] for r in earlier]), low2=min(last[3], before[3]),
+                         high2=max(last[2], before[2]), atr=_f(st.atr[14]), ema21=_f(st.ema[21]),
+                         ema50=_f(st.ema[50]), rsi=_f(st.rsi), adx=_f(st.adx[14]), plus_di=_f(st.plus_di[n]),
+                         minus_di=_f(st.minus_di[n]), hist=_f(st.macd_hist), prev_hist=_f(st.prev_macd_hist),
+                         cmf=_f(st.cmf), volume_ratio=_f(st.volume_ratio), adx_regime=_f(st.adx[n]),
+                         bandwidths=st.bandwidths)
+
+    @property
+    def confirm_close(self) -> float:
+        """Close of the last confirmation candle."""
+        return self._confirm_rows[-1][4]
+
+    @property
+    def confirm_count(self) -> int:
+        """Closed confirmation candles, the recorded ones included."""
+        return len(self._confirm_rows)
+
+    def window_entry_count(self, rows: int) -> int:
+        """How many closed entry candles the last `rows` base candles make (the windowed analyst's
+        `len(entry)`; read only while warming up)."""
+        times = np.fromiter(self._times, dtype=np.int64)[-rows:]
+        if not len(times):
+            return 0
+        keys = bucket_start(times, self.entry_interval)
+        n = 1 + int(np.count_nonzero(keys[1:] != keys[:-1]))
+        return n if int(times[-1]) + self.base_ms >= int(keys[-1]) + interval_ms(self.entry_interval) else n - 1
+
+
+def _rows(frame: pd.DataFrame) -> list[Row]:
+    idx = np.asarray(frame.index, dtype=np.int64).tolist()
+    vals = frame[["open", "high", "low", "close", "volume"]].to_numpy(dtype=np.float64).tolist()
+    return [(t, *v) for t, v in zip(idx, vals, strict=True)]
