@@ -67,7 +67,7 @@ def engine_backtest(settings: Any, strategy: Any, frame: pd.DataFrame, *, symbol
     step_ms = interval_ms(interval)
     now = [0.0]
     clock = lambda: now[0]  # noqa: E731  (the exchange's time is the replayed candle's close)
-    sim = SimExchange(settings, clock=clock, instrument_source=rules_for(settings, symbol, frame))
+    sim = SimExchange(settings, clock=clock, instrument_source=rules_for(settings, symbol, frame), keep_closed=None)
     engine = TradingEngine(settings, strategy=strategy, exchange=sim, journal=MemoryJournal(), clock=clock)
     engine.prepare("BACKTEST")
     idx = np.asarray(frame.index, dtype=np.int64)
