@@ -1,7 +1,7 @@
 """The engine path's golden runs: sma and dqn backtests on the real seed candles whose trades and
 equity were recorded (self_test/fixtures/engine_golden.json) before the engine step was made fast,
 so a speed-up that changes one trade is caught. `python -m self_test.research.engine_golden`
-records them again (only when a change of trades is intended and explained).
+records them again (or into the file named: `... engine_golden /tmp/g.json` to diff; only when a change of trades is intended and explained).
 
 The DQN runs load self_test/fixtures/dqn_golden.pt (a copy of the shipped checkpoint when the
 golden was recorded), never historical_data/models/, which training may replace."""
@@ -74,7 +74,7 @@ def summary(result: Any) -> dict[str, Any]:
             "held_sum": int(np.sum(np.abs(result.position))), "candles": int(result.candles)}
 
 
-def record() -> None:
+def record(path: Path = GOLDEN) -> None:
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         s = settings_for(Path(tmp))
@@ -83,10 +83,10 @@ def record() -> None:
             out[case] = summary(res)
             print(f"{case}: {len(res.trades)} trades, final equity {res.equity[-1]:.4f}, "
                   f"{res.candles_per_second:,.0f} candles/s")
-    GOLDEN.write_text(json.dumps(out, indent=1) + "\n")
+    path.write_text(json.dumps(out, indent=1) + "\n")
 
 
 if __name__ == "__main__":
     import logging
     logging.disable(logging.WARNING)
-    record()
+    record(Path(sys.argv[1]) if len(sys.argv) > 1 else GOLDEN)
