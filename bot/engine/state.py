@@ -25,6 +25,7 @@ from bot.analysis.features import (
     regime_label,
     regime_thresholds,
 )
+from bot.engine.candle_frames import LazyDict
 from bot.exchange.ledger import OpenPosition, PositionLedger
 from bot.types import CANDLE_COLUMNS, Candle, ClosedTrade, Fill, Position
 
@@ -269,7 +270,10 @@ class PairState:
 
     @property
     def indicators(self) -> dict[str, np.ndarray]:
-        return self.stream.context() if self.stream is not None else {}
+        """The newest indicator values for a StrategyContext, built when a strategy reads them
+        (most never do: three arrays per candle were a tenth of the step)."""
+        stream = self.stream
+        return LazyDict(stream.context) if stream is not None else {}
 
     def chart_copy(self, n: int, position: Any, source: str) -> ChartData:
         """The chart's data for the last `n` candles, overlays computed here (any thread: the

@@ -180,7 +180,9 @@ class SimExchange:
             fills = self._trigger_stops(sym, o, h, lo)
             fills += self._fill_resting(sym, o, h, lo)
             self._state.prices[sym] = c
-            self._state.equity.append((int(getattr(candle, "close_ms", self.now_ms())), self._balance().equity))
+            st = self._state
+            st.equity.append((int(getattr(candle, "close_ms", self.now_ms())),
+                              st.wallet + self._upl() if st.positions else st.wallet))
             del self._state.equity[:-_KEEP_EQUITY]
             if fills:
                 self._save()
@@ -219,6 +221,23 @@ class SimExchange:
                         unrealised_pnl=b.unrealised(mark), realised_pnl=b.realised,
                         stop_loss=b.stop_loss, take_profit=b.take_profit, leverage=b.leverage,
                         opened_ms=b.opened_ms, fees=b.fees)
+
+    def _upl(self) -> float:
+        st = self._state
+        prices = st.prices
+        return sum(b.unrealised(prices.get(s, b.entry)) for s, b in st.positions.items())
+
+    def equity(self) -> float:
+        """The account's equity now (wallet + unrealised P&L): `get_balance().equity` without the
+        record, for a caller that reads it every candle (the backtester)."""
+        with self._lock:
+            return self._state.wallet + self._upl() if self._state.positions else self._state.wallet
+
+    def direction(self, symbol: str) -> int:
+        """+1 long, -1 short, 0 no position on `symbol`; without building the position record."""
+        with self._lock:
+            b = self._state.positions.get(symbol)
+            return 0 if b is None or not b.size > 0 else (1 if b.side == "long" else -1)
 
     def _balance(self) -> Balance:
         st = self._state
