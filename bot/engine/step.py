@@ -552,6 +552,10 @@ class CandleStep:
             raise exc
 
     def position(self, symbol: str) -> Position | None:
+        one = getattr(self.parts.exchange, "get_position", None)   # the paper exchange: one record, not all
+        if one is not None:
+            p = one(symbol)
+            return p if p is not None and p.size > 0 else None
         for p in self.parts.exchange.get_positions():
             if p.symbol == symbol and p.size > 0:
                 return p

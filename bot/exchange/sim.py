@@ -256,6 +256,13 @@ class SimExchange:
         with self._lock:
             return self._balance()
 
+    def get_position(self, symbol: str) -> Position | None:
+        """The open position on `symbol` (None when flat): one record, not every pair's (the
+        engine asks per pair; `get_positions` builds them all)."""
+        with self._lock:
+            b = self._state.positions.get(symbol)
+            return None if b is None else self._position_view(symbol, b)
+
     def get_positions(self) -> list[Position]:
         with self._lock:
             return [self._position_view(s, b) for s, b in sorted(self._state.positions.items())]
