@@ -260,7 +260,8 @@ class DQNStrategy:
         out = np.empty(m + F.N_POSITION_FEATURES, dtype=np.float32)
         out[:m] = market
         out[m:] = (pos == 0, pos == 1, pos == -1,
-                   float(np.tanh(np.nan_to_num(np.float64(upnl_pct)) / F.UPNL_SCALE_PCT)),
+                   # nan_to_num's NaN -> 0 (its inf -> max float gives tanh's 1 as inf does)
+                   float(np.tanh(np.float64(upnl_pct if upnl_pct == upnl_pct else 0.0) / F.UPNL_SCALE_PCT)),
                    held / (held + F.HELD_HALF_LIFE))
         return out
 
