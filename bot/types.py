@@ -227,7 +227,7 @@ _MONTH_MS = 28 * 1440 * _MIN
 
 def interval_ms(interval: str | int) -> int:
     """Length of one candle of a Bybit interval ("1".."720", "D", "W"; "M" -> 28 days, lower bound)."""
-    known = _INTERVAL_MS.get(interval)  # type: ignore[call-overload]
+    known = _INTERVAL_MS.get(interval) if isinstance(interval, str) else None
     if known is not None:             # the usual spelling: every candle asks, keep it one lookup
         return known
     key = str(interval).upper() if str(interval).upper() in ("D", "W", "M") else str(interval)

@@ -57,7 +57,7 @@ class LazyDict(dict[str, Any]):
         self._fill()
         return super().__eq__(other)
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None
 
     def keys(self) -> dict_keys[str, Any]:
         self._fill()

@@ -234,14 +234,18 @@ class CandleStep:
             self._trail(ps, position)
         if st.paused.is_set() or len(ps) < self.warmup:
             return None
-        fields = dict(symbol=candle.symbol, interval=candle.interval, time_ms=candle.close_ms, price=candle.close,
-                      candles=self._candles(ps, candle.interval), indicators=ps.indicators, regime=ps.regime,
-                      position=position, balance=balance, allow_short=self.settings.allows_short,
-                      extra={"mode": st.mode, "training": st.training, "t0": t0})
-        ctx = StrategyContext(**fields)
+        def context(state: np.ndarray | None = None) -> StrategyContext:
+            return StrategyContext(
+                symbol=candle.symbol, interval=candle.interval, time_ms=candle.close_ms, price=candle.close,
+                candles=frames, indicators=indicators, regime=ps.regime, position=position, balance=balance,
+                allow_short=allow_short, extra=extra, state=state)
+
+        frames, indicators = self._candles(ps, candle.interval), ps.indicators
+        allow_short, extra = self.settings.allows_short, {"mode": st.mode, "training": st.training, "t0": t0}
+        ctx = context()
         if self.learner is not None:   # the agent's state, built once: decide and learn share it
             try:       # (the same context with its state; dataclasses.replace costs more than the state)
-                ctx = StrategyContext(**fields, state=self.learner.state_for(ctx))
+                ctx = context(self.learner.state_for(ctx))
             except BotError as exc:
                 self.report_error(exc, f"{candle.symbol}: strategy {c.strategy.name}")
                 return None
