@@ -25,3 +25,16 @@ def test_engine_path_trades_as_the_golden_run(case, tmp_path):
     assert got["final_equity"] == pytest.approx(want["final_equity"], rel=1e-9)
     assert got["equity_sum"] == pytest.approx(want["equity_sum"], rel=1e-9)
     assert got["held_sum"] == want["held_sum"]
+
+
+def test_a_backtest_keeps_every_closed_trade(settings, btc_hourly):
+    """The paper exchange keeps the last 500 closed trades of a wallet; a backtest needs them all
+    (it kept only the last 500, so a long run's report lost its first trades)."""
+    from bot.research.backtest import engine_backtest
+    from bot.strategies.sma import SMACrossStrategy
+
+    frame = btc_hourly.iloc[:4000]
+    res = engine_backtest(settings, SMACrossStrategy(settings, fast=3, slow=7), frame)
+    assert len(res.trades) > 500
+    assert res.trades[0].entry_ms < int(frame.index[200])          # the first trades are there
+    assert sum(t.pnl for t in res.trades) == pytest.approx(res.equity[-1] - res.start_balance, abs=1e-6)
