@@ -373,6 +373,41 @@ def analyst_speed(candles: int, warmup: int = 400) -> list[str]:
             f"  speed ratio engine path / backtesting.py: {ours / peer_speed:.2f}x"]
 
 
+def engine_path_table(settings, repeat: int) -> list[str]:
+    """Engine-path speed (strategy -> risk -> executor -> SimExchange, `backtest --path engine`)
+    for sma and the DQN agent (the shipped checkpoint) on 2019 Q1 and on 2018-07 .. 2019-10 of the
+    seed candles, 1,000 warm-up candles before each; best of `repeat` after one warm run. Target
+    (issue 17): >= 50k candles/s for both."""
+    import logging
+
+    from bot.research.backtest import engine_backtest
+    from bot.strategies import get_strategy
+    from bot.strategies.dqn import DQNStrategy
+
+    seed = load_seed("BTCUSDT", "60")
+    model = ROOT / "historical_data" / "models" / "dqn-default.pt"
+    lines = [f"engine path (backtest --path engine), best of {repeat}; load average {os.getloadavg()[0]:.1f}"]
+    logging.disable(logging.WARNING)
+    try:
+        for start, end in (("2019-01-01", "2019-04-01"), ("2018-07-01", "2019-10-01")):
+            s_ms, e_ms = (int(pd.Timestamp(x, tz="UTC").value // 1_000_000) for x in (start, end))
+            first = int(np.searchsorted(np.asarray(seed.index), s_ms))
+            frame = seed[seed.index < e_ms].iloc[first - 1000:]
+            for name in ("sma", "dqn"):
+                if name == "dqn" and not model.exists():
+                    lines.append(f"  dqn: no checkpoint at {model}: not timed")
+                    continue
+                make = (lambda: DQNStrategy(settings, model_path=model)) if name == "dqn" else \
+                    (lambda: get_strategy("sma", settings))
+                runs = [engine_backtest(settings, make(), frame, start=1000) for _ in range(repeat + 1)][1:]
+                best = max(r.candles_per_second for r in runs)
+                lines.append(f"  {name:<4} {start} .. {end}: {runs[0].candles:>6} candles, {len(runs[0].trades):>4} trades, "
+                             f"{best:>9,.0f} candles/s (target 50,000)")
+    finally:
+        logging.disable(logging.NOTSET)
+    return lines
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=5, help="timed runs of each tool; the best counts (default 5)")
@@ -417,6 +452,10 @@ def main() -> int:
           f"{'ok' if agree_ret else 'MISMATCH'})")
     print(engine_speed(frame, settings, args.dqn_candles))
     for line in dqn_speed(frame, settings, args.dqn_candles):
+        print(line)
+    for line in engine_path_table(settings, args.repeat):
+        print(line)
+    for line in analyst_speed(8000):
         print(line)
     return 0 if agree_trades and agree_ret and same_as_vectorbt else 1
 

@@ -227,6 +227,9 @@ _MONTH_MS = 28 * 1440 * _MIN
 
 def interval_ms(interval: str | int) -> int:
     """Length of one candle of a Bybit interval ("1".."720", "D", "W"; "M" -> 28 days, lower bound)."""
+    known = _INTERVAL_MS.get(interval) if isinstance(interval, str) else None
+    if known is not None:             # the usual spelling: every candle asks, keep it one lookup
+        return known
     key = str(interval).upper() if str(interval).upper() in ("D", "W", "M") else str(interval)
     if key == "M":
         return _MONTH_MS
@@ -258,7 +261,8 @@ class Candle:
 
     @property
     def close_ms(self) -> int:
-        return self.open_ms + interval_ms(self.interval)
+        step = _INTERVAL_MS.get(self.interval)
+        return self.open_ms + (step if step is not None else interval_ms(self.interval))
 
 
 class DataSource(StrEnum):

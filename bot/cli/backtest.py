@@ -143,7 +143,6 @@ def data_sets(args: argparse.Namespace, settings: Any) -> list[tuple[str, str, A
 def run(args: argparse.Namespace, settings: Any) -> int:
     from bot.research.backtest import check_runnable, chosen_path, run_backtest
     from bot.research.fast_path import costs_for, rules_for
-    from bot.research.optimizer import load_best_params
     from bot.research.report import build_report, regime_labels
     from bot.strategies import get_strategy
 
@@ -152,6 +151,7 @@ def run(args: argparse.Namespace, settings: Any) -> int:
         logging.getLogger("bot").setLevel(logging.ERROR)
     name, options = (args.strategy or settings.STRATEGY), {}
     if args.params:
+        from bot.research.optimizer import load_best_params
         pname, options = load_best_params(args.params)
         name = args.strategy or pname
     options.update(parse_options(args.option))

@@ -1,4 +1,4 @@
-"""The strategy context's candles, built only when a strategy reads them.
+"""The strategy context's candles (and indicators), built only when a strategy reads them.
 
 `StrategyContext.candles` is `{interval: frame}`. Building the frame of a pair's last 2,000
 candles costs ~0.1 ms (pandas), once per pair per candle: at 50 pairs that is 5 ms of every
@@ -18,29 +18,22 @@ import pandas as pd
 if TYPE_CHECKING:
     from _collections_abc import dict_items, dict_keys, dict_values
 
-__all__ = ["CandleFrames"]
+__all__ = ["CandleFrames", "LazyDict"]
 
 
-class CandleFrames(dict[str, pd.DataFrame]):
-    """`{interval: frame}` whose one frame is built by `build()` on first use; `tail(interval)`
-    gives its (open times, values) arrays without building it (values in CANDLE_COLUMNS order)."""
+class LazyDict(dict[str, Any]):
+    """A dict whose items `build()` makes on first use (any read), then a plain dict."""
 
-    def __init__(self, interval: str, build: Callable[[], pd.DataFrame],
-                 arrays: tuple[np.ndarray, np.ndarray]) -> None:
+    def __init__(self, build: Callable[[], dict[str, Any]]) -> None:
         super().__init__()
-        self._interval = interval
-        self._build: Callable[[], pd.DataFrame] | None = build
-        self._arrays = arrays
-
-    def tail(self, interval: str) -> tuple[np.ndarray, np.ndarray] | None:
-        return self._arrays if interval == self._interval else None
+        self._build: Callable[[], dict[str, Any]] | None = build
 
     def _fill(self) -> None:
         if self._build is not None:
             build, self._build = self._build, None
-            super().__setitem__(self._interval, build())
+            super().update(build())
 
-    def __getitem__(self, key: str) -> pd.DataFrame:
+    def __getitem__(self, key: str) -> Any:
         self._fill()
         return super().__getitem__(key)
 
@@ -49,26 +42,58 @@ class CandleFrames(dict[str, pd.DataFrame]):
         return super().get(key, default)
 
     def __contains__(self, key: object) -> bool:
-        return key == self._interval if self._build is not None else super().__contains__(key)
+        self._fill()
+        return super().__contains__(key)
 
     def __iter__(self) -> Iterator[str]:
         self._fill()
         return super().__iter__()
 
     def __len__(self) -> int:
-        return 1 if self._build is not None else super().__len__()
+        self._fill()
+        return super().__len__()
 
-    def keys(self) -> dict_keys[str, pd.DataFrame]:
+    def __eq__(self, other: object) -> bool:
+        self._fill()
+        return super().__eq__(other)
+
+    __hash__ = None
+
+    def keys(self) -> dict_keys[str, Any]:
         self._fill()
         return super().keys()
 
-    def values(self) -> dict_values[str, pd.DataFrame]:
+    def values(self) -> dict_values[str, Any]:
         self._fill()
         return super().values()
 
-    def items(self) -> dict_items[str, pd.DataFrame]:
+    def items(self) -> dict_items[str, Any]:
         self._fill()
         return super().items()
+
+    def __repr__(self) -> str:
+        self._fill()
+        return super().__repr__()
+
+
+class CandleFrames(LazyDict):
+    """`{interval: frame}` whose one frame is built by `build()` on first use; `tail(interval)`
+    gives its (open times, values) arrays without building it (values in CANDLE_COLUMNS order)."""
+
+    def __init__(self, interval: str, build: Callable[[], pd.DataFrame],
+                 arrays: tuple[np.ndarray, np.ndarray]) -> None:
+        super().__init__(lambda: {interval: build()})
+        self._interval = interval
+        self._arrays = arrays
+
+    def tail(self, interval: str) -> tuple[np.ndarray, np.ndarray] | None:
+        return self._arrays if interval == self._interval else None
+
+    def __contains__(self, key: object) -> bool:
+        return key == self._interval if self._build is not None else super().__contains__(key)
+
+    def __len__(self) -> int:
+        return 1 if self._build is not None else super().__len__()
 
     def __repr__(self) -> str:
         return f"CandleFrames({self._interval!r}, {len(self._arrays[0])} candles)"

@@ -7,6 +7,7 @@ Kept apart from `engine.py` so the loop reads top to bottom there and the bookke
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, insort
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -14,14 +15,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bot.analysis.feature_stream import wilder_trend_step
+from bot.analysis.feature_stream import numpy_sum, wilder_trend_step
 from bot.analysis.features import (
+    CHOPPY,
+    REGIMES,
+    TRENDING,
+    VOLATILE,
     WARMUP,
-    classify_regime,
-    percentile_linear,
     regime_label,
     regime_thresholds,
 )
+from bot.engine.candle_frames import LazyDict
 from bot.exchange.ledger import OpenPosition, PositionLedger
 from bot.types import CANDLE_COLUMNS, Candle, ClosedTrade, Fill, Position
 
@@ -89,13 +93,17 @@ class StreamingIndicators:
         self.s = settings
         self.n_atr, self.n_adx = int(settings.ATR_PERIOD), int(settings.ADX_PERIOD)
         self.bb_n, self.bb_k = int(settings.BB_PERIOD), float(settings.BB_STD)
-        look = regime_thresholds(settings)[2]
+        self.thr, self.pct, look = regime_thresholds(settings)
+        self.look = look
         v = compute_indicators(arrays, settings)
         h, lo, c = arrays["high"], arrays["low"], arrays["close"]
         self.prev = (float(h[-1]), float(lo[-1]), float(c[-1])) if len(c) else None
         self.closes: deque[float] = deque((float(x) for x in c[-self.bb_n:]), maxlen=self.bb_n)
         self.atr_hist: deque[float] = deque((float(x) for x in v["atr"][-100:]), maxlen=100)
         self.bw_hist: deque[float] = deque((float(x) for x in v["bb_bandwidth"][-look:]), maxlen=look)
+        # the bandwidths of bw_hist in order (NaNs counted apart), for its percentile in O(log n)
+        self._bw_sorted = sorted(x for x in self.bw_hist if x == x)
+        self._bw_nan = len(self.bw_hist) - len(self._bw_sorted)
         self.adx_hist: deque[float] = deque((float(x) for x in v["adx"][-100:]), maxlen=100)
         self.atr = float(v["atr"][-1]) if len(c) else math.nan
         self.adx = float(v["adx"][-1]) if len(c) else math.nan
@@ -113,26 +121,46 @@ class StreamingIndicators:
         self.atr, self.st, self.sp, self.sm, self.adx = wilder_trend_step(
             self.atr, self.st, self.sp, self.sm, self.adx, h, lo, c, ph, pl, pc, self.n_atr, self.n_adx)
         self.closes.append(c)
-        if len(self.closes) == self.bb_n:
-            arr = np.fromiter(self.closes, dtype=np.float64, count=self.bb_n)
-            mid = arr.mean()
-            dev = math.sqrt(max(float(np.mean(arr * arr)) - mid * mid, 0.0)) * self.bb_k
-            self.bw_hist.append(2.0 * dev / mid)
+        n = self.bb_n
+        if len(self.closes) == n:
+            # numpy's mean of the closes and of their squares, bit for bit (numpy_sum), without numpy
+            win = list(self.closes)
+            mid = numpy_sum(win) / n
+            dev = math.sqrt(max(numpy_sum([x * x for x in win]) / n - mid * mid, 0.0)) * self.bb_k
+            self._push_bw(2.0 * dev / mid)
         self.atr_hist.append(self.atr)
         self.adx_hist.append(self.adx)
         self.prev = (h, lo, c)
+
+    def _push_bw(self, bw: float) -> None:
+        hist = self.bw_hist
+        if len(hist) == hist.maxlen:
+            old = hist[0]
+            if old == old:
+                del self._bw_sorted[bisect_left(self._bw_sorted, old)]
+            else:
+                self._bw_nan -= 1
+        hist.append(bw)
+        if bw == bw:
+            insort(self._bw_sorted, bw)
+        else:
+            self._bw_nan += 1
 
     def regime(self) -> str:
         """The regime of the newest candle by `bot.analysis.features.classify_regime`, the rule
         `regime_codes` applies to a whole history, with the bandwidth percentile of the last
         REGIME_LOOKBACK candles ('choppy' while warming up). Tested equal to `regime_codes` on
-        real candles."""
-        thr, pct, look = regime_thresholds(self.s)
-        window = np.fromiter(self.bw_hist, dtype=np.float64)
-        if len(window) < look or np.isnan(window).any():
+        real candles. The percentile is `percentile_linear`'s, read off the kept sorted window."""
+        a, look = self._bw_sorted, self.look
+        if len(self.bw_hist) < look or self._bw_nan:
             return regime_label(WARMUP)
-        q = percentile_linear(window[-look:], pct)
-        return regime_label(int(classify_regime(self.adx, window[-1], q, thr)))
+        k = (look - 1) * self.pct / 100.0
+        f = int(math.floor(k))
+        q = a[-1] if f + 1 >= look else a[f] + (a[f + 1] - a[f]) * (k - f)
+        adx = self.adx
+        if adx != adx:
+            return regime_label(WARMUP)
+        return REGIMES[VOLATILE if self.bw_hist[-1] > q else TRENDING if adx > self.thr else CHOPPY]
 
     def context(self) -> dict[str, np.ndarray]:
         """The newest values for a StrategyContext, aligned at the end (newest last), named as
@@ -158,8 +186,19 @@ class PairState:
         self.interval = interval
         self.tail = tail
         h = history.iloc[-tail:]
+        # The tail lives in buffers with room for `tail` more candles: a candle is written after the
+        # last row and the tail is a view ending there (no copy of 2,000 rows per candle); when the
+        # room is used up the last `tail` rows move to new buffers. A row of a buffer is never
+        # written twice, so a view handed out (to the UI thread, a strategy) never changes under it.
+        n = len(h)
+        self._bt = np.empty(tail + max(n, tail), dtype=np.int64)
+        self._bv = np.empty((len(self._bt), len(CANDLE_COLUMNS)), dtype=np.float64)
+        self._bt[:n] = np.asarray(h.index, dtype=np.int64)
+        self._bv[:n] = h[list(CANDLE_COLUMNS)].to_numpy(dtype=np.float64)
+        self._end = n
+        self._last_ms = int(self._bt[n - 1]) if n else -1
         # (open times, values) swapped as one object, so another thread never pairs new times with old values.
-        self._tv: tuple[np.ndarray, np.ndarray] = (np.asarray(h.index, dtype=np.int64), h[list(CANDLE_COLUMNS)].to_numpy(dtype=np.float64).copy())
+        self._tv: tuple[np.ndarray, np.ndarray] = (self._bt[:n], self._bv[:n])
         self.stream: StreamingIndicators | None = None   # set by the engine (needs the settings)
         self.regime = "choppy"
         self.markers: deque[TradeMarker] = deque(maxlen=200)
@@ -180,7 +219,7 @@ class PairState:
 
     @property
     def last_ms(self) -> int:
-        return int(self.t[-1]) if len(self.t) else -1
+        return self._last_ms
 
     @property
     def price(self) -> float:
@@ -188,12 +227,23 @@ class PairState:
 
     def append(self, c: Candle) -> bool:
         """Add a closed candle; False (and nothing changes) if it is not newer than the last."""
-        if c.open_ms <= self.last_ms:
+        if c.open_ms <= self._last_ms:
             return False
-        row = np.array([[c.open, c.high, c.low, c.close, c.volume, c.turnover]], dtype=np.float64)
-        t, v = self._tv
-        drop = 1 if len(t) >= self.tail else 0
-        self._tv = (np.concatenate((t[drop:], [c.open_ms])), np.concatenate((v[drop:], row)))
+        end = self._end
+        if end == len(self._bt):              # room used up: the last tail - 1 rows to new buffers
+            keep = self.tail - 1
+            bt = np.empty_like(self._bt)
+            bv = np.empty_like(self._bv)
+            bt[:keep] = self._bt[end - keep:end]
+            bv[:keep] = self._bv[end - keep:end]
+            self._bt, self._bv, end = bt, bv, keep
+        self._bt[end] = c.open_ms
+        self._bv[end] = (c.open, c.high, c.low, c.close, c.volume, c.turnover)
+        end += 1
+        start = end - self.tail if end > self.tail else 0
+        self._end = end
+        self._last_ms = c.open_ms
+        self._tv = (self._bt[start:end], self._bv[start:end])
         return True
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -220,7 +270,10 @@ class PairState:
 
     @property
     def indicators(self) -> dict[str, np.ndarray]:
-        return self.stream.context() if self.stream is not None else {}
+        """The newest indicator values for a StrategyContext, built when a strategy reads them
+        (most never do: three arrays per candle were a tenth of the step)."""
+        stream = self.stream
+        return LazyDict(stream.context) if stream is not None else {}
 
     def chart_copy(self, n: int, position: Any, source: str) -> ChartData:
         """The chart's data for the last `n` candles, overlays computed here (any thread: the

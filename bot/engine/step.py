@@ -234,14 +234,18 @@ class CandleStep:
             self._trail(ps, position)
         if st.paused.is_set() or len(ps) < self.warmup:
             return None
-        ctx = StrategyContext(
-            symbol=candle.symbol, interval=candle.interval, time_ms=candle.close_ms, price=candle.close,
-            candles=self._candles(ps, candle.interval), indicators=ps.indicators, regime=ps.regime,
-            position=position, balance=balance, allow_short=self.settings.allows_short,
-            extra={"mode": st.mode, "training": st.training, "t0": t0})
+        def context(state: np.ndarray | None = None) -> StrategyContext:
+            return StrategyContext(
+                symbol=candle.symbol, interval=candle.interval, time_ms=candle.close_ms, price=candle.close,
+                candles=frames, indicators=indicators, regime=ps.regime, position=position, balance=balance,
+                allow_short=allow_short, extra=extra, state=state)
+
+        frames, indicators = self._candles(ps, candle.interval), ps.indicators
+        allow_short, extra = self.settings.allows_short, {"mode": st.mode, "training": st.training, "t0": t0}
+        ctx = context()
         if self.learner is not None:   # the agent's state, built once: decide and learn share it
-            try:
-                ctx = dataclasses.replace(ctx, state=self.learner.state_for(ctx))
+            try:       # (the same context with its state; dataclasses.replace costs more than the state)
+                ctx = context(self.learner.state_for(ctx))
             except BotError as exc:
                 self.report_error(exc, f"{candle.symbol}: strategy {c.strategy.name}")
                 return None
@@ -555,6 +559,10 @@ class CandleStep:
             raise exc
 
     def position(self, symbol: str) -> Position | None:
+        one = getattr(self.parts.exchange, "get_position", None)   # the paper exchange: one record, not all
+        if one is not None:
+            p = one(symbol)
+            return p if p is not None and p.size > 0 else None
         for p in self.parts.exchange.get_positions():
             if p.symbol == symbol and p.size > 0:
                 return p

@@ -80,6 +80,17 @@ class _State:
     closed: list[ClosedTrade] = field(default_factory=list)
     equity: list[tuple[int, float]] = field(default_factory=list)
     prices: dict[str, float] = field(default_factory=dict)
+    # the orders still open (resting limits, a market order during its delay): what the margin and
+    # the candle's limit check look at, so neither walks the whole order history; not saved (rebuilt)
+    open: dict[str, Order] = field(default_factory=dict)
+
+    def put(self, order: Order) -> None:
+        """Record `order` (new or changed) and keep the open-order index in step."""
+        self.orders[order.client_order_id] = order
+        if order.status in OrderStatus.OPEN:
+            self.open[order.client_order_id] = order
+        else:
+            self.open.pop(order.client_order_id, None)
 
     @property
     def positions(self) -> dict[str, _Book]:
@@ -94,7 +105,9 @@ class SimExchange:
 
     def __init__(self, settings: Any, *, state_path: Path | None = None, clock: Callable[[], float] = time.time,
                  instrument_source: Any | None = None, price_source: Callable[[str], float] | None = None,
-                 claim: bool = True) -> None:
+                 claim: bool = True, keep_closed: int | None = _KEEP_CLOSED) -> None:
+        """`keep_closed`: closed trades kept in memory and in the wallet file (None: all of them, as
+        a backtest needs; a paper wallet keeps the last 500, the journal has the full record)."""
         self.settings = settings
         self.category = settings.EXCHANGE_CATEGORY
         self.leverage = 1.0 if self.category == "spot" else float(settings.LEVERAGE)
@@ -105,6 +118,7 @@ class SimExchange:
         self.clock = clock
         self.state_path = Path(state_path) if state_path else None
         self.instrument_source = instrument_source
+        self.keep_closed = keep_closed
         self.price_source = price_source
         self._instruments: dict[str, Instrument] = {}
         self._lock = threading.RLock()
@@ -166,7 +180,9 @@ class SimExchange:
             fills = self._trigger_stops(sym, o, h, lo)
             fills += self._fill_resting(sym, o, h, lo)
             self._state.prices[sym] = c
-            self._state.equity.append((int(getattr(candle, "close_ms", self.now_ms())), self._balance().equity))
+            st = self._state
+            st.equity.append((int(getattr(candle, "close_ms", self.now_ms())),
+                              st.wallet + self._upl() if st.positions else st.wallet))
             del self._state.equity[:-_KEEP_EQUITY]
             if fills:
                 self._save()
@@ -206,14 +222,32 @@ class SimExchange:
                         stop_loss=b.stop_loss, take_profit=b.take_profit, leverage=b.leverage,
                         opened_ms=b.opened_ms, fees=b.fees)
 
+    def _upl(self) -> float:
+        st = self._state
+        prices = st.prices
+        return sum(b.unrealised(prices.get(s, b.entry)) for s, b in st.positions.items())
+
+    def equity(self) -> float:
+        """The account's equity now (wallet + unrealised P&L): `get_balance().equity` without the
+        record, for a caller that reads it every candle (the backtester)."""
+        with self._lock:
+            return self._state.wallet + self._upl() if self._state.positions else self._state.wallet
+
+    def direction(self, symbol: str) -> int:
+        """+1 long, -1 short, 0 no position on `symbol`; without building the position record."""
+        with self._lock:
+            b = self._state.positions.get(symbol)
+            return 0 if b is None or not b.size > 0 else (1 if b.side == "long" else -1)
+
     def _balance(self) -> Balance:
         st = self._state
         # each position's unrealised P&L as its view reports it, without building the view (this runs
         # on every candle of every pair: with 50 open pairs the views were most of a candle's cost)
         upl = sum(b.unrealised(st.prices.get(s, b.entry)) for s, b in st.positions.items())
         margin = sum(b.size * b.entry / b.leverage for b in st.positions.values())
-        margin += sum((o.qty - o.filled_qty) * (o.price or 0) / self.leverage for o in st.orders.values()
-                      if o.status in OrderStatus.OPEN and not o.reduce_only)
+        if st.open:
+            margin += sum((o.qty - o.filled_qty) * (o.price or 0) / self.leverage for o in st.open.values()
+                          if not o.reduce_only)
         equity = st.wallet + upl
         return Balance(equity=equity, available=max(0.0, equity - margin), wallet_balance=st.wallet,
                        unrealised_pnl=upl)
@@ -222,14 +256,20 @@ class SimExchange:
         with self._lock:
             return self._balance()
 
+    def get_position(self, symbol: str) -> Position | None:
+        """The open position on `symbol` (None when flat): one record, not every pair's (the
+        engine asks per pair; `get_positions` builds them all)."""
+        with self._lock:
+            b = self._state.positions.get(symbol)
+            return None if b is None else self._position_view(symbol, b)
+
     def get_positions(self) -> list[Position]:
         with self._lock:
             return [self._position_view(s, b) for s, b in sorted(self._state.positions.items())]
 
     def get_open_orders(self, symbol: str | None = None) -> list[Order]:
         with self._lock:
-            return [o for o in self._state.orders.values()
-                    if o.status in OrderStatus.OPEN and (symbol is None or o.symbol == symbol)]
+            return [o for o in self._state.open.values() if symbol is None or o.symbol == symbol]
 
     def get_order(self, client_order_id: str, symbol: str | None = None) -> Order | None:
         with self._lock:
@@ -279,7 +319,7 @@ class SimExchange:
                           updated_ms=self.now_ms())
             # Not saved yet: a crash during the delay means the order never reached the "exchange",
             # which is what the journal's recovery will conclude from its absence.
-            self._state.orders[client_order_id] = order
+            self._state.put(order)
         if self.delay > 0:
             time.sleep(self.delay)  # mimic the exchange's latency, outside the lock
         with self._lock:
@@ -327,7 +367,7 @@ class SimExchange:
             o = self._state.orders.get(client_order_id)
             if o is None or o.status not in OrderStatus.OPEN:
                 return  # like Bybit's 110001 "order does not exist": nothing left to cancel
-            self._state.orders[client_order_id] = _replace(o, status=OrderStatus.CANCELLED, updated_ms=self.now_ms())
+            self._state.put(_replace(o, status=OrderStatus.CANCELLED, updated_ms=self.now_ms()))
             self._save()
 
     def set_trading_stop(self, symbol: str, stop_loss: float | None = None,
@@ -363,9 +403,8 @@ class SimExchange:
         self._state.fills.append(fill)
         filled = order.filled_qty + qty
         avg = price if order.filled_qty == 0 else (order.avg_price * order.filled_qty + price * qty) / filled
-        self._state.orders[order.client_order_id] = _replace(
-            order, status=OrderStatus.FILLED, filled_qty=filled, avg_price=avg, fee=order.fee + fee,
-            updated_ms=self.now_ms())
+        self._state.put(_replace(order, status=OrderStatus.FILLED, filled_qty=filled, avg_price=avg,
+                                 fee=order.fee + fee, updated_ms=self.now_ms()))
         return fill
 
     def _apply(self, symbol: str, side: str, qty: float, price: float, fee: float, order: Order | None,
@@ -406,13 +445,15 @@ class SimExchange:
         cid = f"{'sl' if reason == 'stop-loss' else 'tp'}-{symbol}-{self.now_ms()}-{len(self._state.fills)}"[:36]
         order = Order(client_order_id=cid, symbol=symbol, side=Side.SELL if long else Side.BUY, qty=b.size,
                       reduce_only=True, exchange_order_id=f"paper-{cid}", created_ms=self.now_ms())
-        self._state.orders[cid] = order
+        self._state.put(order)
         return [self._execute(order, price, maker=False, reason=reason)]
 
     def _fill_resting(self, symbol: str, o: float, h: float, lo: float) -> list[Fill]:
-        fills = []
-        for order in list(self._state.orders.values()):
-            if order.symbol != symbol or order.status not in OrderStatus.OPEN or order.price is None:
+        fills: list[Fill] = []
+        if not self._state.open:
+            return fills
+        for order in list(self._state.open.values()):
+            if order.symbol != symbol or order.price is None:
                 continue
             lim = order.price
             if order.side == "Buy" and lo <= lim:
@@ -425,10 +466,18 @@ class SimExchange:
     def _trim(self) -> None:
         st = self._state
         if len(st.orders) > _KEEP_ORDERS:
-            for cid in [c for c, o in st.orders.items() if o.status in OrderStatus.FINAL][: len(st.orders) - _KEEP_ORDERS]:
+            extra = len(st.orders) - _KEEP_ORDERS
+            old = []
+            for c, o in st.orders.items():      # oldest first: stop as soon as enough are found
+                if o.status in OrderStatus.FINAL:
+                    old.append(c)
+                    if len(old) == extra:
+                        break
+            for cid in old:
                 del st.orders[cid]
         del st.fills[:-_KEEP_FILLS]
-        del st.closed[:-_KEEP_CLOSED]
+        if self.keep_closed is not None:
+            del st.closed[:-self.keep_closed]
 
     def save(self) -> None:
         """Write the state now (it is also written after every fill)."""
@@ -454,7 +503,8 @@ class SimExchange:
             st = _State(wallet=float(data["wallet"]), ledger=self._new_ledger(
                 {s: _Book(**b) for s, b in data.get("positions", {}).items()}))
             st.prices = {k: float(v) for k, v in data.get("prices", {}).items()}
-            st.orders = {o["client_order_id"]: Order(**o) for o in data.get("orders", [])}
+            for o in data.get("orders", []):
+                st.put(Order(**o))
             st.fills = [Fill(**f) for f in data.get("fills", [])]
             st.closed = [ClosedTrade(**t) for t in data.get("closed", [])]
             st.equity = [(int(t), float(e)) for t, e in data.get("equity", [])]

@@ -20,16 +20,16 @@ of times), `done()` ends the run, `close()` releases the backend (a Ray runtime 
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.errors import BotError, ConfigError
 from bot.research.jobs import JobResult, job_seed, run_seeded
+
+if TYPE_CHECKING:      # the pool's modules load when a pool starts: a backtest never needs them (CLI start-up)
+    from concurrent.futures import ProcessPoolExecutor
 
 __all__ = ["BACKENDS", "JobResult", "Backend", "LocalBackend", "make_backend", "map_jobs", "job_seed",
            "run_seeded"]
@@ -101,6 +101,9 @@ class LocalBackend:
             self._start()
 
     def _start(self) -> None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
         self._pool = ProcessPoolExecutor(self._workers, mp_context=multiprocessing.get_context(),
                                          initializer=_init_worker, initargs=(self._fn,))
 
@@ -112,6 +115,9 @@ class LocalBackend:
             for job in jobs.values():
                 yield _timed(self._fn, *job)
             return
+        from concurrent.futures import as_completed
+        from concurrent.futures.process import BrokenProcessPool
+
         lost = 0
         while jobs:
             if self._pool is None:

@@ -67,7 +67,7 @@ def engine_backtest(settings: Any, strategy: Any, frame: pd.DataFrame, *, symbol
     step_ms = interval_ms(interval)
     now = [0.0]
     clock = lambda: now[0]  # noqa: E731  (the exchange's time is the replayed candle's close)
-    sim = SimExchange(settings, clock=clock, instrument_source=rules_for(settings, symbol, frame))
+    sim = SimExchange(settings, clock=clock, instrument_source=rules_for(settings, symbol, frame), keep_closed=None)
     engine = TradingEngine(settings, strategy=strategy, exchange=sim, journal=MemoryJournal(), clock=clock)
     engine.prepare("BACKTEST")
     idx = np.asarray(frame.index, dtype=np.int64)
@@ -77,22 +77,27 @@ def engine_backtest(settings: Any, strategy: Any, frame: pd.DataFrame, *, symbol
     held = np.zeros(n - start, dtype=np.int8)
     if start > 0:
         engine.pause()   # warm-up candles: the engine takes them in but decides nothing
+    interval = str(interval)
+    process = engine.process_candle
+    errors = engine.state.errors_seen
+    direction, sim_equity = sim.direction, sim.equity
+    # plain Python numbers (a numpy scalar per field would cost more than the conversion)
+    times, rows = idx.tolist(), vals.tolist()
     for i in range(n):
-        o, h, lo, c, v, t = vals[i]
-        now[0] = (int(idx[i]) + step_ms) / 1000.0
-        candle = Candle(symbol, str(interval), int(idx[i]), o, h, lo, c, v, t)
+        o, h, lo, c, v, t = rows[i]
+        open_ms = times[i]
+        now[0] = (open_ms + step_ms) / 1000.0
         if i == start and start > 0:
             engine.resume()
         if i == n - 1:
             engine.pause()   # no decision on the last candle: what is open closes at end of data below
-        engine.process_candle(candle)
-        if engine.state.errors_seen:   # the strategy failed on this candle: the run cannot mean anything
-            raise StrategyError(f"backtest stopped at {ms_to_iso(int(idx[i]))}: {engine.state.errors_seen[0]}")
+        process(Candle(symbol, interval, open_ms, o, h, lo, c, v, t))
+        if errors:   # the strategy failed on this candle: the run cannot mean anything
+            raise StrategyError(f"backtest stopped at {ms_to_iso(open_ms)}: {errors[0]}")
         if i < start:
             continue
-        pos = next((p for p in sim.get_positions() if p.symbol == symbol and p.size > 0), None)
-        equity[i - start] = sim.get_balance().equity
-        held[i - start] = 0 if pos is None else pos.direction
+        equity[i - start] = sim_equity()
+        held[i - start] = direction(symbol)
         if progress is not None:
             progress(1)
     trades = list(sim.closed_trades())

@@ -42,6 +42,63 @@ def _tail(context: StrategyContext) -> tuple[np.ndarray, np.ndarray] | None:
     return tail(context.interval) if tail is not None else None
 
 
+class _NumpyQ:
+    """The Q-network's forward pass in NumPy for an agent that is not learning: one candle's
+    state through a 64x64 net costs ~80 us in torch (call overhead) and ~10 us here. Float32
+    arithmetic in another order than torch's can move a Q-value in its last bits, so a decision
+    is taken from these values only when no choice is that close (`sure`); else the caller asks
+    torch, and every decision stays the one the torch network takes. The weights are re-read
+    when any parameter changed (torch's in-place version counters: a load, a learning step)."""
+
+    def __init__(self, net: Any) -> None:
+        from torch import nn
+
+        self.net = net
+        trunk = list(net.trunk)
+        if not all(isinstance(m, (nn.Linear, nn.ReLU)) for m in trunk) or \
+                [type(m) for m in trunk] != [nn.Linear, nn.ReLU] * (len(trunk) // 2):
+            raise TypeError("not the Linear/ReLU trunk this forward pass knows")
+        self.tensors = [net.mean, net.std] + [p for m in trunk if isinstance(m, nn.Linear)
+                                               for p in (m.weight, m.bias)] + \
+            [net.value.weight, net.value.bias, net.advantage.weight, net.advantage.bias]
+        self.version: tuple[int, ...] = ()
+        self._read()
+
+    def _read(self) -> None:
+        arrays = [t.detach().cpu().numpy().astype(np.float32) for t in self.tensors]
+        self.mean, self.std = arrays[0], arrays[1]
+        lin = arrays[2:-4]
+        self.layers = [(lin[i].T.copy(), lin[i + 1]) for i in range(0, len(lin), 2)]
+        self.w_v, self.b_v, self.w_a, self.b_a = arrays[-4].T.copy(), arrays[-3], arrays[-2].T.copy(), arrays[-1]
+        self.version = tuple(t._version for t in self.tensors)
+
+    def __call__(self, states: np.ndarray) -> np.ndarray:
+        """Q-values of a batch of float32 states (N, D) -> (N, A)."""
+        if tuple(t._version for t in self.tensors) != self.version:
+            self._read()
+        z = np.clip((states - self.mean) / self.std, -10.0, 10.0)
+        for w, b in self.layers:
+            z = np.maximum(z @ w + b, 0.0)
+        adv = z @ self.w_a + self.b_a
+        return (z @ self.w_v + self.b_v) + adv - adv.mean(axis=1, keepdims=True)
+
+
+def _sure(q: np.ndarray, current: int, margin: float) -> bool:
+    """Whether the greedy choice from `q` (masked; `current`: the held position's action or -1)
+    is beyond any float32 rounding: the best leads the next by more than a tolerance, and the
+    switch-margin test is not within it either."""
+    finite = q[np.isfinite(q)]
+    if len(finite) < 2:
+        return True
+    top = np.partition(finite, -2)
+    tol = 1e-4 * (1.0 + abs(float(top[-1])))
+    if float(top[-1] - top[-2]) <= tol:
+        return False
+    if margin > 0 and 0 <= current < len(q):
+        return abs(float(top[-1] - q[current]) - margin) > tol
+    return True
+
+
 class _PairStream:
     """One pair's `FeatureStream` and the open time and values of the last candle it saw, to
     tell the next frame's new candles from a gap, a reorder or a revised candle."""
@@ -51,9 +108,10 @@ class _PairStream:
         self.cols = cols
         self.last_ms = int(times[-1])
         self.last = vals[-1, cols]
+        self.last_list = tuple(self.last.tolist())
         steps = np.diff(np.asarray(times[-50:], dtype=np.int64))
         self.step = int(np.median(steps)) if len(steps) else 0
-        self.row32 = stream.row.astype(np.float32)
+        self.set_row()
 
     def follow(self, times: Any, vals: np.ndarray, cols: list[int]) -> str:
         """Step the stream to the frame's last candle; '' when done, else why it cannot.
@@ -61,6 +119,17 @@ class _PairStream:
         if cols != self.cols:
             return "the frame's columns changed"
         newest = int(times[-1])
+        if len(times) >= 2 and int(times[-2]) == self.last_ms and newest - self.last_ms == (self.step or
+                                                                                            newest - self.last_ms):
+            # the usual case: exactly one new candle after the last seen one
+            prev = vals[-2]
+            if all(prev[k] == x for k, x in zip(cols, self.last_list, strict=True)):
+                h, lo, c, v = (float(vals[-1, k]) for k in cols)
+                self.stream.update(h, lo, c, v)
+                self.last_ms, self.last = newest, vals[-1, cols]
+                self.last_list = (h, lo, c, v)
+                self.set_row()
+                return ""
         if newest == self.last_ms:
             return "" if np.array_equal(vals[-1, cols], self.last) else "the last candle changed"
         if newest < self.last_ms:
@@ -78,8 +147,14 @@ class _PairStream:
         for h, lo, c, v in vals[pos + 1:, cols].tolist():
             self.stream.update(h, lo, c, v)
         self.last_ms, self.last = newest, vals[-1, cols]
-        self.row32 = self.stream.row.astype(np.float32)
+        self.last_list = tuple(self.last.tolist())
+        self.set_row()
         return ""
+
+    def set_row(self) -> None:
+        """The stream's row as the agent's input takes it: float32, NaN and inf made finite."""
+        row = self.stream.row.astype(np.float32)
+        self.row32 = row if np.isfinite(row).all() else np.nan_to_num(row)
 
 
 class DQNStrategy:
@@ -111,6 +186,7 @@ class DQNStrategy:
         # candle (bot.analysis.feature_stream.FeatureStream) instead of recomputed over 2,000 candles each time
         self._streams: dict[tuple[str, str], _PairStream] = {}
         self.incremental = True   # False: every state from the full computation (tests compare)
+        self._fast_q: Any = False   # the NumPy forward pass (_NumpyQ), made when first needed; None: torch only
 
     def checkpoint_info(self) -> dict[str, Any]:
         """Which checkpoint the agent runs and its walk-forward record, for the window's Training
@@ -175,7 +251,19 @@ class DQNStrategy:
         if context.position is not None and pos != 0 and context.position.entry_price > 0:
             upnl_pct = pos * (context.price / context.position.entry_price - 1.0) * 100.0
         held = (self._held(context) or 0) if pos != 0 else 0
-        return F.state_vector(np.nan_to_num(market), pos, upnl_pct, held)
+        if market.dtype != np.float32 or held < 0:     # the full computation's row, or bad input: the checks
+            return F.state_vector(np.nan_to_num(market), pos, upnl_pct, held)
+        # F.state_vector's float32 row, built directly (its checks and broadcasting cost more than
+        # the row): the market row (already finite) then one-hot flat/long/short, tanh(upnl / 5),
+        # held / (held + 24), each computed in float64 and rounded to float32 as there
+        m = len(market)
+        out = np.empty(m + F.N_POSITION_FEATURES, dtype=np.float32)
+        out[:m] = market
+        out[m:] = (pos == 0, pos == 1, pos == -1,
+                   # nan_to_num's NaN -> 0 (its inf -> max float gives tanh's 1 as inf does)
+                   float(np.tanh(np.float64(upnl_pct if upnl_pct == upnl_pct else 0.0) / F.UPNL_SCALE_PCT)),
+                   held / (held + F.HELD_HALF_LIFE))
+        return out
 
     def _market_row(self, symbol: str, interval: str, frame: Any, window: int, *,
                     arrays: tuple[np.ndarray, np.ndarray] | None = None,
@@ -251,7 +339,33 @@ class DQNStrategy:
         holding = self._holding(context)
         if holding is not None:
             return holding
-        return self._choose(context, state, self.agent.q_values(state))   # one forward pass
+        return self._choose(context, state, self._q_values(state[None], [context])[0])   # one forward pass
+
+    def _q_values(self, states: np.ndarray, contexts: Sequence[StrategyContext]) -> np.ndarray:
+        """Q-values of a batch of states: the NumPy pass (`_NumpyQ`) while the agent does not learn
+        and every greedy choice it gives is clear of float rounding, else the torch network's."""
+        agent = self.agent
+        fast = self._fast_q
+        if fast is not None and not agent.training:
+            if fast is False or fast.net is not agent.q:
+                try:
+                    fast = self._fast_q = _NumpyQ(agent.q)
+                except (TypeError, AttributeError):   # another network: torch it is, from now on
+                    self._fast_q = None
+                    return agent.q_values(states)
+            q = fast(states)
+            margin = float(getattr(agent.config, "switch_margin", 0.0))
+            cols = getattr(agent, "_position_cols", None)
+            for row, (ctx, st) in enumerate(zip(contexts, states, strict=True)):
+                qr = q[row]
+                if not ctx.allow_short and len(qr) > SHORT_ACTION:
+                    qr = qr.copy()
+                    qr[SHORT_ACTION] = -np.inf
+                current = min(int(np.argmax(st[cols])), len(qr) - 1) if cols is not None else -1
+                if not _sure(qr, current, margin if cols is not None else 0.0):
+                    return agent.q_values(states)
+            return q
+        return agent.q_values(states)
 
     def decide_batch(self, contexts: Sequence[StrategyContext]) -> list[Decision]:
         """`decide` for the pairs whose candle closed together: the states of those that may
@@ -262,7 +376,7 @@ class DQNStrategy:
         out: list[Decision | None] = [self._holding(ctx) for ctx in contexts]
         ask = [i for i, d in enumerate(out) if d is None]
         if ask:
-            q_all = self.agent.q_values(np.stack([states[i] for i in ask]))
+            q_all = self._q_values(np.stack([states[i] for i in ask]), [contexts[i] for i in ask])
             for row, i in enumerate(ask):
                 out[i] = self._choose(contexts[i], states[i], q_all[row])
         return [d for d in out if d is not None]

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from bot.analysis import indicators as ind
+from bot.analysis.feature_stream import numpy_sum
 from bot.strategies.base import FLAT, LONG, SHORT, Decision, StrategyContext
 from bot.types import CANDLE_COLUMNS
 
@@ -115,13 +116,16 @@ class SMACrossStrategy:
 
     # -- per candle: what the engine calls -------------------------------------------------------
     def _last_cross(self, close: np.ndarray) -> tuple[bool, bool]:
-        """Did the last candle cross up / down? Plain means of the last windows: the engine calls
-        this every candle, and a pandas rolling window per call would cost more than the rest."""
+        """Did the last candle cross up / down? Means of the last windows as numpy takes them
+        (`numpy_sum`: its pairwise sum, bit for bit, in plain Python; a numpy call per window
+        would cost more than the rest of the decision)."""
         f, s = self.fast, self.slow
         if len(close) < s + 1:
             return False, False
-        f0, f1 = close[-f - 1:-1].mean(), close[-f:].mean()
-        s0, s1 = close[-s - 1:-1].mean(), close[-s:].mean()
+        c = close[-s - 1:].tolist()      # the last slow + 1 closes
+        k = len(c)
+        f0, f1 = numpy_sum(c, k - f - 1, f) / f, numpy_sum(c, k - f, f) / f
+        s0, s1 = numpy_sum(c, 0, s) / s, numpy_sum(c, 1, s) / s
         return bool(f0 < s0 and f1 > s1), bool(f0 > s0 and f1 < s1)
 
     def _closes(self, context: StrategyContext) -> np.ndarray:

@@ -20,7 +20,7 @@ from bot.market.top_pairs import PairManager
 from bot.strategies.base import StrategyContext
 from bot.strategies.dqn import DQNStrategy
 from bot.types import Candle, Position
-from self_test.conftest import make_settings
+from self_test.conftest import FIXTURES, make_settings
 
 PAIRS = 4
 
@@ -98,6 +98,7 @@ def test_the_agent_decides_a_batch_in_one_forward_pass_as_it_decides_each(dqn, b
     young = position("P1USDT", "long", float(btc_hourly["close"].iat[2500 + 1990]), flat[1].time_ms - 3 * 3_600_000)
     old = position("P4USDT", "short", float(btc_hourly["close"].iat[10000 + 1900]), flat[4].time_ms - 99 * 3_600_000)
     ctxs = contexts(btc_hourly, [None, young, None, None, old, None])
+    strat._fast_q = None        # the torch pass, whose calls the hook counts (the NumPy one: test below)
     calls = []
     hook = strat.agent.q.register_forward_hook(lambda _m, inputs, _out: calls.append(inputs[0].shape[0]))
     try:
@@ -137,3 +138,32 @@ def test_the_agent_reads_the_engines_arrays_and_no_frame_is_built(dqn, btc_hourl
     np.testing.assert_allclose(state, full, rtol=1e-4, atol=1e-4)
     assert frames["60"] is part and built == [1]         # read as a dict, the frame is built once
     assert "60" in frames and len(frames) == 1 and list(frames) == ["60"]
+
+
+def test_the_numpy_forward_pass_decides_as_torch_and_defers_to_it_near_a_tie(tmp_path, btc_hourly):
+    """A non-learning agent decides from a NumPy copy of its network; each decision equals the
+    torch network's, and a choice within float rounding of a tie is left to torch."""
+    from bot.strategies.dqn import _sure
+    s = make_settings(tmp_path, CANDLE_INTERVAL="60", STRATEGY="dqn", TRAINING_ENABLED=False)
+    agent = SelfLearningBot(s)
+    agent.load(FIXTURES / "dqn_golden.pt")
+    agent.training = False
+    fast, slow = DQNStrategy(s, agent=agent), DQNStrategy(s, agent=agent)
+    slow._fast_q = None
+    ctxs = []
+    for end in range(2000, 6000, 13):
+        part = btc_hourly.iloc[end - 2000:end]
+        pos = None if end % 3 else position("BTCUSDT", "long" if end % 2 else "short",
+                                           float(part["close"].iat[-40]), int(part.index[-40]))
+        ctxs.append(StrategyContext(symbol="BTCUSDT", interval="60", time_ms=int(part.index[-1]) + 3_600_000,
+                                    price=float(part["close"].iat[-1]), candles={"60": part}, position=pos))
+    a, b = fast.decide_batch(ctxs), slow.decide_batch(ctxs)
+    assert fast._fast_q is not None and fast._fast_q is not False                  # the NumPy pass ran
+    assert [d.target for d in a] == [d.target for d in b]
+    assert len({d.target for d in a}) >= 2                                         # the comparison can fail
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_allclose(x.q_values, y.q_values, rtol=1e-5, atol=1e-5)
+    q = np.array([1.0, 1.0 + 1e-6, -3.0], np.float32)
+    assert not _sure(q, -1, 0.0)                          # a near tie: torch decides
+    assert _sure(np.array([1.0, 2.0, -3.0], np.float32), -1, 0.0)
+    assert not _sure(np.array([1.0, 1.5 + 1e-6, -3.0], np.float32), 0, 0.5)   # at the switch margin
