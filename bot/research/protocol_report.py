@@ -17,7 +17,10 @@ import pandas as pd
 from bot.atomic import atomic_write_png, atomic_write_text
 from bot.research.walk_forward import Curve, _chain, _finite, _iso, summarize
 
-__all__ = ["ResearchReport", "aggregate", "choose_default", "METRICS", "record_of", "from_json"]
+__all__ = ["ResearchReport", "aggregate", "choose_default", "METRICS", "record_of", "from_json", "BASELINES"]
+
+# one curve each, no seeds: buy-and-hold, the SMA cross, the analyst, the proposals its trade filter sees
+BASELINES = ("buy_and_hold", "sma_cross", "analyst", "analyst_proposals")
 
 # (key, label, worst is the lowest?)
 METRICS = (("return_pct", "return %", True), ("sharpe", "Sharpe", True), ("max_drawdown_pct", "max DD %", False),
@@ -40,7 +43,7 @@ def aggregate(curves: dict[str, dict[int, dict[str, list[Curve]]]], *, interval:
     (test and validation, folds glued) and the test stats over seeds."""
     out: dict[str, dict[str, Any]] = {}
     for name, by_seed in curves.items():
-        trials = n_trials if len(by_seed) > 1 or name not in ("buy_and_hold", "sma_cross", "analyst") else 1
+        trials = n_trials if len(by_seed) > 1 or name not in BASELINES else 1
         rows = {span: {seed: summarize(_chain(c[span]), interval=interval, balance=balance, n_trials=trials)
                        for seed, c in by_seed.items()} for span in ("test", "val")}
         out[name] = {"test": _stats(list(rows["test"].values())), "val": _stats(list(rows["val"].values())),
