@@ -38,7 +38,7 @@ import torch
 
 from bot.agent.checkpoints import SHIPPED_MODEL, CheckpointStore, ExperienceLog
 from bot.agent.environment import MarketData, TradingEnv
-from bot.agent.network import QNetwork
+from bot.agent.network import EnsembleQ, QNetwork
 from bot.agent.numpy_learner import NumpyLearner
 from bot.errors import CheckpointError
 
@@ -537,6 +537,8 @@ class SelfLearningBot:
             "config_hash": self.config_hash(),
             "rng": json.dumps(self.rng.bit_generator.state), "meta": json.dumps(self.meta, default=str),
         }
+        if isinstance(self.q, EnsembleQ):   # a seed ensemble: the members' networks, their Q-values averaged
+            payload["ensemble"] = len(self.q.members)
         return self.store.save(payload, self.env_steps, path=path)
 
     def load(self, path: str | Path | None = None) -> Path:
@@ -558,8 +560,14 @@ class SelfLearningBot:
         cfg = payload["config"]
         cfg["hidden"] = tuple(cfg["hidden"])
         self.config = DQNConfig(**cfg)
-        self.q = QNetwork(self.state_dim, self.n_actions, self.config.hidden)
-        self.q_target = QNetwork(self.state_dim, self.n_actions, self.config.hidden)
+        members = int(payload.get("ensemble", 0))
+        if members:
+            self.config = self.config.replace(learner="autograd")   # the numpy fast path is for one network
+            self.q, self.q_target = (EnsembleQ([QNetwork(self.state_dim, self.n_actions, self.config.hidden)
+                                                for _ in range(members)]) for _ in range(2))
+        else:
+            self.q = QNetwork(self.state_dim, self.n_actions, self.config.hidden)
+            self.q_target = QNetwork(self.state_dim, self.n_actions, self.config.hidden)
         try:
             self.q.load_state_dict(payload["q"])
             self.q_target.load_state_dict(payload["q_target"])

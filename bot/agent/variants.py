@@ -32,12 +32,10 @@ from functools import cache
 from typing import Any
 
 import numpy as np
-import torch
-from torch import nn
 
 from bot.agent.environment import MarketData, TradingEnv
 
-__all__ = ["Variant", "VARIANTS", "DifferentialSharpeEnv", "EnsembleAgent", "EnsembleQ", "ENSEMBLE_SUFFIX",
+__all__ = ["Variant", "VARIANTS", "DifferentialSharpeEnv", "EnsembleAgent", "ENSEMBLE_SUFFIX",
            "LevelEnv", "level_env", "FilterEnv", "PROPOSAL_FEATURES", "with_proposals", "level_position_features"]
 
 ENSEMBLE_SUFFIX = "+ens"
@@ -272,6 +270,8 @@ class EnsembleAgent:
         self.config, self.settings = lead.config, lead.settings
         self.state_dim, self.n_actions = lead.state_dim, lead.n_actions
         self.feature_names = lead.feature_names
+        self.trade_env = getattr(lead, "trade_env", TradingEnv)
+        self.levels = getattr(lead, "levels", None)
 
     def q_values(self, state: np.ndarray) -> np.ndarray:
         return np.mean([m.q_values(state) for m in self.members], axis=0)
@@ -281,3 +281,24 @@ class EnsembleAgent:
         batch = s.reshape(-1, self.state_dim)
         action = self.members[0].greedy(self.q_values(batch), batch)
         return int(action[0]) if s.ndim == 1 else action
+
+    def to_bot(self, meta: dict[str, Any] | None = None) -> Any:
+        """One agent holding every member's network (`EnsembleQ`: their mean Q-values), with the
+        first member's settings, rules and counters: what `make model` saves as one checkpoint and
+        `DQNStrategy` loads like any other (`SelfLearningBot.load` rebuilds the ensemble)."""
+        import copy
+
+        from bot.agent.network import EnsembleQ
+        from bot.agent.self_learning import SelfLearningBot
+
+        lead = self.members[0]
+        bot = SelfLearningBot(lead.settings, config=lead.config.replace(learner="autograd"),
+                              state_dim=self.state_dim, n_actions=self.n_actions, feature_names=self.feature_names)
+        bot.q = EnsembleQ([copy.deepcopy(m.q) for m in self.members])
+        bot.q_target = EnsembleQ([copy.deepcopy(m.q_target) for m in self.members])
+        bot._make_optimizer()
+        bot.trade_env, bot.levels = lead.trade_env, lead.levels
+        bot.env_steps, bot.gradient_steps = lead.env_steps, lead.gradient_steps
+        bot._eps_from, bot._eps_len, bot._eps_start = lead._eps_from, lead._eps_len, lead._eps_start
+        bot.meta = dict(meta or {})
+        return bot

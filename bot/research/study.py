@@ -20,15 +20,21 @@ from bot.research.protocol import (
     Job,
     analyst_curves,
     analyst_positions,
-    proposal_curves,
     baseline_curves,
     job_list,
     make_agent,
     market_data,
     plan_splits,
+    proposal_curves,
     run_job,
 )
-from bot.research.protocol_report import ResearchReport, aggregate, choose_default, record_of
+from bot.research.protocol_report import (
+    ResearchReport,
+    aggregate,
+    choose_default,
+    record_of,
+    servable_candidates,
+)
 from bot.research.walk_forward import Curve, _chain, _iso, evaluate_window
 
 __all__ = ["run_research", "local_map", "ENSEMBLE_SIZE"]
@@ -176,8 +182,7 @@ def run_research(datasets: list[DataSet], *, settings: Any, variants: list[str],
         all_curves[ds.name] = {name: {seed: _chain(c["test"]) for seed, c in by_seed.items()}
                                for name, by_seed in curves.items()}
     # an ensemble ships as one checkpoint (EnsembleQ), so a servable design's ensemble can be chosen too
-    candidates = [v for v in variants if VARIANTS[v].servable] + [
-        v + ENSEMBLE_SUFFIX for v in ens_names if VARIANTS[v].servable]
+    candidates = servable_candidates(list(variants) + [v + ENSEMBLE_SUFFIX for v in ens_names])
     scored = {name: {k: v for k, v in d["results"].items()} for name, d in per_set.items()}
     hourly = [ds.name for ds in datasets if ds.hourly]
     default, _ = choose_default(scored, candidates or list(variants), hourly)
@@ -186,6 +191,9 @@ def run_research(datasets: list[DataSet], *, settings: Any, variants: list[str],
         curves = d.pop("curves")
         if default in curves:
             d["default_records"] = {str(seed): record_of(_chain(c["test"])) for seed, c in curves[default].items()}
+        if d["interval"] == "60":   # the other candidates' curves too: a later run may choose one (merge_records)
+            d["candidate_records"] = {name: {str(seed): record_of(_chain(c["test"])) for seed, c in curves[name].items()}
+                                      for name in candidates if name in curves and name != default}
         for strat in ("buy_and_hold", "sma_cross", "analyst"):
             if strat in curves:
                 d.setdefault("baseline_records", {})[strat] = record_of(_chain(curves[strat][0]["test"]))
