@@ -198,7 +198,7 @@ def run_research(datasets: list[DataSet], *, settings: Any, variants: list[str],
             if strat in curves:
                 d.setdefault("baseline_records", {})[strat] = record_of(_chain(curves[strat][0]["test"]))
     report_settings = {"variants": variants, "ensembles": [v + ENSEMBLE_SUFFIX for v in ens_names],
-                       "ensemble_size": ENSEMBLE_SIZE, "seeds": len(seeds), "seed_list": seeds, "folds": folds,
+                       "ensemble_size": min(ENSEMBLE_SIZE, len(seeds)), "seeds": len(seeds), "seed_list": seeds, "folds": folds,
                        "n_envs": n_envs, "evals_per_fold": evals_per_fold, "sma": list(sma),
                        "fee_rate": settings.FEE_RATE, "slippage_bps": settings.SLIPPAGE_BPS, "n_trials": n_trials,
                        "servable_default_candidates": candidates, "learner": (config or {}).get("learner", "autograd"),
