@@ -25,9 +25,15 @@ test: $(VENV)/.test
 model: $(VENV)/.runtime
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m bot research --make-model
 
-# The research protocol that writes docs/research/ (the README's agent tables); ~30 min on 2 shared cores.
+# The research protocol that writes docs/research/ (the README's agent tables): the first run, then
+# the position levels and trade filters merged in (--merge-into); ~45 min on 2 shared cores.
 research: $(VENV)/.runtime
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m bot research --seeds 8 --folds 3 --out docs/research
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m bot research $(RESEARCH_LEVELS_FILTER)
+
+RESEARCH_LEVELS_FILTER = --variants long_only,levels,levels_long,filter_sma,filter_analyst \
+	--ensembles long_only,levels,levels_long,filter_sma,filter_analyst --seeds 8 --folds 3 \
+	--out docs/research/levels_filter --merge-into docs/research/research.json
 
 lint: $(VENV)/.test
 	$(VENV)/bin/ruff check bot self_test bench config.py ui.py

@@ -26,8 +26,13 @@ BLOCK = re.compile(r"(<!-- agent-tables:start -->\n)(.*?)(<!-- agent-tables:end 
 def render(record_path: Path = RECORD) -> str:
     from bot.research.protocol_report import from_json
 
-    rep = from_json(json.loads(record_path.read_text()))
-    return (f"Written by `{COMMAND}` (28 minutes on 2 shared cores), copied here by "
+    record = json.loads(record_path.read_text())
+    rep = from_json(record)
+    later = [r["command"] for r in record["settings"].get("runs", [])[1:]]
+    merged = "".join(f", then `{c}`" for c in later)
+    note = (" (later runs add their designs with `--merge-into`; each row's deflated Sharpe counts the trials "
+            "of its own run)") if later else ""
+    return (f"Written by `{COMMAND}` (28 minutes on 2 shared cores){merged}{note}, copied here by "
             f"`python bench/agent_table.py`; the JSON, tables and PNG are in docs/research/.\n\n"
             f"{rep.tables()}\n\nIssue 14's goal for the default (mean Sharpe above buy-and-hold's and the SMA's, "
             f"7 of 8 seeds in profit, mean max drawdown below holding's), test spans:\n\n{rep.goal_check()}\n")

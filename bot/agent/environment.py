@@ -120,6 +120,10 @@ class TradingEnv:
     per case. Observations gather one row of a precomputed (candle, feature) table.
     """
 
+    # target position of each action index; a subclass may hold other levels (bot/agent/variants.py's
+    # position levels: fractions of the equity), every table below is built from it
+    TARGETS: np.ndarray = _TARGETS64
+
     def __init__(self, data: MarketData, *, settings: Any, n_envs: int = 64, episode_length: int | None = None,
                  allow_short: bool | None = None, use_stops: bool = False, min_hold: int | np.ndarray = 0,
                  reward: RewardSystem | None = None, seed: int | None = None, bookkeeping: bool = True) -> None:
@@ -130,6 +134,7 @@ class TradingEnv:
         self.episode_length = int(episode_length or settings.EPISODE_LENGTH)
         self.allow_short = settings.allows_short if allow_short is None else bool(allow_short)
         self.n_actions = 3 if self.allow_short else 2
+        self.n_positions = self.n_actions    # action indices step() takes (a subclass may map its own onto them)
         self.use_stops = bool(use_stops)
         self.bookkeeping = bool(bookkeeping) or self.use_stops   # stop reports need the figures
         self.min_hold = np.asarray(min_hold, np.int64)   # a number, or one per episode
@@ -171,22 +176,26 @@ class TradingEnv:
         self._left = 0                     # steps until the first episode reaches its end
 
     def _build_tables(self) -> None:
-        """Per (candle, action) prices and per-action factors, flattened as [candle * 3 + action]."""
+        """Per (candle, action) prices and per-action factors, flattened as [candle * k + action]."""
         from bot.analysis import features as F
 
         d, fee, slip = self.data, self.fee, self.slip
-        side = _TARGETS64.astype(np.float64)
+        targets = self.TARGETS
+        side = targets.astype(np.float64)
         entry_px = taker_price(d.open[:, None], side, slip)
         self._exit_px = taker_price(d.open[:, None], -side, slip).ravel()    # sell long / buy back short
         self._entry_px = entry_px.ravel()
         # the linear state of a position opened at candle t's open with equity 1, per (t, action),
         # from the ledger's `exit_line`: all-in, the entry fee comes off the whole equity and the
         # rest is the notional; the exit fee comes off the closing notional (qn)
-        cash = np.where(side != 0, 1.0 - fee, 1.0)
+        cash = np.where(side != 0, 1.0 - fee * np.abs(side), 1.0)   # the fee on the notional traded
         units = cash * side / entry_px
         base, qn = exit_line(cash, units, entry_px, fee)
         self._open_lin = np.stack([units, qn, base, np.ones_like(units)]).reshape(4, -1)
-        # the trade penalty per step, by [old action * 3 + new action]: |new target - old target|
+        # the trade penalty per step, by [old action * k + new action]: |new target - old target|
+        k = len(side)
+        self._k = k
+        self._abs_side = np.abs(side)
         self._changes = np.abs(side[None, :] - side[:, None]).ravel()
         self._change_penalty = self.reward_system.weights.trade_penalty * self._changes
         self._penalise_changes = bool(self.reward_system.weights.trade_penalty)
@@ -201,11 +210,17 @@ class TradingEnv:
         self._hsize = len(d.close) + 1
         # a flat episode's held count is left to run (it is reset on the next entry): its rows
         # of the table all hold the features of held = 0, as position_features is given then
-        held = np.concatenate([np.zeros(self._hsize, np.int64), np.arange(self._hsize), np.arange(self._hsize)])
-        self._pos_table = np.asarray(F.position_features(np.repeat(_TARGETS64, self._hsize), 0.0, held),
+        held = np.concatenate([np.zeros(self._hsize, np.int64) if t == 0 else np.arange(self._hsize)
+                               for t in targets])
+        self._pos_table = np.asarray(self.position_features(np.repeat(targets, self._hsize), 0.0, held),
                                      np.float32)
         self._upnl_scale = float(getattr(F, "UPNL_SCALE_PCT", 5.0))
         self._fast_obs = self._fast_obs_agrees(F)
+
+    def position_features(self, position: Any, upnl_pct: Any, held: Any) -> np.ndarray:
+        """The position part of the state (bot/analysis/features.py's contract for -1, 0, +1)."""
+        from bot.analysis import features as F
+        return F.position_features(position, upnl_pct, held)
 
     def _position_block(self, pa: np.ndarray, held: np.ndarray, eq_ratio: np.ndarray) -> np.ndarray:
         block = self._pos_table.take(pa * self._hsize + held, axis=0)
@@ -221,12 +236,13 @@ class TradingEnv:
         falls back to calling it every step."""
         if self._pos_table.shape[1] < 5:
             return False
-        pa = np.repeat(np.arange(3), 12)
-        held = np.minimum(np.tile(np.repeat([0, 1, 7, 300], 3), 3), self._hsize - 1)   # short frames
-        ratio = np.tile([0.93, 1.0, 1.0217], 12)
-        ratio = np.where(pa == 0, 1.0, ratio)
-        pos = _TARGETS64[pa]
-        want = F.position_features(pos, np.where(pos != 0, (ratio - 1.0) * 100.0, 0.0), np.where(pos != 0, held, 0))
+        k = len(self.TARGETS)
+        pa = np.repeat(np.arange(k), 12)
+        held = np.minimum(np.tile(np.repeat([0, 1, 7, 300], 3), k), self._hsize - 1)   # short frames
+        ratio = np.tile([0.93, 1.0, 1.0217], 4 * k)
+        pos = self.TARGETS[pa]
+        ratio = np.where(pos == 0, 1.0, ratio)
+        want = self.position_features(pos, np.where(pos != 0, (ratio - 1.0) * 100.0, 0.0), np.where(pos != 0, held, 0))
         got = self._position_block(pa, held, ratio)
         return want.shape == got.shape and want.dtype == got.dtype and bool(np.array_equal(want, got))
 
@@ -280,10 +296,8 @@ class TradingEnv:
             obs = self._obs_table.take(self.t, axis=0)
             obs[:, self._m:] = self._position_block(self.pa, self.held, self.equity / self.trade_eq)
             return obs
-        from bot.analysis import features as F
-
         upnl_pct = np.where(self.pos != 0, (self.equity / self.trade_eq - 1.0) * 100.0, 0.0)
-        pf = F.position_features(self.pos, upnl_pct, np.where(self.pos != 0, self.held, 0))
+        pf = self.position_features(self.pos, upnl_pct, np.where(self.pos != 0, self.held, 0))
         return np.concatenate([self.data.features[self.t], pf], axis=1)
 
     # -- one step -------------------------------------------------------------------------------
@@ -298,8 +312,8 @@ class TradingEnv:
         else NaN), `stopped`, `episode_return` (growth of a finished episode, else NaN).
         """
         a = np.array(actions, dtype=np.int64).reshape(self.n_envs)   # a copy: it becomes the state
-        if a.view(np.uint64).max() >= self.n_actions:   # negative actions wrap to huge values
-            raise ValueError(f"actions must be in 0..{self.n_actions - 1} "
+        if a.view(np.uint64).max() >= self.n_positions:   # negative actions wrap to huge values
+            raise ValueError(f"actions must be in 0..{self.n_positions - 1} "
                              f"({'flat, long, short' if self.allow_short else 'flat, long; shorts are off'})")
         # Written for few numpy calls per step: state arrays are replaced, never edited in place
         # (except by a reset), so results can be handed out without copies.
@@ -307,7 +321,7 @@ class TradingEnv:
         if self._holds:  # action persistence: a young position cannot be changed by the agent
             a = np.where((old != 0) & (self.held < self.min_hold), old, a)
         change = a != old
-        row = t1 * 3
+        row = t1 * self._k
         lin = self._lin
         # 1. what the old position is worth closed at the next open (slippage and fee paid);
         #    the cash itself for a flat episode (qn = 0)
@@ -322,7 +336,7 @@ class TradingEnv:
             closing, opening = change & (old != 0), change & (a != 0)
             notional = np.abs(lin[0]) * exit_px
             fee_paid = (np.where(closing, self.fee * notional + notional * self.slip / (1.0 + self.slip), 0.0)
-                        + np.where(opening, self.fee * value + value * self.slip, 0.0))
+                        + np.where(opening, (self.fee * value + value * self.slip) * self._abs_side.take(a), 0.0))
             closed_pnl = np.where(closing, value - lin[3], np.nan)
             self.trades = self.trades + opening
         self._lin = np.where(change, new, lin)
@@ -331,10 +345,10 @@ class TradingEnv:
         stopped = self._no_stop
         if self.use_stops:
             if opening.any():
-                self._place_stops(opening, self._entry_px.take(row + a), _TARGETS64.take(a))
+                self._place_stops(opening, self._entry_px.take(row + a), np.sign(self.TARGETS.take(a)))
             stopped = self._check_stops(t1, fee_paid, closed_pnl)
         # 4. mark to market at the close of candle t+1
-        pos = _TARGETS64.take(self.pa)
+        pos = self.TARGETS.take(self.pa)
         lin = self._lin
         equity = np.maximum(lin[2] + lin[0] * self._close.take(t1), 1e-6)
         eq_before, peak_before = self.equity, self.peak
@@ -345,13 +359,13 @@ class TradingEnv:
             self.fees = self.fees + fee_paid
         if self._general_reward:
             reward = self.reward_system.compute(
-                eq_before, equity, validate=False, position_changes=self._changes.take(old * 3 + a),
+                eq_before, equity, validate=False, position_changes=self._changes.take(old * self._k + a),
                 drawdown_before=1.0 - eq_before / peak_before, drawdown_after=1.0 - equity / self.peak,
                 losing=(pos != 0) & (equity < self.trade_eq), closed_without_stop=change & (old != 0))
         else:  # the same formula as RewardSystem.compute, inlined: its call costs as much as the step
             reward = np.log(equity / eq_before)
             if self._penalise_changes:
-                reward = reward - self._change_penalty.take(old * 3 + a)
+                reward = reward - self._change_penalty.take(old * self._k + a)
         self._left -= 1
         ending = self._left <= 0 or equity.min() < RUIN_FRACTION   # episodes run in step: the first end is known
         terminated, truncated = (equity < RUIN_FRACTION, t1 >= self.end) if ending else (self._no_end, self._no_end)
@@ -372,7 +386,7 @@ class TradingEnv:
     def _check_stops(self, t1: np.ndarray, fee_paid: np.ndarray, closed_pnl: np.ndarray) -> np.ndarray:
         d = self.data
         o, hi, lo = d.open[t1], d.high[t1], d.low[t1]
-        side = _TARGETS64.take(self.pa)
+        side = np.sign(self.TARGETS.take(self.pa))
         sl, tp = self.stop_px, self.tp_px
         # A level can only be hit by a candle whose range leaves the band between the two levels;
         # for those few episodes the paper exchange's rule (`stop_exit`) says which, and at what price.

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["QNetwork"]
+__all__ = ["QNetwork", "EnsembleQ"]
 
 
 class QNetwork(nn.Module):
@@ -70,3 +70,18 @@ class QNetwork(nn.Module):
                 trunk = [d_z.t() @ x, d_z.sum(0)] + trunk
                 d_h = d_z @ w
             return loss, trunk + head
+
+
+class EnsembleQ(nn.Module):
+    """Several Q-networks as one: the mean of their Q-values (a seed ensemble in one checkpoint;
+    bot/agent/variants.py `EnsembleAgent.to_bot`). Learns through plain autograd only (the numpy
+    fast path covers the single dueling MLP)."""
+
+    def __init__(self, members: Sequence[nn.Module]) -> None:
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(x) for m in self.members]).mean(dim=0)

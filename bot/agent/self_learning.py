@@ -38,7 +38,7 @@ import torch
 
 from bot.agent.checkpoints import SHIPPED_MODEL, CheckpointStore, ExperienceLog
 from bot.agent.environment import MarketData, TradingEnv
-from bot.agent.network import QNetwork
+from bot.agent.network import EnsembleQ, QNetwork
 from bot.agent.numpy_learner import NumpyLearner
 from bot.errors import CheckpointError
 
@@ -223,6 +223,10 @@ class SelfLearningBot:
         cols = [self.feature_names.index(n) for n in ("pos_flat", "pos_long", "pos_short")
                 if n in self.feature_names]
         self._position_cols = cols if len(cols) == 3 else None
+        # how actions become positions: the environment it trains and is judged in, and (position
+        # levels, bot/agent/variants.py) the fraction of the equity each action holds
+        self.trade_env: type[TradingEnv] = TradingEnv
+        self.levels: tuple[float, ...] | None = None
         self.q = QNetwork(self.state_dim, self.n_actions, cfg.hidden)
         self.q_target = QNetwork(self.state_dim, self.n_actions, cfg.hidden)
         self.q_target.load_state_dict(self.q.state_dict())
@@ -281,7 +285,12 @@ class SelfLearningBot:
         best = q.argmax(axis=1)
         if self.config.switch_margin <= 0 or self._position_cols is None:
             return best
-        current = states[:, self._position_cols].argmax(axis=1)[:, None].clip(max=q.shape[1] - 1)
+        pos = states[:, self._position_cols]
+        if self.levels is None:
+            current = pos.argmax(axis=1)[:, None].clip(max=q.shape[1] - 1)
+        else:   # the columns hold the fraction held (variants.level_position_features)
+            held = pos[:, 1] - pos[:, 2]
+            current = np.abs(np.asarray(self.levels)[None, :] - held[:, None]).argmin(axis=1)[:, None]
         q_cur = np.take_along_axis(q, current, axis=1)[:, 0]
         keep = q.max(axis=1) - q_cur < self.config.switch_margin
         return np.where(keep, current[:, 0], best)
@@ -373,9 +382,10 @@ class SelfLearningBot:
 
     # -- offline training on candles ------------------------------------------------------------
     def make_env(self, frames: pd.DataFrame | Sequence[pd.DataFrame] | MarketData, *,
-                 env_class: type[TradingEnv] = TradingEnv, **options: Any) -> TradingEnv:
+                 env_class: type[TradingEnv] | None = None, **options: Any) -> TradingEnv:
         """A training environment over `frames` with this agent's settings (`env_class`: a
-        TradingEnv or a subclass of it, such as another reward's)."""
+        TradingEnv or a subclass of it, such as another reward's; default `trade_env`)."""
+        env_class = env_class or self.trade_env
         data = frames if isinstance(frames, MarketData) else MarketData.from_frames(
             frames, settings=self.settings)
         if "reward" not in options:
@@ -527,6 +537,8 @@ class SelfLearningBot:
             "config_hash": self.config_hash(),
             "rng": json.dumps(self.rng.bit_generator.state), "meta": json.dumps(self.meta, default=str),
         }
+        if isinstance(self.q, EnsembleQ):   # a seed ensemble: the members' networks, their Q-values averaged
+            payload["ensemble"] = len(self.q.members)
         return self.store.save(payload, self.env_steps, path=path)
 
     def load(self, path: str | Path | None = None) -> Path:
@@ -548,8 +560,14 @@ class SelfLearningBot:
         cfg = payload["config"]
         cfg["hidden"] = tuple(cfg["hidden"])
         self.config = DQNConfig(**cfg)
-        self.q = QNetwork(self.state_dim, self.n_actions, self.config.hidden)
-        self.q_target = QNetwork(self.state_dim, self.n_actions, self.config.hidden)
+        members = int(payload.get("ensemble", 0))
+        if members:
+            self.config = self.config.replace(learner="autograd")   # the numpy fast path is for one network
+            self.q, self.q_target = (EnsembleQ([QNetwork(self.state_dim, self.n_actions, self.config.hidden)
+                                                for _ in range(members)]) for _ in range(2))
+        else:
+            self.q = QNetwork(self.state_dim, self.n_actions, self.config.hidden)
+            self.q_target = QNetwork(self.state_dim, self.n_actions, self.config.hidden)
         try:
             self.q.load_state_dict(payload["q"])
             self.q_target.load_state_dict(payload["q_target"])

@@ -54,6 +54,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a DQN setting for every variant, e.g. --option min_hold=12 (repeatable)")
     p.add_argument("--out", default="reports/research", help="folder for JSON, tables and PNG (default: reports/research)")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG")
+    p.add_argument("--merge-into", default=None, metavar="RESEARCH_JSON",
+                   help="also add this run's designs to an earlier record (same seeds, folds and splits; a design "
+                        "in both is replaced), choose the default again on the merged validation spans and rewrite "
+                        "that record's JSON and tables (its PNG is left as it is)")
     p.add_argument("--make-model", action="store_true",
                    help="train the default named in --record on all shipped BTC hourly candles and save it to --model")
     p.add_argument("--record", default="docs/research/research.json",
@@ -151,4 +155,32 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     out = out if out.is_absolute() else PROJECT_ROOT / out
     for kind, path in report.write(out, plot=not args.no_plot).items():
         print(f"{kind}: {path}")
+    if args.merge_into:
+        return _merge(report, Path(args.merge_into))
+    return 0
+
+
+def _merge(report: Any, target: Path) -> int:
+    import sys
+
+    from bot.atomic import atomic_write_text
+    from bot.research.protocol_report import _plain, from_json, merge_records
+    from bot.research.walk_forward import _finite
+    from config import PROJECT_ROOT
+
+    target = target if target.is_absolute() else PROJECT_ROOT / target
+    if not target.is_file():
+        print(f"--merge-into {target}: no research record there")
+        return 2
+    new = json.loads(json.dumps(_finite(report.to_json()), default=_plain))
+    command = "python -m bot " + " ".join(sys.argv[1:])
+    try:
+        merged = merge_records(json.loads(target.read_text()), new, command)
+    except ValueError as exc:
+        print(f"--merge-into {target}: {exc}")
+        return 2
+    atomic_write_text(target, json.dumps(merged, indent=1))
+    rep = from_json(merged)
+    atomic_write_text(target.with_suffix(".md"), rep.tables() + "\n")
+    print(f"merged into {target} (default now {merged['default']})")
     return 0

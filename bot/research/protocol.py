@@ -28,7 +28,7 @@ import pandas as pd
 from bot.research.walk_forward import Curve, Fold, evaluate_window
 
 __all__ = ["DataSet", "Split", "Job", "plan_splits", "training_frames", "run_job", "until_ms", "job_list",
-           "analyst_curves", "baseline_curves", "market_data", "THREAD_VARIABLES"]
+           "analyst_curves", "baseline_curves", "market_data", "THREAD_VARIABLES", "Proposals", "analyst_positions", "proposal_curves"]
 
 # thread counts fixed in every worker (set before the worker imports numpy / torch): the same
 # arithmetic in the same order on any machine of the same kind
@@ -105,12 +105,53 @@ def training_frames(ds: DataSet, split: Split) -> list[pd.DataFrame]:
     return [own] + [f for f in pooled if len(f) > 0]
 
 
-def market_data(frames: Any, settings: Any, timeframes: bool) -> Any:
+def market_data(frames: Any, settings: Any, timeframes: bool, proposals: Any = None) -> Any:
+    """The environment's data over `frames`; `proposals(frame) -> sides` adds a rule strategy's
+    proposals for the trade filter (bot/agent/variants.py's `with_proposals`)."""
     from bot.agent.environment import MarketData
     if timeframes:
         from bot.agent.timeframes import with_timeframes
         return with_timeframes(frames, settings=settings)
-    return MarketData.from_frames(frames, settings=settings)
+    data = MarketData.from_frames(frames, settings=settings)
+    if proposals is not None:
+        from bot.agent.variants import with_proposals
+        parts = [frames] if isinstance(frames, pd.DataFrame) else list(frames)
+        data = with_proposals(data, np.concatenate([proposals(f) for f in parts]))
+    return data
+
+
+@dataclass(frozen=True)
+class Proposals:
+    """What a trade filter is offered, candle by candle: the SMA fast/slow cross's long/flat wish
+    (bot/strategies/sma.py's `sma`, computed on each frame: closes up to the candle only), or the
+    analyst's positions from one engine run over the data set (`analyst`: side by open time; an
+    engine run decides each candle from the candles before it)."""
+
+    source: str
+    sma: tuple[int, int] = (20, 100)
+    analyst: pd.Series | None = None
+
+    def __call__(self, frame: pd.DataFrame) -> np.ndarray:
+        if self.source == "sma":
+            from bot.strategies.sma import sma
+            close = frame["close"].to_numpy(np.float64)
+            fast, slow = sma(close, self.sma[0]), sma(close, self.sma[1])
+            with np.errstate(invalid="ignore"):
+                return np.where(np.isfinite(slow) & (fast > slow), 1.0, 0.0)
+        if self.source == "analyst" and self.analyst is not None:
+            return self.analyst.reindex(frame.index).fillna(0.0).to_numpy(np.float64)
+        raise ValueError(f"no proposals from {self.source!r}")
+
+
+def analyst_positions(ds: DataSet, settings: Any) -> pd.Series:
+    """The analyst's position (-1, 0, +1) at each candle's close, from one engine run over the
+    whole set (its own rules, stops and reviews; the engine decides on closed candles only)."""
+    from bot.research.backtest import engine_backtest
+    from bot.strategies.analyst import AnalystStrategy
+
+    s = settings.replace(EXCHANGE_CATEGORY="linear")
+    res = engine_backtest(s, AnalystStrategy(s), ds.frame, symbol=ds.symbol, interval=ds.interval, start=0)
+    return pd.Series(np.sign(np.asarray(res.position, np.float64)), index=ds.frame.index)
 
 
 @dataclass(frozen=True)
@@ -128,20 +169,29 @@ class Job:
     evals_per_fold: int = 10
     sma: tuple[int, int] = (20, 100)
     config: dict[str, Any] = field(default_factory=dict)
+    proposals: Proposals | None = None      # the trade filter's proposer (filter variants)
 
 
 def job_list(datasets: list[DataSet], variants: list[str], seeds: list[int], *, settings: Any,
-             splits: dict[str, list[Split]], steps: dict[str, tuple[int, int]], **options: Any) -> list[Job]:
+             splits: dict[str, list[Split]], steps: dict[str, tuple[int, int]],
+             analyst: dict[str, pd.Series] | None = None, **options: Any) -> list[Job]:
     """Every (data set, variant, seed) job; variants that cannot run on a set (multi-timeframe
-    on daily candles) are left out."""
+    or the analyst's filter on daily candles) are left out. `analyst`: per set, the analyst's
+    positions (`analyst_positions`) the analyst's trade filter needs."""
     from bot.agent.variants import VARIANTS
     jobs = []
     for ds in datasets:
         for v in variants:
-            if VARIANTS[v].timeframes and not ds.hourly:
+            var = VARIANTS[v]
+            if var.hourly_only and not ds.hourly:
                 continue
+            prop = None
+            if var.proposals == "analyst":
+                prop = Proposals("analyst", analyst=(analyst or {})[ds.name])
+            elif var.proposals:
+                prop = Proposals(var.proposals, sma=options.get("sma", (20, 100)))
             for s in seeds:
-                jobs.append(Job(ds, v, s, settings, tuple(splits[ds.name]), *steps[ds.name], **options))
+                jobs.append(Job(ds, v, s, settings, tuple(splits[ds.name]), *steps[ds.name], proposals=prop, **options))
     return jobs
 
 
@@ -164,7 +214,18 @@ def make_agent(job: Job, train_frames: list[pd.DataFrame] | None = None) -> tupl
         from bot.agent.timeframes import timeframe_feature_names
         names = (list(Fe.market_feature_names(settings.STATE_WINDOW)) + timeframe_feature_names()
                  + list(Fe.position_feature_names()))
-    return SelfLearningBot(settings, config=cfg, feature_names=names), settings
+    n_actions = None
+    if v.proposals:
+        from bot.agent.variants import PROPOSAL_FEATURES, FilterEnv
+        names = (list(Fe.market_feature_names(settings.STATE_WINDOW)) + list(PROPOSAL_FEATURES)
+                 + list(Fe.position_feature_names()))
+        n_actions = len(FilterEnv.FRACTIONS)
+    elif v.levels:
+        n_actions = len(v.levels)
+    agent = SelfLearningBot(settings, config=cfg, feature_names=names, n_actions=n_actions)
+    agent.trade_env = v.trade_env()
+    agent.levels = v.levels if v.levels and not v.proposals else None
+    return agent, settings
 
 
 def run_job(job: Job) -> dict[str, Any]:
@@ -181,12 +242,12 @@ def run_job(job: Job) -> dict[str, Any]:
     agent, settings = make_agent(job)
     ds = job.dataset
     times = ds.frame.index.to_numpy(np.int64)
-    full = market_data(ds.frame, settings, v.timeframes)
+    full = market_data(ds.frame, settings, v.timeframes, job.proposals)
     folds = []
     for sp in job.splits:
         steps = job.steps_first if sp.fold == 1 else job.steps_per_fold
-        train = market_data(training_frames(ds, sp), settings, v.timeframes)
-        seen = market_data(ds.frame.iloc[: sp.test_start], settings, v.timeframes)   # ends with the validation span
+        train = market_data(training_frames(ds, sp), settings, v.timeframes, job.proposals)
+        seen = market_data(ds.frame.iloc[: sp.test_start], settings, v.timeframes, job.proposals)   # ends with the validation span
         n_val = sp.test_start - sp.val_start
         evaluate = lambda a, d=seen, n=n_val: greedy_return(a, d, candles=n)  # noqa: E731
         env = agent.make_env(train, env_class=v.env_class())
@@ -226,7 +287,7 @@ def analyst_curves(ds: DataSet, splits: list[Split], settings: Any) -> dict[str,
     """The analyst's positions (from one engine run over the spans) replayed at full size through the
     same simulator as the agent, on every validation and test span; None on daily candles
     (the analyst refuses them: it needs 4 h setups under a daily trend)."""
-    from bot.agent.environment import MarketData, target_to_action
+    from bot.agent.environment import target_to_action
     from bot.research.backtest import engine_backtest
     from bot.strategies.analyst import AnalystStrategy
 
@@ -237,32 +298,31 @@ def analyst_curves(ds: DataSet, splits: list[Split], settings: Any) -> dict[str,
     res = engine_backtest(s, AnalystStrategy(s), ds.frame, symbol=ds.symbol, interval=ds.interval, start=start)
     actions = np.zeros(len(ds.frame), np.int64)
     actions[start:] = target_to_action(np.asarray(res.position, np.int64))
+    return _replay_spans(ds, splits, s, actions, "analyst")
+
+
+def proposal_curves(ds: DataSet, splits: list[Split], settings: Any, sides: pd.Series) -> dict[str, list[Curve]]:
+    """The proposals a trade filter sees (`analyst_positions`), every one taken at full size."""
+    from bot.agent.environment import target_to_action
+    s = settings.replace(EXCHANGE_CATEGORY="linear")
+    actions = target_to_action(sides.to_numpy(np.int64))
+    return _replay_spans(ds, splits, s, np.asarray(actions, np.int64), "analyst_proposals")
+
+
+def _replay_spans(ds: DataSet, splits: list[Split], s: Any, actions: np.ndarray, name: str) -> dict[str, list[Curve]]:
+    from bot.agent.environment import MarketData
     full = MarketData.from_frames(ds.frame, settings=s)
     times = ds.frame.index.to_numpy(np.int64)
     out: dict[str, list[Curve]] = {"val": [], "test": []}
     for sp in splits:
         for span, fold in (("val", sp.val_fold(times)), ("test", sp.test_fold())):
-            out[span].append(replay_actions(full, fold, s, actions, "analyst"))
+            out[span].append(replay_actions(full, fold, s, actions, name))
     return out
 
 
 def replay_actions(data: Any, fold: Fold, settings: Any, actions: np.ndarray, name: str) -> Curve:
     """Trade a fold by a precomputed action per candle (decided at its close, filled at the next open)."""
     from bot.agent.environment import TradingEnv
+    from bot.research.walk_forward import play_curve
     env = TradingEnv(data, settings=settings, n_envs=1, allow_short=True)
-    start, end = fold.test_start - 1, fold.test_end
-    env.reset(starts=np.array([start]), ends=np.array([end]))
-    eq, pos, pnls, fees = [1.0], [], [], 0.0
-    for t in range(start, end):
-        _, _, term, trunc, info = env.step(actions[t: t + 1])
-        eq.append(float(info["equity"][0]))
-        pos.append(bool(info["position"][0] != 0))
-        fees += float(info["fee"][0])
-        if np.isfinite(info["closed_pnl"][0]):
-            pnls.append(float(info["closed_pnl"][0]))
-        if term[0] or trunc[0]:
-            if info["position"][0] != 0:
-                pnls.append(float(info["equity"][0] - info["trade_equity"][0]))
-            break
-    return Curve(name, np.asarray(eq), data.time_ms[start: start + len(eq)], pnls, fees, np.asarray(pos))
-
+    return play_curve(env, fold, lambda state, t: actions[t: t + 1], name)

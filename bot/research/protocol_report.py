@@ -17,7 +17,11 @@ import pandas as pd
 from bot.atomic import atomic_write_png, atomic_write_text
 from bot.research.walk_forward import Curve, _chain, _finite, _iso, summarize
 
-__all__ = ["ResearchReport", "aggregate", "choose_default", "METRICS", "record_of", "from_json"]
+__all__ = ["ResearchReport", "aggregate", "choose_default", "METRICS", "record_of", "from_json", "BASELINES",
+           "servable_candidates", "merge_records"]
+
+# one curve each, no seeds: buy-and-hold, the SMA cross, the analyst, the proposals its trade filter sees
+BASELINES = ("buy_and_hold", "sma_cross", "analyst", "analyst_proposals")
 
 # (key, label, worst is the lowest?)
 METRICS = (("return_pct", "return %", True), ("sharpe", "Sharpe", True), ("max_drawdown_pct", "max DD %", False),
@@ -40,12 +44,80 @@ def aggregate(curves: dict[str, dict[int, dict[str, list[Curve]]]], *, interval:
     (test and validation, folds glued) and the test stats over seeds."""
     out: dict[str, dict[str, Any]] = {}
     for name, by_seed in curves.items():
-        trials = n_trials if len(by_seed) > 1 or name not in ("buy_and_hold", "sma_cross", "analyst") else 1
+        trials = n_trials if len(by_seed) > 1 or name not in BASELINES else 1
         rows = {span: {seed: summarize(_chain(c[span]), interval=interval, balance=balance, n_trials=trials)
                        for seed, c in by_seed.items()} for span in ("test", "val")}
         out[name] = {"test": _stats(list(rows["test"].values())), "val": _stats(list(rows["val"].values())),
                      "per_seed": rows}
     return out
+
+
+def servable_candidates(names: list[str]) -> list[str]:
+    """The designs the live strategy can run, and their seed ensembles (one checkpoint, `EnsembleQ`)."""
+    from bot.agent.variants import ENSEMBLE_SUFFIX, VARIANTS
+    out = []
+    for name in names:
+        base = name[: -len(ENSEMBLE_SUFFIX)] if name.endswith(ENSEMBLE_SUFFIX) else name
+        if base in VARIANTS and VARIANTS[base].servable:
+            out.append(name)
+    return out
+
+
+def merge_records(old: dict[str, Any], new: dict[str, Any], command: str) -> dict[str, Any]:
+    """A research record with a later run's designs added (or replaced: a design in both is taken
+    from the new run). Both runs must share seeds, folds and, per common data set, the splits;
+    the baselines must agree (they are the same windows), else ValueError. Each row keeps the
+    deflated Sharpe of its own run (its trial count); the default is chosen again on the merged
+    validation spans among the servable designs and their ensembles."""
+    for key in ("seed_list", "folds", "fee_rate", "slippage_bps", "sma", "n_envs", "evals_per_fold"):
+        if old["settings"].get(key) != new["settings"].get(key):
+            raise ValueError(f"the runs differ in {key}: {old['settings'].get(key)} vs {new['settings'].get(key)}")
+    merged = json.loads(json.dumps(old))
+    for name, ds in new["datasets"].items():
+        if name not in merged["datasets"]:
+            merged["datasets"][name] = ds
+            continue
+        mine = merged["datasets"][name]
+        if [s["test_start"] for s in mine["splits"]] != [s["test_start"] for s in ds["splits"]] or \
+                mine["steps"] != ds["steps"]:
+            raise ValueError(f"{name}: the runs' splits or training steps differ")
+        for base in ("buy_and_hold", "sma_cross"):
+            if mine["results"][base]["test"] != ds["results"][base]["test"]:
+                raise ValueError(f"{name}: {base} differs between the runs: not the same candles")
+        for strat, agg in ds["results"].items():
+            if strat not in ("buy_and_hold", "sma_cross", "analyst"):
+                mine["results"][strat] = agg
+        if "default_records" in mine:
+            mine.setdefault("candidate_records", {}).setdefault(old["default"], mine["default_records"])
+        if "default_records" in ds:
+            mine.setdefault("candidate_records", {})[new["default"]] = ds["default_records"]
+        for strat, rec in ds.get("candidate_records", {}).items():
+            mine.setdefault("candidate_records", {})[strat] = rec
+        for strat, rec in ds.get("baseline_records", {}).items():
+            mine.setdefault("baseline_records", {}).setdefault(strat, rec)
+    st = merged["settings"]
+    for key in ("variants", "ensembles"):
+        st[key] = list(dict.fromkeys(st.get(key, []) + new["settings"].get(key, [])))
+    st["variant_descriptions"] = {**st.get("variant_descriptions", {}), **new["settings"].get("variant_descriptions", {})}
+    st["n_trials"] = len(st["variants"]) + len(st["ensembles"])
+    st.setdefault("runs", [{"command": old.get("command", ""), "n_trials": old["settings"].get("n_trials")}])
+    st["runs"].append({"command": command, "n_trials": new["settings"].get("n_trials"),
+                       "variants": new["settings"].get("variants"), "ensembles": new["settings"].get("ensembles")})
+    hourly = [n for n, d in merged["datasets"].items() if d["interval"] == "60"]
+    scored = {n: d["results"] for n, d in merged["datasets"].items()}
+    names = st["variants"] + st["ensembles"]
+    cands = servable_candidates(names)
+    st["servable_default_candidates"] = cands
+    merged["default"], _ = choose_default(scored, cands, hourly)
+    _, merged["selection"] = choose_default(scored, names, hourly)
+    for d in merged["datasets"].values():
+        recs = d.get("candidate_records", {})
+        if merged["default"] in recs:
+            d["default_records"] = recs[merged["default"]]
+        else:
+            d.pop("default_records", None)   # another design's curves: not the chosen one's
+    merged["command"] = old.get("command", "")
+    return merged
 
 
 def choose_default(per_set: dict[str, dict[str, dict[str, Any]]], candidates: list[str],
@@ -106,7 +178,7 @@ class ResearchReport:
         return "\n\n".join([self.table(n) for n in self.datasets]
                            + [f"Default chosen on validation spans only: **{self.default}** "
                               f"(mean validation Sharpe over seeds on {self.settings.get('judged_on', 'all sets')}: "
-                              f"{sel}; only single-network variants the live strategy runs can be the default)"])
+                              f"{sel}; only designs the live strategy runs, or their seed ensembles, can be the default)"])
 
     def goal_check(self) -> str:
         """Issue 14's goal for the default, set by set: mean Sharpe above buy-and-hold's and the

@@ -19,14 +19,22 @@ from bot.research.protocol import (
     DataSet,
     Job,
     analyst_curves,
+    analyst_positions,
     baseline_curves,
     job_list,
     make_agent,
     market_data,
     plan_splits,
+    proposal_curves,
     run_job,
 )
-from bot.research.protocol_report import ResearchReport, aggregate, choose_default, record_of
+from bot.research.protocol_report import (
+    ResearchReport,
+    aggregate,
+    choose_default,
+    record_of,
+    servable_candidates,
+)
 from bot.research.walk_forward import Curve, _chain, _iso, evaluate_window
 
 __all__ = ["run_research", "local_map", "ENSEMBLE_SIZE"]
@@ -70,7 +78,7 @@ def _ensembles(results: list[dict[str, Any]], ds: DataSet, variant: str, jobs: d
     v = VARIANTS[variant]
     job = jobs[(ds.name, variant, seeds[0])]
     agent0, settings = make_agent(job)
-    full = market_data(ds.frame, settings, v.timeframes)
+    full = market_data(ds.frame, settings, v.timeframes, job.proposals)
     times = ds.frame.index.to_numpy(np.int64)
     out: dict[int, dict[str, list[Curve]]] = {}
     for i, seed in enumerate(seeds):
@@ -116,8 +124,15 @@ def run_research(datasets: list[DataSet], *, settings: Any, variants: list[str],
     splits = {ds.name: plan_splits(ds.frame.index.to_numpy(np.int64), ds.train_until, folds, min_train=min_train)
               for ds in datasets}
     step_of = {ds.name: steps(ds) for ds in datasets}
+    analyst: dict[str, Any] = {}
+    if any(VARIANTS[v].proposals == "analyst" for v in variants):
+        for ds in datasets:
+            if ds.hourly:
+                if progress:
+                    print(f"{ds.name}: the analyst's proposals (one engine run over all its candles)", flush=True)
+                analyst[ds.name] = analyst_positions(ds, settings)
     jobs = job_list(datasets, variants, seeds, settings=settings, splits=splits, steps=step_of, n_envs=n_envs,
-                    evals_per_fold=evals_per_fold, sma=sma, config=dict(config or {}))
+                    evals_per_fold=evals_per_fold, sma=sma, config=dict(config or {}), analyst=analyst)
     by_key = {(j.dataset.name, j.variant, j.seed): j for j in jobs}
     mapper = map_jobs or local_map(workers)
     results: list[dict[str, Any]] = []
@@ -153,6 +168,8 @@ def run_research(datasets: list[DataSet], *, settings: Any, variants: list[str],
             an = analyst_curves(ds, splits[ds.name], settings)
             if an is not None:
                 curves["analyst"] = {0: an}
+        if ds.name in analyst:   # what the analyst's trade filter is offered, all taken: its unfiltered twin
+            curves["analyst_proposals"] = {0: proposal_curves(ds, splits[ds.name], settings, analyst[ds.name])}
         agg = aggregate(curves, interval=ds.interval, balance=balance, n_trials=n_trials)
         test_span = (f"{_iso(splits[ds.name][0].test_start_ms)[:10]} .. {_iso(splits[ds.name][-1].test_end_ms)[:10]}")
         per_set[ds.name] = {"symbol": ds.symbol, "interval": ds.interval, "train_until": ds.train_until,
@@ -164,20 +181,24 @@ def run_research(datasets: list[DataSet], *, settings: Any, variants: list[str],
                             "results": agg, "curves": curves}
         all_curves[ds.name] = {name: {seed: _chain(c["test"]) for seed, c in by_seed.items()}
                                for name, by_seed in curves.items()}
-    candidates = [v for v in variants if VARIANTS[v].servable]
+    # an ensemble ships as one checkpoint (EnsembleQ), so a servable design's ensemble can be chosen too
+    candidates = servable_candidates(list(variants) + [v + ENSEMBLE_SUFFIX for v in ens_names])
     scored = {name: {k: v for k, v in d["results"].items()} for name, d in per_set.items()}
     hourly = [ds.name for ds in datasets if ds.hourly]
-    default, _ = choose_default(scored, candidates or variants, hourly)
+    default, _ = choose_default(scored, candidates or list(variants), hourly)
     _, selection = choose_default(scored, list(variants) + [v + ENSEMBLE_SUFFIX for v in ens_names], hourly)
     for d in per_set.values():
         curves = d.pop("curves")
         if default in curves:
             d["default_records"] = {str(seed): record_of(_chain(c["test"])) for seed, c in curves[default].items()}
+        if d["interval"] == "60":   # the other candidates' curves too: a later run may choose one (merge_records)
+            d["candidate_records"] = {name: {str(seed): record_of(_chain(c["test"])) for seed, c in curves[name].items()}
+                                      for name in candidates if name in curves and name != default}
         for strat in ("buy_and_hold", "sma_cross", "analyst"):
             if strat in curves:
                 d.setdefault("baseline_records", {})[strat] = record_of(_chain(curves[strat][0]["test"]))
     report_settings = {"variants": variants, "ensembles": [v + ENSEMBLE_SUFFIX for v in ens_names],
-                       "ensemble_size": ENSEMBLE_SIZE, "seeds": len(seeds), "seed_list": seeds, "folds": folds,
+                       "ensemble_size": min(ENSEMBLE_SIZE, len(seeds)), "seeds": len(seeds), "seed_list": seeds, "folds": folds,
                        "n_envs": n_envs, "evals_per_fold": evals_per_fold, "sma": list(sma),
                        "fee_rate": settings.FEE_RATE, "slippage_bps": settings.SLIPPAGE_BPS, "n_trials": n_trials,
                        "servable_default_candidates": candidates, "learner": (config or {}).get("learner", "autograd"),

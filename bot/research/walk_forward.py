@@ -31,7 +31,7 @@ from bot.analysis.metrics import deflated_sharpe, log_returns, performance
 from bot.atomic import atomic_write_png, atomic_write_text
 
 __all__ = ["Fold", "Curve", "WalkForwardReport", "make_folds", "evaluate_window", "walk_forward", "greedy_return",
-           "sma_actions", "record_trial", "STRATEGY_NAMES"]
+           "sma_actions", "record_trial", "STRATEGY_NAMES", "play_curve"]
 
 STRATEGY_NAMES = ("agent", "buy_and_hold", "sma_cross")
 
@@ -83,7 +83,14 @@ def evaluate_window(data: MarketData, fold: Fold, *, settings: Any, agent: Any |
                     sma: tuple[int, int] = (20, 100), min_hold: int = 0) -> dict[str, Curve]:
     """Trade one test window with the agent (greedy), buy-and-hold and the SMA crossover.
 
-    The three run side by side as three episodes of one environment: same fills, same fees."""
+    The three run side by side as three episodes of one environment: same fills, same fees.
+    An agent whose actions mean something else (`agent.trade_env`: position levels, a trade
+    filter) trades its own environment over the same candles, with the same fills and fees."""
+    env_class = getattr(agent, "trade_env", TradingEnv)
+    if agent is not None and env_class is not TradingEnv:
+        curves = evaluate_window(data, fold, settings=settings, agent=None, sma=sma)
+        curves["agent"] = _agent_alone(env_class, data, fold, settings, agent, min_hold)
+        return curves
     # the agent's min_hold binds the agent only; the baselines trade on their own signals
     env = TradingEnv(data, settings=settings, n_envs=3, use_stops=False, min_hold=np.array([min_hold, 0, 0]),
                      allow_short=None if agent is None else agent.n_actions == 3)
@@ -116,14 +123,40 @@ def evaluate_window(data: MarketData, fold: Fold, *, settings: Any, agent: Any |
             for j, name in enumerate(STRATEGY_NAMES)}
 
 
+def play_curve(env: TradingEnv, fold: Fold, choose: Callable[[np.ndarray, int], Any], name: str) -> Curve:
+    """One episode of `env` (n_envs=1) over a fold, `choose(state, t)` giving the action decided at
+    candle t's close (filled at the next open); its equity curve, trade P&Ls and fees."""
+    start, end = fold.test_start - 1, fold.test_end
+    state = env.reset(starts=np.array([start]), ends=np.array([end]))
+    eq, pos, pnls, fees = [1.0], [], [], 0.0
+    for t in range(start, end):
+        state, _, term, trunc, info = env.step(np.atleast_1d(choose(state, t)))
+        eq.append(float(info["equity"][0]))
+        pos.append(bool(info["position"][0] != 0))
+        fees += float(info["fee"][0])
+        if np.isfinite(info["closed_pnl"][0]):
+            pnls.append(float(info["closed_pnl"][0]))
+        if term[0] or trunc[0]:
+            if info["position"][0] != 0:
+                pnls.append(float(info["equity"][0] - info["trade_equity"][0]))
+            break
+    return Curve(name, np.asarray(eq), env.data.time_ms[start: start + len(eq)], pnls, fees, np.asarray(pos))
+
+
+def _agent_alone(env_class: Any, data: MarketData, fold: Fold, settings: Any, agent: Any, min_hold: int) -> Curve:
+    """The agent's curve over a fold in its own environment."""
+    env = env_class(data, settings=settings, n_envs=1, use_stops=False, min_hold=min_hold)
+    return play_curve(env, fold, lambda state, t: agent.act(state[0], epsilon=0.0), "agent")
+
+
 def greedy_return(agent: Any, data: MarketData, *, candles: int = 2_048, chunks: int = 16) -> float:
     """Mean growth of the greedy agent over the last `candles` of `data`, cut into `chunks`
     episodes run side by side: the "eval" figure of the training progress bar (in sample)."""
     first, last = data.segments[-1]
     length = max(min(candles, last - first) // chunks, 1)
     starts = np.maximum(last - length * (np.arange(chunks)[::-1] + 1), first)
-    env = TradingEnv(data, settings=agent.settings, n_envs=chunks, min_hold=agent.config.min_hold,
-                     allow_short=agent.n_actions == 3)
+    env = getattr(agent, "trade_env", TradingEnv)(data, settings=agent.settings, n_envs=chunks,
+                                                  min_hold=agent.config.min_hold, allow_short=agent.n_actions == 3)
     state = env.reset(starts=starts, ends=starts + length)
     for _ in range(length):
         state, _, term, trunc, info = env.step(agent.act(state, epsilon=0.0))

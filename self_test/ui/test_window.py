@@ -353,7 +353,8 @@ def test_paper_session_trades_draws_and_stops_without_freezing(display: str, ope
                    f"the {tab} chart to be drawn")
         pump_for(root, 1.0)
         if tab in ("Equity", "P&L", "Price"):  # the learner may not have stepped yet: Training can be empty
-            assert ctl.renderer.has_data.get(tab), f"the {tab} chart was drawn without data"
+            # P&L needs a closed trade: the shipped ensemble holds its positions longer than one second of replay
+            pump_until(root, lambda t=tab: ctl.renderer.has_data.get(t), 60, f"the {tab} chart to be drawn with data")
     assert ctl.engine.snapshot().last_candle_ms > candles_before, "the replay did not advance"
     assert ctl.renderer.frames >= frames_before + 4, "the visible charts were not redrawn"
     longest, beats = ctl.stall.longest_ms, ctl.stall.beats
