@@ -83,6 +83,22 @@ class _NumpyQ:
         return (z @ self.w_v + self.b_v) + adv - adv.mean(axis=1, keepdims=True)
 
 
+class _NumpyEnsembleQ:
+    """`_NumpyQ` for a seed ensemble (`EnsembleQ`): the members' Q-values averaged, as its torch
+    forward does; the same `sure` guard hands near ties to torch."""
+
+    def __init__(self, net: Any) -> None:
+        self.net = net
+        self.members = [_NumpyQ(m) for m in net.members]
+
+    def __call__(self, states: np.ndarray) -> np.ndarray:
+        return np.mean([m(states) for m in self.members], axis=0)
+
+
+def _numpy_q(net: Any) -> _NumpyQ | _NumpyEnsembleQ:
+    return _NumpyEnsembleQ(net) if hasattr(net, "members") else _NumpyQ(net)
+
+
 def _sure(q: np.ndarray, current: int, margin: float) -> bool:
     """Whether the greedy choice from `q` (masked; `current`: the held position's action or -1)
     is beyond any float32 rounding: the best leads the next by more than a tolerance, and the
@@ -349,7 +365,7 @@ class DQNStrategy:
         if fast is not None and not agent.training:
             if fast is False or fast.net is not agent.q:
                 try:
-                    fast = self._fast_q = _NumpyQ(agent.q)
+                    fast = self._fast_q = _numpy_q(agent.q)
                 except (TypeError, AttributeError):   # another network: torch it is, from now on
                     self._fast_q = None
                     return agent.q_values(states)

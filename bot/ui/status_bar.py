@@ -66,7 +66,12 @@ class StatusBar(tk.Frame):
 
     def update_from(self, snap: EngineSnapshot, *, running: bool) -> None:
         conn = snap.connection if running else "-"
-        self.cache.set(self.values["connection"], text=conn, foreground=_CONNECTION_COLOURS.get(conn, GREY))
+        colour = _CONNECTION_COLOURS.get(conn, GREY)
+        if running and snap.account_stream:   # live: the private streams (fills, positions, wallet) too
+            if snap.account_stream != Connection.CONNECTED and colour == GREEN:
+                colour = AMBER
+            conn = f"{conn} · account {snap.account_stream}"
+        self.cache.set(self.values["connection"], text=conn, foreground=colour)
         self.set_mode(snap.mode)
         state = snap.status
         if snap.circuit in ("open", "tripped") and state == EngineStatus.RUNNING:

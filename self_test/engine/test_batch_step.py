@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from bot.agent.checkpoints import SHIPPED_MODEL
 from bot.agent.self_learning import SelfLearningBot
 from bot.engine.candle_frames import CandleFrames
 from bot.engine.components import GivenParts, build_components
@@ -140,13 +141,15 @@ def test_the_agent_reads_the_engines_arrays_and_no_frame_is_built(dqn, btc_hourl
     assert "60" in frames and len(frames) == 1 and list(frames) == ["60"]
 
 
-def test_the_numpy_forward_pass_decides_as_torch_and_defers_to_it_near_a_tie(tmp_path, btc_hourly):
-    """A non-learning agent decides from a NumPy copy of its network; each decision equals the
-    torch network's, and a choice within float rounding of a tie is left to torch."""
+@pytest.mark.parametrize("model", ["single", "shipped"])
+def test_the_numpy_forward_pass_decides_as_torch_and_defers_to_it_near_a_tie(tmp_path, btc_hourly, model):
+    """A non-learning agent decides from a NumPy copy of its network (a single net, or the shipped
+    default, a seed ensemble: its members' mean); each decision equals the torch network's, and a
+    choice within float rounding of a tie is left to torch."""
     from bot.strategies.dqn import _sure
     s = make_settings(tmp_path, CANDLE_INTERVAL="60", STRATEGY="dqn", TRAINING_ENABLED=False)
     agent = SelfLearningBot(s)
-    agent.load(FIXTURES / "dqn_golden.pt")
+    agent.load(FIXTURES / "dqn_golden.pt" if model == "single" else SHIPPED_MODEL)
     agent.training = False
     fast, slow = DQNStrategy(s, agent=agent), DQNStrategy(s, agent=agent)
     slow._fast_q = None

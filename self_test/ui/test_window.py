@@ -579,3 +579,26 @@ def test_the_status_bar_shows_the_bybit_stream_down_and_back(display: str, open_
                 shutil.copy(tmp_path / "ui_stream_down.png", os.environ["UI_STREAM_SCREENSHOT"])
         pump_until(root, lambda: conn.cget("text") == "Connected", 30, "Connected again")
         close_window(ctl)
+
+
+def test_the_status_bar_shows_the_private_stream_of_a_live_session(display: str) -> None:
+    """Live: the account stream (fills, positions, wallet) beside the market's; down = amber."""
+    import tkinter as tk
+
+    from bot.engine.snapshot import EngineSnapshot
+    from bot.ui.status_bar import StatusBar
+
+    root = tk.Tk()
+    try:
+        bar = StatusBar(root)
+        bar.pack()
+        conn = bar.values["connection"]
+        bar.update_from(EngineSnapshot(mode="LIVE", connection="Connected", account_stream="Connected"), running=True)
+        assert conn.cget("text") == "Connected · account Connected" and conn.cget("foreground") == "#3ddc84"
+        bar.update_from(EngineSnapshot(mode="LIVE", connection="Connected", account_stream="Polling-REST"),
+                        running=True)
+        assert conn.cget("text") == "Connected · account Polling-REST" and conn.cget("foreground") == "#f0b429"
+        bar.update_from(EngineSnapshot(mode="PAPER", connection="Connected"), running=True)
+        assert conn.cget("text") == "Connected"                       # paper: no private stream
+    finally:
+        root.destroy()
