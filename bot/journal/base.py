@@ -126,6 +126,7 @@ class MemoryJournal:
         self._intents: dict[str, OrderIntent] = {}
         self._orders: dict[str, tuple[Order, Mode]] = {}
         self._fills: list[tuple[Fill, Mode]] = []
+        self._fill_keys: set[tuple[str, str]] = set()   # (order id, exec id) of the fills above that have one
 
     # -- OrderJournal ------------------------------------------------------------------------------
     def record_intent(self, intent: OrderIntent) -> None:
@@ -145,6 +146,8 @@ class MemoryJournal:
     def record_fill(self, fill: Fill, *, mode: Mode) -> None:
         with self._lock:
             self._fills.append((fill, mode))
+            if fill.exec_id:
+                self._fill_keys.add((fill.client_order_id, fill.exec_id))
 
     def record_outcome(self, order: Order, fills: Sequence[Fill], *, mode: Mode, error: str = "") -> None:
         with self._lock:
@@ -153,8 +156,10 @@ class MemoryJournal:
             self._intents[order.client_order_id] = replace(
                 old, status=order.status, exchange_order_id=order.exchange_order_id or old.exchange_order_id,
                 error=error or old.error)
-            seen = {(f.client_order_id, f.exec_id) for f, _ in self._fills if f.exec_id}
-            self._fills.extend((f, mode) for f in fills if not f.exec_id or (f.client_order_id, f.exec_id) not in seen)
+            seen = self._fill_keys   # kept as fills come: a backtest's thousands of orders stay linear
+            new = [f for f in fills if not f.exec_id or (f.client_order_id, f.exec_id) not in seen]
+            self._fills.extend((f, mode) for f in new)
+            seen.update((f.client_order_id, f.exec_id) for f in new if f.exec_id)
 
     def fills_missing(self, mode: Mode) -> list[OrderIntent]:
         with self._lock:

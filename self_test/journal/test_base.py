@@ -121,3 +121,19 @@ def test_memory_journal_keeps_nothing_else():
         j.set_lesson_active(0, False)
     with j as same:
         assert same is j
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_an_outcome_journals_each_execution_once_whatever_came_before(kind: str, tmp_path: Path):
+    """record_outcome skips executions the journal holds (by order and exec id), also ones a
+    record_fill wrote, and a second report of the same outcome adds nothing."""
+    with MemoryJournal() if kind == "memory" else SQLiteJournal(tmp_path / "state.db") as j:
+        j.record_intent(_intent("a"))
+        first = Fill("a", "BTCUSDT", Side.BUY, 0.02, PRICE, 0.02, 1_500_100, exec_id="e1")
+        second = Fill("a", "BTCUSDT", Side.BUY, 0.02, PRICE, 0.02, 1_500_200, exec_id="e2")
+        j.record_fill(first, mode=Mode.PAPER)
+        done = Order("a", "BTCUSDT", Side.BUY, 0.04, status=OrderStatus.FILLED, avg_price=PRICE, filled_qty=0.04)
+        j.record_outcome(done, [first, second], mode=Mode.PAPER)
+        j.record_outcome(done, [first, second], mode=Mode.PAPER)
+        assert [f.exec_id for f in j.fills(client_order_id="a")] == ["e1", "e2"]
+        assert j.fills_missing(Mode.PAPER) == []
