@@ -85,14 +85,36 @@ class _NumpyQ:
 
 class _NumpyEnsembleQ:
     """`_NumpyQ` for a seed ensemble (`EnsembleQ`): the members' Q-values averaged, as its torch
-    forward does; the same `sure` guard hands near ties to torch."""
+    forward does, with the members' weights stacked so each layer is one batched product for all
+    members; the same `sure` guard hands near ties to torch."""
 
     def __init__(self, net: Any) -> None:
         self.net = net
         self.members = [_NumpyQ(m) for m in net.members]
+        self.tensors = [t for m in self.members for t in m.tensors]
+        self._stack()
+
+    def _stack(self) -> None:
+        for m in self.members:
+            m._read()
+        ms = self.members
+        self.mean = np.stack([m.mean for m in ms])[:, None, :]
+        self.std = np.stack([m.std for m in ms])[:, None, :]
+        self.layers = [(np.stack([m.layers[i][0] for m in ms]), np.stack([m.layers[i][1] for m in ms])[:, None, :])
+                       for i in range(len(ms[0].layers))]
+        self.w_v, self.b_v, self.w_a, self.b_a = (np.stack([getattr(m, k) for m in ms]) for k in ("w_v", "b_v", "w_a",
+                                                                                                 "b_a"))
+        self.b_v, self.b_a = self.b_v[:, None, :], self.b_a[:, None, :]
+        self.version = tuple(t._version for t in self.tensors)
 
     def __call__(self, states: np.ndarray) -> np.ndarray:
-        return np.mean([m(states) for m in self.members], axis=0)
+        if tuple(t._version for t in self.tensors) != self.version:
+            self._stack()
+        z = np.clip((states[None] - self.mean) / self.std, -10.0, 10.0)
+        for w, b in self.layers:
+            z = np.maximum(z @ w + b, 0.0)
+        adv = z @ self.w_a + self.b_a
+        return ((z @ self.w_v + self.b_v) + adv - adv.mean(axis=2, keepdims=True)).mean(axis=0)
 
 
 def _numpy_q(net: Any) -> _NumpyQ | _NumpyEnsembleQ:
