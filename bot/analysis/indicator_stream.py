@@ -18,38 +18,11 @@ from __future__ import annotations
 import math
 from collections import deque
 
-import numpy as np
-
 from bot.analysis import indicators as ind
 
-__all__ = ["IndicatorStream", "SeededRecursion", "numpy_sum"]
+__all__ = ["IndicatorStream", "SeededRecursion"]
 
 NAN = math.nan
-_PAIRWISE_MAX = 128   # numpy sums up to this many values with 8 accumulators (pairwise.c)
-
-
-def numpy_sum(xs: list[float]) -> float:
-    """`np.sum` of a short list, the same bits without building an array: numpy adds fewer than
-    8 values in a row and up to 128 with 8 accumulators combined pairwise."""
-    n = len(xs)
-    if n < 8:
-        s = 0.0
-        for x in xs:
-            s += x
-        return s
-    if n > _PAIRWISE_MAX:
-        return float(np.sum(xs))
-    r = xs[:8]
-    i = 8
-    while i + 8 <= n:
-        for j in range(8):
-            r[j] += xs[i + j]
-        i += 8
-    s = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
-    for x in xs[i:]:
-        s += x
-    return s
-
 
 
 class SeededRecursion:

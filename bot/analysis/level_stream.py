@@ -15,8 +15,8 @@ from collections import deque
 from typing import NamedTuple
 
 from bot.analysis import indicators as ind
+from bot.analysis.feature_stream import numpy_sum
 from bot.analysis.features import Level
-from bot.analysis.indicator_stream import numpy_sum
 
 __all__ = ["Cluster", "LevelStream"]
 

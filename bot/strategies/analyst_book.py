@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bot.analysis.indicator_stream import IndicatorStream, numpy_sum
+from bot.analysis.feature_stream import numpy_sum
+from bot.analysis.indicator_stream import IndicatorStream
 from bot.analysis.level_stream import LevelStream
 from bot.market.timeframes import bucket_start, resample
 from bot.types import interval_ms

@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from bot.analysis.indicator_stream import IndicatorStream, numpy_sum
+from bot.analysis.feature_stream import numpy_sum
+from bot.analysis.indicator_stream import IndicatorStream
 from bot.analysis.indicators import compute_all
 from bot.market.timeframes import resample
 
