@@ -180,9 +180,7 @@ class SimExchange:
             fills = self._trigger_stops(sym, o, h, lo)
             fills += self._fill_resting(sym, o, h, lo)
             self._state.prices[sym] = c
-            st = self._state
-            st.equity.append((int(getattr(candle, "close_ms", self.now_ms())),
-                              st.wallet + self._upl() if st.positions else st.wallet))
+            self._state.equity.append((int(getattr(candle, "close_ms", self.now_ms())), self._equity()))
             del self._state.equity[:-_KEEP_EQUITY]
             if fills:
                 self._save()
@@ -223,15 +221,21 @@ class SimExchange:
                         opened_ms=b.opened_ms, fees=b.fees)
 
     def _upl(self) -> float:
+        """Each position's unrealised P&L as its view reports it, without building the view (this
+        runs on every candle of every pair: with 50 open pairs the views were most of a candle's cost)."""
         st = self._state
         prices = st.prices
         return sum(b.unrealised(prices.get(s, b.entry)) for s, b in st.positions.items())
+
+    def _equity(self) -> float:
+        st = self._state
+        return st.wallet + self._upl() if st.positions else st.wallet
 
     def equity(self) -> float:
         """The account's equity now (wallet + unrealised P&L): `get_balance().equity` without the
         record, for a caller that reads it every candle (the backtester)."""
         with self._lock:
-            return self._state.wallet + self._upl() if self._state.positions else self._state.wallet
+            return self._equity()
 
     def direction(self, symbol: str) -> int:
         """+1 long, -1 short, 0 no position on `symbol`; without building the position record."""
@@ -241,9 +245,7 @@ class SimExchange:
 
     def _balance(self) -> Balance:
         st = self._state
-        # each position's unrealised P&L as its view reports it, without building the view (this runs
-        # on every candle of every pair: with 50 open pairs the views were most of a candle's cost)
-        upl = sum(b.unrealised(st.prices.get(s, b.entry)) for s, b in st.positions.items())
+        upl = self._upl()
         margin = sum(b.size * b.entry / b.leverage for b in st.positions.values())
         if st.open:
             margin += sum((o.qty - o.filled_qty) * (o.price or 0) / self.leverage for o in st.open.values()
