@@ -407,11 +407,10 @@ class CandleStep:
                               symbol=symbol, unclosed=True)
             self.report_error(exc, f"{symbol}: close ({reason})")
             return False, f"close failed: {exc}", []
-        record = durable(self.parts.journal)
-        if record is not None and record.get_state(UNCLOSED + symbol) is not None and ok:
-            record.set_state(UNCLOSED + symbol, None)
-        if ok:
-            self.state.unclosed.pop(symbol, None)
+        if ok and self.state.unclosed.pop(symbol, None) is not None:   # the journal's marks, loaded at prepare
+            record = durable(self.parts.journal)
+            if record is not None:
+                record.set_state(UNCLOSED + symbol, None)
         for f in fills:
             self._book_fill(f if f.reason == reason else dataclasses.replace(f, reason=reason))
         return ok, msg, fills
