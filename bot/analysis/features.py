@@ -34,7 +34,7 @@ __all__ = [
     "feature_history", "latest_market_features",
     "position_features", "position_feature_names", "state_vector", "N_POSITION_FEATURES",
     "regime", "regime_codes", "REGIMES", "TRENDING", "CHOPPY", "VOLATILE", "WARMUP",
-    "classify_regime", "regime_thresholds", "regime_label", "percentile_linear",
+    "classify_regime", "regime_code", "regime_thresholds", "regime_label", "percentile_linear", "sorted_percentile",
     "support_resistance", "nearest_levels", "Level", "VOL_PERIOD", "plot_regime",
 ]
 
@@ -240,6 +240,13 @@ def classify_regime(adx: Any, bandwidth: Any, bandwidth_percentile: Any, adx_thr
     return np.where(np.isnan(adx) | np.isnan(q), WARMUP, codes).astype(np.int8)
 
 
+def regime_code(adx: float, bandwidth: float, bandwidth_percentile: float, adx_threshold: float) -> int:
+    """`classify_regime` on plain floats (one candle, no arrays): the same rule and codes."""
+    if adx != adx or bandwidth_percentile != bandwidth_percentile:
+        return WARMUP
+    return VOLATILE if bandwidth > bandwidth_percentile else TRENDING if adx > adx_threshold else CHOPPY
+
+
 def regime_label(code: int) -> str:
     """The regime name the risk manager sizes by: a candle still warming up counts as choppy."""
     return REGIMES[code] if code >= 0 else REGIMES[CHOPPY]
@@ -248,7 +255,11 @@ def regime_label(code: int) -> str:
 def percentile_linear(values: np.ndarray, q: float) -> float:
     """numpy's default ('linear') percentile of a small window, without np.percentile's overhead
     (a sort and one interpolation); equal to the rolling quantile `regime_codes` takes."""
-    a = np.sort(values)
+    return sorted_percentile(np.sort(values), q)
+
+
+def sorted_percentile(a: Any, q: float) -> float:
+    """`percentile_linear` of values already sorted (an array or a list kept sorted)."""
     k = (len(a) - 1) * q / 100.0
     f = int(math.floor(k))
     if f + 1 >= len(a):

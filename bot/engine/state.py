@@ -17,13 +17,11 @@ import pandas as pd
 
 from bot.analysis.feature_stream import numpy_sum, wilder_trend_step
 from bot.analysis.features import (
-    CHOPPY,
-    REGIMES,
-    TRENDING,
-    VOLATILE,
     WARMUP,
+    regime_code,
     regime_label,
     regime_thresholds,
+    sorted_percentile,
 )
 from bot.engine.candle_frames import LazyDict
 from bot.exchange.ledger import OpenPosition, PositionLedger
@@ -151,16 +149,10 @@ class StreamingIndicators:
         `regime_codes` applies to a whole history, with the bandwidth percentile of the last
         REGIME_LOOKBACK candles ('choppy' while warming up). Tested equal to `regime_codes` on
         real candles. The percentile is `percentile_linear`'s, read off the kept sorted window."""
-        a, look = self._bw_sorted, self.look
-        if len(self.bw_hist) < look or self._bw_nan:
+        if len(self.bw_hist) < self.look or self._bw_nan:
             return regime_label(WARMUP)
-        k = (look - 1) * self.pct / 100.0
-        f = int(math.floor(k))
-        q = a[-1] if f + 1 >= look else a[f] + (a[f + 1] - a[f]) * (k - f)
-        adx = self.adx
-        if adx != adx:
-            return regime_label(WARMUP)
-        return REGIMES[VOLATILE if self.bw_hist[-1] > q else TRENDING if adx > self.thr else CHOPPY]
+        q = sorted_percentile(self._bw_sorted, self.pct)
+        return regime_label(regime_code(self.adx, self.bw_hist[-1], q, self.thr))
 
     def context(self) -> dict[str, np.ndarray]:
         """The newest values for a StrategyContext, aligned at the end (newest last), named as
