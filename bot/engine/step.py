@@ -204,8 +204,9 @@ class CandleStep:
             return None  # already seen: a feed may repeat the last candle after a reconnect
         st.candles_processed += 1
         st.last_prices[candle.symbol] = candle.close
-        st.last_candle_ms = max(st.last_candle_ms, candle.open_ms)
-        st.last_close_ms = max(st.last_close_ms, candle.close_ms)
+        if candle.open_ms > st.last_candle_ms:   # candles of one pair come in time order
+            st.last_candle_ms = candle.open_ms
+            st.last_close_ms = max(st.last_close_ms, candle.close_ms)
         # 1. the exchange sees the candle first: a stop hit inside it happened before our decision
         for f in c.broker.on_candle(candle):
             c.journal.record_fill(f, mode=c.exchange.mode)   # the executor did not see this one
@@ -224,31 +225,32 @@ class CandleStep:
         """3. the account limits, the pair's position and trailing stop; the strategy's context
         (with the agent's state), or None while paused or warming up."""
         c, st = self.parts, self.state
+        close_ms = candle.close_ms
         try:
-            c.risk.check_limits(balance.equity, candle.close_ms)
+            c.risk.check_limits(balance.equity, close_ms)
         except RiskViolationError as exc:
             self.bus.emit(EventKind.CRITICAL, f"RISK LIMIT: {exc}", level="ERROR", symbol=candle.symbol)
-        position = next((p for p in positions if p.symbol == candle.symbol and p.size > 0), None)
-        if position is not None:
-            ps.held_candles += 1
-            self._trail(ps, position)
+        position = None
+        if positions:
+            position = next((p for p in positions if p.symbol == candle.symbol and p.size > 0), None)
+            if position is not None:
+                ps.held_candles += 1
+                self._trail(ps, position)
         if st.paused.is_set() or len(ps) < self.warmup:
             return None
-        def context(state: np.ndarray | None = None) -> StrategyContext:
-            return StrategyContext(
-                symbol=candle.symbol, interval=candle.interval, time_ms=candle.close_ms, price=candle.close,
-                candles=frames, indicators=indicators, regime=ps.regime, position=position, balance=balance,
-                allow_short=allow_short, extra=extra, state=state)
-
-        frames, indicators = self._candles(ps, candle.interval), ps.indicators
-        allow_short, extra = self.settings.allows_short, {"mode": st.mode, "training": st.training, "t0": t0}
-        ctx = context()
+        # positional: the fields in StrategyContext's order (keywords cost a tenth of the step)
+        ctx = StrategyContext(candle.symbol, candle.interval, close_ms, candle.close,
+                              self._candles(ps, candle.interval), ps.indicators, ps.regime, (), position,
+                              balance, None, self.settings.allows_short,
+                              {"mode": st.mode, "training": st.training, "t0": t0})
         if self.learner is not None:   # the agent's state, built once: decide and learn share it
             try:       # (the same context with its state; dataclasses.replace costs more than the state)
-                ctx = context(self.learner.state_for(ctx))
+                state = self.learner.state_for(ctx)
             except BotError as exc:
                 self.report_error(exc, f"{candle.symbol}: strategy {c.strategy.name}")
                 return None
+            ctx = StrategyContext(ctx.symbol, ctx.interval, close_ms, ctx.price, ctx.candles, ctx.indicators,
+                                  ctx.regime, (), position, balance, state, ctx.allow_short, ctx.extra)
         return ctx
 
     def _candles(self, ps: PairState, interval: str) -> CandleFrames:
@@ -259,6 +261,9 @@ class CandleStep:
     def _finish(self, ps: PairState, ctx: StrategyContext, decision: Decision, balance: Balance) -> None:
         """4. act on the decision (review -> risk -> execute), then learn (now or after the batch)."""
         ps.last_decision = decision
+        if self.learner is None:   # nothing learns from the step: no equity and pair value to keep
+            self._act(ps, ctx, decision)
+            return
         before = (balance.equity, self.state.book.value(ctx.symbol, ctx.price))
         self._act(ps, ctx, decision)
         if self.defer_learning:

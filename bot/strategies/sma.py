@@ -75,6 +75,13 @@ class SMACrossStrategy:
         if allow_short is None:
             allow_short = bool(getattr(settings, "allows_short", True))
         self.allow_short = allow_short
+        # per symbol: the last windows' closes and their fast and slow means (see _last_cross)
+        self._last: dict[str | None, tuple[list[float], float, float]] = {}
+        # the decisions between crosses, made once (a Decision is frozen: one object serves every candle)
+        keep = {t: Decision(t, confidence=50.0, reason="no crossover: keep the position", source=self.name)
+                for t in (FLAT, LONG, SHORT)}
+        self._keep: dict[int | None, Decision] = {
+            **keep, None: Decision(FLAT, reason="shorts are not allowed here: close it", source=self.name)}
 
     def __repr__(self) -> str:
         return (f"SMACrossStrategy(fast={self.fast}, slow={self.slow}, atr_stop={self.atr_stop}, "
@@ -105,42 +112,63 @@ class SMACrossStrategy:
         out[down] = SHORT if self.allow_short else FLAT
         return out
 
-    def stop_distances(self, frame: pd.DataFrame) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """Per-candle stop-loss and take-profit distances in price (None when not used)."""
+    def stop_distances(self, frame: pd.DataFrame | dict[str, np.ndarray]) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Per-candle stop-loss and take-profit distances in price (None when not used), from a
+        frame or from its high, low and close arrays."""
         if self.atr_stop is None and self.take_profit is None:
             return None, None
-        atr = ind.atr(frame["high"].to_numpy(), frame["low"].to_numpy(), frame["close"].to_numpy(),
+        atr = ind.atr(np.asarray(frame["high"]), np.asarray(frame["low"]), np.asarray(frame["close"]),
                       self.atr_period, smoothing="mean")
         return (None if self.atr_stop is None else atr * self.atr_stop,
                 None if self.take_profit is None else atr * self.take_profit)
 
     # -- per candle: what the engine calls -------------------------------------------------------
-    def _last_cross(self, close: np.ndarray) -> tuple[bool, bool]:
+    def _last_cross(self, close: list[float], symbol: str | None = None) -> tuple[bool, bool]:
         """Did the last candle cross up / down? Means of the last windows as numpy takes them
         (`numpy_sum`: its pairwise sum, bit for bit, in plain Python; a numpy call per window
-        would cost more than the rest of the decision)."""
+        would cost more than the rest of the decision). The means before the candle are the
+        ones the last call for `symbol` computed when its closes are these shifted by one (the
+        same values, so the same sums): only the two new windows are summed then."""
         f, s = self.fast, self.slow
         if len(close) < s + 1:
             return False, False
-        c = close[-s - 1:].tolist()      # the last slow + 1 closes
+        c = close[-s - 1:]      # the last slow + 1 closes
         k = len(c)
-        f0, f1 = numpy_sum(c, k - f - 1, f) / f, numpy_sum(c, k - f, f) / f
-        s0, s1 = numpy_sum(c, 0, s) / s, numpy_sum(c, 1, s) / s
+        f1, s1 = numpy_sum(c, k - f, f) / f, numpy_sum(c, 1, s) / s
+        last = self._last.get(symbol) if symbol is not None else None
+        if last is not None and last[0][1:] == c[:-1]:
+            f0, s0 = last[1], last[2]
+        else:
+            f0, s0 = numpy_sum(c, k - f - 1, f) / f, numpy_sum(c, 0, s) / s
+        if symbol is not None:
+            self._last[symbol] = (c, f1, s1)
         return bool(f0 < s0 and f1 > s1), bool(f0 > s0 and f1 < s1)
 
-    def _closes(self, context: StrategyContext) -> np.ndarray:
+    def _closes(self, context: StrategyContext) -> list[float]:
         """The closes a cross needs (the last slow + 1): from the engine's arrays when it offers
         them (`bot.engine.candle_frames.CandleFrames.tail`: no frame is built for a candle
         without a cross), else from the frame."""
         tail = getattr(context.candles, "tail", None)
         arrays = tail(context.interval) if tail is not None else None
         if arrays is not None:
-            return np.ascontiguousarray(arrays[1][-(self.slow + 1):, _CLOSE], dtype=np.float64)
-        return context.candles[context.interval]["close"].to_numpy(dtype=np.float64)
+            return arrays[1][-(self.slow + 1):, _CLOSE].tolist()
+        return context.candles[context.interval]["close"].to_numpy(dtype=np.float64)[-(self.slow + 1):].tolist()
+
+    def _ranges(self, context: StrategyContext) -> dict[str, np.ndarray]:
+        """High, low and close of the last atr_period + 2 candles (an entry's ATR): from the
+        engine's arrays when it offers them (no frame built), else from the frame."""
+        n = self.atr_period + 2
+        tail = getattr(context.candles, "tail", None)
+        arrays = tail(context.interval) if tail is not None else None
+        if arrays is not None:
+            v = arrays[1][-n:]
+            return {name: v[:, CANDLE_COLUMNS.index(name)] for name in ("high", "low", "close")}
+        frame = context.candles[context.interval].iloc[-n:]
+        return {name: frame[name].to_numpy(dtype=np.float64) for name in ("high", "low", "close")}
 
     def decide(self, context: StrategyContext) -> Decision:
         """The target after the candle at `context.time_ms` closed."""
-        up, down = self._last_cross(self._closes(context))
+        up, down = self._last_cross(self._closes(context), context.symbol)
         current = context.position_target
         allow_short = self.allow_short and context.allow_short
         if up:
@@ -150,12 +178,11 @@ class SMACrossStrategy:
             why = f"SMA{self.fast} crossed below SMA{self.slow}"
         else:
             if current == SHORT and not allow_short:
-                return Decision(FLAT, reason="shorts are not allowed here: close it", source=self.name)
-            return Decision(current, confidence=50.0, reason="no crossover: keep the position", source=self.name)
+                return self._keep[None]
+            return self._keep[current]
         stop = take = None
-        if target != FLAT and target != current:
-            frame = context.candles[context.interval]     # an entry: the ATR needs the candles' ranges
-            sl_dist, tp_dist = self.stop_distances(frame.iloc[-(self.atr_period + 2):])
+        if target != FLAT and target != current and (self.atr_stop is not None or self.take_profit is not None):
+            sl_dist, tp_dist = self.stop_distances(self._ranges(context))   # an entry: the ATR needs the ranges
             price = context.price
             if sl_dist is not None and np.isfinite(sl_dist[-1]):
                 stop = price - target * float(sl_dist[-1])
