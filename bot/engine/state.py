@@ -27,7 +27,7 @@ from bot.engine.candle_frames import LazyDict
 from bot.exchange.ledger import OpenPosition, PositionLedger
 from bot.types import CANDLE_COLUMNS, Candle, ClosedTrade, Fill, Position
 
-__all__ = ["ChartData", "TradeMarker", "PairState", "TradeBook", "compute_indicators", "TAIL"]
+__all__ = ["ChartData", "TradeMarker", "PairState", "TradeBook", "compute_indicators", "IndicatorReplay", "TAIL"]
 
 # Candles kept per pair: the DQN state's slow features (EMA 200) are computed over up to 2,000
 # candles (bot/strategies/dqn.py); the engine's own indicators need far fewer and are computed over
@@ -111,24 +111,23 @@ class StreamingIndicators:
         self.sm = float(v["minus_di"][-1]) * st / 100.0 if len(c) else math.nan
 
     def update(self, h: float, lo: float, c: float) -> None:
-        if self.prev is None:
-            self.prev = (h, lo, c)
-            self.closes.append(c)
+        prev, closes = self.prev, self.closes
+        self.prev = (h, lo, c)
+        closes.append(c)
+        if prev is None:
             return
-        ph, pl, pc = self.prev
-        self.atr, self.st, self.sp, self.sm, self.adx = wilder_trend_step(
+        ph, pl, pc = prev
+        self.atr, self.st, self.sp, self.sm, self.adx = atr, _, _, _, adx = wilder_trend_step(
             self.atr, self.st, self.sp, self.sm, self.adx, h, lo, c, ph, pl, pc, self.n_atr, self.n_adx)
-        self.closes.append(c)
         n = self.bb_n
-        if len(self.closes) == n:
+        if len(closes) == n:
             # numpy's mean of the closes and of their squares, bit for bit (numpy_sum), without numpy
-            win = list(self.closes)
+            win = list(closes)
             mid = numpy_sum(win) / n
             dev = math.sqrt(max(numpy_sum([x * x for x in win]) / n - mid * mid, 0.0)) * self.bb_k
             self._push_bw(2.0 * dev / mid)
-        self.atr_hist.append(self.atr)
-        self.adx_hist.append(self.adx)
-        self.prev = (h, lo, c)
+        self.atr_hist.append(atr)
+        self.adx_hist.append(adx)
 
     def _push_bw(self, bw: float) -> None:
         hist = self.bw_hist
@@ -157,14 +156,75 @@ class StreamingIndicators:
     def context(self) -> dict[str, np.ndarray]:
         """The newest values for a StrategyContext, aligned at the end (newest last), named as
         `bot.analysis.indicators.compute_all` names them."""
-        atr = np.fromiter(self.atr_hist, dtype=np.float64)
-        adx = np.fromiter(self.adx_hist, dtype=np.float64)
-        out = {"atr": atr, "adx": adx, "bb_bandwidth": np.fromiter(self.bw_hist, dtype=np.float64)}
-        if self.n_atr == 14:
-            out["atr_14"] = atr
-        if self.n_adx == 14:
-            out["adx_14"] = adx
-        return out
+        return indicator_context(self.atr_hist, self.adx_hist, self.bw_hist, self.n_atr, self.n_adx)
+
+
+def indicator_context(atr_hist: Any, adx_hist: Any, bw_hist: Any, n_atr: int, n_adx: int) -> dict[str, np.ndarray]:
+    """The arrays a StrategyContext's `indicators` hold, from the kept windows of ATR, ADX and
+    Bollinger bandwidth (newest last)."""
+    atr = np.fromiter(atr_hist, dtype=np.float64)
+    adx = np.fromiter(adx_hist, dtype=np.float64)
+    out = {"atr": atr, "adx": adx, "bb_bandwidth": np.fromiter(bw_hist, dtype=np.float64)}
+    if n_atr == 14:
+        out["atr_14"] = atr
+    if n_adx == 14:
+        out["adx_14"] = adx
+    return out
+
+
+class IndicatorReplay:
+    """A `StreamingIndicators` carried ahead over candles known in advance (a backtest's), then
+    read back one candle at a time. Every value is the stream's own: its `update` made each one,
+    in one tight pass before the run, so a candle of the run costs an index step instead of the
+    recursions (in the engine's step they cost a third of a do-nothing candle). `update` checks
+    that the candle is the next one expected and raises `LookupError` otherwise (the engine then
+    seeds a live stream; a backtest never feeds another candle)."""
+
+    def __init__(self, stream: StreamingIndicators, closes: list[float], highs: list[float],
+                 lows: list[float]) -> None:
+        if len(stream.closes) != stream.bb_n:
+            raise ValueError("IndicatorReplay needs a stream seeded with a full Bollinger window")
+        self.n_atr, self.n_adx, self.look = stream.n_atr, stream.n_adx, stream.look
+        self._atr, self._adx, self._bw = list(stream.atr_hist), list(stream.adx_hist), list(stream.bw_hist)
+        self._regime = [stream.regime()]
+        self._closes = closes
+        for h, lo, c in zip(highs, lows, closes, strict=True):
+            stream.update(h, lo, c)
+            self._atr.append(stream.atr)
+            self._adx.append(stream.adx)
+            self._bw.append(stream.bw_hist[-1])
+            self._regime.append(stream.regime())
+        self._k = 0           # candles taken since the seed
+        self._a0, self._b0 = len(self._atr) - len(closes) - 1, len(self._bw) - len(closes) - 1
+        self.atr, self.adx = self._atr[self._a0], self._adx[self._a0]
+
+    def update(self, h: float, lo: float, c: float) -> None:
+        k = self._k
+        if k >= len(self._closes) or self._closes[k] != c:
+            raise LookupError("not the candle the replay expected")
+        self._k = k = k + 1
+        self.atr, self.adx = self._atr[self._a0 + k], self._adx[self._a0 + k]
+
+    def regime(self) -> str:
+        return self._regime[self._k]
+
+    @property
+    def atr_hist(self) -> list[float]:
+        end = self._a0 + self._k + 1
+        return self._atr[max(end - 100, 0):end]
+
+    @property
+    def adx_hist(self) -> list[float]:
+        end = self._a0 + self._k + 1
+        return self._adx[max(end - 100, 0):end]
+
+    @property
+    def bw_hist(self) -> list[float]:
+        end = self._b0 + self._k + 1
+        return self._bw[max(end - self.look, 0):end]
+
+    def context(self) -> dict[str, np.ndarray]:
+        return indicator_context(self.atr_hist, self.adx_hist, self.bw_hist, self.n_atr, self.n_adx)
 
 
 class PairState:
@@ -191,7 +251,7 @@ class PairState:
         self._last_ms = int(self._bt[n - 1]) if n else -1
         # (open times, values) swapped as one object, so another thread never pairs new times with old values.
         self._tv: tuple[np.ndarray, np.ndarray] = (self._bt[:n], self._bv[:n])
-        self.stream: StreamingIndicators | None = None   # set by the engine (needs the settings)
+        self.stream: StreamingIndicators | IndicatorReplay | None = None   # set by the engine (needs the settings)
         self.regime = "choppy"
         self.markers: deque[TradeMarker] = deque(maxlen=200)
         self.last_decision: Any = None

@@ -24,7 +24,7 @@ from bot.engine.components import Components, durable
 from bot.engine.engine_state import UNCLOSED, EngineState
 from bot.engine.past import LEARNER_CURVE_FILE, read_learner_curve
 from bot.engine.recovery import journal_row, protected
-from bot.engine.state import TAIL, PairState, StreamingIndicators, TradeMarker
+from bot.engine.state import TAIL, IndicatorReplay, PairState, StreamingIndicators, TradeMarker
 from bot.errors import BotError, InvalidOrderError, OutcomeUnknownError, RiskViolationError
 from bot.events import EventBus, EventKind
 from bot.exchange.base import round_to_tick
@@ -105,6 +105,7 @@ class CandleStep:
         self.stream_min = max(settings.ATR_PERIOD, 2 * settings.ADX_PERIOD, settings.BB_PERIOD) + 1
         self.defer_learning = False      # the loop learns after each batch's orders (flush_learning)
         self._pending_learn: list[_Pending] = []
+        self._known: dict[str, tuple[np.ndarray, np.ndarray]] = {}   # symbol -> candles to come (known_candles)
 
     # -- the step ----------------------------------------------------------------------------------
     def process_candle(self, candle: Candle) -> None:
@@ -212,13 +213,37 @@ class CandleStep:
             c.journal.record_fill(f, mode=c.exchange.mode)   # the executor did not see this one
             self._book_fill(f)
         # 2. indicators (O(1) per candle) and the regime
-        if ps.stream is None and len(ps) > self.stream_min:
-            ps.stream = StreamingIndicators(ps.arrays(), self.settings)
-        elif ps.stream is not None:
-            ps.stream.update(candle.high, candle.low, candle.close)
-        if ps.stream is not None:
-            ps.regime = ps.stream.regime()
+        stream = ps.stream
+        if stream is None and len(ps) > self.stream_min:
+            ps.stream = stream = self._new_stream(ps)
+        elif stream is not None:
+            try:
+                stream.update(candle.high, candle.low, candle.close)
+            except LookupError:   # a replay fed another candle than the one it expected: a live stream
+                ps.stream = stream = StreamingIndicators(ps.arrays(), self.settings)
+        if stream is not None:
+            ps.regime = stream.regime()
         return ps
+
+    def known_candles(self, symbol: str, times: np.ndarray, values: np.ndarray) -> None:
+        """The candles this step will be fed for `symbol`, in order (a backtest's; `values` in
+        CANDLE_COLUMNS order): the pair's indicators are carried ahead over them in one pass when
+        its stream is seeded (`IndicatorReplay`), instead of candle by candle. Values, trades and
+        everything else are the same (tested)."""
+        self._known[symbol] = (np.asarray(times, dtype=np.int64), np.asarray(values, dtype=np.float64))
+
+    def _new_stream(self, ps: PairState) -> StreamingIndicators | IndicatorReplay:
+        """The pair's indicators seeded from its tail, carried ahead over its known candles if any."""
+        stream = StreamingIndicators(ps.arrays(), self.settings)
+        known = self._known.get(ps.symbol)
+        if known is None or len(stream.closes) != stream.bb_n:
+            return stream
+        times, values = known
+        k = int(np.searchsorted(times, ps.last_ms, side="right"))
+        if k == 0 or int(times[k - 1]) != ps.last_ms:
+            return stream          # the tail does not end on a known candle: stay live
+        rest = values[k:]
+        return IndicatorReplay(stream, rest[:, 3].tolist(), rest[:, 1].tolist(), rest[:, 2].tolist())
 
     def _context(self, ps: PairState, candle: Candle, balance: Balance, positions: list[Position],
                  t0: float) -> StrategyContext | None:
@@ -294,7 +319,7 @@ class CandleStep:
         ps = PairState(symbol, self.settings.CANDLE_INTERVAL, history,
                        bollinger=(self.settings.BB_PERIOD, self.settings.BB_STD))
         if len(ps) > self.stream_min:
-            ps.stream = StreamingIndicators(ps.arrays(), self.settings)
+            ps.stream = self._new_stream(ps)
             ps.regime = ps.stream.regime()
         if self.learner is not None and len(ps) >= self.warmup:   # the agent's state, seeded off the candle path
             self.learner.prime(symbol, ps.interval, ps.frame(self.context_candles))

@@ -70,6 +70,8 @@ def engine_backtest(settings: Any, strategy: Any, frame: pd.DataFrame, *, symbol
     sim = SimExchange(settings, clock=clock, instrument_source=rules_for(settings, symbol, frame), keep_closed=None)
     engine = TradingEngine(settings, strategy=strategy, exchange=sim, journal=MemoryJournal(), clock=clock)
     engine.prepare("BACKTEST")
+    step = engine.step
+    assert step is not None
     idx = np.asarray(frame.index, dtype=np.int64)
     vals = frame[["open", "high", "low", "close", "volume", "turnover"]].to_numpy(dtype=np.float64)
     n = len(idx)
@@ -78,7 +80,8 @@ def engine_backtest(settings: Any, strategy: Any, frame: pd.DataFrame, *, symbol
     if start > 0:
         engine.pause()   # warm-up candles: the engine takes them in but decides nothing
     interval = str(interval)
-    process = engine.process_candle
+    step.known_candles(symbol, idx, vals)   # the indicators carried ahead in one pass (same values)
+    process = step.process_candle
     errors = engine.state.errors_seen
     direction, sim_equity = sim.direction, sim.equity
     # plain Python numbers (a numpy scalar per field would cost more than the conversion)

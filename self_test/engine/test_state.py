@@ -41,3 +41,59 @@ def test_a_seeded_position_closes_as_a_round_trip(btc_hourly):
     assert t is not None and (t.side, t.qty, t.entry_price, t.exit_price, t.entry_ms, t.exit_ms, t.mode) == (
         "short", 0.004, entry, exit_, 5, 9, "LIVE")
     assert t.pnl == pytest.approx((entry - exit_) * 0.004 - 0.22) and book.closed_pnl["BTCUSDT"] == t.pnl
+
+
+def test_the_indicator_replay_gives_the_live_streams_values_bit_for_bit(tmp_path, btc_hourly):
+    """A backtest carries the engine's indicators ahead in one pass (`IndicatorReplay`); on 4,000
+    real hourly candles every value it hands out, candle by candle, is the live stream's exactly
+    (ATR, ADX, regime, the context arrays and the ATR window the risk manager's median reads),
+    and a candle it did not expect is refused, not given a wrong value."""
+    import numpy as np
+
+    from bot.engine.state import IndicatorReplay, PairState, StreamingIndicators
+
+    s = make_settings(tmp_path)
+    full = btc_hourly.iloc[:5000]
+    h, lo, c = (full[k].to_numpy().tolist() for k in ("high", "low", "close"))
+    ps = PairState("BTCUSDT", "60", full.iloc[:1000])
+    live = StreamingIndicators(ps.arrays(), s)
+    replay = IndicatorReplay(StreamingIndicators(ps.arrays(), s), c[1000:], h[1000:], lo[1000:])
+    regimes = set()
+    for i in range(1000, 5000):
+        live.update(h[i], lo[i], c[i])
+        replay.update(h[i], lo[i], c[i])
+        assert (replay.atr, replay.adx, replay.regime()) == (live.atr, live.adx, live.regime()), i
+        assert list(replay.atr_hist) == list(live.atr_hist), i
+        regimes.add(live.regime())
+        if i % 500 == 0:
+            got, want = replay.context(), live.context()
+            assert got.keys() == want.keys()
+            assert all(np.array_equal(got[k], want[k], equal_nan=True) for k in want), i
+    assert regimes == {"trending", "choppy", "volatile"}
+    with pytest.raises(LookupError):
+        replay.update(h[1000], lo[1000], c[1000])       # past its candles: refused
+
+
+def test_a_backtest_reads_the_replay_and_a_stray_candle_goes_back_to_a_live_stream(tmp_path, btc_hourly):
+    from bot.engine.state import IndicatorReplay, StreamingIndicators
+    from bot.engine.trading_engine import TradingEngine
+    from bot.exchange.sim import SimExchange
+    from bot.journal.base import MemoryJournal
+    from bot.types import Candle
+
+    s = make_settings(tmp_path, SIMULATION_ORDER_DELAY=0.0)
+    frame = btc_hourly.iloc[:400]
+    engine = TradingEngine(s, strategy="sma", exchange=SimExchange(s, clock=lambda: 0.0), journal=MemoryJournal())
+    engine.prepare("BACKTEST")
+    assert engine.step is not None
+    vals = frame[["open", "high", "low", "close", "volume", "turnover"]].to_numpy()
+    engine.step.known_candles("BTCUSDT", frame.index.to_numpy(), vals)
+    candles = [Candle("BTCUSDT", "60", int(t), *map(float, v)) for t, v in zip(frame.index, vals, strict=True)]
+    for candle in candles[:300]:
+        engine.process_candle(candle)
+    ps = engine.state.pairs["BTCUSDT"]
+    assert isinstance(ps.stream, IndicatorReplay)
+    odd = candles[300]
+    engine.process_candle(Candle("BTCUSDT", "60", odd.open_ms, odd.open, odd.high * 1.01, odd.low, odd.close * 1.01,
+                                 odd.volume, odd.turnover))   # not the candle the replay expected
+    assert isinstance(ps.stream, StreamingIndicators)
