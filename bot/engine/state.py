@@ -110,7 +110,9 @@ class StreamingIndicators:
         self.sp = float(v["plus_di"][-1]) * st / 100.0 if len(c) else math.nan
         self.sm = float(v["minus_di"][-1]) * st / 100.0 if len(c) else math.nan
 
-    def update(self, h: float, lo: float, c: float) -> None:
+    def update(self, h: float, lo: float, c: float, bw: float | None = None) -> None:
+        """The candle's high, low and close in; `bw`: its bandwidth when already known
+        (`bandwidths`, the replay's one pass), else computed here."""
         prev, closes = self.prev, self.closes
         self.prev = (h, lo, c)
         closes.append(c)
@@ -120,7 +122,9 @@ class StreamingIndicators:
         self.atr, self.st, self.sp, self.sm, self.adx = atr, _, _, _, adx = wilder_trend_step(
             self.atr, self.st, self.sp, self.sm, self.adx, h, lo, c, ph, pl, pc, self.n_atr, self.n_adx)
         n = self.bb_n
-        if len(closes) == n:
+        if bw is not None:
+            self._push_bw(bw)
+        elif len(closes) == n:
             # numpy's mean of the closes and of their squares, bit for bit (numpy_sum), without numpy
             win = list(closes)
             mid = numpy_sum(win) / n
@@ -159,6 +163,18 @@ class StreamingIndicators:
         return indicator_context(self.atr_hist, self.adx_hist, self.bw_hist, self.n_atr, self.n_adx)
 
 
+def bandwidths(closes: np.ndarray, n: int, k: float) -> np.ndarray:
+    """The Bollinger bandwidth `StreamingIndicators.update` computes, for every window of `n`
+    closes at once (row i: the window ending at closes[i + n - 1]): numpy sums each row of a
+    sliding window pairwise, as `numpy_sum` does, and the rest is the same arithmetic in the same
+    order, so every value is the stream's bit for bit (tested)."""
+    w = np.lib.stride_tricks.sliding_window_view(np.asarray(closes, dtype=np.float64), n)
+    mid = w.sum(axis=1) / n
+    dev = np.sqrt(np.maximum((w * w).sum(axis=1) / n - mid * mid, 0.0)) * k
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 2.0 * dev / mid
+
+
 def indicator_context(atr_hist: Any, adx_hist: Any, bw_hist: Any, n_atr: int, n_adx: int) -> dict[str, np.ndarray]:
     """The arrays a StrategyContext's `indicators` hold, from the kept windows of ATR, ADX and
     Bollinger bandwidth (newest last)."""
@@ -175,7 +191,7 @@ def indicator_context(atr_hist: Any, adx_hist: Any, bw_hist: Any, n_atr: int, n_
 class IndicatorReplay:
     """A `StreamingIndicators` carried ahead over candles known in advance (a backtest's), then
     read back one candle at a time. Every value is the stream's own: its `update` made each one,
-    in one tight pass before the run, so a candle of the run costs an index step instead of the
+    in one tight pass before the run (the bandwidths of all windows at once, `bandwidths`), so a candle of the run costs an index step instead of the
     recursions (in the engine's step they cost a third of a do-nothing candle). `update` checks
     that the candle is the next one expected and raises `LookupError` otherwise (the engine then
     seeds a live stream; a backtest never feeds another candle)."""
@@ -188,8 +204,9 @@ class IndicatorReplay:
         self._atr, self._adx, self._bw = list(stream.atr_hist), list(stream.adx_hist), list(stream.bw_hist)
         self._regime = [stream.regime()]
         self._closes = closes
-        for h, lo, c in zip(highs, lows, closes, strict=True):
-            stream.update(h, lo, c)
+        bws = bandwidths(np.array([*stream.closes, *closes])[1:], stream.bb_n, stream.bb_k).tolist()
+        for h, lo, c, bw in zip(highs, lows, closes, bws, strict=True):
+            stream.update(h, lo, c, bw)
             self._atr.append(stream.atr)
             self._adx.append(stream.adx)
             self._bw.append(stream.bw_hist[-1])
