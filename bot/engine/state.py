@@ -172,7 +172,8 @@ def bandwidths(closes: np.ndarray, n: int, k: float) -> np.ndarray:
     mid = w.sum(axis=1) / n
     dev = np.sqrt(np.maximum((w * w).sum(axis=1) / n - mid * mid, 0.0)) * k
     with np.errstate(divide="ignore", invalid="ignore"):
-        return 2.0 * dev / mid
+        out: np.ndarray = 2.0 * dev / mid
+    return out
 
 
 def indicator_context(atr_hist: Any, adx_hist: Any, bw_hist: Any, n_atr: int, n_adx: int) -> dict[str, np.ndarray]:
