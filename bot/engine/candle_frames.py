@@ -78,16 +78,24 @@ class LazyDict(dict[str, Any]):
 
 class CandleFrames(LazyDict):
     """`{interval: frame}` whose one frame is built by `build()` on first use; `tail(interval)`
-    gives its (open times, values) arrays without building it (values in CANDLE_COLUMNS order)."""
+    gives its (open times, values) arrays (values in CANDLE_COLUMNS order) without building it,
+    from `arrays()` called on first use too (a strategy that reads neither costs no slice)."""
 
     def __init__(self, interval: str, build: Callable[[], pd.DataFrame],
-                 arrays: tuple[np.ndarray, np.ndarray]) -> None:
+                 arrays: Callable[[], tuple[np.ndarray, np.ndarray]]) -> None:
         super().__init__(lambda: {interval: build()})
         self._interval = interval
-        self._arrays = arrays
+        self._get_arrays: Callable[[], tuple[np.ndarray, np.ndarray]] | None = arrays
+        self._arrays: tuple[np.ndarray, np.ndarray] | None = None
 
     def tail(self, interval: str) -> tuple[np.ndarray, np.ndarray] | None:
-        return self._arrays if interval == self._interval else None
+        if interval != self._interval:
+            return None
+        if self._arrays is None:
+            get, self._get_arrays = self._get_arrays, None
+            assert get is not None
+            self._arrays = get()
+        return self._arrays
 
     def __contains__(self, key: object) -> bool:
         return key == self._interval if self._build is not None else super().__contains__(key)
@@ -96,4 +104,5 @@ class CandleFrames(LazyDict):
         return 1 if self._build is not None else super().__len__()
 
     def __repr__(self) -> str:
-        return f"CandleFrames({self._interval!r}, {len(self._arrays[0])} candles)"
+        arrays = self.tail(self._interval)
+        return f"CandleFrames({self._interval!r}, {len(arrays[0]) if arrays is not None else 0} candles)"

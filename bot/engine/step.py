@@ -105,6 +105,7 @@ class CandleStep:
         self.stream_min = max(settings.ATR_PERIOD, 2 * settings.ADX_PERIOD, settings.BB_PERIOD) + 1
         self.defer_learning = False      # the loop learns after each batch's orders (flush_learning)
         self._pending_learn: list[_Pending] = []
+        self._allow_short = settings.allows_short
         self._known: dict[str, tuple[np.ndarray, np.ndarray]] = {}   # symbol -> candles to come (known_candles)
 
     # -- the step ----------------------------------------------------------------------------------
@@ -266,7 +267,7 @@ class CandleStep:
         # positional: the fields in StrategyContext's order (keywords cost a tenth of the step)
         ctx = StrategyContext(candle.symbol, candle.interval, close_ms, candle.close,
                               self._candles(ps, candle.interval), ps.indicators, ps.regime, (), position,
-                              balance, None, self.settings.allows_short,
+                              balance, None, self._allow_short,
                               {"mode": st.mode, "training": st.training, "t0": t0})
         if self.learner is not None:   # the agent's state, built once: decide and learn share it
             try:       # (the same context with its state; dataclasses.replace costs more than the state)
@@ -281,7 +282,8 @@ class CandleStep:
     def _candles(self, ps: PairState, interval: str) -> CandleFrames:
         """The context's candles: the last `context_candles` as a frame, built when first read."""
         n = self.context_candles
-        return CandleFrames(interval, lambda: ps.frame(n), (ps.t[-n:], ps.v[-n:]))
+        t, v = ps.t, ps.v     # read now: the arrays of this candle, whenever the strategy asks
+        return CandleFrames(interval, lambda: ps.frame(n), lambda: (t[-n:], v[-n:]))
 
     def _finish(self, ps: PairState, ctx: StrategyContext, decision: Decision, balance: Balance) -> None:
         """4. act on the decision (review -> risk -> execute), then learn (now or after the batch)."""
