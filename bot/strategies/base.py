@@ -26,7 +26,7 @@ FLAT, LONG, SHORT = 0, 1, -1
 SETUPS = ("pullback", "breakout", "consolidation", "none")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class StrategyContext:
     """Everything a strategy may look at when one candle closes. Nothing after `time_ms`.
 
@@ -50,6 +50,29 @@ class StrategyContext:
     state: np.ndarray | None = None
     allow_short: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __init__(self, symbol: str, interval: str, time_ms: int, price: float, candles: dict[str, pd.DataFrame],
+                 indicators: dict[str, np.ndarray] | None = None, regime: str = "choppy",
+                 levels: tuple[tuple[float, int], ...] = (), position: Position | None = None,
+                 balance: Balance | None = None, state: np.ndarray | None = None, allow_short: bool = True,
+                 extra: dict[str, Any] | None = None) -> None:
+        # The engine makes one (the agent: two) per candle of every pair: the fields go straight
+        # into the instance's dict, a third of what the frozen dataclass's __init__ costs (one
+        # object.__setattr__ per field). Still frozen: assigning a field raises.
+        d = self.__dict__
+        d["symbol"] = symbol
+        d["interval"] = interval
+        d["time_ms"] = time_ms
+        d["price"] = price
+        d["candles"] = candles
+        d["indicators"] = {} if indicators is None else indicators
+        d["regime"] = regime
+        d["levels"] = levels
+        d["position"] = position
+        d["balance"] = balance
+        d["state"] = state
+        d["allow_short"] = allow_short
+        d["extra"] = {} if extra is None else extra
 
     @property
     def position_target(self) -> int:
