@@ -8,6 +8,7 @@ import io
 import json
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -19,6 +20,7 @@ from bot.engine.app import App, fixed_pairs
 from bot.engine.trading_engine import TradingEngine
 from bot.errors import ConfigError
 from bot.journal.store import Journal
+from bot.market.feeds import ReplayMarket
 from self_test.conftest import ROOT, make_settings, wait_for
 from self_test.dashboard.browser import Chromium, chromium_path
 
@@ -43,13 +45,31 @@ def running(tmp_path_factory) -> Iterator[App]:
     """A paper engine replaying the real hourly BTC candles, with trades made."""
     tmp = tmp_path_factory.mktemp("dash")
     s = _settings(tmp)
-    engine = TradingEngine(s, strategy="sma", pairs=fixed_pairs(s), force_replay=True)
+    # the replay the engine would choose itself, given so that a test can hold it still (`_held`)
+    market = ReplayMarket(s, symbols=list(s.FALLBACK_SYMBOLS))
+    engine = TradingEngine(s, strategy="sma", pairs=fixed_pairs(s), market=market, force_replay=True)
     app = App(s, engine)
     app.start("PAPER")
     wait_for(lambda: len(engine.recent_trades) >= 3 and engine.candles_processed >= 400, 120,
              message="a few closed trades on the replayed candles")
     yield app
     app.shutdown()
+    market.close()
+
+
+@contextmanager
+def _held(app: App) -> Iterator[None]:
+    """No replayed candle while inside: a position opened meanwhile stays open (no candle, no
+    stop or take-profit) however slowly the page refreshes. The engine loop still runs: commands,
+    snapshots, the dashboard's stream."""
+    market = app.engine.given.market
+    assert isinstance(market, ReplayMarket)
+    pace = market.pace
+    market.pace = 1e9            # ReplayMarket.next_candles: the next candle is due in 30 years
+    try:
+        yield
+    finally:
+        market.pace = pace
 
 
 def _server(app: App, **kw: object) -> DashboardServer:
@@ -227,17 +247,20 @@ def test_the_page_in_a_real_browser(running: App, tmp_path) -> None:
             assert browser.js("document.querySelectorAll('#events li').length") > 0
             before = browser.js("document.getElementById('candles').textContent")
             browser.wait_js(f"document.getElementById('candles').textContent !== {json.dumps(before)}", 30)  # live
-            for _attempt in range(5):     # an open position on the page (a stop may close it as the replay runs)
-                if not eng.snapshot().positions:
-                    assert eng.submit_manual_order("BTCUSDT", "buy", 60).result(30).ok
+            # An open position on the page. The replay is held while the page is looked at: at 0.03 s a
+            # candle, a stop or take-profit closed a new position within 5-35 candles (0.15-1 s), often
+            # between two of the page's once-a-second states, so the page never had it to show.
+            # Both orders run on the engine thread after the hold began: no candle comes after them.
+            with _held(running):
+                eng.submit_close_position("BTCUSDT").result(30)      # what the strategy left open, if anything
+                assert eng.submit_manual_order("BTCUSDT", "buy", 60).result(30).ok
+                wait_for(lambda: bool(eng.snapshot().positions), 10, message="the filled order's open position")
                 try:
-                    browser.wait_js("document.getElementById('positions').innerText.includes('BTCUSDT')", 10)
-                    break
-                except AssertionError:
-                    continue
-            else:
-                raise AssertionError("the open position never showed on the page")
-            png = browser.screenshot()
+                    browser.wait_js("document.getElementById('positions').innerText.includes('BTCUSDT')", 30)
+                except AssertionError as exc:
+                    raise AssertionError(f"the open position never showed on the page: {exc}; the page's last "
+                                         f"positions: {browser.js('(window.lastState || {}).positions')}") from exc
+                png = browser.screenshot()
             assert not [m for m in browser.console if m.startswith("exception")], browser.console
     finally:
         srv.stop()
