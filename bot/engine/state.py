@@ -332,11 +332,15 @@ class PairState:
         return float(a) if math.isfinite(a) else 0.0
 
     def atr_median(self) -> float:
+        """np.median of the finite ATRs of the last 100 candles (0.0 without any), in plain Python:
+        the middle value, or the two middle ones' (a + b) / 2 as numpy takes their mean."""
         if self.stream is None:
             return 0.0
-        a = np.fromiter(self.stream.atr_hist, dtype=np.float64)
-        a = a[np.isfinite(a)]
-        return float(np.median(a)) if len(a) else 0.0
+        a = sorted(x for x in self.stream.atr_hist if math.isfinite(x))
+        n = len(a)
+        if n == 0:
+            return 0.0
+        return float(a[n // 2]) if n % 2 else (a[n // 2 - 1] + a[n // 2]) / 2
 
     @property
     def indicators(self) -> dict[str, np.ndarray]:

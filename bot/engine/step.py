@@ -416,6 +416,8 @@ class CandleStep:
                                 journal_row(record, ps.symbol, self.state.book.mode),
                                 stop=self._on_tick(ps.symbol, verdict.stop_loss) if protect else None)
                 record.upsert_position(pos, mode=self.state.book.mode)
+            if not log.isEnabledFor(logging.INFO):   # a backtest: the line's sums and label cost more than the order
+                return ok, msg, fills
             why = f" ({decision.reason})" if decision and decision.reason else ""
             log.info("%s %s opened %s %.6g @ %.6g (%.2f USDT), stop %.6g, take-profit %.6g%s", self.label,
                      ps.symbol, side, sum(f.qty for f in fills), fills[-1].price,
