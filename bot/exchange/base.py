@@ -7,6 +7,7 @@ above this layer (executor, risk manager, engine) is one code path. The records 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal
 from typing import Protocol, runtime_checkable
@@ -19,11 +20,16 @@ __all__ = [
 ]
 
 
+@functools.lru_cache(maxsize=256, typed=True)   # a handful of steps and ticks, several times per order
+def _decimal(step: float) -> Decimal:
+    return Decimal(str(step))
+
+
 def floor_to_step(value: float, step: float) -> float:
     """Largest multiple of `step` not above `value` (exact in decimal, no float drift)."""
     if step <= 0:
         return value
-    d_step = Decimal(str(step))
+    d_step = _decimal(step)
     return float((Decimal(str(value)) / d_step).to_integral_value(rounding=ROUND_DOWN) * d_step)
 
 
@@ -31,7 +37,7 @@ def ceil_to_step(value: float, step: float) -> float:
     """Smallest multiple of `step` not below `value` (exact in decimal)."""
     if step <= 0:
         return value
-    d_step = Decimal(str(step))
+    d_step = _decimal(step)
     return float((Decimal(str(value)) / d_step).to_integral_value(rounding=ROUND_UP) * d_step)
 
 
@@ -49,7 +55,7 @@ def round_to_tick(price: float, tick: float) -> float:
     """Nearest multiple of `tick` (half up), exact in decimal."""
     if tick <= 0:
         return price
-    d_tick = Decimal(str(tick))
+    d_tick = _decimal(tick)
     return float((Decimal(str(price)) / d_tick).to_integral_value(rounding=ROUND_HALF_UP) * d_tick)
 
 

@@ -349,12 +349,13 @@ class SimExchange:
                 raise DuplicateOrderError(f"client order id {client_order_id} was already used",
                                           client_order_id=client_order_id)
             qty = self._precheck(symbol, side, qty, order_type, price, reduce_only, inst, last, client_order_id)
+            now = self.now_ms()
             order = Order(client_order_id=client_order_id, symbol=symbol, side=side, qty=qty,  # type: ignore[arg-type]
                           order_type=order_type, status=OrderStatus.NEW,  # type: ignore[arg-type]
                           price=round_to_tick(price, inst.tick_size) if price else None,
                           reduce_only=reduce_only, stop_loss=stop_loss, take_profit=take_profit,
-                          exchange_order_id=f"paper-{client_order_id}", created_ms=self.now_ms(),
-                          updated_ms=self.now_ms())
+                          exchange_order_id=f"paper-{client_order_id}", created_ms=now,
+                          updated_ms=now)
             # Not saved yet: a crash during the delay means the order never reached the "exchange",
             # which is what the journal's recovery will conclude from its absence.
             self._state.put(order)
@@ -433,24 +434,25 @@ class SimExchange:
     def _execute(self, order: Order, price: float, *, maker: bool, reason: str) -> Fill:
         qty = order.qty - order.filled_qty
         fee = fee_of(qty, price, self.maker_fee if maker else self.taker_fee)
-        realised = self._apply(order.symbol, order.side, qty, price, fee, order, reason)
+        now = self.now_ms()
+        realised = self._apply(order.symbol, order.side, qty, price, fee, order, reason, now)
         fill = Fill(client_order_id=order.client_order_id, symbol=order.symbol, side=order.side, qty=qty, price=price,
-                    fee=fee, time_ms=self.now_ms(), exchange_order_id=order.exchange_order_id,
+                    fee=fee, time_ms=now, exchange_order_id=order.exchange_order_id,
                     exec_id=f"paper-{order.client_order_id}-{len(self._state.fills)}", is_maker=maker,
                     realised_pnl=realised, reason=reason)
         self._state.add_fill(fill)
         filled = order.filled_qty + qty
         avg = price if order.filled_qty == 0 else (order.avg_price * order.filled_qty + price * qty) / filled
         self._state.put(_replace(order, status=OrderStatus.FILLED, filled_qty=filled, avg_price=avg,
-                                 fee=order.fee + fee, updated_ms=self.now_ms()))
+                                 fee=order.fee + fee, updated_ms=now))
         return fill
 
     def _apply(self, symbol: str, side: str, qty: float, price: float, fee: float, order: Order | None,
-               reason: str) -> float:
+               reason: str, now: int) -> float:
         """Book one fill into the position (`PositionLedger`) and the wallet; returns the P&L it
         realised (before fees)."""
         st = self._state
-        booked = st.ledger.book(symbol, side, qty, price, fee, self.now_ms(), reason=reason)
+        booked = st.ledger.book(symbol, side, qty, price, fee, now, reason=reason)
         st.balance = None
         st.wallet -= fee
         st.wallet += booked.realised
@@ -481,9 +483,10 @@ class SimExchange:
         level, reason = hit
         # the triggered stop is a market order: it slips against us like any other (ledger.stop_fill)
         price = stop_fill(level, 1 if long else -1, self.slippage, self.get_instrument(symbol).tick_size)
-        cid = f"{'sl' if reason == 'stop-loss' else 'tp'}-{symbol}-{self.now_ms()}-{len(self._state.fills)}"[:36]
+        now = self.now_ms()
+        cid = f"{'sl' if reason == 'stop-loss' else 'tp'}-{symbol}-{now}-{len(self._state.fills)}"[:36]
         order = Order(client_order_id=cid, symbol=symbol, side=Side.SELL if long else Side.BUY, qty=b.size,
-                      reduce_only=True, exchange_order_id=f"paper-{cid}", created_ms=self.now_ms())
+                      reduce_only=True, exchange_order_id=f"paper-{cid}", created_ms=now)
         self._state.put(order)
         return [self._execute(order, price, maker=False, reason=reason)]
 
