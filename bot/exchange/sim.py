@@ -121,9 +121,9 @@ class _State:
         if self.positions:     # the positions' marks move the balance; without one it stays
             self.balance = None
 
-    @property
-    def positions(self) -> dict[str, _Book]:
-        return self.ledger.positions  # type: ignore[return-value]
+    def __post_init__(self) -> None:
+        # the ledger's own dict (it books into it in place), read several times per candle
+        self.positions: dict[str, _Book] = self.ledger.positions  # type: ignore[assignment]
 
 
 class SimExchange:
@@ -276,15 +276,17 @@ class SimExchange:
         if st.balance is not None:
             return st.balance
         prices = st.prices
-        # each position's unrealised P&L as its view reports it, without building the view
-        upl = sum(b.unrealised(prices.get(s, b.entry)) for s, b in st.positions.items())
-        margin = sum(b.size * b.entry / b.leverage for b in st.positions.values())
+        upl: float = 0   # summed one by one, as sum() did
+        margin: float = 0
+        for s, b in st.positions.items():
+            upl += b.unrealised(prices.get(s, b.entry))   # as its view reports it, without the view
+            margin += b.size * b.entry / b.leverage
         if st.open:
             margin += sum((o.qty - o.filled_qty) * (o.price or 0) / self.leverage for o in st.open.values()
                           if not o.reduce_only)
         equity = st.wallet + upl
-        st.balance = Balance(equity=equity, available=max(0.0, equity - margin), wallet_balance=st.wallet,
-                             unrealised_pnl=upl)
+        st.balance = _record(Balance, {"equity": equity, "available": max(0.0, equity - margin),
+                                       "wallet_balance": st.wallet, "unrealised_pnl": upl, "coin": "USDT"})
         return st.balance
 
     def get_balance(self) -> Balance:

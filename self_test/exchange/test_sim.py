@@ -368,19 +368,21 @@ def test_an_orders_fills_are_found_after_old_fills_are_dropped(tmp_path, feed):
 
 
 def test_the_fast_records_are_the_dataclass_records(tmp_path, feed):
-    """The position view and a changed order skip the dataclass __init__ (they are built on every
-    candle and every order): they hold every field, in the dataclass's order, and equal the
+    """The position view, the balance and a changed order skip the dataclass __init__ (they are
+    built on every candle and every order): they hold every field, in the dataclass's order, and equal the
     records the dataclass would build."""
     from dataclasses import fields, replace
 
     from bot.exchange.sim import _replace
-    from bot.types import Order, Position
+    from bot.types import Balance, Order, Position
 
     ex = sim(tmp_path)
     ex.on_candle(feed.candle_at(10))
     ex.create_order("BTCUSDT", "Buy", 0.01, stop_loss=1000.0, client_order_id="v1")
     (pos,) = ex.get_positions()
     assert list(vars(pos)) == [f.name for f in fields(Position)] and pos == Position(**vars(pos))
+    bal = ex.get_balance()
+    assert list(vars(bal)) == [f.name for f in fields(Balance)] and bal == Balance(**vars(bal))
     order = ex.get_order("v1")
     assert list(vars(order)) == [f.name for f in fields(Order)]
     changed = _replace(order, status=OrderStatus.CANCELLED, updated_ms=5)
