@@ -25,6 +25,10 @@ def _decimal(step: float) -> Decimal:
     return Decimal(str(step))
 
 
+# An order rounds the same numbers several times on its way (its quantity: the executor's sizing,
+# its check, the exchange's check; its stops: the executor, then the exchange): the last results
+# are kept, so only the first rounding of each number pays for the Decimal arithmetic.
+@functools.lru_cache(maxsize=256, typed=True)
 def floor_to_step(value: float, step: float) -> float:
     """Largest multiple of `step` not above `value` (exact in decimal, no float drift)."""
     if step <= 0:
@@ -51,6 +55,7 @@ def order_qty(notional: float, price: float, step: float, min_usdt: float) -> fl
     return qty
 
 
+@functools.lru_cache(maxsize=256, typed=True)
 def round_to_tick(price: float, tick: float) -> float:
     """Nearest multiple of `tick` (half up), exact in decimal."""
     if tick <= 0:
