@@ -171,9 +171,13 @@ class MemoryJournal:
             self._orders[order.client_order_id] = (order, mode)
             self._update(self._intents[order.client_order_id], order.status, order.exchange_order_id, error)
             seen = self._fill_keys   # kept as fills come: a backtest's thousands of orders stay linear
-            new = [f for f in fills if not f.exec_id or (f.client_order_id, f.exec_id) not in seen]
-            self._fills.extend((f, mode) for f in new)
-            seen.update((f.client_order_id, f.exec_id) for f in new if f.exec_id)
+            for f in fills:
+                if f.exec_id:
+                    key = (f.client_order_id, f.exec_id)
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                self._fills.append((f, mode))
 
     def fills_missing(self, mode: Mode) -> list[OrderIntent]:
         with self._lock:
