@@ -205,17 +205,21 @@ class SimExchange:
         """
         sym = candle.symbol
         close_ms = getattr(candle, "close_ms", None)
+        t = int(close_ms if close_ms is not None else self.now_ms())
         with self._lock:
             st = self._state
-            if st.positions or st.open:   # with nothing open, nothing can trigger or fill
-                o, h, lo = float(candle.open), float(candle.high), float(candle.low)
-                fills = self._trigger_stops(sym, o, h, lo)
-                if st.open:
-                    fills += self._fill_resting(sym, o, h, lo)
-            else:
-                fills = []
+            if not st.positions and not st.open:
+                # nothing open (most candles of a backtest): nothing can trigger or fill, and a
+                # price alone does not change the balance
+                st.prices[sym] = float(candle.close)
+                st.equity.append((t, (st.balance or self._balance()).equity))
+                return []
+            o, h, lo = float(candle.open), float(candle.high), float(candle.low)
+            fills = self._trigger_stops(sym, o, h, lo)
+            if st.open:
+                fills += self._fill_resting(sym, o, h, lo)
             st.set_price(sym, float(candle.close))
-            st.equity.append((int(close_ms if close_ms is not None else self.now_ms()), self._balance().equity))
+            st.equity.append((t, self._balance().equity))
             if fills:
                 self._save()
             return fills
