@@ -72,8 +72,12 @@ class Broker:
     """Orders for the engine, through the TradeExecutor (sizing, rounding, journal-first ids)."""
 
     def __init__(self, exchange: Exchange, executor: TradeExecutor) -> None:
+        from bot.exchange.sim import SimExchange
+
         self.exchange = exchange
         self.executor = executor
+        # the paper exchange's candle step, looked up once: it runs on every candle of every pair
+        self._paper_candle = exchange.on_candle if isinstance(exchange, SimExchange) else None
 
     def size_for(self, equity: float) -> float:
         """The executor's sizing rule in USDT (5 % of equity, at least MIN_ORDER_USDT)."""
@@ -82,11 +86,7 @@ class Broker:
     def on_candle(self, candle: Candle) -> list[Fill]:
         """The paper exchange sees the candle (stop-loss / take-profit from its high and low) and
         returns the fills it caused. Live: Bybit's server-side stops are learned by reconcile."""
-        from bot.exchange.sim import SimExchange
-
-        if isinstance(self.exchange, SimExchange):
-            return list(self.exchange.on_candle(candle) or [])
-        return []
+        return self._paper_candle(candle) if self._paper_candle is not None else []
 
     def open(self, symbol: str, side: str, notional: float, *, stop_loss: float | None,
              take_profit: float | None, reason: str) -> tuple[bool, str, list[Fill]]:

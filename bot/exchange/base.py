@@ -7,6 +7,7 @@ above this layer (executor, risk manager, engine) is one code path. The records 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal
 from typing import Protocol, runtime_checkable
@@ -19,11 +20,20 @@ __all__ = [
 ]
 
 
+@functools.lru_cache(maxsize=256, typed=True)   # a handful of steps and ticks, several times per order
+def _decimal(step: float) -> Decimal:
+    return Decimal(str(step))
+
+
+# An order rounds the same numbers several times on its way (its quantity: the executor's sizing,
+# its check, the exchange's check; its stops: the executor, then the exchange): the last results
+# are kept, so only the first rounding of each number pays for the Decimal arithmetic.
+@functools.lru_cache(maxsize=256, typed=True)
 def floor_to_step(value: float, step: float) -> float:
     """Largest multiple of `step` not above `value` (exact in decimal, no float drift)."""
     if step <= 0:
         return value
-    d_step = Decimal(str(step))
+    d_step = _decimal(step)
     return float((Decimal(str(value)) / d_step).to_integral_value(rounding=ROUND_DOWN) * d_step)
 
 
@@ -31,7 +41,7 @@ def ceil_to_step(value: float, step: float) -> float:
     """Smallest multiple of `step` not below `value` (exact in decimal)."""
     if step <= 0:
         return value
-    d_step = Decimal(str(step))
+    d_step = _decimal(step)
     return float((Decimal(str(value)) / d_step).to_integral_value(rounding=ROUND_UP) * d_step)
 
 
@@ -45,11 +55,12 @@ def order_qty(notional: float, price: float, step: float, min_usdt: float) -> fl
     return qty
 
 
+@functools.lru_cache(maxsize=256, typed=True)
 def round_to_tick(price: float, tick: float) -> float:
     """Nearest multiple of `tick` (half up), exact in decimal."""
     if tick <= 0:
         return price
-    d_tick = Decimal(str(tick))
+    d_tick = _decimal(tick)
     return float((Decimal(str(price)) / d_tick).to_integral_value(rounding=ROUND_HALF_UP) * d_tick)
 
 

@@ -15,8 +15,9 @@ after they are journaled and published, so the error handler sees them.
 
 from __future__ import annotations
 
+import functools
 import logging
-import uuid
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -50,9 +51,14 @@ log = logging.getLogger(__name__)
 
 
 def new_client_order_id(prefix: str = "ord") -> str:
-    """A unique Bybit-valid orderLinkId: `<prefix>-<24 hex>` (prefix cut to 11 characters)."""
-    clean = "".join(ch for ch in prefix if ch.isalnum() or ch in "-_")[:11] or "ord"
-    return f"{clean}-{uuid.uuid4().hex[:24]}"
+    """A unique Bybit-valid orderLinkId: `<prefix>-<24 hex>` (prefix cut to 11 characters), the
+    hex 96 random bits from the OS (uuid4 gave 92 of its 24 digits, at five times the cost)."""
+    return f"{_id_prefix(prefix)}-{os.urandom(12).hex()}"
+
+
+@functools.lru_cache(maxsize=64)   # the bot's own few prefixes ("open", "close", "manual"), every order
+def _id_prefix(prefix: str) -> str:
+    return "".join(ch for ch in prefix if ch.isalnum() or ch in "-_")[:11] or "ord"
 
 
 @dataclass(frozen=True)

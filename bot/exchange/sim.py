@@ -24,10 +24,11 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.atomic import atomic_write_text
 from bot.errors import (
@@ -78,23 +79,51 @@ class _State:
     orders: dict[str, Order] = field(default_factory=dict)
     fills: list[Fill] = field(default_factory=list)
     closed: list[ClosedTrade] = field(default_factory=list)
-    equity: list[tuple[int, float]] = field(default_factory=list)
+    equity: deque[tuple[int, float]] = field(default_factory=lambda: deque(maxlen=_KEEP_EQUITY))
     prices: dict[str, float] = field(default_factory=dict)
     # the orders still open (resting limits, a market order during its delay): what the margin and
     # the candle's limit check look at, so neither walks the whole order history; not saved (rebuilt)
     open: dict[str, Order] = field(default_factory=dict)
+    # each order's fills, oldest first (the fills above, by order): an order's fills are read after
+    # every order, and walking the last 500 fills for them was most of a backtest order's cost
+    fills_of: dict[str, list[Fill]] = field(default_factory=dict)
+    # the account as it stands (`SimExchange._balance`), until the wallet, a position, a position's
+    # price or an open order changes (None: work it out again); read several times per candle
+    balance: Balance | None = None
 
     def put(self, order: Order) -> None:
         """Record `order` (new or changed) and keep the open-order index in step."""
         self.orders[order.client_order_id] = order
         if order.status in OrderStatus.OPEN:
             self.open[order.client_order_id] = order
-        else:
+        elif self.open:
             self.open.pop(order.client_order_id, None)
+        self.balance = None   # an open order's margin is part of the balance
 
-    @property
-    def positions(self) -> dict[str, _Book]:
-        return self.ledger.positions  # type: ignore[return-value]
+    def add_fill(self, fill: Fill) -> None:
+        self.fills.append(fill)
+        self.fills_of.setdefault(fill.client_order_id, []).append(fill)
+
+    def trim_fills(self, keep: int) -> None:
+        """Forget all but the last `keep` fills (the journal has the full record)."""
+        extra = len(self.fills) - keep
+        if extra <= 0:
+            return
+        for f in self.fills[:extra]:
+            mine = self.fills_of[f.client_order_id]
+            del mine[0]          # the oldest of its order's fills: they are kept oldest first
+            if not mine:
+                del self.fills_of[f.client_order_id]
+        del self.fills[:extra]
+
+    def set_price(self, symbol: str, price: float) -> None:
+        self.prices[symbol] = price
+        if self.positions:     # the positions' marks move the balance; without one it stays
+            self.balance = None
+
+    def __post_init__(self) -> None:
+        # the ledger's own dict (it books into it in place), read several times per candle
+        self.positions: dict[str, _Book] = self.ledger.positions  # type: ignore[assignment]
 
 
 class SimExchange:
@@ -162,7 +191,7 @@ class SimExchange:
         if not price > 0:
             raise DataError(f"{symbol}: price {price!r} is not positive")
         with self._lock:
-            self._state.prices[symbol] = float(price)
+            self._state.set_price(symbol, float(price))
             fills = self._fill_resting(symbol, price, price, price)
             if fills:
                 self._save()
@@ -175,13 +204,22 @@ class SimExchange:
         `closed_trades()` has the round trips they completed.
         """
         sym = candle.symbol
-        o, h, lo, c = float(candle.open), float(candle.high), float(candle.low), float(candle.close)
+        close_ms = getattr(candle, "close_ms", None)
+        t = int(close_ms if close_ms is not None else self.now_ms())
         with self._lock:
+            st = self._state
+            if not st.positions and not st.open:
+                # nothing open (most candles of a backtest): nothing can trigger or fill, and a
+                # price alone does not change the balance
+                st.prices[sym] = float(candle.close)
+                st.equity.append((t, (st.balance or self._balance()).equity))
+                return []
+            o, h, lo = float(candle.open), float(candle.high), float(candle.low)
             fills = self._trigger_stops(sym, o, h, lo)
-            fills += self._fill_resting(sym, o, h, lo)
-            self._state.prices[sym] = c
-            self._state.equity.append((int(getattr(candle, "close_ms", self.now_ms())), self._equity()))
-            del self._state.equity[:-_KEEP_EQUITY]
+            if st.open:
+                fills += self._fill_resting(sym, o, h, lo)
+            st.set_price(sym, float(candle.close))
+            st.equity.append((t, self._balance().equity))
             if fills:
                 self._save()
             return fills
@@ -192,7 +230,7 @@ class SimExchange:
         if price is None and self.price_source is not None:
             price = float(self.price_source(symbol))
             with self._lock:
-                self._state.prices[symbol] = price
+                self._state.set_price(symbol, price)
         if price is None:
             raise DataError(f"paper exchange has no price for {symbol} yet: feed it a candle or set_price first")
         return price
@@ -214,28 +252,20 @@ class SimExchange:
 
     # -- account -----------------------------------------------------------------------------
     def _position_view(self, symbol: str, b: _Book) -> Position:
+        """The public record of one book. Built every candle a position is open: every field is
+        named here, in `Position`'s order (a test checks both), so `_record` can skip __init__."""
         mark = self._state.prices.get(symbol, b.entry)
-        return Position(symbol=symbol, side=b.side, size=b.size, entry_price=b.entry, mark_price=mark,  # type: ignore[arg-type]
-                        unrealised_pnl=b.unrealised(mark), realised_pnl=b.realised,
-                        stop_loss=b.stop_loss, take_profit=b.take_profit, leverage=b.leverage,
-                        opened_ms=b.opened_ms, fees=b.fees)
-
-    def _upl(self) -> float:
-        """Each position's unrealised P&L as its view reports it, without building the view (this
-        runs on every candle of every pair: with 50 open pairs the views were most of a candle's cost)."""
-        st = self._state
-        prices = st.prices
-        return sum(b.unrealised(prices.get(s, b.entry)) for s, b in st.positions.items())
-
-    def _equity(self) -> float:
-        st = self._state
-        return st.wallet + self._upl() if st.positions else st.wallet
+        return _record(Position, {
+            "symbol": symbol, "side": b.side, "size": b.size, "entry_price": b.entry, "mark_price": mark,
+            "unrealised_pnl": b.unrealised(mark), "realised_pnl": b.realised, "stop_loss": b.stop_loss,
+            "take_profit": b.take_profit, "trailing_stop": None, "leverage": b.leverage,
+            "opened_ms": b.opened_ms, "fees": b.fees})
 
     def equity(self) -> float:
-        """The account's equity now (wallet + unrealised P&L): `get_balance().equity` without the
-        record, for a caller that reads it every candle (the backtester)."""
+        """The account's equity now (wallet + unrealised P&L), for a caller that reads it every
+        candle (the backtester)."""
         with self._lock:
-            return self._equity()
+            return self._balance().equity
 
     def direction(self, symbol: str) -> int:
         """+1 long, -1 short, 0 no position on `symbol`; without building the position record."""
@@ -244,15 +274,24 @@ class SimExchange:
             return 0 if b is None or not b.size > 0 else (1 if b.side == "long" else -1)
 
     def _balance(self) -> Balance:
+        """The account now; worked out once per change (`_State.balance`): the engine, the candle's
+        equity point and the backtester all read it on every candle."""
         st = self._state
-        upl = self._upl()
-        margin = sum(b.size * b.entry / b.leverage for b in st.positions.values())
+        if st.balance is not None:
+            return st.balance
+        prices = st.prices
+        upl: float = 0   # summed one by one, as sum() did
+        margin: float = 0
+        for s, b in st.positions.items():
+            upl += b.unrealised(prices.get(s, b.entry))   # as its view reports it, without the view
+            margin += b.size * b.entry / b.leverage
         if st.open:
             margin += sum((o.qty - o.filled_qty) * (o.price or 0) / self.leverage for o in st.open.values()
                           if not o.reduce_only)
         equity = st.wallet + upl
-        return Balance(equity=equity, available=max(0.0, equity - margin), wallet_balance=st.wallet,
-                       unrealised_pnl=upl)
+        st.balance = _record(Balance, {"equity": equity, "available": max(0.0, equity - margin),
+                                       "wallet_balance": st.wallet, "unrealised_pnl": upl, "coin": "USDT"})
+        return st.balance
 
     def get_balance(self) -> Balance:
         with self._lock:
@@ -267,7 +306,10 @@ class SimExchange:
 
     def get_positions(self) -> list[Position]:
         with self._lock:
-            return [self._position_view(s, b) for s, b in sorted(self._state.positions.items())]
+            books = self._state.positions
+            if not books:
+                return []
+            return [self._position_view(s, b) for s, b in sorted(books.items())]
 
     def get_open_orders(self, symbol: str | None = None) -> list[Order]:
         with self._lock:
@@ -279,7 +321,7 @@ class SimExchange:
 
     def get_fills(self, client_order_id: str, symbol: str | None = None) -> list[Fill]:
         with self._lock:
-            return [f for f in self._state.fills if f.client_order_id == client_order_id]
+            return list(self._state.fills_of.get(client_order_id, ()))
 
     def get_executions(self, symbol: str, *, since_ms: int | None = None) -> list[Fill]:
         """Every fill of `symbol` (stops and limits included), oldest first, since `since_ms`."""
@@ -313,12 +355,13 @@ class SimExchange:
                 raise DuplicateOrderError(f"client order id {client_order_id} was already used",
                                           client_order_id=client_order_id)
             qty = self._precheck(symbol, side, qty, order_type, price, reduce_only, inst, last, client_order_id)
+            now = self.now_ms()
             order = Order(client_order_id=client_order_id, symbol=symbol, side=side, qty=qty,  # type: ignore[arg-type]
                           order_type=order_type, status=OrderStatus.NEW,  # type: ignore[arg-type]
                           price=round_to_tick(price, inst.tick_size) if price else None,
                           reduce_only=reduce_only, stop_loss=stop_loss, take_profit=take_profit,
-                          exchange_order_id=f"paper-{client_order_id}", created_ms=self.now_ms(),
-                          updated_ms=self.now_ms())
+                          exchange_order_id=f"paper-{client_order_id}", created_ms=now,
+                          updated_ms=now)
             # Not saved yet: a crash during the delay means the order never reached the "exchange",
             # which is what the journal's recovery will conclude from its absence.
             self._state.put(order)
@@ -397,24 +440,26 @@ class SimExchange:
     def _execute(self, order: Order, price: float, *, maker: bool, reason: str) -> Fill:
         qty = order.qty - order.filled_qty
         fee = fee_of(qty, price, self.maker_fee if maker else self.taker_fee)
-        realised = self._apply(order.symbol, order.side, qty, price, fee, order, reason)
+        now = self.now_ms()
+        realised = self._apply(order.symbol, order.side, qty, price, fee, order, reason, now)
         fill = Fill(client_order_id=order.client_order_id, symbol=order.symbol, side=order.side, qty=qty, price=price,
-                    fee=fee, time_ms=self.now_ms(), exchange_order_id=order.exchange_order_id,
+                    fee=fee, time_ms=now, exchange_order_id=order.exchange_order_id,
                     exec_id=f"paper-{order.client_order_id}-{len(self._state.fills)}", is_maker=maker,
                     realised_pnl=realised, reason=reason)
-        self._state.fills.append(fill)
+        self._state.add_fill(fill)
         filled = order.filled_qty + qty
         avg = price if order.filled_qty == 0 else (order.avg_price * order.filled_qty + price * qty) / filled
         self._state.put(_replace(order, status=OrderStatus.FILLED, filled_qty=filled, avg_price=avg,
-                                 fee=order.fee + fee, updated_ms=self.now_ms()))
+                                 fee=order.fee + fee, updated_ms=now))
         return fill
 
     def _apply(self, symbol: str, side: str, qty: float, price: float, fee: float, order: Order | None,
-               reason: str) -> float:
+               reason: str, now: int) -> float:
         """Book one fill into the position (`PositionLedger`) and the wallet; returns the P&L it
         realised (before fees)."""
         st = self._state
-        booked = st.ledger.book(symbol, side, qty, price, fee, self.now_ms(), reason=reason)
+        booked = st.ledger.book(symbol, side, qty, price, fee, now, reason=reason)
+        st.balance = None
         st.wallet -= fee
         st.wallet += booked.realised
         if booked.closed is not None:
@@ -444,9 +489,10 @@ class SimExchange:
         level, reason = hit
         # the triggered stop is a market order: it slips against us like any other (ledger.stop_fill)
         price = stop_fill(level, 1 if long else -1, self.slippage, self.get_instrument(symbol).tick_size)
-        cid = f"{'sl' if reason == 'stop-loss' else 'tp'}-{symbol}-{self.now_ms()}-{len(self._state.fills)}"[:36]
+        now = self.now_ms()
+        cid = f"{'sl' if reason == 'stop-loss' else 'tp'}-{symbol}-{now}-{len(self._state.fills)}"[:36]
         order = Order(client_order_id=cid, symbol=symbol, side=Side.SELL if long else Side.BUY, qty=b.size,
-                      reduce_only=True, exchange_order_id=f"paper-{cid}", created_ms=self.now_ms())
+                      reduce_only=True, exchange_order_id=f"paper-{cid}", created_ms=now)
         self._state.put(order)
         return [self._execute(order, price, maker=False, reason=reason)]
 
@@ -477,7 +523,7 @@ class SimExchange:
                         break
             for cid in old:
                 del st.orders[cid]
-        del st.fills[:-_KEEP_FILLS]
+        st.trim_fills(_KEEP_FILLS)
         if self.keep_closed is not None:
             del st.closed[:-self.keep_closed]
 
@@ -494,7 +540,7 @@ class SimExchange:
         data = {"version": 1, "category": self.category, "wallet": st.wallet, "prices": st.prices,
                 "positions": {s: dict(vars(b)) for s, b in st.positions.items()},  # flat records: no asdict
                 "orders": [vars(o) for o in st.orders.values()], "fills": [vars(f) for f in st.fills],
-                "closed": [vars(t) for t in st.closed], "equity": st.equity}
+                "closed": [vars(t) for t in st.closed], "equity": list(st.equity)}
         text = json.dumps(data)  # one string, one write: json.dump's many small writes are slow
         atomic_write_text(self.state_path, text)
 
@@ -507,9 +553,10 @@ class SimExchange:
             st.prices = {k: float(v) for k, v in data.get("prices", {}).items()}
             for o in data.get("orders", []):
                 st.put(Order(**o))
-            st.fills = [Fill(**f) for f in data.get("fills", [])]
+            for f in data.get("fills", []):
+                st.add_fill(Fill(**f))
             st.closed = [ClosedTrade(**t) for t in data.get("closed", [])]
-            st.equity = [(int(t), float(e)) for t, e in data.get("equity", [])]
+            st.equity.extend((int(t), float(e)) for t, e in data.get("equity", []))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise DataError(f"paper wallet file {self.state_path} is unreadable ({exc}); move it away to start a "
                             "fresh wallet, or restore it from a backup") from exc
@@ -519,10 +566,25 @@ class SimExchange:
         self._state = st
 
 
-def _replace(order: Order, **changes: Any) -> Order:
-    from dataclasses import replace
+_R = TypeVar("_R")
 
-    return replace(order, **changes)
+
+def _record(cls: type[_R], fields: dict[str, Any]) -> _R:
+    """A frozen record of `cls` holding `fields` (every one of its fields), without the dataclass
+    __init__, which sets each field through object.__setattr__: 3 us for a `Position`, paid on
+    every candle a position is open, and several times per order. The records of `bot.types` have
+    no __post_init__ or validation that this would skip."""
+    rec = object.__new__(cls)
+    rec.__dict__.update(fields)
+    return rec
+
+
+def _replace(order: Order, **changes: Any) -> Order:
+    """`dataclasses.replace(order, **changes)` at a fifth of its cost (see `_record`)."""
+    fields = {**order.__dict__, **changes}
+    if len(fields) != len(order.__dict__):
+        raise TypeError(f"Order has no field {sorted(fields.keys() - order.__dict__.keys())}")
+    return _record(Order, fields)
 
 
 def _process_alive(pid: int) -> bool:

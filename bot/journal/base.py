@@ -123,7 +123,11 @@ class MemoryJournal:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._intents: dict[str, OrderIntent] = {}
+        self._intents: dict[str, OrderIntent] = {}       # as journaled
+        # What became of an intent since: (status, exchange order id, error). The intent as it
+        # stands is put together when it is read (`_current`), so the two updates every order gets
+        # are a dict write each, not a copy of the whole record (a backtest journals every order).
+        self._fates: dict[str, tuple[OrderStatus, str, str]] = {}
         self._orders: dict[str, tuple[Order, Mode]] = {}
         self._fills: list[tuple[Fill, Mode]] = []
         self._fill_keys: set[tuple[str, str]] = set()   # (order id, exec id) of the fills above that have one
@@ -138,10 +142,23 @@ class MemoryJournal:
     def update_intent(self, client_order_id: str, status: OrderStatus, *, exchange_order_id: str = "",
                       error: str = "") -> None:
         with self._lock:
-            old = self._intents[client_order_id]
-            self._intents[client_order_id] = replace(
-                old, status=status, exchange_order_id=exchange_order_id or old.exchange_order_id,
-                error=error or old.error)
+            self._update(self._intents[client_order_id], status, exchange_order_id, error)
+
+    def _fate(self, intent: OrderIntent) -> tuple[OrderStatus, str, str]:
+        """(status, exchange order id, error) of `intent` now."""
+        return self._fates.get(intent.client_order_id) or (intent.status, intent.exchange_order_id, intent.error)
+
+    def _update(self, intent: OrderIntent, status: OrderStatus, exchange_order_id: str, error: str) -> None:
+        _, old_id, old_error = self._fate(intent)
+        self._fates[intent.client_order_id] = (status, exchange_order_id or old_id, error or old_error)
+
+    def _current(self, intent: OrderIntent) -> OrderIntent:
+        """The intent as it stands: as journaled, with what became of it since."""
+        fate = self._fates.get(intent.client_order_id)
+        if fate is None:
+            return intent
+        status, exchange_order_id, error = fate
+        return replace(intent, status=status, exchange_order_id=exchange_order_id, error=error)
 
     def record_fill(self, fill: Fill, *, mode: Mode) -> None:
         with self._lock:
@@ -152,50 +169,51 @@ class MemoryJournal:
     def record_outcome(self, order: Order, fills: Sequence[Fill], *, mode: Mode, error: str = "") -> None:
         with self._lock:
             self._orders[order.client_order_id] = (order, mode)
-            old = self._intents[order.client_order_id]
-            self._intents[order.client_order_id] = replace(
-                old, status=order.status, exchange_order_id=order.exchange_order_id or old.exchange_order_id,
-                error=error or old.error)
+            self._update(self._intents[order.client_order_id], order.status, order.exchange_order_id, error)
             seen = self._fill_keys   # kept as fills come: a backtest's thousands of orders stay linear
-            new = [f for f in fills if not f.exec_id or (f.client_order_id, f.exec_id) not in seen]
-            self._fills.extend((f, mode) for f in new)
-            seen.update((f.client_order_id, f.exec_id) for f in new if f.exec_id)
+            for f in fills:
+                if f.exec_id:
+                    key = (f.client_order_id, f.exec_id)
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                self._fills.append((f, mode))
 
     def fills_missing(self, mode: Mode) -> list[OrderIntent]:
         with self._lock:
             out = []
             for i in self._intents.values():
-                if i.mode != mode or i.status not in (OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED):
+                if i.mode != mode or self._fate(i)[0] not in (OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED):
                     continue
                 found = self._orders.get(i.client_order_id)
                 want = found[0].filled_qty if found is not None else i.qty
                 have = sum(f.qty for f, _ in self._fills if f.client_order_id == i.client_order_id)
                 if have < want - _QTY_EPS * max(1.0, want):
-                    out.append(i)
+                    out.append(self._current(i))
             return out
 
     def get_intent(self, client_order_id: str) -> OrderIntent | None:
         with self._lock:
-            return self._intents.get(client_order_id)
+            i = self._intents.get(client_order_id)
+            return None if i is None else self._current(i)
 
     def unresolved_intents(self) -> list[OrderIntent]:
         with self._lock:
-            return [i for i in self._intents.values() if i.status in OrderStatus.UNRESOLVED]
+            return [self._current(i) for i in self._intents.values() if self._fate(i)[0] in OrderStatus.UNRESOLVED]
 
     # -- what is kept, read back -------------------------------------------------------------------
     def intents(self, *, mode: Mode | None = None, symbol: str | None = None) -> list[OrderIntent]:
         """Every journaled intent, in the order they were journaled."""
         with self._lock:
-            return [i for i in self._intents.values()
+            return [self._current(i) for i in self._intents.values()
                     if (mode is None or i.mode == mode) and (symbol is None or i.symbol == symbol)]
 
     def record_order(self, order: Order, mode: Mode) -> None:
         with self._lock:
             self._orders[order.client_order_id] = (order, mode)
             old = self._intents.get(order.client_order_id)
-            if old is not None and old.status not in OrderStatus.FINAL:
-                self._intents[order.client_order_id] = replace(
-                    old, status=order.status, exchange_order_id=order.exchange_order_id or old.exchange_order_id)
+            if old is not None and self._fate(old)[0] not in OrderStatus.FINAL:
+                self._update(old, order.status, order.exchange_order_id, "")
 
     def get_order(self, client_order_id: str) -> Order | None:
         with self._lock:

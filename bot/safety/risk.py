@@ -40,6 +40,7 @@ __all__ = ["RiskManager", "RiskDecision", "RiskViolationError", "stop_distance_o
 log = logging.getLogger(__name__)
 
 DAY_MS = 86_400_000
+_REGIME_SIZE = {"trending": "REGIME_SIZE_TRENDING", "choppy": "REGIME_SIZE_CHOPPY", "volatile": "REGIME_SIZE_VOLATILE"}
 
 
 @dataclass(frozen=True)
@@ -94,9 +95,7 @@ class RiskManager:
         return max(equity * s.POSITION_SIZE_PCT, s.MIN_ORDER_USDT)
 
     def regime_multiplier(self, regime: str) -> float:
-        s = self.settings
-        return {"trending": s.REGIME_SIZE_TRENDING, "choppy": s.REGIME_SIZE_CHOPPY,
-                "volatile": s.REGIME_SIZE_VOLATILE}.get(regime, s.REGIME_SIZE_CHOPPY)
+        return float(getattr(self.settings, _REGIME_SIZE.get(regime, "REGIME_SIZE_CHOPPY")))
 
     def dynamic_adjustment(self, atr: float, atr_median: float) -> float:
         """Size multiplier for the current volatility: 1 normally; when ATR / its median exceeds
@@ -147,7 +146,8 @@ class RiskManager:
                 if self.halt_rule == "daily_loss":
                     log.info("new UTC day: the daily loss halt is lifted")
                     self.halted_reason, self.halt_rule = "", ""
-            self.peak_equity = max(self.peak_equity, equity)
+            if equity > self.peak_equity:    # max(), without the call: this runs on every candle
+                self.peak_equity = equity
             if self.halted_reason:
                 return
             if self.day_start_equity > 0:

@@ -310,3 +310,83 @@ def test_a_wallet_traded_by_another_running_process_is_refused(tmp_path, setting
     mine.set_price("BTCUSDT", 8000.0)
     mine.create_order("BTCUSDT", "Buy", 0.01, client_order_id="mine-1")
     assert wallet.exists()
+
+
+def _recomputed(ex):
+    """The balance worked out from scratch (the cached one dropped), to compare with the cache."""
+    ex._state.balance = None
+    return ex.get_balance()
+
+
+def test_the_cached_balance_follows_every_change(tmp_path, feed):
+    """The balance is worked out once per change of the wallet, a position, its price or an open
+    order (it is read several times per candle); after each kind of change it is what a fresh
+    computation gives, and the candle's equity point and `equity()` agree with it."""
+    ex = SimExchange(make_settings(tmp_path, SLIPPAGE_BPS=2.0))
+    i = _find(feed, _wide)
+    ex.on_candle(feed.candle_at(i - 3))
+    flat = ex.get_balance()
+    ex.on_candle(feed.candle_at(i - 2))
+    assert ex.get_balance() is flat                     # flat: a new price changes nothing
+    steps = [
+        lambda: ex.create_order("BTCUSDT", "Buy", 0.01, client_order_id="k1"),
+        lambda: ex.on_candle(feed.candle_at(i - 1)),
+        lambda: ex.set_price("BTCUSDT", feed.candle_at(i - 1).close * 1.01),
+        lambda: ex.create_order("BTCUSDT", "Buy", 0.01, "Limit", price=round(feed.candle_at(i - 1).low * 0.9, 1),
+                                client_order_id="k2"),
+        lambda: ex.cancel_order("BTCUSDT", "k2"),
+        lambda: ex.set_trading_stop("BTCUSDT", stop_loss=round(feed.candle_at(i).low + 1, 1)),
+        lambda: ex.on_candle(feed.candle_at(i)),        # the stop fills
+        lambda: ex.create_order("BTCUSDT", "Sell", 0.02, client_order_id="k3"),
+        lambda: ex.on_candle(feed.candle_at(i + 1)),
+    ]
+    seen = [flat]
+    for step in steps:
+        step()
+        now = ex.get_balance()
+        assert now == _recomputed(ex) and ex.equity() == now.equity
+        seen.append(now)
+    assert ex.equity_history()[-1][1] == seen[-1].equity
+    assert len({(b.equity, b.available) for b in seen}) >= 6    # the steps did change the account
+    assert [f.reason for f in ex.get_executions("BTCUSDT")] == ["signal", "stop-loss", "signal"]
+
+
+def test_an_orders_fills_are_found_after_old_fills_are_dropped(tmp_path, feed):
+    """The wallet keeps the last 500 fills, indexed by order: `get_fills` answers what a walk over
+    the kept fills would, before and after the oldest are dropped."""
+    ex = SimExchange(make_settings(tmp_path, SLIPPAGE_BPS=0.0))
+    ex.on_candle(feed.candle_at(10))
+    for n in range(300):
+        ex.create_order("BTCUSDT", "Buy", 0.01, client_order_id=f"b{n}")
+        ex.create_order("BTCUSDT", "Sell", 0.01, client_order_id=f"s{n}")
+    kept = ex._state.fills
+    assert len(kept) == 500 and kept[0].client_order_id == "b50"
+    for cid in ("b0", "s49", "b50", "s50", "b299", "s299", "nope"):
+        assert ex.get_fills(cid) == [f for f in kept if f.client_order_id == cid]
+    assert ex.get_fills("b0") == [] and len(ex.get_fills("s299")) == 1
+    assert sum(len(v) for v in ex._state.fills_of.values()) == 500
+
+
+def test_the_fast_records_are_the_dataclass_records(tmp_path, feed):
+    """The position view, the balance and a changed order skip the dataclass __init__ (they are
+    built on every candle and every order): they hold every field, in the dataclass's order, and equal the
+    records the dataclass would build."""
+    from dataclasses import fields, replace
+
+    from bot.exchange.sim import _replace
+    from bot.types import Balance, Order, Position
+
+    ex = sim(tmp_path)
+    ex.on_candle(feed.candle_at(10))
+    ex.create_order("BTCUSDT", "Buy", 0.01, stop_loss=1000.0, client_order_id="v1")
+    (pos,) = ex.get_positions()
+    assert list(vars(pos)) == [f.name for f in fields(Position)] and pos == Position(**vars(pos))
+    bal = ex.get_balance()
+    assert list(vars(bal)) == [f.name for f in fields(Balance)] and bal == Balance(**vars(bal))
+    order = ex.get_order("v1")
+    assert list(vars(order)) == [f.name for f in fields(Order)]
+    changed = _replace(order, status=OrderStatus.CANCELLED, updated_ms=5)
+    assert changed == replace(order, status=OrderStatus.CANCELLED, updated_ms=5) and hash(changed) == hash(
+        replace(order, status=OrderStatus.CANCELLED, updated_ms=5))
+    with pytest.raises(TypeError, match="statsu"):
+        _replace(order, statsu=OrderStatus.CANCELLED)

@@ -4,6 +4,7 @@ with the SQLite journal's rules, everything else empty."""
 from __future__ import annotations
 
 import inspect
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,25 @@ def test_an_outcome_journals_each_execution_once_whatever_came_before(kind: str,
         j.record_outcome(done, [first, second], mode=Mode.PAPER)
         assert [f.exec_id for f in j.fills(client_order_id="a")] == ["e1", "e2"]
         assert j.fills_missing(Mode.PAPER) == []
+
+
+def test_memory_journal_reads_back_each_intent_as_its_updates_left_it():
+    """The in-memory journal keeps an intent as journaled and what became of it apart (the two
+    updates of every order are then cheap); every read gives the whole record as it stands."""
+    j = MemoryJournal()
+    a, b = _intent("a"), _intent("b", symbol="ETHUSDT")
+    j.record_intent(a)
+    j.record_intent(b)
+    assert j.get_intent("a") == a and j.unresolved_intents() == [a, b]
+    j.update_intent("a", OrderStatus.SENT, exchange_order_id="ex-a")
+    j.update_intent("a", OrderStatus.LOST, error="timed out")       # the id and the error are kept
+    lost = replace(a, status=OrderStatus.LOST, exchange_order_id="ex-a", error="timed out")
+    assert j.get_intent("a") == lost and j.intents(symbol="BTCUSDT") == [lost]
+    done = Order("a", "BTCUSDT", Side.BUY, 0.04, status=OrderStatus.FILLED, avg_price=PRICE, filled_qty=0.04)
+    j.record_outcome(done, [], mode=Mode.PAPER)
+    filled = replace(lost, status=OrderStatus.FILLED)
+    assert j.get_intent("a") == filled and j.fills_missing(Mode.PAPER) == [filled]
+    j.record_order(replace(done, status=OrderStatus.CANCELLED), Mode.PAPER)   # final: not moved
+    assert j.get_intent("a") == filled and j.unresolved_intents() == [b]
+    j.record_order(Order("b", "ETHUSDT", Side.BUY, 0.04, status=OrderStatus.NEW, exchange_order_id="ex-b"), Mode.PAPER)
+    assert j.intents() == [filled, replace(b, status=OrderStatus.NEW, exchange_order_id="ex-b")]
