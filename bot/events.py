@@ -75,6 +75,8 @@ class EventBus:
             self._callbacks.append(fn)
 
     def publish(self, event: Event) -> None:
+        if not self._queues and not self._callbacks:   # nobody listens (a backtest): no lock, no copies
+            return
         with self._lock:
             queues = list(self._queues)
             callbacks = list(self._callbacks)
@@ -92,7 +94,9 @@ class EventBus:
     def emit(self, kind: str, message: str, *, level: str = "INFO", **data: Any) -> Event:
         """Build, log and publish an event; returns it."""
         ev = Event(kind=kind, message=message, level=level, data=data)
-        log.log(logging.getLevelName(level) if isinstance(logging.getLevelName(level), int) else logging.INFO,
-                "%s", message)
+        number = logging.getLevelName(level)
+        number = number if isinstance(number, int) else logging.INFO
+        if log.isEnabledFor(number):
+            log.log(number, "%s", message)
         self.publish(ev)
         return ev
