@@ -30,7 +30,7 @@ import pandas as pd
 from bot.analysis.feature_stream import numpy_sum
 from bot.analysis.indicator_stream import IndicatorStream
 from bot.analysis.level_stream import LevelStream
-from bot.market.timeframes import bucket_start, resample
+from bot.market.timeframes import bucket_start
 from bot.types import interval_ms
 
 __all__ = ["AnalystBook", "CandleBuckets", "EntryView"]
@@ -206,10 +206,22 @@ class AnalystBook:
 
     def _rebuild_confirm(self) -> None:
         """The confirmation series after a trim: the recorded candles, then those resampled from
-        the kept base candles; the stream starts over only if the series changed."""
-        frame = pd.DataFrame(list(self._rows), columns=["t", "open", "high", "low", "close", "volume"]).set_index("t")
-        days = resample(frame, self.base_interval, self.confirm_interval)
-        rows = _rows(days)
+        the kept base candles; the stream starts over only if the series changed. The resample of
+        the kept candles is the series already closed, cut at the bucket of the first kept candle,
+        whose candle is rebuilt from the kept candles in it (the trim may have cut it)."""
+        kept, cb = self._rows, self._confirm_buckets
+        first = cb.open_of(kept[0][0])
+        end = first + cb.size
+        part = []
+        for r in kept:
+            if r[0] >= end:
+                break
+            part.append(r)
+        rows: list[Row] = []
+        if len(part) < len(kept) or part[-1][0] + self.base_ms >= end:   # closed, as resample keeps it
+            rows.append((first, part[0][1], max([r[2] for r in part]), min([r[3] for r in part]), part[-1][4],
+                         numpy_sum([r[5] for r in part])))
+        rows += [r for r in self._confirm_rows if r[0] > first]
         if self._recorded:
             rec_last = self._recorded[-1][0]
             rows = self._recorded + [r for r in rows if r[0] > rec_last]
