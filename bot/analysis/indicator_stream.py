@@ -139,10 +139,26 @@ class IndicatorStream:
         self.cmf = self.volume_ratio = NAN
         self.candles = 0
         self._prev: tuple[float, float, float] | None = None
+        self._settled = False   # every recursion seeded and every window full: `_step` from then on
 
     def update(self, high: float, low: float, close: float, volume: float) -> None:
         """Move on by one closed candle (the next after the last one seen)."""
         h, lo, c, v = float(high), float(low), float(close), float(volume)
+        if self._settled:
+            self._step(h, lo, c, v)
+            return
+        self._warm_up(h, lo, c, v)
+        if self.candles >= 35 and self._all_seeded():   # 35: the MACD signal's seed, the latest fixed one
+            self._settled = True
+
+    def _all_seeded(self) -> bool:
+        recs = [*self._emas.values(), self._fast, self._slow, self._signal, self._gain, self._move,
+                *self._atrs.values(), *(r for x in self._adxs.values() for r in x.sums)]
+        return (all(r.seeded for r in recs) and all(x.seen >= 2 * x.n for x in self._adxs.values())
+                and len(self._closes) == self.bb_n and len(self._vol) == 20)
+
+    def _warm_up(self, h: float, lo: float, c: float, v: float) -> None:
+        """One candle while some recursion is still seeding: each follows its own seed rule."""
         self.candles += 1
         for n, e in self._emas.items():
             self.ema[n] = e.update(c)
@@ -187,3 +203,65 @@ class IndicatorStream:
             self.cmf = math.fsum(self._mfv) / vol if vol > 0 else 0.0
             avg = vol / 20
             self.volume_ratio = v / avg if avg > 0 else 1.0
+
+    def _step(self, h: float, lo: float, c: float, v: float) -> None:
+        """One candle once everything is seeded: the recursions' `a * y + b * x` and the windows
+        of `_warm_up`, written out in one place (the same operations in the same order, so the
+        same bits) instead of a call per recursion."""
+        self.candles += 1
+        ema = self.ema
+        for n, e in self._emas.items():
+            ema[n] = e.value = e.a * e.value + e.b * c
+        f, s, g = self._fast, self._slow, self._signal
+        fast = f.value = f.a * f.value + f.b * c
+        slow = s.value = s.a * s.value + s.b * c
+        sig = g.value = g.a * g.value + g.b * (fast - slow)
+        self.prev_macd_hist = self.macd_hist
+        self.macd_hist = (fast - slow) - sig
+        ph, pl, pc = self._prev  # type: ignore[misc]
+        d = c - pc
+        gr, mr = self._gain, self._move
+        gain = gr.value = gr.a * gr.value + gr.b * max(d, 0.0)
+        move = mr.value = mr.a * mr.value + mr.b * abs(d)
+        if gain == gain:
+            self.rsi = gain / move * 100.0 if abs(move) >= ind._ZERO else 0.0
+        tr = max(h, pc) - min(lo, pc)
+        for n, a in self._atrs.items():
+            self.atr[n] = a.value = a.a * a.value + a.b * tr
+        up, dn = h - ph, pl - lo
+        pdm = up if (up > dn and up > 0) else 0.0
+        mdm = dn if (dn > up and dn > 0) else 0.0
+        zero = ind._ZERO
+        for n, x in self._adxs.items():
+            x.seen += 1
+            rp, rm, rt = x.sums
+            sp = rp.value = rp.a * rp.value + rp.b * pdm
+            sm = rm.value = rm.a * rm.value + rm.b * mdm
+            st = rt.value = rt.a * rt.value + rt.b * tr
+            ok = abs(st) >= zero
+            if ok:
+                p, m = sp / st * 100.0, sm / st * 100.0
+            else:
+                p = m = 0.0
+            self.plus_di[n], self.minus_di[n] = x.plus_di, x.minus_di = p, m
+            tot = p + m
+            if ok and abs(tot) >= zero:
+                x.adx = (n - 1) / n * x.adx + 1.0 / n * (abs(m / tot * 2.0 - 1.0) * 100.0)
+            self.adx[n] = x.adx
+        self._prev = (h, lo, c)
+        closes = self._closes
+        closes.append(c)
+        nb = self.bb_n
+        mid = math.fsum(closes) / nb
+        sd = math.sqrt(math.fsum([d * d for d in [x - mid for x in closes]]) / nb)
+        if self.bb_k != 1.0:
+            sd *= self.bb_k
+        self.bandwidths.append(((sd + mid) - (mid - sd)) / mid if mid != 0 else NAN)
+        rng = h - lo
+        self._mfv.append((((c - lo) - (h - c)) / rng if rng > 0 else 0.0) * v)
+        vols = self._vol
+        vols.append(v)
+        vol = math.fsum(vols)
+        self.cmf = math.fsum(self._mfv) / vol if vol > 0 else 0.0
+        avg = vol / 20
+        self.volume_ratio = v / avg if avg > 0 else 1.0
