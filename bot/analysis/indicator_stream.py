@@ -16,6 +16,7 @@ computation. It shares `ind._ZERO` (TA-Lib's zero) and the TA-Lib conventions wi
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, insort
 from collections import deque
 
 from bot.analysis import indicators as ind
@@ -110,7 +111,8 @@ class IndicatorStream:
     Options (keyword-only): `emas` (periods), `atr_periods`, `adx_periods`, `bb_period`, `bb_std`,
     `bandwidth_keep` (how many recent Bollinger bandwidths to keep for percentiles). Read after
     `update`: `ema[n]`, `atr[n]`, `adx[n]`, `plus_di[n]`, `minus_di[n]`, `rsi`, `macd_hist`,
-    `prev_macd_hist`, `bandwidths` (newest last, NaN while warming up), `cmf`, `volume_ratio`,
+    `prev_macd_hist`, `bandwidths` (newest last, NaN while warming up; `sorted_bandwidths`: the
+    finite ones among them in ascending order, `bandwidth_nans`: how many are not), `cmf`, `volume_ratio`,
     and `candles` (how many were seen). The caller feeds closed candles in order.
     """
 
@@ -134,6 +136,8 @@ class IndicatorStream:
         self.bb_n, self.bb_k = ind._period(bb_period, "bb_period"), float(bb_std)
         self._closes: deque[float] = deque(maxlen=self.bb_n)
         self.bandwidths: deque[float] = deque(maxlen=ind._period(bandwidth_keep, "bandwidth_keep"))
+        self.sorted_bandwidths: list[float] = []   # kept as they come: a percentile costs a lookup
+        self.bandwidth_nans = 0
         self._mfv: deque[float] = deque(maxlen=20)
         self._vol: deque[float] = deque(maxlen=20)
         self.cmf = self.volume_ratio = NAN
@@ -156,6 +160,20 @@ class IndicatorStream:
                 *self._atrs.values(), *(r for x in self._adxs.values() for r in x.sums)]
         return (all(r.seeded for r in recs) and all(x.seen >= 2 * x.n for x in self._adxs.values())
                 and len(self._closes) == self.bb_n and len(self._vol) == 20)
+
+    def _push_bandwidth(self, bw: float) -> None:
+        kept = self.bandwidths
+        if len(kept) == kept.maxlen:
+            old = kept[0]
+            if old == old:
+                del self.sorted_bandwidths[bisect_left(self.sorted_bandwidths, old)]
+            else:
+                self.bandwidth_nans -= 1
+        kept.append(bw)
+        if bw == bw:
+            insort(self.sorted_bandwidths, bw)
+        else:
+            self.bandwidth_nans += 1
 
     def _warm_up(self, h: float, lo: float, c: float, v: float) -> None:
         """One candle while some recursion is still seeding: each follows its own seed rule."""
@@ -191,9 +209,9 @@ class IndicatorStream:
             sd = math.sqrt(math.fsum([d * d for d in dev]) / nb)
             if self.bb_k != 1.0:
                 sd *= self.bb_k
-            self.bandwidths.append(((sd + mid) - (mid - sd)) / mid if mid != 0 else NAN)
+            self._push_bandwidth(((sd + mid) - (mid - sd)) / mid if mid != 0 else NAN)
         else:
-            self.bandwidths.append(NAN)
+            self._push_bandwidth(NAN)
         rng = h - lo
         self._mfv.append((((c - lo) - (h - c)) / rng if rng > 0 else 0.0) * v)
         vols = self._vol
@@ -256,7 +274,7 @@ class IndicatorStream:
         sd = math.sqrt(math.fsum([d * d for d in [x - mid for x in closes]]) / nb)
         if self.bb_k != 1.0:
             sd *= self.bb_k
-        self.bandwidths.append(((sd + mid) - (mid - sd)) / mid if mid != 0 else NAN)
+        self._push_bandwidth(((sd + mid) - (mid - sd)) / mid if mid != 0 else NAN)
         rng = h - lo
         self._mfv.append((((c - lo) - (h - c)) / rng if rng > 0 else 0.0) * v)
         vols = self._vol

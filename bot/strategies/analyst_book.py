@@ -33,7 +33,7 @@ from bot.analysis.level_stream import LevelStream
 from bot.market.timeframes import bucket_start
 from bot.types import interval_ms
 
-__all__ = ["AnalystBook", "CandleBuckets", "EntryView"]
+__all__ = ["AnalystBook", "CandleBuckets", "EntryView", "numpy_percentile"]
 
 _WEEK_OFFSET_MS = 4 * 86_400_000   # as bot.market.timeframes: weeks open on Monday
 Row = tuple[int, float, float, float, float, float]   # open ms, open, high, low, close, volume
@@ -106,16 +106,20 @@ class EntryView:
     volume_ratio: float
     adx_regime: float      # ADX of ADX_PERIOD, as the regime rule reads it
     bandwidths: deque[float]   # the last Bollinger bandwidths, newest last (NaN while warming up)
+    sorted_bandwidths: list[float]   # the finite ones in ascending order
+    bandwidth_nans: int              # how many are not finite
 
     def volatile(self, lookback: int, percentile: float) -> bool:
         """The regime rule's volatile verdict (`features.regime_codes`) at this candle: the
         bandwidth above its rolling `percentile` over `lookback` candles, once the ADX and that
         percentile are defined."""
-        from bot.analysis.features import percentile_linear
+        from bot.analysis.features import percentile_linear, sorted_percentile
 
         bws = self.bandwidths
         if not self.adx_regime == self.adx_regime or len(bws) < lookback:
             return False
+        if lookback == bws.maxlen:   # the window the stream keeps sorted
+            return not self.bandwidth_nans and bws[-1] > sorted_percentile(self.sorted_bandwidths, percentile)
         last = np.fromiter(bws, dtype=np.float64, count=len(bws))[-lookback:]
         if not np.isfinite(last).all():
             return False
@@ -125,10 +129,30 @@ class EntryView:
         """Narrow bands: the last bandwidth in the lowest 30 % of the last 100 (50 at least)."""
         quiet: bool | None = self.__dict__.get("_quiet")
         if quiet is None:   # asked once per side: computed once
-            bw = np.fromiter(self.bandwidths, dtype=np.float64, count=len(self.bandwidths))[-100:]
-            bw = bw[np.isfinite(bw)]
-            quiet = self.__dict__["_quiet"] = bool(len(bw) >= 50 and bw[-1] <= np.percentile(bw, 30))
+            bws = self.bandwidths
+            if bws.maxlen == 100:   # the window the stream keeps sorted
+                ok = self.sorted_bandwidths
+                newest = next((x for x in reversed(bws) if x == x), math.nan)
+                quiet = len(ok) >= 50 and newest <= numpy_percentile(ok, 30)
+            else:
+                bw = np.fromiter(bws, dtype=np.float64, count=len(bws))[-100:]
+                bw = bw[np.isfinite(bw)]
+                quiet = bool(len(bw) >= 50 and bw[-1] <= np.percentile(bw, 30))
+            self.__dict__["_quiet"] = quiet
         return quiet
+
+
+def numpy_percentile(ordered: list[float], q: float) -> float:
+    """`np.percentile(values, q)` (its default, linear) of values given in ascending order, bit
+    for bit: numpy's index (n - 1) * (q / 100) and its two-sided interpolation."""
+    n = len(ordered)
+    k = (n - 1) * (q / 100)
+    if k >= n - 1:
+        return ordered[-1]
+    f = math.floor(k)
+    a, b, t = ordered[f], ordered[f + 1], k - f
+    d = b - a
+    return b - d * (1 - t) if t >= 0.5 else a + d * t
 
 
 class AnalystBook:
@@ -243,7 +267,8 @@ class AnalystBook:
                          ema50=_f(st.ema[50]), rsi=_f(st.rsi), adx=_f(st.adx[14]), plus_di=_f(st.plus_di[n]),
                          minus_di=_f(st.minus_di[n]), hist=_f(st.macd_hist), prev_hist=_f(st.prev_macd_hist),
                          cmf=_f(st.cmf), volume_ratio=_f(st.volume_ratio), adx_regime=_f(st.adx[n]),
-                         bandwidths=st.bandwidths)
+                         bandwidths=st.bandwidths, sorted_bandwidths=st.sorted_bandwidths,
+                         bandwidth_nans=st.bandwidth_nans)
 
     @property
     def confirm_close(self) -> float:

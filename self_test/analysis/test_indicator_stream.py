@@ -60,3 +60,14 @@ def test_numpy_sum_gives_numpy_s_bits():
     for n in (1, 5, 7, 8, 9, 16, 23, 64, 127, 128, 200):
         xs = (rng.standard_normal(n) * 1e4 + 3e4).tolist()
         assert numpy_sum(xs) == float(np.sum(np.array(xs))), n
+
+
+def test_sorted_bandwidths_are_the_kept_ones_in_order(btc_hourly):
+    frame = btc_hourly.iloc[:600]
+    stream = IndicatorStream(bandwidth_keep=50)
+    for i, (h, lo, c, v) in enumerate(frame[["high", "low", "close", "volume"]].to_numpy().tolist()):
+        stream.update(h, lo, c if i != 300 else math.nan, v)   # one NaN close: 20 NaN bandwidths
+        kept = list(stream.bandwidths)
+        assert stream.sorted_bandwidths == sorted(x for x in kept if x == x)
+        assert stream.bandwidth_nans == sum(x != x for x in kept)
+    assert stream.bandwidth_nans == 0 and len(stream.sorted_bandwidths) == 50

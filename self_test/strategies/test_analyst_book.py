@@ -64,3 +64,38 @@ def test_confirmation_series_after_a_trim_equals_a_resample_of_the_kept_candles(
     assert _trimmed_series_equals_resample(frame, None, tmp_path) >= 2
     recorded = btc_daily[btc_daily.index < int(frame.index[0]) + 30 * 86_400_000]   # overlaps the kept days
     assert _trimmed_series_equals_resample(frame, recorded, tmp_path) >= 2
+
+
+def test_numpy_percentile_gives_numpy_s_bits(btc_hourly):
+    from bot.strategies.analyst_book import numpy_percentile
+
+    rng = np.random.default_rng(3)
+    samples = [rng.normal(size=n) for n in (1, 2, 3, 50, 51, 99, 100, 137)] + \
+              [btc_hourly["close"].to_numpy()[i:i + 100] / 7.0 for i in range(0, 5000, 97)]
+    for x in samples:
+        for q in (0, 1, 10, 25, 30, 33.3, 50, 70, 90, 95, 99, 100):
+            assert numpy_percentile(sorted(x.tolist()), q) == float(np.percentile(x, q)), (len(x), q)
+
+
+def test_regime_and_quiet_bands_read_off_the_sorted_window_as_off_the_numbers(btc_hourly):
+    from bot.analysis.indicator_stream import IndicatorStream
+    from bot.strategies.analyst_book import EntryView
+
+    kept, longer = IndicatorStream(bandwidth_keep=100), IndicatorStream(bandwidth_keep=160)   # sorted / numpy path
+    nan = float("nan")
+    numbers = dict.fromkeys(("price", "prev", "open", "high20", "low20", "low2", "high2", "atr", "ema21", "ema50",
+                             "rsi", "adx", "plus_di", "minus_di", "hist", "prev_hist", "cmf", "volume_ratio"), nan)
+    verdicts = set()
+    frame = resample(btc_hourly.iloc[:12000], "60", "240")
+    for h, lo, c, v in frame[["high", "low", "close", "volume"]].to_numpy().tolist():
+        kept.update(h, lo, c, v)
+        longer.update(h, lo, c, v)
+        views = [EntryView(**numbers, adx_regime=s.adx[14], bandwidths=s.bandwidths,
+                           sorted_bandwidths=s.sorted_bandwidths, bandwidth_nans=s.bandwidth_nans)
+                 for s in (kept, longer)]
+        for pct in (90.0, 70.0):
+            assert views[0].volatile(100, pct) == views[1].volatile(100, pct)
+            verdicts.add(("volatile", views[0].volatile(100, pct)))
+        assert views[0].quiet_bands() == views[1].quiet_bands()
+        verdicts.add(("quiet", views[0].quiet_bands()))
+    assert len(verdicts) == 4   # both answers of both rules came up
