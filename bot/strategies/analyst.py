@@ -156,7 +156,8 @@ class AnalystStrategy:
             book = self._books[key] = AnalystBook(
                 self.settings, ctx.interval, self.entry_interval, self.confirm_interval,
                 keep=CONFIRM_DAYS * 86_400_000 // base_ms, history=self._history(ctx, ctx.interval, CONFIRM_DAYS),
-                recorded=self._history(ctx, self.confirm_interval, 4 * CONFIRM_DAYS))
+                recorded=self._history(ctx, self.confirm_interval, 4 * CONFIRM_DAYS),
+                entry_history=ENTRY_CANDLES * (self._entry_ms // base_ms) + 1)
         book.take(*_closed_candles(ctx, book.last_ms, ctx.time_ms - base_ms))
         return book
 

@@ -19,6 +19,7 @@ stream is rebuilt over the new series. Tested against a golden record of the win
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import deque
 from dataclasses import dataclass
@@ -58,23 +59,32 @@ class CandleBuckets:
 
     def add(self, t: int, o: float, h: float, lo: float, c: float, v: float) -> list[Row]:
         """Take one base candle; returns the candles that closed with it (0, 1 or 2)."""
-        out: list[Row] = []
-        key = (t - self.offset) // self.size * self.size + self.offset
-        if key != self.key:
-            if self.vols:
-                out.append(self._row())   # the data moved past it: closed even if it had gaps
-            self.key, self.o, self.h, self.lo, self.vols = key, o, h, lo, []
-        else:
-            self.h, self.lo = max(self.h, h), min(self.lo, lo)
-        self.c = c
-        self.vols.append(v)
-        if t + self.base_ms >= key + self.size:   # its last base candle: closed now
-            out.append(self._row())
-            self.vols = []
-        return out
+        return self.feed([(t, o, h, lo, c, v)])
 
-    def _row(self) -> Row:
-        return (self.key, self.o, self.h, self.lo, self.c, numpy_sum(self.vols))
+    def feed(self, rows: list[Row]) -> list[Row]:
+        """Take base candles in order; returns the candles that closed with them. A bucket closes
+        when the data moves past it (even with gaps) or its last base candle comes."""
+        out: list[Row] = []
+        size, offset, base_ms = self.size, self.offset, self.base_ms
+        key, o, h, lo, c, vols = self.key, self.o, self.h, self.lo, self.c, self.vols
+        for t, ro, rh, rl, rc, rv in rows:
+            k = (t - offset) // size * size + offset
+            if k != key:
+                if vols:
+                    out.append((key, o, h, lo, c, numpy_sum(vols)))
+                key, o, h, lo, vols = k, ro, rh, rl, []
+            else:   # max() and min() as written out: the first of equals, NaN as they treat it
+                if rh > h:
+                    h = rh
+                if rl < lo:
+                    lo = rl
+            c = rc
+            vols.append(rv)
+            if t + base_ms >= k + size:
+                out.append((key, o, h, lo, c, numpy_sum(vols)))
+                vols = []
+        self.key, self.o, self.h, self.lo, self.c, self.vols = key, o, h, lo, c, vols
+        return out
 
 
 def _f(x: float) -> float:
@@ -160,7 +170,8 @@ class AnalystBook:
     indicators of one symbol, as of the newest base candle taken in."""
 
     def __init__(self, settings: Any, base_interval: str, entry_interval: str, confirm_interval: str,
-                 keep: int, history: pd.DataFrame | None, recorded: pd.DataFrame | None) -> None:
+                 keep: int, history: pd.DataFrame | None, recorded: pd.DataFrame | None,
+                 entry_history: int | None = None) -> None:
         self.settings = settings
         self.base_ms = interval_ms(base_interval)
         self.base_interval, self.entry_interval, self.confirm_interval = base_interval, entry_interval, confirm_interval
@@ -171,8 +182,7 @@ class AnalystBook:
         self.daily: Any = None
         self.daily_candles = 0
         self.last_ms = -1
-        self._times: deque[int] = deque()       # base candles kept (open times), as the frame was
-        self._rows: deque[Row] = deque()
+        self._rows: deque[Row] = deque()        # base candles kept, as the frame was
         self._entry_buckets = CandleBuckets(entry_interval, self.base_ms)
         self._confirm_buckets = CandleBuckets(confirm_interval, self.base_ms)
         s = settings
@@ -186,8 +196,15 @@ class AnalystBook:
         self._confirm_rows: list[Row] = list(self._recorded)
         self.confirm = self._confirm_stream(self._confirm_rows)
         if history is not None and len(history):
-            self.take(np.asarray(history.index, dtype=np.int64),
-                      history[["open", "high", "low", "close", "volume"]].to_numpy(dtype=np.float64))
+            times = np.asarray(history.index, dtype=np.int64)
+            n = len(times) if entry_history is None else min(len(times), entry_history)
+            # Each timeframe from where it needs the base candles: the entry one from the start
+            # of the windowed analyst's window (its recursions forget their seed well within it);
+            # the confirmation one after the recorded candles it would drop anyway.
+            cb = self._confirm_buckets
+            confirm_from = cb.open_of(self._recorded[-1][0]) + cb.size if self._recorded else None
+            self._take(times.tolist(), history[["open", "high", "low", "close", "volume"]].to_numpy(
+                dtype=np.float64).tolist(), entry_from=int(times[-n]), confirm_from=confirm_from)
 
     def _confirm_stream(self, rows: list[Row]) -> IndicatorStream:
         s = self.settings
@@ -203,22 +220,27 @@ class AnalystBook:
         volume columns), then trim the kept ones as the windowed analyst did."""
         first = int(np.searchsorted(times, self.last_ms, side="right"))
         if first < len(times):
-            rec_last = self._recorded[-1][0] if self._recorded else None
-            for t, row in zip(times[first:].tolist(), values[first:, :5].tolist(), strict=True):
-                o, h, lo, c, v = row
-                self._times.append(t)
-                self._rows.append((t, o, h, lo, c, v))
-                for e in self._entry_buckets.add(t, o, h, lo, c, v):
-                    self._entry_closed(e)
-                for d in self._confirm_buckets.add(t, o, h, lo, c, v):
-                    if rec_last is None or d[0] > rec_last:
-                        self._confirm_rows.append(d)
-                        self.confirm.update(d[2], d[3], d[4], d[5])
-            self.last_ms = int(times[-1])
+            self._take(times[first:].tolist(), values[first:, :5].tolist())
+
+    def _take(self, times: list[int], values: list[list[float]], *, entry_from: int | None = None,
+              confirm_from: int | None = None) -> None:
+        """Take base candles newer than the last one taken; the entry timeframe is built from those
+        opened at `entry_from` or later, the confirmation one from `confirm_from` (None: all)."""
+        rows = [(t, *v) for t, v in zip(times, values, strict=True)]
+        self._rows.extend(rows)
+        self.last_ms = times[-1]
+        entry = rows if entry_from is None else rows[bisect.bisect_left(times, entry_from):]
+        for e in self._entry_buckets.feed(entry):
+            self._entry_closed(e)
+        rec_last = self._recorded[-1][0] if self._recorded else None
+        confirm = rows if confirm_from is None else rows[bisect.bisect_left(times, confirm_from):]
+        for d in self._confirm_buckets.feed(confirm):
+            if rec_last is None or d[0] > rec_last:
+                self._confirm_rows.append(d)
+                self.confirm.update(d[2], d[3], d[4], d[5])
         keep = self.keep
-        if len(self._times) > keep + keep // 10:   # trim now and then, not on every candle
-            for _ in range(len(self._times) - keep):
-                self._times.popleft()
+        if len(self._rows) > keep + keep // 10:   # trim now and then, not on every candle
+            for _ in range(len(self._rows) - keep):
                 self._rows.popleft()
             self._rebuild_confirm()
 
@@ -283,7 +305,8 @@ class AnalystBook:
     def window_entry_count(self, rows: int) -> int:
         """How many closed entry candles the last `rows` base candles make (the windowed analyst's
         `len(entry)`; read only while warming up)."""
-        times = np.fromiter(self._times, dtype=np.int64)[-rows:]
+        kept = self._rows
+        times = np.fromiter((kept[i][0] for i in range(max(0, len(kept) - rows), len(kept))), dtype=np.int64)
         if not len(times):
             return 0
         keys = bucket_start(times, self.entry_interval)
