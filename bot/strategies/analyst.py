@@ -76,6 +76,7 @@ class AnalystStrategy:
         self._entry_buckets = CandleBuckets(self.entry_interval, self._entry_ms)     # for their bucket arithmetic
         self._confirm_buckets = CandleBuckets(self.confirm_interval, self._entry_ms)
         self._problems: dict[str, str | None] = {}
+        self._holds: dict[tuple[int, float], Decision] = {}
         self._level_reach = 1.0 + max(1.5, float(settings.STOP_ATR_MULT), float(settings.TAKE_PROFIT_ATR_MULT))
         from bot.analysis.features import regime_thresholds
 
@@ -154,8 +155,7 @@ class AnalystStrategy:
         if book is not None and last_closed == book.evaluated_ms and book.decision is not None:
             # Between entry closes the analyst holds what it has (a stop may have closed it). The
             # candles of these hours are taken in at the next close: the engine's tail covers them.
-            return Decision(target=held, confidence=book.decision.confidence, setup="none",
-                            reason=f"holding until the next {self.entry_interval} close", source=self.name)
+            return self._holding(held, book.decision.confidence)
         book = self._book(context)
         book.evaluated_ms = last_closed
         confirm_key = self._confirm_buckets.open_of(context.time_ms)
@@ -173,6 +173,18 @@ class AnalystStrategy:
                 return book.decision
         book.decision = self._evaluate(book, book.daily, context)
         return book.decision
+
+    def _holding(self, held: int, confidence: float) -> Decision:
+        """The decision between entry closes: hold `held`. Decisions are frozen, so the few there
+        are (3 targets x the confidences the rules give) are made once."""
+        hold = self._holds.get((held, confidence))
+        if hold is None:
+            if len(self._holds) > 1000:   # only if the rules ever gave confidences without end
+                self._holds.clear()
+            hold = self._holds[(held, confidence)] = Decision(
+                target=held, confidence=confidence, setup="none", source=self.name,
+                reason=f"holding until the next {self.entry_interval} close")
+        return hold
 
     def _daily(self, book: AnalystBook) -> DailyTrend:
         st, n = book.confirm, int(self.settings.ADX_PERIOD)
