@@ -109,7 +109,8 @@ class IndicatorStream:
     """The last values of the `compute_all` indicators a rule strategy reads, one candle at a time.
 
     Options (keyword-only): `emas` (periods), `atr_periods`, `adx_periods`, `bb_period`, `bb_std`,
-    `bandwidth_keep` (how many recent Bollinger bandwidths to keep for percentiles). Read after
+    `bandwidth_keep` (how many recent Bollinger bandwidths to keep for percentiles), `windows`
+    (False: only the recursions; bandwidths, money flow and volume ratio stay unset). Read after
     `update`: `ema[n]`, `atr[n]`, `adx[n]`, `plus_di[n]`, `minus_di[n]`, `rsi`, `macd_hist`,
     `prev_macd_hist`, `bandwidths` (newest last, NaN while warming up; `sorted_bandwidths`: the
     finite ones among them in ascending order, `bandwidth_nans`: how many are not), `cmf`, `volume_ratio`,
@@ -118,7 +119,8 @@ class IndicatorStream:
 
     def __init__(self, *, emas: tuple[int, ...] = (9, 21, 50, 200), atr_periods: tuple[int, ...] = (14,),
                  adx_periods: tuple[int, ...] = (14,), bb_period: int = 20, bb_std: float = 2.0,
-                 bandwidth_keep: int = 100) -> None:
+                 bandwidth_keep: int = 100, windows: bool = True) -> None:
+        self.windows = bool(windows)
         self._emas = {ind._period(n, "EMA period"): _ema(n) for n in emas}
         self.ema = dict.fromkeys(self._emas, NAN)
         # MACD 12/26/9: both EMAs start at candle 25 (the fast one seeded by its last 12 closes),
@@ -143,7 +145,7 @@ class IndicatorStream:
         self.cmf = self.volume_ratio = NAN
         self.candles = 0
         self._prev: tuple[float, float, float] | None = None
-        self._settled = False   # every recursion seeded and every window full: `_step` from then on
+        self._settled = False   # every recursion seeded: `_step` from then on
 
     def update(self, high: float, low: float, close: float, volume: float) -> None:
         """Move on by one closed candle (the next after the last one seen)."""
@@ -158,8 +160,7 @@ class IndicatorStream:
     def _all_seeded(self) -> bool:
         recs = [*self._emas.values(), self._fast, self._slow, self._signal, self._gain, self._move,
                 *self._atrs.values(), *(r for x in self._adxs.values() for r in x.sums)]
-        return (all(r.seeded for r in recs) and all(x.seen >= 2 * x.n for x in self._adxs.values())
-                and len(self._closes) == self.bb_n and len(self._vol) == 20)
+        return all(r.seeded for r in recs) and all(x.seen >= 2 * x.n for x in self._adxs.values())
 
     def _push_bandwidth(self, bw: float) -> None:
         kept = self.bandwidths
@@ -199,33 +200,13 @@ class IndicatorStream:
             x.update(up, dn, tr)
             self.adx[n], self.plus_di[n], self.minus_di[n] = x.adx, x.plus_di, x.minus_di
         self._prev = (h, lo, c)
-        # windows: Bollinger bandwidth (population std), money flow and volume ratio over 20
-        closes = self._closes
-        closes.append(c)
-        nb = self.bb_n
-        if len(closes) == nb:
-            mid = math.fsum(closes) / nb
-            dev = [x - mid for x in closes]
-            sd = math.sqrt(math.fsum([d * d for d in dev]) / nb)
-            if self.bb_k != 1.0:
-                sd *= self.bb_k
-            self._push_bandwidth(((sd + mid) - (mid - sd)) / mid if mid != 0 else NAN)
-        else:
-            self._push_bandwidth(NAN)
-        rng = h - lo
-        self._mfv.append((((c - lo) - (h - c)) / rng if rng > 0 else 0.0) * v)
-        vols = self._vol
-        vols.append(v)
-        if len(vols) == 20:
-            vol = math.fsum(vols)
-            self.cmf = math.fsum(self._mfv) / vol if vol > 0 else 0.0
-            avg = vol / 20
-            self.volume_ratio = v / avg if avg > 0 else 1.0
+        if self.windows:
+            self._windows(h, lo, c, v)
 
     def _step(self, h: float, lo: float, c: float, v: float) -> None:
-        """One candle once everything is seeded: the recursions' `a * y + b * x` and the windows
-        of `_warm_up`, written out in one place (the same operations in the same order, so the
-        same bits) instead of a call per recursion."""
+        """One candle once every recursion is seeded: their `a * y + b * x` written out in one
+        place (the same operations in the same order as `_warm_up`'s, so the same bits) instead of
+        a call per recursion."""
         self.candles += 1
         ema = self.ema
         for n, e in self._emas.items():
@@ -267,19 +248,28 @@ class IndicatorStream:
                 x.adx = (n - 1) / n * x.adx + 1.0 / n * (abs(m / tot * 2.0 - 1.0) * 100.0)
             self.adx[n] = x.adx
         self._prev = (h, lo, c)
+        if self.windows:
+            self._windows(h, lo, c, v)
+
+    def _windows(self, h: float, lo: float, c: float, v: float) -> None:
+        """Bollinger bandwidth (population std), money flow and volume ratio over 20 candles."""
         closes = self._closes
         closes.append(c)
         nb = self.bb_n
-        mid = math.fsum(closes) / nb
-        sd = math.sqrt(math.fsum([d * d for d in [x - mid for x in closes]]) / nb)
-        if self.bb_k != 1.0:
-            sd *= self.bb_k
-        self._push_bandwidth(((sd + mid) - (mid - sd)) / mid if mid != 0 else NAN)
+        if len(closes) == nb:
+            mid = math.fsum(closes) / nb
+            sd = math.sqrt(math.fsum([d * d for d in [x - mid for x in closes]]) / nb)
+            if self.bb_k != 1.0:
+                sd *= self.bb_k
+            self._push_bandwidth(((sd + mid) - (mid - sd)) / mid if mid != 0 else NAN)
+        else:
+            self._push_bandwidth(NAN)
         rng = h - lo
         self._mfv.append((((c - lo) - (h - c)) / rng if rng > 0 else 0.0) * v)
         vols = self._vol
         vols.append(v)
-        vol = math.fsum(vols)
-        self.cmf = math.fsum(self._mfv) / vol if vol > 0 else 0.0
-        avg = vol / 20
-        self.volume_ratio = v / avg if avg > 0 else 1.0
+        if len(vols) == 20:
+            vol = math.fsum(vols)
+            self.cmf = math.fsum(self._mfv) / vol if vol > 0 else 0.0
+            avg = vol / 20
+            self.volume_ratio = v / avg if avg > 0 else 1.0

@@ -208,8 +208,9 @@ class AnalystBook:
 
     def _confirm_stream(self, rows: list[Row]) -> IndicatorStream:
         s = self.settings
+        # the daily trend reads EMA 50/200 and ADX/DI only: no windows
         stream = IndicatorStream(emas=(50, 200), atr_periods=(), adx_periods=tuple({14, int(s.ADX_PERIOD)}),
-                                 bb_period=int(s.BB_PERIOD), bb_std=float(s.BB_STD), bandwidth_keep=1)
+                                 windows=False)
         for r in rows:
             stream.update(r[2], r[3], r[4], r[5])
         return stream

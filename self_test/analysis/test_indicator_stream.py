@@ -71,3 +71,17 @@ def test_sorted_bandwidths_are_the_kept_ones_in_order(btc_hourly):
         assert stream.sorted_bandwidths == sorted(x for x in kept if x == x)
         assert stream.bandwidth_nans == sum(x != x for x in kept)
     assert stream.bandwidth_nans == 0 and len(stream.sorted_bandwidths) == 50
+
+
+def _recursions(s: IndicatorStream) -> str:
+    return repr((s.ema, s.atr, s.adx, s.plus_di, s.minus_di, s.rsi, s.macd_hist))   # NaN == NaN here
+
+
+def test_without_windows_the_recursions_are_the_same(btc_hourly):
+    rows = btc_hourly[["high", "low", "close", "volume"]].to_numpy()[:1500].tolist()
+    full, bare = IndicatorStream(), IndicatorStream(windows=False)
+    for row in rows:
+        full.update(*row)
+        bare.update(*row)
+        assert _recursions(bare) == _recursions(full)
+    assert not bare.bandwidths and math.isnan(bare.cmf) and math.isnan(bare.volume_ratio)
