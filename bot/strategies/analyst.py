@@ -107,7 +107,9 @@ class AnalystStrategy:
                 keep=CONFIRM_DAYS * 86_400_000 // base_ms, history=self._history(ctx, ctx.interval, CONFIRM_DAYS),
                 recorded=self._history(ctx, self.confirm_interval, 4 * CONFIRM_DAYS),
                 entry_history=ENTRY_CANDLES * (self._entry_ms // base_ms) + 1)
-        book.take(*_closed_candles(ctx, book.last_ms, ctx.time_ms - base_ms))
+        times, values = _closed_candles(ctx, book.last_ms, ctx.time_ms - base_ms)
+        if times:
+            book.take_newer(times, values)
         return book
 
     def _history(self, ctx: StrategyContext, interval: str, days: int) -> pd.DataFrame | None:
@@ -203,24 +205,24 @@ class AnalystStrategy:
         return self.rules.decide(e, levels, trend, reg, ctx)
 
 
-def _closed_candles(ctx: StrategyContext, after_ms: int, until_ms: int) -> tuple[np.ndarray, np.ndarray]:
+def _closed_candles(ctx: StrategyContext, after_ms: int, until_ms: int) -> tuple[list[int], list[list[float]]]:
     """The context's base candles opened after `after_ms` and by `until_ms` (closed ones only,
-    whatever was passed): (open times, open/high/low/close/volume). Reads the engine's arrays
-    when the context has them (`CandleFrames.tail`), else the frame."""
+    whatever was passed): (open times, open/high/low/close/volume rows) as lists. Reads the
+    engine's arrays when the context has them (`CandleFrames.tail`), else the frame."""
     tail = getattr(ctx.candles, "tail", None)
     arrays = tail(ctx.interval) if tail is not None else None
     if arrays is not None:
         times, values = np.asarray(arrays[0], dtype=np.int64), arrays[1]
-        lo, hi = np.searchsorted(times, [after_ms, until_ms], side="right")
-        return times[lo:hi], np.asarray(values[lo:hi, :5], dtype=np.float64)
+        lo, hi = np.searchsorted(times, (after_ms, until_ms), side="right").tolist()
+        return times[lo:hi].tolist(), np.asarray(values[lo:hi, :5], dtype=np.float64).tolist()
     frame = ctx.candles.get(ctx.interval)
     if frame is None:
         raise StrategyError(f"analyst: the context has no {ctx.interval} candles for {ctx.symbol}")
     times = np.asarray(frame.index, dtype=np.int64)
-    lo, hi = np.searchsorted(times, [after_ms, until_ms], side="right")
+    lo, hi = np.searchsorted(times, (after_ms, until_ms), side="right").tolist()
     part = frame.iloc[lo:hi]
-    return times[lo:hi], np.column_stack([part[k].to_numpy(dtype=np.float64)
-                                          for k in ("open", "high", "low", "close", "volume")])
+    return times[lo:hi].tolist(), np.column_stack([part[k].to_numpy(dtype=np.float64) for k in
+                                                   ("open", "high", "low", "close", "volume")]).tolist()
 
 
 def _f(x: float) -> float:

@@ -203,7 +203,7 @@ class AnalystBook:
             # the confirmation one after the recorded candles it would drop anyway.
             cb = self._confirm_buckets
             confirm_from = cb.open_of(self._recorded[-1][0]) + cb.size if self._recorded else None
-            self._take(times.tolist(), history[["open", "high", "low", "close", "volume"]].to_numpy(
+            self.take_newer(times.tolist(), history[["open", "high", "low", "close", "volume"]].to_numpy(
                 dtype=np.float64).tolist(), entry_from=int(times[-n]), confirm_from=confirm_from)
 
     def _confirm_stream(self, rows: list[Row]) -> IndicatorStream:
@@ -221,12 +221,13 @@ class AnalystBook:
         volume columns), then trim the kept ones as the windowed analyst did."""
         first = int(np.searchsorted(times, self.last_ms, side="right"))
         if first < len(times):
-            self._take(times[first:].tolist(), values[first:, :5].tolist())
+            self.take_newer(times[first:].tolist(), values[first:, :5].tolist())
 
-    def _take(self, times: list[int], values: list[list[float]], *, entry_from: int | None = None,
-              confirm_from: int | None = None) -> None:
-        """Take base candles newer than the last one taken; the entry timeframe is built from those
-        opened at `entry_from` or later, the confirmation one from `confirm_from` (None: all)."""
+    def take_newer(self, times: list[int], values: list[list[float]], *, entry_from: int | None = None,
+                   confirm_from: int | None = None) -> None:
+        """`take` of base candles all newer than the last one taken, as lists (at least one); the
+        entry timeframe is built from those opened at `entry_from` or later, the confirmation one
+        from `confirm_from` (None: all)."""
         rows = [(t, *v) for t, v in zip(times, values, strict=True)]
         self._rows.extend(rows)
         self.last_ms = times[-1]
