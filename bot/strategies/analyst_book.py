@@ -23,6 +23,7 @@ import bisect
 import math
 from collections import deque
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -191,6 +192,8 @@ class AnalystBook:
                                      bb_period=int(s.BB_PERIOD), bb_std=float(s.BB_STD), bandwidth_keep=lookback)
         self.levels = LevelStream(lookback=300, tolerance_atr=float(s.SR_TOLERANCE_ATR))
         self.recent: deque[Row] = deque(maxlen=21)   # the last entry candles, newest last
+        self._highs: deque[float] = deque(maxlen=21)   # their highs and lows, for the 20-candle extremes
+        self._lows: deque[float] = deque(maxlen=21)
         rec = recorded if recorded is not None and len(recorded) else None
         self._recorded: list[Row] = [] if rec is None else _rows(rec)
         self._confirm_rows: list[Row] = list(self._recorded)
@@ -251,6 +254,8 @@ class AnalystBook:
         self.entry.update(h, lo, c, v)
         self.levels.update(h, lo)
         self.recent.append(row)
+        self._highs.append(h)
+        self._lows.append(lo)
 
     def _rebuild_confirm(self) -> None:
         """The confirmation series after a trim: the recorded candles, then those resampled from
@@ -284,9 +289,9 @@ class AnalystBook:
         """The entry timeframe's numbers at its last closed candle (needs two or more)."""
         st, rc, n = self.entry, self.recent, adx_period
         last, before = rc[-1], rc[-2]
-        earlier = list(rc)[:-1]
-        return EntryView(price=last[4], prev=before[4], open=last[1], high20=max([r[2] for r in earlier]),
-                         low20=min([r[3] for r in earlier]), low2=min(last[3], before[3]),
+        earlier = len(rc) - 1
+        return EntryView(price=last[4], prev=before[4], open=last[1], high20=max(islice(self._highs, earlier)),
+                         low20=min(islice(self._lows, earlier)), low2=min(last[3], before[3]),
                          high2=max(last[2], before[2]), atr=_f(st.atr[14]), ema21=_f(st.ema[21]),
                          ema50=_f(st.ema[50]), rsi=_f(st.rsi), adx=_f(st.adx[14]), plus_di=_f(st.plus_di[n]),
                          minus_di=_f(st.minus_di[n]), hist=_f(st.macd_hist), prev_hist=_f(st.prev_macd_hist),
