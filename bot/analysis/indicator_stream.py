@@ -18,10 +18,11 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, insort
 from collections import deque
+from collections.abc import Iterable
 
 from bot.analysis import indicators as ind
 
-__all__ = ["IndicatorStream", "SeededRecursion"]
+__all__ = ["IndicatorStream", "SeededRecursion", "SortedWindow"]
 
 NAN = math.nan
 
@@ -105,6 +106,33 @@ class _Adx:
             self.adx = (n - 1) / n * self.adx + 1.0 / n * dx
 
 
+class SortedWindow:
+    """The last `size` values as they came (`values`, a deque) and, kept in order as they come,
+    the finite ones among them (`ordered`) and how many are not (`nans`): a percentile of the
+    window is a lookup (`features.sorted_percentile`) instead of a sort."""
+
+    __slots__ = ("values", "ordered", "nans")
+
+    def __init__(self, size: int, values: Iterable[float] = ()) -> None:
+        self.values: deque[float] = deque(values, maxlen=size)
+        self.ordered = sorted(x for x in self.values if x == x)
+        self.nans = len(self.values) - len(self.ordered)
+
+    def push(self, x: float) -> None:
+        kept = self.values
+        if len(kept) == kept.maxlen:
+            old = kept[0]
+            if old == old:
+                del self.ordered[bisect_left(self.ordered, old)]
+            else:
+                self.nans -= 1
+        kept.append(x)
+        if x == x:
+            insort(self.ordered, x)
+        else:
+            self.nans += 1
+
+
 class IndicatorStream:
     """The last values of the `compute_all` indicators a rule strategy reads, one candle at a time.
 
@@ -112,8 +140,8 @@ class IndicatorStream:
     `bandwidth_keep` (how many recent Bollinger bandwidths to keep for percentiles), `windows`
     (False: only the recursions; bandwidths, money flow and volume ratio stay unset). Read after
     `update`: `ema[n]`, `atr[n]`, `adx[n]`, `plus_di[n]`, `minus_di[n]`, `rsi`, `macd_hist`,
-    `prev_macd_hist`, `bandwidths` (newest last, NaN while warming up; `sorted_bandwidths`: the
-    finite ones among them in ascending order, `bandwidth_nans`: how many are not), `cmf`, `volume_ratio`,
+    `prev_macd_hist`, `bandwidths` (newest last, NaN while warming up; `bandwidth_window`: the
+    same as a `SortedWindow`, for percentiles), `cmf`, `volume_ratio`,
     and `candles` (how many were seen). The caller feeds closed candles in order.
     """
 
@@ -137,9 +165,8 @@ class IndicatorStream:
         self.minus_di = dict.fromkeys(self._adxs, NAN)
         self.bb_n, self.bb_k = ind._period(bb_period, "bb_period"), float(bb_std)
         self._closes: deque[float] = deque(maxlen=self.bb_n)
-        self.bandwidths: deque[float] = deque(maxlen=ind._period(bandwidth_keep, "bandwidth_keep"))
-        self.sorted_bandwidths: list[float] = []   # kept as they come: a percentile costs a lookup
-        self.bandwidth_nans = 0
+        self.bandwidth_window = SortedWindow(ind._period(bandwidth_keep, "bandwidth_keep"))
+        self.bandwidths = self.bandwidth_window.values
         self._mfv: deque[float] = deque(maxlen=20)
         self._vol: deque[float] = deque(maxlen=20)
         self.cmf = self.volume_ratio = NAN
@@ -161,20 +188,6 @@ class IndicatorStream:
         recs = [*self._emas.values(), self._fast, self._slow, self._signal, self._gain, self._move,
                 *self._atrs.values(), *(r for x in self._adxs.values() for r in x.sums)]
         return all(r.seeded for r in recs) and all(x.seen >= 2 * x.n for x in self._adxs.values())
-
-    def _push_bandwidth(self, bw: float) -> None:
-        kept = self.bandwidths
-        if len(kept) == kept.maxlen:
-            old = kept[0]
-            if old == old:
-                del self.sorted_bandwidths[bisect_left(self.sorted_bandwidths, old)]
-            else:
-                self.bandwidth_nans -= 1
-        kept.append(bw)
-        if bw == bw:
-            insort(self.sorted_bandwidths, bw)
-        else:
-            self.bandwidth_nans += 1
 
     def _warm_up(self, h: float, lo: float, c: float, v: float) -> None:
         """One candle while some recursion is still seeding: each follows its own seed rule."""
@@ -261,9 +274,9 @@ class IndicatorStream:
             sd = math.sqrt(math.fsum([d * d for d in [x - mid for x in closes]]) / nb)
             if self.bb_k != 1.0:
                 sd *= self.bb_k
-            self._push_bandwidth(((sd + mid) - (mid - sd)) / mid if mid != 0 else NAN)
+            self.bandwidth_window.push(((sd + mid) - (mid - sd)) / mid if mid != 0 else NAN)
         else:
-            self._push_bandwidth(NAN)
+            self.bandwidth_window.push(NAN)
         rng = h - lo
         self._mfv.append((((c - lo) - (h - c)) / rng if rng > 0 else 0.0) * v)
         vols = self._vol

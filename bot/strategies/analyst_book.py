@@ -296,8 +296,8 @@ class AnalystBook:
                          ema50=_f(st.ema[50]), rsi=_f(st.rsi), adx=_f(st.adx[14]), plus_di=_f(st.plus_di[n]),
                          minus_di=_f(st.minus_di[n]), hist=_f(st.macd_hist), prev_hist=_f(st.prev_macd_hist),
                          cmf=_f(st.cmf), volume_ratio=_f(st.volume_ratio), adx_regime=_f(st.adx[n]),
-                         bandwidths=st.bandwidths, sorted_bandwidths=st.sorted_bandwidths,
-                         bandwidth_nans=st.bandwidth_nans)
+                         bandwidths=st.bandwidths, sorted_bandwidths=st.bandwidth_window.ordered,
+                         bandwidth_nans=st.bandwidth_window.nans)
 
     @property
     def confirm_close(self) -> float:

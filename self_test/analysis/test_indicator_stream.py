@@ -68,9 +68,9 @@ def test_sorted_bandwidths_are_the_kept_ones_in_order(btc_hourly):
     for i, (h, lo, c, v) in enumerate(frame[["high", "low", "close", "volume"]].to_numpy().tolist()):
         stream.update(h, lo, c if i != 300 else math.nan, v)   # one NaN close: 20 NaN bandwidths
         kept = list(stream.bandwidths)
-        assert stream.sorted_bandwidths == sorted(x for x in kept if x == x)
-        assert stream.bandwidth_nans == sum(x != x for x in kept)
-    assert stream.bandwidth_nans == 0 and len(stream.sorted_bandwidths) == 50
+        assert stream.bandwidth_window.ordered == sorted(x for x in kept if x == x)
+        assert stream.bandwidth_window.nans == sum(x != x for x in kept)
+    assert stream.bandwidth_window.nans == 0 and len(stream.bandwidth_window.ordered) == 50
 
 
 def _recursions(s: IndicatorStream) -> str:
