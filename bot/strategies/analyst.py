@@ -28,7 +28,7 @@ import pandas as pd
 from bot.errors import BotError, DataError, StrategyError
 from bot.journal.base import Journal
 from bot.market.timeframes import ratio
-from bot.strategies.analyst_book import AnalystBook, CandleBuckets
+from bot.strategies.analyst_book import AnalystBook, CandleBuckets, Row, rows_of
 from bot.strategies.analyst_rules import AnalystRules, DailyTrend, Setup, daily_trend, trend_verdict
 from bot.strategies.base import Decision, StrategyContext
 from bot.strategies.lessons import Lesson, parse_lessons
@@ -107,9 +107,9 @@ class AnalystStrategy:
                 keep=CONFIRM_DAYS * 86_400_000 // base_ms, history=self._history(ctx, ctx.interval, CONFIRM_DAYS),
                 recorded=self._history(ctx, self.confirm_interval, 4 * CONFIRM_DAYS),
                 entry_history=ENTRY_CANDLES * (self._entry_ms // base_ms) + 1)
-        times, values = _closed_candles(ctx, book.last_ms, ctx.time_ms - base_ms)
-        if times:
-            book.take_newer(times, values)
+        rows = _closed_candles(ctx, book.last_ms, ctx.time_ms - base_ms)
+        if rows:
+            book.take_newer(rows)
         return book
 
     def _history(self, ctx: StrategyContext, interval: str, days: int) -> pd.DataFrame | None:
@@ -205,24 +205,23 @@ class AnalystStrategy:
         return self.rules.decide(e, levels, trend, reg, ctx)
 
 
-def _closed_candles(ctx: StrategyContext, after_ms: int, until_ms: int) -> tuple[list[int], list[list[float]]]:
+def _closed_candles(ctx: StrategyContext, after_ms: int, until_ms: int) -> list[Row]:
     """The context's base candles opened after `after_ms` and by `until_ms` (closed ones only,
-    whatever was passed): (open times, open/high/low/close/volume rows) as lists. Reads the
-    engine's arrays when the context has them (`CandleFrames.tail`), else the frame."""
+    whatever was passed), as rows (open time, open, high, low, close, volume). Reads the engine's
+    arrays when the context has them (`CandleFrames.tail`), else the frame."""
     tail = getattr(ctx.candles, "tail", None)
     arrays = tail(ctx.interval) if tail is not None else None
     if arrays is not None:
         times, values = np.asarray(arrays[0], dtype=np.int64), arrays[1]
-        lo, hi = np.searchsorted(times, (after_ms, until_ms), side="right").tolist()
-        return times[lo:hi].tolist(), np.asarray(values[lo:hi, :5], dtype=np.float64).tolist()
-    frame = ctx.candles.get(ctx.interval)
-    if frame is None:
-        raise StrategyError(f"analyst: the context has no {ctx.interval} candles for {ctx.symbol}")
-    times = np.asarray(frame.index, dtype=np.int64)
+    else:
+        frame = ctx.candles.get(ctx.interval)
+        if frame is None:
+            raise StrategyError(f"analyst: the context has no {ctx.interval} candles for {ctx.symbol}")
+        times, values = np.asarray(frame.index, dtype=np.int64), frame[["open", "high", "low", "close", "volume"]]
     lo, hi = np.searchsorted(times, (after_ms, until_ms), side="right").tolist()
-    part = frame.iloc[lo:hi]
-    return times[lo:hi].tolist(), np.column_stack([part[k].to_numpy(dtype=np.float64) for k in
-                                                   ("open", "high", "low", "close", "volume")]).tolist()
+    if lo >= hi:
+        return []
+    return rows_of(times[lo:hi], np.asarray(values[lo:hi] if arrays is not None else values.iloc[lo:hi]))
 
 
 def _f(x: float) -> float:

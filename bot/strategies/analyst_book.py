@@ -35,7 +35,7 @@ from bot.analysis.level_stream import LevelStream
 from bot.market.timeframes import bucket_start
 from bot.types import interval_ms
 
-__all__ = ["AnalystBook", "CandleBuckets", "EntryView", "numpy_percentile"]
+__all__ = ["AnalystBook", "CandleBuckets", "EntryView", "Row", "numpy_percentile", "rows_of"]
 
 _WEEK_OFFSET_MS = 4 * 86_400_000   # as bot.market.timeframes: weeks open on Monday
 Row = tuple[int, float, float, float, float, float]   # open ms, open, high, low, close, volume
@@ -206,8 +206,8 @@ class AnalystBook:
             # the confirmation one after the recorded candles it would drop anyway.
             cb = self._confirm_buckets
             confirm_from = cb.open_of(self._recorded[-1][0]) + cb.size if self._recorded else None
-            self.take_newer(times.tolist(), history[["open", "high", "low", "close", "volume"]].to_numpy(
-                dtype=np.float64).tolist(), entry_from=int(times[-n]), confirm_from=confirm_from)
+            self.take_newer(rows_of(times, history[["open", "high", "low", "close", "volume"]].to_numpy()),
+                            entry_from=int(times[-n]), confirm_from=confirm_from)
 
     def _confirm_stream(self, rows: list[Row]) -> IndicatorStream:
         s = self.settings
@@ -224,21 +224,19 @@ class AnalystBook:
         volume columns), then trim the kept ones as the windowed analyst did."""
         first = int(np.searchsorted(times, self.last_ms, side="right"))
         if first < len(times):
-            self.take_newer(times[first:].tolist(), values[first:, :5].tolist())
+            self.take_newer(rows_of(times[first:], values[first:]))
 
-    def take_newer(self, times: list[int], values: list[list[float]], *, entry_from: int | None = None,
-                   confirm_from: int | None = None) -> None:
-        """`take` of base candles all newer than the last one taken, as lists (at least one); the
+    def take_newer(self, rows: list[Row], *, entry_from: int | None = None, confirm_from: int | None = None) -> None:
+        """`take` of base candles all newer than the last one taken, as rows (at least one); the
         entry timeframe is built from those opened at `entry_from` or later, the confirmation one
         from `confirm_from` (None: all)."""
-        rows = [(t, *v) for t, v in zip(times, values, strict=True)]
         self._rows.extend(rows)
-        self.last_ms = times[-1]
-        entry = rows if entry_from is None else rows[bisect.bisect_left(times, entry_from):]
+        self.last_ms = rows[-1][0]
+        entry = rows if entry_from is None else rows[bisect.bisect_left(rows, (entry_from,)):]
         for e in self._entry_buckets.feed(entry):
             self._entry_closed(e)
         rec_last = self._recorded[-1][0] if self._recorded else None
-        confirm = rows if confirm_from is None else rows[bisect.bisect_left(times, confirm_from):]
+        confirm = rows if confirm_from is None else rows[bisect.bisect_left(rows, (confirm_from,)):]
         for d in self._confirm_buckets.feed(confirm):
             if rec_last is None or d[0] > rec_last:
                 self._confirm_rows.append(d)
@@ -321,7 +319,11 @@ class AnalystBook:
         return n if int(times[-1]) + self.base_ms >= int(keys[-1]) + interval_ms(self.entry_interval) else n - 1
 
 
+def rows_of(times: np.ndarray, values: np.ndarray) -> list[Row]:
+    """Base candles as rows: open times and the first five columns (open, high, low, close, volume)."""
+    cols = np.asarray(values[:, :5], dtype=np.float64).T.tolist()
+    return list(zip(np.asarray(times, dtype=np.int64).tolist(), *cols, strict=True))
+
+
 def _rows(frame: pd.DataFrame) -> list[Row]:
-    idx = np.asarray(frame.index, dtype=np.int64).tolist()
-    vals = frame[["open", "high", "low", "close", "volume"]].to_numpy(dtype=np.float64).tolist()
-    return [(t, *v) for t, v in zip(idx, vals, strict=True)]
+    return rows_of(np.asarray(frame.index), frame[["open", "high", "low", "close", "volume"]].to_numpy())
