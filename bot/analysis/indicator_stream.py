@@ -16,11 +16,13 @@ computation. It shares `ind._ZERO` (TA-Lib's zero) and the TA-Lib conventions wi
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, insort
 from collections import deque
+from collections.abc import Iterable
 
 from bot.analysis import indicators as ind
 
-__all__ = ["IndicatorStream", "SeededRecursion"]
+__all__ = ["IndicatorStream", "SeededRecursion", "SortedWindow"]
 
 NAN = math.nan
 
@@ -104,19 +106,49 @@ class _Adx:
             self.adx = (n - 1) / n * self.adx + 1.0 / n * dx
 
 
+class SortedWindow:
+    """The last `size` values as they came (`values`, a deque) and, kept in order as they come,
+    the finite ones among them (`ordered`) and how many are not (`nans`): a percentile of the
+    window is a lookup (`features.sorted_percentile`) instead of a sort."""
+
+    __slots__ = ("values", "ordered", "nans")
+
+    def __init__(self, size: int, values: Iterable[float] = ()) -> None:
+        self.values: deque[float] = deque(values, maxlen=size)
+        self.ordered = sorted(x for x in self.values if x == x)
+        self.nans = len(self.values) - len(self.ordered)
+
+    def push(self, x: float) -> None:
+        kept = self.values
+        if len(kept) == kept.maxlen:
+            old = kept[0]
+            if old == old:
+                del self.ordered[bisect_left(self.ordered, old)]
+            else:
+                self.nans -= 1
+        kept.append(x)
+        if x == x:
+            insort(self.ordered, x)
+        else:
+            self.nans += 1
+
+
 class IndicatorStream:
     """The last values of the `compute_all` indicators a rule strategy reads, one candle at a time.
 
     Options (keyword-only): `emas` (periods), `atr_periods`, `adx_periods`, `bb_period`, `bb_std`,
-    `bandwidth_keep` (how many recent Bollinger bandwidths to keep for percentiles). Read after
+    `bandwidth_keep` (how many recent Bollinger bandwidths to keep for percentiles), `windows`
+    (False: only the recursions; bandwidths, money flow and volume ratio stay unset). Read after
     `update`: `ema[n]`, `atr[n]`, `adx[n]`, `plus_di[n]`, `minus_di[n]`, `rsi`, `macd_hist`,
-    `prev_macd_hist`, `bandwidths` (newest last, NaN while warming up), `cmf`, `volume_ratio`,
+    `prev_macd_hist`, `bandwidths` (newest last, NaN while warming up; `bandwidth_window`: the
+    same as a `SortedWindow`, for percentiles), `cmf`, `volume_ratio`,
     and `candles` (how many were seen). The caller feeds closed candles in order.
     """
 
     def __init__(self, *, emas: tuple[int, ...] = (9, 21, 50, 200), atr_periods: tuple[int, ...] = (14,),
                  adx_periods: tuple[int, ...] = (14,), bb_period: int = 20, bb_std: float = 2.0,
-                 bandwidth_keep: int = 100) -> None:
+                 bandwidth_keep: int = 100, windows: bool = True) -> None:
+        self.windows = bool(windows)
         self._emas = {ind._period(n, "EMA period"): _ema(n) for n in emas}
         self.ema = dict.fromkeys(self._emas, NAN)
         # MACD 12/26/9: both EMAs start at candle 25 (the fast one seeded by its last 12 closes),
@@ -133,16 +165,32 @@ class IndicatorStream:
         self.minus_di = dict.fromkeys(self._adxs, NAN)
         self.bb_n, self.bb_k = ind._period(bb_period, "bb_period"), float(bb_std)
         self._closes: deque[float] = deque(maxlen=self.bb_n)
-        self.bandwidths: deque[float] = deque(maxlen=ind._period(bandwidth_keep, "bandwidth_keep"))
+        self.bandwidth_window = SortedWindow(ind._period(bandwidth_keep, "bandwidth_keep"))
+        self.bandwidths = self.bandwidth_window.values
         self._mfv: deque[float] = deque(maxlen=20)
         self._vol: deque[float] = deque(maxlen=20)
         self.cmf = self.volume_ratio = NAN
         self.candles = 0
         self._prev: tuple[float, float, float] | None = None
+        self._settled = False   # every recursion seeded: `_step` from then on
 
     def update(self, high: float, low: float, close: float, volume: float) -> None:
         """Move on by one closed candle (the next after the last one seen)."""
         h, lo, c, v = float(high), float(low), float(close), float(volume)
+        if self._settled:
+            self._step(h, lo, c, v)
+            return
+        self._warm_up(h, lo, c, v)
+        if self.candles >= 35 and self._all_seeded():   # 35: the MACD signal's seed, the latest fixed one
+            self._settled = True
+
+    def _all_seeded(self) -> bool:
+        recs = [*self._emas.values(), self._fast, self._slow, self._signal, self._gain, self._move,
+                *self._atrs.values(), *(r for x in self._adxs.values() for r in x.sums)]
+        return all(r.seeded for r in recs) and all(x.seen >= 2 * x.n for x in self._adxs.values())
+
+    def _warm_up(self, h: float, lo: float, c: float, v: float) -> None:
+        """One candle while some recursion is still seeding: each follows its own seed rule."""
         self.candles += 1
         for n, e in self._emas.items():
             self.ema[n] = e.update(c)
@@ -165,19 +213,70 @@ class IndicatorStream:
             x.update(up, dn, tr)
             self.adx[n], self.plus_di[n], self.minus_di[n] = x.adx, x.plus_di, x.minus_di
         self._prev = (h, lo, c)
-        # windows: Bollinger bandwidth (population std), money flow and volume ratio over 20
+        if self.windows:
+            self._windows(h, lo, c, v)
+
+    def _step(self, h: float, lo: float, c: float, v: float) -> None:
+        """One candle once every recursion is seeded: their `a * y + b * x` written out in one
+        place (the same operations in the same order as `_warm_up`'s, so the same bits) instead of
+        a call per recursion."""
+        self.candles += 1
+        ema = self.ema
+        for n, e in self._emas.items():
+            ema[n] = e.value = e.a * e.value + e.b * c
+        f, s, g = self._fast, self._slow, self._signal
+        fast = f.value = f.a * f.value + f.b * c
+        slow = s.value = s.a * s.value + s.b * c
+        sig = g.value = g.a * g.value + g.b * (fast - slow)
+        self.prev_macd_hist = self.macd_hist
+        self.macd_hist = (fast - slow) - sig
+        ph, pl, pc = self._prev  # type: ignore[misc]
+        d = c - pc
+        gr, mr = self._gain, self._move
+        gain = gr.value = gr.a * gr.value + gr.b * max(d, 0.0)
+        move = mr.value = mr.a * mr.value + mr.b * abs(d)
+        if gain == gain:
+            self.rsi = gain / move * 100.0 if abs(move) >= ind._ZERO else 0.0
+        tr = max(h, pc) - min(lo, pc)
+        for n, a in self._atrs.items():
+            self.atr[n] = a.value = a.a * a.value + a.b * tr
+        up, dn = h - ph, pl - lo
+        pdm = up if (up > dn and up > 0) else 0.0
+        mdm = dn if (dn > up and dn > 0) else 0.0
+        zero = ind._ZERO
+        for n, x in self._adxs.items():
+            x.seen += 1
+            rp, rm, rt = x.sums
+            sp = rp.value = rp.a * rp.value + rp.b * pdm
+            sm = rm.value = rm.a * rm.value + rm.b * mdm
+            st = rt.value = rt.a * rt.value + rt.b * tr
+            ok = abs(st) >= zero
+            if ok:
+                p, m = sp / st * 100.0, sm / st * 100.0
+            else:
+                p = m = 0.0
+            self.plus_di[n], self.minus_di[n] = x.plus_di, x.minus_di = p, m
+            tot = p + m
+            if ok and abs(tot) >= zero:
+                x.adx = (n - 1) / n * x.adx + 1.0 / n * (abs(m / tot * 2.0 - 1.0) * 100.0)
+            self.adx[n] = x.adx
+        self._prev = (h, lo, c)
+        if self.windows:
+            self._windows(h, lo, c, v)
+
+    def _windows(self, h: float, lo: float, c: float, v: float) -> None:
+        """Bollinger bandwidth (population std), money flow and volume ratio over 20 candles."""
         closes = self._closes
         closes.append(c)
         nb = self.bb_n
         if len(closes) == nb:
             mid = math.fsum(closes) / nb
-            dev = [x - mid for x in closes]
-            sd = math.sqrt(math.fsum([d * d for d in dev]) / nb)
+            sd = math.sqrt(math.fsum([d * d for d in [x - mid for x in closes]]) / nb)
             if self.bb_k != 1.0:
                 sd *= self.bb_k
-            self.bandwidths.append(((sd + mid) - (mid - sd)) / mid if mid != 0 else NAN)
+            self.bandwidth_window.push(((sd + mid) - (mid - sd)) / mid if mid != 0 else NAN)
         else:
-            self.bandwidths.append(NAN)
+            self.bandwidth_window.push(NAN)
         rng = h - lo
         self._mfv.append((((c - lo) - (h - c)) / rng if rng > 0 else 0.0) * v)
         vols = self._vol

@@ -75,7 +75,7 @@ class LevelStream:
         within `tolerance_atr` x `atr` of its group's mean (as `features.support_resistance`; the
         means are numpy's, bit for bit). `atr` is the current ATR. With `near` and `within`: only
         the clusters at most `within` from the price `near` (the grouping still sees them all)."""
-        return [Cluster(p, n) for p, n, _ in self._groups(atr) if abs(p - near) <= within]
+        return [Cluster(p, n) for p, n, _ in self._groups(atr, near, within) if abs(p - near) <= within]
 
     def levels(self, atr: float, last_close: float, *, min_touches: int = 1) -> list[Level]:
         """The clusters as `Level`s (support below `last_close`, resistance above), as
@@ -83,15 +83,31 @@ class LevelStream:
         return [Level(p, n, "support" if p < last_close else "resistance", i)
                 for p, n, i in self._groups(atr) if n >= min_touches]
 
-    def _groups(self, atr: float) -> list[tuple[float, int, int]]:
+    def _groups(self, atr: float, near: float = 0.0, within: float = math.inf) -> list[tuple[float, int, int]]:
+        """The groups in price order; with a band `near` +- `within`, only those that can have
+        their mean in it, and any others the pivots grouped with them."""
         if not atr == atr:
             return []
         tol = self.tolerance_atr * float(atr)
         pivots = self._sorted
+        first, end = 0, len(pivots)
+        if within < math.inf:
+            # A gap wider than `tol` between neighbours always starts a group: the group so far has
+            # its mean at or below the lower one. Groups wholly beyond such a gap outside the band
+            # cannot have their mean in it: skipped. (Band and gap widened by far more than the
+            # rounding of a mean.)
+            margin = 1e-9 * (abs(near) + within)
+            first = bisect.bisect_left(pivots, (near - within - margin,))
+            while 0 < first < len(pivots) and pivots[first][0] - pivots[first - 1][0] <= tol + margin:
+                first -= 1
+            end = bisect.bisect_right(pivots, (near + within + margin, 2))
+            while 0 < end < len(pivots) and pivots[end][0] - pivots[end - 1][0] <= tol + margin:
+                end += 1
         out: list[tuple[float, int, int]] = []
-        start = n = newest = 0      # the group is pivots[start:start + n]
+        start, n, newest = first, 0, 0      # the group is pivots[start:start + n]
         total = mean = 0.0
-        for j, (p, _, i) in enumerate(pivots):
+        for j in range(first, end):
+            p, _, i = pivots[j]
             if n and p - mean > tol:
                 out.append((mean, n, newest))
                 start, n, newest, total = j, 0, 0, 0.0

@@ -60,3 +60,28 @@ def test_numpy_sum_gives_numpy_s_bits():
     for n in (1, 5, 7, 8, 9, 16, 23, 64, 127, 128, 200):
         xs = (rng.standard_normal(n) * 1e4 + 3e4).tolist()
         assert numpy_sum(xs) == float(np.sum(np.array(xs))), n
+
+
+def test_sorted_bandwidths_are_the_kept_ones_in_order(btc_hourly):
+    frame = btc_hourly.iloc[:600]
+    stream = IndicatorStream(bandwidth_keep=50)
+    for i, (h, lo, c, v) in enumerate(frame[["high", "low", "close", "volume"]].to_numpy().tolist()):
+        stream.update(h, lo, c if i != 300 else math.nan, v)   # one NaN close: 20 NaN bandwidths
+        kept = list(stream.bandwidths)
+        assert stream.bandwidth_window.ordered == sorted(x for x in kept if x == x)
+        assert stream.bandwidth_window.nans == sum(x != x for x in kept)
+    assert stream.bandwidth_window.nans == 0 and len(stream.bandwidth_window.ordered) == 50
+
+
+def _recursions(s: IndicatorStream) -> str:
+    return repr((s.ema, s.atr, s.adx, s.plus_di, s.minus_di, s.rsi, s.macd_hist))   # NaN == NaN here
+
+
+def test_without_windows_the_recursions_are_the_same(btc_hourly):
+    rows = btc_hourly[["high", "low", "close", "volume"]].to_numpy()[:1500].tolist()
+    full, bare = IndicatorStream(), IndicatorStream(windows=False)
+    for row in rows:
+        full.update(*row)
+        bare.update(*row)
+        assert _recursions(bare) == _recursions(full)
+    assert not bare.bandwidths and math.isnan(bare.cmf) and math.isnan(bare.volume_ratio)

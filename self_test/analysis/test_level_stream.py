@@ -37,3 +37,19 @@ def test_clusters_near_a_price_are_the_full_list_cut_to_that_band(btc_hourly):
     price, atr = float(frame["close"].iloc[-1]), 150.0
     band = [cl for cl in stream.clusters(atr) if abs(cl.price - price) <= 3 * atr]
     assert stream.clusters(atr, near=price, within=3 * atr) == band and 0 < len(band) < len(stream.clusters(atr))
+
+
+def test_clusters_near_a_price_equal_the_full_list_cut_at_every_candle(btc_hourly):
+    frame = resample(btc_hourly, "60", "240")
+    stream = LevelStream(lookback=300)
+    big = cut = 0
+    for hi, low, close in zip(frame["high"], frame["low"], frame["close"], strict=True):
+        stream.update(hi, low)
+        for atr in (0.002 * close, 0.02 * close, 0.2 * close):   # a tolerance from tiny to wide
+            full = stream.clusters(atr)
+            big += any(cl.touches >= 8 for cl in full)    # groups whose mean is numpy's pairwise sum
+            for within in (0.5 * atr, 3.5 * atr):
+                band = stream.clusters(atr, near=close, within=within)
+                assert band == [cl for cl in full if abs(cl.price - close) <= within]
+                cut += len(band) < len(full)
+    assert big > 100 and cut > 1000
