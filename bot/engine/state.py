@@ -7,7 +7,6 @@ Kept apart from `engine.py` so the loop reads top to bottom there and the bookke
 from __future__ import annotations
 
 import math
-from bisect import bisect_left, insort
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +22,7 @@ from bot.analysis.features import (
     regime_thresholds,
     sorted_percentile,
 )
+from bot.analysis.indicator_stream import SortedWindow
 from bot.engine.candle_frames import LazyDict
 from bot.exchange.ledger import OpenPosition, PositionLedger
 from bot.types import CANDLE_COLUMNS, Candle, ClosedTrade, Fill, Position
@@ -98,10 +98,8 @@ class StreamingIndicators:
         self.prev = (float(h[-1]), float(lo[-1]), float(c[-1])) if len(c) else None
         self.closes: deque[float] = deque((float(x) for x in c[-self.bb_n:]), maxlen=self.bb_n)
         self.atr_hist: deque[float] = deque((float(x) for x in v["atr"][-100:]), maxlen=100)
-        self.bw_hist: deque[float] = deque((float(x) for x in v["bb_bandwidth"][-look:]), maxlen=look)
-        # the bandwidths of bw_hist in order (NaNs counted apart), for its percentile in O(log n)
-        self._bw_sorted = sorted(x for x in self.bw_hist if x == x)
-        self._bw_nan = len(self.bw_hist) - len(self._bw_sorted)
+        # the last `look` bandwidths, and the finite ones in order, for their percentile in O(log n)
+        self.bw = SortedWindow(look, (float(x) for x in v["bb_bandwidth"][-look:]))
         self.adx_hist: deque[float] = deque((float(x) for x in v["adx"][-100:]), maxlen=100)
         self.atr = float(v["atr"][-1]) if len(c) else math.nan
         self.adx = float(v["adx"][-1]) if len(c) else math.nan
@@ -123,39 +121,31 @@ class StreamingIndicators:
             self.atr, self.st, self.sp, self.sm, self.adx, h, lo, c, ph, pl, pc, self.n_atr, self.n_adx)
         n = self.bb_n
         if bw is not None:
-            self._push_bw(bw)
+            self.bw.push(bw)
         elif len(closes) == n:
             # numpy's mean of the closes and of their squares, bit for bit (numpy_sum), without numpy
             win = list(closes)
             mid = numpy_sum(win) / n
             dev = math.sqrt(max(numpy_sum([x * x for x in win]) / n - mid * mid, 0.0)) * self.bb_k
-            self._push_bw(2.0 * dev / mid)
+            self.bw.push(2.0 * dev / mid)
         self.atr_hist.append(atr)
         self.adx_hist.append(adx)
 
-    def _push_bw(self, bw: float) -> None:
-        hist = self.bw_hist
-        if len(hist) == hist.maxlen:
-            old = hist[0]
-            if old == old:
-                del self._bw_sorted[bisect_left(self._bw_sorted, old)]
-            else:
-                self._bw_nan -= 1
-        hist.append(bw)
-        if bw == bw:
-            insort(self._bw_sorted, bw)
-        else:
-            self._bw_nan += 1
+    @property
+    def bw_hist(self) -> deque[float]:
+        """The last REGIME_LOOKBACK bandwidths, newest last."""
+        return self.bw.values
 
     def regime(self) -> str:
         """The regime of the newest candle by `bot.analysis.features.classify_regime`, the rule
         `regime_codes` applies to a whole history, with the bandwidth percentile of the last
         REGIME_LOOKBACK candles ('choppy' while warming up). Tested equal to `regime_codes` on
         real candles. The percentile is `percentile_linear`'s, read off the kept sorted window."""
-        if len(self.bw_hist) < self.look or self._bw_nan:
+        bw = self.bw
+        if len(bw.values) < self.look or bw.nans:
             return regime_label(WARMUP)
-        q = sorted_percentile(self._bw_sorted, self.pct)
-        return regime_label(regime_code(self.adx, self.bw_hist[-1], q, self.thr))
+        q = sorted_percentile(bw.ordered, self.pct)
+        return regime_label(regime_code(self.adx, bw.values[-1], q, self.thr))
 
     def context(self) -> dict[str, np.ndarray]:
         """The newest values for a StrategyContext, aligned at the end (newest last), named as
