@@ -106,6 +106,7 @@ class CandleStep:
         self.defer_learning = False      # the loop learns after each batch's orders (flush_learning)
         self._pending_learn: list[_Pending] = []
         self._allow_short = settings.allows_short
+        self._trailing = bool(settings.TRAILING_STOP)   # else no stop is ever trailed (RiskManager.trailing_stop)
         self._known: dict[str, tuple[np.ndarray, np.ndarray]] = {}   # symbol -> candles to come (known_candles)
 
     # -- the step ----------------------------------------------------------------------------------
@@ -261,7 +262,8 @@ class CandleStep:
             position = next((p for p in positions if p.symbol == candle.symbol and p.size > 0), None)
             if position is not None:
                 ps.held_candles += 1
-                self._trail(ps, position)
+                if self._trailing:
+                    self._trail(ps, position)
         if st.paused.is_set() or len(ps) < self.warmup:
             return None
         # positional: the fields in StrategyContext's order (keywords cost a tenth of the step)
