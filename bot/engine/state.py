@@ -141,16 +141,20 @@ class StreamingIndicators:
         `regime_codes` applies to a whole history, with the bandwidth percentile of the last
         REGIME_LOOKBACK candles ('choppy' while warming up). Tested equal to `regime_codes` on
         real candles. The percentile is `percentile_linear`'s, read off the kept sorted window."""
-        bw = self.bw
-        if len(bw.values) < self.look or bw.nans:
-            return regime_label(WARMUP)
-        q = sorted_percentile(bw.ordered, self.pct)
-        return regime_label(regime_code(self.adx, bw.values[-1], q, self.thr))
+        return window_regime(self.bw, self.adx, self.look, self.pct, self.thr)
 
     def context(self) -> dict[str, np.ndarray]:
         """The newest values for a StrategyContext, aligned at the end (newest last), named as
         `bot.analysis.indicators.compute_all` names them."""
         return indicator_context(self.atr_hist, self.adx_hist, self.bw_hist, self.n_atr, self.n_adx)
+
+
+def window_regime(bw: SortedWindow, adx: float, look: int, pct: float, thr: float) -> str:
+    """The regime label of the newest candle from its ADX and the window of the last `look`
+    bandwidths ('choppy' while the window is short or holds a NaN): `StreamingIndicators.regime`."""
+    if len(bw.values) < look or bw.nans:
+        return regime_label(WARMUP)
+    return regime_label(regime_code(adx, bw.values[-1], sorted_percentile(bw.ordered, pct), thr))
 
 
 def bandwidths(closes: np.ndarray, n: int, k: float) -> np.ndarray:
@@ -196,12 +200,22 @@ class IndicatorReplay:
         self._regime = [stream.regime()]
         self._closes = closes
         bws = bandwidths(np.array([*stream.closes, *closes])[1:], stream.bb_n, stream.bb_k).tolist()
+        # StreamingIndicators.update and .regime, candle after candle, with their state in locals
+        # (the stream is used up: the replay holds every value it had)
+        step, window, look, pct, thr = wilder_trend_step, stream.bw, stream.look, stream.pct, stream.thr
+        n_atr, n_adx, push = stream.n_atr, stream.n_adx, stream.bw.push
+        atr, st, sp, sm, adx = stream.atr, stream.st, stream.sp, stream.sm, stream.adx
+        assert stream.prev is not None
+        ph, pl, pc = stream.prev
+        atrs, adxs, regimes = self._atr, self._adx, self._regime
         for h, lo, c, bw in zip(highs, lows, closes, bws, strict=True):
-            stream.update(h, lo, c, bw)
-            self._atr.append(stream.atr)
-            self._adx.append(stream.adx)
-            self._bw.append(stream.bw_hist[-1])
-            self._regime.append(stream.regime())
+            atr, st, sp, sm, adx = step(atr, st, sp, sm, adx, h, lo, c, ph, pl, pc, n_atr, n_adx)
+            ph, pl, pc = h, lo, c
+            push(bw)
+            atrs.append(atr)
+            adxs.append(adx)
+            regimes.append(window_regime(window, adx, look, pct, thr))
+        self._bw.extend(bws)
         self._k = 0           # candles taken since the seed
         self._a0, self._b0 = len(self._atr) - len(closes) - 1, len(self._bw) - len(closes) - 1
         self.atr, self.adx = self._atr[self._a0], self._adx[self._a0]

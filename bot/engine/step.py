@@ -106,6 +106,7 @@ class CandleStep:
         self.defer_learning = False      # the loop learns after each batch's orders (flush_learning)
         self._pending_learn: list[_Pending] = []
         self._allow_short = settings.allows_short
+        self._get_position: Callable[[str], Position | None] | None = getattr(parts.exchange, "get_position", None)
         self._trailing = bool(settings.TRAILING_STOP)   # else no stop is ever trailed (RiskManager.trailing_stop)
         self._known: dict[str, tuple[np.ndarray, np.ndarray]] = {}   # symbol -> candles to come (known_candles)
 
@@ -117,7 +118,7 @@ class CandleStep:
         if ps is None:
             return
         balance = self.parts.exchange.get_balance()
-        ready = self._context(ps, candle, balance, self.parts.exchange.get_positions(), t0)
+        ready = self._context(ps, candle, balance, self._positions_of(candle.symbol), t0)
         if ready is None:
             return
         try:
@@ -175,6 +176,15 @@ class CandleStep:
             self.defer_learning = deferred
         if not deferred:
             self.flush_learning()
+
+    def _positions_of(self, symbol: str) -> list[Position]:
+        """The positions `_context` looks `symbol`'s up in: just that one when the exchange can say
+        (the paper exchange: one record instead of every pair's), else all of them."""
+        one = self._get_position
+        if one is None:
+            return self.parts.exchange.get_positions()
+        p = one(symbol)
+        return [p] if p is not None else []
 
     def _decide_all(self, contexts: list[StrategyContext]) -> list[Decision | None]:
         """Decisions for contexts of different pairs: the strategy's `decide_batch` when it has
