@@ -162,9 +162,11 @@ def bandwidths(closes: np.ndarray, n: int, k: float) -> np.ndarray:
     closes at once (row i: the window ending at closes[i + n - 1]): numpy sums each row of a
     sliding window pairwise, as `numpy_sum` does, and the rest is the same arithmetic in the same
     order, so every value is the stream's bit for bit (tested)."""
-    w = np.lib.stride_tricks.sliding_window_view(np.asarray(closes, dtype=np.float64), n)
-    mid = w.sum(axis=1) / n
-    dev = np.sqrt(np.maximum((w * w).sum(axis=1) / n - mid * mid, 0.0)) * k
+    from bot.analysis.indicators import window_sums
+
+    c = np.asarray(closes, dtype=np.float64)
+    mid = window_sums(c, n) / n
+    dev = np.sqrt(np.maximum(window_sums(c * c, n) / n - mid * mid, 0.0)) * k
     with np.errstate(divide="ignore", invalid="ignore"):
         out: np.ndarray = 2.0 * dev / mid
     return out

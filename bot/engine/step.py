@@ -33,6 +33,7 @@ from bot.strategies.base import (
     LONG,
     SHORT,
     Decision,
+    KnowsCandles,
     LearningStrategy,
     StrategyContext,
     WarmsUp,
@@ -240,9 +241,12 @@ class CandleStep:
     def known_candles(self, symbol: str, times: np.ndarray, values: np.ndarray) -> None:
         """The candles this step will be fed for `symbol`, in order (a backtest's; `values` in
         CANDLE_COLUMNS order): the pair's indicators are carried ahead over them in one pass when
-        its stream is seeded (`IndicatorReplay`), instead of candle by candle. Values, trades and
-        everything else are the same (tested)."""
+        its stream is seeded (`IndicatorReplay`), instead of candle by candle, and a strategy that
+        `KnowsCandles` is told them too. Values, trades and everything else are the same (tested)."""
         self._known[symbol] = (np.asarray(times, dtype=np.int64), np.asarray(values, dtype=np.float64))
+        strategy = self.parts.strategy
+        if isinstance(strategy, KnowsCandles):   # its own candle-only numbers too (same decisions)
+            strategy.known_candles(symbol, *self._known[symbol])
 
     def _new_stream(self, ps: PairState) -> StreamingIndicators | IndicatorReplay:
         """The pair's indicators seeded from its tail, carried ahead over its known candles if any."""

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from bot.agent.self_learning import SelfLearningBot
 
 __all__ = ["Decision", "StrategyContext", "Strategy", "WarmsUp", "LearningStrategy", "ProposesForReview",
-           "BatchSignals", "NeedsInterval", "interval_refusal",            "FLAT", "LONG", "SHORT", "SETUPS"]
+           "BatchSignals", "NeedsInterval", "KnowsCandles", "interval_refusal",            "FLAT", "LONG", "SHORT", "SETUPS"]
 
 FLAT, LONG, SHORT = 0, 1, -1
 SETUPS = ("pullback", "breakout", "consolidation", "none")
@@ -123,6 +123,17 @@ class WarmsUp(Protocol):
 
     @property
     def warmup(self) -> int: ...
+
+
+@runtime_checkable
+class KnowsCandles(Protocol):
+    """A strategy that can be told, before a run, the candles the run will feed it for a symbol
+    (a backtest's; `values` in CANDLE_COLUMNS order, `times` their open times), to work out its
+    numbers that depend on the candles alone in one vector pass. Its decisions must be exactly
+    the ones it makes without being told (each strategy tests that), and a candle it was not
+    told about is decided the ordinary way."""
+
+    def known_candles(self, symbol: str, times: np.ndarray, values: np.ndarray) -> None: ...
 
 
 @runtime_checkable

@@ -9,6 +9,7 @@ from bot.analysis.indicators import atr as ind_atr
 from bot.strategies import get_strategy
 from bot.strategies.base import FLAT, LONG, SHORT, StrategyContext
 from bot.strategies.sma import SMACrossStrategy, state_column
+from bot.types import Position
 
 # 2019-03-01 00:00 UTC .. 400 real hourly candles
 START_MS = 1551398400000
@@ -94,3 +95,32 @@ def test_atr_is_the_mean_true_range(slice_):
     trs = [max(h[j] - lo[j], abs(h[j] - c[j - 1]), abs(lo[j] - c[j - 1])) for j in range(i - 13, i + 1)]
     assert atr[i] == pytest.approx(sum(trs) / 14)
     assert np.isnan(atr[13]) and np.isfinite(atr[14])
+
+
+def test_told_the_candles_it_decides_exactly_as_it_does_candle_by_candle(settings, btc_hourly):
+    """`known_candles` (a backtest tells the strategy its candles first): on 5,000 real hourly
+    candles, with the engine's kind of context (the tail as arrays), every decision equals the one
+    made without being told, for every position, with and without ATR stops; a candle it was not
+    told about (another close) is decided the ordinary way."""
+    from bot.engine.candle_frames import CandleFrames
+
+    frame = btc_hourly.iloc[:5000]
+    t = np.asarray(frame.index, dtype=np.int64)
+    v = frame[["open", "high", "low", "close", "volume", "turnover"]].to_numpy()
+    held = {0: None, 1: Position("BTCUSDT", "long", 0.01, 5000.0), 2: Position("BTCUSDT", "short", 0.01, 5000.0)}
+    for options in ({}, {"fast": 7, "slow": 55, "atr_stop": 2.0, "take_profit": 3.0}):
+        plain, told = SMACrossStrategy(settings, **options), SMACrossStrategy(settings, **options)
+        told.known_candles("BTCUSDT", t, v)
+        crosses = 0
+        for i in range(40, len(t), 1):
+            def ctx(k=i, price=None):
+                return StrategyContext(symbol="BTCUSDT", interval="60", time_ms=int(t[k]) + 3_600_000,
+                                       price=float(v[k, 3]) if price is None else price,
+                                       candles=CandleFrames("60", lambda k=k: frame.iloc[:k + 1],
+                                                            lambda k=k: (t[max(0, k - 499):k + 1], v[max(0, k - 499):k + 1])),
+                                       position=held[k % 3])
+            a, b = plain.decide(ctx()), told.decide(ctx())
+            assert a == b, i
+            crosses += a.reason.startswith("SMA")
+        assert crosses > 100
+        assert told._known_cross(ctx(4000, price=float(v[4000, 3]) + 1.0)) is None   # not a known candle
