@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 
 from bot.agent.environment import SHORT_ACTION, action_to_target, target_to_action
+from bot.agent.numpy_q import NumpyQ
+from bot.agent.numpy_q import sure as _sure
 from bot.analysis.feature_stream import FeatureStream
 from bot.errors import StrategyError
 from bot.strategies.base import Decision, StrategyContext
@@ -40,101 +42,6 @@ def _tail(context: StrategyContext) -> tuple[np.ndarray, np.ndarray] | None:
     offers them without a frame (`bot.engine.candle_frames.CandleFrames.tail`), else None."""
     tail = getattr(context.candles, "tail", None)
     return tail(context.interval) if tail is not None else None
-
-
-class _NumpyQ:
-    """The Q-network's forward pass in NumPy for an agent that is not learning: one candle's
-    state through a 64x64 net costs ~80 us in torch (call overhead) and ~10 us here. Float32
-    arithmetic in another order than torch's can move a Q-value in its last bits, so a decision
-    is taken from these values only when no choice is that close (`sure`); else the caller asks
-    torch, and every decision stays the one the torch network takes. The weights are re-read
-    when any parameter changed (torch's in-place version counters: a load, a learning step)."""
-
-    def __init__(self, net: Any) -> None:
-        from torch import nn
-
-        self.net = net
-        trunk = list(net.trunk)
-        if not all(isinstance(m, (nn.Linear, nn.ReLU)) for m in trunk) or \
-                [type(m) for m in trunk] != [nn.Linear, nn.ReLU] * (len(trunk) // 2):
-            raise TypeError("not the Linear/ReLU trunk this forward pass knows")
-        self.tensors = [net.mean, net.std] + [p for m in trunk if isinstance(m, nn.Linear)
-                                               for p in (m.weight, m.bias)] + \
-            [net.value.weight, net.value.bias, net.advantage.weight, net.advantage.bias]
-        self.version: tuple[int, ...] = ()
-        self._read()
-
-    def _read(self) -> None:
-        arrays = [t.detach().cpu().numpy().astype(np.float32) for t in self.tensors]
-        self.mean, self.std = arrays[0], arrays[1]
-        lin = arrays[2:-4]
-        self.layers = [(lin[i].T.copy(), lin[i + 1]) for i in range(0, len(lin), 2)]
-        self.w_v, self.b_v, self.w_a, self.b_a = arrays[-4].T.copy(), arrays[-3], arrays[-2].T.copy(), arrays[-1]
-        self.version = tuple(t._version for t in self.tensors)
-
-    def __call__(self, states: np.ndarray) -> np.ndarray:
-        """Q-values of a batch of float32 states (N, D) -> (N, A)."""
-        if tuple(t._version for t in self.tensors) != self.version:
-            self._read()
-        z = np.clip((states - self.mean) / self.std, -10.0, 10.0)
-        for w, b in self.layers:
-            z = np.maximum(z @ w + b, 0.0)
-        adv = z @ self.w_a + self.b_a
-        return (z @ self.w_v + self.b_v) + adv - adv.mean(axis=1, keepdims=True)
-
-
-class _NumpyEnsembleQ:
-    """`_NumpyQ` for a seed ensemble (`EnsembleQ`): the members' Q-values averaged, as its torch
-    forward does, with the members' weights stacked so each layer is one batched product for all
-    members; the same `sure` guard hands near ties to torch."""
-
-    def __init__(self, net: Any) -> None:
-        self.net = net
-        self.members = [_NumpyQ(m) for m in net.members]
-        self.tensors = [t for m in self.members for t in m.tensors]
-        self._stack()
-
-    def _stack(self) -> None:
-        for m in self.members:
-            m._read()
-        ms = self.members
-        self.mean = np.stack([m.mean for m in ms])[:, None, :]
-        self.std = np.stack([m.std for m in ms])[:, None, :]
-        self.layers = [(np.stack([m.layers[i][0] for m in ms]), np.stack([m.layers[i][1] for m in ms])[:, None, :])
-                       for i in range(len(ms[0].layers))]
-        self.w_v, self.b_v, self.w_a, self.b_a = (np.stack([getattr(m, k) for m in ms]) for k in ("w_v", "b_v", "w_a",
-                                                                                                 "b_a"))
-        self.b_v, self.b_a = self.b_v[:, None, :], self.b_a[:, None, :]
-        self.version = tuple(t._version for t in self.tensors)
-
-    def __call__(self, states: np.ndarray) -> np.ndarray:
-        if tuple(t._version for t in self.tensors) != self.version:
-            self._stack()
-        z = np.clip((states[None] - self.mean) / self.std, -10.0, 10.0)
-        for w, b in self.layers:
-            z = np.maximum(z @ w + b, 0.0)
-        adv = z @ self.w_a + self.b_a
-        return ((z @ self.w_v + self.b_v) + adv - adv.mean(axis=2, keepdims=True)).mean(axis=0)
-
-
-def _numpy_q(net: Any) -> _NumpyQ | _NumpyEnsembleQ:
-    return _NumpyEnsembleQ(net) if hasattr(net, "members") else _NumpyQ(net)
-
-
-def _sure(q: np.ndarray, current: int, margin: float) -> bool:
-    """Whether the greedy choice from `q` (masked; `current`: the held position's action or -1)
-    is beyond any float32 rounding: the best leads the next by more than a tolerance, and the
-    switch-margin test is not within it either."""
-    finite = q[np.isfinite(q)]
-    if len(finite) < 2:
-        return True
-    top = np.partition(finite, -2)
-    tol = 1e-4 * (1.0 + abs(float(top[-1])))
-    if float(top[-1] - top[-2]) <= tol:
-        return False
-    if margin > 0 and 0 <= current < len(q):
-        return abs(float(top[-1] - q[current]) - margin) > tol
-    return True
 
 
 class _PairStream:
@@ -224,7 +131,7 @@ class DQNStrategy:
         # candle (bot.analysis.feature_stream.FeatureStream) instead of recomputed over 2,000 candles each time
         self._streams: dict[tuple[str, str], _PairStream] = {}
         self.incremental = True   # False: every state from the full computation (tests compare)
-        self._fast_q: Any = False   # the NumPy forward pass (_NumpyQ), made when first needed; None: torch only
+        self._fast_q: Any = False   # the NumPy forward pass (NumpyQ), made when first needed; None: torch only
 
     def checkpoint_info(self) -> dict[str, Any]:
         """Which checkpoint the agent runs and its walk-forward record, for the window's Training
@@ -380,14 +287,14 @@ class DQNStrategy:
         return self._choose(context, state, self._q_values(state[None], [context])[0])   # one forward pass
 
     def _q_values(self, states: np.ndarray, contexts: Sequence[StrategyContext]) -> np.ndarray:
-        """Q-values of a batch of states: the NumPy pass (`_NumpyQ`) while the agent does not learn
+        """Q-values of a batch of states: the NumPy pass (`NumpyQ`) while the agent does not learn
         and every greedy choice it gives is clear of float rounding, else the torch network's."""
         agent = self.agent
         fast = self._fast_q
         if fast is not None and not agent.training:
             if fast is False or fast.net is not agent.q:
                 try:
-                    fast = self._fast_q = _numpy_q(agent.q)
+                    fast = self._fast_q = NumpyQ(agent.q)
                 except (TypeError, AttributeError):   # another network: torch it is, from now on
                     self._fast_q = None
                     return agent.q_values(states)
