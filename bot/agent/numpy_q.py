@@ -10,14 +10,18 @@ caller asks torch, and every decision stays the one the torch network takes
 
 from __future__ import annotations
 
+import math
+import struct
+from collections.abc import Sequence
 from operator import attrgetter
 from typing import Any
 
 import numpy as np
 
-__all__ = ["NumpyQ", "sure"]
+__all__ = ["NumpyQ", "sure", "sure_row", "f32"]
 
 _VERSION = attrgetter("_version")
+_F32 = struct.Struct("f")
 _clip = np._core.umath.clip   # the ufunc: np.clip's Python wrapper costs twice the clipping
 
 
@@ -102,3 +106,29 @@ def sure(q: np.ndarray, current: int, margin: float) -> bool:
     if margin > 0 and 0 <= current < len(q):
         return abs(float(top[-1] - q[current]) - margin) > tol
     return True
+
+
+def sure_row(q: Sequence[float], current: int, margin: float) -> bool:
+    """`sure` for one row of Q-values as plain floats (float32 values; masked ones -inf): the
+    same answer, with float32 rounding where `sure` subtracts in float32 (`f32`)."""
+    finite = sorted(x for x in q if -math.inf < x < math.inf)
+    if len(finite) < 2:
+        return True
+    best = finite[-1]
+    tol = 1e-4 * (1.0 + abs(best))
+    if f32(best - finite[-2]) <= tol:
+        return False
+    if margin > 0 and 0 <= current < len(q):
+        return abs(f32(best - q[current]) - margin) > tol
+    return True
+
+
+def f32(x: float) -> float:
+    """`x` rounded to float32 (to nearest, ties to even; beyond its range +-inf), as a float.
+    The difference, sum, product or quotient of two float32 values computed in float64 and
+    rounded so is the float32 operation's result exactly (53 >= 2 * 24 + 2 bits: rounding twice
+    is innocuous), which lets one row's arithmetic run on plain floats."""
+    try:
+        return _F32.unpack(_F32.pack(x))[0]  # type: ignore[no-any-return]
+    except OverflowError:
+        return math.copysign(math.inf, x)

@@ -13,6 +13,7 @@ revised candle make it fall back to the full computation, which reseeds the stre
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from bot.agent.environment import SHORT_ACTION, action_to_target, target_to_action
-from bot.agent.numpy_q import NumpyQ
+from bot.agent.numpy_q import NumpyQ, f32, sure_row
 from bot.agent.numpy_q import sure as _sure
 from bot.analysis.feature_stream import FeatureStream
 from bot.errors import StrategyError
@@ -284,33 +285,53 @@ class DQNStrategy:
         holding = self._holding(context)
         if holding is not None:
             return holding
+        fast = self._numpy_pass()
+        if fast is not None and hasattr(self.agent, "greedy_row"):
+            decision = self._choose_row(context, state, fast(state[None])[0].tolist())
+            if decision is not None:
+                return decision
         return self._choose(context, state, self._q_values(state[None], [context])[0])   # one forward pass
+
+    def _numpy_pass(self) -> NumpyQ | None:
+        """The NumPy forward pass of the agent's network while it does not learn (made when
+        first needed, remade for a new network), else None: torch decides."""
+        agent = self.agent
+        fast = self._fast_q
+        if fast is None or agent.training:
+            return None
+        if fast is False or fast.net is not agent.q:
+            try:
+                fast = self._fast_q = NumpyQ(agent.q)
+            except (TypeError, AttributeError):   # another network: torch it is, from now on
+                self._fast_q = None
+                return None
+        return fast  # type: ignore[no-any-return]
+
+    def _position(self, state: np.ndarray) -> tuple[list[float] | None, int, float]:
+        """The state's position columns (None without them), the held position's action as
+        `sure` takes it (-1: none) and the switch margin it tests."""
+        cols = getattr(self.agent, "_position_cols", None)
+        if cols is None:
+            return None, -1, 0.0
+        pos = state[cols].tolist()
+        return pos, pos.index(max(pos)), float(getattr(self.agent.config, "switch_margin", 0.0))
 
     def _q_values(self, states: np.ndarray, contexts: Sequence[StrategyContext]) -> np.ndarray:
         """Q-values of a batch of states: the NumPy pass (`NumpyQ`) while the agent does not learn
         and every greedy choice it gives is clear of float rounding, else the torch network's."""
-        agent = self.agent
-        fast = self._fast_q
-        if fast is not None and not agent.training:
-            if fast is False or fast.net is not agent.q:
-                try:
-                    fast = self._fast_q = NumpyQ(agent.q)
-                except (TypeError, AttributeError):   # another network: torch it is, from now on
-                    self._fast_q = None
-                    return agent.q_values(states)
-            q = fast(states)
-            margin = float(getattr(agent.config, "switch_margin", 0.0))
-            cols = getattr(agent, "_position_cols", None)
-            for row, (ctx, st) in enumerate(zip(contexts, states, strict=True)):
-                qr = q[row]
-                if not ctx.allow_short and len(qr) > SHORT_ACTION:
-                    qr = qr.copy()
-                    qr[SHORT_ACTION] = -np.inf
-                current = min(int(np.argmax(st[cols])), len(qr) - 1) if cols is not None else -1
-                if not _sure(qr, current, margin if cols is not None else 0.0):
-                    return agent.q_values(states)
-            return q
-        return agent.q_values(states)
+        fast = self._numpy_pass()
+        if fast is None:
+            return self.agent.q_values(states)
+        q = fast(states)
+        for row, (ctx, st) in enumerate(zip(contexts, states, strict=True)):
+            qr = q[row]
+            if not ctx.allow_short and len(qr) > SHORT_ACTION:
+                qr = qr.copy()
+                qr[SHORT_ACTION] = -np.inf
+            _, current, margin = self._position(st)
+            if not _sure(qr, min(current, len(qr) - 1), margin):
+                return self.agent.q_values(states)
+        return q
 
     def decide_batch(self, contexts: Sequence[StrategyContext]) -> list[Decision]:
         """`decide` for the pairs whose candle closed together: the states of those that may
@@ -355,6 +376,32 @@ class DQNStrategy:
             f"greedy: Q flat/long/short = {', '.join(f'{x:.3f}' for x in q_all)}")
         return Decision(target=target, confidence=confidence, reason=why, source=self.name,
                         q_values=tuple(float(x) for x in q_all))
+
+    def _choose_row(self, context: StrategyContext, state: np.ndarray, q_all: list[float]) -> Decision | None:
+        """`_choose` for the NumPy pass's Q-values of one state, on plain floats (its array calls
+        cost more than the choice), when the greedy choice is clear of float rounding (`sure_row`);
+        None: ask torch. The same decision bit for bit: float32 rounding where `_choose` rounds
+        (`f32`), and numpy's own exp for the confidence."""
+        q = q_all
+        if not all(x == x for x in q):
+            return None
+        if not context.allow_short and len(q) > SHORT_ACTION:
+            q = q.copy()
+            q[SHORT_ACTION] = -math.inf
+        pos, current, margin = self._position(state)
+        if not sure_row(q, min(current, len(q) - 1), margin):
+            return None
+        action = self.agent.greedy_row(q, pos)
+        finite = [x for x in q if x > -math.inf]
+        top = max(finite)
+        p = np.exp(np.array([f32(x - top) for x in finite], np.float32)).tolist()
+        total = 0.0
+        for x in p:    # numpy's float32 sum of a few values: in order
+            total = f32(total + x)
+        confidence = min(max(f32(f32(100.0 * max(p)) / total), 0.0), 100.0)
+        return Decision(target=action_to_target(action), confidence=confidence, source=self.name,
+                        reason=f"greedy: Q flat/long/short = {', '.join(f'{x:.3f}' for x in q_all)}",
+                        q_values=tuple(q_all))
 
     # -- learning -------------------------------------------------------------------------------
     def observe(self, state: np.ndarray, target: int, reward: float, next_state: np.ndarray, done: bool = False,
