@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Sequence
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ import numpy as np
 from bot.agent.environment import SHORT_ACTION, action_to_target, target_to_action
 from bot.agent.numpy_q import NumpyQ, f32, sure_row
 from bot.agent.numpy_q import sure as _sure
+from bot.analysis import features as F
 from bot.analysis.feature_stream import FeatureStream
 from bot.errors import StrategyError
 from bot.strategies.base import Decision, StrategyContext
@@ -52,9 +54,9 @@ class _PairStream:
     def __init__(self, stream: Any, times: Any, vals: np.ndarray, cols: list[int]) -> None:
         self.stream = stream
         self.cols = cols
+        self.pick = itemgetter(*cols)     # a candle's (high, low, close, volume) from its row as floats
         self.last_ms = int(times[-1])
-        self.last = vals[-1, cols]
-        self.last_list = tuple(self.last.tolist())
+        self.last = self.pick(vals[-1].tolist())
         steps = np.diff(np.asarray(times[-50:], dtype=np.int64))
         self.step = int(np.median(steps)) if len(steps) else 0
         self.set_row()
@@ -64,26 +66,26 @@ class _PairStream:
         `vals` is the frame's values, `cols` the positions of high, low, close, volume."""
         if cols != self.cols:
             return "the frame's columns changed"
-        newest = int(times[-1])
-        if len(times) >= 2 and int(times[-2]) == self.last_ms and newest - self.last_ms == (self.step or
-                                                                                            newest - self.last_ms):
-            # the usual case: exactly one new candle after the last seen one
-            prev = vals[-2]
-            if all(prev[k] == x for k, x in zip(cols, self.last_list, strict=True)):
-                h, lo, c, v = (float(vals[-1, k]) for k in cols)
-                self.stream.update(h, lo, c, v)
-                self.last_ms, self.last = newest, vals[-1, cols]
-                self.last_list = (h, lo, c, v)
+        last_ms, pick = self.last_ms, self.pick
+        if len(times) >= 2:
+            before, newest = times[-2:].tolist()
+            if before == last_ms and newest - last_ms == (self.step or newest - last_ms) and \
+                    pick(vals[-2].tolist()) == self.last:
+                # the usual case: exactly one new candle after the last seen one, which is unchanged
+                cur = pick(vals[-1].tolist())
+                self.stream.update(*cur)
+                self.last_ms, self.last = newest, cur
                 self.set_row()
                 return ""
-        if newest == self.last_ms:
-            return "" if np.array_equal(vals[-1, cols], self.last) else "the last candle changed"
-        if newest < self.last_ms:
+        newest = int(times[-1])
+        if newest == last_ms:
+            return "" if pick(vals[-1].tolist()) == self.last else "the last candle changed"
+        if newest < last_ms:
             return "candles out of order"
-        pos = int(times.searchsorted(self.last_ms))
-        if pos >= len(times) or int(times[pos]) != self.last_ms:
+        pos = int(times.searchsorted(last_ms))
+        if pos >= len(times) or int(times[pos]) != last_ms:
             return "the last candle seen is no longer in the frame"
-        if not np.array_equal(vals[pos, cols], self.last):
+        if pick(vals[pos].tolist()) != self.last:
             return "the last candle seen changed"
         if len(times) - 1 - pos > MAX_CATCH_UP:
             return f"{len(times) - 1 - pos} new candles"
@@ -92,8 +94,7 @@ class _PairStream:
             return "a candle is missing"
         for h, lo, c, v in vals[pos + 1:, cols].tolist():
             self.stream.update(h, lo, c, v)
-        self.last_ms, self.last = newest, vals[-1, cols]
-        self.last_list = tuple(self.last.tolist())
+        self.last_ms, self.last = newest, pick(vals[-1].tolist())
         self.set_row()
         return ""
 
@@ -132,6 +133,7 @@ class DQNStrategy:
         # candle (bot.analysis.feature_stream.FeatureStream) instead of recomputed over 2,000 candles each time
         self._streams: dict[tuple[str, str], _PairStream] = {}
         self.incremental = True   # False: every state from the full computation (tests compare)
+        self._need: tuple[Any, int] = (None, 0)   # (settings, candles a state needs) once per settings
         self._fast_q: Any = False   # the NumPy forward pass (NumpyQ), made when first needed; None: torch only
 
     def checkpoint_info(self) -> dict[str, Any]:
@@ -174,16 +176,17 @@ class DQNStrategy:
     # -- deciding -------------------------------------------------------------------------------
     def state_for(self, context: StrategyContext) -> np.ndarray:
         """The state vector of the context's last candle: `context.state`, or built from its candles."""
-        if context.state is not None:
-            s = np.asarray(context.state, np.float32)
+        given = context.state
+        if given is not None:
+            s = np.asarray(given, np.float32)
             if s.shape != (self.agent.state_dim,):
                 raise StrategyError(f"context.state has shape {s.shape}; the agent expects "
                                     f"({self.agent.state_dim},)")
             return s
-        from bot.analysis import features as F
-
         window = self.settings.STATE_WINDOW
-        need = F.warmup_length(window, self.settings) + 1
+        if self._need[0] is not self.settings:      # the settings are frozen: their warm-up once
+            self._need = (self.settings, F.warmup_length(window, self.settings) + 1)
+        need = self._need[1]
         arrays = _tail(context)      # the engine's candles as arrays: no frame built while the stream follows
         frame = None if arrays is not None else context.candles.get(context.interval)
         have = len(arrays[0]) if arrays is not None else (0 if frame is None else len(frame))
@@ -206,8 +209,9 @@ class DQNStrategy:
         out = np.empty(m + F.N_POSITION_FEATURES, dtype=np.float32)
         out[:m] = market
         out[m:] = (pos == 0, pos == 1, pos == -1,
-                   # nan_to_num's NaN -> 0 (its inf -> max float gives tanh's 1 as inf does)
-                   float(np.tanh(np.float64(upnl_pct if upnl_pct == upnl_pct else 0.0) / F.UPNL_SCALE_PCT)),
+                   # nan_to_num's NaN -> 0 (its inf -> max float gives tanh's 1 as inf does); tanh(+-0) = +-0
+                   float(np.tanh(np.float64(upnl_pct if upnl_pct == upnl_pct else 0.0) / F.UPNL_SCALE_PCT))
+                   if upnl_pct else upnl_pct,
                    held / (held + F.HELD_HALF_LIFE))
         return out
 
@@ -219,8 +223,6 @@ class DQNStrategy:
         long pause) the full computation over the last FEATURE_HISTORY candles, which reseeds it.
         `arrays` (open times, values in CANDLE_COLUMNS order) stand for the frame while the stream
         follows; `frame_of()` builds the frame when it does not."""
-        from bot.analysis import features as F
-
         if frame is None and frame_of is not None and (not self.incremental or arrays is None):
             frame = frame_of()
         if not self.incremental:
@@ -255,8 +257,6 @@ class DQNStrategy:
         engine calls it when it adds a pair), so that first candle does not pay the full
         computation (~2-3 ms a pair). False when the history is too short to seed yet."""
         window = self.settings.STATE_WINDOW
-        from bot.analysis import features as F
-
         if frame is None or len(frame) < F.warmup_length(window, self.settings) + 1:
             return False
         try:
