@@ -28,6 +28,8 @@ from bot.analysis.features import (
 
 __all__ = ["FeatureStream", "wilder_trend_step", "numpy_sum"]
 
+_K21, _K50, _K200 = (2.0 / (n + 1) for n in (21, 50, 200))   # the EMAs' smoothing factors
+
 
 def numpy_sum(a: list[float], lo: int = 0, n: int | None = None) -> float:
     """`np.sum` of the floats `a[lo:lo + n]`, bit for bit, in plain Python: numpy's pairwise
@@ -150,7 +152,6 @@ class FeatureStream:
         if not c > 0:
             raise ValueError(f"close prices must be positive to take log returns, got {c}")
         ph, pl, pc = self._prev
-        w = self.window
         # log returns scaled by their trailing volatility (sample std, as ind.logret_std)
         log_c = math.log(c)
         r = log_c - self._log_c
@@ -163,10 +164,11 @@ class FeatureStream:
         sigma = math.sqrt(var)
         self._z.append(min(max(r / sigma, -RET_CLIP), RET_CLIP) if sigma > 0 else 0.0)
         # recursions: EMAs, MACD, RSI (Wilder), ATR and ADX (Wilder)
-        emas = self._emas
-        for i, n in enumerate((21, 50, 200)):
-            k = 2.0 / (n + 1)
-            emas[i] = (1.0 - k) * emas[i] + k * c
+        e21, e50, e200 = self._emas
+        e21 = (1.0 - _K21) * e21 + _K21 * c
+        e50 = (1.0 - _K50) * e50 + _K50 * c
+        e200 = (1.0 - _K200) * e200 + _K200 * c
+        self._emas = [e21, e50, e200]
         self._fast = (1.0 - 2.0 / 13) * self._fast + (2.0 / 13) * c
         self._slow = (1.0 - 2.0 / 27) * self._slow + (2.0 / 27) * c
         line = self._fast - self._slow
@@ -195,12 +197,12 @@ class FeatureStream:
         cmf = math.fsum(self._mfv) / vol if vol > 0 else 0.0
         avg = vol / len(self._vol)
         ratio = v / avg if avg > 0 else 1.0
+        if atr > 0:
+            dists = [min(max((c - e) / atr, -DIST_CLIP), DIST_CLIP) for e in (e21, e50, e200)]
+        else:
+            dists = [0.0] * 3 if atr == 0 else [math.nan] * 3
         row = self.row
-        row[:w] = self._z
-        row[w:w + 7] = (rsi, 100.0 * hist / c, min(max(pct_b, -1.0), 2.0), 100.0 * atr / c,
-                        self._adx / 100.0, cmf, min(max(ratio, 0.0), VOLUME_RATIO_CLIP))
-        for i, e in enumerate(emas):
-            dist = 0.0 if atr == 0 else ((c - e) / atr if atr > 0 else math.nan)
-            row[w + 7 + i] = min(max(dist, -DIST_CLIP), DIST_CLIP) if dist == dist else dist
+        row[:] = [*self._z, rsi, 100.0 * hist / c, min(max(pct_b, -1.0), 2.0), 100.0 * atr / c,
+                  self._adx / 100.0, cmf, min(max(ratio, 0.0), VOLUME_RATIO_CLIP), *dists]
         self._prev = (h, lo, c)
         return row
