@@ -22,7 +22,7 @@ __all__ = ["NumpyQ", "sure", "sure_row", "f32"]
 
 _VERSION = attrgetter("_version")
 _F32 = struct.Struct("f")
-_clip = np._core.umath.clip   # the ufunc: np.clip's Python wrapper costs twice the clipping
+_clip: Any = np._core.umath.clip  # type: ignore[attr-defined]  # the ufunc: np.clip's wrapper costs 2x
 
 
 class NumpyQ:
@@ -87,7 +87,7 @@ class NumpyQ:
             np.add(z, b, out=z)
             np.maximum(z, 0.0, out=z)
         m, n, h = z.shape
-        q = np.matmul(z.transpose(1, 0, 2).reshape(n, m * h), self.head)
+        q: np.ndarray = np.matmul(z.transpose(1, 0, 2).reshape(n, m * h), self.head)
         np.add(q, self.head_bias, out=q)
         return q
 
