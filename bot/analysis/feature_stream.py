@@ -29,6 +29,21 @@ from bot.analysis.features import (
 __all__ = ["FeatureStream", "wilder_trend_step", "numpy_sum"]
 
 _K21, _K50, _K200 = (2.0 / (n + 1) for n in (21, 50, 200))   # the EMAs' smoothing factors
+_UNIT = 1 << 1074   # every finite float is a whole multiple of 2**-1074
+
+
+def _exact(x: float) -> int:
+    """The finite float `x` as the whole number x * 2**1074, exactly."""
+    n, d = x.as_integer_ratio()
+    return n << (1075 - d.bit_length())
+
+
+def _exact_sums(xs: Any) -> tuple[int, int] | None:
+    """The exact sums of the floats and of their squares (as `_exact`), None when one is not
+    finite (or its square overflows)."""
+    if not all(-1e150 < x < 1e150 for x in xs):
+        return None
+    return sum(map(_exact, xs)), sum(_exact(x * x) for x in xs)
 
 
 def numpy_sum(a: list[float], lo: int = 0, n: int | None = None) -> float:
@@ -119,6 +134,9 @@ class FeatureStream:
         self._z: deque[float] = deque(self.row[:window].tolist(), maxlen=window)
         lg = np.log(c[-(VOL_PERIOD + 1):])
         self._rets: deque[float] = deque(np.diff(lg).tolist(), maxlen=VOL_PERIOD)
+        # the window's sum and sum of squares, exact (whole numbers of 2**-1074) and rolled on: the
+        # correctly rounded quotient is math.fsum's correctly rounded sum, without its 100-term pass
+        self._ret_sums = _exact_sums(self._rets)
         self._log_c = float(lg[-1])
         self._closes: deque[float] = deque(c[-self.bb_n:].tolist(), maxlen=self.bb_n)
         rng = h[-20:] - lo[-20:]
@@ -157,10 +175,20 @@ class FeatureStream:
         r = log_c - self._log_c
         self._log_c = log_c
         rets = self._rets
+        old = rets[0] if len(rets) == rets.maxlen else None
         rets.append(r)
         m = len(rets)
-        s1 = math.fsum(rets)
-        var = max((math.fsum([x * x for x in rets]) - s1 * s1 / m) / (m - 1), 0.0)
+        sums = self._ret_sums
+        if sums is not None and -1e150 < r < 1e150:
+            total, squares = sums[0] + _exact(r), sums[1] + _exact(r * r)
+            if old is not None:
+                total, squares = total - _exact(old), squares - _exact(old * old)
+            self._ret_sums = (total, squares)
+            s1, s2 = total / _UNIT, squares / _UNIT      # == math.fsum(rets), math.fsum(x * x ...)
+        else:   # a return that is not finite in the window: summed afresh until it has left
+            s1, s2 = math.fsum(rets), math.fsum([x * x for x in rets])
+            self._ret_sums = _exact_sums(rets)
+        var = max((s2 - s1 * s1 / m) / (m - 1), 0.0)
         sigma = math.sqrt(var)
         self._z.append(min(max(r / sigma, -RET_CLIP), RET_CLIP) if sigma > 0 else 0.0)
         # recursions: EMAs, MACD, RSI (Wilder), ATR and ADX (Wilder)
