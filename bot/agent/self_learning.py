@@ -40,6 +40,7 @@ from bot.agent.checkpoints import SHIPPED_MODEL, CheckpointStore, ExperienceLog
 from bot.agent.environment import MarketData, TradingEnv
 from bot.agent.network import EnsembleQ, QNetwork
 from bot.agent.numpy_learner import NumpyLearner
+from bot.agent.numpy_q import f32
 from bot.errors import CheckpointError
 
 __all__ = ["DQNConfig", "ReplayBuffer", "SelfLearningBot", "TrainResult"]
@@ -294,6 +295,24 @@ class SelfLearningBot:
         q_cur = np.take_along_axis(q, current, axis=1)[:, 0]
         keep = q.max(axis=1) - q_cur < self.config.switch_margin
         return np.where(keep, current[:, 0], best)
+
+    def greedy_row(self, q: Sequence[float], position: Sequence[float] | None) -> int:
+        """`greedy` for one state on plain floats, the same choice bit for bit (float32 rounding
+        where it rounds, `numpy_q.f32`): `q` its Q-values (float32 values, none NaN; masked
+        -inf), `position` the state's position columns (None when it has none). For the live
+        loop's one candle, where the array calls cost more than the choice."""
+        top = max(q)
+        best = q.index(top)
+        if self.config.switch_margin <= 0 or self._position_cols is None or position is None:
+            return best
+        if self.levels is None:
+            current = min(position.index(max(position)), len(q) - 1)
+        else:
+            held = f32(position[1] - position[2])
+            gaps = [abs(level - held) for level in self.levels]
+            current = gaps.index(min(gaps))
+        keep = f32(top - q[current]) < f32(self.config.switch_margin)
+        return current if keep else best
 
     def act(self, state: np.ndarray, *, epsilon: float | None = None) -> Any:
         """Action index (0 flat, 1 long, 2 short) for one state, or an array for a batch;

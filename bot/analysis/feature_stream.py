@@ -28,6 +28,23 @@ from bot.analysis.features import (
 
 __all__ = ["FeatureStream", "wilder_trend_step", "numpy_sum"]
 
+_K21, _K50, _K200 = (2.0 / (n + 1) for n in (21, 50, 200))   # the EMAs' smoothing factors
+_UNIT = 1 << 1074   # every finite float is a whole multiple of 2**-1074
+
+
+def _exact(x: float) -> int:
+    """The finite float `x` as the whole number x * 2**1074, exactly."""
+    n, d = x.as_integer_ratio()
+    return n << (1075 - d.bit_length())
+
+
+def _exact_sums(xs: Any) -> tuple[int, int] | None:
+    """The exact sums of the floats and of their squares (as `_exact`), None when one is not
+    finite (or its square overflows)."""
+    if not all(-1e150 < x < 1e150 for x in xs):
+        return None
+    return sum(map(_exact, xs)), sum(_exact(x * x) for x in xs)
+
 
 def numpy_sum(a: list[float], lo: int = 0, n: int | None = None) -> float:
     """`np.sum` of the floats `a[lo:lo + n]`, bit for bit, in plain Python: numpy's pairwise
@@ -117,6 +134,9 @@ class FeatureStream:
         self._z: deque[float] = deque(self.row[:window].tolist(), maxlen=window)
         lg = np.log(c[-(VOL_PERIOD + 1):])
         self._rets: deque[float] = deque(np.diff(lg).tolist(), maxlen=VOL_PERIOD)
+        # the window's sum and sum of squares, exact (whole numbers of 2**-1074) and rolled on: the
+        # correctly rounded quotient is math.fsum's correctly rounded sum, without its 100-term pass
+        self._ret_sums = _exact_sums(self._rets)
         self._log_c = float(lg[-1])
         self._closes: deque[float] = deque(c[-self.bb_n:].tolist(), maxlen=self.bb_n)
         rng = h[-20:] - lo[-20:]
@@ -150,23 +170,33 @@ class FeatureStream:
         if not c > 0:
             raise ValueError(f"close prices must be positive to take log returns, got {c}")
         ph, pl, pc = self._prev
-        w = self.window
         # log returns scaled by their trailing volatility (sample std, as ind.logret_std)
         log_c = math.log(c)
         r = log_c - self._log_c
         self._log_c = log_c
         rets = self._rets
+        old = rets[0] if len(rets) == rets.maxlen else None
         rets.append(r)
         m = len(rets)
-        s1 = math.fsum(rets)
-        var = max((math.fsum([x * x for x in rets]) - s1 * s1 / m) / (m - 1), 0.0)
+        sums = self._ret_sums
+        if sums is not None and -1e150 < r < 1e150:
+            total, squares = sums[0] + _exact(r), sums[1] + _exact(r * r)
+            if old is not None:
+                total, squares = total - _exact(old), squares - _exact(old * old)
+            self._ret_sums = (total, squares)
+            s1, s2 = total / _UNIT, squares / _UNIT      # == math.fsum(rets), math.fsum(x * x ...)
+        else:   # a return that is not finite in the window: summed afresh until it has left
+            s1, s2 = math.fsum(rets), math.fsum([x * x for x in rets])
+            self._ret_sums = _exact_sums(rets)
+        var = max((s2 - s1 * s1 / m) / (m - 1), 0.0)
         sigma = math.sqrt(var)
         self._z.append(min(max(r / sigma, -RET_CLIP), RET_CLIP) if sigma > 0 else 0.0)
         # recursions: EMAs, MACD, RSI (Wilder), ATR and ADX (Wilder)
-        emas = self._emas
-        for i, n in enumerate((21, 50, 200)):
-            k = 2.0 / (n + 1)
-            emas[i] = (1.0 - k) * emas[i] + k * c
+        e21, e50, e200 = self._emas
+        e21 = (1.0 - _K21) * e21 + _K21 * c
+        e50 = (1.0 - _K50) * e50 + _K50 * c
+        e200 = (1.0 - _K200) * e200 + _K200 * c
+        self._emas = [e21, e50, e200]
         self._fast = (1.0 - 2.0 / 13) * self._fast + (2.0 / 13) * c
         self._slow = (1.0 - 2.0 / 27) * self._slow + (2.0 / 27) * c
         line = self._fast - self._slow
@@ -195,12 +225,12 @@ class FeatureStream:
         cmf = math.fsum(self._mfv) / vol if vol > 0 else 0.0
         avg = vol / len(self._vol)
         ratio = v / avg if avg > 0 else 1.0
+        if atr > 0:
+            dists = [min(max((c - e) / atr, -DIST_CLIP), DIST_CLIP) for e in (e21, e50, e200)]
+        else:
+            dists = [0.0] * 3 if atr == 0 else [math.nan] * 3
         row = self.row
-        row[:w] = self._z
-        row[w:w + 7] = (rsi, 100.0 * hist / c, min(max(pct_b, -1.0), 2.0), 100.0 * atr / c,
-                        self._adx / 100.0, cmf, min(max(ratio, 0.0), VOLUME_RATIO_CLIP))
-        for i, e in enumerate(emas):
-            dist = 0.0 if atr == 0 else ((c - e) / atr if atr > 0 else math.nan)
-            row[w + 7 + i] = min(max(dist, -DIST_CLIP), DIST_CLIP) if dist == dist else dist
+        row[:] = [*self._z, rsi, 100.0 * hist / c, min(max(pct_b, -1.0), 2.0), 100.0 * atr / c,
+                  self._adx / 100.0, cmf, min(max(ratio, 0.0), VOLUME_RATIO_CLIP), *dists]
         self._prev = (h, lo, c)
         return row

@@ -13,13 +13,18 @@ revised candle make it fall back to the full computation, which reseeds the stre
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bot.agent.environment import SHORT_ACTION, action_to_target, target_to_action
+from bot.agent.numpy_q import NumpyQ, f32, sure_row
+from bot.agent.numpy_q import sure as _sure
+from bot.analysis import features as F
 from bot.analysis.feature_stream import FeatureStream
 from bot.errors import StrategyError
 from bot.strategies.base import Decision, StrategyContext
@@ -42,101 +47,6 @@ def _tail(context: StrategyContext) -> tuple[np.ndarray, np.ndarray] | None:
     return tail(context.interval) if tail is not None else None
 
 
-class _NumpyQ:
-    """The Q-network's forward pass in NumPy for an agent that is not learning: one candle's
-    state through a 64x64 net costs ~80 us in torch (call overhead) and ~10 us here. Float32
-    arithmetic in another order than torch's can move a Q-value in its last bits, so a decision
-    is taken from these values only when no choice is that close (`sure`); else the caller asks
-    torch, and every decision stays the one the torch network takes. The weights are re-read
-    when any parameter changed (torch's in-place version counters: a load, a learning step)."""
-
-    def __init__(self, net: Any) -> None:
-        from torch import nn
-
-        self.net = net
-        trunk = list(net.trunk)
-        if not all(isinstance(m, (nn.Linear, nn.ReLU)) for m in trunk) or \
-                [type(m) for m in trunk] != [nn.Linear, nn.ReLU] * (len(trunk) // 2):
-            raise TypeError("not the Linear/ReLU trunk this forward pass knows")
-        self.tensors = [net.mean, net.std] + [p for m in trunk if isinstance(m, nn.Linear)
-                                               for p in (m.weight, m.bias)] + \
-            [net.value.weight, net.value.bias, net.advantage.weight, net.advantage.bias]
-        self.version: tuple[int, ...] = ()
-        self._read()
-
-    def _read(self) -> None:
-        arrays = [t.detach().cpu().numpy().astype(np.float32) for t in self.tensors]
-        self.mean, self.std = arrays[0], arrays[1]
-        lin = arrays[2:-4]
-        self.layers = [(lin[i].T.copy(), lin[i + 1]) for i in range(0, len(lin), 2)]
-        self.w_v, self.b_v, self.w_a, self.b_a = arrays[-4].T.copy(), arrays[-3], arrays[-2].T.copy(), arrays[-1]
-        self.version = tuple(t._version for t in self.tensors)
-
-    def __call__(self, states: np.ndarray) -> np.ndarray:
-        """Q-values of a batch of float32 states (N, D) -> (N, A)."""
-        if tuple(t._version for t in self.tensors) != self.version:
-            self._read()
-        z = np.clip((states - self.mean) / self.std, -10.0, 10.0)
-        for w, b in self.layers:
-            z = np.maximum(z @ w + b, 0.0)
-        adv = z @ self.w_a + self.b_a
-        return (z @ self.w_v + self.b_v) + adv - adv.mean(axis=1, keepdims=True)
-
-
-class _NumpyEnsembleQ:
-    """`_NumpyQ` for a seed ensemble (`EnsembleQ`): the members' Q-values averaged, as its torch
-    forward does, with the members' weights stacked so each layer is one batched product for all
-    members; the same `sure` guard hands near ties to torch."""
-
-    def __init__(self, net: Any) -> None:
-        self.net = net
-        self.members = [_NumpyQ(m) for m in net.members]
-        self.tensors = [t for m in self.members for t in m.tensors]
-        self._stack()
-
-    def _stack(self) -> None:
-        for m in self.members:
-            m._read()
-        ms = self.members
-        self.mean = np.stack([m.mean for m in ms])[:, None, :]
-        self.std = np.stack([m.std for m in ms])[:, None, :]
-        self.layers = [(np.stack([m.layers[i][0] for m in ms]), np.stack([m.layers[i][1] for m in ms])[:, None, :])
-                       for i in range(len(ms[0].layers))]
-        self.w_v, self.b_v, self.w_a, self.b_a = (np.stack([getattr(m, k) for m in ms]) for k in ("w_v", "b_v", "w_a",
-                                                                                                 "b_a"))
-        self.b_v, self.b_a = self.b_v[:, None, :], self.b_a[:, None, :]
-        self.version = tuple(t._version for t in self.tensors)
-
-    def __call__(self, states: np.ndarray) -> np.ndarray:
-        if tuple(t._version for t in self.tensors) != self.version:
-            self._stack()
-        z = np.clip((states[None] - self.mean) / self.std, -10.0, 10.0)
-        for w, b in self.layers:
-            z = np.maximum(z @ w + b, 0.0)
-        adv = z @ self.w_a + self.b_a
-        return ((z @ self.w_v + self.b_v) + adv - adv.mean(axis=2, keepdims=True)).mean(axis=0)
-
-
-def _numpy_q(net: Any) -> _NumpyQ | _NumpyEnsembleQ:
-    return _NumpyEnsembleQ(net) if hasattr(net, "members") else _NumpyQ(net)
-
-
-def _sure(q: np.ndarray, current: int, margin: float) -> bool:
-    """Whether the greedy choice from `q` (masked; `current`: the held position's action or -1)
-    is beyond any float32 rounding: the best leads the next by more than a tolerance, and the
-    switch-margin test is not within it either."""
-    finite = q[np.isfinite(q)]
-    if len(finite) < 2:
-        return True
-    top = np.partition(finite, -2)
-    tol = 1e-4 * (1.0 + abs(float(top[-1])))
-    if float(top[-1] - top[-2]) <= tol:
-        return False
-    if margin > 0 and 0 <= current < len(q):
-        return abs(float(top[-1] - q[current]) - margin) > tol
-    return True
-
-
 class _PairStream:
     """One pair's `FeatureStream` and the open time and values of the last candle it saw, to
     tell the next frame's new candles from a gap, a reorder or a revised candle."""
@@ -144,9 +54,9 @@ class _PairStream:
     def __init__(self, stream: Any, times: Any, vals: np.ndarray, cols: list[int]) -> None:
         self.stream = stream
         self.cols = cols
+        self.pick = itemgetter(*cols)     # a candle's (high, low, close, volume) from its row as floats
         self.last_ms = int(times[-1])
-        self.last = vals[-1, cols]
-        self.last_list = tuple(self.last.tolist())
+        self.last = self.pick(vals[-1].tolist())
         steps = np.diff(np.asarray(times[-50:], dtype=np.int64))
         self.step = int(np.median(steps)) if len(steps) else 0
         self.set_row()
@@ -156,26 +66,26 @@ class _PairStream:
         `vals` is the frame's values, `cols` the positions of high, low, close, volume."""
         if cols != self.cols:
             return "the frame's columns changed"
-        newest = int(times[-1])
-        if len(times) >= 2 and int(times[-2]) == self.last_ms and newest - self.last_ms == (self.step or
-                                                                                            newest - self.last_ms):
-            # the usual case: exactly one new candle after the last seen one
-            prev = vals[-2]
-            if all(prev[k] == x for k, x in zip(cols, self.last_list, strict=True)):
-                h, lo, c, v = (float(vals[-1, k]) for k in cols)
-                self.stream.update(h, lo, c, v)
-                self.last_ms, self.last = newest, vals[-1, cols]
-                self.last_list = (h, lo, c, v)
+        last_ms, pick = self.last_ms, self.pick
+        if len(times) >= 2:
+            before, newest = times[-2:].tolist()
+            if before == last_ms and newest - last_ms == (self.step or newest - last_ms) and \
+                    pick(vals[-2].tolist()) == self.last:
+                # the usual case: exactly one new candle after the last seen one, which is unchanged
+                cur = pick(vals[-1].tolist())
+                self.stream.update(*cur)
+                self.last_ms, self.last = newest, cur
                 self.set_row()
                 return ""
-        if newest == self.last_ms:
-            return "" if np.array_equal(vals[-1, cols], self.last) else "the last candle changed"
-        if newest < self.last_ms:
+        newest = int(times[-1])
+        if newest == last_ms:
+            return "" if pick(vals[-1].tolist()) == self.last else "the last candle changed"
+        if newest < last_ms:
             return "candles out of order"
-        pos = int(times.searchsorted(self.last_ms))
-        if pos >= len(times) or int(times[pos]) != self.last_ms:
+        pos = int(times.searchsorted(last_ms))
+        if pos >= len(times) or int(times[pos]) != last_ms:
             return "the last candle seen is no longer in the frame"
-        if not np.array_equal(vals[pos, cols], self.last):
+        if pick(vals[pos].tolist()) != self.last:
             return "the last candle seen changed"
         if len(times) - 1 - pos > MAX_CATCH_UP:
             return f"{len(times) - 1 - pos} new candles"
@@ -184,8 +94,7 @@ class _PairStream:
             return "a candle is missing"
         for h, lo, c, v in vals[pos + 1:, cols].tolist():
             self.stream.update(h, lo, c, v)
-        self.last_ms, self.last = newest, vals[-1, cols]
-        self.last_list = tuple(self.last.tolist())
+        self.last_ms, self.last = newest, pick(vals[-1].tolist())
         self.set_row()
         return ""
 
@@ -224,7 +133,8 @@ class DQNStrategy:
         # candle (bot.analysis.feature_stream.FeatureStream) instead of recomputed over 2,000 candles each time
         self._streams: dict[tuple[str, str], _PairStream] = {}
         self.incremental = True   # False: every state from the full computation (tests compare)
-        self._fast_q: Any = False   # the NumPy forward pass (_NumpyQ), made when first needed; None: torch only
+        self._need: tuple[Any, int] = (None, 0)   # (settings, candles a state needs) once per settings
+        self._fast_q: Any = False   # the NumPy forward pass (NumpyQ), made when first needed; None: torch only
 
     def checkpoint_info(self) -> dict[str, Any]:
         """Which checkpoint the agent runs and its walk-forward record, for the window's Training
@@ -266,16 +176,17 @@ class DQNStrategy:
     # -- deciding -------------------------------------------------------------------------------
     def state_for(self, context: StrategyContext) -> np.ndarray:
         """The state vector of the context's last candle: `context.state`, or built from its candles."""
-        if context.state is not None:
-            s = np.asarray(context.state, np.float32)
+        given = context.state
+        if given is not None:
+            s = np.asarray(given, np.float32)
             if s.shape != (self.agent.state_dim,):
                 raise StrategyError(f"context.state has shape {s.shape}; the agent expects "
                                     f"({self.agent.state_dim},)")
             return s
-        from bot.analysis import features as F
-
         window = self.settings.STATE_WINDOW
-        need = F.warmup_length(window, self.settings) + 1
+        if self._need[0] is not self.settings:      # the settings are frozen: their warm-up once
+            self._need = (self.settings, F.warmup_length(window, self.settings) + 1)
+        need = self._need[1]
         arrays = _tail(context)      # the engine's candles as arrays: no frame built while the stream follows
         frame = None if arrays is not None else context.candles.get(context.interval)
         have = len(arrays[0]) if arrays is not None else (0 if frame is None else len(frame))
@@ -298,8 +209,9 @@ class DQNStrategy:
         out = np.empty(m + F.N_POSITION_FEATURES, dtype=np.float32)
         out[:m] = market
         out[m:] = (pos == 0, pos == 1, pos == -1,
-                   # nan_to_num's NaN -> 0 (its inf -> max float gives tanh's 1 as inf does)
-                   float(np.tanh(np.float64(upnl_pct if upnl_pct == upnl_pct else 0.0) / F.UPNL_SCALE_PCT)),
+                   # nan_to_num's NaN -> 0 (its inf -> max float gives tanh's 1 as inf does); tanh(+-0) = +-0
+                   float(np.tanh(np.float64(upnl_pct if upnl_pct == upnl_pct else 0.0) / F.UPNL_SCALE_PCT))
+                   if upnl_pct else upnl_pct,
                    held / (held + F.HELD_HALF_LIFE))
         return out
 
@@ -311,8 +223,6 @@ class DQNStrategy:
         long pause) the full computation over the last FEATURE_HISTORY candles, which reseeds it.
         `arrays` (open times, values in CANDLE_COLUMNS order) stand for the frame while the stream
         follows; `frame_of()` builds the frame when it does not."""
-        from bot.analysis import features as F
-
         if frame is None and frame_of is not None and (not self.incremental or arrays is None):
             frame = frame_of()
         if not self.incremental:
@@ -347,8 +257,6 @@ class DQNStrategy:
         engine calls it when it adds a pair), so that first candle does not pay the full
         computation (~2-3 ms a pair). False when the history is too short to seed yet."""
         window = self.settings.STATE_WINDOW
-        from bot.analysis import features as F
-
         if frame is None or len(frame) < F.warmup_length(window, self.settings) + 1:
             return False
         try:
@@ -377,33 +285,53 @@ class DQNStrategy:
         holding = self._holding(context)
         if holding is not None:
             return holding
+        fast = self._numpy_pass()
+        if fast is not None and hasattr(self.agent, "greedy_row"):
+            decision = self._choose_row(context, state, fast(state[None])[0].tolist())
+            if decision is not None:
+                return decision
         return self._choose(context, state, self._q_values(state[None], [context])[0])   # one forward pass
 
-    def _q_values(self, states: np.ndarray, contexts: Sequence[StrategyContext]) -> np.ndarray:
-        """Q-values of a batch of states: the NumPy pass (`_NumpyQ`) while the agent does not learn
-        and every greedy choice it gives is clear of float rounding, else the torch network's."""
+    def _numpy_pass(self) -> NumpyQ | None:
+        """The NumPy forward pass of the agent's network while it does not learn (made when
+        first needed, remade for a new network), else None: torch decides."""
         agent = self.agent
         fast = self._fast_q
-        if fast is not None and not agent.training:
-            if fast is False or fast.net is not agent.q:
-                try:
-                    fast = self._fast_q = _numpy_q(agent.q)
-                except (TypeError, AttributeError):   # another network: torch it is, from now on
-                    self._fast_q = None
-                    return agent.q_values(states)
-            q = fast(states)
-            margin = float(getattr(agent.config, "switch_margin", 0.0))
-            cols = getattr(agent, "_position_cols", None)
-            for row, (ctx, st) in enumerate(zip(contexts, states, strict=True)):
-                qr = q[row]
-                if not ctx.allow_short and len(qr) > SHORT_ACTION:
-                    qr = qr.copy()
-                    qr[SHORT_ACTION] = -np.inf
-                current = min(int(np.argmax(st[cols])), len(qr) - 1) if cols is not None else -1
-                if not _sure(qr, current, margin if cols is not None else 0.0):
-                    return agent.q_values(states)
-            return q
-        return agent.q_values(states)
+        if fast is None or agent.training:
+            return None
+        if fast is False or fast.net is not agent.q:
+            try:
+                fast = self._fast_q = NumpyQ(agent.q)
+            except (TypeError, AttributeError):   # another network: torch it is, from now on
+                self._fast_q = None
+                return None
+        return fast  # type: ignore[no-any-return]
+
+    def _position(self, state: np.ndarray) -> tuple[list[float] | None, int, float]:
+        """The state's position columns (None without them), the held position's action as
+        `sure` takes it (-1: none) and the switch margin it tests."""
+        cols = getattr(self.agent, "_position_cols", None)
+        if cols is None:
+            return None, -1, 0.0
+        pos = state[cols].tolist()
+        return pos, pos.index(max(pos)), float(getattr(self.agent.config, "switch_margin", 0.0))
+
+    def _q_values(self, states: np.ndarray, contexts: Sequence[StrategyContext]) -> np.ndarray:
+        """Q-values of a batch of states: the NumPy pass (`NumpyQ`) while the agent does not learn
+        and every greedy choice it gives is clear of float rounding, else the torch network's."""
+        fast = self._numpy_pass()
+        if fast is None:
+            return self.agent.q_values(states)
+        q = fast(states)
+        for row, (ctx, st) in enumerate(zip(contexts, states, strict=True)):
+            qr = q[row]
+            if not ctx.allow_short and len(qr) > SHORT_ACTION:
+                qr = qr.copy()
+                qr[SHORT_ACTION] = -np.inf
+            _, current, margin = self._position(st)
+            if not _sure(qr, min(current, len(qr) - 1), margin):
+                return self.agent.q_values(states)
+        return q
 
     def decide_batch(self, contexts: Sequence[StrategyContext]) -> list[Decision]:
         """`decide` for the pairs whose candle closed together: the states of those that may
@@ -448,6 +376,32 @@ class DQNStrategy:
             f"greedy: Q flat/long/short = {', '.join(f'{x:.3f}' for x in q_all)}")
         return Decision(target=target, confidence=confidence, reason=why, source=self.name,
                         q_values=tuple(float(x) for x in q_all))
+
+    def _choose_row(self, context: StrategyContext, state: np.ndarray, q_all: list[float]) -> Decision | None:
+        """`_choose` for the NumPy pass's Q-values of one state, on plain floats (its array calls
+        cost more than the choice), when the greedy choice is clear of float rounding (`sure_row`);
+        None: ask torch. The same decision bit for bit: float32 rounding where `_choose` rounds
+        (`f32`), and numpy's own exp for the confidence."""
+        q = q_all
+        if not all(x == x for x in q):
+            return None
+        if not context.allow_short and len(q) > SHORT_ACTION:
+            q = q.copy()
+            q[SHORT_ACTION] = -math.inf
+        pos, current, margin = self._position(state)
+        if not sure_row(q, min(current, len(q) - 1), margin):
+            return None
+        action = self.agent.greedy_row(q, pos)
+        finite = [x for x in q if x > -math.inf]
+        top = max(finite)
+        p = np.exp(np.array([f32(x - top) for x in finite], np.float32)).tolist()
+        total = 0.0
+        for x in p:    # numpy's float32 sum of a few values: in order
+            total = f32(total + x)
+        confidence = min(max(f32(f32(100.0 * max(p)) / total), 0.0), 100.0)
+        return Decision(target=action_to_target(action), confidence=confidence, source=self.name,
+                        reason=f"greedy: Q flat/long/short = {', '.join(f'{x:.3f}' for x in q_all)}",
+                        q_values=tuple(q_all))
 
     # -- learning -------------------------------------------------------------------------------
     def observe(self, state: np.ndarray, target: int, reward: float, next_state: np.ndarray, done: bool = False,

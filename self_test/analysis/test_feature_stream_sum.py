@@ -1,5 +1,6 @@
-"""`numpy_sum` is numpy's sum bit for bit: the engine's per-candle windows rely on it to keep
-every decision the vector code takes (a last-bit difference could flip a crossover or a regime)."""
+"""`numpy_sum` is numpy's sum bit for bit, and FeatureStream's rolled exact window sums are
+math.fsum's: the per-candle windows rely on them to keep every decision the vector code takes (a
+last-bit difference could flip a crossover or a regime)."""
 
 from __future__ import annotations
 
@@ -27,3 +28,28 @@ def test_numpy_sum_of_a_window_of_real_closes(btc_hourly):
         for w in (10, 20, 30):
             assert numpy_sum(lst, end - w, w) == float(c[end - w:end].sum())
             assert numpy_sum(lst, end - w, w) / w == float(c[end - w:end].mean())
+
+
+def test_exact_window_sums_are_fsums_bit_for_bit():
+    """FeatureStream rolls its 100-return window's sum and sum of squares on as whole numbers of
+    2**-1074 and divides once: the correctly rounded quotient is math.fsum's correctly rounded sum,
+    on windows that cancel, mix magnitudes and hold subnormals."""
+    import math
+
+    from bot.analysis.feature_stream import _UNIT, _exact, _exact_sums
+
+    rng = np.random.default_rng(7)
+    naive_differs = 0
+    for _ in range(3000):
+        n = int(rng.integers(1, 130))
+        x = rng.normal(size=n) * 10.0 ** rng.integers(-300, 140, size=n)
+        x[rng.random(n) < 0.2] = 1e16 * rng.choice([-1.0, 1.0])              # cancellation
+        x[rng.random(n) < 0.05] = 5e-324                                    # subnormal
+        xs = x.tolist()
+        total, squares = _exact_sums(xs)
+        assert total / _UNIT == math.fsum(xs)
+        assert squares / _UNIT == math.fsum([v * v for v in xs])
+        assert sum(map(_exact, xs)) == total
+        naive_differs += sum(xs) != math.fsum(xs)
+    assert naive_differs > 100                          # plain sums differ: the comparison can fail
+    assert _exact_sums([1.0, math.inf]) is None and _exact_sums([math.nan]) is None
