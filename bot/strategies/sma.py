@@ -29,7 +29,7 @@ import pandas as pd
 from bot.analysis import indicators as ind
 from bot.analysis.feature_stream import numpy_sum
 from bot.strategies.base import FLAT, LONG, SHORT, Decision, StrategyContext
-from bot.types import CANDLE_COLUMNS
+from bot.types import CANDLE_COLUMNS, interval_ms
 
 __all__ = ["SMACrossStrategy", "sma", "state_column"]
 
@@ -77,8 +77,9 @@ class SMACrossStrategy:
             allow_short = bool(getattr(settings, "allows_short", True))
         self.allow_short = allow_short
         # per symbol, the candles a backtest said it will feed (known_candles): index by open time,
-        # open times, closes, and the fast and slow means of the window ending at each
-        self._known: dict[str, tuple[dict[int, int], list[int], list[float], list[float], list[float]]] = {}
+        # closes, and the fast and slow means of the window ending at each
+        self._known: dict[str, tuple[dict[int, int], list[float], list[float], list[float]]] = {}
+        self._steps: dict[str, int] = {}      # interval -> its length in ms (a candle's open time from its close)
         # per symbol: the last windows' closes and their fast and slow means (see _last_cross)
         self._last: dict[str | None, tuple[list[float], float, float]] = {}
         # the decisions between crosses, made once (a Decision is frozen: one object serves every candle)
@@ -171,30 +172,33 @@ class SMACrossStrategy:
         return {name: frame[name].to_numpy(dtype=np.float64) for name in ("high", "low", "close")}
 
     def known_candles(self, symbol: str, times: np.ndarray, values: np.ndarray) -> None:
-        """The candles a backtest will feed for `symbol` (`KnowsCandles`): the fast and slow means
-        of every window of their closes in one pass (`window_sums`: numpy's sum of each window,
-        the same bits `numpy_sum` gives per candle), read back by `decide` instead of summed."""
+        """The candles a backtest will feed for `symbol`, in order (`KnowsCandles`): the fast and
+        slow means of every window of their closes in one pass (`window_sums`: numpy's sum of
+        each window, the same bits `numpy_sum` gives per candle), read back by `decide` instead
+        of summed."""
         close = np.ascontiguousarray(np.asarray(values)[:, _CLOSE], dtype=np.float64)
         if len(close) <= self.slow:
             return
         pad = [math.nan] * (self.fast - 1), [math.nan] * (self.slow - 1)
         fast = pad[0] + (ind.window_sums(close, self.fast) / self.fast).tolist()
         slow = pad[1] + (ind.window_sums(close, self.slow) / self.slow).tolist()
-        t = np.asarray(times, dtype=np.int64).tolist()
-        self._known[symbol] = ({ms: i for i, ms in enumerate(t)}, t, close.tolist(), fast, slow)
+        opens = np.asarray(times, dtype=np.int64).tolist()
+        self._known[symbol] = ({ms: i for i, ms in enumerate(opens)}, close.tolist(), fast, slow)
 
     def _known_cross(self, context: StrategyContext) -> tuple[bool, bool] | None:
-        """The cross at this candle from the known candles' means, when this candle and the
-        window before it are known ones (open times at both ends and the close agree); else None."""
+        """The cross at this candle from the known candles' means, when it is one of them (its
+        open time is, its close agrees) with a whole slow window of known candles before it; else
+        None. The known candles were fed in order (the contract of `known_candles`), so that
+        window is the one the candle-by-candle sums would read."""
         known = self._known.get(context.symbol)
-        tail = getattr(context.candles, "tail", None)
-        arrays = tail(context.interval) if known is not None and tail is not None else None
-        if arrays is None or len(arrays[0]) <= self.slow:
+        if known is None:
             return None
-        index, times, closes, fast, slow = known   # type: ignore[misc]
-        t = arrays[0]
-        j = index.get(int(t[-1]))
-        if j is None or j < self.slow or times[j - self.slow] != int(t[-self.slow - 1]) or closes[j] != context.price:
+        step = self._steps.get(context.interval)
+        if step is None:
+            step = self._steps[context.interval] = interval_ms(context.interval)
+        index, closes, fast, slow = known
+        j = index.get(context.time_ms - step)
+        if j is None or j < self.slow or closes[j] != context.price:
             return None
         f0, s0, f1, s1 = fast[j - 1], slow[j - 1], fast[j], slow[j]
         return bool(f0 < s0 and f1 > s1), bool(f0 > s0 and f1 < s1)
