@@ -13,6 +13,7 @@ milliseconds; candle intervals are Bybit's ("1".."720", "D", "W", "M").
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -274,8 +275,10 @@ class Candle:
         d["volume"] = volume
         d["turnover"] = turnover
 
-    @property
+    @functools.cached_property
     def close_ms(self) -> int:
+        """When the candle closed (its open time + the interval); worked out on first read, then
+        kept (the step reads it several times)."""
         step = _INTERVAL_MS.get(self.interval)
         return self.open_ms + (step if step is not None else interval_ms(self.interval))
 

@@ -75,8 +75,6 @@ def engine_backtest(settings: Any, strategy: Any, frame: pd.DataFrame, *, symbol
     idx = np.asarray(frame.index, dtype=np.int64)
     vals = frame[["open", "high", "low", "close", "volume", "turnover"]].to_numpy(dtype=np.float64)
     n = len(idx)
-    equity = np.empty(n - start)
-    held = np.zeros(n - start, dtype=np.int8)
     if start > 0:
         engine.pause()   # warm-up candles: the engine takes them in but decides nothing
     interval = str(interval)
@@ -86,6 +84,8 @@ def engine_backtest(settings: Any, strategy: Any, frame: pd.DataFrame, *, symbol
     direction, sim_equity = sim.direction, sim.equity
     # plain Python numbers (a numpy scalar per field would cost more than the conversion)
     times, rows = idx.tolist(), vals.tolist()
+    equities: list[float] = []
+    directions: list[int] = []
     for i in range(n):
         o, h, lo, c, v, t = rows[i]
         open_ms = times[i]
@@ -99,10 +99,11 @@ def engine_backtest(settings: Any, strategy: Any, frame: pd.DataFrame, *, symbol
             raise StrategyError(f"backtest stopped at {ms_to_iso(open_ms)}: {errors[0]}")
         if i < start:
             continue
-        equity[i - start] = sim_equity()
-        held[i - start] = direction(symbol)
+        equities.append(sim_equity())
+        directions.append(direction(symbol))
         if progress is not None:
             progress(1)
+    equity, held = np.array(equities, dtype=np.float64), np.array(directions, dtype=np.int8)
     trades = list(sim.closed_trades())
     if held[-1] != 0:
         engine.c.broker.close(symbol, reason="end-of-data")
