@@ -114,12 +114,11 @@ class CandleStep:
     # -- the step ----------------------------------------------------------------------------------
     def process_candle(self, candle: Candle) -> None:
         """Everything one closed candle causes, synchronously, on the calling thread."""
-        t0 = time.perf_counter()
         ps = self._take(candle)
         if ps is None:
             return
         balance = self.parts.exchange.get_balance()
-        ready = self._context(ps, candle, balance, self._positions_of(candle.symbol), t0)
+        ready = self._context(ps, candle, balance, self._positions_of(candle.symbol))
         if ready is None:
             return
         try:
@@ -138,7 +137,6 @@ class CandleStep:
         agent's one forward pass); then each pair's decision goes through review, risk and the
         executor in the batch's order, each entry judged on the account as the orders before it
         left it. Learning waits until the batch's orders are out (`flush_learning`)."""
-        t0 = time.perf_counter()
         took: list[tuple[PairState, Candle]] = []
         for candle in candles:
             try:
@@ -155,7 +153,7 @@ class CandleStep:
         ready: list[tuple[PairState, StrategyContext]] = []
         for ps, candle in took:
             try:
-                ctx = self._context(ps, candle, balance, positions, t0)
+                ctx = self._context(ps, candle, balance, positions)
             except BotError as exc:
                 self.report_error(exc, f"{self.source} {candle.symbol} {ms_to_iso(candle.open_ms)}")
                 continue
@@ -261,8 +259,8 @@ class CandleStep:
         rest = values[k:]
         return IndicatorReplay(stream, rest[:, 3].tolist(), rest[:, 1].tolist(), rest[:, 2].tolist())
 
-    def _context(self, ps: PairState, candle: Candle, balance: Balance, positions: list[Position],
-                 t0: float) -> StrategyContext | None:
+    def _context(self, ps: PairState, candle: Candle, balance: Balance,
+                 positions: list[Position]) -> StrategyContext | None:
         """3. the account limits, the pair's position and trailing stop; the strategy's context
         (with the agent's state), or None while paused or warming up."""
         c, st = self.parts, self.state
@@ -284,7 +282,7 @@ class CandleStep:
         ctx = StrategyContext(candle.symbol, candle.interval, close_ms, candle.close,
                               self._candles(ps, candle.interval), ps.indicators, ps.regime, (), position,
                               balance, None, self._allow_short,
-                              {"mode": st.mode, "training": st.training, "t0": t0})
+                              {"mode": st.mode, "training": st.training})
         if self.learner is not None:   # the agent's state, built once: decide and learn share it
             try:       # (the same context with its state; dataclasses.replace costs more than the state)
                 state = self.learner.state_for(ctx)
