@@ -9,7 +9,9 @@ so those states are known in advance). While a position is open its state depend
 pass, no pandas, no indicators.
 
 Decisions equal `DQNStrategy.decide` with training off (greedy, with the agent's switch
-hysteresis and shorts masked where they are not allowed). The engine computes the market
+hysteresis and shorts masked where they are not allowed); an open position's state goes through
+the same NumPy pass and near-tie rule as the engine path (`DQNStrategy.sure_choice`), torch only
+when the choice is within float rounding. The engine computes the market
 features over the last `FEATURE_HISTORY` candles; over a longer frame the slow EMAs here carry
 more history, a difference far below the features' precision once 2,000 candles have passed.
 """
@@ -45,6 +47,11 @@ class DQNPolicy:
         if not self.allow_short and q.shape[1] > SHORT_ACTION:
             q[:, SHORT_ACTION] = -np.inf
         self.flat_targets = [action_to_target(int(a)) for a in self.agent.greedy(q, flat)]
+        # an open position's state, one candle at a time: the NumPy pass when its choice is clear of
+        # float rounding (DQNStrategy.sure_choice: the engine path's rule, so torch's choice), else torch
+        self.strategy = strategy
+        numpy_pass = getattr(strategy, "numpy_pass", None)
+        self.fast = numpy_pass() if numpy_pass is not None else None
 
     def __call__(self, i: int, position: int, upnl_pct: float, held: int) -> int:
         if i < self.first:
@@ -54,6 +61,10 @@ class DQNPolicy:
         if held < self.min_hold:
             return position
         s = self._F.state_vector(self.market[i], position, upnl_pct, held)
+        if self.fast is not None:
+            sure = self.strategy.sure_choice(self.fast(s[None])[0].tolist(), s, self.allow_short)
+            if sure is not None:
+                return self._to_target(sure[1])
         q = self.agent.q_values(s)
         if not self.allow_short and len(q) > self._short:
             q = q.copy()

@@ -377,21 +377,34 @@ class DQNStrategy:
         return Decision(target=target, confidence=confidence, reason=why, source=self.name,
                         q_values=tuple(float(x) for x in q_all))
 
-    def _choose_row(self, context: StrategyContext, state: np.ndarray, q_all: list[float]) -> Decision | None:
-        """`_choose` for the NumPy pass's Q-values of one state, on plain floats (its array calls
-        cost more than the choice), when the greedy choice is clear of float rounding (`sure_row`);
-        None: ask torch. The same decision bit for bit: float32 rounding where `_choose` rounds
-        (`f32`), and numpy's own exp for the confidence."""
+    def sure_choice(self, q_all: list[float], state: np.ndarray, allow_short: bool) -> tuple[list[float], int] | None:
+        """The greedy action for one state's Q-values from the NumPy pass (shorts masked where
+        not allowed, with the agent's switch hysteresis) and the masked Q-values, when the choice
+        is clear of float rounding (`sure_row`); None: only torch can say."""
         q = q_all
         if not all(x == x for x in q):
             return None
-        if not context.allow_short and len(q) > SHORT_ACTION:
+        if not allow_short and len(q) > SHORT_ACTION:
             q = q.copy()
             q[SHORT_ACTION] = -math.inf
         pos, current, margin = self._position(state)
         if not sure_row(q, min(current, len(q) - 1), margin):
             return None
-        action = self.agent.greedy_row(q, pos)
+        return q, self.agent.greedy_row(q, pos)
+
+    def numpy_pass(self) -> NumpyQ | None:
+        """The NumPy forward pass of the agent's network while it does not learn, else None."""
+        return self._numpy_pass() if hasattr(self.agent, "greedy_row") else None
+
+    def _choose_row(self, context: StrategyContext, state: np.ndarray, q_all: list[float]) -> Decision | None:
+        """`_choose` for the NumPy pass's Q-values of one state, on plain floats (its array calls
+        cost more than the choice), when the greedy choice is clear of float rounding (`sure_row`);
+        None: ask torch. The same decision bit for bit: float32 rounding where `_choose` rounds
+        (`f32`), and numpy's own exp for the confidence."""
+        sure = self.sure_choice(q_all, state, context.allow_short)
+        if sure is None:
+            return None
+        q, action = sure
         finite = [x for x in q if x > -math.inf]
         top = max(finite)
         p = np.exp(np.array([f32(x - top) for x in finite], np.float32)).tolist()

@@ -68,3 +68,28 @@ def test_no_trade_is_opened_on_the_last_candle(settings, btc_hourly, path):
     end_ms = int(cut.index[-1]) + step
     assert res.trades and all(t.entry_ms < end_ms for t in res.trades)
     assert res.trades[-1].exit_ms == end_ms           # what was open closes at the end of data
+
+
+def test_the_agents_fast_path_asks_torch_only_near_a_tie(trained, btc_hourly):
+    """The fast path's open-position states go through the NumPy pass with the engine path's
+    near-tie rule (`DQNStrategy.sure_choice`): torch answers the flat batch and the rare state
+    within float rounding of a tie, not the hundreds of open-position candles; same trades."""
+    s, agent = trained
+    frame = btc_hourly.iloc[7000:10400]
+    calls: list[int] = []
+    strat = DQNStrategy(s, agent=agent)
+    torch_q = agent.q_values
+
+    def counted(states):
+        calls.append(len(np.atleast_2d(states)))
+        return torch_q(states)
+
+    agent.q_values = counted
+    try:
+        fast = dqn_fast_backtest(s, strat, frame, start=1000)
+    finally:
+        del agent.q_values
+    open_candles = int(np.count_nonzero(fast.position))
+    assert open_candles > 500
+    assert calls[0] == len(frame) and len(calls) - 1 < open_candles / 50, (len(calls), open_candles)
+    assert _key(fast.trades) == _key(engine_backtest(s, DQNStrategy(s, agent=agent), frame, start=1000).trades)
