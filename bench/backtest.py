@@ -383,7 +383,7 @@ def engine_path_table(settings, repeat: int) -> list[str]:
     import logging
     import tempfile
 
-    from bot.research.backtest import engine_backtest
+    from bot.research.backtest import engine_backtest, run_backtest
     from bot.strategies import get_strategy
     from bot.strategies.dqn import DQNStrategy
 
@@ -409,6 +409,13 @@ def engine_path_table(settings, repeat: int) -> list[str]:
                 target = "20,000" if name == "analyst" else "50,000"
                 lines.append(f"  {name:<7} {start} .. {end}: {runs[0].candles:>6} candles, {len(runs[0].trades):>4} trades, "
                              f"{best:>9,.0f} candles/s (target {target})")
+                if name == "dqn":   # the agent's default path, for comparison: the same trades?
+                    fast = [run_backtest(settings, make(), frame, path="fast", start=1000) for _ in range(repeat)]
+                    same = [(t.side, t.entry_ms, t.exit_ms) for t in fast[0].trades] == \
+                        [(t.side, t.entry_ms, t.exit_ms) for t in runs[0].trades]
+                    lines.append(f"  {'':<7} the agent's fast path (--path auto): {len(fast[0].trades):>4} trades "
+                                 f"({'the same' if same else 'NOT the same'}), "
+                                 f"{max(r.candles_per_second for r in fast):,.0f} candles/s")
     finally:
         logging.disable(logging.NOTSET)
     return lines
