@@ -70,8 +70,14 @@ def run_engine(args: argparse.Namespace, settings: Settings, *, mode: str) -> in
 
         start_dashboard(app)
 
+    signalled: list[int] = []
+
     def _on_signal(signum: int, _frame: object) -> None:
-        log.warning("signal %d: stopping", signum)
+        # No logging here: a handler runs between two bytecodes of the main thread, maybe in the
+        # middle of its own log line, and a second write to the same stream then fails ("reentrant
+        # call", printed as a logging error on Ctrl-C, when the supervisor's SIGTERM follows the
+        # terminal's SIGINT). The loop below says it.
+        signalled.append(signum)
         done.set()
 
     if threading.current_thread() is threading.main_thread():
@@ -84,6 +90,8 @@ def run_engine(args: argparse.Namespace, settings: Settings, *, mode: str) -> in
                 break
     except KeyboardInterrupt:
         log.warning("interrupted: stopping")
+    if signalled:
+        log.warning("signal %d: stopping", signalled[0])
     app.shutdown(close_positions=args.close_on_exit)
     snap = engine.snapshot()
     log.info("%s session over: equity %.2f USDT, %d open position(s), %d closed trade(s) this session, %s data",

@@ -77,3 +77,33 @@ def test_close_all_on_a_wallet_with_nothing_open_says_so(tmp_path, round1_folder
     run = bot(tmp_path, round1_folder, "close-all")
     assert run.returncode == 0, run.stdout + run.stderr
     assert "no open positions" in run.stdout and "paper_wallet.json" in run.stdout
+
+
+def test_paper_stops_cleanly_on_sigterm_and_says_so(tmp_path):
+    """`python -m bot paper` stopped the way a service manager stops it (SIGTERM) finishes its
+    session and says why, with no traceback or logging error (its signal handler only flags the
+    stop: logging from inside it could collide with a log line the main thread was writing)."""
+    import signal
+    import time
+
+    env = dict(os.environ, HISTORICAL_DATA_PATH=str(tmp_path / "data"), LOG_FILE=str(tmp_path / "bot.log"),
+               BYBIT_BASE_URL=f"http://127.0.0.1:{_closed_port()}", STRATEGY="sma", TELEGRAM_BOT_TOKEN="")
+    proc = subprocess.Popen([sys.executable, "-m", "bot", "--env-file", str(tmp_path / "none.env"), "paper",
+                             "--no-supervisor", "--replay", "--pace", "0.01"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = tmp_path / "bot.log"
+    try:
+        end = time.monotonic() + 120
+        while time.monotonic() < end and "PAPER session started" not in (log.read_text() if log.exists() else ""):
+            assert proc.poll() is None, proc.communicate()[0]
+            time.sleep(0.1)   # polling the log file for a condition, bounded by `end`
+        assert "PAPER session started" in log.read_text()
+        proc.send_signal(signal.SIGTERM)
+        out = proc.communicate(timeout=60)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out[-3000:]
+    text = log.read_text() + out
+    assert "signal 15: stopping" in text and "PAPER session over" in text
+    assert "Traceback" not in text and "Logging error" not in text
