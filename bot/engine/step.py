@@ -240,11 +240,16 @@ class CandleStep:
         """The candles this step will be fed for `symbol`, in order (a backtest's; `values` in
         CANDLE_COLUMNS order): the pair's indicators are carried ahead over them in one pass when
         its stream is seeded (`IndicatorReplay`), instead of candle by candle, and a strategy that
-        `KnowsCandles` is told them too. Values, trades and everything else are the same (tested)."""
-        self._known[symbol] = (np.asarray(times, dtype=np.int64), np.asarray(values, dtype=np.float64))
+        `KnowsCandles` is told them too. Values, trades and everything else are the same (tested).
+        No candles: forget them (the backtester's call when its run is over)."""
+        known = (np.asarray(times, dtype=np.int64), np.asarray(values, dtype=np.float64))
+        if len(known[0]):
+            self._known[symbol] = known
+        else:                 # none: the run is over, forget them
+            self._known.pop(symbol, None)
         strategy = self.parts.strategy
         if isinstance(strategy, KnowsCandles):   # its own candle-only numbers too (same decisions)
-            strategy.known_candles(symbol, *self._known[symbol])
+            strategy.known_candles(symbol, *known)
 
     def _new_stream(self, ps: PairState) -> StreamingIndicators | IndicatorReplay:
         """The pair's indicators seeded from its tail, carried ahead over its known candles if any."""

@@ -86,23 +86,26 @@ def engine_backtest(settings: Any, strategy: Any, frame: pd.DataFrame, *, symbol
     times, rows = idx.tolist(), vals.tolist()
     equities: list[float] = []
     directions: list[int] = []
-    for i in range(n):
-        o, h, lo, c, v, t = rows[i]
-        open_ms = times[i]
-        now[0] = (open_ms + step_ms) / 1000.0
-        if i == start and start > 0:
-            engine.resume()
-        if i == n - 1:
-            engine.pause()   # no decision on the last candle: what is open closes at end of data below
-        process(Candle(symbol, interval, open_ms, o, h, lo, c, v, t))
-        if errors:   # the strategy failed on this candle: the run cannot mean anything
-            raise StrategyError(f"backtest stopped at {ms_to_iso(open_ms)}: {errors[0]}")
-        if i < start:
-            continue
-        equities.append(sim_equity())
-        directions.append(direction(symbol))
-        if progress is not None:
-            progress(1)
+    try:
+        for i in range(n):
+            o, h, lo, c, v, t = rows[i]
+            open_ms = times[i]
+            now[0] = (open_ms + step_ms) / 1000.0
+            if i == start and start > 0:
+                engine.resume()
+            if i == n - 1:
+                engine.pause()   # no decision on the last candle: what is open closes at end of data below
+            process(Candle(symbol, interval, open_ms, o, h, lo, c, v, t))
+            if errors:   # the strategy failed on this candle: the run cannot mean anything
+                raise StrategyError(f"backtest stopped at {ms_to_iso(open_ms)}: {errors[0]}")
+            if i < start:
+                continue
+            equities.append(sim_equity())
+            directions.append(direction(symbol))
+            if progress is not None:
+                progress(1)
+    finally:   # the strategy and the step forget the candles (the object may trade on afterwards)
+        step.known_candles(symbol, idx[:0], vals[:0])
     equity, held = np.array(equities, dtype=np.float64), np.array(directions, dtype=np.int8)
     trades = list(sim.closed_trades())
     if held[-1] != 0:

@@ -131,7 +131,8 @@ class KnowsCandles(Protocol):
     (a backtest's; `values` in CANDLE_COLUMNS order, `times` their open times), to work out its
     numbers that depend on the candles alone in one vector pass. Its decisions must be exactly
     the ones it makes without being told (each strategy tests that), and a candle it was not
-    told about is decided the ordinary way."""
+    told about is decided the ordinary way. Told no candles for a symbol (the run is over), it
+    forgets that symbol's."""
 
     def known_candles(self, symbol: str, times: np.ndarray, values: np.ndarray) -> None: ...
 

@@ -177,7 +177,8 @@ class SMACrossStrategy:
         each window, the same bits `numpy_sum` gives per candle), read back by `decide` instead
         of summed."""
         close = np.ascontiguousarray(np.asarray(values)[:, _CLOSE], dtype=np.float64)
-        if len(close) <= self.slow:
+        if len(close) <= self.slow:      # none (the run is over) or too few for a cross: nothing known
+            self._known.pop(symbol, None)
             return
         pad = [math.nan] * (self.fast - 1), [math.nan] * (self.slow - 1)
         fast = pad[0] + (ind.window_sums(close, self.fast) / self.fast).tolist()

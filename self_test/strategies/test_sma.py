@@ -124,3 +124,23 @@ def test_told_the_candles_it_decides_exactly_as_it_does_candle_by_candle(setting
             crosses += a.reason.startswith("SMA")
         assert crosses > 100
         assert told._known_cross(ctx(4000, price=float(v[4000, 3]) + 1.0)) is None   # not a known candle
+        told.known_candles("BTCUSDT", t[:0], v[:0])          # the run is over: nothing is known after it
+        assert told._known_cross(ctx(4000)) is None
+
+
+def test_a_backtest_leaves_the_strategy_knowing_no_candles(settings, btc_hourly):
+    """The engine backtest tells the strategy its candles and, when the run is over (or fails),
+    that there are none: an object used afterwards decides every candle the ordinary way."""
+    from bot.research.backtest import engine_backtest
+
+    strat = SMACrossStrategy(settings)
+    told: list[int] = []
+    original = strat.known_candles
+
+    def spy(symbol, times, values):
+        told.append(len(times))
+        original(symbol, times, values)
+
+    strat.known_candles = spy
+    engine_backtest(settings.replace(SIMULATION_ORDER_DELAY=0.0), strat, btc_hourly.iloc[:600], start=100)
+    assert told == [600, 0] and strat._known == {}
