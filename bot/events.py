@@ -91,6 +91,14 @@ class EventBus:
             except Exception:
                 log.exception("event callback %r failed on %s", fn, event.kind)
 
+    def quiet(self, level: str = "INFO") -> bool:
+        """True when an event of `level` would reach nobody: no subscriber, no callback, and its
+        log line not logged (a backtest). A producer may then skip building its message."""
+        if self._queues or self._callbacks:
+            return False
+        number = logging.getLevelName(level)
+        return not log.isEnabledFor(number if isinstance(number, int) else logging.INFO)
+
     def emit(self, kind: str, message: str, *, level: str = "INFO", **data: Any) -> Event:
         """Build, log and publish an event; returns it."""
         ev = Event(kind=kind, message=message, level=level, data=data)

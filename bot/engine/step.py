@@ -551,6 +551,8 @@ class CandleStep:
         record = durable(self.parts.journal)
         if record is not None:
             record.close_position(trade)
+        if self.bus.quiet():   # nobody would see the event (a backtest): no message to build
+            return trade
         kind = {"stop-loss": EventKind.STOP_LOSS, "take-profit": EventKind.TAKE_PROFIT}.get(trade.reason,
                                                                                           EventKind.TRADE)
         self.bus.emit(kind, f"{self.label} {trade.symbol} {trade.side} closed ({trade.reason}) "

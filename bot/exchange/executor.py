@@ -285,6 +285,8 @@ class TradeExecutor:
         return ExecutionResult(ok=False, client_order_id=cid, error=text)
 
     def _trade_event(self, order: Order, fills: tuple[Fill, ...], reason: str) -> None:
+        if self.bus is not None and self.bus.quiet():   # nobody would see it (a backtest): no message to build
+            return
         qty = order.filled_qty
         price = order.avg_price
         fee = order.fee or sum(f.fee for f in fills)

@@ -267,11 +267,19 @@ class SimExchange:
         with self._lock:
             return self._balance().equity
 
+    def equity_and_direction(self, symbol: str) -> tuple[float, int]:
+        """`equity()` and `direction(symbol)` under one lock: what the backtester records at every close."""
+        with self._lock:
+            return self._balance().equity, self._direction(symbol)
+
     def direction(self, symbol: str) -> int:
         """+1 long, -1 short, 0 no position on `symbol`; without building the position record."""
         with self._lock:
-            b = self._state.positions.get(symbol)
-            return 0 if b is None or not b.size > 0 else (1 if b.side == "long" else -1)
+            return self._direction(symbol)
+
+    def _direction(self, symbol: str) -> int:
+        b = self._state.positions.get(symbol)
+        return 0 if b is None or not b.size > 0 else (1 if b.side == "long" else -1)
 
     def _balance(self) -> Balance:
         """The account now; worked out once per change (`_State.balance`): the engine, the candle's

@@ -81,7 +81,7 @@ def engine_backtest(settings: Any, strategy: Any, frame: pd.DataFrame, *, symbol
     step.known_candles(symbol, idx, vals)   # the indicators carried ahead in one pass (same values)
     process = step.process_candle
     errors = engine.state.errors_seen
-    direction, sim_equity = sim.direction, sim.equity
+    mark = sim.equity_and_direction
     # plain Python numbers (a numpy scalar per field would cost more than the conversion)
     times, rows = idx.tolist(), vals.tolist()
     equities: list[float] = []
@@ -100,8 +100,9 @@ def engine_backtest(settings: Any, strategy: Any, frame: pd.DataFrame, *, symbol
                 raise StrategyError(f"backtest stopped at {ms_to_iso(open_ms)}: {errors[0]}")
             if i < start:
                 continue
-            equities.append(sim_equity())
-            directions.append(direction(symbol))
+            eq, held_now = mark(symbol)
+            equities.append(eq)
+            directions.append(held_now)
             if progress is not None:
                 progress(1)
     finally:   # the strategy and the step forget the candles (the object may trade on afterwards)
