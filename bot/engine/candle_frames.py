@@ -78,23 +78,25 @@ class LazyDict(dict[str, Any]):
 
 class CandleFrames(LazyDict):
     """`{interval: frame}` whose one frame is built by `build()` on first use; `tail(interval)`
-    gives its (open times, values) arrays (values in CANDLE_COLUMNS order) without building it,
-    from `arrays()` called on first use too (a strategy that reads neither costs no slice)."""
+    gives its (open times, values) arrays (values in CANDLE_COLUMNS order) without building it:
+    the last `n` rows of `arrays`, cut on first use too (a strategy that reads neither costs no
+    slice; `n` None: all of them)."""
 
     def __init__(self, interval: str, build: Callable[[], pd.DataFrame],
-                 arrays: Callable[[], tuple[np.ndarray, np.ndarray]]) -> None:
+                 arrays: tuple[np.ndarray, np.ndarray], n: int | None = None) -> None:
         super().__init__(lambda: {interval: build()})
         self._interval = interval
-        self._get_arrays: Callable[[], tuple[np.ndarray, np.ndarray]] | None = arrays
+        self._source: tuple[np.ndarray, np.ndarray] | None = arrays
+        self._n = n
         self._arrays: tuple[np.ndarray, np.ndarray] | None = None
 
     def tail(self, interval: str) -> tuple[np.ndarray, np.ndarray] | None:
         if interval != self._interval:
             return None
         if self._arrays is None:
-            get, self._get_arrays = self._get_arrays, None
-            assert get is not None
-            self._arrays = get()
+            (t, v), n = self._source, self._n   # type: ignore[misc]
+            self._arrays = (t, v) if n is None else (t[-n:], v[-n:])
+            self._source = None
         return self._arrays
 
     def __contains__(self, key: object) -> bool:

@@ -283,6 +283,11 @@ class PairState:
         self.learn_prev: tuple[Any, ...] | None = None     # (state, position taken, equity, pair value) for the learner
 
     @property
+    def tail_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """(open times, values) of the kept candles, as one pair (never new times with old values)."""
+        return self._tv
+
+    @property
     def t(self) -> np.ndarray:
         return self._tv[0]
 

@@ -276,7 +276,10 @@ class CandleStep:
             self.bus.emit(EventKind.CRITICAL, f"RISK LIMIT: {exc}", level="ERROR", symbol=candle.symbol)
         position = None
         if positions:
-            position = next((p for p in positions if p.symbol == candle.symbol and p.size > 0), None)
+            for p in positions:   # (a plain loop: a generator per candle costs more than the search)
+                if p.symbol == candle.symbol and p.size > 0:
+                    position = p
+                    break
             if position is not None:
                 ps.held_candles += 1
                 if self._trailing:
@@ -301,8 +304,8 @@ class CandleStep:
     def _candles(self, ps: PairState, interval: str) -> CandleFrames:
         """The context's candles: the last `context_candles` as a frame, built when first read."""
         n = self.context_candles
-        t, v = ps.t, ps.v     # read now: the arrays of this candle, whenever the strategy asks
-        return CandleFrames(interval, lambda: ps.frame(n), lambda: (t[-n:], v[-n:]))
+        # the arrays of this candle (one tuple, swapped whole per candle), cut when the strategy asks
+        return CandleFrames(interval, lambda: ps.frame(n), ps.tail_arrays, n)
 
     def _finish(self, ps: PairState, ctx: StrategyContext, decision: Decision, balance: Balance) -> None:
         """4. act on the decision (review -> risk -> execute), then learn (now or after the batch)."""

@@ -128,7 +128,7 @@ def test_the_agent_reads_the_engines_arrays_and_no_frame_is_built(dqn, btc_hourl
         built.append(1)
         return part
 
-    frames = CandleFrames("60", build, lambda: (t, v))
+    frames = CandleFrames("60", build, (t, v))
     ctx = StrategyContext(symbol="BTCUSDT", interval="60", time_ms=int(t[-1]) + 3_600_000,
                           price=float(v[-1, 3]), candles=frames)
     state = strat.state_for(ctx)

@@ -117,7 +117,7 @@ def test_told_the_candles_it_decides_exactly_as_it_does_candle_by_candle(setting
                 return StrategyContext(symbol="BTCUSDT", interval="60", time_ms=int(t[k]) + 3_600_000,
                                        price=float(v[k, 3]) if price is None else price,
                                        candles=CandleFrames("60", lambda k=k: frame.iloc[:k + 1],
-                                                            lambda k=k: (t[max(0, k - 499):k + 1], v[max(0, k - 499):k + 1])),
+                                                            (t[:k + 1], v[:k + 1]), 500),
                                        position=held[k % 3])
             a, b = plain.decide(ctx()), told.decide(ctx())
             assert a == b, i
