@@ -107,6 +107,8 @@ class CandleStep:
         self.defer_learning = False      # the loop learns after each batch's orders (flush_learning)
         self._pending_learn: list[_Pending] = []
         self._allow_short = settings.allows_short
+        # the parts' methods every candle calls, looked up once (the parts do not change while the step lives)
+        self._get_balance, self._decide, self._marks = parts.exchange.get_balance, strat.decide, parts.broker.on_candle
         self._get_position: Callable[[str], Position | None] | None = getattr(parts.exchange, "get_position", None)
         self._trailing = bool(settings.TRAILING_STOP)   # else no stop is ever trailed (RiskManager.trailing_stop)
         self._known: dict[str, tuple[np.ndarray, np.ndarray]] = {}   # symbol -> candles to come (known_candles)
@@ -117,12 +119,12 @@ class CandleStep:
         ps = self._take(candle)
         if ps is None:
             return
-        balance = self.parts.exchange.get_balance()
+        balance = self._get_balance()
         ready = self._context(ps, candle, balance, self._positions_of(candle.symbol))
         if ready is None:
             return
         try:
-            decision = self.parts.strategy.decide(ready)
+            decision = self._decide(ready)
         except BotError as exc:
             self.report_error(exc, f"{candle.symbol}: strategy {self.parts.strategy.name}")
             return
@@ -220,7 +222,7 @@ class CandleStep:
             st.last_candle_ms = candle.open_ms
             st.last_close_ms = max(st.last_close_ms, candle.close_ms)
         # 1. the exchange sees the candle first: a stop hit inside it happened before our decision
-        for f in c.broker.on_candle(candle):
+        for f in self._marks(candle):
             c.journal.record_fill(f, mode=c.exchange.mode)   # the executor did not see this one
             self._book_fill(f)
         # 2. indicators (O(1) per candle) and the regime
