@@ -88,7 +88,6 @@ class StreamingIndicators:
     """
 
     def __init__(self, arrays: dict[str, np.ndarray], settings: Any) -> None:
-        self.s = settings
         self.n_atr, self.n_adx = int(settings.ATR_PERIOD), int(settings.ADX_PERIOD)
         self.bb_n, self.bb_k = int(settings.BB_PERIOD), float(settings.BB_STD)
         self.thr, self.pct, look = regime_thresholds(settings)
@@ -108,9 +107,7 @@ class StreamingIndicators:
         self.sp = float(v["plus_di"][-1]) * st / 100.0 if len(c) else math.nan
         self.sm = float(v["minus_di"][-1]) * st / 100.0 if len(c) else math.nan
 
-    def update(self, h: float, lo: float, c: float, bw: float | None = None) -> None:
-        """The candle's high, low and close in; `bw`: its bandwidth when already known
-        (`bandwidths`, the replay's one pass), else computed here."""
+    def update(self, h: float, lo: float, c: float) -> None:
         prev, closes = self.prev, self.closes
         self.prev = (h, lo, c)
         closes.append(c)
@@ -120,9 +117,7 @@ class StreamingIndicators:
         self.atr, self.st, self.sp, self.sm, self.adx = atr, _, _, _, adx = wilder_trend_step(
             self.atr, self.st, self.sp, self.sm, self.adx, h, lo, c, ph, pl, pc, self.n_atr, self.n_adx)
         n = self.bb_n
-        if bw is not None:
-            self.bw.push(bw)
-        elif len(closes) == n:
+        if len(closes) == n:
             # numpy's mean of the closes and of their squares, bit for bit (numpy_sum), without numpy
             win = list(closes)
             mid = numpy_sum(win) / n
