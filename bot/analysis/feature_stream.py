@@ -26,7 +26,7 @@ from bot.analysis.features import (
     warmup_length,
 )
 
-__all__ = ["FeatureStream", "wilder_trend_step", "numpy_sum"]
+__all__ = ["FeatureStream", "wilder_trend_step", "numpy_sum", "numpy_window_sums"]
 
 _K21, _K50, _K200 = (2.0 / (n + 1) for n in (21, 50, 200))   # the EMAs' smoothing factors
 _UNIT = 1 << 1074   # every finite float is a whole multiple of 2**-1074
@@ -78,6 +78,19 @@ def numpy_sum(a: list[float], lo: int = 0, n: int | None = None) -> float:
     n2 = n // 2
     n2 -= n2 % 8
     return numpy_sum(a, lo, n2) + numpy_sum(a, lo + n2, n - n2)
+
+
+def numpy_window_sums(x: Any, n: int) -> np.ndarray:
+    """`numpy_sum` of every window of `n` values at once (row i: the window ending at
+    x[i + n - 1]), the same bits: numpy sums each row of a sliding-window view pairwise, as
+    `np.sum` sums a window (tested). `indicator_kernels.window_sums` is faster (doubling) but adds
+    in another order, so its last bits differ: this one is for numbers a per-candle `numpy_sum`
+    must reproduce (the engine's bandwidths, the SMA's means)."""
+    v = np.ascontiguousarray(x, dtype=np.float64)
+    if n < 1 or len(v) < n:
+        return np.empty(0)
+    out: np.ndarray = np.lib.stride_tricks.sliding_window_view(v, n).sum(axis=1)
+    return out
 
 
 def wilder_trend_step(atr: float, st: float, sp: float, sm: float, adx: float,

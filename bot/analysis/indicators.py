@@ -36,7 +36,6 @@ from bot.analysis.indicator_kernels import window_extreme as _rext
 from bot.analysis.indicator_kernels import window_sums as _rsum
 
 __all__ = [
-    "window_sums",
     "sma", "ema", "wma", "rsi", "macd", "bbands", "bollinger", "stddev", "true_range", "atr", "adx",
     "cci", "williams_r", "stochastic", "obv", "cmf", "volume_ratio", "roc", "logret_std",
     "rolling_max", "rolling_min", "compute_all", "required_history", "tail_window", "obv_step",
@@ -80,19 +79,6 @@ def _valid_out(N: int, first: int) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------
 # window primitives
-
-def window_sums(x: ArrayLike, n: int) -> np.ndarray:
-    """The sum of every window of `n` values (row i: the window ending at x[i + n - 1]), each as
-    `np.sum` of that window gives it: numpy sums every row of a sliding-window view pairwise,
-    so a row is bit for bit `feature_stream.numpy_sum` of the window (tested on the seeds).
-    A running sum would be faster and differ in the last bits."""
-    v = np.ascontiguousarray(_arr(x), dtype=np.float64)
-    n = _period(n)
-    if len(v) < n:
-        return np.empty(0)
-    out: np.ndarray = np.lib.stride_tricks.sliding_window_view(v, n).sum(axis=1)
-    return out
-
 
 def rolling_max(x: ArrayLike, period: int) -> np.ndarray:
     """Highest value of each trailing window of `period` (current value included)."""

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bot.analysis.feature_stream import numpy_sum, wilder_trend_step
+from bot.analysis.feature_stream import numpy_sum, numpy_window_sums, wilder_trend_step
 from bot.analysis.features import (
     WARMUP,
     regime_code,
@@ -154,14 +154,12 @@ def window_regime(bw: SortedWindow, adx: float, look: int, pct: float, thr: floa
 
 def bandwidths(closes: np.ndarray, n: int, k: float) -> np.ndarray:
     """The Bollinger bandwidth `StreamingIndicators.update` computes, for every window of `n`
-    closes at once (row i: the window ending at closes[i + n - 1]): numpy sums each row of a
-    sliding window pairwise, as `numpy_sum` does, and the rest is the same arithmetic in the same
-    order, so every value is the stream's bit for bit (tested)."""
-    from bot.analysis.indicators import window_sums
-
+    closes at once (row i: the window ending at closes[i + n - 1]): the window sums of
+    `numpy_window_sums` are `numpy_sum`'s, and the rest is the same arithmetic in the same order,
+    so every value is the stream's bit for bit (tested)."""
     c = np.asarray(closes, dtype=np.float64)
-    mid = window_sums(c, n) / n
-    dev = np.sqrt(np.maximum(window_sums(c * c, n) / n - mid * mid, 0.0)) * k
+    mid = numpy_window_sums(c, n) / n
+    dev = np.sqrt(np.maximum(numpy_window_sums(c * c, n) / n - mid * mid, 0.0)) * k
     with np.errstate(divide="ignore", invalid="ignore"):
         out: np.ndarray = 2.0 * dev / mid
     return out

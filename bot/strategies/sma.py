@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from bot.analysis import indicators as ind
-from bot.analysis.feature_stream import numpy_sum
+from bot.analysis.feature_stream import numpy_sum, numpy_window_sums
 from bot.strategies.base import FLAT, LONG, SHORT, Decision, StrategyContext
 from bot.types import CANDLE_COLUMNS, interval_ms
 
@@ -173,7 +173,7 @@ class SMACrossStrategy:
 
     def known_candles(self, symbol: str, times: np.ndarray, values: np.ndarray) -> None:
         """The candles a backtest will feed for `symbol`, in order (`KnowsCandles`): the fast and
-        slow means of every window of their closes in one pass (`window_sums`: numpy's sum of
+        slow means of every window of their closes in one pass (`numpy_window_sums`: numpy's sum of
         each window, the same bits `numpy_sum` gives per candle), read back by `decide` instead
         of summed."""
         close = np.ascontiguousarray(np.asarray(values)[:, _CLOSE], dtype=np.float64)
@@ -181,8 +181,8 @@ class SMACrossStrategy:
             self._known.pop(symbol, None)
             return
         pad = [math.nan] * (self.fast - 1), [math.nan] * (self.slow - 1)
-        fast = pad[0] + (ind.window_sums(close, self.fast) / self.fast).tolist()
-        slow = pad[1] + (ind.window_sums(close, self.slow) / self.slow).tolist()
+        fast = pad[0] + (numpy_window_sums(close, self.fast) / self.fast).tolist()
+        slow = pad[1] + (numpy_window_sums(close, self.slow) / self.slow).tolist()
         opens = np.asarray(times, dtype=np.int64).tolist()
         self._known[symbol] = ({ms: i for i, ms in enumerate(opens)}, close.tolist(), fast, slow)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bot.analysis.feature_stream import numpy_sum
+from bot.analysis.feature_stream import numpy_sum, numpy_window_sums
 
 
 @pytest.mark.parametrize("n", [1, 5, 8, 10, 20, 30, 100, 128, 129, 300, 2000])
@@ -28,6 +28,25 @@ def test_numpy_sum_of_a_window_of_real_closes(btc_hourly):
         for w in (10, 20, 30):
             assert numpy_sum(lst, end - w, w) == float(c[end - w:end].sum())
             assert numpy_sum(lst, end - w, w) / w == float(c[end - w:end].mean())
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 20, 30, 128, 129, 300])
+def test_window_sums_at_once_are_numpy_sums_of_each_window(btc_hourly, n):
+    """`numpy_window_sums` (every window in one call: the engine's bandwidths, the SMA's means in a
+    backtest) gives each window's `numpy_sum` bit for bit, on real closes and on their squares; the
+    doubling kernel of the vector indicators adds in another order, so the test can tell them apart."""
+    from bot.analysis.indicator_kernels import window_sums as doubling
+
+    c = btc_hourly["close"].to_numpy()[:4000]
+    other = 0
+    for x in (c, c * c):
+        got = numpy_window_sums(x, n)
+        lst = x.tolist()
+        assert len(got) == len(lst) - n + 1
+        assert got.tolist() == [numpy_sum(lst, i, n) for i in range(len(got))]
+        other += int(np.count_nonzero(doubling(x, n) != got))
+    assert other > 0 or n < 8 or n & (n - 1) == 0     # powers of two: both orders agree
+    assert len(numpy_window_sums(c[:n - 1], n)) == 0
 
 
 def test_exact_window_sums_are_fsums_bit_for_bit():
