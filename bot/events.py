@@ -49,6 +49,12 @@ class Event:
     time_ms: int = field(default_factory=lambda: int(time.time() * 1000))
 
 
+def _level_number(level: str) -> int:
+    """The logging level of an event's level name (INFO for a name logging does not know)."""
+    number = logging.getLevelName(level)
+    return number if isinstance(number, int) else logging.INFO
+
+
 class EventBus:
     """Publish events to any number of subscribers without blocking the publisher."""
 
@@ -96,14 +102,12 @@ class EventBus:
         log line not logged (a backtest). A producer may then skip building its message."""
         if self._queues or self._callbacks:
             return False
-        number = logging.getLevelName(level)
-        return not log.isEnabledFor(number if isinstance(number, int) else logging.INFO)
+        return not log.isEnabledFor(_level_number(level))
 
     def emit(self, kind: str, message: str, *, level: str = "INFO", **data: Any) -> Event:
         """Build, log and publish an event; returns it."""
         ev = Event(kind=kind, message=message, level=level, data=data)
-        number = logging.getLevelName(level)
-        number = number if isinstance(number, int) else logging.INFO
+        number = _level_number(level)
         if log.isEnabledFor(number):
             log.log(number, "%s", message)
         self.publish(ev)
