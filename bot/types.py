@@ -279,8 +279,7 @@ class Candle:
     def close_ms(self) -> int:
         """When the candle closed (its open time + the interval); worked out on first read, then
         kept (the step reads it several times)."""
-        step = _INTERVAL_MS.get(self.interval)
-        return self.open_ms + (step if step is not None else interval_ms(self.interval))
+        return self.open_ms + interval_ms(self.interval)
 
 
 class DataSource(StrEnum):

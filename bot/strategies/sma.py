@@ -79,7 +79,6 @@ class SMACrossStrategy:
         # per symbol, the candles a backtest said it will feed (known_candles): index by open time,
         # closes, and the fast and slow means of the window ending at each
         self._known: dict[str, tuple[dict[int, int], list[float], list[float], list[float]]] = {}
-        self._steps: dict[str, int] = {}      # interval -> its length in ms (a candle's open time from its close)
         # per symbol: the last windows' closes and their fast and slow means (see _last_cross)
         self._last: dict[str | None, tuple[list[float], float, float]] = {}
         # the decisions between crosses, made once (a Decision is frozen: one object serves every candle)
@@ -194,11 +193,8 @@ class SMACrossStrategy:
         known = self._known.get(context.symbol)
         if known is None:
             return None
-        step = self._steps.get(context.interval)
-        if step is None:
-            step = self._steps[context.interval] = interval_ms(context.interval)
         index, closes, fast, slow = known
-        j = index.get(context.time_ms - step)
+        j = index.get(context.time_ms - interval_ms(context.interval))
         if j is None or j < self.slow or closes[j] != context.price:
             return None
         f0, s0, f1, s1 = fast[j - 1], slow[j - 1], fast[j], slow[j]
