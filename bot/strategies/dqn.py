@@ -285,8 +285,8 @@ class DQNStrategy:
         holding = self._holding(context)
         if holding is not None:
             return holding
-        fast = self._numpy_pass()
-        if fast is not None and hasattr(self.agent, "greedy_row"):
+        fast = self.numpy_pass()
+        if fast is not None:
             decision = self._choose_row(context, state, fast(state[None])[0].tolist())
             if decision is not None:
                 return decision
