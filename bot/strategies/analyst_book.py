@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from bot.analysis.feature_stream import numpy_sum
-from bot.analysis.indicator_stream import IndicatorStream
+from bot.analysis.indicator_stream import IndicatorStream, SortedWindow
 from bot.analysis.level_stream import LevelStream
 from bot.market.timeframes import bucket_start
 from bot.types import interval_ms
@@ -119,9 +119,9 @@ class EntryView:
     cmf: float
     volume_ratio: float
     adx_regime: float      # ADX of ADX_PERIOD, as the regime rule reads it
-    bandwidths: deque[float]   # the last Bollinger bandwidths, newest last (NaN while warming up)
-    sorted_bandwidths: list[float]   # the finite ones in ascending order
-    bandwidth_nans: int              # how many are not finite
+    # the last Bollinger bandwidths (`values`, newest last, NaN while warming up), the finite
+    # ones in ascending order (`ordered`) and how many are not (`nans`)
+    bandwidth_window: SortedWindow
 
     def volatile(self, lookback: int, percentile: float) -> bool:
         """The regime rule's volatile verdict (`features.regime_codes`) at this candle: the
@@ -129,11 +129,12 @@ class EntryView:
         percentile are defined."""
         from bot.analysis.features import percentile_linear, sorted_percentile
 
-        bws = self.bandwidths
+        window = self.bandwidth_window
+        bws = window.values
         if not self.adx_regime == self.adx_regime or len(bws) < lookback:
             return False
         if lookback == bws.maxlen:   # the window the stream keeps sorted
-            return not self.bandwidth_nans and bws[-1] > sorted_percentile(self.sorted_bandwidths, percentile)
+            return not window.nans and bws[-1] > sorted_percentile(window.ordered, percentile)
         last = np.fromiter(bws, dtype=np.float64, count=len(bws))[-lookback:]
         if not np.isfinite(last).all():
             return False
@@ -143,9 +144,9 @@ class EntryView:
         """Narrow bands: the last bandwidth in the lowest 30 % of the last 100 (50 at least)."""
         quiet: bool | None = self.__dict__.get("_quiet")
         if quiet is None:   # asked once per side: computed once
-            bws = self.bandwidths
+            bws = self.bandwidth_window.values
             if bws.maxlen == 100:   # the window the stream keeps sorted
-                ok = self.sorted_bandwidths
+                ok = self.bandwidth_window.ordered
                 newest = next((x for x in reversed(bws) if x == x), math.nan)
                 quiet = len(ok) >= 50 and newest <= numpy_percentile(ok, 30)
             else:
@@ -297,8 +298,7 @@ class AnalystBook:
                          ema50=_f(st.ema[50]), rsi=_f(st.rsi), adx=_f(st.adx[14]), plus_di=_f(st.plus_di[n]),
                          minus_di=_f(st.minus_di[n]), hist=_f(st.macd_hist), prev_hist=_f(st.prev_macd_hist),
                          cmf=_f(st.cmf), volume_ratio=_f(st.volume_ratio), adx_regime=_f(st.adx[n]),
-                         bandwidths=st.bandwidths, sorted_bandwidths=st.bandwidth_window.ordered,
-                         bandwidth_nans=st.bandwidth_window.nans)
+                         bandwidth_window=st.bandwidth_window)
 
     @property
     def confirm_close(self) -> float:

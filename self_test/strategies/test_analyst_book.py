@@ -90,8 +90,7 @@ def test_regime_and_quiet_bands_read_off_the_sorted_window_as_off_the_numbers(bt
     for h, lo, c, v in frame[["high", "low", "close", "volume"]].to_numpy().tolist():
         kept.update(h, lo, c, v)
         longer.update(h, lo, c, v)
-        views = [EntryView(**numbers, adx_regime=s.adx[14], bandwidths=s.bandwidths,
-                           sorted_bandwidths=s.bandwidth_window.ordered, bandwidth_nans=s.bandwidth_window.nans)
+        views = [EntryView(**numbers, adx_regime=s.adx[14], bandwidth_window=s.bandwidth_window)
                  for s in (kept, longer)]
         for pct in (90.0, 70.0):
             assert views[0].volatile(100, pct) == views[1].volatile(100, pct)
