@@ -1,0 +1,135 @@
+"""`DQNStrategy.known_candles` (bot/strategies/dqn_known.py): told a backtest's candles, the agent
+reads its states' market rows and Q-values ahead and takes exactly the decisions it takes
+without being told, on the real BTC hourly seed candles with the shipped checkpoint, through the
+engine path (`engine_backtest`): the same trades, the same target on every candle. A candle
+that is not the told one, and a gap, are decided the ordinary way; after the run the strategy
+trades live candles as if it had never been told."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bot.agent.checkpoints import SHIPPED_MODEL
+from bot.research.backtest import engine_backtest
+from bot.strategies.base import KnowsCandles, StrategyContext
+from bot.strategies.dqn import DQNStrategy
+from bot.types import CANDLE_COLUMNS
+from self_test.conftest import make_settings
+
+pytestmark = pytest.mark.skipif(not SHIPPED_MODEL.exists(), reason="no shipped DQN checkpoint")
+
+START = 2_100       # warm-up candles: the agent's state needs ~2,050
+
+
+class Recorded(DQNStrategy):
+    """The DQN strategy, recording every decision (close time of the candle, target, Q-values),
+    how many were taken while the pair was read ahead (told candles), and each reading ahead."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.decisions: list[tuple[int, int]] = []
+        self.q_values: list[tuple[float, ...]] = []
+        self.read_ahead = 0
+        self.aheads: list[object] = []
+
+    def decide(self, context):
+        decision = super().decide(context)
+        self.decisions.append((context.time_ms, decision.target))
+        self.q_values.append(decision.q_values)
+        ahead = self._ahead.get((context.symbol, context.interval))
+        if ahead is not None:
+            self.read_ahead += 1
+            if not self.aheads or self.aheads[-1] is not ahead:
+                self.aheads.append(ahead)
+        return decision
+
+
+class NotTold(Recorded):
+    """The same strategy, told nothing: every candle the ordinary way (today's path)."""
+
+    def known_candles(self, symbol, times, values) -> None:
+        pass
+
+
+class ToldOtherwise(Recorded):
+    """Told the candles with one of them different from the one the run feeds (its high)."""
+
+    changed_at = 3_000
+
+    def known_candles(self, symbol, times, values) -> None:
+        if len(times):
+            values = np.array(values)
+            values[self.changed_at, CANDLE_COLUMNS.index("high")] += 1.0
+        super().known_candles(symbol, times, values)
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory):
+    return make_settings(tmp_path_factory.mktemp("dqn-known"))
+
+
+def run(settings, cls, frame):
+    strategy = cls(settings, model_path=SHIPPED_MODEL)
+    return strategy, engine_backtest(settings, strategy, frame, start=START)
+
+
+def trades(result):
+    return [(t.side, t.entry_ms, t.exit_ms, t.entry_price, t.exit_price, t.qty, t.pnl, t.reason)
+            for t in result.trades]
+
+
+@pytest.fixture(scope="module")
+def frame(btc_hourly):
+    return btc_hourly.iloc[-5_500:]     # 3,400 decided candles after the warm-up
+
+
+@pytest.fixture(scope="module")
+def not_told(settings, frame):
+    return run(settings, NotTold, frame)
+
+
+def test_told_candles_give_the_same_trades_and_targets(settings, frame, not_told):
+    told, result = run(settings, Recorded, frame)
+    blind, expected = not_told
+    assert isinstance(told, KnowsCandles)
+    assert len(expected.trades) >= 20 and blind.read_ahead == 0
+    assert trades(result) == trades(expected)
+    assert told.decisions == blind.decisions
+    assert told.read_ahead == len(told.decisions) and len(told.aheads) == 1   # from the seed's candle on
+    # the Q-values come from batched passes: they differ from the one-row pass in the last bits only
+    diff = max(abs(a - b) for qa, qb in zip(told.q_values, blind.q_values, strict=True)
+               if qa and qb for a, b in zip(qa, qb, strict=True))
+    assert 0.0 < diff < 1e-5
+    assert told._ahead == {} and told._known == {}     # the run is over: nothing is known after it
+
+
+def test_a_candle_other_than_the_told_one_is_decided_the_ordinary_way(settings, frame, not_told):
+    told, result = run(settings, ToldOtherwise, frame)
+    blind, expected = not_told
+    assert trades(result) == trades(expected)
+    assert told.decisions == blind.decisions
+    assert told.read_ahead == ToldOtherwise.changed_at - START    # read ahead up to the changed candle
+
+
+def test_a_gap_reseeds_and_reads_ahead_again(settings, frame):
+    gapped = frame.drop(frame.index[3_500:3_505])    # five candles missing: the stream reseeds after them
+    told, result = run(settings, Recorded, gapped)
+    blind, expected = run(settings, NotTold, gapped)
+    assert trades(result) == trades(expected)
+    assert told.decisions == blind.decisions
+    assert told.read_ahead == len(told.decisions) and len(told.aheads) == 2   # reseeded after the gap
+
+
+def test_after_the_run_a_live_candle_is_decided_as_without_being_told(settings, btc_hourly):
+    frame = btc_hourly.iloc[-5_500:-200]
+    told, _ = run(settings, Recorded, frame)
+    blind, _ = run(settings, NotTold, frame)
+    for k in (1, 2):          # the next live candles, one at a time: the pair's stream follows them
+        live = btc_hourly.iloc[-5_500:-200 + k]
+        ctx = StrategyContext("BTCUSDT", "60", int(live.index[-1]) + 3_600_000, float(live["close"].iloc[-1]),
+                              {"60": live})
+        a, b = told.state_for(ctx), blind.state_for(ctx)
+        assert a.tobytes() == b.tobytes()
+        assert told.decide(ctx) == blind.decide(ctx)
+    assert told._ahead == {}
