@@ -138,6 +138,19 @@ def test_values_update_alone_handles(btc_hourly, compiled):
 
 
 @pytest.mark.parametrize("compiled", PATHS)
+@pytest.mark.parametrize("column", [0, 1])
+def test_a_nan_high_or_low_leaves_nan_states_the_kernel_carries(btc_hourly, compiled, column):
+    """A NaN high (or low) makes the ATR and the Wilder sums NaN for good; the kernel carries
+    those NaN states on as update does (NaN ATR features, the distances' math.nan, a held ADX)."""
+    stream = FeatureStream(btc_hourly.iloc[:FEATURE_HISTORY])
+    cols = [x.copy() for x in _cols(btc_hourly.iloc[FEATURE_HISTORY:FEATURE_HISTORY + 300])]
+    cols[column][50] = np.nan
+    rows = _replay_against_update(stream, tuple(cols), compiled)
+    assert np.isnan(rows[60:, 32 + 3]).all() and np.isnan(rows[60:, 32 + 7:]).all()
+    assert np.isfinite(rows[60:, :32 + 3]).all()
+
+
+@pytest.mark.parametrize("compiled", PATHS)
 def test_a_bad_close_raises_what_update_raises(btc_hourly, compiled):
     stream = FeatureStream(btc_hourly.iloc[:FEATURE_HISTORY])
     ref = copy.deepcopy(stream)
