@@ -19,8 +19,9 @@ worked out in one pass instead of candle by candle:
   hence trades) are exactly the ones made without being told. `Decision.q_values` (and the
   reason's 3-decimal print of them) may differ from the one-row values by that much.
 
-The stream's rows ahead come from `bot.analysis.feature_replay.replay_rows` when it exists (a
-compiled pass, each row bit-identical to `FeatureStream.update`'s), else from `update` itself.
+The stream's rows ahead come from `bot.analysis.feature_replay.replay_rows` (a compiled pass,
+each row bit for bit `FeatureStream.update`'s), run on a copy of the seeded stream: the stream
+itself stays at its seed, to be stepped on only if the ordinary path takes over (`park`).
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ from typing import Any
 import numpy as np
 
 from bot.analysis import features as F
+from bot.analysis.feature_replay import replay_rows
 
-__all__ = ["KnownRun", "StreamAhead", "QAhead", "replay_rows"]
+__all__ = ["KnownRun", "StreamAhead", "QAhead", "weights_stamp"]
 
 # the positions of high, low, close, volume in CANDLE_COLUMNS (the engine's arrays)
 _HIGH, _LOW, _CLOSE, _VOLUME = 1, 2, 3, 4
@@ -40,22 +42,6 @@ _HIGH, _LOW, _CLOSE, _VOLUME = 1, 2, 3, 4
 # products over threads, which on a busy machine costs 20-50x what it saves.
 FLAT_CHUNK = 64       # flat states whose Q-values one batched pass computes
 HELD_AHEAD = 64       # states of a held position computed ahead in one batched pass
-
-
-def replay_rows(stream: Any, highs: Any, lows: Any, closes: Any, volumes: Any) -> np.ndarray:
-    """The rows `stream.update` gives over these candles, as a float64 (n, n_features) array; the
-    stream itself is left as it was (the pass runs on a copy)."""
-    try:
-        from bot.analysis.feature_replay import replay_rows as compiled
-    except ImportError:
-        compiled = None
-    if compiled is not None:
-        return np.asarray(compiled(copy.deepcopy(stream), highs, lows, closes, volumes))
-    s = copy.deepcopy(stream)
-    out = np.empty((len(closes), len(stream.row)), dtype=np.float64)
-    for i, (h, lo, c, v) in enumerate(zip(highs, lows, closes, volumes, strict=True)):
-        out[i] = s.update(h, lo, c, v)
-    return out
 
 
 class KnownRun:
@@ -113,8 +99,7 @@ class StreamAhead:
                 end = k - 1
                 break
         v = run.values[start + 1:end + 1]
-        rows = replay_rows(ps.stream, v[:, _HIGH].tolist(), v[:, _LOW].tolist(), v[:, _CLOSE].tolist(),
-                           v[:, _VOLUME].tolist())
+        rows = replay_rows(copy.deepcopy(ps.stream), v[:, _HIGH], v[:, _LOW], v[:, _CLOSE], v[:, _VOLUME])
         m = len(ps.row32)
         out = np.empty((end - start + 1, m), dtype=np.float32)
         out[0] = ps.row32
