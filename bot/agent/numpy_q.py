@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["NumpyQ", "sure", "sure_row", "f32"]
+__all__ = ["NumpyQ", "sure", "sure_row", "sure_rows", "f32"]
 
 _VERSION = attrgetter("_version")
 _F32 = struct.Struct("f")
@@ -121,6 +121,27 @@ def sure_row(q: Sequence[float], current: int, margin: float) -> bool:
     if margin > 0 and 0 <= current < len(q):
         return abs(f32(best - q[current]) - margin) > tol
     return True
+
+
+def sure_rows(q: np.ndarray, current: np.ndarray, margin: float) -> np.ndarray:
+    """`sure_row` for every row of a float32 (N, A) array of Q-values (masked ones -inf; a row
+    with a NaN is never sure), `current` each row's held action (-1: none): the same answers, in
+    a few array operations (float32 differences, compared in float64, as `sure_row` does)."""
+    q = np.asarray(q, dtype=np.float32)
+    finite = np.isfinite(q)
+    ranked = np.sort(np.where(finite, q, np.float32(-np.inf)), axis=1)
+    best, second = ranked[:, -1], ranked[:, -2]
+    tol = 1e-4 * (1.0 + np.abs(best.astype(np.float64)))
+    with np.errstate(invalid="ignore"):       # -inf - -inf where fewer than two are finite
+        ok = (best - second).astype(np.float64) > tol
+        if margin > 0:
+            rows = np.arange(len(q))
+            has = (current >= 0) & (current < q.shape[1])
+            held = q[rows, np.where(has, current, 0)]
+            ok &= ~has | (np.abs((best - held).astype(np.float64) - margin) > tol)
+    ok |= finite.sum(axis=1) < 2
+    ok &= ~np.isnan(q).any(axis=1)
+    return ok
 
 
 def f32(x: float) -> float:

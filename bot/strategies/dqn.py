@@ -334,23 +334,28 @@ class DQNStrategy:
             return holding
         fast = self.numpy_pass()
         if fast is not None:
-            q = self._known_q(context, state, fast) if self._ahead else None
-            decision = self._choose_row(context, state, q if q is not None else fast(state[None])[0].tolist())
+            known = self._known_q(context, state, fast) if self._ahead else None
+            if known is not None and known[1] is not None:     # chosen ahead, as _choose_row chooses
+                return self._row_decision(*known)
+            decision = self._choose_row(context, state, known[0] if known is not None else
+                                        fast(state[None])[0].tolist())
             if decision is not None:
                 return decision
         return self._choose(context, state, self._q_values(state[None], [context])[0])   # one forward pass
 
-    def _known_q(self, context: StrategyContext, state: np.ndarray, fast: NumpyQ) -> list[float] | None:
-        """The state's Q-values batched ahead (`dqn_known.QAhead`) when the pair reads told
-        candles and they were computed for exactly this state with these weights; else None."""
+    def _known_q(self, context: StrategyContext, state: np.ndarray,
+                 fast: NumpyQ) -> tuple[list[float], int | None, float] | None:
+        """The state's Q-values batched ahead (`dqn_known.QAhead`), the action chosen from them
+        (None: let `_choose_row` say) and the confidence, when the pair reads told candles and
+        they were computed for exactly this state with these weights; else None."""
         ahead = self._ahead.get((context.symbol, context.interval))
         if ahead is None:
             return None
         qa, stamp = ahead.q, weights_stamp(fast, self.agent)
         if qa is None or qa.stamp != stamp:
-            qa = ahead.q = QAhead(ahead, stamp, F.N_POSITION_FEATURES)
+            qa = ahead.q = QAhead(ahead, stamp, self.agent, context.allow_short)
         held = (self._held(context) or 0) if context.position_target != 0 else 0
-        return qa.q(state, context, held)
+        return qa.lookup(state, context, held)
 
     def _numpy_pass(self) -> NumpyQ | None:
         """The NumPy forward pass of the agent's network while it does not learn (made when
@@ -472,6 +477,10 @@ class DQNStrategy:
         for x in p:    # numpy's float32 sum of a few values: in order
             total = f32(total + x)
         confidence = min(max(f32(f32(100.0 * max(p)) / total), 0.0), 100.0)
+        return self._row_decision(q_all, action, confidence)
+
+    def _row_decision(self, q_all: list[float], action: int, confidence: float) -> Decision:
+        """The decision `_choose_row` returns for the chosen action."""
         return Decision(target=action_to_target(action), confidence=confidence, source=self.name,
                         reason=f"greedy: Q flat/long/short = {', '.join(f'{x:.3f}' for x in q_all)}",
                         q_values=tuple(q_all))

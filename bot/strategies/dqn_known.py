@@ -31,10 +31,12 @@ from typing import Any
 
 import numpy as np
 
+from bot.agent.environment import SHORT_ACTION
+from bot.agent.numpy_q import sure_rows
 from bot.analysis import features as F
 from bot.analysis.feature_replay import replay_rows
 
-__all__ = ["KnownRun", "StreamAhead", "QAhead", "weights_stamp"]
+__all__ = ["KnownRun", "StreamAhead", "QAhead", "weights_stamp", "choices"]
 
 # the positions of high, low, close, volume in CANDLE_COLUMNS (the engine's arrays)
 _HIGH, _LOW, _CLOSE, _VOLUME = 1, 2, 3, 4
@@ -149,58 +151,79 @@ def weights_stamp(fast: Any, agent: Any) -> tuple[Any, ...]:
     return fast, getattr(agent, "gradient_steps", None), t[0]._version, t[-1]._version
 
 
+class _Batch:
+    """States computed ahead in one batched pass: each state (float32), its Q-values (plain
+    floats) and the choice `DQNStrategy._choose_row` makes from them (`choices`)."""
+
+    def __init__(self, states: np.ndarray, q: np.ndarray, choice: tuple[list[int | None], list[float]]) -> None:
+        self.states, self.q = states, q.tolist()
+        self.actions, self.confidences = choice
+
+
 class QAhead:
     """Q-values of one pair's states to come, batched: each flat state's (in chunks of
-    FLAT_CHUNK, as they are needed) and a held position's next HELD_AHEAD states. Each cached row
-    keeps the exact state it was computed for; `q` answers only for that state."""
+    FLAT_CHUNK, as they are needed) and a held position's next HELD_AHEAD states, with the
+    choice from each (for the `allow_short` of the first state asked). Each cached row keeps the
+    exact state it was computed for; `lookup` answers only for that state."""
 
-    def __init__(self, ahead: StreamAhead, stamp: tuple[Any, ...], n_position: int) -> None:
-        self.ahead, self.stamp = ahead, stamp
+    def __init__(self, ahead: StreamAhead, stamp: tuple[Any, ...], agent: Any, allow_short: bool) -> None:
+        self.ahead, self.stamp, self.agent, self.allow_short = ahead, stamp, agent, allow_short
         self.m = ahead.rows32.shape[1]
-        self.n_position = n_position
-        self.flat: dict[int, tuple[np.ndarray, list[list[float]]]] = {}   # chunk -> (states, Q rows)
-        self.held: dict[int, tuple[bytes, list[float]]] = {}            # row -> (state bytes, Q row)
+        self.n_position = F.N_POSITION_FEATURES
+        self.flat: dict[int, _Batch] = {}     # chunk -> its flat states
+        self.held: tuple[int, _Batch] | None = None   # (first row, the held position's states from there)
         self.hits = self.misses = 0
 
-    def q(self, state: np.ndarray, context: Any, held: int | None) -> list[float] | None:
-        """The cached Q-values of `state`, the state of the last candle read; None when no cached
-        row was computed for exactly this state (the caller runs the one-row pass)."""
+    def lookup(self, state: np.ndarray, context: Any, held: int) -> tuple[list[float], int | None, float] | None:
+        """For `state`, the state of the last candle read: its cached Q-values, the action they
+        choose (None: not clear of rounding, or shorts allowed otherwise than cached) and the
+        confidence; None when no cached row was computed for exactly this state (the caller
+        runs the one-row pass)."""
         ahead = self.ahead
         r = ahead.served - ahead.start
-        m = self.m
-        if state[m] == 1.0:     # flat: one-hot (1, 0, 0), then 0, 0
-            chunk = self.flat.get(r // FLAT_CHUNK)
-            if chunk is None:
-                chunk = self.flat[r // FLAT_CHUNK] = self._flat_chunk(r // FLAT_CHUNK)
+        if state[self.m] == 1.0:     # flat: one-hot (1, 0, 0), then 0, 0
+            c = r // FLAT_CHUNK
+            batch = self.flat.get(c)
+            if batch is None:
+                batch = self.flat[c] = self._flat_chunk(c)
             i = r % FLAT_CHUNK
-            if state.tobytes() == chunk[0][i].tobytes():
-                self.hits += 1
-                return chunk[1][i]
+        else:
+            cached = self.held
+            i = -1 if cached is None else r - cached[0]
+            if cached is None or not 0 <= i < len(cached[1].q) or \
+                    cached[1].states[i].tobytes() != state.tobytes():
+                self.misses += 1
+                got = self._held_ahead(state, context, held, r)
+                if got is None:
+                    return None
+                cached, i = (r, got), 0
+            batch = cached[1]
+        if batch.states[i].tobytes() != state.tobytes():
             self.misses += 1
             return None
-        got = self.held.get(r)
-        if got is not None and got[0] == state.tobytes():
-            self.hits += 1
-            return got[1]
-        self.misses += 1
-        self._held_ahead(state, context, held, r)
-        got = self.held.get(r)
-        return got[1] if got is not None and got[0] == state.tobytes() else None
+        self.hits += 1
+        action = batch.actions[i] if context.allow_short == self.allow_short else None
+        return batch.q[i], action, batch.confidences[i]
 
-    def _flat_chunk(self, c: int) -> tuple[np.ndarray, list[list[float]]]:
+    def _batch(self, states: np.ndarray) -> _Batch:
+        q = self.stamp[0](states)
+        return _Batch(states, q, choices(self.agent, states, q, self.allow_short))
+
+    def _flat_chunk(self, c: int) -> _Batch:
         rows = self.ahead.rows32[c * FLAT_CHUNK:(c + 1) * FLAT_CHUNK]
         states = np.zeros((len(rows), self.m + self.n_position), dtype=np.float32)
         states[:, :self.m] = rows
         states[:, self.m] = 1.0
-        return states, self.stamp[0](states).tolist()
+        return self._batch(states)
 
-    def _held_ahead(self, state: np.ndarray, context: Any, held: int | None, r: int) -> None:
+    def _held_ahead(self, state: np.ndarray, context: Any, held: int, r: int) -> _Batch | None:
         """The next HELD_AHEAD states of the held position, if it is kept (candle after candle:
         the told closes, one more candle held each), built as `DQNStrategy.state_for` builds a
-        state, and their Q-values in one pass; cached only when the first is `state` itself."""
+        state, and their Q-values in one pass; cached (and returned) only when the first is
+        `state` itself."""
         pos, p = context.position_target, context.position
-        if pos == 0 or p is None or held is None or held < 0:
-            return
+        if pos == 0 or p is None or held < 0:
+            return None
         ahead = self.ahead
         rows = ahead.rows32[r:r + HELD_AHEAD]
         n, m = len(rows), self.m
@@ -220,8 +243,33 @@ class QAhead:
         states[:, m + 3] = feat
         states[:, m + 4] = h / (h + F.HELD_HALF_LIFE)
         if states[0].tobytes() != state.tobytes():
-            return                      # not the state the prediction starts from: nothing cached
-        q = self.stamp[0](states).tolist()
-        self.held.clear()               # the rows of an earlier prediction are of the past
-        for i in range(n):
-            self.held[r + i] = (states[i].tobytes(), q[i])
+            return None                 # not the state the prediction starts from: nothing cached
+        batch = self._batch(states)
+        self.held = (r, batch)
+        return batch
+
+
+def choices(agent: Any, states: np.ndarray, q: np.ndarray, allow_short: bool) -> tuple[list[int | None], list[float]]:
+    """For each row of Q-values (float32, of `states`): the action `DQNStrategy._choose_row`
+    takes (shorts masked where not allowed, the switch hysteresis), None where it is not clear
+    of float rounding (`sure_rows`, as `sure_choice` asks `sure_row`), and its confidence; in
+    array operations. `_choose_row` is the reference (self_test/strategies/test_dqn_known.py)."""
+    qm = np.array(q, dtype=np.float32)
+    n_actions = qm.shape[1]
+    if not allow_short and n_actions > SHORT_ACTION:
+        qm[:, SHORT_ACTION] = -np.inf
+    cols = getattr(agent, "_position_cols", None)
+    if cols is None:
+        current, margin = np.full(len(qm), -1), 0.0
+    else:
+        current = np.minimum(states[:, cols].argmax(axis=1), n_actions - 1)
+        margin = float(getattr(agent.config, "switch_margin", 0.0))
+    sure = sure_rows(qm, current, margin).tolist()
+    actions = agent.greedy(qm, states).tolist()
+    with np.errstate(invalid="ignore"):      # a NaN row: not sure, its confidence unused
+        p = np.exp(qm - qm.max(axis=1, keepdims=True))   # float32; a masked action's 0 adds nothing
+        total = p[:, 0].copy()
+        for k in range(1, n_actions):       # the float32 sum in order, as _choose_row adds
+            total += p[:, k]
+        confidence = np.clip(np.float32(100.0) * p.max(axis=1) / total, 0.0, 100.0).tolist()
+    return [int(a) if ok else None for a, ok in zip(actions, sure, strict=True)], confidence

@@ -12,6 +12,7 @@ import pytest
 
 from bot.agent.checkpoints import SHIPPED_MODEL
 from bot.research.backtest import engine_backtest
+from bot.strategies import dqn_known
 from bot.strategies.base import KnowsCandles, StrategyContext
 from bot.strategies.dqn import DQNStrategy
 from bot.types import CANDLE_COLUMNS
@@ -133,3 +134,29 @@ def test_after_the_run_a_live_candle_is_decided_as_without_being_told(settings, 
         assert a.tobytes() == b.tobytes()
         assert told.decide(ctx) == blind.decide(ctx)
     assert told._ahead == {}
+
+
+@pytest.mark.parametrize("allow_short", [True, False])
+def test_the_choices_made_ahead_are_choose_rows(settings, allow_short):
+    """`dqn_known.choices` (a batch's actions, None where not clear of rounding, and confidences
+    in array operations) against `_choose_row` row by row, on Q-values near every edge: ties,
+    the 1e-4 tolerance, the switch margin, a NaN."""
+    strategy = DQNStrategy(settings, model_path=SHIPPED_MODEL)
+    agent, rng = strategy.agent, np.random.default_rng(7)
+    n, a = 3_000, agent.n_actions
+    states = rng.normal(size=(n, agent.state_dim)).astype(np.float32)
+    states[:, agent._position_cols] = np.eye(3, dtype=np.float32)[rng.integers(0, 3, n)]
+    margin = agent.config.switch_margin
+    q = rng.normal(size=(n, a)).astype(np.float32)
+    edges = np.array([0.0, 1e-6, 5e-5, 1e-4, 2e-4, 1e-3, margin, margin - 1e-4, margin + 1e-4, margin + 1e-6])
+    q[:, 1] = q[:, 0] + rng.choice(edges, n) * rng.choice([-1.0, 1.0], n)
+    q[::97, 0] = np.nan
+    actions, confidences = dqn_known.choices(agent, states, q, allow_short)
+    ctx = StrategyContext("BTCUSDT", "60", 0, 1.0, {}, allow_short=allow_short)
+    for i in range(n):
+        row = q[i].tolist()
+        sure = strategy.sure_choice(row, states[i], allow_short)
+        assert actions[i] == (None if sure is None else sure[1])
+        if sure is not None:
+            assert confidences[i] == strategy._choose_row(ctx, states[i], row).confidence
+    assert 500 < actions.count(None) < n - 500     # both kinds, many of each
