@@ -198,18 +198,22 @@ class DQNStrategy:
         if have < need:
             raise StrategyError(f"the DQN state needs {need} closed {context.interval} candles of "
                                 f"{context.symbol}, got {have}")
-        market = None
+        market = told = None
+        pos = context.position_target
         if self._ahead:        # a told candle: its row read ahead (dqn_known.StreamAhead)
             key = (context.symbol, context.interval)
             ahead = self._ahead.get(key)
             if ahead is not None:
-                market = ahead.row(*arrays) if arrays is not None and self.incremental else None
-                if market is None:      # not the candles told: the ordinary stream from here on
+                flat = ahead.row(*arrays) if arrays is not None and self.incremental else None
+                if flat is None:      # not the candles told: the ordinary stream from here on
                     self._streams[key] = self._ahead.pop(key).park()
+                elif pos == 0:
+                    return flat.copy()     # the state built below, for a flat position
+                else:
+                    market, told = flat[:ahead.m], flat
         if market is None:
             market = self._market_row(context.symbol, context.interval, frame, window, arrays=arrays,
                                       frame_of=lambda: context.candles[context.interval])
-        pos = context.position_target
         upnl_pct = 0.0
         if context.position is not None and pos != 0 and context.position.entry_price > 0:
             upnl_pct = pos * (context.price / context.position.entry_price - 1.0) * 100.0
@@ -220,11 +224,14 @@ class DQNStrategy:
         # the row): the market row (already finite) then one-hot flat/long/short, tanh(upnl / 5),
         # held / (held + 24), each computed in float64 and rounded to float32 as there
         m = len(market)
-        out = np.empty(m + F.N_POSITION_FEATURES, dtype=np.float32)
-        out[:m] = market
+        if told is not None:       # a told candle's flat state: its market row, then the position's
+            out = told.copy()
+        else:
+            out = np.empty(m + F.N_POSITION_FEATURES, dtype=np.float32)
+            out[:m] = market
         out[m:] = (pos == 0, pos == 1, pos == -1,
                    # nan_to_num's NaN -> 0 (its inf -> max float gives tanh's 1 as inf does); tanh(+-0) = +-0
-                   float(np.tanh(np.float64(upnl_pct if upnl_pct == upnl_pct else 0.0) / F.UPNL_SCALE_PCT))
+                   float(np.tanh((upnl_pct if upnl_pct == upnl_pct else 0.0) / F.UPNL_SCALE_PCT))
                    if upnl_pct else upnl_pct,
                    held / (held + F.HELD_HALF_LIFE))
         return out
@@ -329,12 +336,13 @@ class DQNStrategy:
 
     def decide(self, context: StrategyContext) -> Decision:
         state = self.state_for(context)
-        holding = self._holding(context)
+        held = self._held(context)
+        holding = self._holding(context, held)
         if holding is not None:
             return holding
         fast = self.numpy_pass()
         if fast is not None:
-            known = self._known_q(context, state, fast) if self._ahead else None
+            known = self._known_q(context, state, fast, held) if self._ahead else None
             if known is not None and known[1] is not None:     # chosen ahead, as _choose_row chooses
                 return self._row_decision(*known)
             decision = self._choose_row(context, state, known[0] if known is not None else
@@ -343,19 +351,19 @@ class DQNStrategy:
                 return decision
         return self._choose(context, state, self._q_values(state[None], [context])[0])   # one forward pass
 
-    def _known_q(self, context: StrategyContext, state: np.ndarray,
-                 fast: NumpyQ) -> tuple[list[float], int | None, float] | None:
-        """The state's Q-values batched ahead (`dqn_known.QAhead`), the action chosen from them
+    def _known_q(self, context: StrategyContext, state: np.ndarray, fast: NumpyQ,
+                 held: int | None) -> tuple[list[float], int | None, float] | None:
+        """The state's Q-values batched ahead (`dqn_known.QAhead`), the target chosen from them
         (None: let `_choose_row` say) and the confidence, when the pair reads told candles and
-        they were computed for exactly this state with these weights; else None."""
+        they were computed for exactly this state with these weights; else None. `held`: what
+        `_held` says."""
         ahead = self._ahead.get((context.symbol, context.interval))
         if ahead is None:
             return None
         qa, stamp = ahead.q, weights_stamp(fast, self.agent)
         if qa is None or qa.stamp != stamp:
             qa = ahead.q = QAhead(ahead, stamp, self.agent, context.allow_short)
-        held = (self._held(context) or 0) if context.position_target != 0 else 0
-        return qa.lookup(state, context, held)
+        return qa.lookup(state, context, (held or 0) if context.position_target != 0 else 0)
 
     def _numpy_pass(self) -> NumpyQ | None:
         """The NumPy forward pass of the agent's network while it does not learn (made when
@@ -412,10 +420,12 @@ class DQNStrategy:
                 out[i] = self._choose(contexts[i], states[i], q_all[row])
         return [d for d in out if d is not None]
 
-    def _holding(self, context: StrategyContext) -> Decision | None:
+    def _holding(self, context: StrategyContext, held: Any = False) -> Decision | None:
         """Keep the position while it is younger than min_hold (the same action persistence the
-        agent was trained with); None when the agent may change it."""
-        held = self._held(context)
+        agent was trained with); None when the agent may change it. `held`: `_held`'s answer
+        when the caller has it."""
+        if held is False:
+            held = self._held(context)
         current = context.position_target
         if current != 0 and held is not None and held < self.agent.config.min_hold:
             return Decision(target=current, confidence=50.0, source=self.name,
@@ -477,11 +487,11 @@ class DQNStrategy:
         for x in p:    # numpy's float32 sum of a few values: in order
             total = f32(total + x)
         confidence = min(max(f32(f32(100.0 * max(p)) / total), 0.0), 100.0)
-        return self._row_decision(q_all, action, confidence)
+        return self._row_decision(q_all, action_to_target(action), confidence)
 
-    def _row_decision(self, q_all: list[float], action: int, confidence: float) -> Decision:
-        """The decision `_choose_row` returns for the chosen action."""
-        return Decision(target=action_to_target(action), confidence=confidence, source=self.name,
+    def _row_decision(self, q_all: list[float], target: int, confidence: float) -> Decision:
+        """The decision `_choose_row` returns for the chosen target."""
+        return Decision(target=target, confidence=confidence, source=self.name,
                         reason=f"greedy: Q flat/long/short = {', '.join(f'{x:.3f}' for x in q_all)}",
                         q_values=tuple(q_all))
 

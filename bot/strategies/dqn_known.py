@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from bot.agent.environment import SHORT_ACTION
+from bot.agent.environment import ACTION_TARGETS, SHORT_ACTION
 from bot.agent.numpy_q import sure_rows
 from bot.analysis import features as F
 from bot.analysis.feature_replay import replay_rows
@@ -40,10 +40,11 @@ __all__ = ["KnownRun", "StreamAhead", "QAhead", "weights_stamp", "choices"]
 
 # the positions of high, low, close, volume in CANDLE_COLUMNS (the engine's arrays)
 _HIGH, _LOW, _CLOSE, _VOLUME = 1, 2, 3, 4
-# States per batched pass. 64 rows cost ~1.4 us each (~15 us alone); OpenBLAS splits larger
-# products over threads, which on a busy machine costs 20-50x what it saves.
-FLAT_CHUNK = 64       # flat states whose Q-values one batched pass computes
-HELD_AHEAD = 64       # states of a held position computed ahead in one batched pass
+# Rows per NumPy pass: 64 cost ~1.4 us each (one alone ~12 us); OpenBLAS splits larger products
+# over threads, which on a busy machine costs 20-50x what it saves.
+Q_ROWS = 64
+FLAT_CHUNK = 512      # flat states whose Q-values and choices are computed together
+HELD_AHEAD = 64       # states of a held position computed ahead together
 
 
 class KnownRun:
@@ -102,20 +103,24 @@ class StreamAhead:
                 break
         v = run.values[start + 1:end + 1]
         rows = replay_rows(copy.deepcopy(ps.stream), v[:, _HIGH], v[:, _LOW], v[:, _CLOSE], v[:, _VOLUME])
-        m = len(ps.row32)
-        out = np.empty((end - start + 1, m), dtype=np.float32)
-        out[0] = ps.row32
-        out[1:] = rows            # float32, as set_row casts; then NaN and inf made finite as it does
+        m = self.m = len(ps.row32)
+        # each candle's flat state: its market row (float32, as set_row casts, then NaN and inf
+        # made finite as it does) and the flat position's features 1, 0, 0, 0, 0
+        out = np.zeros((end - start + 1, m + F.N_POSITION_FEATURES), dtype=np.float32)
+        out[0, :m] = ps.row32
+        out[1:, :m] = rows
         np.nan_to_num(out, copy=False)
-        self.rows32 = out
+        out[:, m] = 1.0
+        self.states32 = out
         self.end = end
         self.served = start       # the last candle read (the seed's at first)
         self.q: QAhead | None = None
 
     def row(self, times: np.ndarray, vals: np.ndarray) -> np.ndarray | None:
-        """The market row of the engine's newest candle (`times`, `vals`: its tail), when that
-        candle and every one since the last read are the told ones and the stream reached it;
-        else None (the ordinary path takes over: `park`)."""
+        """The flat state of the engine's newest candle (`times`, `vals`: its tail; the first `m`
+        values are its market row; the caller copies it), when that candle and every one since
+        the last read are the told ones and the stream reached it; else None (the ordinary path
+        takes over: `park`)."""
         run = self.run
         j = run.index.get(int(times[-1]))
         served = self.served
@@ -127,7 +132,7 @@ class StreamAhead:
         if times[-d - 1:].tolist() != run.times[served:j + 1] or vals[-d - 1:].tolist() != run.rows[served:j + 1]:
             return None
         self.served = j
-        return self.rows32[j - self.start]  # type: ignore[no-any-return]
+        return self.states32[j - self.start]  # type: ignore[no-any-return]
 
     def park(self) -> Any:
         """The pair's `_PairStream` as the ordinary path would hold it after the last candle read:
@@ -138,7 +143,7 @@ class StreamAhead:
             ps.stream = _LateStream(ps, ps.stream, [(r[_HIGH], r[_LOW], r[_CLOSE], r[_VOLUME]) for r in rows])
             ps.last_ms = run.times[served]
             ps.last = ps.pick(run.rows[served])
-            ps.row32 = self.rows32[served - self.start].copy()
+            ps.row32 = self.states32[served - self.start, :self.m].copy()
         self.start = self.end = -1      # used up
         return ps
 
@@ -152,12 +157,12 @@ def weights_stamp(fast: Any, agent: Any) -> tuple[Any, ...]:
 
 
 class _Batch:
-    """States computed ahead in one batched pass: each state (float32), its Q-values (plain
-    floats) and the choice `DQNStrategy._choose_row` makes from them (`choices`)."""
+    """States computed ahead together: each state (float32), its Q-values (plain floats) and
+    the choice `DQNStrategy._choose_row` makes from them (`choices`: target, confidence)."""
 
     def __init__(self, states: np.ndarray, q: np.ndarray, choice: tuple[list[int | None], list[float]]) -> None:
         self.states, self.q = states, q.tolist()
-        self.actions, self.confidences = choice
+        self.targets, self.confidences = choice
 
 
 class QAhead:
@@ -168,14 +173,13 @@ class QAhead:
 
     def __init__(self, ahead: StreamAhead, stamp: tuple[Any, ...], agent: Any, allow_short: bool) -> None:
         self.ahead, self.stamp, self.agent, self.allow_short = ahead, stamp, agent, allow_short
-        self.m = ahead.rows32.shape[1]
-        self.n_position = F.N_POSITION_FEATURES
+        self.m = ahead.m
         self.flat: dict[int, _Batch] = {}     # chunk -> its flat states
         self.held: tuple[int, _Batch] | None = None   # (first row, the held position's states from there)
         self.hits = self.misses = 0
 
     def lookup(self, state: np.ndarray, context: Any, held: int) -> tuple[list[float], int | None, float] | None:
-        """For `state`, the state of the last candle read: its cached Q-values, the action they
+        """For `state`, the state of the last candle read: its cached Q-values, the target they
         choose (None: not clear of rounding, or shorts allowed otherwise than cached) and the
         confidence; None when no cached row was computed for exactly this state (the caller
         runs the one-row pass)."""
@@ -202,19 +206,16 @@ class QAhead:
             self.misses += 1
             return None
         self.hits += 1
-        action = batch.actions[i] if context.allow_short == self.allow_short else None
-        return batch.q[i], action, batch.confidences[i]
+        target = batch.targets[i] if context.allow_short == self.allow_short else None
+        return batch.q[i], target, batch.confidences[i]
 
     def _batch(self, states: np.ndarray) -> _Batch:
-        q = self.stamp[0](states)
+        fast, n = self.stamp[0], len(states)
+        q = np.concatenate([fast(states[i:i + Q_ROWS]) for i in range(0, n, Q_ROWS)]) if n > Q_ROWS else fast(states)
         return _Batch(states, q, choices(self.agent, states, q, self.allow_short))
 
     def _flat_chunk(self, c: int) -> _Batch:
-        rows = self.ahead.rows32[c * FLAT_CHUNK:(c + 1) * FLAT_CHUNK]
-        states = np.zeros((len(rows), self.m + self.n_position), dtype=np.float32)
-        states[:, :self.m] = rows
-        states[:, self.m] = 1.0
-        return self._batch(states)
+        return self._batch(self.ahead.states32[c * FLAT_CHUNK:(c + 1) * FLAT_CHUNK])
 
     def _held_ahead(self, state: np.ndarray, context: Any, held: int, r: int) -> _Batch | None:
         """The next HELD_AHEAD states of the held position, if it is kept (candle after candle:
@@ -225,7 +226,7 @@ class QAhead:
         if pos == 0 or p is None or held < 0:
             return None
         ahead = self.ahead
-        rows = ahead.rows32[r:r + HELD_AHEAD]
+        rows = ahead.states32[r:r + HELD_AHEAD, :self.m]
         n, m = len(rows), self.m
         j = ahead.start + r
         closes = ahead.run.values[j:j + n, _CLOSE]
@@ -237,7 +238,7 @@ class QAhead:
         else:
             feat = np.zeros(n)
         h = np.arange(held, held + n, dtype=np.float64)
-        states = np.empty((n, m + self.n_position), dtype=np.float32)
+        states = np.empty((n, m + F.N_POSITION_FEATURES), dtype=np.float32)
         states[:, :m] = rows
         states[:, m:m + 3] = (pos == 0, pos == 1, pos == -1)
         states[:, m + 3] = feat
@@ -250,8 +251,8 @@ class QAhead:
 
 
 def choices(agent: Any, states: np.ndarray, q: np.ndarray, allow_short: bool) -> tuple[list[int | None], list[float]]:
-    """For each row of Q-values (float32, of `states`): the action `DQNStrategy._choose_row`
-    takes (shorts masked where not allowed, the switch hysteresis), None where it is not clear
+    """For each row of Q-values (float32, of `states`): the target of the action
+    `DQNStrategy._choose_row` takes (shorts masked where not allowed, the switch hysteresis), None where it is not clear
     of float rounding (`sure_rows`, as `sure_choice` asks `sure_row`), and its confidence; in
     array operations. `_choose_row` is the reference (self_test/strategies/test_dqn_known.py)."""
     qm = np.array(q, dtype=np.float32)
@@ -265,11 +266,12 @@ def choices(agent: Any, states: np.ndarray, q: np.ndarray, allow_short: bool) ->
         current = np.minimum(states[:, cols].argmax(axis=1), n_actions - 1)
         margin = float(getattr(agent.config, "switch_margin", 0.0))
     sure = sure_rows(qm, current, margin).tolist()
-    actions = agent.greedy(qm, states).tolist()
+    actions = agent.greedy(qm, states)
     with np.errstate(invalid="ignore"):      # a NaN row: not sure, its confidence unused
         p = np.exp(qm - qm.max(axis=1, keepdims=True))   # float32; a masked action's 0 adds nothing
         total = p[:, 0].copy()
         for k in range(1, n_actions):       # the float32 sum in order, as _choose_row adds
             total += p[:, k]
         confidence = np.clip(np.float32(100.0) * p.max(axis=1) / total, 0.0, 100.0).tolist()
-    return [int(a) if ok else None for a, ok in zip(actions, sure, strict=True)], confidence
+    targets = ACTION_TARGETS[actions].tolist()
+    return [t if ok else None for t, ok in zip(targets, sure, strict=True)], confidence

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from bot.agent.checkpoints import SHIPPED_MODEL
+from bot.agent.environment import action_to_target
 from bot.research.backtest import engine_backtest
 from bot.strategies import dqn_known
 from bot.strategies.base import KnowsCandles, StrategyContext
@@ -151,12 +152,12 @@ def test_the_choices_made_ahead_are_choose_rows(settings, allow_short):
     edges = np.array([0.0, 1e-6, 5e-5, 1e-4, 2e-4, 1e-3, margin, margin - 1e-4, margin + 1e-4, margin + 1e-6])
     q[:, 1] = q[:, 0] + rng.choice(edges, n) * rng.choice([-1.0, 1.0], n)
     q[::97, 0] = np.nan
-    actions, confidences = dqn_known.choices(agent, states, q, allow_short)
+    targets, confidences = dqn_known.choices(agent, states, q, allow_short)
     ctx = StrategyContext("BTCUSDT", "60", 0, 1.0, {}, allow_short=allow_short)
     for i in range(n):
         row = q[i].tolist()
         sure = strategy.sure_choice(row, states[i], allow_short)
-        assert actions[i] == (None if sure is None else sure[1])
+        assert targets[i] == (None if sure is None else action_to_target(sure[1]))
         if sure is not None:
             assert confidences[i] == strategy._choose_row(ctx, states[i], row).confidence
-    assert 500 < actions.count(None) < n - 500     # both kinds, many of each
+    assert 500 < targets.count(None) < n - 500     # both kinds, many of each
