@@ -12,6 +12,7 @@ import pytest
 
 from bot.agent.checkpoints import SHIPPED_MODEL
 from bot.agent.environment import action_to_target
+from bot.agent.self_learning import DQNConfig, SelfLearningBot
 from bot.research.backtest import engine_backtest
 from bot.strategies import dqn_known
 from bot.strategies.base import KnowsCandles, StrategyContext
@@ -138,26 +139,36 @@ def test_after_the_run_a_live_candle_is_decided_as_without_being_told(settings, 
 
 
 @pytest.mark.parametrize("allow_short", [True, False])
-def test_the_choices_made_ahead_are_choose_rows(settings, allow_short):
-    """`dqn_known.choices` (a batch's actions, None where not clear of rounding, and confidences
+@pytest.mark.parametrize("shorts", [False, True])
+def test_the_choices_made_ahead_are_choose_rows(settings, allow_short, shorts):
+    """`dqn_known.choices` (a batch's targets, None where not clear of rounding, and confidences
     in array operations) against `_choose_row` row by row, on Q-values near every edge: ties,
-    the 1e-4 tolerance, the switch margin, a NaN."""
-    strategy = DQNStrategy(settings, model_path=SHIPPED_MODEL)
-    agent, rng = strategy.agent, np.random.default_rng(7)
+    the 1e-4 tolerance, the switch margin, masked shorts, a NaN, large and tiny scales; for the
+    shipped agent (flat, long) and one that also goes short."""
+    if shorts:
+        agent = SelfLearningBot(settings, config=DQNConfig(seed=0, switch_margin=0.1), n_actions=3)
+        agent.training = False
+        strategy = DQNStrategy(settings, agent=agent)
+    else:
+        strategy = DQNStrategy(settings, model_path=SHIPPED_MODEL)
+        agent = strategy.agent
+    rng = np.random.default_rng(7)
     n, a = 3_000, agent.n_actions
     states = rng.normal(size=(n, agent.state_dim)).astype(np.float32)
     states[:, agent._position_cols] = np.eye(3, dtype=np.float32)[rng.integers(0, 3, n)]
     margin = agent.config.switch_margin
-    q = rng.normal(size=(n, a)).astype(np.float32)
+    q = (rng.normal(size=(n, a)) * 10.0 ** rng.integers(-3, 3, (n, 1))).astype(np.float32)
     edges = np.array([0.0, 1e-6, 5e-5, 1e-4, 2e-4, 1e-3, margin, margin - 1e-4, margin + 1e-4, margin + 1e-6])
     q[:, 1] = q[:, 0] + rng.choice(edges, n) * rng.choice([-1.0, 1.0], n)
     q[::97, 0] = np.nan
+    if a > 2:
+        q[::5, 2] = -np.inf
     targets, confidences = dqn_known.choices(agent, states, q, allow_short)
     ctx = StrategyContext("BTCUSDT", "60", 0, 1.0, {}, allow_short=allow_short)
     for i in range(n):
         row = q[i].tolist()
         sure = strategy.sure_choice(row, states[i], allow_short)
-        assert targets[i] == (None if sure is None else action_to_target(sure[1]))
+        assert targets[i] == (None if sure is None else action_to_target(sure[1])), (row, states[i, -5:])
         if sure is not None:
             assert confidences[i] == strategy._choose_row(ctx, states[i], row).confidence
     assert 500 < targets.count(None) < n - 500     # both kinds, many of each
