@@ -28,7 +28,7 @@ from bot.analysis import features as F
 from bot.analysis.feature_stream import FeatureStream
 from bot.errors import StrategyError
 from bot.strategies.base import Decision, StrategyContext
-from bot.strategies.dqn_known import KnownRun, QAhead, StreamAhead, weights_stamp
+from bot.strategies.dqn_known import ToldCandles
 from bot.types import CANDLE_COLUMNS
 
 __all__ = ["DQNStrategy"]
@@ -136,10 +136,10 @@ class DQNStrategy:
         self.incremental = True   # False: every state from the full computation (tests compare)
         self._need: tuple[Any, int] = (None, 0)   # (settings, candles a state needs) once per settings
         self._fast_q: Any = False   # the NumPy forward pass (NumpyQ), made when first needed; None: torch only
-        # the candles a backtest told (known_candles) per symbol, and per (symbol, interval) the
-        # pair's stream carried ahead over them, with the Q-values of states to come (dqn_known)
-        self._known: dict[str, KnownRun] = {}
-        self._ahead: dict[tuple[str, str], StreamAhead] = {}
+        # the candles a backtest told (known_candles), the pairs' streams carried ahead over them
+        # and the Q-values of states to come (dqn_known); _ahead: the pairs read ahead
+        self._told = ToldCandles(self._streams, catch_up=MAX_CATCH_UP, cols=list(_CANONICAL_STREAM_COLS))
+        self._ahead = self._told.ahead
 
     def checkpoint_info(self) -> dict[str, Any]:
         """Which checkpoint the agent runs and its walk-forward record, for the window's Training
@@ -201,16 +201,11 @@ class DQNStrategy:
         market = told = None
         pos = context.position_target
         if self._ahead:        # a told candle: its row read ahead (dqn_known.StreamAhead)
-            key = (context.symbol, context.interval)
-            ahead = self._ahead.get(key)
-            if ahead is not None:
-                flat = ahead.row(*arrays) if arrays is not None and self.incremental else None
-                if flat is None:      # not the candles told: the ordinary stream from here on
-                    self._streams[key] = self._ahead.pop(key).park()
-                elif pos == 0:
-                    return flat.copy()     # the state built below, for a flat position
-                else:
-                    market, told = flat[:ahead.m], flat
+            told = self._told.state((context.symbol, context.interval), arrays if self.incremental else None)
+            if told is not None:
+                if pos == 0:
+                    return told.copy()     # the state built below, for a flat position
+                market = told[:len(told) - F.N_POSITION_FEATURES]
         if market is None:
             market = self._market_row(context.symbol, context.interval, frame, window, arrays=arrays,
                                       frame_of=lambda: context.candles[context.interval])
@@ -271,40 +266,20 @@ class DQNStrategy:
         stream = FeatureStream(frame.iloc[-FEATURE_HISTORY:], window=window, settings=self.settings)
         ps = _PairStream(stream, times, vals, cols)
         self._streams[key] = ps
-        if symbol in self._known:
-            self._look_ahead(key)
+        if symbol in self._told.runs:      # told candles: carry the new seed ahead over them
+            self._told.look_ahead(key)
         return ps.row32
 
     def known_candles(self, symbol: str, times: np.ndarray, values: np.ndarray) -> None:
         """The candles a backtest will feed for `symbol`, in order (`KnowsCandles`; `values` in
         CANDLE_COLUMNS order). Once the pair's stream is seeded (now, or from the history as
         without being told), it is carried over them in one pass and the Q-values of the states
-        to come are batched (bot/strategies/dqn_known.py): the same decisions, a few microseconds
-        a candle. No candles (the run is over): forget them; the pair's ordinary stream goes on
-        from the last candle read."""
-        for key in [k for k in self._ahead if k[0] == symbol]:
-            self._streams[key] = self._ahead.pop(key).park()
-        if not len(times):
-            self._known.pop(symbol, None)
-            return
-        self._known[symbol] = KnownRun(times, values)
-        for key in [k for k in self._streams if k[0] == symbol]:
-            self._look_ahead(key)
-
-    def _look_ahead(self, key: tuple[str, str]) -> None:
-        """Carry the pair's seeded stream over the told candles after its last one, when that
-        candle is one of them (the same open time and values) and the stream reads the engine's
-        arrays; the stream then lives in its `StreamAhead` until the candles differ."""
-        run, ps = self._known.get(key[0]), self._streams.get(key)
-        if run is None or ps is None or not self.incremental or ps.cols != list(_CANONICAL_STREAM_COLS):
-            return
-        k = run.index.get(ps.last_ms)
-        if k is None or k + 1 >= len(run.times) or ps.pick(run.rows[k]) != ps.last:
-            return
-        ahead = StreamAhead(ps, run, k, catch_up=MAX_CATCH_UP)
-        if ahead.end > k:
-            self._ahead[key] = ahead
-            del self._streams[key]
+        to come are batched (bot/strategies/dqn_known.py): the same decisions (targets, hence
+        trades), a few microseconds a candle; `Decision.q_values` come from batched passes then
+        and may differ from the one-row pass's in their last bits (~5e-6). No candles (the run is
+        over): forget them; the pair's ordinary stream goes on from the last candle read."""
+        if self.incremental or not len(times):
+            self._told.tell(symbol, times, values)
 
     def prime(self, symbol: str, interval: str, frame: Any) -> bool:
         """Seed the pair's live state from its history before its first candle arrives (the
@@ -342,7 +317,11 @@ class DQNStrategy:
             return holding
         fast = self.numpy_pass()
         if fast is not None:
-            known = self._known_q(context, state, fast, held) if self._ahead else None
+            # a told candle: the state's Q-values batched ahead, the target chosen from them
+            # (None: let _choose_row say) and the confidence, if computed for exactly this state
+            known = None
+            if self._ahead:
+                known = self._told.q(context, state, fast, self.agent, (held or 0) if context.position_target else 0)
             if known is not None and known[1] is not None:     # chosen ahead, as _choose_row chooses
                 return self._row_decision(*known)
             decision = self._choose_row(context, state, known[0] if known is not None else
@@ -350,20 +329,6 @@ class DQNStrategy:
             if decision is not None:
                 return decision
         return self._choose(context, state, self._q_values(state[None], [context])[0])   # one forward pass
-
-    def _known_q(self, context: StrategyContext, state: np.ndarray, fast: NumpyQ,
-                 held: int | None) -> tuple[list[float], int | None, float] | None:
-        """The state's Q-values batched ahead (`dqn_known.QAhead`), the target chosen from them
-        (None: let `_choose_row` say) and the confidence, when the pair reads told candles and
-        they were computed for exactly this state with these weights; else None. `held`: what
-        `_held` says."""
-        ahead = self._ahead.get((context.symbol, context.interval))
-        if ahead is None:
-            return None
-        qa, stamp = ahead.q, weights_stamp(fast, self.agent)
-        if qa is None or qa.stamp != stamp:
-            qa = ahead.q = QAhead(ahead, stamp, self.agent, context.allow_short)
-        return qa.lookup(state, context, (held or 0) if context.position_target != 0 else 0)
 
     def _numpy_pass(self) -> NumpyQ | None:
         """The NumPy forward pass of the agent's network while it does not learn (made when

@@ -2,7 +2,7 @@
 
 On the engine path of a backtest (`bot.research.backtest.engine_backtest`) the strategy is told
 a symbol's candles before the run. Everything its state needs from the candles alone is then
-worked out in one pass instead of candle by candle:
+worked out in one pass instead of candle by candle (`ToldCandles` keeps what was told):
 
 - `StreamAhead`: once a pair's feature stream is seeded (as without being told, from the
   history), it is carried over the told candles after the seed point in one pass, keeping every
@@ -36,7 +36,7 @@ from bot.agent.numpy_q import sure_rows
 from bot.analysis import features as F
 from bot.analysis.feature_replay import replay_rows
 
-__all__ = ["KnownRun", "StreamAhead", "QAhead", "weights_stamp", "choices"]
+__all__ = ["ToldCandles", "KnownRun", "StreamAhead", "QAhead", "weights_stamp", "choices"]
 
 # the positions of high, low, close, volume in CANDLE_COLUMNS (the engine's arrays)
 _HIGH, _LOW, _CLOSE, _VOLUME = 1, 2, 3, 4
@@ -56,6 +56,69 @@ class KnownRun:
         self.times: list[int] = np.asarray(times, dtype=np.int64).tolist()
         self.rows: list[list[float]] = self.values.tolist()
         self.index = {ms: i for i, ms in enumerate(self.times)}
+
+
+class ToldCandles:
+    """What a `DQNStrategy` was told (`known_candles`): the candles per symbol, and the pairs whose
+    stream is read ahead over them. `streams` is the strategy's own dict of ordinary streams
+    (`_PairStream` per (symbol, interval)): a pair's stream moves from there into its
+    `StreamAhead` when it is carried ahead, and back (`park`) when the candles differ or the run
+    is over, as the ordinary path would hold it then."""
+
+    def __init__(self, streams: dict[tuple[str, str], Any], *, catch_up: int, cols: list[int]) -> None:
+        self.streams, self.catch_up, self.cols = streams, catch_up, cols
+        self.runs: dict[str, KnownRun] = {}
+        self.ahead: dict[tuple[str, str], StreamAhead] = {}
+
+    def tell(self, symbol: str, times: np.ndarray, values: np.ndarray) -> None:
+        """The candles of `symbol` a run will feed; none: the run is over, forget them."""
+        for key in [k for k in self.ahead if k[0] == symbol]:
+            self.streams[key] = self.ahead.pop(key).park()
+        if not len(times):
+            self.runs.pop(symbol, None)
+            return
+        self.runs[symbol] = KnownRun(times, values)
+        for key in [k for k in self.streams if k[0] == symbol]:
+            self.look_ahead(key)
+
+    def look_ahead(self, key: tuple[str, str]) -> None:
+        """Carry the pair's seeded stream over the told candles after its last one, when that
+        candle is one of them (the same open time and values) and the stream reads the engine's
+        arrays (CANDLE_COLUMNS order)."""
+        run, ps = self.runs.get(key[0]), self.streams.get(key)
+        if run is None or ps is None or ps.cols != self.cols:
+            return
+        k = run.index.get(ps.last_ms)
+        if k is None or k + 1 >= len(run.times) or ps.pick(run.rows[k]) != ps.last:
+            return
+        ahead = StreamAhead(ps, run, k, catch_up=self.catch_up)
+        if ahead.end > k:
+            self.ahead[key] = ahead
+            del self.streams[key]
+
+    def state(self, key: tuple[str, str], arrays: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray | None:
+        """The flat state of the pair's newest candle read ahead (`StreamAhead.row`; the caller
+        copies it), or None: not read ahead, or (then the ordinary stream takes over) not the
+        told candles."""
+        ahead = self.ahead.get(key)
+        if ahead is None:
+            return None
+        flat = ahead.row(*arrays) if arrays is not None else None
+        if flat is None:
+            self.streams[key] = self.ahead.pop(key).park()
+        return flat
+
+    def q(self, context: Any, state: np.ndarray, fast: Any, agent: Any,
+          held: int) -> tuple[list[float], int | None, float] | None:
+        """`QAhead.lookup` for the pair's newest candle read ahead, the cache remade when the
+        weights changed (`weights_stamp`); None when the pair is not read ahead."""
+        ahead = self.ahead.get((context.symbol, context.interval))
+        if ahead is None:
+            return None
+        qa, stamp = ahead.q, weights_stamp(fast, agent)
+        if qa is None or qa.stamp != stamp:
+            qa = ahead.q = QAhead(ahead, stamp, agent, context.allow_short)
+        return qa.lookup(state, context, held)
 
 
 class _LateStream:

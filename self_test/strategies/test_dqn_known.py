@@ -104,7 +104,7 @@ def test_told_candles_give_the_same_trades_and_targets(settings, frame, not_told
     diff = max(abs(a - b) for qa, qb in zip(told.q_values, blind.q_values, strict=True)
                if qa and qb for a, b in zip(qa, qb, strict=True))
     assert 0.0 < diff < 1e-5
-    assert told._ahead == {} and told._known == {}     # the run is over: nothing is known after it
+    assert told._ahead == {} and told._told.runs == {}     # the run is over: nothing is known after it
 
 
 def test_a_candle_other_than_the_told_one_is_decided_the_ordinary_way(settings, frame, not_told):
