@@ -48,14 +48,21 @@ HELD_AHEAD = 64       # states of a held position computed ahead together
 
 
 class KnownRun:
-    """The candles a backtest told the strategy for one symbol: open times, each candle's values
-    (CANDLE_COLUMNS order) as plain lists, and where each open time is."""
+    """The candles a backtest told the strategy for one symbol: open times, the candles' values
+    (CANDLE_COLUMNS order) as an array and as one flat list of floats (row after row: one list
+    for the garbage collector to walk, not one a candle), and where each open time is."""
 
     def __init__(self, times: np.ndarray, values: np.ndarray) -> None:
-        self.values = np.asarray(values, dtype=np.float64)
+        self.values = np.ascontiguousarray(values, dtype=np.float64)
         self.times: list[int] = np.asarray(times, dtype=np.int64).tolist()
-        self.rows: list[list[float]] = self.values.tolist()
+        self.width = self.values.shape[1]
+        self.flat: list[float] = self.values.ravel().tolist()
         self.index = {ms: i for i, ms in enumerate(self.times)}
+
+    def row(self, k: int) -> list[float]:
+        """Candle k's values."""
+        w = self.width
+        return self.flat[k * w:(k + 1) * w]
 
 
 class ToldCandles:
@@ -89,7 +96,7 @@ class ToldCandles:
         if run is None or ps is None or ps.cols != self.cols:
             return
         k = run.index.get(ps.last_ms)
-        if k is None or k + 1 >= len(run.times) or ps.pick(run.rows[k]) != ps.last:
+        if k is None or k + 1 >= len(run.times) or ps.pick(run.row(k)) != ps.last:
             return
         ahead = StreamAhead(ps, run, k, catch_up=self.catch_up)
         if ahead.end > k:
@@ -126,7 +133,7 @@ class _LateStream:
     seed stream stepped over the candles read) when first used, then it replaces itself in its
     `_PairStream`. The ordinary path often never uses it (a new run reseeds the stream)."""
 
-    def __init__(self, ps: Any, seed: Any, candles: list[tuple[float, float, float, float]]) -> None:
+    def __init__(self, ps: Any, seed: Any, candles: list[list[float]]) -> None:
         self._ps, self._seed, self._candles = ps, seed, candles
 
     def real(self) -> Any:
@@ -159,9 +166,9 @@ class StreamAhead:
         t = run.times
         end = len(t) - 1
         step = ps.step
+        closes = run.values[:, _CLOSE].tolist()
         for k in range(start + 1, len(t)):
-            c = run.rows[k][_CLOSE]
-            if (step and t[k] - t[k - 1] != step) or not c > 0:
+            if (step and t[k] - t[k - 1] != step) or not closes[k] > 0:
                 end = k - 1
                 break
         v = run.values[start + 1:end + 1]
@@ -192,7 +199,9 @@ class StreamAhead:
         d = j - served
         if d < 0 or d > self.catch_up or len(times) <= d:
             return None
-        if times[-d - 1:].tolist() != run.times[served:j + 1] or vals[-d - 1:].tolist() != run.rows[served:j + 1]:
+        w = run.width
+        if times[-d - 1:].tolist() != run.times[served:j + 1] or \
+                vals[-d - 1:].ravel().tolist() != run.flat[served * w:(j + 1) * w]:
             return None
         self.served = j
         return self.states32[j - self.start]  # type: ignore[no-any-return]
@@ -202,10 +211,10 @@ class StreamAhead:
         its row and last candle set, its stream made only when first used (`_LateStream`)."""
         ps, run, served = self.ps, self.run, self.served
         if served > self.start:
-            rows = run.rows[self.start + 1:served + 1]
-            ps.stream = _LateStream(ps, ps.stream, [(r[_HIGH], r[_LOW], r[_CLOSE], r[_VOLUME]) for r in rows])
+            rows = run.values[self.start + 1:served + 1, [_HIGH, _LOW, _CLOSE, _VOLUME]].tolist()
+            ps.stream = _LateStream(ps, ps.stream, rows)
             ps.last_ms = run.times[served]
-            ps.last = ps.pick(run.rows[served])
+            ps.last = ps.pick(run.row(served))
             ps.row32 = self.states32[served - self.start, :self.m].copy()
         self.start = self.end = -1      # used up
         return ps
