@@ -118,9 +118,9 @@ class ToldCandles:
     def q(self, context: Any, state: np.ndarray, fast: Any, agent: Any,
           held: int) -> tuple[list[float], int | None, float] | None:
         """`QAhead.lookup` for the pair's newest candle read ahead, the cache remade when the
-        weights changed (`weights_stamp`); None when the pair is not read ahead."""
+        weights changed (`weights_stamp`); None when no candle of the pair was read ahead."""
         ahead = self.ahead.get((context.symbol, context.interval))
-        if ahead is None:
+        if ahead is None or ahead.states32 is None:     # (the seed's candle: nothing read ahead yet)
             return None
         qa, stamp = ahead.q, weights_stamp(fast, agent)
         if qa is None or qa.stamp != stamp:
@@ -154,13 +154,12 @@ class _LateStream:
 
 class StreamAhead:
     """One pair's feature stream carried ahead over its told candles: the stream's float32 row
-    after each told candle from the seed's on, read back by position (`row`). Stops before a
-    candle the stream would not step over (a gap: another spacing than the stream's; a close that
-    is not positive), where the ordinary path reseeds."""
+    after each told candle from the seed's on, read back by position (`row`), all made in one
+    pass when the first told candle after the seed is read. Stops before a candle the stream
+    would not step over (a gap: another spacing than the stream's; a close that is not
+    positive), where the ordinary path reseeds."""
 
     def __init__(self, ps: Any, run: KnownRun, start: int, *, catch_up: int) -> None:
-        if isinstance(ps.stream, _LateStream):
-            ps.stream.real()
         self.ps, self.run, self.start = ps, run, start   # ps: the seeded _PairStream, left as it is
         self.catch_up = catch_up   # candles the ordinary stream steps over at once (dqn.MAX_CATCH_UP)
         t = run.times
@@ -171,20 +170,27 @@ class StreamAhead:
             if (step and t[k] - t[k - 1] != step) or not closes[k] > 0:
                 end = k - 1
                 break
-        v = run.values[start + 1:end + 1]
+        self.end = end
+        self.served = start       # the last candle read (the seed's at first)
+        self.m = len(ps.row32)
+        self.states32: np.ndarray | None = None    # made when the next candle is read (`_replay`)
+        self.q: QAhead | None = None
+
+    def _replay(self) -> np.ndarray:
+        """Each candle's flat state from the seed's to `end`: its market row (float32, as set_row
+        casts, then NaN and inf made finite as it does) and the flat position's 1, 0, 0, 0, 0."""
+        ps, start, m = self.ps, self.start, self.m
+        if isinstance(ps.stream, _LateStream):
+            ps.stream.real()
+        v = self.run.values[start + 1:self.end + 1]
         rows = replay_rows(copy.deepcopy(ps.stream), v[:, _HIGH], v[:, _LOW], v[:, _CLOSE], v[:, _VOLUME])
-        m = self.m = len(ps.row32)
-        # each candle's flat state: its market row (float32, as set_row casts, then NaN and inf
-        # made finite as it does) and the flat position's features 1, 0, 0, 0, 0
-        out = np.zeros((end - start + 1, m + F.N_POSITION_FEATURES), dtype=np.float32)
+        out = np.zeros((self.end - start + 1, m + F.N_POSITION_FEATURES), dtype=np.float32)
         out[0, :m] = ps.row32
         out[1:, :m] = rows
         np.nan_to_num(out, copy=False)
         out[:, m] = 1.0
         self.states32 = out
-        self.end = end
-        self.served = start       # the last candle read (the seed's at first)
-        self.q: QAhead | None = None
+        return out
 
     def row(self, times: np.ndarray, vals: np.ndarray) -> np.ndarray | None:
         """The flat state of the engine's newest candle (`times`, `vals`: its tail; the first `m`
@@ -204,13 +210,14 @@ class StreamAhead:
                 vals[-d - 1:].ravel().tolist() != run.flat[served * w:(j + 1) * w]:
             return None
         self.served = j
-        return self.states32[j - self.start]  # type: ignore[no-any-return]
+        states = self.states32 if self.states32 is not None else self._replay()
+        return states[j - self.start]  # type: ignore[no-any-return]
 
     def park(self) -> Any:
         """The pair's `_PairStream` as the ordinary path would hold it after the last candle read:
         its row and last candle set, its stream made only when first used (`_LateStream`)."""
         ps, run, served = self.ps, self.run, self.served
-        if served > self.start:
+        if served > self.start and self.states32 is not None:
             rows = run.values[self.start + 1:served + 1, [_HIGH, _LOW, _CLOSE, _VOLUME]].tolist()
             ps.stream = _LateStream(ps, ps.stream, rows)
             ps.last_ms = run.times[served]

@@ -172,3 +172,13 @@ def test_the_choices_made_ahead_are_choose_rows(settings, allow_short, shorts):
         if sure is not None:
             assert confidences[i] == strategy._choose_row(ctx, states[i], row).confidence
     assert 500 < targets.count(None) < n - 500     # both kinds, many of each
+
+
+def test_one_strategy_runs_two_backtests_as_without_being_told(settings, frame):
+    """The same object through two runs (the second over later candles that overlap the first):
+    the pair's stream left by the first run is read ahead or reseeded as the ordinary path would."""
+    told, blind = Recorded(settings, model_path=SHIPPED_MODEL), NotTold(settings, model_path=SHIPPED_MODEL)
+    for part in (frame.iloc[:4_000], frame.iloc[1_000:]):
+        results = [engine_backtest(settings, strategy, part, start=START) for strategy in (told, blind)]
+        assert trades(results[0]) == trades(results[1])
+    assert told.decisions == blind.decisions and len(told.aheads) == 2
