@@ -253,6 +253,8 @@ class DQNStrategy:
             # selecting columns by name would copy 2,000 rows through pandas (0.4 ms)
             vals = frame.to_numpy()
             cols = [frame.columns.get_loc(k) for k in _STREAM_COLUMNS]
+        if key in self._ahead:     # read ahead (told candles): the stream as the ordinary path holds it
+            self._streams[key] = self._ahead.pop(key).park()
         ps = self._streams.pop(key, None)     # back only when it followed: a failure never leaves half a step
         if ps is not None:
             why = ps.follow(times, vals, cols)

@@ -182,3 +182,23 @@ def test_one_strategy_runs_two_backtests_as_without_being_told(settings, frame):
         results = [engine_backtest(settings, strategy, part, start=START) for strategy in (told, blind)]
         assert trades(results[0]) == trades(results[1])
     assert told.decisions == blind.decisions and len(told.aheads) == 2
+
+
+def test_a_pair_seeded_again_while_read_ahead_follows_as_without_being_told(settings, frame):
+    """`prime` (the engine adds the pair again) while the pair's stream is read ahead: the stream
+    goes back to the ordinary path as it stands, which follows the frame as it would have (no
+    reseed from the full computation)."""
+    told, blind = DQNStrategy(settings, model_path=SHIPPED_MODEL), DQNStrategy(settings, model_path=SHIPPED_MODEL)
+    times = np.asarray(frame.index, dtype=np.int64)
+    told.known_candles("BTCUSDT", times, frame[list(CANDLE_COLUMNS)].to_numpy())
+    for strategy in (told, blind):
+        assert strategy.prime("BTCUSDT", "60", frame.iloc[:START])
+    assert ("BTCUSDT", "60") in told._ahead
+    for strategy in (told, blind):
+        assert strategy.prime("BTCUSDT", "60", frame.iloc[:START + 3])
+    assert told._ahead == {}       # followed: a reseed would have read ahead again from its seed
+    live = frame.iloc[:START + 4]
+    ctx = StrategyContext("BTCUSDT", "60", int(live.index[-1]) + 3_600_000, float(live["close"].iloc[-1]),
+                          {"60": live})
+    assert told.state_for(ctx).tobytes() == blind.state_for(ctx).tobytes()
+    assert told._streams[("BTCUSDT", "60")].last_ms == blind._streams[("BTCUSDT", "60")].last_ms
