@@ -8,6 +8,11 @@ The live state's market features are carried forward per pair by `bot.analysis.f
 (tens of microseconds a candle instead of ~2 ms for the full computation over 2,000 candles);
 the engine seeds each pair with `prime` when it adds it. A gap, candles out of order or a
 revised candle make it fall back to the full computation, which reseeds the stream (debug log).
+
+A backtest tells the strategy its candles first (`known_candles`, `KnowsCandles`): the stream is
+then carried over them in one pass and the Q-values and choices of the states to come are
+batched (bot/strategies/dqn_known.py), with the same decisions; paper and live trading, and any
+candle not told, take the path above.
 """
 
 from __future__ import annotations
