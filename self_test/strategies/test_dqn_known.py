@@ -100,10 +100,16 @@ def test_told_candles_give_the_same_trades_and_targets(settings, frame, not_told
     assert trades(result) == trades(expected)
     assert told.decisions == blind.decisions
     assert told.read_ahead == len(told.decisions) and len(told.aheads) == 1   # from the seed's candle on
-    # the Q-values come from batched passes: they differ from the one-row pass in the last bits only
-    diff = max(abs(a - b) for qa, qb in zip(told.q_values, blind.q_values, strict=True)
-               if qa and qb for a, b in zip(qa, qb, strict=True))
-    assert 0.0 < diff < 1e-5
+    # the Q-values of nearly every decision came from batched passes (one miss per position
+    # taken: its first held state starts a prediction); they differ from the one-row pass's in the
+    # last bits only, a small part of the tolerance within which sure_row asks torch
+    asked = sum(1 for q in told.q_values if q)
+    hits = sum(a.q.hits for a in told.aheads if a.q is not None)
+    assert hits > 0.95 * asked
+    tolerance = [1e-4 * (1.0 + max(abs(x) for x in qb)) for qb in blind.q_values if qb]
+    diff = [max(abs(a - b) for a, b in zip(qa, qb, strict=True))
+            for qa, qb in zip(told.q_values, blind.q_values, strict=True) if qa and qb]
+    assert max(d / t for d, t in zip(diff, tolerance, strict=True)) < 0.05
     assert told._ahead == {} and told._told.runs == {}     # the run is over: nothing is known after it
 
 
