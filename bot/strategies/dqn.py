@@ -43,6 +43,8 @@ log = logging.getLogger("bot.agent")
 FEATURE_HISTORY = 2_000   # candles used to compute the live state (EMA-200 has converged by then)
 MAX_CATCH_UP = 500        # candles a pair's feature stream steps through before a recompute is cheaper
 _STREAM_COLUMNS = ("high", "low", "close", "volume")
+# a greedy decision's reason for 2 and 3 Q-values: `_choose`'s f"{x:.3f}" each, formatted at once
+_GREEDY = {n: "greedy: Q flat/long/short = " + ", ".join(["%.3f"] * n) for n in (2, 3)}
 _CANONICAL_STREAM_COLS = tuple(CANDLE_COLUMNS.index(k) for k in _STREAM_COLUMNS)
 
 
@@ -462,10 +464,12 @@ class DQNStrategy:
         return self._row_decision(q_all, action_to_target(action), confidence)
 
     def _row_decision(self, q_all: list[float], target: int, confidence: float) -> Decision:
-        """The decision `_choose_row` returns for the chosen target."""
-        return Decision(target=target, confidence=confidence, source=self.name,
-                        reason=f"greedy: Q flat/long/short = {', '.join(f'{x:.3f}' for x in q_all)}",
-                        q_values=tuple(q_all))
+        """The decision `_choose_row` returns for the chosen target (the reason `_choose` gives)."""
+        q = tuple(q_all)
+        why = _GREEDY.get(len(q))
+        return Decision(target=target, confidence=confidence, source=self.name, q_values=q,
+                        reason=why % q if why is not None else
+                        f"greedy: Q flat/long/short = {', '.join(f'{x:.3f}' for x in q)}")
 
     # -- learning -------------------------------------------------------------------------------
     def observe(self, state: np.ndarray, target: int, reward: float, next_state: np.ndarray, done: bool = False,
