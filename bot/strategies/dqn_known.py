@@ -263,6 +263,7 @@ class QAhead:
         self.m = ahead.m
         self.flat: dict[int, _Batch] = {}     # chunk -> its flat states
         self.held: tuple[int, _Batch] | None = None   # (first row, the held position's states from there)
+        self.unpredicted = -1     # no held prediction is tried again before this row (one just failed)
         self.hits = self.misses = 0
 
     def lookup(self, state: np.ndarray, context: Any, held: int) -> tuple[list[float], int | None, float] | None:
@@ -284,7 +285,7 @@ class QAhead:
             if cached is None or not 0 <= i < len(cached[1].q) or \
                     cached[1].states[i].tobytes() != state.tobytes():
                 self.misses += 1
-                got = self._held_ahead(state, context, held, r)
+                got = self._held_ahead(state, context, held, r) if r >= self.unpredicted else None
                 if got is None:
                     return None
                 cached, i = (r, got), 0
@@ -330,8 +331,9 @@ class QAhead:
         states[:, m:m + 3] = (pos == 0, pos == 1, pos == -1)
         states[:, m + 3] = feat
         states[:, m + 4] = h / (h + F.HELD_HALF_LIFE)
-        if states[0].tobytes() != state.tobytes():
-            return None                 # not the state the prediction starts from: nothing cached
+        if states[0].tobytes() != state.tobytes():   # not the state the prediction starts from (a
+            self.unpredicted = r + n                    # context that tells the candles held): none
+            return None                                 # cached, and no new try for a while
         batch = self._batch(states)
         self.held = (r, batch)
         return batch
@@ -339,9 +341,10 @@ class QAhead:
 
 def choices(agent: Any, states: np.ndarray, q: np.ndarray, allow_short: bool) -> tuple[list[int | None], list[float]]:
     """For each row of Q-values (float32, of `states`): the target of the action
-    `DQNStrategy._choose_row` takes (shorts masked where not allowed, the switch hysteresis), None where it is not clear
-    of float rounding (`sure_rows`, as `sure_choice` asks `sure_row`), and its confidence; in
-    array operations. `_choose_row` is the reference (self_test/strategies/test_dqn_known.py)."""
+    `DQNStrategy._choose_row` takes (shorts masked where not allowed, the switch hysteresis),
+    None where it is not clear of float rounding (`sure_rows`, as `sure_choice` asks `sure_row`),
+    and its confidence; in array operations. `_choose_row` is the reference
+    (self_test/strategies/test_dqn_known.py)."""
     qm = np.array(q, dtype=np.float32)
     n_actions = qm.shape[1]
     if not allow_short and n_actions > SHORT_ACTION:

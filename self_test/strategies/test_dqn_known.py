@@ -33,12 +33,14 @@ class Recorded(DQNStrategy):
         super().__init__(*args, **kwargs)
         self.decisions: list[tuple[int, int]] = []
         self.q_values: list[tuple[float, ...]] = []
+        self.positions: list[int] = []
         self.read_ahead = 0
         self.aheads: list[object] = []
 
     def decide(self, context):
         decision = super().decide(context)
         self.decisions.append((context.time_ms, decision.target))
+        self.positions.append(context.position_target)
         self.q_values.append(decision.q_values)
         ahead = self._ahead.get((context.symbol, context.interval))
         if ahead is not None:
@@ -208,3 +210,32 @@ def test_a_pair_seeded_again_while_read_ahead_follows_as_without_being_told(sett
                           {"60": live})
     assert told.state_for(ctx).tobytes() == blind.state_for(ctx).tobytes()
     assert told._streams[("BTCUSDT", "60")].last_ms == blind._streams[("BTCUSDT", "60")].last_ms
+
+
+class OddHeld(Recorded):
+    """A state whose held-time feature is not the one `state_for` builds (as if a context told
+    the candles held otherwise): the held states predicted ahead never match it."""
+
+    def state_for(self, context):
+        state = super().state_for(context)
+        if context.state is None and context.position_target != 0:
+            state = state.copy()
+            state[-1] = np.float32(state[-1] * 0.5)
+        return state
+
+
+class OddHeldNotTold(OddHeld, NotTold):
+    pass
+
+
+def test_held_states_not_predicted_are_decided_the_ordinary_way(settings, frame):
+    told, result = run(settings, OddHeld, frame)
+    blind, expected = run(settings, OddHeldNotTold, frame)
+    assert trades(result) == trades(expected) and len(expected.trades) >= 10
+    assert told.decisions == blind.decisions
+    # the flat states' Q-values still come from the batched passes (but the seed candle's), the
+    # held ones' never
+    flat = sum(1 for q, pos in zip(told.q_values, told.positions, strict=True) if q and pos == 0)
+    held = sum(1 for q, pos in zip(told.q_values, told.positions, strict=True) if q and pos != 0)
+    hits = sum(a.q.hits for a in told.aheads if a.q is not None)
+    assert held > 100 and flat - 1 <= hits <= flat
