@@ -25,6 +25,7 @@ from bot.analysis.features import (
 from bot.analysis.indicator_stream import SortedWindow
 from bot.engine.candle_frames import LazyDict
 from bot.exchange.ledger import OpenPosition, PositionLedger
+from bot.records import fast_init
 from bot.types import CANDLE_COLUMNS, Candle, ClosedTrade, Fill, Position
 
 __all__ = ["ChartData", "TradeMarker", "PairState", "TradeBook", "compute_indicators", "IndicatorReplay", "TAIL"]
@@ -38,6 +39,7 @@ INDICATOR_TAIL = 400
 _COLUMNS = pd.Index(list(CANDLE_COLUMNS))   # built once: a column index per frame costs more than the frame
 
 
+@fast_init
 @dataclass(frozen=True)
 class TradeMarker:
     time_ms: int
@@ -222,6 +224,15 @@ class IndicatorReplay:
         self._k = k = k + 1
         self.atr, self.adx = self._atr[self._a0 + k], self._adx[self._a0 + k]
 
+    def advance(self, closes: list[float]) -> None:
+        """`update` for several candles, by their closes (LookupError unless they are the next
+        ones expected; then nothing moved)."""
+        k, m = self._k, len(closes)
+        if self._closes[k:k + m] != closes:
+            raise LookupError("not the candles the replay expected")
+        self._k = k = k + m
+        self.atr, self.adx = self._atr[self._a0 + k], self._adx[self._a0 + k]
+
     def regime(self) -> str:
         return self._regime[self._k]
 
@@ -320,6 +331,29 @@ class PairState:
         self._tv = (self._bt[start:end], self._bv[start:end])
         return True
 
+    def extend(self, times: np.ndarray, values: np.ndarray) -> None:
+        """Add closed candles in one go (open times, values in CANDLE_COLUMNS order), as `append`
+        would one by one; they must all be newer than the last, in order (ValueError otherwise)."""
+        m = len(times)
+        if m == 0:
+            return
+        if int(times[0]) <= self._last_ms or (m > 1 and not bool(np.all(times[1:] > times[:-1]))):
+            raise ValueError(f"{self.symbol}: candles to add are not all newer than the last, in order")
+        end = self._end
+        if end + m > len(self._bt):          # no room: the last tail - 1 rows to new buffers
+            keep = min(self.tail - 1, end)
+            bt = np.empty(self.tail + max(keep + m, self.tail), dtype=np.int64)
+            bv = np.empty((len(bt), len(CANDLE_COLUMNS)), dtype=np.float64)
+            bt[:keep] = self._bt[end - keep:end]
+            bv[:keep] = self._bv[end - keep:end]
+            self._bt, self._bv, end = bt, bv, keep
+        self._bt[end:end + m] = times
+        self._bv[end:end + m] = values
+        end += m
+        self._end = end
+        self._last_ms = int(times[-1])
+        self._tv = (self._bt[max(end - self.tail, 0):end], self._bv[max(end - self.tail, 0):end])
+
     def arrays(self) -> dict[str, np.ndarray]:
         v = self._tv[1]
         return {name: v[:, i] for i, name in enumerate(CANDLE_COLUMNS)}
@@ -340,7 +374,9 @@ class PairState:
         the middle value, or the two middle ones' (a + b) / 2 as numpy takes their mean."""
         if self.stream is None:
             return 0.0
-        a = sorted(x for x in self.stream.atr_hist if math.isfinite(x))
+        hist = self.stream.atr_hist
+        total = sum(hist)    # finite only when every value is (a NaN or an inf would carry through)
+        a = sorted(hist) if total - total == 0.0 else sorted(x for x in hist if math.isfinite(x))
         n = len(a)
         if n == 0:
             return 0.0
