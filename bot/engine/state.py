@@ -16,10 +16,13 @@ import pandas as pd
 
 from bot.analysis.feature_stream import numpy_sum, numpy_window_sums, wilder_trend_step
 from bot.analysis.features import (
+    REGIMES,
     WARMUP,
+    classify_regime,
     regime_code,
     regime_label,
     regime_thresholds,
+    rolling_sorted_percentile,
     sorted_percentile,
 )
 from bot.analysis.indicator_stream import SortedWindow
@@ -36,7 +39,8 @@ __all__ = ["ChartData", "TradeMarker", "PairState", "TradeBook", "compute_indica
 # candle costs a pass over hundreds of values, never over years of history.
 TAIL = 2000
 INDICATOR_TAIL = 400
-_COLUMNS = pd.Index(list(CANDLE_COLUMNS))   # built once: a column index per frame costs more than the frame
+_COLUMNS = pd.Index(list(CANDLE_COLUMNS))
+_REGIME_LABELS = np.array([*REGIMES, regime_label(WARMUP)])   # by code; WARMUP (-1) picks the last   # built once: a column index per frame costs more than the frame
 
 
 @fast_init
@@ -182,9 +186,10 @@ def indicator_context(atr_hist: Any, adx_hist: Any, bw_hist: Any, n_atr: int, n_
 
 class IndicatorReplay:
     """A `StreamingIndicators` carried ahead over candles known in advance (a backtest's), then
-    read back one candle at a time. Every value is the stream's own: its `update` made each one,
-    in one tight pass before the run (the bandwidths of all windows at once, `bandwidths`), so a candle of the run costs an index step instead of the
-    recursions (in the engine's step they cost a third of a do-nothing candle). `update` checks
+    read back one candle at a time. Every value is the stream's own, bit for bit: its `update`'s
+    recursions in one tight pass before the run, the bandwidths and regimes of all windows at
+    once (`bandwidths`, `rolling_sorted_percentile`), so a candle of the run costs an index step
+    instead of the recursions (in the engine's step they cost a third of a do-nothing candle). `update` checks
     that the candle is the next one expected and raises `LookupError` otherwise (the engine then
     seeds a live stream; a backtest never feeds another candle)."""
 
@@ -196,22 +201,31 @@ class IndicatorReplay:
         self._atr, self._adx, self._bw = list(stream.atr_hist), list(stream.adx_hist), list(stream.bw_hist)
         self._regime = [stream.regime()]
         self._closes = closes
-        bws = bandwidths(np.array([*stream.closes, *closes])[1:], stream.bb_n, stream.bb_k).tolist()
-        # StreamingIndicators.update and .regime, candle after candle, with their state in locals
-        # (the stream is used up: the replay holds every value it had)
-        step, window, look, pct, thr = wilder_trend_step, stream.bw, stream.look, stream.pct, stream.thr
-        n_atr, n_adx, push = stream.n_atr, stream.n_adx, stream.bw.push
+        bws = bandwidths(np.array([*stream.closes, *closes])[1:], stream.bb_n, stream.bb_k)
+        # StreamingIndicators.update candle after candle, with its state in locals (the stream is
+        # used up: the replay holds every value it had)
+        step, n_atr, n_adx = wilder_trend_step, stream.n_atr, stream.n_adx
         atr, st, sp, sm, adx = stream.atr, stream.st, stream.sp, stream.sm, stream.adx
         assert stream.prev is not None
         ph, pl, pc = stream.prev
-        atrs, adxs, regimes = self._atr, self._adx, self._regime
-        for h, lo, c, bw in zip(highs, lows, closes, bws, strict=True):
+        atrs, adxs = self._atr, self._adx
+        for h, lo, c in zip(highs, lows, closes, strict=True):
             atr, st, sp, sm, adx = step(atr, st, sp, sm, adx, h, lo, c, ph, pl, pc, n_atr, n_adx)
             ph, pl, pc = h, lo, c
-            push(bw)
             atrs.append(atr)
             adxs.append(adx)
-            regimes.append(window_regime(window, adx, look, pct, thr))
+        # ... and its regime (`window_regime`), for every candle at once: the bandwidth percentile
+        # of each window of the last `look` (`rolling_sorted_percentile`: the SortedWindow's, bit
+        # for bit), NaN (warm-up) while the window is short or holds a NaN
+        seen = np.array([*stream.bw.values, *bws])
+        look, short = stream.look, len(seen) - len(bws)
+        pct = np.full(len(bws), np.nan)
+        rolled = rolling_sorted_percentile(seen, look, stream.pct)
+        first = max(look - 1 - short, 0)        # the first new candle whose window is full
+        pct[first:] = rolled[short + first - look + 1:]
+        codes = classify_regime(adxs[len(adxs) - len(bws):], bws, pct, stream.thr)
+        self._regime.extend(_REGIME_LABELS[codes].tolist())
+        bws = bws.tolist()
         self._bw.extend(bws)
         self._k = 0           # candles taken since the seed
         self._a0, self._b0 = len(self._atr) - len(closes) - 1, len(self._bw) - len(closes) - 1
