@@ -273,22 +273,23 @@ class PairState:
     """One traded pair: the bounded candle tail (numpy, appended in O(tail)), its latest
     indicators, and the markers of the trades made on it."""
 
-    def __init__(self, symbol: str, interval: str, history: pd.DataFrame, *, tail: int = TAIL,
+    def __init__(self, symbol: str, interval: str, history: pd.DataFrame | None, *, tail: int = TAIL,
                  bollinger: tuple[int, float] = (20, 2.0)) -> None:
         self.symbol = symbol
         self.settings_bb = bollinger
         self.interval = interval
         self.tail = tail
-        h = history.iloc[-tail:]
+        h = history.iloc[-tail:] if history is not None else None   # None: no history yet
         # The tail lives in buffers with room for `tail` more candles: a candle is written after the
         # last row and the tail is a view ending there (no copy of 2,000 rows per candle); when the
         # room is used up the last `tail` rows move to new buffers. A row of a buffer is never
         # written twice, so a view handed out (to the UI thread, a strategy) never changes under it.
-        n = len(h)
+        n = len(h) if h is not None else 0
         self._bt = np.empty(tail + max(n, tail), dtype=np.int64)
         self._bv = np.empty((len(self._bt), len(CANDLE_COLUMNS)), dtype=np.float64)
-        self._bt[:n] = np.asarray(h.index, dtype=np.int64)
-        self._bv[:n] = h[list(CANDLE_COLUMNS)].to_numpy(dtype=np.float64)
+        if h is not None:
+            self._bt[:n] = np.asarray(h.index, dtype=np.int64)
+            self._bv[:n] = h[list(CANDLE_COLUMNS)].to_numpy(dtype=np.float64)
         self._end = n
         self._last_ms = int(self._bt[n - 1]) if n else -1
         # (open times, values) swapped as one object, so another thread never pairs new times with old values.

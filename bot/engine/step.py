@@ -371,9 +371,7 @@ class CandleStep:
 
     def new_pair(self, symbol: str, *, before_ms: int | None = None) -> PairState:
         """Start tracking `symbol`, warmed up from the feed's history (candles before `before_ms`)."""
-        from bot.market.candles import make_frame
-
-        history = make_frame([], [], [], [], [], [])
+        history = None     # none without a feed (a backtest's engine): the candles come one by one
         market = self.parts.market
         if market is not None:
             try:
