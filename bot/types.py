@@ -13,14 +13,14 @@ milliseconds; candle intervals are Bybit's ("1".."720", "D", "W", "M").
 
 from __future__ import annotations
 
-import functools
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import StrEnum
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, overload
 
 from bot.errors import DataError
+from bot.records import fast_init
 
 __all__ = [
     "Side", "PositionSide", "OrderType", "Mode",
@@ -94,6 +94,7 @@ OrderStatus.FINAL = frozenset({OrderStatus.FILLED, OrderStatus.CANCELLED, OrderS
 OrderStatus.UNRESOLVED = frozenset({OrderStatus.PENDING, OrderStatus.SENT, OrderStatus.LOST})
 
 
+@fast_init
 @dataclass(frozen=True)
 class Order:
     """An order as the exchange knows it."""
@@ -117,6 +118,7 @@ class Order:
     reject_reason: str = ""
 
 
+@fast_init
 @dataclass(frozen=True)
 class Fill:
     """One execution (trade) of an order."""
@@ -174,6 +176,7 @@ class Balance:
     coin: str = "USDT"
 
 
+@fast_init
 @dataclass(frozen=True)
 class OrderIntent:
     """What we mean to send, journaled *before* it is sent (the crash-safety contract)."""
@@ -195,6 +198,7 @@ class OrderIntent:
     error: str = ""
 
 
+@fast_init
 @dataclass(frozen=True)
 class ClosedTrade:
     """A round trip: a position opened and closed (or reduced to zero)."""
@@ -246,6 +250,25 @@ def ms_to_iso(ms: int) -> str:
     return datetime.fromtimestamp(int(ms) / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
+class _CloseMs:
+    """`Candle.close_ms`: when the candle closed (its open time + the interval), worked out on
+    first read, then kept in the instance (the step reads it several times). A plain descriptor:
+    functools.cached_property takes a lock on every first read (Python 3.11), on every candle."""
+
+    @overload
+    def __get__(self, candle: None, owner: type) -> _CloseMs: ...
+
+    @overload
+    def __get__(self, candle: Candle, owner: type) -> int: ...
+
+    def __get__(self, candle: Candle | None, owner: type) -> int | _CloseMs:
+        if candle is None:
+            return self
+        ms: int = candle.open_ms + interval_ms(candle.interval)
+        candle.__dict__["close_ms"] = ms
+        return ms
+
+
 @dataclass(frozen=True, init=False)
 class Candle:
     """One closed candle, as handed to the live loop."""
@@ -275,11 +298,7 @@ class Candle:
         d["volume"] = volume
         d["turnover"] = turnover
 
-    @functools.cached_property
-    def close_ms(self) -> int:
-        """When the candle closed (its open time + the interval); worked out on first read, then
-        kept (the step reads it several times)."""
-        return self.open_ms + interval_ms(self.interval)
+    close_ms = _CloseMs()   # when it closed (open time + interval): worked out on first read
 
 
 class DataSource(StrEnum):

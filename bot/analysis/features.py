@@ -267,6 +267,25 @@ def sorted_percentile(a: Any, q: float) -> float:
     return float(a[f] + (a[f + 1] - a[f]) * (k - f))
 
 
+def rolling_sorted_percentile(values: Any, n: int, q: float) -> np.ndarray:
+    """`sorted_percentile` of every window of `n` values (row i: the window ending at values[i +
+    n - 1]), NaN for a window holding a NaN: each window sorted, then the same arithmetic in the
+    same order, so every value is `sorted_percentile`'s bit for bit (what a `SortedWindow` of
+    `n` gives as it fills)."""
+    v = np.asarray(values, dtype=np.float64)
+    if n < 1 or len(v) < n:
+        return np.empty(0)
+    a = np.sort(np.lib.stride_tricks.sliding_window_view(v, n), axis=1)
+    k = (n - 1) * q / 100.0
+    f = int(math.floor(k))
+    out: np.ndarray = a[:, -1].copy() if f + 1 >= n else a[:, f] + (a[:, f + 1] - a[:, f]) * (k - f)
+    nan = np.isnan(v)
+    if nan.any():
+        counts = np.cumsum(nan)
+        out[(counts[n - 1:] - np.concatenate(([0], counts[:-n]))) > 0] = np.nan
+    return out
+
+
 def regime_codes(frame: Any, *, adx_threshold: float | None = None,
                  bb_percentile: float | None = None, lookback: int | None = None,
                  settings: Any = None, indicators: dict[str, np.ndarray] | None = None) -> np.ndarray:

@@ -16,15 +16,19 @@ import pandas as pd
 
 from bot.analysis.feature_stream import numpy_sum, numpy_window_sums, wilder_trend_step
 from bot.analysis.features import (
+    REGIMES,
     WARMUP,
+    classify_regime,
     regime_code,
     regime_label,
     regime_thresholds,
+    rolling_sorted_percentile,
     sorted_percentile,
 )
 from bot.analysis.indicator_stream import SortedWindow
 from bot.engine.candle_frames import LazyDict
 from bot.exchange.ledger import OpenPosition, PositionLedger
+from bot.records import fast_init
 from bot.types import CANDLE_COLUMNS, Candle, ClosedTrade, Fill, Position
 
 __all__ = ["ChartData", "TradeMarker", "PairState", "TradeBook", "compute_indicators", "IndicatorReplay", "TAIL"]
@@ -35,9 +39,11 @@ __all__ = ["ChartData", "TradeMarker", "PairState", "TradeBook", "compute_indica
 # candle costs a pass over hundreds of values, never over years of history.
 TAIL = 2000
 INDICATOR_TAIL = 400
-_COLUMNS = pd.Index(list(CANDLE_COLUMNS))   # built once: a column index per frame costs more than the frame
+_COLUMNS = pd.Index(list(CANDLE_COLUMNS))
+_REGIME_LABELS = np.array([*REGIMES, regime_label(WARMUP)])   # by code; WARMUP (-1) picks the last   # built once: a column index per frame costs more than the frame
 
 
+@fast_init
 @dataclass(frozen=True)
 class TradeMarker:
     time_ms: int
@@ -180,9 +186,10 @@ def indicator_context(atr_hist: Any, adx_hist: Any, bw_hist: Any, n_atr: int, n_
 
 class IndicatorReplay:
     """A `StreamingIndicators` carried ahead over candles known in advance (a backtest's), then
-    read back one candle at a time. Every value is the stream's own: its `update` made each one,
-    in one tight pass before the run (the bandwidths of all windows at once, `bandwidths`), so a candle of the run costs an index step instead of the
-    recursions (in the engine's step they cost a third of a do-nothing candle). `update` checks
+    read back one candle at a time. Every value is the stream's own, bit for bit: its `update`'s
+    recursions in one tight pass before the run, the bandwidths and regimes of all windows at
+    once (`bandwidths`, `rolling_sorted_percentile`), so a candle of the run costs an index step
+    instead of the recursions (in the engine's step they cost a third of a do-nothing candle). `update` checks
     that the candle is the next one expected and raises `LookupError` otherwise (the engine then
     seeds a live stream; a backtest never feeds another candle)."""
 
@@ -194,22 +201,31 @@ class IndicatorReplay:
         self._atr, self._adx, self._bw = list(stream.atr_hist), list(stream.adx_hist), list(stream.bw_hist)
         self._regime = [stream.regime()]
         self._closes = closes
-        bws = bandwidths(np.array([*stream.closes, *closes])[1:], stream.bb_n, stream.bb_k).tolist()
-        # StreamingIndicators.update and .regime, candle after candle, with their state in locals
-        # (the stream is used up: the replay holds every value it had)
-        step, window, look, pct, thr = wilder_trend_step, stream.bw, stream.look, stream.pct, stream.thr
-        n_atr, n_adx, push = stream.n_atr, stream.n_adx, stream.bw.push
+        bws = bandwidths(np.array([*stream.closes, *closes])[1:], stream.bb_n, stream.bb_k)
+        # StreamingIndicators.update candle after candle, with its state in locals (the stream is
+        # used up: the replay holds every value it had)
+        step, n_atr, n_adx = wilder_trend_step, stream.n_atr, stream.n_adx
         atr, st, sp, sm, adx = stream.atr, stream.st, stream.sp, stream.sm, stream.adx
         assert stream.prev is not None
         ph, pl, pc = stream.prev
-        atrs, adxs, regimes = self._atr, self._adx, self._regime
-        for h, lo, c, bw in zip(highs, lows, closes, bws, strict=True):
+        atrs, adxs = self._atr, self._adx
+        for h, lo, c in zip(highs, lows, closes, strict=True):
             atr, st, sp, sm, adx = step(atr, st, sp, sm, adx, h, lo, c, ph, pl, pc, n_atr, n_adx)
             ph, pl, pc = h, lo, c
-            push(bw)
             atrs.append(atr)
             adxs.append(adx)
-            regimes.append(window_regime(window, adx, look, pct, thr))
+        # ... and its regime (`window_regime`), for every candle at once: the bandwidth percentile
+        # of each window of the last `look` (`rolling_sorted_percentile`: the SortedWindow's, bit
+        # for bit), NaN (warm-up) while the window is short or holds a NaN
+        seen = np.array([*stream.bw.values, *bws])
+        look, short = stream.look, len(seen) - len(bws)
+        pct = np.full(len(bws), np.nan)
+        rolled = rolling_sorted_percentile(seen, look, stream.pct)
+        first = max(look - 1 - short, 0)        # the first new candle whose window is full
+        pct[first:] = rolled[short + first - look + 1:]
+        codes = classify_regime(adxs[len(adxs) - len(bws):], bws, pct, stream.thr)
+        self._regime.extend(_REGIME_LABELS[codes].tolist())
+        bws = bws.tolist()
         self._bw.extend(bws)
         self._k = 0           # candles taken since the seed
         self._a0, self._b0 = len(self._atr) - len(closes) - 1, len(self._bw) - len(closes) - 1
@@ -220,6 +236,15 @@ class IndicatorReplay:
         if k >= len(self._closes) or self._closes[k] != c:
             raise LookupError("not the candle the replay expected")
         self._k = k = k + 1
+        self.atr, self.adx = self._atr[self._a0 + k], self._adx[self._a0 + k]
+
+    def advance(self, closes: list[float]) -> None:
+        """`update` for several candles, by their closes (LookupError unless they are the next
+        ones expected; then nothing moved)."""
+        k, m = self._k, len(closes)
+        if self._closes[k:k + m] != closes:
+            raise LookupError("not the candles the replay expected")
+        self._k = k = k + m
         self.atr, self.adx = self._atr[self._a0 + k], self._adx[self._a0 + k]
 
     def regime(self) -> str:
@@ -248,22 +273,23 @@ class PairState:
     """One traded pair: the bounded candle tail (numpy, appended in O(tail)), its latest
     indicators, and the markers of the trades made on it."""
 
-    def __init__(self, symbol: str, interval: str, history: pd.DataFrame, *, tail: int = TAIL,
+    def __init__(self, symbol: str, interval: str, history: pd.DataFrame | None, *, tail: int = TAIL,
                  bollinger: tuple[int, float] = (20, 2.0)) -> None:
         self.symbol = symbol
         self.settings_bb = bollinger
         self.interval = interval
         self.tail = tail
-        h = history.iloc[-tail:]
+        h = history.iloc[-tail:] if history is not None else None   # None: no history yet
         # The tail lives in buffers with room for `tail` more candles: a candle is written after the
         # last row and the tail is a view ending there (no copy of 2,000 rows per candle); when the
         # room is used up the last `tail` rows move to new buffers. A row of a buffer is never
         # written twice, so a view handed out (to the UI thread, a strategy) never changes under it.
-        n = len(h)
+        n = len(h) if h is not None else 0
         self._bt = np.empty(tail + max(n, tail), dtype=np.int64)
         self._bv = np.empty((len(self._bt), len(CANDLE_COLUMNS)), dtype=np.float64)
-        self._bt[:n] = np.asarray(h.index, dtype=np.int64)
-        self._bv[:n] = h[list(CANDLE_COLUMNS)].to_numpy(dtype=np.float64)
+        if h is not None:
+            self._bt[:n] = np.asarray(h.index, dtype=np.int64)
+            self._bv[:n] = h[list(CANDLE_COLUMNS)].to_numpy(dtype=np.float64)
         self._end = n
         self._last_ms = int(self._bt[n - 1]) if n else -1
         # (open times, values) swapped as one object, so another thread never pairs new times with old values.
@@ -320,6 +346,29 @@ class PairState:
         self._tv = (self._bt[start:end], self._bv[start:end])
         return True
 
+    def extend(self, times: np.ndarray, values: np.ndarray) -> None:
+        """Add closed candles in one go (open times, values in CANDLE_COLUMNS order), as `append`
+        would one by one; they must all be newer than the last, in order (ValueError otherwise)."""
+        m = len(times)
+        if m == 0:
+            return
+        if int(times[0]) <= self._last_ms or (m > 1 and not bool(np.all(times[1:] > times[:-1]))):
+            raise ValueError(f"{self.symbol}: candles to add are not all newer than the last, in order")
+        end = self._end
+        if end + m > len(self._bt):          # no room: the last tail - 1 rows to new buffers
+            keep = min(self.tail - 1, end)
+            bt = np.empty(self.tail + max(keep + m, self.tail), dtype=np.int64)
+            bv = np.empty((len(bt), len(CANDLE_COLUMNS)), dtype=np.float64)
+            bt[:keep] = self._bt[end - keep:end]
+            bv[:keep] = self._bv[end - keep:end]
+            self._bt, self._bv, end = bt, bv, keep
+        self._bt[end:end + m] = times
+        self._bv[end:end + m] = values
+        end += m
+        self._end = end
+        self._last_ms = int(times[-1])
+        self._tv = (self._bt[max(end - self.tail, 0):end], self._bv[max(end - self.tail, 0):end])
+
     def arrays(self) -> dict[str, np.ndarray]:
         v = self._tv[1]
         return {name: v[:, i] for i, name in enumerate(CANDLE_COLUMNS)}
@@ -340,7 +389,9 @@ class PairState:
         the middle value, or the two middle ones' (a + b) / 2 as numpy takes their mean."""
         if self.stream is None:
             return 0.0
-        a = sorted(x for x in self.stream.atr_hist if math.isfinite(x))
+        hist = self.stream.atr_hist
+        total = sum(hist)    # finite only when every value is (a NaN or an inf would carry through)
+        a = sorted(hist) if total - total == 0.0 else sorted(x for x in hist if math.isfinite(x))
         n = len(a)
         if n == 0:
             return 0.0

@@ -42,6 +42,7 @@ from bot.exchange.base import (
     round_to_tick,
 )
 from bot.journal.base import OrderJournal
+from bot.records import fast_init
 from bot.types import Fill, Order, OrderIntent, OrderStatus, Position, PositionSide, Side
 from config import Settings
 
@@ -61,6 +62,7 @@ def _id_prefix(prefix: str) -> str:
     return "".join(ch for ch in prefix if ch.isalnum() or ch in "-_")[:11] or "ord"
 
 
+@fast_init
 @dataclass(frozen=True)
 class ExecutionResult:
     """What became of one order. `ok` is True when the exchange accepted it (filled or resting)."""

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.exchange.base import round_to_tick
+from bot.records import fast_init
 from bot.types import ClosedTrade, Fill, Mode, PositionSide
 
 __all__ = ["OpenPosition", "PositionLedger", "Booked", "apply_fill", "pnl", "fee_of", "exit_line",
@@ -152,6 +153,7 @@ class OpenPosition:
         return float(pnl(self.signed, self.entry, mark))
 
 
+@fast_init
 @dataclass(frozen=True)
 class Booked:
     """What one fill did: P&L realised (before fees), the round trip it completed, and the

@@ -87,7 +87,12 @@ def engine_backtest(settings: Any, strategy: Any, frame: pd.DataFrame, *, symbol
     equities: list[float] = []
     directions: list[int] = []
     try:
-        for i in range(n):
+        if start > 0:   # the warm-up candles, taken in at once (the same state as one by one)
+            now[0] = (times[min(start, n) - 1] + step_ms) / 1000.0
+            step.take_history(symbol, interval, idx[:start], vals[:start])
+            if errors:
+                raise StrategyError(f"backtest stopped in the warm-up: {errors[0]}")
+        for i in range(start, n):
             o, h, lo, c, v, t = rows[i]
             open_ms = times[i]
             now[0] = (open_ms + step_ms) / 1000.0
@@ -98,8 +103,6 @@ def engine_backtest(settings: Any, strategy: Any, frame: pd.DataFrame, *, symbol
             process(Candle(symbol, interval, open_ms, o, h, lo, c, v, t))
             if errors:   # the strategy failed on this candle: the run cannot mean anything
                 raise StrategyError(f"backtest stopped at {ms_to_iso(open_ms)}: {errors[0]}")
-            if i < start:
-                continue
             eq, held_now = mark(symbol)
             equities.append(eq)
             directions.append(held_now)

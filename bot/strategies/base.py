@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
+from bot.records import fast_init
 from bot.types import Balance, Position
 
 if TYPE_CHECKING:
@@ -82,6 +83,7 @@ class StrategyContext:
         return LONG if self.position.side == "long" else SHORT
 
 
+@fast_init
 @dataclass(frozen=True)
 class Decision:
     """What a strategy wants: a target position and why."""

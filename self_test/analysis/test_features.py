@@ -226,3 +226,26 @@ def test_percentile_linear_is_the_rolling_quantile(hourly):
         window = bw[end - 100:end]
         assert F.percentile_linear(window, 90.0) == pytest.approx(np.percentile(window, 90.0), rel=1e-14)
         assert F.percentile_linear(window, 90.0) == pytest.approx(rolling[end - 1], rel=1e-12)
+
+
+def test_the_rolling_sorted_percentile_is_the_sorted_windows_bit_for_bit(hourly):
+    """`rolling_sorted_percentile` (the engine's replay takes every regime window at once) equals
+    `sorted_percentile` of a `SortedWindow` as it is pushed, on real bandwidths with their NaN
+    warm-up and a NaN in the middle, for several percentiles and window lengths; NaN where the
+    window holds a NaN."""
+    from bot.analysis import indicators as ind
+    from bot.analysis.indicator_stream import SortedWindow
+
+    bw = ind.bollinger(hourly["close"].to_numpy()[:1500], 20, 2.0)[3]
+    bw[700] = np.nan
+    for n, q in ((100, 90.0), (37, 50.0), (5, 99.9), (1, 90.0)):
+        got = F.rolling_sorted_percentile(bw, n, q)
+        window = SortedWindow(n)
+        want = []
+        for x in bw.tolist():
+            window.push(x)
+            if len(window.values) == n:
+                want.append(F.sorted_percentile(window.ordered, q) if not window.nans else np.nan)
+        assert len(got) == len(want) and np.isnan(got).sum() > 19
+        assert np.array_equal(got, np.array(want), equal_nan=True), (n, q)
+    assert len(F.rolling_sorted_percentile(bw[:3], 5, 90.0)) == 0

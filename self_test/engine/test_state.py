@@ -43,27 +43,30 @@ def test_a_seeded_position_closes_as_a_round_trip(btc_hourly):
     assert t.pnl == pytest.approx((entry - exit_) * 0.004 - 0.22) and book.closed_pnl["BTCUSDT"] == t.pnl
 
 
-def test_the_indicator_replay_gives_the_live_streams_values_bit_for_bit(tmp_path, btc_hourly):
+@pytest.mark.parametrize("seeded", [1000, 31])
+def test_the_indicator_replay_gives_the_live_streams_values_bit_for_bit(tmp_path, btc_hourly, seeded):
     """A backtest carries the engine's indicators ahead in one pass (`IndicatorReplay`); on 4,000
     real hourly candles every value it hands out, candle by candle, is the live stream's exactly
     (ATR, ADX, regime, the context arrays and the ATR window the risk manager's median reads),
-    and a candle it did not expect is refused, not given a wrong value."""
+    and a candle it did not expect is refused, not given a wrong value. Seeded from a long tail,
+    or from the 31 candles the engine seeds it from (the regime window still filling up)."""
     import numpy as np
 
     from bot.engine.state import IndicatorReplay, PairState, StreamingIndicators
 
     s = make_settings(tmp_path)
-    full = btc_hourly.iloc[:5000]
+    full = btc_hourly.iloc[:seeded + 4000]
     h, lo, c = (full[k].to_numpy().tolist() for k in ("high", "low", "close"))
-    ps = PairState("BTCUSDT", "60", full.iloc[:1000])
+    ps = PairState("BTCUSDT", "60", full.iloc[:seeded])
     live = StreamingIndicators(ps.arrays(), s)
-    replay = IndicatorReplay(StreamingIndicators(ps.arrays(), s), c[1000:], h[1000:], lo[1000:])
+    replay = IndicatorReplay(StreamingIndicators(ps.arrays(), s), c[seeded:], h[seeded:], lo[seeded:])
+    assert replay.regime() == live.regime()
     regimes = set()
-    for i in range(1000, 5000):
+    for i in range(seeded, seeded + 4000):
         live.update(h[i], lo[i], c[i])
         replay.update(h[i], lo[i], c[i])
         assert (replay.atr, replay.adx, replay.regime()) == (live.atr, live.adx, live.regime()), i
-        assert list(replay.atr_hist) == list(live.atr_hist), i
+        assert np.array_equal(list(replay.atr_hist), list(live.atr_hist), equal_nan=True), i
         regimes.add(live.regime())
         if i % 500 == 0:
             got, want = replay.context(), live.context()
@@ -71,7 +74,7 @@ def test_the_indicator_replay_gives_the_live_streams_values_bit_for_bit(tmp_path
             assert all(np.array_equal(got[k], want[k], equal_nan=True) for k in want), i
     assert regimes == {"trending", "choppy", "volatile"}
     with pytest.raises(LookupError):
-        replay.update(h[1000], lo[1000], c[1000])       # past its candles: refused
+        replay.update(h[seeded], lo[seeded], c[seeded])       # past its candles: refused
 
 
 def test_a_backtest_reads_the_replay_and_a_stray_candle_goes_back_to_a_live_stream(tmp_path, btc_hourly):
@@ -118,3 +121,92 @@ def test_the_atr_median_the_risk_manager_reads_is_numpys(tmp_path, btc_hourly):
         counts.add(len(a) % 2)
         assert ps.atr_median() == float(np.median(a))
     assert counts == {0, 1}
+
+
+def test_a_tail_extended_at_once_is_the_one_appended_candle_by_candle(btc_hourly):
+    """`PairState.extend` (a backtest's warm-up taken in at once) leaves the same tail as `append`
+    one by one, also when the buffers fill up and move; candles not newer than the last, or out
+    of order, are refused with nothing changed."""
+    import numpy as np
+
+    from bot.engine.state import PairState
+    from bot.types import CANDLE_COLUMNS, Candle
+
+    frame = btc_hourly.iloc[:5200]
+    t = frame.index.to_numpy(dtype=np.int64)
+    v = frame[list(CANDLE_COLUMNS)].to_numpy(dtype=np.float64)
+    one, many = PairState("BTCUSDT", "60", frame.iloc[:100]), PairState("BTCUSDT", "60", frame.iloc[:100])
+    for lo, hi in ((100, 160), (160, 2500), (2500, 2501), (2501, 5200)):   # past two buffer moves
+        for i in range(lo, hi):
+            assert one.append(Candle("BTCUSDT", "60", int(t[i]), *v[i].tolist()))
+        many.extend(t[lo:hi], v[lo:hi])
+        assert np.array_equal(one.t, many.t) and np.array_equal(one.v, many.v) and one.last_ms == many.last_ms
+    assert len(many) == 2000
+    before = many.tail_arrays
+    with pytest.raises(ValueError, match="newer"):
+        many.extend(t[5190:5200], v[5190:5200])
+    with pytest.raises(ValueError, match="in order"):
+        many.extend(np.array([t[-1] + 7_200_000, t[-1] + 3_600_000]), v[:2])
+    assert many.tail_arrays is before
+
+
+def test_warm_up_candles_taken_at_once_leave_the_state_one_by_one_leaves(tmp_path, btc_hourly):
+    """`CandleStep.take_history` (the backtest's warm-up while paused) leaves the pair's tail, its
+    indicators and regime, the engine's counters, the paper exchange's price and account and the
+    risk manager's day and peak exactly as feeding the same candles one by one; the next candles
+    are then decided the same. It refuses to run while the engine decides, and with a position
+    open it takes the candles one by one (a candle may trigger its stop)."""
+    import numpy as np
+
+    from bot.engine.state import IndicatorReplay
+    from bot.engine.trading_engine import TradingEngine
+    from bot.exchange.sim import SimExchange
+    from bot.journal.base import MemoryJournal
+    from bot.types import CANDLE_COLUMNS, Candle
+
+    s = make_settings(tmp_path, SIMULATION_ORDER_DELAY=0.0)
+    frame = btc_hourly.iloc[:1600]
+    t = frame.index.to_numpy(dtype=np.int64)
+    v = frame[list(CANDLE_COLUMNS)].to_numpy(dtype=np.float64)
+    candles = [Candle("BTCUSDT", "60", int(t[i]), *v[i].tolist()) for i in range(len(t))]
+
+    def engine():
+        now = [0.0]
+        e = TradingEngine(s, strategy="sma", exchange=SimExchange(s, clock=lambda: now[0]), journal=MemoryJournal(),
+                          clock=lambda: now[0])
+        e.prepare("BACKTEST")
+        e.step.known_candles("BTCUSDT", t, v)
+        e.pause()
+        now[0] = candles[999].close_ms / 1000.0
+        return e
+
+    def state(e):
+        ps, st, risk, sim = e.state.pairs["BTCUSDT"], e.state, e.c.risk, e.c.exchange
+        return (ps.t.tolist(), ps.v.tolist(), ps.regime, ps.stream.atr, ps.stream.adx, list(ps.stream.atr_hist),
+                {k: x.tolist() for k, x in ps.stream.context().items()}, st.candles_processed,
+                dict(st.last_prices), st.last_candle_ms, st.last_close_ms, sim.get_price("BTCUSDT"),
+                sim.get_balance(), risk.day, risk.peak_equity, risk.day_start_equity)
+
+    one, once = engine(), engine()
+    for c in candles[:1000]:
+        one.process_candle(c)
+    once.step.take_history("BTCUSDT", "60", t[:1000], v[:1000])
+    assert isinstance(once.state.pairs["BTCUSDT"].stream, IndicatorReplay)
+    assert state(once) == state(one)
+    for e in (one, once):
+        e.resume()
+        for c in candles[1000:]:
+            e.process_candle(c)
+    trades = one.c.exchange.closed_trades()
+    assert len(trades) > 5 and once.c.exchange.closed_trades() == trades
+
+    with pytest.raises(RuntimeError, match="paused"):   # resumed: these candles would need deciding
+        once.step.take_history("BTCUSDT", "60", t[1600:], v[1600:])
+    assert one.c.exchange.get_position("BTCUSDT") is not None    # an SMA is always in: one by one
+    one.pause()
+    later = btc_hourly.iloc[1600:1700]
+    lt, lv = later.index.to_numpy(dtype=np.int64), later[list(CANDLE_COLUMNS)].to_numpy(dtype=np.float64)
+    seen = []
+    one.step.process_candle, real = (lambda c: (seen.append(c.open_ms), real(c))), one.step.process_candle
+    one.step.take_history("BTCUSDT", "60", lt, lv)
+    assert seen == lt.tolist()
