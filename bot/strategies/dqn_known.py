@@ -28,8 +28,9 @@ each row bit for bit `FeatureStream.update`'s), run on a copy of the seeded stre
 itself stays at its seed, to be stepped on only if the ordinary path takes over (`park`).
 
 What it saves (bench/engine_parts.py, hourly BTC 2018-07..2019-10, us per fed candle): the
-agent's context 25 -> ~10 and its decision 21 -> ~10 (of which ~4 are the batched passes);
-the whole engine-path candle 63 -> ~34.
+agent's context 25 -> ~10 (the state read back; the replay itself ~1.5) and its decision
+21 -> ~9 (of which ~4-5 are the batched passes and their choices); the whole engine-path
+candle 63 -> ~33, of which the engine's own parts for the same trades are ~15.
 """
 
 from __future__ import annotations
