@@ -396,7 +396,7 @@ def engine_path_table(settings, repeat: int) -> list[str]:
     lines = [f"engine path (backtest --path engine), best of {repeat}; load average {os.getloadavg()[0]:.1f}"]
     logging.disable(logging.WARNING)
     try:
-        whole = (ms_to_iso(int(seed.index[1000]))[:10], ms_to_iso(int(seed.index[-1]) + 86_400_000)[:10])
+        whole = (ms_to_iso(int(seed.index[1000]) + 86_400_000)[:10], ms_to_iso(int(seed.index[-1]) + 86_400_000)[:10])
         for start, end in (("2019-01-01", "2019-04-01"), ("2018-07-01", "2019-10-01"), whole):
             s_ms, e_ms = (int(pd.Timestamp(x, tz="UTC").value // 1_000_000) for x in (start, end))
             first = int(np.searchsorted(np.asarray(seed.index), s_ms))

@@ -256,3 +256,31 @@ def test_the_engine_trails_stops_only_when_trailing_is_on(settings, btc_hourly):
         same = plain.get(t.entry_ms)
         if same is not None and same.side == t.side:
             assert t.exit_ms <= same.exit_ms, (t, same)
+
+
+def test_the_engine_path_leaves_older_objects_out_of_the_collectors_passes_then_hands_them_back(settings, slice_):
+    """While `engine_backtest` runs, the objects made before it are frozen (`gc.freeze`: the
+    collector's passes walk only what the run makes); afterwards nothing is left frozen, and a
+    reference cycle made during the run is still collected."""
+    import gc
+    import weakref
+
+    class Node:
+        pass
+
+    during: list[int] = []
+    cycles: list[weakref.ref[Node]] = []
+
+    def progress(_: int) -> None:
+        during.append(gc.get_freeze_count())
+        if len(cycles) < 3:
+            node = Node()
+            node.me = node     # type: ignore[attr-defined]
+            cycles.append(weakref.ref(node))
+
+    before = gc.get_freeze_count()
+    engine_backtest(settings, SMACrossStrategy(settings, fast=10, slow=30), slice_, start=50, progress=progress)
+    assert during and min(during) > before
+    assert gc.get_freeze_count() == before
+    gc.collect()
+    assert [ref() for ref in cycles] == [None, None, None]
