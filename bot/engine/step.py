@@ -468,8 +468,8 @@ class CandleStep:
         ps.held_candles = 0
         if ok:
             c.errors.record_success()
-            pos = self.position(ps.symbol)
             record = durable(c.journal)
+            pos = self.position(ps.symbol) if record is not None else None   # (none to journal it in: not read)
             if pos is not None and record is not None:
                 # the stop the order carried is journaled (spot has no server-side stop to read back)
                 linear = self.settings.EXCHANGE_CATEGORY == "linear"
