@@ -33,6 +33,7 @@ from typing import Any
 from bot.errors import RiskViolationError
 from bot.events import EventBus, EventKind
 from bot.journal.base import Journal
+from bot.records import fast_init
 from bot.types import Position
 
 __all__ = ["RiskManager", "RiskDecision", "RiskViolationError", "stop_distance_of"]
@@ -43,6 +44,7 @@ DAY_MS = 86_400_000
 _REGIME_SIZE = {"trending": "REGIME_SIZE_TRENDING", "choppy": "REGIME_SIZE_CHOPPY", "volatile": "REGIME_SIZE_VOLATILE"}
 
 
+@fast_init
 @dataclass(frozen=True)
 class RiskDecision:
     """The verdict on one proposed entry. `notional` is the approved order value in USDT."""
