@@ -243,3 +243,26 @@ def test_rolled_window_sums_are_math_fsum(btc_hourly):
             got = R.window_fsums(x, width)
             want = np.array([_fsum_or_nan(x[i:i + width]) for i in range(len(x) - width + 1)])
             assert got.tobytes() == want.tobytes(), width
+
+
+def test_by_default_the_kernel_is_loaded_only_once_it_pays(btc_hourly, monkeypatch):
+    """`replay_rows` by default replays with the update loop until the process has replayed
+    COMPILE_AFTER candles that way (loading numba and the kernel costs what the loop spends on
+    ~45,000), then with the kernel, and with the kernel from then on; the rows are the same."""
+    asked: list[int] = []
+    real = R.kernel
+    monkeypatch.setattr(R, "kernel", lambda: asked.append(1) or real())
+    monkeypatch.setattr(R, "_looped", 0)
+    monkeypatch.setattr(R, "_kernel_ran", False)
+    monkeypatch.setattr(R, "COMPILE_AFTER", 2_500)
+    frame = btc_hourly.iloc[:FEATURE_HISTORY + 3_000]
+    h, lo, c, v = _cols(frame.iloc[FEATURE_HISTORY:])
+    stream = FeatureStream(frame.iloc[:FEATURE_HISTORY], window=32)
+    want = _by_update(copy.deepcopy(stream), h, lo, c, v)
+    got = [R.replay_rows(stream, h[:2_000], lo[:2_000], c[:2_000], v[:2_000])]
+    assert asked == [] and R._looped == 2_000            # short: the loop
+    got.append(R.replay_rows(stream, h[2_000:2_600], lo[2_000:2_600], c[2_000:2_600], v[2_000:2_600]))
+    assert asked == [1] and R._kernel_ran                 # 2,600 >= 2,500: the kernel
+    got.append(R.replay_rows(stream, h[2_600:2_610], lo[2_600:2_610], c[2_600:2_610], v[2_600:2_610]))
+    assert asked == [1, 1] and R._looped == 2_000         # loaded: the kernel, however short
+    _assert_same_bits(np.concatenate(got), want[:2_610])
