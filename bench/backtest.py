@@ -393,7 +393,12 @@ def engine_path_table(settings, repeat: int) -> list[str]:
     model = ROOT / "historical_data" / "models" / "dqn-default.pt"
     # the analyst reads its history from the candle cache (then the seed): an empty one of its own
     quiet = settings.replace(HISTORICAL_DATA_PATH=tempfile.mkdtemp(prefix="bench-engine-"))
-    lines = [f"engine path (backtest --path engine), best of {repeat}; load average {os.getloadavg()[0]:.1f}"]
+    # the DQN's feature replay compiled from the first run, as a sweep or a long run has it (a
+    # fresh process replays with the update loop for its first 50,000 candles: COMPILE_AFTER)
+    from bot.analysis import feature_replay
+    feature_replay.COMPILE_AFTER = 0
+    lines = [f"engine path (backtest --path engine), best of {repeat}; load average {os.getloadavg()[0]:.1f}; "
+             "the DQN's feature replay compiled (as in a sweep)"]
     logging.disable(logging.WARNING)
     try:
         whole = (ms_to_iso(int(seed.index[1000]) + 86_400_000)[:10], ms_to_iso(int(seed.index[-1]) + 86_400_000)[:10])
