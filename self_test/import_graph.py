@@ -15,8 +15,8 @@ ROOT = Path(__file__).resolve().parent.parent
 BOT = ROOT / "bot"
 
 # The top-level primitives every part may import (errors, atomic writes, logging, domain types,
-# the event bus); they import no part.
-PRIMITIVES = ("bot.errors", "bot.atomic", "bot.log_setup", "bot.types", "bot.events")
+# the event bus, quick-to-make records); they import no part.
+PRIMITIVES = ("bot.errors", "bot.atomic", "bot.log_setup", "bot.types", "bot.events", "bot.records")
 
 
 @dataclass(frozen=True)
@@ -114,8 +114,8 @@ def part_of(module: str) -> str:
 RULES: tuple[tuple[str, frozenset[str], frozenset[str]], ...] = (
     ("analysis imports nothing of the bot but the domain types",
      frozenset({"analysis"}), frozenset({"*"})),
-    ("the primitives (errors, atomic, log_setup, types, events) import no part",
-     frozenset({"errors", "atomic", "log_setup", "types", "events"}), frozenset({"*"})),
+    ("the primitives (errors, atomic, log_setup, types, events, records) import no part",
+     frozenset({"errors", "atomic", "log_setup", "types", "events", "records"}), frozenset({"*"})),
     ("exchange never imports engine, agent or strategies",
      frozenset({"exchange"}), frozenset({"engine", "agent", "strategies"})),
     ("the window never imports the exchange adapters or the journal: it goes through the engine",
@@ -134,8 +134,9 @@ ALLOWED_UNDER_STAR = {
     "errors": frozenset(),
     "atomic": frozenset(),
     "log_setup": frozenset(),
-    "types": frozenset({"errors"}),
+    "types": frozenset({"errors", "records"}),
     "events": frozenset(),
+    "records": frozenset(),
     "dashboard": frozenset({"engine", "journal", "types", "events", "errors", "log_setup"}),
 }
 
@@ -209,7 +210,7 @@ def module_graph(root: Path = ROOT) -> dict[str, set[str]]:
 
 PARTS_ORDER = ("ui", "cli", "dashboard", "research", "engine", "safety", "alerts", "strategies",
                "agent", "exchange", "journal", "market", "analysis", "config")
-PRIMITIVE_PARTS = frozenset({"errors", "atomic", "log_setup", "types", "events"})
+PRIMITIVE_PARTS = frozenset({"errors", "atomic", "log_setup", "types", "events", "records"})
 
 
 def part_dot(root: Path = ROOT) -> str:
