@@ -113,8 +113,8 @@ class ToldCandles:
             del self.streams[key]
 
     def state(self, key: tuple[str, str], arrays: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray | None:
-        """The flat state of the pair's newest candle read ahead (`StreamAhead.row`; the caller
-        copies it), or None: not read ahead, or (then the ordinary stream takes over) not the
+        """The flat state of the pair's newest candle read ahead (`StreamAhead.row`, read only),
+        or None: not read ahead, or (then the ordinary stream takes over) not the
         told candles."""
         ahead = self.ahead.get(key)
         if ahead is None:
@@ -183,6 +183,7 @@ class StreamAhead:
         self.served = start       # the last candle read (the seed's at first)
         self.m = len(ps.row32)
         self.states32: np.ndarray | None = None    # made when the next candle is read (`_replay`)
+        self.view: np.ndarray | None = None        # the last row read (`row`): a read-only view
         self.q: QAhead | None = None
 
     def _replay(self) -> np.ndarray:
@@ -198,12 +199,13 @@ class StreamAhead:
         out[1:, :m] = rows
         np.nan_to_num(out, copy=False)
         out[:, m] = 1.0
+        out.flags.writeable = False     # a row handed out as a state stays the row (`row`)
         self.states32 = out
         return out
 
     def row(self, times: np.ndarray, vals: np.ndarray) -> np.ndarray | None:
         """The flat state of the engine's newest candle (`times`, `vals`: its tail; the first `m`
-        values are its market row; the caller copies it), when that candle and every one since
+        values are its market row; a read-only view of the rows read ahead), when that candle and every one since
         the last read are the told ones and the stream reached it; else None (the ordinary path
         takes over: `park`)."""
         run = self.run
@@ -220,7 +222,8 @@ class StreamAhead:
             return None
         self.served = j
         states = self.states32 if self.states32 is not None else self._replay()
-        return states[j - self.start]  # type: ignore[no-any-return]
+        self.view = states[j - self.start]
+        return self.view
 
     def park(self) -> Any:
         """The pair's `_PairStream` as the ordinary path would hold it after the last candle read:
@@ -280,20 +283,22 @@ class QAhead:
             if batch is None:
                 batch = self.flat[c] = self._flat_chunk(c)
             i = r % FLAT_CHUNK
+            # (the row read itself, read only, is the batch's row: a view of the same array)
+            if state is not ahead.view and batch.states[i].tobytes() != state.tobytes():
+                self.misses += 1
+                return None
         else:
             cached = self.held
             i = -1 if cached is None else r - cached[0]
             if cached is None or not 0 <= i < len(cached[1].q) or \
                     cached[1].states[i].tobytes() != state.tobytes():
                 self.misses += 1
+                # (a new prediction starts from `state` itself: `_held_ahead` checks that)
                 got = self._held_ahead(state, context, held, r) if r >= self.unpredicted else None
                 if got is None:
                     return None
                 cached, i = (r, got), 0
             batch = cached[1]
-        if batch.states[i].tobytes() != state.tobytes():
-            self.misses += 1
-            return None
         self.hits += 1
         target = batch.targets[i] if context.allow_short == self.allow_short else None
         return batch.q[i], target, batch.confidences[i]
