@@ -59,14 +59,30 @@ HELD_AHEAD = 64       # states of a held position computed ahead together
 class KnownRun:
     """The candles a backtest told the strategy for one symbol: open times, the candles' values
     (CANDLE_COLUMNS order) as an array and as one flat list of floats (row after row: one list
-    for the garbage collector to walk, not one a candle), and where each open time is."""
+    for the garbage collector to walk, not one a candle), and where each open time is. `bytes`:
+    the open times' and the values' bytes (int64, float64), to compare a few candles at once,
+    when every value is finite (a NaN equals itself in bytes, not as a float); else None."""
 
     def __init__(self, times: np.ndarray, values: np.ndarray) -> None:
         self.values = np.ascontiguousarray(values, dtype=np.float64)
-        self.times: list[int] = np.asarray(times, dtype=np.int64).tolist()
+        t = np.asarray(times, dtype=np.int64)
+        self.times: list[int] = t.tolist()
         self.width = self.values.shape[1]
         self.flat: list[float] = self.values.ravel().tolist()
         self.index = {ms: i for i, ms in enumerate(self.times)}
+        self.bytes = (t.tobytes(), self.values.tobytes()) if np.isfinite(self.values).all() else None
+
+    def holds(self, times: np.ndarray, vals: np.ndarray, first: int, last: int) -> bool:
+        """Whether `times`, `vals` (the engine's open times and values, int64 and float64) are
+        told candles `first` to `last`, value for value (as floats compare: a NaN never does)."""
+        b = self.bytes
+        if b is not None:
+            tb, vb = b
+            row = 8 * self.width
+            return times.tobytes() == tb[8 * first:8 * last + 8] and vals.tobytes() == vb[row * first:row * last + row]
+        w = self.width
+        return times.tolist() == self.times[first:last + 1] and \
+            vals.ravel().tolist() == self.flat[first * w:(last + 1) * w]
 
     def row(self, k: int) -> list[float]:
         """Candle k's values."""
@@ -216,9 +232,7 @@ class StreamAhead:
         d = j - served
         if d < 0 or d > self.catch_up or len(times) <= d:
             return None
-        w = run.width
-        if times[-d - 1:].tolist() != run.times[served:j + 1] or \
-                vals[-d - 1:].ravel().tolist() != run.flat[served * w:(j + 1) * w]:
+        if not run.holds(times[-d - 1:], vals[-d - 1:], served, j):
             return None
         self.served = j
         states = self.states32 if self.states32 is not None else self._replay()

@@ -283,3 +283,25 @@ def test_decide_on_the_engines_context_reuses_state_for_with_the_same_decisions(
     assert reused.read_only > 1_000 and fresh.read_only == 0
     with pytest.raises(ValueError):      # the rows read ahead cannot be changed through a state
         reused.a_read_only[0] = 1.0
+
+
+def test_a_known_run_holds_the_engines_candles_value_for_value():
+    """`KnownRun.holds`: the engine's candles are the told ones when every open time and value is
+    equal; compared as bytes when all told values are finite, as floats otherwise (where a NaN
+    is never equal, as the ordinary stream's comparison of the last candle finds)."""
+    times = np.arange(5, dtype=np.int64) * 3_600_000
+    values = np.arange(5 * 6, dtype=np.float64).reshape(5, 6) + 0.5
+    run = dqn_known.KnownRun(times, values)
+    assert run.bytes is not None
+    assert run.holds(times[1:3], values[1:3].copy(), 1, 2) and run.holds(times[4:], values[4:], 4, 4)
+    assert not run.holds(times[1:3], values[2:4], 1, 2) and not run.holds(times[2:4], values[1:3], 1, 2)
+    changed = values[1:3].copy()
+    changed[1, 2] += 1e-9
+    assert not run.holds(times[1:3], changed, 1, 2)
+    assert not run.holds(times[1:3], values[1:3].astype(np.float32), 1, 2)    # other numbers: not held
+    with_nan = values.copy()
+    with_nan[3, 4] = np.nan
+    run = dqn_known.KnownRun(times, with_nan)
+    assert run.bytes is None
+    assert run.holds(times[1:3], with_nan[1:3], 1, 2) and not run.holds(times[2:4], with_nan[2:4], 2, 3)
+    assert not run.holds(times[1:3], changed, 1, 2)
