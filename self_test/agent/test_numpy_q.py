@@ -53,6 +53,31 @@ def test_the_numpy_pass_gives_the_torch_q_values_and_follows_changed_weights(mem
     np.testing.assert_allclose(fast(states), torch_q(net, states), rtol=1e-5, atol=1e-5)
 
 
+
+def test_the_relu_as_a_clip_gives_the_maximums_q_values_bit_for_bit():
+    """The pass's ReLU is `clip(z, 0, inf)` (a third of `maximum(z, 0)`'s cost); it differs from
+    the maximum only in keeping a -0.0, which no later sum or product can tell from 0.0: the
+    Q-values are the ones the pass with the maximum gives, to the last bit."""
+    net = EnsembleQ([random_net(7, 3, seed) for seed in range(3)])
+    fast = NumpyQ(net)
+    rng = np.random.default_rng(2)
+    states = (rng.normal(size=(2_000, 7)) * rng.choice([0.01, 1.0, 30.0], size=(2_000, 7))).astype(np.float32)
+    states[::5] = fast.mean[0, 0]       # every member's input 0 for some: many ReLUs at 0 exactly
+    with torch.no_grad():                # a zero weight and bias somewhere: -0.0 before a ReLU
+        net.members[0].trunk[0].weight[:3] = 0.0
+        net.members[0].trunk[0].bias[:3] = -0.0
+
+    def with_maximum(x: np.ndarray) -> np.ndarray:
+        z = np.clip((x - fast.mean) / fast.std, -10.0, 10.0).astype(np.float32)
+        for w, b in fast.layers:
+            z = np.maximum(np.matmul(z, w) + b, 0.0)
+        m, n, h = z.shape
+        return np.matmul(z.transpose(1, 0, 2).reshape(n, m * h), fast.head) + fast.head_bias
+
+    for i in range(0, len(states), 64):
+        assert fast(states[i:i + 64]).tobytes() == with_maximum(states[i:i + 64]).tobytes()
+    assert fast(states[:1]).tobytes() == with_maximum(states[:1]).tobytes()
+
 def test_the_shipped_ensemble_through_the_numpy_pass(tmp_path, btc_hourly):
     s = make_settings(tmp_path, CANDLE_INTERVAL="60", TRAINING_ENABLED=False)
     agent = SelfLearningBot(s)
