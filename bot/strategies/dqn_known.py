@@ -41,12 +41,13 @@ from typing import Any
 import numpy as np
 
 from bot.agent.environment import ACTION_TARGETS, SHORT_ACTION
-from bot.agent.numpy_q import sure_rows
+from bot.agent.numpy_q import _clip, sure_rows
 from bot.analysis import features as F
 from bot.analysis.feature_replay import replay_rows
 
 __all__ = ["ToldCandles", "KnownRun", "StreamAhead", "QAhead", "weights_stamp", "choices"]
 
+_max = np.maximum.reduce    # ndarray.max without its Python wrapper
 # the positions of high, low, close, volume in CANDLE_COLUMNS (the engine's arrays)
 _HIGH, _LOW, _CLOSE, _VOLUME = 1, 2, 3, 4
 # Rows per NumPy pass: 64 cost ~1.4 us each (one alone ~12 us); OpenBLAS splits larger products
@@ -378,10 +379,12 @@ def choices(agent: Any, states: np.ndarray, q: np.ndarray, allow_short: bool) ->
     sure = sure_rows(qm, current, margin).tolist()
     actions = agent.greedy(qm, states)
     with np.errstate(invalid="ignore"):      # a NaN row: not sure, its confidence unused
-        p = np.exp(qm - qm.max(axis=1, keepdims=True))   # float32; a masked action's 0 adds nothing
-        total = p[:, 0].copy()
-        for k in range(1, n_actions):       # the float32 sum in order, as _choose_row adds
+        p = np.exp(qm - _max(qm, axis=1, keepdims=True))   # float32; a masked action's 0 adds nothing
+        total = p[:, 0] + p[:, 1]
+        for k in range(2, n_actions):       # the float32 sum in order, as _choose_row adds
             total += p[:, k]
-        confidence = np.clip(np.float32(100.0) * p.max(axis=1) / total, 0.0, 100.0).tolist()
+        confidence = np.float32(100.0) * _max(p, axis=1)
+        np.divide(confidence, total, out=confidence)
+        _clip(confidence, 0.0, 100.0, out=confidence)
     targets = ACTION_TARGETS[actions].tolist()
-    return [t if ok else None for t, ok in zip(targets, sure, strict=True)], confidence
+    return [t if ok else None for t, ok in zip(targets, sure, strict=True)], confidence.tolist()

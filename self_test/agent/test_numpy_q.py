@@ -12,7 +12,7 @@ import torch
 
 from bot.agent.checkpoints import SHIPPED_MODEL
 from bot.agent.network import EnsembleQ, QNetwork
-from bot.agent.numpy_q import NumpyQ, f32, sure, sure_row
+from bot.agent.numpy_q import NumpyQ, f32, sure, sure_row, sure_rows
 from bot.agent.self_learning import DQNConfig, SelfLearningBot
 from bot.strategies.base import StrategyContext
 from bot.strategies.dqn import DQNStrategy
@@ -132,6 +132,27 @@ def test_sure_row_answers_as_sure():
     assert sure_row([1.0, math.nan, 0.0], 1, 0.5) == sure(np.array([1.0, np.nan, 0.0], np.float32), 1, 0.5)
     assert sure_row([math.inf, 0.0], -1, 0.0) == sure(np.array([np.inf, 0.0], np.float32), -1, 0.0)
 
+
+
+@pytest.mark.parametrize("n_actions", [2, 3])
+def test_sure_rows_answers_as_sure_row_for_every_row(n_actions):
+    """`sure_rows` (two actions: the best and the second without a sort) against `sure_row` row
+    by row, with rows holding an inf, -inf (masked) or fewer than two finite values; a row with
+    a NaN is never sure (`sure_choice` does not ask `sure_row` about one)."""
+    rng = np.random.default_rng(4)
+    q = np.array(rows(rng, 3000, n_actions))
+    q[::31, 0] = np.nan
+    q[::37, 1] = np.inf
+    q[::41, 0] = -np.inf
+    q[::43] = -np.inf
+    q[::47, n_actions - 1] = -np.inf
+    current = rng.integers(-1, n_actions, len(q))
+    for margin in (0.0, 0.5):
+        got = sure_rows(q, current, margin).tolist()
+        nan = np.isnan(q).any(axis=1).tolist()
+        assert got == [False if n else sure_row(r.tolist(), int(c), margin)
+                       for r, c, n in zip(q, current, nan, strict=True)]
+        assert 0.05 < np.mean(got) < 0.95 and any(nan)
 
 @pytest.mark.parametrize("levels", [None, (0.0, 1.0, -1.0, 0.5, -0.5)])
 def test_greedy_row_chooses_as_greedy(tmp_path, levels):
