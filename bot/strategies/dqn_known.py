@@ -27,10 +27,14 @@ The stream's rows ahead come from `bot.analysis.feature_replay.replay_rows` (a c
 each row bit for bit `FeatureStream.update`'s), run on a copy of the seeded stream: the stream
 itself stays at its seed, to be stepped on only if the ordinary path takes over (`park`).
 
+A flat position's state is the row read ahead itself, read only (no copy; the flat lookup
+knows it is the batch's row), and `DQNStrategy.decide` on the engine's context, which carries
+the state `state_for` just built, takes it and the candles held from there.
+
 What it saves (bench/engine_parts.py, hourly BTC 2018-07..2019-10, us per fed candle): the
-agent's context 25 -> ~10 (the state read back; the replay itself ~1.5) and its decision
-21 -> ~9 (of which ~4-5 are the batched passes and their choices); the whole engine-path
-candle 63 -> ~33, of which the engine's own parts for the same trades are ~15.
+agent's context 25 -> ~9.5 (the state read back; the replay itself ~1.3) and its decision
+21 -> ~8.5 (of which ~3-4 are the batched passes and their choices); the whole engine-path
+candle 63 -> ~32, of which the engine's own parts for the same trades are ~15.
 """
 
 from __future__ import annotations
