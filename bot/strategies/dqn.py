@@ -55,6 +55,12 @@ def _tail(context: StrategyContext) -> tuple[np.ndarray, np.ndarray] | None:
     return tail(context.interval) if tail is not None else None
 
 
+def _same_candle(a: StrategyContext, b: StrategyContext) -> bool:
+    """Whether two contexts hold the same candles, position and extras at the same time (the
+    engine's context for `decide` is the one `state_for` had, with the state added)."""
+    return a.candles is b.candles and a.position is b.position and a.extra is b.extra and a.time_ms == b.time_ms
+
+
 class _PairStream:
     """One pair's `FeatureStream` and the open time and values of the last candle it saw, to
     tell the next frame's new candles from a gap, a reorder or a revised candle."""
@@ -147,6 +153,9 @@ class DQNStrategy:
         # and the Q-values of states to come (dqn_known); _ahead: the pairs read ahead
         self._told = ToldCandles(self._streams, catch_up=MAX_CATCH_UP, cols=list(_CANONICAL_STREAM_COLS))
         self._ahead = self._told.ahead
+        # the last state built from a told row, the context it was built for and the candles held
+        # (None while flat: not needed), for `decide` on the context that carries that state
+        self._told_state: tuple[Any, ...] | None = None
 
     def checkpoint_info(self) -> dict[str, Any]:
         """Which checkpoint the agent runs and its walk-forward record, for the window's Training
@@ -210,8 +219,9 @@ class DQNStrategy:
         if self._ahead:        # a told candle: its row read ahead (dqn_known.StreamAhead)
             told = self._told.state((context.symbol, context.interval), arrays if self.incremental else None)
             if told is not None:
-                if pos == 0:
-                    return told.copy()     # the state built below, for a flat position
+                if pos == 0:      # the state built below, for a flat position (read only)
+                    self._told_state = (told, context, None)
+                    return told
                 market = told[:len(told) - F.N_POSITION_FEATURES]
         if market is None:
             market = self._market_row(context.symbol, context.interval, frame, window, arrays=arrays,
@@ -219,7 +229,8 @@ class DQNStrategy:
         upnl_pct = 0.0
         if context.position is not None and pos != 0 and context.position.entry_price > 0:
             upnl_pct = pos * (context.price / context.position.entry_price - 1.0) * 100.0
-        held = (self._held(context) or 0) if pos != 0 else 0
+        held_as_told = self._held(context) if pos != 0 else None
+        held = held_as_told or 0
         if market.dtype != np.float32 or held < 0:     # the full computation's row, or bad input: the checks
             return F.state_vector(np.nan_to_num(market), pos, upnl_pct, held)
         # F.state_vector's float32 row, built directly (its checks and broadcasting cost more than
@@ -236,6 +247,8 @@ class DQNStrategy:
                    float(np.tanh((upnl_pct if upnl_pct == upnl_pct else 0.0) / F.UPNL_SCALE_PCT))
                    if upnl_pct else upnl_pct,
                    held / (held + F.HELD_HALF_LIFE))
+        if told is not None:
+            self._told_state = (out, context, held_as_told)
         return out
 
     def _market_row(self, symbol: str, interval: str, frame: Any, window: int, *,
@@ -319,9 +332,18 @@ class DQNStrategy:
         return max(int((context.time_ms - p.opened_ms) // step), 0)
 
     def decide(self, context: StrategyContext) -> Decision:
-        state = self.state_for(context)
-        held = self._held(context)
-        holding = self._holding(context, held)
+        told = self._told_state
+        if told is not None and context.state is told[0] and _same_candle(context, told[1]):
+            # the state `state_for` just built for this candle from a told row (the engine's
+            # context carries it): it and the candles held, as they were worked out there (a
+            # flat position's: none, and nothing to hold)
+            self._told_state = None
+            state, held = told[0], told[2]
+            holding = self._holding(context, held) if held is not None else None
+        else:
+            state = self.state_for(context)
+            held = self._held(context)
+            holding = self._holding(context, held)
         if holding is not None:
             return holding
         fast = self.numpy_pass()
@@ -366,6 +388,8 @@ class DQNStrategy:
     def _q_values(self, states: np.ndarray, contexts: Sequence[StrategyContext]) -> np.ndarray:
         """Q-values of a batch of states: the NumPy pass (`NumpyQ`) while the agent does not learn
         and every greedy choice it gives is clear of float rounding, else the torch network's."""
+        if not states.flags.writeable:      # a told row read ahead (read only): torch wants its own
+            states = states.copy()
         fast = self._numpy_pass()
         if fast is None:
             return self.agent.q_values(states)

@@ -27,10 +27,14 @@ The stream's rows ahead come from `bot.analysis.feature_replay.replay_rows` (a c
 each row bit for bit `FeatureStream.update`'s), run on a copy of the seeded stream: the stream
 itself stays at its seed, to be stepped on only if the ordinary path takes over (`park`).
 
+A flat position's state is the row read ahead itself, read only (no copy; the flat lookup
+knows it is the batch's row), and `DQNStrategy.decide` on the engine's context, which carries
+the state `state_for` just built, takes it and the candles held from there.
+
 What it saves (bench/engine_parts.py, hourly BTC 2018-07..2019-10, us per fed candle): the
-agent's context 25 -> ~10 (the state read back; the replay itself ~1.5) and its decision
-21 -> ~9 (of which ~4-5 are the batched passes and their choices); the whole engine-path
-candle 63 -> ~33, of which the engine's own parts for the same trades are ~15.
+agent's context 25 -> ~9.5 (the state read back; the replay itself ~1.3) and its decision
+21 -> ~8.5 (of which ~3-4 are the batched passes and their choices); the whole engine-path
+candle 63 -> ~32, of which the engine's own parts for the same trades are ~15.
 """
 
 from __future__ import annotations
@@ -41,12 +45,13 @@ from typing import Any
 import numpy as np
 
 from bot.agent.environment import ACTION_TARGETS, SHORT_ACTION
-from bot.agent.numpy_q import sure_rows
+from bot.agent.numpy_q import _clip, sure_rows
 from bot.analysis import features as F
 from bot.analysis.feature_replay import replay_rows
 
 __all__ = ["ToldCandles", "KnownRun", "StreamAhead", "QAhead", "weights_stamp", "choices"]
 
+_max = np.maximum.reduce    # ndarray.max without its Python wrapper
 # the positions of high, low, close, volume in CANDLE_COLUMNS (the engine's arrays)
 _HIGH, _LOW, _CLOSE, _VOLUME = 1, 2, 3, 4
 # Rows per NumPy pass: 64 cost ~1.4 us each (one alone ~12 us); OpenBLAS splits larger products
@@ -59,14 +64,30 @@ HELD_AHEAD = 64       # states of a held position computed ahead together
 class KnownRun:
     """The candles a backtest told the strategy for one symbol: open times, the candles' values
     (CANDLE_COLUMNS order) as an array and as one flat list of floats (row after row: one list
-    for the garbage collector to walk, not one a candle), and where each open time is."""
+    for the garbage collector to walk, not one a candle), and where each open time is. `bytes`:
+    the open times' and the values' bytes (int64, float64), to compare a few candles at once,
+    when every value is finite (a NaN equals itself in bytes, not as a float); else None."""
 
     def __init__(self, times: np.ndarray, values: np.ndarray) -> None:
         self.values = np.ascontiguousarray(values, dtype=np.float64)
-        self.times: list[int] = np.asarray(times, dtype=np.int64).tolist()
+        t = np.asarray(times, dtype=np.int64)
+        self.times: list[int] = t.tolist()
         self.width = self.values.shape[1]
         self.flat: list[float] = self.values.ravel().tolist()
         self.index = {ms: i for i, ms in enumerate(self.times)}
+        self.bytes = (t.tobytes(), self.values.tobytes()) if np.isfinite(self.values).all() else None
+
+    def holds(self, times: np.ndarray, vals: np.ndarray, first: int, last: int) -> bool:
+        """Whether `times`, `vals` (the engine's open times and values, int64 and float64) are
+        told candles `first` to `last`, value for value (as floats compare: a NaN never does)."""
+        b = self.bytes
+        if b is not None:
+            tb, vb = b
+            row = 8 * self.width
+            return times.tobytes() == tb[8 * first:8 * last + 8] and vals.tobytes() == vb[row * first:row * last + row]
+        w = self.width
+        return times.tolist() == self.times[first:last + 1] and \
+            vals.ravel().tolist() == self.flat[first * w:(last + 1) * w]
 
     def row(self, k: int) -> list[float]:
         """Candle k's values."""
@@ -113,8 +134,8 @@ class ToldCandles:
             del self.streams[key]
 
     def state(self, key: tuple[str, str], arrays: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray | None:
-        """The flat state of the pair's newest candle read ahead (`StreamAhead.row`; the caller
-        copies it), or None: not read ahead, or (then the ordinary stream takes over) not the
+        """The flat state of the pair's newest candle read ahead (`StreamAhead.row`, read only),
+        or None: not read ahead, or (then the ordinary stream takes over) not the
         told candles."""
         ahead = self.ahead.get(key)
         if ahead is None:
@@ -183,6 +204,7 @@ class StreamAhead:
         self.served = start       # the last candle read (the seed's at first)
         self.m = len(ps.row32)
         self.states32: np.ndarray | None = None    # made when the next candle is read (`_replay`)
+        self.view: np.ndarray | None = None        # the last row read (`row`): a read-only view
         self.q: QAhead | None = None
 
     def _replay(self) -> np.ndarray:
@@ -198,12 +220,13 @@ class StreamAhead:
         out[1:, :m] = rows
         np.nan_to_num(out, copy=False)
         out[:, m] = 1.0
+        out.flags.writeable = False     # a row handed out as a state stays the row (`row`)
         self.states32 = out
         return out
 
     def row(self, times: np.ndarray, vals: np.ndarray) -> np.ndarray | None:
         """The flat state of the engine's newest candle (`times`, `vals`: its tail; the first `m`
-        values are its market row; the caller copies it), when that candle and every one since
+        values are its market row; a read-only view of the rows read ahead), when that candle and every one since
         the last read are the told ones and the stream reached it; else None (the ordinary path
         takes over: `park`)."""
         run = self.run
@@ -214,13 +237,12 @@ class StreamAhead:
         d = j - served
         if d < 0 or d > self.catch_up or len(times) <= d:
             return None
-        w = run.width
-        if times[-d - 1:].tolist() != run.times[served:j + 1] or \
-                vals[-d - 1:].ravel().tolist() != run.flat[served * w:(j + 1) * w]:
+        if not run.holds(times[-d - 1:], vals[-d - 1:], served, j):
             return None
         self.served = j
         states = self.states32 if self.states32 is not None else self._replay()
-        return states[j - self.start]  # type: ignore[no-any-return]
+        self.view = states[j - self.start]
+        return self.view
 
     def park(self) -> Any:
         """The pair's `_PairStream` as the ordinary path would hold it after the last candle read:
@@ -280,20 +302,22 @@ class QAhead:
             if batch is None:
                 batch = self.flat[c] = self._flat_chunk(c)
             i = r % FLAT_CHUNK
+            # (the row read itself, read only, is the batch's row: a view of the same array)
+            if state is not ahead.view and batch.states[i].tobytes() != state.tobytes():
+                self.misses += 1
+                return None
         else:
             cached = self.held
             i = -1 if cached is None else r - cached[0]
             if cached is None or not 0 <= i < len(cached[1].q) or \
                     cached[1].states[i].tobytes() != state.tobytes():
                 self.misses += 1
+                # (a new prediction starts from `state` itself: `_held_ahead` checks that)
                 got = self._held_ahead(state, context, held, r) if r >= self.unpredicted else None
                 if got is None:
                     return None
                 cached, i = (r, got), 0
             batch = cached[1]
-        if batch.states[i].tobytes() != state.tobytes():
-            self.misses += 1
-            return None
         self.hits += 1
         target = batch.targets[i] if context.allow_short == self.allow_short else None
         return batch.q[i], target, batch.confidences[i]
@@ -359,10 +383,12 @@ def choices(agent: Any, states: np.ndarray, q: np.ndarray, allow_short: bool) ->
     sure = sure_rows(qm, current, margin).tolist()
     actions = agent.greedy(qm, states)
     with np.errstate(invalid="ignore"):      # a NaN row: not sure, its confidence unused
-        p = np.exp(qm - qm.max(axis=1, keepdims=True))   # float32; a masked action's 0 adds nothing
-        total = p[:, 0].copy()
-        for k in range(1, n_actions):       # the float32 sum in order, as _choose_row adds
+        p = np.exp(qm - _max(qm, axis=1, keepdims=True))   # float32; a masked action's 0 adds nothing
+        total = p[:, 0] + p[:, 1]
+        for k in range(2, n_actions):       # the float32 sum in order, as _choose_row adds
             total += p[:, k]
-        confidence = np.clip(np.float32(100.0) * p.max(axis=1) / total, 0.0, 100.0).tolist()
+        confidence = np.float32(100.0) * _max(p, axis=1)
+        np.divide(confidence, total, out=confidence)
+        _clip(confidence, 0.0, 100.0, out=confidence)
     targets = ACTION_TARGETS[actions].tolist()
-    return [t if ok else None for t, ok in zip(targets, sure, strict=True)], confidence
+    return [t if ok else None for t, ok in zip(targets, sure, strict=True)], confidence.tolist()

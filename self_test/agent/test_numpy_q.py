@@ -12,7 +12,7 @@ import torch
 
 from bot.agent.checkpoints import SHIPPED_MODEL
 from bot.agent.network import EnsembleQ, QNetwork
-from bot.agent.numpy_q import NumpyQ, f32, sure, sure_row
+from bot.agent.numpy_q import NumpyQ, f32, sure, sure_row, sure_rows
 from bot.agent.self_learning import DQNConfig, SelfLearningBot
 from bot.strategies.base import StrategyContext
 from bot.strategies.dqn import DQNStrategy
@@ -52,6 +52,31 @@ def test_the_numpy_pass_gives_the_torch_q_values_and_follows_changed_weights(mem
         nets[0].std.mul_(2.0)
     np.testing.assert_allclose(fast(states), torch_q(net, states), rtol=1e-5, atol=1e-5)
 
+
+
+def test_the_relu_as_a_clip_gives_the_maximums_q_values_bit_for_bit():
+    """The pass's ReLU is `clip(z, 0, inf)` (a third of `maximum(z, 0)`'s cost); it differs from
+    the maximum only in keeping a -0.0, which no later sum or product can tell from 0.0: the
+    Q-values are the ones the pass with the maximum gives, to the last bit."""
+    net = EnsembleQ([random_net(7, 3, seed) for seed in range(3)])
+    fast = NumpyQ(net)
+    rng = np.random.default_rng(2)
+    states = (rng.normal(size=(2_000, 7)) * rng.choice([0.01, 1.0, 30.0], size=(2_000, 7))).astype(np.float32)
+    states[::5] = fast.mean[0, 0]       # every member's input 0 for some: many ReLUs at 0 exactly
+    with torch.no_grad():                # a zero weight and bias somewhere: -0.0 before a ReLU
+        net.members[0].trunk[0].weight[:3] = 0.0
+        net.members[0].trunk[0].bias[:3] = -0.0
+
+    def with_maximum(x: np.ndarray) -> np.ndarray:
+        z = np.clip((x - fast.mean) / fast.std, -10.0, 10.0).astype(np.float32)
+        for w, b in fast.layers:
+            z = np.maximum(np.matmul(z, w) + b, 0.0)
+        m, n, h = z.shape
+        return np.matmul(z.transpose(1, 0, 2).reshape(n, m * h), fast.head) + fast.head_bias
+
+    for i in range(0, len(states), 64):
+        assert fast(states[i:i + 64]).tobytes() == with_maximum(states[i:i + 64]).tobytes()
+    assert fast(states[:1]).tobytes() == with_maximum(states[:1]).tobytes()
 
 def test_the_shipped_ensemble_through_the_numpy_pass(tmp_path, btc_hourly):
     s = make_settings(tmp_path, CANDLE_INTERVAL="60", TRAINING_ENABLED=False)
@@ -107,6 +132,27 @@ def test_sure_row_answers_as_sure():
     assert sure_row([1.0, math.nan, 0.0], 1, 0.5) == sure(np.array([1.0, np.nan, 0.0], np.float32), 1, 0.5)
     assert sure_row([math.inf, 0.0], -1, 0.0) == sure(np.array([np.inf, 0.0], np.float32), -1, 0.0)
 
+
+
+@pytest.mark.parametrize("n_actions", [2, 3])
+def test_sure_rows_answers_as_sure_row_for_every_row(n_actions):
+    """`sure_rows` (two actions: the best and the second without a sort) against `sure_row` row
+    by row, with rows holding an inf, -inf (masked) or fewer than two finite values; a row with
+    a NaN is never sure (`sure_choice` does not ask `sure_row` about one)."""
+    rng = np.random.default_rng(4)
+    q = np.array(rows(rng, 3000, n_actions))
+    q[::31, 0] = np.nan
+    q[::37, 1] = np.inf
+    q[::41, 0] = -np.inf
+    q[::43] = -np.inf
+    q[::47, n_actions - 1] = -np.inf
+    current = rng.integers(-1, n_actions, len(q))
+    for margin in (0.0, 0.5):
+        got = sure_rows(q, current, margin).tolist()
+        nan = np.isnan(q).any(axis=1).tolist()
+        assert got == [False if n else sure_row(r.tolist(), int(c), margin)
+                       for r, c, n in zip(q, current, nan, strict=True)]
+        assert 0.05 < np.mean(got) < 0.95 and any(nan)
 
 @pytest.mark.parametrize("levels", [None, (0.0, 1.0, -1.0, 0.5, -0.5)])
 def test_greedy_row_chooses_as_greedy(tmp_path, levels):

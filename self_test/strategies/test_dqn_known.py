@@ -239,3 +239,69 @@ def test_held_states_not_predicted_are_decided_the_ordinary_way(settings, frame)
     held = sum(1 for q, pos in zip(told.q_values, told.positions, strict=True) if q and pos != 0)
     hits = sum(a.q.hits for a in told.aheads if a.q is not None)
     assert held > 100 and flat - 1 <= hits <= flat
+
+
+class Whole(DQNStrategy):
+    """Records every decision whole (target, confidence, reason, Q-values) and how many states
+    the engine's contexts carried read only (a flat position's told row, handed out as it is)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.made: list[tuple[object, ...]] = []
+        self.read_only = 0
+        self.a_read_only: np.ndarray | None = None
+
+    def decide(self, context):
+        if context.state is not None and not context.state.flags.writeable:
+            self.read_only += 1
+            self.a_read_only = context.state
+        d = super().decide(context)
+        self.made.append((d.target, d.confidence, d.reason, d.q_values))
+        return d
+
+
+class FreshContext(Whole):
+    """`decide` on a copy of the engine's context (its own extras, the state copied): not the
+    context `state_for` had, so nothing worked out there is reused."""
+
+    def decide(self, context):
+        state = None if context.state is None else np.array(context.state)
+        return super().decide(StrategyContext(
+            context.symbol, context.interval, context.time_ms, context.price, context.candles,
+            context.indicators, context.regime, context.levels, context.position, context.balance, state,
+            context.allow_short, dict(context.extra)))
+
+
+def test_decide_on_the_engines_context_reuses_state_for_with_the_same_decisions(settings, frame):
+    """`decide` on the context carrying the state `state_for` just built from a told row takes the
+    state and the candles held from there (no second check of the state, no second `_held`): the
+    same decisions, field for field, as from a context of its own."""
+    reused, result = run(settings, Whole, frame)
+    fresh, expected = run(settings, FreshContext, frame)
+    assert trades(result) == trades(expected) and len(expected.trades) >= 20
+    assert reused.made == fresh.made
+    assert reused.read_only > 1_000 and fresh.read_only == 0
+    with pytest.raises(ValueError):      # the rows read ahead cannot be changed through a state
+        reused.a_read_only[0] = 1.0
+
+
+def test_a_known_run_holds_the_engines_candles_value_for_value():
+    """`KnownRun.holds`: the engine's candles are the told ones when every open time and value is
+    equal; compared as bytes when all told values are finite, as floats otherwise (where a NaN
+    is never equal, as the ordinary stream's comparison of the last candle finds)."""
+    times = np.arange(5, dtype=np.int64) * 3_600_000
+    values = np.arange(5 * 6, dtype=np.float64).reshape(5, 6) + 0.5
+    run = dqn_known.KnownRun(times, values)
+    assert run.bytes is not None
+    assert run.holds(times[1:3], values[1:3].copy(), 1, 2) and run.holds(times[4:], values[4:], 4, 4)
+    assert not run.holds(times[1:3], values[2:4], 1, 2) and not run.holds(times[2:4], values[1:3], 1, 2)
+    changed = values[1:3].copy()
+    changed[1, 2] += 1e-9
+    assert not run.holds(times[1:3], changed, 1, 2)
+    assert not run.holds(times[1:3], values[1:3].astype(np.float32), 1, 2)    # other numbers: not held
+    with_nan = values.copy()
+    with_nan[3, 4] = np.nan
+    run = dqn_known.KnownRun(times, with_nan)
+    assert run.bytes is None
+    assert run.holds(times[1:3], with_nan[1:3], 1, 2) and not run.holds(times[2:4], with_nan[2:4], 2, 3)
+    assert not run.holds(times[1:3], changed, 1, 2)
