@@ -18,6 +18,7 @@ imports ray only when a backend is made: plain installs and the desktop app neve
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -28,7 +29,9 @@ from typing import Any
 from bot.errors import BotError, ConfigError
 from bot.research.jobs import JobResult, run_seeded
 
-__all__ = ["RayBackend", "import_ray", "MISSING"]
+__all__ = ["RayBackend", "import_ray", "init_client", "MISSING"]
+
+log = logging.getLogger("bot.research")
 
 ROOT = Path(__file__).resolve().parent.parent.parent      # the project: bot/ and config.py
 MISSING = "--backend ray needs the optional package ray: pip install -r requirements-ray.txt"
@@ -69,6 +72,28 @@ def _job(box: list[Any], index: int, item: Any, seed: int) -> JobResult:
     t0 = time.perf_counter()
     value = run_seeded(fn, item, seed)
     return JobResult(index, value, ray.get_runtime_context().get_node_id(), time.perf_counter() - t0)
+
+
+# What the Ray client says when the cluster's client server could not start the server of this
+# connection (its "specific server"): a transient failure on the cluster's side (seen once in CI:
+# the new server process died at start, gRPC's "epoll_wait error: Bad file descriptor" in its log).
+_SERVER_START_FAILED = "Initialization failure from server"
+
+
+def init_client(init: Callable[[], Any], address: str, *, attempts: int = 3, wait: float = 2.0) -> Any:
+    """`init()` (ray.init to `address`), tried again, up to `attempts` times in all, when the
+    cluster answered that it could not start this connection's server; any other failure, or the
+    last one, is raised as it is."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return init()
+        except ConnectionError as exc:
+            if _SERVER_START_FAILED not in str(exc) or attempt == attempts:
+                raise
+            log.warning("Ray at %s could not start this connection's server (try %d of %d); trying again in %g s",
+                        address, attempt, attempts, wait)
+            time.sleep(wait)
+    raise AssertionError("unreachable")
 
 
 def _probe(address: str, timeout: float = 10.0) -> None:
@@ -120,7 +145,7 @@ class RayBackend:
                 if self.ship_code:
                     opts["runtime_env"] = {"py_modules": [str(ROOT / "bot"), str(ROOT / "config.py")],
                                            "excludes": ["__pycache__", "*.pyc"]}
-                ray.init(address=self.address, **opts)
+                init_client(lambda: ray.init(address=self.address, **opts), self.address)
         except (ConnectionError, ValueError, RuntimeError) as exc:
             where = self.address or "this machine"
             raise ConfigError(f"cannot start or reach Ray at {where}: {str(exc).splitlines()[0]}") from exc
