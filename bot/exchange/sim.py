@@ -218,9 +218,7 @@ class SimExchange:
             fills = self._trigger_stops(sym, o, h, lo)
             if st.open:
                 fills += self._fill_resting(sym, o, h, lo)
-            st.prices[sym] = float(candle.close)   # st.set_price, written out
-            if st.positions:
-                st.balance = None
+            st.set_price(sym, float(candle.close))
             st.equity.append((t, self._balance().equity))
             if fills:
                 self._save()
@@ -293,8 +291,7 @@ class SimExchange:
         upl: float = 0   # summed one by one, as sum() did
         margin: float = 0
         for s, b in st.positions.items():
-            # b.unrealised(mark), as its view reports it (pnl: signed size x (mark - entry)), written out
-            upl += (b.size if b.side == "long" else -b.size) * (prices.get(s, b.entry) - b.entry)
+            upl += b.unrealised(prices.get(s, b.entry))   # as its view reports it, without the view
             margin += b.size * b.entry / b.leverage
         if st.open:
             margin += sum((o.qty - o.filled_qty) * (o.price or 0) / self.leverage for o in st.open.values()
