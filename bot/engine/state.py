@@ -39,8 +39,8 @@ __all__ = ["ChartData", "TradeMarker", "PairState", "TradeBook", "compute_indica
 # candle costs a pass over hundreds of values, never over years of history.
 TAIL = 2000
 INDICATOR_TAIL = 400
-_COLUMNS = pd.Index(list(CANDLE_COLUMNS))
-_REGIME_LABELS = np.array([*REGIMES, regime_label(WARMUP)])   # by code; WARMUP (-1) picks the last   # built once: a column index per frame costs more than the frame
+_COLUMNS = pd.Index(list(CANDLE_COLUMNS))   # built once: a column index per frame costs more than the frame
+_REGIME_LABELS = np.array([*REGIMES, regime_label(WARMUP)])   # by code; WARMUP (-1) picks the last
 
 
 @fast_init
@@ -330,13 +330,8 @@ class PairState:
         if c.open_ms <= self._last_ms:
             return False
         end = self._end
-        if end == len(self._bt):              # room used up: the last tail - 1 rows to new buffers
-            keep = self.tail - 1
-            bt = np.empty_like(self._bt)
-            bv = np.empty_like(self._bv)
-            bt[:keep] = self._bt[end - keep:end]
-            bv[:keep] = self._bv[end - keep:end]
-            self._bt, self._bv, end = bt, bv, keep
+        if end == len(self._bt):
+            end = self._make_room(1)
         self._bt[end] = c.open_ms
         self._bv[end] = (c.open, c.high, c.low, c.close, c.volume, c.turnover)
         end += 1
@@ -355,19 +350,26 @@ class PairState:
         if int(times[0]) <= self._last_ms or (m > 1 and not bool(np.all(times[1:] > times[:-1]))):
             raise ValueError(f"{self.symbol}: candles to add are not all newer than the last, in order")
         end = self._end
-        if end + m > len(self._bt):          # no room: the last tail - 1 rows to new buffers
-            keep = min(self.tail - 1, end)
-            bt = np.empty(self.tail + max(keep + m, self.tail), dtype=np.int64)
-            bv = np.empty((len(bt), len(CANDLE_COLUMNS)), dtype=np.float64)
-            bt[:keep] = self._bt[end - keep:end]
-            bv[:keep] = self._bv[end - keep:end]
-            self._bt, self._bv, end = bt, bv, keep
+        if end + m > len(self._bt):
+            end = self._make_room(m)
         self._bt[end:end + m] = times
         self._bv[end:end + m] = values
         end += m
         self._end = end
         self._last_ms = int(times[-1])
         self._tv = (self._bt[max(end - self.tail, 0):end], self._bv[max(end - self.tail, 0):end])
+
+    def _make_room(self, m: int) -> int:
+        """New buffers holding the last tail - 1 rows (the views handed out keep the old ones),
+        with room for `m` more candles and then `tail`; returns where the next row goes."""
+        end = self._end
+        keep = min(self.tail - 1, end)
+        bt = np.empty(self.tail + max(keep + m, self.tail), dtype=np.int64)
+        bv = np.empty((len(bt), len(CANDLE_COLUMNS)), dtype=np.float64)
+        bt[:keep] = self._bt[end - keep:end]
+        bv[:keep] = self._bv[end - keep:end]
+        self._bt, self._bv = bt, bv
+        return keep
 
     def arrays(self) -> dict[str, np.ndarray]:
         v = self._tv[1]
