@@ -262,10 +262,13 @@ class CandleStep:
         indicators are seeded, candle by candle. Same state afterwards (tested)."""
         if not self.state.paused.is_set():
             raise RuntimeError("take_history is for candles fed while the engine is paused")
-        rows, n, i = values.tolist(), len(times), 0
+        def candle(k: int) -> Candle:
+            return Candle(symbol, interval, int(times[k]), *values[k].tolist())
+
+        n, i = len(times), 0
         ps = self.state.pairs.get(symbol)
         while i < n and (ps is None or ps.stream is None or self._positions_of(symbol)):
-            self.process_candle(Candle(symbol, interval, int(times[i]), *rows[i]))
+            self.process_candle(candle(i))
             ps, i = self.state.pairs.get(symbol), i + 1
         if i == n or ps is None or ps.stream is None:
             return
@@ -277,19 +280,23 @@ class CandleStep:
             stream.advance(values[i:, 3].tolist())
         except LookupError:   # not the candles the indicators were carried over: one by one
             for k in range(i, n):
-                self.process_candle(Candle(symbol, interval, int(times[k]), *rows[k]))
+                self.process_candle(candle(k))
             return
         ps.extend(times[i:], values[i:])
         ps.regime = stream.regime()
-        last = Candle(symbol, interval, int(times[-1]), *rows[-1])
+        last = candle(n - 1)
         st = self.state
         st.candles_processed += n - i
         st.last_prices[symbol] = last.close
         st.last_candle_ms = max(st.last_candle_ms, last.open_ms)
         st.last_close_ms = max(st.last_close_ms, last.close_ms)
         self._marks(last)        # nothing open: the price, and the account as it was
+        self._check_limits(self._get_balance().equity, last.close_ms, symbol)
+
+    def _check_limits(self, equity: float, close_ms: int, symbol: str) -> None:
+        """The account limits at a candle's close; a limit broken now is a critical event."""
         try:
-            self.parts.risk.check_limits(self._get_balance().equity, last.close_ms)
+            self.parts.risk.check_limits(equity, close_ms)
         except RiskViolationError as exc:
             self.bus.emit(EventKind.CRITICAL, f"RISK LIMIT: {exc}", level="ERROR", symbol=symbol)
 
@@ -312,10 +319,7 @@ class CandleStep:
         (with the agent's state), or None while paused or warming up."""
         c, st = self.parts, self.state
         close_ms = candle.close_ms
-        try:
-            c.risk.check_limits(balance.equity, close_ms)
-        except RiskViolationError as exc:
-            self.bus.emit(EventKind.CRITICAL, f"RISK LIMIT: {exc}", level="ERROR", symbol=candle.symbol)
+        self._check_limits(balance.equity, close_ms, candle.symbol)
         position = None
         if positions:
             for p in positions:   # (a plain loop: a generator per candle costs more than the search)

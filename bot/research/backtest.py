@@ -109,12 +109,11 @@ def engine_backtest(settings: Any, strategy: Any, frame: pd.DataFrame, *, symbol
                 step.take_history(symbol, interval, idx[:start], vals[:start])
                 if errors:
                     raise StrategyError(f"backtest stopped in the warm-up: {errors[0]}")
+                engine.resume()
             for i in range(start, n):
                 o, h, lo, c, v, t = rows[i]
                 open_ms = times[i]
                 now[0] = (open_ms + step_ms) / 1000.0
-                if i == start and start > 0:
-                    engine.resume()
                 if i == n - 1:
                     engine.pause()   # no decision on the last candle: what is open closes at end of data below
                 process(Candle(symbol, interval, open_ms, o, h, lo, c, v, t))
