@@ -69,9 +69,10 @@ def test_the_hot_records_keep_their_dataclass_signatures():
     from bot.exchange.ledger import Booked
     from bot.safety.risk import RiskDecision
     from bot.strategies.base import Decision
-    from bot.types import ClosedTrade, Fill, Order, OrderIntent
+    from bot.types import Candle, ClosedTrade, Fill, Order, OrderIntent
 
-    for cls in (Order, Fill, OrderIntent, ClosedTrade, Decision, ExecutionResult, Booked, TradeMarker, RiskDecision):
+    for cls in (Candle, Order, Fill, OrderIntent, ClosedTrade, Decision, ExecutionResult, Booked, TradeMarker,
+                RiskDecision):
         params = inspect.signature(cls).parameters
         fields = [f for f in dataclasses.fields(cls) if f.init]
         assert list(params) == [f.name for f in fields], cls
