@@ -340,22 +340,12 @@ class QAhead:
             return None
         ahead = self.ahead
         rows = ahead.states32[r:r + HELD_AHEAD, :self.m]
-        n, m = len(rows), self.m
+        n = len(rows)
         j = ahead.start + r
         closes = ahead.run.values[j:j + n, _CLOSE]
         entry = p.entry_price
-        if entry > 0:
-            upnl = pos * (closes / entry - 1.0) * 100.0
-            upnl = np.where(upnl == upnl, upnl, 0.0)
-            feat = np.where(upnl != 0.0, np.tanh(upnl / F.UPNL_SCALE_PCT), upnl)
-        else:
-            feat = np.zeros(n)
-        h = np.arange(held, held + n, dtype=np.float64)
-        states = np.empty((n, m + F.N_POSITION_FEATURES), dtype=np.float32)
-        states[:, :m] = rows
-        states[:, m:m + 3] = (pos == 0, pos == 1, pos == -1)
-        states[:, m + 3] = feat
-        states[:, m + 4] = h / (h + F.HELD_HALF_LIFE)
+        upnl = pos * (closes / entry - 1.0) * 100.0 if entry > 0 else np.zeros(n)
+        states = F.state_vector(rows, pos, upnl, np.arange(held, held + n))
         if states[0].tobytes() != state.tobytes():   # not the state the prediction starts from (a
             self.unpredicted = r + n                    # context that tells the candles held): none
             return None                                 # cached, and no new try for a while
