@@ -215,11 +215,11 @@ class StreamAhead:
             ps.stream.real()
         v = self.run.values[start + 1:self.end + 1]
         rows = replay_rows(copy.deepcopy(ps.stream), v[:, _HIGH], v[:, _LOW], v[:, _CLOSE], v[:, _VOLUME])
-        out = np.zeros((self.end - start + 1, m + F.N_POSITION_FEATURES), dtype=np.float32)
-        out[0, :m] = ps.row32
-        out[1:, :m] = rows
-        np.nan_to_num(out, copy=False)
-        out[:, m] = 1.0
+        market = np.empty((self.end - start + 1, m), dtype=np.float32)
+        market[0] = ps.row32
+        market[1:] = rows
+        np.nan_to_num(market, copy=False)
+        out = F.state_vector(market, 0)     # the flat position's features after each row
         out.flags.writeable = False     # a row handed out as a state stays the row (`row`)
         self.states32 = out
         return out
