@@ -2,10 +2,12 @@
 
 Runs `engine_backtest` over 2018-07-01 .. 2019-10-01 of the hourly BTC seed candles (1,000 warm-up
 candles before, all counted) with timers around each part of `CandleStep.process_candle` (taking
-the candle in, reading the account, building the context, the decision, acting on it) and prints
+the candle in, reading the account, building the context, the decision, acting on it, and the
+stretches a strategy keeps its position through: asking it ahead, taking them in) and prints
 the best of --repeat runs in microseconds per fed candle, next to the whole run's time. A
-do-nothing strategy ("hold") shows the engine's own floor. The timers cost ~0.1 us each, so the
-parts add up to a little less than the whole.
+do-nothing strategy ("hold", which says nothing ahead) shows the engine's floor candle by
+candle. The timers cost ~0.1 us each, so the parts add up to a little less than the whole. The
+DQN's feature replay runs as in a fresh process (the update loop: COMPILE_AFTER).
 
     .venv/bin/python bench/engine_parts.py [--strategies hold,sma,analyst,dqn] [--repeat 5]
 """
@@ -26,26 +28,40 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-PARTS = ("take", "account", "context", "decide", "act")
+PARTS = ("take", "account", "context", "decide", "act", "coast")
 
 
 def timed_step(acc: list[int]):
-    """A `CandleStep.process_candle` with a timer around each part (the same calls in order)."""
+    """`CandleStep.process_candle` and `coast_told` with a timer around each part (the same calls
+    in order). "coast": the stretches the strategy keeps its position through (bot/engine/coast.py):
+    asking it ahead, then taking them (at once, or one by one)."""
     from time import perf_counter_ns as ns
+
+    from bot.engine.step import CandleStep
+
+    coast_told = CandleStep.coast_told
+
+    def timed_coast_told(self, symbol, first, limit):
+        t0 = ns()
+        out = coast_told(self, symbol, first, limit)
+        acc[5] += ns() - t0
+        return out
 
     def process_candle(self, candle):
         t0 = ns()
         ps = self._take(candle)
         t1 = ns()
+        acc[0] += t1 - t0
         if ps is None:
-            acc[0] += t1 - t0
             return
-        balance = self.parts.exchange.get_balance()
+        balance = self._get_balance()
+        if self._coasts and self._coasting(ps, candle, balance):
+            acc[5] += ns() - t1
+            return
         positions = self._positions_of(candle.symbol)
         t2 = ns()
         ready = self._context(ps, candle, balance, positions)
         t3 = ns()
-        acc[0] += t1 - t0
         acc[1] += t2 - t1
         acc[2] += t3 - t2
         if ready is None:
@@ -53,9 +69,13 @@ def timed_step(acc: list[int]):
         decision = self.parts.strategy.decide(ready)
         t4 = ns()
         self._finish(ps, ready, decision, balance)
+        t5 = ns()
         acc[3] += t4 - t3
-        acc[4] += ns() - t4
-    return process_candle
+        acc[4] += t5 - t4
+        if self._holds_ahead is not None and decision.target == ready.position_target and self._known:
+            self._start_coast(candle, ready, decision)
+            acc[5] += ns() - t5
+    return process_candle, timed_coast_told
 
 
 def main() -> int:
@@ -95,7 +115,7 @@ def main() -> int:
         return get_strategy(name, settings)
 
     acc = [0] * len(PARTS)
-    step_module.CandleStep.process_candle = timed_step(acc)
+    step_module.CandleStep.process_candle, step_module.CandleStep.coast_told = timed_step(acc)
     logging.disable(logging.WARNING)
     fed = len(frame)
     print(f"engine path, {fed} fed candles (1,000 of warm-up), best of {args.repeat}; "

@@ -20,9 +20,12 @@ from bot.journal.base import Journal, MemoryJournal
 from bot.types import Candle, Fill
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from bot.events import EventBus
     from bot.exchange.base import Exchange
     from bot.exchange.executor import TradeExecutor
+    from bot.exchange.sim import SimExchange
     from bot.market.feeds import MarketFeed
     from bot.market.top_pairs import PairManager
     from bot.safety.error_handler import ErrorHandler
@@ -77,7 +80,8 @@ class Broker:
         self.exchange = exchange
         self.executor = executor
         # the paper exchange's candle step, looked up once: it runs on every candle of every pair
-        self._paper_candle = exchange.on_candle if isinstance(exchange, SimExchange) else None
+        self._paper: SimExchange | None = exchange if isinstance(exchange, SimExchange) else None
+        self._paper_candle = self._paper.on_candle if self._paper is not None else None
 
     def size_for(self, equity: float) -> float:
         """The executor's sizing rule in USDT (5 % of equity, at least MIN_ORDER_USDT)."""
@@ -87,6 +91,17 @@ class Broker:
         """The paper exchange sees the candle (stop-loss / take-profit from its high and low) and
         returns the fills it caused. Live: Bybit's server-side stops are learned by reconcile."""
         return self._paper_candle(candle) if self._paper_candle is not None else []
+
+    def quiet_candles(self, symbol: str, values: np.ndarray) -> int:
+        """Paper: how many of these candles, from the first, trigger nothing on the exchange
+        (`SimExchange.quiet_candles`). Live: 0 (Bybit's stops are its own)."""
+        return self._paper.quiet_candles(symbol, values) if self._paper is not None else 0
+
+    def mark_quiet(self, symbol: str, close_ms: list[int], closes: list[float]) -> list[float]:
+        """Paper: `on_candle` for the quiet candles counted, each one's equity after it."""
+        if self._paper is None:
+            raise RuntimeError("mark_quiet is the paper exchange's (quiet_candles counts none live)")
+        return self._paper.mark_quiet(symbol, close_ms, closes)
 
     def open(self, symbol: str, side: str, notional: float, *, stop_loss: float | None,
              take_profit: float | None, reason: str) -> tuple[bool, str, list[Fill]]:

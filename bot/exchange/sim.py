@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
+
 from bot.atomic import atomic_write_text
 from bot.errors import (
     DataError,
@@ -50,6 +52,7 @@ from bot.exchange.ledger import (
     OpenPosition,
     PositionLedger,
     fee_of,
+    pnl,
     stop_exit,
     stop_fill,
     taker_price,
@@ -223,6 +226,48 @@ class SimExchange:
             if fills:
                 self._save()
             return fills
+
+    def quiet_candles(self, symbol: str, values: np.ndarray) -> int:
+        """How many of these candles of `symbol` (in order; `values` in CANDLE_COLUMNS order), from
+        the first, `on_candle` would take without a fill: no stop-loss or take-profit of the
+        position reached (`stop_exit`'s tests, on every candle at once) and no resting order to
+        fill. 0 while another pair's position or any order is open (their marks and fills are
+        `on_candle`'s alone)."""
+        with self._lock:
+            st = self._state
+            if st.open or any(s != symbol for s in st.positions):
+                return 0
+            b = st.positions.get(symbol)
+            if b is None or (b.stop_loss is None and b.take_profit is None):
+                return len(values)
+            nan = float("nan")
+            stop = nan if b.stop_loss is None else b.stop_loss
+            take = nan if b.take_profit is None else b.take_profit
+            o, h, lo = values[:, 0], values[:, 1], values[:, 2]
+            if b.side == "long":       # a NaN compares False, as in stop_exit: an unset level never fires
+                hit = (o <= stop) | (o >= take) | (lo <= stop) | (h >= take)
+            else:
+                hit = (o >= stop) | (o <= take) | (h >= stop) | (lo <= take)
+            first = int(hit.argmax())
+            return first if hit[first] else len(values)
+
+    def mark_quiet(self, symbol: str, close_ms: list[int], closes: list[float]) -> list[float]:
+        """`on_candle` for candles `quiet_candles` counted (their close times and closes): each
+        close becomes the price and the account's equity point, as one by one (the same float
+        operations: `_balance`'s sum for the one position, then wallet + it); returns those
+        equities."""
+        with self._lock:
+            st = self._state
+            b = st.positions.get(symbol)
+            if b is None:
+                equities = [(st.balance or self._balance()).equity] * len(closes)
+            else:
+                upl = 0.0 + pnl(b.signed, b.entry, np.asarray(closes, dtype=np.float64))
+                equities = (st.wallet + upl).tolist()
+                st.balance = None
+            st.prices[symbol] = closes[-1]
+            st.equity.extend(zip(close_ms, equities, strict=True))
+            return equities
 
     def get_price(self, symbol: str) -> float:
         with self._lock:

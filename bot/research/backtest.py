@@ -110,7 +110,19 @@ def engine_backtest(settings: Any, strategy: Any, frame: pd.DataFrame, *, symbol
                 if errors:
                     raise StrategyError(f"backtest stopped in the warm-up: {errors[0]}")
                 engine.resume()
-            for i in range(start, n):
+            coast_told, direction = step.coast_told, sim.direction
+            i = start
+            while i < n:
+                taken = coast_told(symbol, i, n - 1)   # a stretch the strategy keeps its position through
+                if taken:
+                    k = len(taken)
+                    equities += taken
+                    directions += [direction(symbol)] * k
+                    i += k
+                    now[0] = (times[i - 1] + step_ms) / 1000.0
+                    if progress is not None:
+                        progress(k)
+                    continue
                 o, h, lo, c, v, t = rows[i]
                 open_ms = times[i]
                 now[0] = (open_ms + step_ms) / 1000.0
@@ -122,6 +134,7 @@ def engine_backtest(settings: Any, strategy: Any, frame: pd.DataFrame, *, symbol
                 eq, held_now = mark(symbol)
                 equities.append(eq)
                 directions.append(held_now)
+                i += 1
                 if progress is not None:
                     progress(1)
         finally:   # the strategy and the step forget the candles (the object may trade on afterwards)

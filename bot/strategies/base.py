@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from bot.agent.self_learning import SelfLearningBot
 
 __all__ = ["Decision", "StrategyContext", "Strategy", "WarmsUp", "LearningStrategy", "ProposesForReview",
-           "BatchSignals", "NeedsInterval", "KnowsCandles", "interval_refusal",            "FLAT", "LONG", "SHORT", "SETUPS"]
+           "BatchSignals", "NeedsInterval", "KnowsCandles", "HoldsAhead", "interval_refusal", "FLAT", "LONG", "SHORT", "SETUPS"]
 
 FLAT, LONG, SHORT = 0, 1, -1
 SETUPS = ("pullback", "breakout", "consolidation", "none")
@@ -137,6 +137,19 @@ class KnowsCandles(Protocol):
     forgets that symbol's."""
 
     def known_candles(self, symbol: str, times: np.ndarray, values: np.ndarray) -> None: ...
+
+
+@runtime_checkable
+class HoldsAhead(KnowsCandles, Protocol):
+    """A strategy told its candles (`KnowsCandles`) that can also say, having just decided to keep
+    its position (`decision.target` is `context.position_target`), on how many of the told
+    candles right after `context`'s it would decide the same again, candle after candle, as long
+    as the position stays exactly as in `context` and the candles fed are the told ones. The
+    engine then does not ask it on those candles (`bot.engine.coast`): the same decisions,
+    without making them one by one. Each strategy tests that its answer never counts a candle on
+    which asking would have given another target; 0 means "ask me on the next one"."""
+
+    def holds_ahead(self, context: StrategyContext, decision: Decision) -> int: ...
 
 
 @runtime_checkable

@@ -34,7 +34,7 @@ from bot.analysis.feature_stream import FeatureStream
 from bot.errors import StrategyError
 from bot.strategies.base import Decision, StrategyContext
 from bot.strategies.dqn_known import ToldCandles
-from bot.types import CANDLE_COLUMNS
+from bot.types import CANDLE_COLUMNS, interval_ms
 
 __all__ = ["DQNStrategy"]
 
@@ -302,6 +302,19 @@ class DQNStrategy:
         over): forget them; the pair's ordinary stream goes on from the last candle read."""
         if self.incremental or not len(times):
             self._told.tell(symbol, times, values)
+
+    def holds_ahead(self, context: StrategyContext, decision: Decision) -> int:
+        """`HoldsAhead`: after keeping the position on a told candle, on how many told candles
+        after it the agent would keep it again (the choices batched ahead: `ToldCandles.holds_ahead`);
+        0 while it learns, explores or decides with torch, and for a candle not told."""
+        if not self._ahead or decision.target != context.position_target or context.state is None:
+            return 0
+        fast = self.numpy_pass()
+        if fast is None:
+            return 0
+        held = self._held(context) if context.position_target else None
+        return self._told.holds_ahead(context, fast, self.agent, held, int(self.agent.config.min_hold),
+                                      interval_ms(context.interval))
 
     def prime(self, symbol: str, interval: str, frame: Any) -> bool:
         """Seed the pair's live state from its history before its first candle arrives (the

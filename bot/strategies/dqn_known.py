@@ -57,7 +57,7 @@ _HIGH, _LOW, _CLOSE, _VOLUME = 1, 2, 3, 4
 # Rows per NumPy pass: 64 cost ~1.4 us each (one alone ~12 us); OpenBLAS splits larger products
 # over threads, which on a busy machine costs 20-50x what it saves.
 Q_ROWS = 64
-FLAT_CHUNK = 512      # flat states whose Q-values and choices are computed together
+FLAT_CHUNK = Q_ROWS   # flat states whose Q-values and choices are computed together (one pass)
 HELD_AHEAD = 64       # states of a held position computed ahead together
 
 
@@ -156,6 +156,59 @@ class ToldCandles:
         if qa is None or qa.stamp != stamp:
             qa = ahead.q = QAhead(ahead, stamp, agent, context.allow_short)
         return qa.lookup(state, context, held)
+
+    def holds_ahead(self, context: Any, fast: Any, agent: Any, held: int | None, min_hold: int,
+                    step_ms: int) -> int:
+        """On how many of the told candles after `context`'s (the pair's newest candle read, on
+        which the position was just kept) the agent would keep it again, the position staying
+        as it is (`HoldsAhead`): the candles a held position must still be kept (`min_hold`),
+        then those whose cached choice (`QAhead`) is the position kept, up to the first that is
+        not, or is not clear of rounding, or was not computed for this very position. Only
+        candles a later `state_for` reads in one catch-up (`catch_up`) and the stream reached.
+        0 whenever unsure. `held`: the candles the position has been held (None: flat, or not known)."""
+        ahead = self.ahead.get((context.symbol, context.interval))
+        if ahead is None or ahead.states32 is None or ahead.run.times[ahead.served] + step_ms != context.time_ms:
+            return 0
+        pos, r = context.position_target, ahead.served - ahead.start
+        last = min(ahead.end - ahead.start, r + self.catch_up - 1)   # the last row a stretch may reach
+        if pos != 0 and held is None:
+            return 0
+        if pos != 0 and held is not None and held < min_hold:   # kept while young: no Q-values asked
+            return min(min_hold - held - 1, last - r)
+        qa = ahead.q
+        if qa is None or qa.stamp != weights_stamp(fast, agent) or context.allow_short != qa.allow_short:
+            return 0
+        if pos == 0:
+            if context.state is not ahead.view:      # not the row read for this candle
+                return 0
+            j = r + 1
+            while j <= last:
+                c = j // FLAT_CHUNK
+                batch = qa.flat.get(c)
+                if batch is None:
+                    batch = qa.flat[c] = qa._flat_chunk(c)
+                n = _kept(batch.targets, j - c * FLAT_CHUNK, last - c * FLAT_CHUNK, 0)
+                j += n
+                if j <= last and j < (c + 1) * FLAT_CHUNK:    # a row that is not kept: the stretch ends
+                    break
+            return j - r - 1
+        cached = qa.held
+        if cached is None:
+            return 0
+        r0, batch = cached
+        i = r - r0
+        if not 0 <= i < len(batch.targets) or batch.states[i].tobytes() != context.state.tobytes():
+            return 0                  # the cached states are not this position's
+        return _kept(batch.targets, i + 1, last - r0, pos)
+
+
+def _kept(targets: list[int | None], first: int, last: int, target: int) -> int:
+    """How many of `targets[first:last + 1]` (cut to the list) are `target`, from `first` on."""
+    stop = min(last + 1, len(targets))
+    k = first
+    while k < stop and targets[k] == target:
+        k += 1
+    return max(k - first, 0)
 
 
 class _LateStream:

@@ -79,6 +79,7 @@ class SMACrossStrategy:
         # per symbol, the candles a backtest said it will feed (known_candles): index by open time,
         # closes, and the fast and slow means of the window ending at each
         self._known: dict[str, tuple[dict[int, int], list[float], list[float], list[float]]] = {}
+        self._crosses: dict[str, np.ndarray] = {}   # per symbol: the known candles that cross (holds_ahead)
         # per symbol: the last windows' closes and their fast and slow means (see _last_cross)
         self._last: dict[str | None, tuple[list[float], float, float]] = {}
         # the decisions between crosses, made once (a Decision is frozen: one object serves every candle)
@@ -178,12 +179,31 @@ class SMACrossStrategy:
         close = np.ascontiguousarray(np.asarray(values)[:, _CLOSE], dtype=np.float64)
         if len(close) <= self.slow:      # none (the run is over) or too few for a cross: nothing known
             self._known.pop(symbol, None)
+            self._crosses.pop(symbol, None)
             return
         pad = [math.nan] * (self.fast - 1), [math.nan] * (self.slow - 1)
         fast = pad[0] + (numpy_window_sums(close, self.fast) / self.fast).tolist()
         slow = pad[1] + (numpy_window_sums(close, self.slow) / self.slow).tolist()
         opens = np.asarray(times, dtype=np.int64).tolist()
         self._known[symbol] = ({ms: i for i, ms in enumerate(opens)}, close.tolist(), fast, slow)
+        f, s = np.array(fast), np.array(slow)   # the same floats: the same comparisons as _known_cross
+        with np.errstate(invalid="ignore"):     # NaN compares False: no cross
+            cross = ((f[:-1] < s[:-1]) & (f[1:] > s[1:])) | ((f[:-1] > s[:-1]) & (f[1:] < s[1:]))
+        self._crosses[symbol] = np.flatnonzero(cross) + 1
+
+    def holds_ahead(self, context: StrategyContext, decision: Decision) -> int:
+        """`HoldsAhead`: after a decision to keep the position on a known candle, the known
+        candles before the next cross (between crosses `decide` keeps whatever is held: the
+        position itself does not matter), or 0 when this candle was not read from the known
+        candles."""
+        if decision.target != context.position_target or self._known_cross(context) is None:
+            return 0
+        index = self._known[context.symbol][0]
+        j = index[context.time_ms - interval_ms(context.interval)]
+        crosses = self._crosses[context.symbol]
+        k = int(crosses.searchsorted(j, side="right"))
+        nxt = int(crosses[k]) if k < len(crosses) else len(index)
+        return nxt - j - 1
 
     def _known_cross(self, context: StrategyContext) -> tuple[bool, bool] | None:
         """The cross at this candle from the known candles' means, when it is one of them (its

@@ -27,7 +27,12 @@ START = 2_100       # warm-up candles: the agent's state needs ~2,050
 
 class Recorded(DQNStrategy):
     """The DQN strategy, recording every decision (close time of the candle, target, Q-values),
-    how many were taken while the pair was read ahead (told candles), and each reading ahead."""
+    how many were taken while the pair was read ahead (told candles), and each reading ahead.
+    Asked on every candle (it says nothing ahead: `holds_ahead` 0), so its decisions compare
+    candle by candle; `Coasting` says what it knows."""
+
+    def holds_ahead(self, context, decision) -> int:
+        return 0
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -48,6 +53,13 @@ class Recorded(DQNStrategy):
             if not self.aheads or self.aheads[-1] is not ahead:
                 self.aheads.append(ahead)
         return decision
+
+
+class Coasting(Recorded):
+    """Recorded, and saying ahead on which told candles it keeps its position (the engine then
+    does not ask it there: bot/engine/coast.py)."""
+
+    holds_ahead = DQNStrategy.holds_ahead
 
 
 class NotTold(Recorded):
@@ -228,6 +240,30 @@ class OddHeldNotTold(OddHeld, NotTold):
     pass
 
 
+class OddHeldCoasting(OddHeld):
+    holds_ahead = DQNStrategy.holds_ahead
+
+
+@pytest.mark.parametrize("told_cls, blind_cls", [(Coasting, NotTold), (OddHeldCoasting, OddHeldNotTold)])
+def test_the_candles_it_says_it_keeps_are_the_ones_it_would_keep(settings, frame, told_cls, blind_cls):
+    """`DQNStrategy.holds_ahead` through the engine path: on the candles it is not asked, asking
+    (without being told: every candle decided) keeps the position; the same trades, equity and
+    positions; the decisions it was asked for are the ones made without being told. The held
+    states no prediction ahead matches (OddHeld) coast only while the position is young."""
+    told, result = run(settings, told_cls, frame)
+    blind, expected = run(settings, blind_cls, frame)
+    assert trades(result) == trades(expected) and len(expected.trades) >= 10
+    assert np.array_equal(result.equity, expected.equity) and np.array_equal(result.position, expected.position)
+    every = dict(blind.decisions)
+    held = dict(zip((ms for ms, _ in blind.decisions), blind.positions, strict=True))
+    assert all(every[ms] == target for ms, target in told.decisions)
+    skipped = [ms for ms in every if ms not in dict(told.decisions)]
+    assert all(every[ms] == held[ms] for ms in skipped)
+    assert len(skipped) > 0.4 * len(every)
+    if told_cls is Coasting:
+        assert len(skipped) > 0.8 * len(every)
+
+
 def test_held_states_not_predicted_are_decided_the_ordinary_way(settings, frame):
     told, result = run(settings, OddHeld, frame)
     blind, expected = run(settings, OddHeldNotTold, frame)
@@ -243,7 +279,11 @@ def test_held_states_not_predicted_are_decided_the_ordinary_way(settings, frame)
 
 class Whole(DQNStrategy):
     """Records every decision whole (target, confidence, reason, Q-values) and how many states
-    the engine's contexts carried read only (a flat position's told row, handed out as it is)."""
+    the engine's contexts carried read only (a flat position's told row, handed out as it is);
+    asked on every candle."""
+
+    def holds_ahead(self, context, decision) -> int:
+        return 0
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -144,3 +144,41 @@ def test_a_backtest_leaves_the_strategy_knowing_no_candles(settings, btc_hourly)
     strat.known_candles = spy
     engine_backtest(settings.replace(SIMULATION_ORDER_DELAY=0.0), strat, btc_hourly.iloc[:600], start=100)
     assert told == [600, 0] and strat._known == {}
+
+
+def test_holds_ahead_counts_the_candles_up_to_the_next_cross(settings, btc_hourly):
+    """`holds_ahead` (`HoldsAhead`: the engine does not ask on the candles it counts) after every
+    kept position on 3,000 told real candles: the decisions without being told on the candles it
+    counts all keep the position, and the next one is a cross; 0 on a candle it was not told."""
+    from bot.engine.candle_frames import CandleFrames
+    from bot.strategies.base import HoldsAhead
+
+    frame = btc_hourly.iloc[:3000]
+    t = np.asarray(frame.index, dtype=np.int64)
+    v = frame[["open", "high", "low", "close", "volume", "turnover"]].to_numpy()
+    held = {0: None, 1: Position("BTCUSDT", "long", 0.01, 5000.0), 2: Position("BTCUSDT", "short", 0.01, 5000.0)}
+    plain, told = SMACrossStrategy(settings), SMACrossStrategy(settings)
+    told.known_candles("BTCUSDT", t, v)
+    assert isinstance(told, HoldsAhead)
+
+    def ctx(k, pos, price=None):
+        return StrategyContext(symbol="BTCUSDT", interval="60", time_ms=int(t[k]) + 3_600_000,
+                               price=float(v[k, 3]) if price is None else price,
+                               candles=CandleFrames("60", lambda k=k: frame.iloc[:k + 1], (t[:k + 1], v[:k + 1]), 500),
+                               position=held[pos])
+    counted = 0
+    for i in range(40, len(t) - 1, 7):
+        pos = i % 3
+        c = ctx(i, pos)
+        d = told.decide(c)
+        if d.target != c.position_target:
+            assert told.holds_ahead(c, d) == 0
+            continue
+        k = told.holds_ahead(c, d)
+        counted += k
+        assert all(plain.decide(ctx(j, pos)).target == c.position_target for j in range(i + 1, i + 1 + k))
+        if i + 1 + k < len(t):
+            assert plain.decide(ctx(i + 1 + k, pos)).reason.startswith("SMA")    # the next cross
+    assert counted > 5_000
+    other = ctx(2000, 0, price=float(v[2000, 3]) + 1.0)      # not the told candle
+    assert told.holds_ahead(other, told.decide(other)) == 0
