@@ -297,7 +297,9 @@ class CandleStep:
         """The candles this step will be fed for `symbol`, in order (a backtest's; `values` in
         CANDLE_COLUMNS order): the pair's indicators are carried ahead over them in one pass when
         its stream is seeded (`IndicatorReplay`), instead of candle by candle, and a strategy that
-        `KnowsCandles` is told them too. Values, trades and everything else are the same (tested).
+        `KnowsCandles` is told them too; one that `HoldsAhead` is not asked on the told candles it
+        says it keeps its position through (`_start_coast`, `coast_told`). Values, trades and
+        everything else are the same (tested).
         No candles: forget them (the backtester's call when its run is over)."""
         known = (np.asarray(times, dtype=np.int64), np.asarray(values, dtype=np.float64))
         self._coasts.pop(symbol, None)

@@ -31,10 +31,13 @@ A flat position's state is the row read ahead itself, read only (no copy; the fl
 knows it is the batch's row), and `DQNStrategy.decide` on the engine's context, which carries
 the state `state_for` just built, takes it and the candles held from there.
 
+From the choices batched ahead the strategy also says, after keeping its position, on how
+many told candles it keeps it again (`ToldCandles.holds_ahead`, `HoldsAhead`): the engine then
+does not ask it there (bot/engine/coast.py).
+
 What it saves (bench/engine_parts.py, hourly BTC 2018-07..2019-10, us per fed candle): the
-agent's context 25 -> ~9.5 (the state read back; the replay itself ~1.3) and its decision
-21 -> ~8.5 (of which ~3-4 are the batched passes and their choices); the whole engine-path
-candle 63 -> ~32, of which the engine's own parts for the same trades are ~15.
+whole engine-path candle 63 -> ~32 with the rows and Q-values read ahead, -> ~15 with the
+stretches (asked on 574 of 10,968 candles; docs/engine.md, "Engine path speed").
 """
 
 from __future__ import annotations
