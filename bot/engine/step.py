@@ -12,18 +12,17 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bot.atomic import atomic_write_json
 from bot.engine.candle_frames import CandleFrames
 from bot.engine.coast import Coast
 from bot.engine.components import Components, durable
 from bot.engine.engine_state import UNCLOSED, EngineState
-from bot.engine.past import LEARNER_CURVE_FILE, read_learner_curve
+from bot.engine.learning import OnlineLearning
+from bot.engine.manual import ManualOrderResult, ManualOrders
+from bot.engine.past import read_learner_curve
 from bot.engine.recovery import journal_row, protected
 from bot.engine.state import TAIL, IndicatorReplay, PairState, StreamingIndicators, TradeMarker
 from bot.engine.told import ToldStep
@@ -59,28 +58,13 @@ log = logging.getLogger("bot.engine")
 
 _SIDE = {LONG: "long", SHORT: "short"}
 
-# What the learner remembers between two candles of a pair, and what it learns from after the
-# batch's orders: (pair, context, (equity, pair value) before the step).
-_Pending = tuple[PairState, StrategyContext, tuple[float, float]]
 
-
-@dataclass(frozen=True)
-class ManualOrderResult:
-    """What became of a person's order: filled, or refused and why."""
-
-    ok: bool
-    message: str
-    symbol: str
-    side: str = ""
-    qty: float = 0.0
-    price: float = 0.0
-    client_order_id: str = ""
-
-
-class CandleStep(ToldStep):
+class CandleStep(ToldStep, OnlineLearning, ManualOrders):
     """One closed candle: exchange marks -> indicators and regime -> account limits -> decide ->
     review -> risk -> execute -> round trips -> journal -> events -> learner. A backtest's
-    candles told in advance: `ToldStep` (bot/engine/told.py).
+    candles told in advance: `ToldStep` (bot/engine/told.py); the agent's online learning:
+    `OnlineLearning` (bot/engine/learning.py); a person's orders: `ManualOrders`
+    (bot/engine/manual.py).
 
     `clock`: wall seconds, for a person's orders. The step reads the strategy's capabilities once
     (`LearningStrategy`, `WarmsUp`): they do not change while these parts live."""
@@ -116,7 +100,7 @@ class CandleStep(ToldStep):
         # Candles before the streaming indicators can be seeded (every one of them defined).
         self.stream_min = max(settings.ATR_PERIOD, 2 * settings.ADX_PERIOD, settings.BB_PERIOD) + 1
         self.defer_learning = False      # the loop learns after each batch's orders (flush_learning)
-        self._pending_learn: list[_Pending] = []
+        self._pending_learn = []
         self._allow_short = settings.allows_short
         # the parts' methods every candle calls, looked up once (the parts do not change while the step lives)
         self._get_balance, self._decide, self._marks = parts.exchange.get_balance, strat.decide, parts.broker.on_candle
@@ -330,13 +314,6 @@ class CandleStep(ToldStep):
         else:
             self._learn(ps, ctx, before)
 
-    def flush_learning(self) -> None:
-        """Learn from the steps of the last batch of candles. The loop calls it after every pair's
-        order went out, so a gradient step never delays another pair's order."""
-        pending, self._pending_learn = self._pending_learn, []
-        for ps, ctx, before in pending:
-            self._learn(ps, ctx, before)
-
     def new_pair(self, symbol: str, *, before_ms: int | None = None) -> PairState:
         """Start tracking `symbol`, warmed up from the feed's history (candles before `before_ms`)."""
         history = None     # none without a feed (a backtest's engine): the candles come one by one
@@ -497,57 +474,6 @@ class CandleStep(ToldStep):
             record.upsert_position(protected(position, journal_row(record, ps.symbol, mode), stop=new,
                                              entry_from_exchange=linear), mode=mode)
 
-    def _learn(self, ps: PairState, ctx: StrategyContext, before: tuple[float, float]) -> None:
-        """Online learning: the transition from the previous candle of this pair to this one.
-
-        The reward is the pair's own P&L over the step (fees of the action included, marked at
-        the close) as a log-return of the account equity, through `RewardSystem`; the action is
-        the position actually held after the risk manager, not the one the agent asked for."""
-        learner = self.learner
-        if ctx.state is None or learner is None:
-            return
-        if not self.state.training:
-            ps.learn_prev = None
-            return
-        pos = self.position(ps.symbol)
-        taken = 0 if pos is None else pos.direction
-        eq_now, value_now = before
-        prev = ps.learn_prev
-        stats = self.state.learner_stats
-        if prev is not None:
-            s0, was0, took0, eq0, v0 = prev
-            after = eq0 + (value_now - v0)
-            if eq0 > 0 and after > 0:
-                reward = float(self.reward.compute(eq0, after, position_changes=abs(took0 - was0)))
-                loss: float | None
-                try:
-                    learner.observe(s0, took0, reward, ctx.state, False, symbol=ps.symbol, time_ms=ctx.time_ms)
-                    loss = learner.learn()
-                except BotError as exc:
-                    self.report_error(exc, f"{ps.symbol}: learner")
-                    loss = None
-                stats["reward"] = reward
-                if loss is not None:
-                    stats["loss"] = float(loss)
-                    # the agent's own count: it carries over a restart with its checkpoint
-                    stats["steps"] = float(max(learner.agent.gradient_steps, int(stats.get("steps", 0)) + 1))
-                    self.state.learner_curve.append((stats["steps"], stats["loss"], reward, float(learner.epsilon)))
-                    if int(stats["steps"]) % self.settings.CHECKPOINT_EVERY == 0:
-                        self.checkpoint()
-        ps.learn_prev = (ctx.state, ctx.position_target, taken, eq_now, value_now)
-
-    def checkpoint(self) -> None:
-        """Write the agent's checkpoint (nothing to write for strategies that do not learn)."""
-        if self.learner is None:
-            return
-        try:
-            path = self.learner.save()
-            log.info("agent checkpoint written: %s", path)
-            # the Training tab's curves, next to the checkpoint (bot/engine/past.py reads them back)
-            atomic_write_json(Path(path).parent / LEARNER_CURVE_FILE, list(self.state.learner_curve))
-        except (BotError, OSError) as exc:
-            self.report_error(BotError(str(exc)) if isinstance(exc, OSError) else exc, "agent checkpoint")
-
     # -- fills -> trades -> journal -> events ------------------------------------------------------
     def _book_fill(self, fill: Fill) -> ClosedTrade | None:
         st = self.state
@@ -573,50 +499,6 @@ class CandleStep(ToldStep):
                             f"after {trade.fees:.2f} fees", symbol=trade.symbol, pnl=trade.pnl, reason=trade.reason,
                       exit_time=ms_to_iso(trade.exit_ms))
         return trade
-
-    # -- a person's orders -----------------------------------------------------------------------
-    def manual_order(self, symbol: str, side: str, usdt: float, *, protect: bool = True) -> ManualOrderResult:
-        """A person's order through the same circuit breaker, risk checks and executor as the bot's,
-        with the risk manager's stop-loss and take-profit on the exchange (`protect=False`: sized
-        and checked the same, sent without them). An order sent whose outcome is unknown raises
-        `OutcomeUnknownError` (never a refusal: it may have filled)."""
-        side_l = {"buy": "long", "long": "long", "sell": "short", "short": "short"}.get(side.lower())
-        if side_l is None:
-            return ManualOrderResult(False, f"side {side!r} is not known; use buy or sell", symbol)
-        if usdt <= 0 or not np.isfinite(usdt):
-            return ManualOrderResult(False, f"amount {usdt} USDT must be a positive number", symbol)
-        if side_l == "short" and not self.settings.allows_short:
-            return ManualOrderResult(False, "shorts are not possible on spot; sell closes via Close position", symbol)
-        c = self.parts
-        ps = self.state.pairs.get(symbol) or self.new_pair(symbol)
-        price = self.state.last_prices.get(symbol) or ps.price or c.exchange.get_price(symbol)
-        pos = self.position(symbol)
-        if pos is not None and pos.side != side_l:
-            return ManualOrderResult(False, f"{symbol} has an open {pos.side} position; close it first", symbol)
-        time_ms = int(self.clock() * 1000)
-        if not c.errors.allows_entries():
-            return ManualOrderResult(False, f"circuit breaker {c.errors.state}: {c.errors.reason}", symbol)
-        ok, msg, fills = self._open(ps, side_l, price, time_ms, requested=usdt, source="manual", protect=protect)
-        qty = sum(f.qty for f in fills)
-        px = fills[-1].price if fills else 0.0
-        cid = fills[-1].client_order_id if fills else ""
-        return ManualOrderResult(ok, msg, symbol, "Buy" if side_l == "long" else "Sell", qty, px, cid)
-
-    def manual_close(self, symbol: str) -> ManualOrderResult:
-        if self.position(symbol) is None:
-            return ManualOrderResult(False, f"no open position on {symbol}", symbol)
-        ok, msg, fills = self._close(symbol, reason="manual")
-        return ManualOrderResult(ok, msg, symbol, fills[-1].side if fills else "", sum(f.qty for f in fills),
-                                 fills[-1].price if fills else 0.0, fills[-1].client_order_id if fills else "")
-
-    def close_all(self, reason: str = "close-all") -> list[ClosedTrade]:
-        """Market-close every open position (on the calling thread); the round trips it closed."""
-        before = self.state.session.trades     # a count of what was done: recent_trades is a bounded buffer
-        for p in list(self.parts.exchange.get_positions()):
-            if p.size > 0:
-                self._close(p.symbol, reason=reason)
-        done = self.state.session.trades - before
-        return list(self.state.recent_trades)[-done:] if done else []
 
     # -- shared with the session -------------------------------------------------------------------
     def report_error(self, exc: BaseException, context: str) -> None:
