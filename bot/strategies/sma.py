@@ -41,6 +41,17 @@ def state_column(position: int) -> int:
     return position % 3
 
 
+def cross_flags(fast: np.ndarray, slow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean arrays over two mean series: where fast crosses above slow (`fast[i-1] < slow[i-1]`
+    and `fast[i] > slow[i]`), and where it crosses below; a NaN compares False (no cross)."""
+    up = np.zeros(len(fast), dtype=bool)
+    down = np.zeros(len(fast), dtype=bool)
+    with np.errstate(invalid="ignore"):
+        up[1:] = (fast[:-1] < slow[:-1]) & (fast[1:] > slow[1:])
+        down[1:] = (fast[:-1] > slow[:-1]) & (fast[1:] < slow[1:])
+    return up, down
+
+
 def sma(values: np.ndarray, period: int) -> np.ndarray:
     """Simple moving average; NaN until `period` values exist (same arithmetic as backtesting.py)."""
     return pd.Series(np.asarray(values, dtype=np.float64)).rolling(period).mean().to_numpy()
@@ -77,9 +88,8 @@ class SMACrossStrategy:
             allow_short = bool(getattr(settings, "allows_short", True))
         self.allow_short = allow_short
         # per symbol, the candles a backtest said it will feed (known_candles): index by open time,
-        # closes, and the fast and slow means of the window ending at each
-        self._known: dict[str, tuple[dict[int, int], list[float], list[float], list[float]]] = {}
-        self._crosses: dict[str, np.ndarray] = {}   # per symbol: the known candles that cross (holds_ahead)
+        # closes, whether each crosses up and down, and which ones cross (in order)
+        self._known: dict[str, tuple[dict[int, int], list[float], list[bool], list[bool], np.ndarray]] = {}
         # per symbol: the last windows' closes and their fast and slow means (see _last_cross)
         self._last: dict[str | None, tuple[list[float], float, float]] = {}
         # the decisions between crosses, made once (a Decision is frozen: one object serves every candle)
@@ -100,13 +110,7 @@ class SMACrossStrategy:
     # -- vectorised: every candle at once --------------------------------------------------------
     def crosses(self, close: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Boolean arrays: where fast crosses above slow, and where it crosses below."""
-        f, s = sma(close, self.fast), sma(close, self.slow)
-        up = np.zeros(len(f), dtype=bool)
-        down = np.zeros(len(f), dtype=bool)
-        with np.errstate(invalid="ignore"):  # NaN during warm-up compares False: no cross
-            up[1:] = (f[:-1] < s[:-1]) & (f[1:] > s[1:])
-            down[1:] = (f[:-1] > s[:-1]) & (f[1:] < s[1:])
-        return up, down
+        return cross_flags(sma(close, self.fast), sma(close, self.slow))   # NaN in the warm-up: no cross
 
     def signals(self, frame: pd.DataFrame) -> np.ndarray:
         """Targets for every candle and every position state: int8 array of shape (n, 3)."""
@@ -174,22 +178,20 @@ class SMACrossStrategy:
     def known_candles(self, symbol: str, times: np.ndarray, values: np.ndarray) -> None:
         """The candles a backtest will feed for `symbol`, in order (`KnowsCandles`): the fast and
         slow means of every window of their closes in one pass (`numpy_window_sums`: numpy's sum of
-        each window, the same bits `numpy_sum` gives per candle), read back by `decide` instead
-        of summed."""
+        each window, the same bits `numpy_sum` gives per candle) and the crosses between them, read
+        back by `decide` instead of summed (and by `holds_ahead`: the next cross)."""
         close = np.ascontiguousarray(np.asarray(values)[:, _CLOSE], dtype=np.float64)
         if len(close) <= self.slow:      # none (the run is over) or too few for a cross: nothing known
             self._known.pop(symbol, None)
-            self._crosses.pop(symbol, None)
             return
-        pad = [math.nan] * (self.fast - 1), [math.nan] * (self.slow - 1)
-        fast = pad[0] + (numpy_window_sums(close, self.fast) / self.fast).tolist()
-        slow = pad[1] + (numpy_window_sums(close, self.slow) / self.slow).tolist()
+        fast = np.full(len(close), math.nan)
+        slow = np.full(len(close), math.nan)
+        fast[self.fast - 1:] = numpy_window_sums(close, self.fast) / self.fast
+        slow[self.slow - 1:] = numpy_window_sums(close, self.slow) / self.slow
+        up, down = cross_flags(fast, slow)   # the comparisons `_last_cross` makes on the same means
         opens = np.asarray(times, dtype=np.int64).tolist()
-        self._known[symbol] = ({ms: i for i, ms in enumerate(opens)}, close.tolist(), fast, slow)
-        f, s = np.array(fast), np.array(slow)   # the same floats: the same comparisons as _known_cross
-        with np.errstate(invalid="ignore"):     # NaN compares False: no cross
-            cross = ((f[:-1] < s[:-1]) & (f[1:] > s[1:])) | ((f[:-1] > s[:-1]) & (f[1:] < s[1:]))
-        self._crosses[symbol] = np.flatnonzero(cross) + 1
+        self._known[symbol] = ({ms: i for i, ms in enumerate(opens)}, close.tolist(), up.tolist(), down.tolist(),
+                               np.flatnonzero(up | down))
 
     def holds_ahead(self, context: StrategyContext, decision: Decision) -> int:
         """`HoldsAhead`: after a decision to keep the position on a known candle, the known
@@ -198,9 +200,8 @@ class SMACrossStrategy:
         candles."""
         if decision.target != context.position_target or self._known_cross(context) is None:
             return 0
-        index = self._known[context.symbol][0]
+        index, *_, crosses = self._known[context.symbol]
         j = index[context.time_ms - interval_ms(context.interval)]
-        crosses = self._crosses[context.symbol]
         k = int(crosses.searchsorted(j, side="right"))
         nxt = int(crosses[k]) if k < len(crosses) else len(index)
         return nxt - j - 1
@@ -213,12 +214,11 @@ class SMACrossStrategy:
         known = self._known.get(context.symbol)
         if known is None:
             return None
-        index, closes, fast, slow = known
+        index, closes, up, down, _ = known
         j = index.get(context.time_ms - interval_ms(context.interval))
         if j is None or j < self.slow or closes[j] != context.price:
             return None
-        f0, s0, f1, s1 = fast[j - 1], slow[j - 1], fast[j], slow[j]
-        return bool(f0 < s0 and f1 > s1), bool(f0 > s0 and f1 < s1)
+        return up[j], down[j]
 
     def decide(self, context: StrategyContext) -> Decision:
         """The target after the candle at `context.time_ms` closed."""
