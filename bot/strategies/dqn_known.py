@@ -187,9 +187,7 @@ class ToldCandles:
             j = r + 1
             while j <= last:
                 c = j // FLAT_CHUNK
-                batch = qa.flat.get(c)
-                if batch is None:
-                    batch = qa.flat[c] = qa._flat_chunk(c)
+                batch = qa.flat_batch(c)
                 n = _kept(batch.targets, j - c * FLAT_CHUNK, last - c * FLAT_CHUNK, 0)
                 j += n
                 if j <= last and j < (c + 1) * FLAT_CHUNK:    # a row that is not kept: the stretch ends
@@ -354,9 +352,7 @@ class QAhead:
         r = ahead.served - ahead.start
         if state[self.m] == 1.0:     # flat: one-hot (1, 0, 0), then 0, 0
             c = r // FLAT_CHUNK
-            batch = self.flat.get(c)
-            if batch is None:
-                batch = self.flat[c] = self._flat_chunk(c)
+            batch = self.flat_batch(c)
             i = r % FLAT_CHUNK
             # (the row read itself, read only, is the batch's row: a view of the same array)
             if state is not ahead.view and batch.states[i].tobytes() != state.tobytes():
@@ -383,8 +379,12 @@ class QAhead:
         q = np.concatenate([fast(states[i:i + Q_ROWS]) for i in range(0, n, Q_ROWS)]) if n > Q_ROWS else fast(states)
         return _Batch(states, q, choices(self.agent, states, q, self.allow_short))
 
-    def _flat_chunk(self, c: int) -> _Batch:
-        return self._batch(self.ahead.states32[c * FLAT_CHUNK:(c + 1) * FLAT_CHUNK])
+    def flat_batch(self, c: int) -> _Batch:
+        """Flat chunk `c`'s states, Q-values and choices, computed when first asked for."""
+        batch = self.flat.get(c)
+        if batch is None:
+            batch = self.flat[c] = self._batch(self.ahead.states32[c * FLAT_CHUNK:(c + 1) * FLAT_CHUNK])
+        return batch
 
     def _held_ahead(self, state: np.ndarray, context: Any, held: int, r: int) -> _Batch | None:
         """The next HELD_AHEAD states of the held position, if it is kept (candle after candle:
